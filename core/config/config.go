@@ -1,0 +1,80 @@
+// Package config holds Sluice's TOML configuration: its types, the embedded
+// default that `sluice serve` runs with when no file is given, and validation
+// that names the file, line and key of every mistake.
+package config
+
+import "net/netip"
+
+// Config is the whole server configuration.
+type Config struct {
+	// Hostname names this server in the banner, HELO and Received headers.
+	Hostname string `toml:"hostname"`
+	// DataDir holds the queue database, local mailboxes and the admin socket.
+	DataDir string `toml:"data_dir"`
+	// LocalDomains are delivered locally; anyone may send mail to them.
+	LocalDomains []string `toml:"local_domains"`
+	// TrustedNetworks may relay to any domain.
+	TrustedNetworks []netip.Prefix `toml:"trusted_networks"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `toml:"log_level"`
+
+	SMTP       Listener `toml:"smtp"`
+	Submission Listener `toml:"submission"`
+	Local      Local    `toml:"local"`
+	Queue      Queue    `toml:"queue"`
+	Admin      Admin    `toml:"admin"`
+}
+
+// Listener configures one SMTP service (port 25 or submission) and its limits.
+type Listener struct {
+	// Listen addresses, host:port.
+	Listen []string `toml:"listen"`
+	// MaxMessageSize in bytes ("50MiB" in the file).
+	MaxMessageSize Size `toml:"max_message_size"`
+	// MaxRecipients per message; more get 452 4.5.3.
+	MaxRecipients int `toml:"max_recipients"`
+	// MaxLineLength of a command line.
+	MaxLineLength int `toml:"max_line_length"`
+	// BareNewline is "reject" (default) or "normalize".
+	BareNewline string `toml:"bare_newline"`
+	// CommandTimeout is how long the server waits for each command line.
+	CommandTimeout Duration `toml:"command_timeout"`
+	// DataTimeout is how long the server waits for each read inside DATA.
+	DataTimeout Duration `toml:"data_timeout"`
+	// SessionTimeout bounds a whole connection.
+	SessionTimeout Duration `toml:"session_timeout"`
+	// MaxConnections in total on this service.
+	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerIP from one client address.
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+}
+
+// Local configures local delivery.
+type Local struct {
+	// Transport is "maildir" or "lmtp".
+	Transport string `toml:"transport"`
+	// Maildir is a path template with {data_dir}, {domain} and {user}.
+	Maildir string `toml:"maildir"`
+	// CreateMailboxes creates a missing Maildir; when false a missing one is
+	// an unknown user (permanent failure, bounced).
+	CreateMailboxes bool `toml:"create_mailboxes"`
+	// LMTP is host:port or unix:/path.
+	LMTP string `toml:"lmtp"`
+}
+
+// Queue configures retries and lifetimes.
+type Queue struct {
+	MinBackoff  Duration `toml:"min_backoff"`
+	MaxBackoff  Duration `toml:"max_backoff"`
+	MaxLifetime Duration `toml:"max_lifetime"`
+	// Workers is how many deliveries run at once.
+	Workers int `toml:"workers"`
+	// GCInterval is how often Badger's value log is garbage collected.
+	GCInterval Duration `toml:"gc_interval"`
+}
+
+// Admin configures the admin socket used by `sluice queue …`.
+type Admin struct {
+	// Socket is a path template with {data_dir}.
+	Socket string `toml:"socket"`
+}

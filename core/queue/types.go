@@ -1,0 +1,150 @@
+package queue
+
+import (
+	"context"
+	"time"
+)
+
+// RcptState is where one recipient of a queued message stands.
+type RcptState int
+
+// Recipient states.
+const (
+	// Pending recipients are due for (another) delivery attempt.
+	Pending RcptState = iota
+	// Delivered recipients are done.
+	Delivered
+	// Failed recipients failed permanently (or expired) and were bounced.
+	Failed
+)
+
+// String names the state for logs and `sluice queue ls`.
+func (s RcptState) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Delivered:
+		return "delivered"
+	case Failed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// Recipient is one envelope recipient with its delivery state and the DSN
+// parameters given at RCPT (RFC 3461).
+type Recipient struct {
+	Addr string `json:"addr"`
+	// Notify is the DSN NOTIFY list (NEVER, SUCCESS, FAILURE, DELAY); empty
+	// means the default (FAILURE).
+	Notify []string `json:"notify,omitempty"`
+	// ORCPT is the original recipient, "rfc822;addr".
+	ORCPT string `json:"orcpt,omitempty"`
+
+	State    RcptState `json:"state"`
+	Attempts int       `json:"attempts"`
+	// LastError is the last failure's text (remote reply or local reason).
+	LastError string `json:"last_error,omitempty"`
+	// DSNCode is the last enhanced status code, e.g. "4.4.1" or "5.1.1".
+	DSNCode string `json:"dsn_code,omitempty"`
+	// Relay names where the last attempt went ("local", "mx.example[1.2.3.4]:25").
+	Relay string `json:"relay,omitempty"`
+}
+
+// Envelope is everything the queue keeps about a message except its bytes.
+type Envelope struct {
+	ID string `json:"id"`
+	// From is the return path; "" is the null sender (bounces).
+	From  string      `json:"from"`
+	Rcpts []Recipient `json:"rcpts"`
+
+	// DSN parameters from MAIL (RFC 3461): RET is "FULL" or "HDRS".
+	Ret   string `json:"ret,omitempty"`
+	EnvID string `json:"envid,omitempty"`
+	// SMTPUTF8 and Body8Bit record what MAIL declared.
+	SMTPUTF8 bool `json:"smtputf8,omitempty"`
+	Body8Bit bool `json:"body_8bit,omitempty"`
+
+	// ClientIP and Helo describe who handed us the message.
+	ClientIP string `json:"client_ip,omitempty"`
+	Helo     string `json:"helo,omitempty"`
+
+	Received    time.Time `json:"received"`
+	NextAttempt time.Time `json:"next_attempt"`
+	Attempts    int       `json:"attempts"`
+	Held        bool      `json:"held,omitempty"`
+	Size        int64     `json:"size"`
+}
+
+// Pending returns the recipients still to be delivered.
+func (e *Envelope) Pending() []*Recipient {
+	var out []*Recipient
+	for i := range e.Rcpts {
+		if e.Rcpts[i].State == Pending {
+			out = append(out, &e.Rcpts[i])
+		}
+	}
+	return out
+}
+
+// Message is an envelope with its bytes, as handed to a Deliverer.
+type Message struct {
+	Envelope
+	Body []byte
+}
+
+// Status is the outcome of delivering to one recipient.
+type Status int
+
+// Delivery outcomes.
+const (
+	// Sent: the recipient is done.
+	Sent Status = iota
+	// Deferred: try again later with backoff.
+	Deferred
+	// Bounced: permanent failure; a DSN goes to the sender.
+	Bounced
+)
+
+// String names the outcome as Postfix logs do.
+func (s Status) String() string {
+	switch s {
+	case Sent:
+		return "sent"
+	case Deferred:
+		return "deferred"
+	case Bounced:
+		return "bounced"
+	}
+	return "unknown"
+}
+
+// Result is a Deliverer's answer for one recipient.
+type Result struct {
+	Rcpt   string
+	Status Status
+	// Code is the SMTP reply code (250, 451, 550…), 0 when none.
+	Code int
+	// DSN is the enhanced status code, "2.0.0", "4.4.1", "5.1.1".
+	DSN string
+	// Text is the remote reply or the local reason.
+	Text string
+	// Relay names where it went: "local", "lmtp[127.0.0.1]:24", "mx[ip]:25".
+	Relay string
+}
+
+// Deliverer delivers one message to some of its recipients. The queue calls
+// it with the recipients still pending and records a Result for each; a
+// recipient with no Result is deferred. Implementations must be safe for
+// concurrent use.
+type Deliverer interface {
+	Deliver(ctx context.Context, m *Message, rcpts []string) []Result
+}
+
+// DelivererFunc adapts a function to the Deliverer interface.
+type DelivererFunc func(ctx context.Context, m *Message, rcpts []string) []Result
+
+// Deliver calls f.
+func (f DelivererFunc) Deliver(ctx context.Context, m *Message, rcpts []string) []Result {
+	return f(ctx, m, rcpts)
+}
