@@ -1,0 +1,60 @@
+#!/bin/sh
+# install-test-deps.sh installs the Debian packages the tests and benchmarks
+# need: Dovecot (LMTP delivery tests), swaks (manual SMTP checks) and Postfix
+# (for smtp-sink, used by the benchmarks as a fast remote SMTP server).
+#
+# It is idempotent and quick when everything is already there. It must run as
+# root (or with sudo available) on Debian or Ubuntu. No daemon is left
+# running: Postfix is preseeded to "No configuration" and service starts are
+# suppressed while the packages install.
+set -eu
+
+missing=""
+command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing="$missing dovecot-core"
+[ -x /usr/lib/dovecot/lmtp ] || missing="$missing dovecot-lmtpd"
+command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
+command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing="$missing postfix"
+
+if [ -z "$missing" ]; then
+	exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO="sudo"
+	else
+		echo "install-test-deps.sh: need root to install$missing; run it as root" >&2
+		exit 1
+	fi
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "install-test-deps.sh: apt-get not found; install$missing by hand" >&2
+	exit 1
+fi
+
+echo "install-test-deps.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+
+# Keep Postfix unconfigured so that it neither asks questions nor binds port 25.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+
+# Suppress service starts during the install (no daemon on 25, 143, 24...),
+# unless the system already has its own policy.
+policy=/usr/sbin/policy-rc.d
+ours=""
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+	$SUDO chmod 0755 "$policy"
+	ours=1
+fi
+cleanup() {
+	if [ -n "$ours" ]; then
+		$SUDO rm -f "$policy"
+	fi
+}
+trap cleanup EXIT
+
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing
