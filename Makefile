@@ -1,0 +1,37 @@
+# Sluice — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     ?= bin/sluice
+FUZZTIME ?= 20s
+
+.PHONY: all build run test test-deps bench fuzz vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sluice
+
+# Start the server on the embedded default configuration (SMTP on
+# 127.0.0.1:2525, submission on 127.0.0.1:2587, data in ./sluice-data).
+run: build
+	./$(BIN) serve
+
+# Install what the tests need (Dovecot LMTP, swaks, Postfix's smtp-sink),
+# then run every test, fuzz seed corpora included.
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+test-deps:
+	bash scripts/install-test-deps.sh
+
+# Go benchmarks and load runs against the real server beside smtp-sink;
+# figures go to BENCHMARKS.md.
+bench:
+	bash scripts/bench.sh
+
+# Run each fuzz target for FUZZTIME; new interesting inputs land in testdata/fuzz.
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/server"
+)
+
+var configFlag = &cli.StringFlag{
+	Name:    "config",
+	Aliases: []string{"c"},
+	Usage:   "TOML configuration `FILE` (default: the embedded default configuration)",
+	EnvVars: []string{"SLUICE_CONFIG"},
+}
+
+func loadConfig(c *cli.Context) (*config.Config, error) {
+	if path := c.String("config"); path != "" {
+		return config.Load(path)
+	}
+	return config.Default(), nil
+}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the mail server",
+		Flags: []cli.Flag{configFlag},
+		Action: func(c *cli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			log := newLogger(cfg.LogLevel)
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			for _, svc := range srv.Services() {
+				for _, a := range svc.Addrs {
+					fmt.Printf("sluice: %s listening on %s\n", svc.Name, a)
+				}
+			}
+			fmt.Printf("sluice: data in %s, admin socket %s\n", cfg.DataDir, cfg.Admin.Socket)
+			return srv.Run(ctx)
+		},
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "show or check configuration",
+		Subcommands: []*cli.Command{{
+			Name:  "default",
+			Usage: "print the embedded default configuration, a starting point for a file",
+			Action: func(*cli.Context) error {
+				_, err := os.Stdout.Write(config.DefaultTOML())
+				return err
+			},
+		}, {
+			Name:  "check",
+			Usage: "load a configuration file and report the first mistake with its line",
+			Flags: []cli.Flag{configFlag},
+			Action: func(c *cli.Context) error {
+				if _, err := loadConfig(c); err != nil {
+					return err
+				}
+				fmt.Println("configuration ok")
+				return nil
+			},
+		}},
+	}
+}

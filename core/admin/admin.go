@@ -1,0 +1,154 @@
+// Package admin serves the running server's administration API on a unix
+// socket, and is the client that `sluice queue …` uses to reach it. Badger
+// is opened by one process only, so every operation on the queue from the
+// command line goes through here.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// Queue is what the admin API needs from the queue.
+type Queue interface {
+	List(ctx context.Context) ([]queue.Envelope, error)
+	Get(ctx context.Context, id string) (*queue.Message, error)
+	Hold(ctx context.Context, id string) error
+	Release(ctx context.Context, id string) error
+	Remove(ctx context.Context, id string) error
+	Flush(ctx context.Context) error
+}
+
+// Server is the admin API bound to one unix socket.
+type Server struct {
+	q      Queue
+	log    *slog.Logger
+	socket string
+	ln     net.Listener
+	http   *http.Server
+}
+
+// NewServer listens on socket (removing a stale socket file first) and
+// returns a server ready to Serve.
+func NewServer(socket string, q Queue, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(socket), 0o750); err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", socket, err)
+	}
+	if c, err := net.DialTimeout("unix", socket, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("admin socket %s: another sluice is already running on this data directory", socket)
+	}
+	_ = os.Remove(socket)
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", socket, err)
+	}
+	if err := os.Chmod(socket, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket %s: %w", socket, err)
+	}
+	s := &Server{q: q, log: log, socket: socket, ln: ln}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /queue", s.list)
+	mux.HandleFunc("GET /queue/{id}", s.show)
+	mux.HandleFunc("POST /queue/flush", s.action(func(ctx context.Context, _ string) error { return q.Flush(ctx) }))
+	mux.HandleFunc("POST /queue/{id}/hold", s.action(q.Hold))
+	mux.HandleFunc("POST /queue/{id}/release", s.action(q.Release))
+	mux.HandleFunc("DELETE /queue/{id}", s.action(q.Remove))
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// Serve answers requests until Close.
+func (s *Server) Serve() error {
+	err := s.http.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops the server and removes the socket file.
+func (s *Server) Close() error {
+	err := s.http.Close()
+	_ = os.Remove(s.socket)
+	return err
+}
+
+// Detail is one message as `sluice queue show` prints it.
+type Detail struct {
+	queue.Envelope
+	// Headers is the message's header section.
+	Headers string `json:"headers"`
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	envs, err := s.q.List(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if envs == nil {
+		envs = []queue.Envelope{}
+	}
+	writeJSON(w, http.StatusOK, envs)
+}
+
+func (s *Server) show(w http.ResponseWriter, r *http.Request) {
+	m, err := s.q.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Detail{Envelope: m.Envelope, Headers: string(headerSection(m.Body))})
+}
+
+func (s *Server) action(f func(ctx context.Context, id string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := f(r.Context(), id); err != nil {
+			writeError(w, err)
+			return
+		}
+		s.log.Info("admin", "op", r.Method+" "+r.URL.Path, "id", id)
+		writeJSON(w, http.StatusOK, map[string]string{"ok": "true"})
+	}
+}
+
+// headerSection returns the bytes up to the first empty line.
+func headerSection(b []byte) []byte {
+	for i := 0; i+3 < len(b); i++ {
+		if b[i] == '\r' && b[i+1] == '\n' && b[i+2] == '\r' && b[i+3] == '\n' {
+			return b[:i+2]
+		}
+	}
+	return b
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, queue.ErrNotFound) {
+		code = http.StatusNotFound
+	}
+	writeJSON(w, code, apiError{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,95 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// Client talks to a running server's admin socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}
+	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// List returns every queued message.
+func (c *Client) List(ctx context.Context) ([]queue.Envelope, error) {
+	var out []queue.Envelope
+	return out, c.do(ctx, http.MethodGet, "/queue", &out)
+}
+
+// Show returns one message's envelope and headers.
+func (c *Client) Show(ctx context.Context, id string) (*Detail, error) {
+	var out Detail
+	if err := c.do(ctx, http.MethodGet, "/queue/"+url.PathEscape(id), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Flush makes every queued message due now.
+func (c *Client) Flush(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/queue/flush", nil)
+}
+
+// Hold keeps a message from delivery until Release.
+func (c *Client) Hold(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, "/queue/"+url.PathEscape(id)+"/hold", nil)
+}
+
+// Release makes a held message due now.
+func (c *Client) Release(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, "/queue/"+url.PathEscape(id)+"/release", nil)
+}
+
+// Remove deletes a message from the queue without delivering it.
+func (c *Client) Remove(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/queue/"+url.PathEscape(id), nil)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://sluice"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("no server answers on %s: is `sluice serve` running with this data directory?", c.socket)
+		}
+		return fmt.Errorf("admin socket %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e apiError
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("admin socket: %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(body, out)
+}

@@ -1,0 +1,69 @@
+package admin
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// WriteList prints the queue as `sluice queue ls` shows it: one line a
+// message, then one indented line a recipient with its state and last error.
+func WriteList(w io.Writer, envs []queue.Envelope, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSIZE\tARRIVED\tSTATE\tNEXT ATTEMPT\tFROM")
+	for _, e := range envs {
+		state := "queued"
+		if e.Held {
+			state = "held"
+		}
+		next := "-"
+		if !e.Held && !e.NextAttempt.IsZero() {
+			next = e.NextAttempt.Sub(now).Round(time.Second).String()
+			if !e.NextAttempt.After(now) {
+				next = "now"
+			}
+		}
+		from := e.From
+		if from == "" {
+			from = "<> (bounce)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", e.ID, e.Size, e.Received.Format(time.DateTime), state, next, from)
+		for _, r := range e.Rcpts {
+			line := fmt.Sprintf("  -> %s\t%s\tattempts=%d", r.Addr, r.State, r.Attempts)
+			if r.LastError != "" {
+				line += fmt.Sprintf("\t%s %s", r.DSNCode, oneLine(r.LastError))
+			}
+			fmt.Fprintln(tw, line)
+		}
+	}
+	fmt.Fprintf(tw, "-- %d message(s)\n", len(envs))
+	return tw.Flush()
+}
+
+// WriteDetail prints one message as `sluice queue show` shows it.
+func WriteDetail(w io.Writer, d *Detail) error {
+	e := d.Envelope
+	fmt.Fprintf(w, "ID:        %s\nFrom:      <%s>\nReceived:  %s\nSize:      %d\nAttempts:  %d\nHeld:      %v\n",
+		e.ID, e.From, e.Received.Format(time.RFC3339), e.Size, e.Attempts, e.Held)
+	if !e.NextAttempt.IsZero() {
+		fmt.Fprintf(w, "Next:      %s\n", e.NextAttempt.Format(time.RFC3339))
+	}
+	if e.ClientIP != "" {
+		fmt.Fprintf(w, "Client:    %s (HELO %s)\n", e.ClientIP, e.Helo)
+	}
+	for _, r := range e.Rcpts {
+		fmt.Fprintf(w, "Rcpt:      <%s> %s attempts=%d", r.Addr, r.State, r.Attempts)
+		if r.LastError != "" {
+			fmt.Fprintf(w, " relay=%s dsn=%s (%s)", r.Relay, r.DSNCode, oneLine(r.LastError))
+		}
+		fmt.Fprintln(w)
+	}
+	_, err := fmt.Fprintf(w, "\n%s", d.Headers)
+	return err
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,213 @@
+// Package server assembles a running Sluice from its configuration: the
+// queue, local delivery, the SMTP listeners and the admin socket. The
+// `sluice serve` command and the integration tests both start it from here.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/admin"
+	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/delivery"
+	"github.com/sluice-mta/sluice/core/delivery/local"
+	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/smtpd"
+)
+
+// Service is one listening SMTP service.
+type Service struct {
+	// Name is "smtp" or "submission".
+	Name string
+	// Addrs are the addresses actually bound (a ":0" port resolved).
+	Addrs []net.Addr
+
+	srv *smtpd.Server
+	lns []net.Listener
+}
+
+// Server is a whole running MTA.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	queue    *queue.Queue
+	admin    *admin.Server
+	services []*Service
+}
+
+// New opens the queue, binds every listener and the admin socket, and
+// returns a server ready to Run. On error nothing is left open.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	s = &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+
+	s.queue, err = queue.Open(ctx, queue.Options{
+		Dir:         filepath.Join(cfg.DataDir, "queue"),
+		Hostname:    cfg.Hostname,
+		MinBackoff:  cfg.Queue.MinBackoff.D(),
+		MaxBackoff:  cfg.Queue.MaxBackoff.D(),
+		MaxLifetime: cfg.Queue.MaxLifetime.D(),
+		Workers:     cfg.Queue.Workers,
+		GCInterval:  cfg.Queue.GCInterval.D(),
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the queue: %w", err)
+	}
+	s.queue.SetDeliverer(delivery.NewRouter(delivery.RouterOptions{
+		LocalDomains: cfg.LocalDomains,
+		Local:        newLocal(cfg, log),
+	}))
+
+	s.admin, err = admin.NewServer(cfg.Admin.Socket, s.queue, log)
+	if err != nil {
+		return nil, err
+	}
+
+	for _, l := range []struct {
+		name string
+		cfg  config.Listener
+	}{{"smtp", cfg.SMTP}, {"submission", cfg.Submission}} {
+		if len(l.cfg.Listen) == 0 {
+			continue
+		}
+		svc, err := s.listen(l.name, l.cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.services = append(s.services, svc)
+	}
+	return s, nil
+}
+
+func newLocal(cfg *config.Config, log *slog.Logger) queue.Deliverer {
+	if cfg.Local.Transport == "lmtp" {
+		return local.NewLMTP(local.LMTPOptions{
+			Addr:     cfg.Local.LMTP,
+			Hostname: cfg.Hostname,
+			Timeout:  5 * time.Minute,
+			Logger:   log,
+		})
+	}
+	return local.NewMaildir(local.MaildirOptions{
+		Template: cfg.Local.Maildir,
+		Create:   cfg.Local.CreateMailboxes,
+		Logger:   log,
+	})
+}
+
+func (s *Server) listen(name string, lc config.Listener) (*Service, error) {
+	srv, err := smtpd.New(smtpd.Options{
+		Name:            name,
+		Hostname:        s.cfg.Hostname,
+		Listener:        lc,
+		LocalDomains:    s.cfg.LocalDomains,
+		TrustedNetworks: s.cfg.TrustedNetworks,
+		Queue:           s.queue,
+		Logger:          s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("[%s]: %w", name, err)
+	}
+	svc := &Service{Name: name, srv: srv}
+	for _, addr := range lc.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range svc.lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("[%s] listen %q: %w", name, addr, err)
+		}
+		svc.lns = append(svc.lns, ln)
+		svc.Addrs = append(svc.Addrs, ln.Addr())
+	}
+	return svc, nil
+}
+
+// Services returns the bound SMTP services, in configuration order.
+func (s *Server) Services() []*Service { return s.services }
+
+// Queue returns the server's queue.
+func (s *Server) Queue() *queue.Queue { return s.queue }
+
+// Run serves until ctx is done, then shuts down: listeners close first, so
+// no new message is acknowledged, then the queue stops and is closed.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 16)
+	run := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && ctx.Err() == nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	for _, svc := range s.services {
+		for _, ln := range svc.lns {
+			run(func() error { return svc.srv.Serve(ln) })
+		}
+		s.log.Info("listening", "service", svc.Name, "addrs", fmt.Sprint(svc.Addrs))
+	}
+	run(s.admin.Serve)
+	run(func() error { return s.queue.Run(ctx) })
+
+	<-ctx.Done()
+	s.closeFront()
+	wg.Wait() // the queue's Run has returned: in-flight deliveries are done
+	if err := s.queue.Close(); err != nil {
+		s.log.Warn("closing the queue", "err", err)
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// close releases everything New opened; it is safe on a partial server.
+func (s *Server) close() {
+	s.closeFront()
+	if s.queue != nil {
+		if err := s.queue.Close(); err != nil {
+			s.log.Warn("closing the queue", "err", err)
+		}
+	}
+}
+
+// closeFront stops the SMTP services and the admin socket, so nothing new
+// reaches the queue.
+func (s *Server) closeFront() {
+	var errs []error
+	for _, svc := range s.services {
+		errs = append(errs, svc.srv.Close())
+		for _, ln := range svc.lns {
+			ln.Close()
+		}
+	}
+	if s.admin != nil {
+		errs = append(errs, s.admin.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.log.Warn("shutdown", "err", err)
+	}
+}
