@@ -1,0 +1,202 @@
+package server_test
+
+import (
+	"context"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRelayDenied: a client outside trusted_networks may only send to local
+// domains, and no address trick turns a local recipient into a relay.
+func TestRelayDenied(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} // not us
+	s := start(t, cfg)
+
+	denied := []string{
+		"victim@remote.example",
+		"victim%remote.example@localhost",       // percent hack
+		"remote.example!victim@localhost",       // bang path
+		`"victim@remote.example"@localhost`,     // quoted local part
+		"@localhost:victim@remote.example",      // source route
+		"@remote.example:victim@localhost",      // source route via a remote host
+		"victim@remote.example@localhost",       // two at-signs
+		"victim@[192.0.2.1]",                    // address literal
+		"victim@localhost.remote.example",       // suffix tricks
+		"victim@remote.example.",                // trailing dot
+		"../../etc/passwd@localhost",            // path escape
+		"victim@remote.example\r\nRCPT TO:<x@y", // CRLF injection (rejected as a line)
+	}
+	for _, rcpt := range denied {
+		t.Run(rcpt, func(t *testing.T) {
+			c := dialRaw(t, s.addr)
+			c.cmdExpect("EHLO client.test", "250")
+			c.cmdExpect("MAIL FROM:<spammer@remote.example>", "250")
+			line := c.cmdExpect("RCPT TO:<"+rcpt+">", "5")
+			if rcpt == "victim@remote.example" && !strings.HasPrefix(line, "554 5.7.1") {
+				t.Errorf("relay attempt got %q, want 554 5.7.1", line)
+			}
+		})
+	}
+	// A local recipient is still accepted from the same untrusted client.
+	mustSend(t, s.addr, "someone@remote.example", []string{"alice@localhost"}, message("someone@remote.example", "alice@localhost", "inbound", "ok\r\n"))
+	waitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 1, 10*time.Second)
+	envs, _ := s.srv.Queue().List(context.Background())
+	for _, e := range envs {
+		for _, r := range e.Rcpts {
+			if !strings.HasSuffix(r.Addr, "@localhost") {
+				t.Errorf("queue holds a relayed recipient %q", r.Addr)
+			}
+		}
+	}
+}
+
+// TestRelayTrusted: a client in trusted_networks may send anywhere.
+func TestRelayTrusted(t *testing.T) {
+	cfg := testConfig(t)
+	s := start(t, cfg) // default trusted_networks include 127.0.0.0/8
+	id := mustSend(t, s.addr, "me@localhost", []string{"friend@remote.example"}, message("me@localhost", "friend@remote.example", "out", "hi\r\n"))
+	m, err := s.srv.Queue().Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("relayed message %s not in the queue: %v", id, err)
+	}
+	if len(m.Rcpts) != 1 || m.Rcpts[0].Addr != "friend@remote.example" {
+		t.Errorf("queued recipients %+v", m.Rcpts)
+	}
+}
+
+// TestBareNewlines: every bare CR / bare LF form, including the SMTP
+// smuggling end-of-data variants, is refused and nothing is queued; the
+// hidden second message is never accepted.
+func TestBareNewlines(t *testing.T) {
+	cfg := testConfig(t)
+	s := start(t, cfg)
+	hidden := "MAIL FROM:<smuggler@remote.example>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\nhidden\r\n"
+	forms := map[string]string{
+		"LF.LF":       "\n.\n",
+		"CR.CR":       "\r.\r",
+		"CRLF.LF":     "\r\n.\n",
+		"LF.CRLF":     "\n.\r\n",
+		"CR.CRLF":     "\r.\r\n",
+		"CRLF.CR":     "\r\n.\r",
+		"bare LF":     "\nline\r\n",
+		"bare CR":     "\rline\r\n",
+		"CRLF.CRCRLF": "\r\n.\r\r\n",
+	}
+	for name, form := range forms {
+		t.Run(name, func(t *testing.T) {
+			c := dialRaw(t, s.addr)
+			c.cmdExpect("EHLO client.test", "250")
+			c.cmdExpect("MAIL FROM:<sender@localhost>", "250")
+			c.cmdExpect("RCPT TO:<alice@localhost>", "250")
+			c.cmdExpect("DATA", "354")
+			c.write("Subject: outer\r\n\r\nbody" + form + hidden + "\r\n.\r\n")
+			c.expect("550 5.5.2")
+			// The session goes on normally: the hidden part was data, not commands.
+			c.cmdExpect("NOOP", "250")
+			c.cmdExpect("QUIT", "221")
+		})
+	}
+	if envs, _ := s.srv.Queue().List(context.Background()); len(envs) != 0 {
+		t.Errorf("queue holds %d message(s) after refused bare newlines", len(envs))
+	}
+	if files := maildirFiles(filepath.Join(cfg.DataDir, "mail", "localhost", "alice")); len(files) != 0 {
+		t.Errorf("alice received %d message(s), want none", len(files))
+	}
+}
+
+// TestStalledData: a client that stalls inside DATA is disconnected, and
+// what it sends afterwards is never read as commands.
+func TestStalledData(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SMTP.DataTimeout = cfgDuration(time.Second)
+	s := start(t, cfg)
+	c := dialRaw(t, s.addr)
+	c.cmdExpect("EHLO client.test", "250")
+	c.cmdExpect("MAIL FROM:<sender@localhost>", "250")
+	c.cmdExpect("RCPT TO:<alice@localhost>", "250")
+	c.cmdExpect("DATA", "354")
+	c.write("Subject: stall\r\n\r\nhalf a message")
+	time.Sleep(2 * time.Second)
+	// Whatever the server says now, it must not take these as commands.
+	_, _ = c.conn.Write([]byte("\r\n.\r\nMAIL FROM:<smuggler@remote.example>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSubject: late\r\n\r\nx\r\n.\r\n"))
+	var lines []string
+	for {
+		line, err := c.reply()
+		if err != nil {
+			break
+		}
+		lines = append(lines, line)
+		if len(lines) > 10 {
+			break
+		}
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "250") || strings.HasPrefix(l, "354") {
+			t.Errorf("server answered %q after the stall: the late bytes were read as commands", l)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if envs, _ := s.srv.Queue().List(context.Background()); len(envs) != 0 {
+		t.Errorf("queue holds %d message(s) after a stalled DATA", len(envs))
+	}
+}
+
+// TestLimits: message size at MAIL and at end of data, recipient count.
+func TestLimits(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SMTP.MaxMessageSize = 1024
+	cfg.SMTP.MaxRecipients = 2
+	s := start(t, cfg)
+
+	c := dialRaw(t, s.addr)
+	c.cmdExpect("EHLO client.test", "250")
+	c.cmdExpect("MAIL FROM:<sender@localhost> SIZE=4096", "552 5.3.4")
+	c.cmdExpect("MAIL FROM:<sender@localhost>", "250")
+	c.cmdExpect("RCPT TO:<a@localhost>", "250")
+	c.cmdExpect("RCPT TO:<b@localhost>", "250")
+	c.cmdExpect("RCPT TO:<c@localhost>", "452 4.5.3")
+	c.cmdExpect("DATA", "354")
+	c.write("Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef\r\n", 64) + ".\r\n")
+	c.expect("552 5.3.4")
+	c.cmdExpect("QUIT", "221")
+
+	_, err := send(s.addr, "sender@localhost", []string{"a@localhost"}, message("sender@localhost", "a@localhost", "small", "fits\r\n"))
+	if err != nil {
+		t.Errorf("a message under the limit was refused: %v", err)
+	}
+	if _, err := send(s.addr, "sender@localhost", []string{"a@localhost"}, strings.Repeat("x", 2048)+"\r\n"); smtpCode(err) != 552 {
+		t.Errorf("oversized message: got %v, want 552", err)
+	}
+}
+
+// TestConnectionLimitPerIP: past the per-IP cap a client gets 421, and the
+// sessions it already has keep working.
+func TestConnectionLimitPerIP(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SMTP.MaxConnectionsPerIP = 3
+	s := start(t, cfg)
+	var held []*rawSession
+	for i := 0; i < 3; i++ {
+		held = append(held, dialRaw(t, s.addr))
+	}
+	c, err := dialRawNoGreeting(s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 512)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _ := c.Read(buf)
+	if !strings.HasPrefix(string(buf[:n]), "421 4.7.0") {
+		t.Errorf("fourth connection got %q, want 421 4.7.0", buf[:n])
+	}
+	held[0].cmdExpect("NOOP", "250")
+	held[0].cmdExpect("QUIT", "221")
+	// A freed slot is usable again.
+	time.Sleep(200 * time.Millisecond)
+	dialRaw(t, s.addr).cmdExpect("NOOP", "250")
+}
