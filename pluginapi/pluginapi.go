@@ -1,0 +1,198 @@
+// Package pluginapi is the contract between the Sluice filter host and the
+// WebAssembly plugins it runs: the host module name, the names and
+// signatures of every host function and guest export, hook and verdict
+// codes, property and status codes, and the ABI version. It uses only the
+// standard library, so the host and the Go SDK (GOOS=wasip1) share it.
+//
+// ABI.md in this directory describes the same contract for authors in any
+// language.
+//
+// Conventions:
+//   - Strings and byte strings cross as (pointer, length) pairs in guest
+//     memory. The guest owns every buffer: to receive a value it passes a
+//     buffer (pointer, capacity) and the host writes at most capacity bytes
+//     and returns the value's full length. When that is larger than the
+//     capacity nothing was written and the guest retries with a buffer of
+//     the returned size.
+//   - Functions return an i32: >= 0 is success (a length or 0), < 0 is one
+//     of the Status codes. No host function traps on bad input; a pointer
+//     outside guest memory is StatusBadArgument.
+//   - Lists (recipients, DNS answers, header values) are returned as one
+//     string of items each terminated by "\n".
+package pluginapi
+
+// Version is the ABI version this package describes. A guest declares the
+// version it was built for by exporting ExportABIVersion; the host refuses a
+// module whose major version differs.
+const Version uint32 = 1
+
+// HostModule is the import module name of every host function.
+const HostModule = "sluice"
+
+// Guest exports.
+const (
+	// ExportABIVersion () -> i32: the ABI version the guest was built for.
+	ExportABIVersion = "sluice_abi_version"
+	// ExportHooks () -> i32: a bit set of Hook values the guest implements
+	// (bit 1<<hook). Called once at load; the host never calls the rest.
+	ExportHooks = "sluice_hooks"
+	// ExportOnHook (hook i32) -> i32: run one hook; returns a Verdict.
+	ExportOnHook = "sluice_on_hook"
+	// ExportInitialize is the WASI reactor initializer; the host calls it
+	// once per instance when present (Go's -buildmode=c-shared has it).
+	ExportInitialize = "_initialize"
+)
+
+// Hook is a stage of a message's life at which plugins run.
+type Hook int32
+
+// Hooks, in the order a message meets them.
+const (
+	HookConnect Hook = iota // a client connected (before the banner)
+	HookHelo                // HELO/EHLO
+	HookMail                // MAIL FROM
+	HookRcpt                // each RCPT TO
+	HookData                // end of data, before the 250
+	HookDeliver             // before each delivery attempt, per destination
+	NumHooks
+)
+
+var hookNames = [...]string{"connect", "helo", "mail", "rcpt", "data", "deliver"}
+
+// String returns the hook's name as used in configuration and logs.
+func (h Hook) String() string {
+	if h >= 0 && h < NumHooks {
+		return hookNames[h]
+	}
+	return "unknown"
+}
+
+// ParseHook returns the hook named s.
+func ParseHook(s string) (Hook, bool) {
+	for i, n := range hookNames {
+		if n == s {
+			return Hook(i), true
+		}
+	}
+	return -1, false
+}
+
+// Verdict is a hook's answer.
+type Verdict int32
+
+// Verdicts.
+const (
+	// Continue: no objection; the next plugin runs.
+	Continue Verdict = iota
+	// Accept: skip the remaining plugins for this stage.
+	Accept
+	// Reject: refuse with 5xx (SetReply gives code and text; default 550 5.7.1).
+	Reject
+	// Tempfail: refuse with 4xx (default 451 4.7.1).
+	Tempfail
+	// Discard: answer 250 but drop the message (data, rcpt: drop the recipient).
+	Discard
+	// Quarantine: accept, but keep the message held in the queue.
+	Quarantine
+	// Disconnect: answer 421 and close the connection.
+	Disconnect
+	numVerdicts
+)
+
+var verdictNames = [...]string{"continue", "accept", "reject", "tempfail", "discard", "quarantine", "disconnect"}
+
+// String names the verdict.
+func (v Verdict) String() string {
+	if v >= 0 && v < numVerdicts {
+		return verdictNames[v]
+	}
+	return "invalid"
+}
+
+// Valid reports whether v is a known verdict.
+func (v Verdict) Valid() bool { return v >= 0 && v < numVerdicts }
+
+// Status is what a host function returns when it fails. Success is >= 0.
+type Status int32
+
+// Statuses.
+const (
+	StatusOK Status = 0
+	// StatusNotFound: no such property, header, note, key or config key.
+	StatusNotFound Status = -1
+	// StatusDenied: the plugin lacks the capability grant for this call.
+	StatusDenied Status = -2
+	// StatusBadArgument: a pointer outside memory, a bad name or value.
+	StatusBadArgument Status = -3
+	// StatusWrongStage: the call is not available at this hook (e.g. a
+	// header edit at rcpt).
+	StatusWrongStage Status = -4
+	// StatusTempFail: a temporary failure (DNS timeout, store busy).
+	StatusTempFail Status = -5
+	// StatusTooLarge: a value over the host's limit for it.
+	StatusTooLarge Status = -6
+)
+
+var statusNames = map[Status]string{
+	StatusOK: "ok", StatusNotFound: "not found", StatusDenied: "denied: capability not granted",
+	StatusBadArgument: "bad argument", StatusWrongStage: "not available at this stage",
+	StatusTempFail: "temporary failure", StatusTooLarge: "too large",
+}
+
+// Error makes a Status usable as an error in Go guests and the host.
+func (s Status) Error() string {
+	if n, ok := statusNames[s]; ok {
+		return "sluice: " + n
+	}
+	return "sluice: unknown status"
+}
+
+// Prop names a read-only property of the connection or transaction, read
+// with FuncGetProp.
+type Prop int32
+
+// Properties.
+const (
+	PropClientIP   Prop = iota // "192.0.2.1" or "2001:db8::1"
+	PropClientPort             // decimal
+	PropClientRDNS             // verified reverse DNS name, "" if none
+	PropHelo                   // HELO/EHLO argument
+	PropTLS                    // "TLS1.3 TLS_AES_128_GCM_SHA256" or ""
+	PropAuthUser               // authenticated user, "" if none
+	PropMailFrom               // return path ("" for the null sender)
+	PropRcpt                   // the recipient being considered (rcpt hook)
+	PropRcpts                  // all accepted recipients, "\n"-terminated
+	PropQueueID                // queue ID (data: the ID it will have; deliver)
+	PropHook                   // the current hook's name
+	PropListener               // "smtp" or "submission"
+	PropBodySize               // message size in bytes, decimal (data, deliver)
+	PropDestination            // deliver: the destination domain
+	PropAttempt                // deliver: attempt number, decimal
+	PropLocalIP                // the address the client connected to
+	PropAuthResults            // Authentication-Results value we computed
+	NumProps
+)
+
+// DNS record types for FuncDNSLookup.
+const (
+	DNSA    int32 = 1
+	DNSAAAA int32 = 28
+	DNSMX   int32 = 15
+	DNSTXT  int32 = 16
+	DNSPTR  int32 = 12
+)
+
+// Log levels for FuncLog.
+const (
+	LogDebug int32 = -4
+	LogInfo  int32 = 0
+	LogWarn  int32 = 4
+	LogError int32 = 8
+)
+
+// Capabilities a plugin's configuration may grant (key "grants").
+const (
+	CapDNS     = "dns"
+	CapKV      = "kv"
+	CapMetrics = "metrics"
+)
