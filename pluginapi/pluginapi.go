@@ -153,23 +153,23 @@ type Prop int32
 
 // Properties.
 const (
-	PropClientIP   Prop = iota // "192.0.2.1" or "2001:db8::1"
-	PropClientPort             // decimal
-	PropClientRDNS             // verified reverse DNS name, "" if none
-	PropHelo                   // HELO/EHLO argument
-	PropTLS                    // "TLS1.3 TLS_AES_128_GCM_SHA256" or ""
-	PropAuthUser               // authenticated user, "" if none
-	PropMailFrom               // return path ("" for the null sender)
-	PropRcpt                   // the recipient being considered (rcpt hook)
-	PropRcpts                  // all accepted recipients, "\n"-terminated
-	PropQueueID                // queue ID (data: the ID it will have; deliver)
-	PropHook                   // the current hook's name
-	PropListener               // "smtp" or "submission"
-	PropBodySize               // message size in bytes, decimal (data, deliver)
-	PropDestination            // deliver: the destination domain
-	PropAttempt                // deliver: attempt number, decimal
-	PropLocalIP                // the address the client connected to
-	PropAuthResults            // Authentication-Results value we computed
+	PropClientIP    Prop = iota // "192.0.2.1" or "2001:db8::1"
+	PropClientPort              // decimal
+	PropClientRDNS              // verified reverse DNS name, "" if none
+	PropHelo                    // HELO/EHLO argument
+	PropTLS                     // "TLS1.3 TLS_AES_128_GCM_SHA256" or ""
+	PropAuthUser                // authenticated user, "" if none
+	PropMailFrom                // return path ("" for the null sender)
+	PropRcpt                    // the recipient being considered (rcpt hook)
+	PropRcpts                   // all accepted recipients, "\n"-terminated
+	PropQueueID                 // queue ID (data: the ID it will have; deliver)
+	PropHook                    // the current hook's name
+	PropListener                // "smtp" or "submission"
+	PropBodySize                // message size in bytes, decimal (data, deliver)
+	PropDestination             // deliver: the destination domain
+	PropAttempt                 // deliver: attempt number, decimal
+	PropLocalIP                 // the address the client connected to
+	PropAuthResults             // Authentication-Results value we computed
 	NumProps
 )
 
