@@ -1,0 +1,92 @@
+// Package filter is the WebAssembly filter host: it loads the plugins in
+// the plugins directory with wazero, keeps pools of instances, implements
+// the host functions of pluginapi, enforces each plugin's limits and grants,
+// and runs the chain of plugins at each hook.
+package filter
+
+import (
+	"net/netip"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// Conn is what plugins can read about the client connection.
+type Conn struct {
+	ClientIP   netip.Addr
+	ClientPort int
+	// RDNS is the client's verified reverse DNS name, "" when none.
+	RDNS string
+	// Helo is the HELO/EHLO argument.
+	Helo string
+	// TLS describes the TLS session ("TLS1.3 TLS_AES_128_GCM_SHA256"), "" for none.
+	TLS string
+	// AuthUser is the authenticated user, "" when none.
+	AuthUser string
+	// Listener is "smtp" or "submission".
+	Listener string
+	// LocalIP is the address the client connected to.
+	LocalIP netip.Addr
+	// AuthResults is the Authentication-Results value computed for the message.
+	AuthResults string
+}
+
+// Field is one header field, name and value as they appear (value unfolded
+// is the guest's business; Value keeps the raw text after "Name:" without
+// the final CRLF).
+type Field struct {
+	Name  string
+	Value string
+}
+
+// Symbol is one named spam-score contribution.
+type Symbol struct {
+	Plugin string
+	Name   string
+	Score  float64
+}
+
+// Txn is one SMTP transaction, or one delivery attempt, as plugins see and
+// change it. The host functions read and edit it; the caller (smtpd or the
+// queue) applies the edits after the chain has run.
+type Txn struct {
+	Conn *Conn
+
+	// From is the return path, Rcpts the accepted recipients so far.
+	From  string
+	Rcpts []string
+	// Rcpt is the recipient under consideration at the rcpt hook.
+	Rcpt string
+	// QueueID is known at data (the ID the message will have) and deliver.
+	QueueID string
+
+	// Header is the header section at data and deliver, in order; plugins
+	// edit it in place. Body is the rest of the message, read-only.
+	Header []Field
+	Body   []byte
+	// HeaderEdited is set when a plugin changed Header.
+	HeaderEdited bool
+
+	// Notes are shared by later plugins and stages of the same transaction.
+	Notes map[string]string
+	// Symbols are the spam-score contributions so far; Score is their sum.
+	Symbols []Symbol
+	Score   float64
+
+	// Destination and Attempt describe a delivery attempt (deliver hook);
+	// Route is set by a plugin to send this attempt via "host:port".
+	Destination string
+	Attempt     int
+	Route       string
+}
+
+// Result is the outcome of running the chain at one hook.
+type Result struct {
+	Verdict pluginapi.Verdict
+	// Code, Enhanced ("5.7.1") and Text are the SMTP reply for Reject,
+	// Tempfail and Disconnect, already checked by the host.
+	Code     int
+	Enhanced string
+	Text     string
+	// Plugin names the plugin that decided a verdict other than Continue.
+	Plugin string
+}
