@@ -1,0 +1,155 @@
+package smtpd
+
+import (
+	"net/netip"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Limits from RFC 5321 §4.5.3.1.
+const (
+	maxLocalPart = 64
+	maxDomain    = 255
+	maxLabel     = 63
+)
+
+var (
+	errAddrSyntax = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
+		Message: "Bad address syntax"}
+	errDomainSyntax = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
+		Message: "Bad domain syntax in address"}
+	errLocalUnsafe = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
+		Message: "Local part contains characters not allowed here (/, \\, control characters, leading or double dots)"}
+	errRouting = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		Message: "Relay access denied: routing characters (%, !, @) in local part"}
+)
+
+// checkAddress splits a mailbox as go-smtp hands it over (quotes removed,
+// source route already dropped) into its local part and its domain, the
+// domain lowercased when it is ASCII. It refuses everything that could route
+// mail somewhere else than the domain says (the percent hack, bang paths, an
+// "@" inside a quoted local part) and everything that could escape a Maildir
+// path (/, \, leading or doubled dots, control characters, NUL). The error
+// is an *smtp.SMTPError ready for the wire.
+func checkAddress(addr string) (local, domain string, err error) {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 {
+		return "", "", errAddrSyntax
+	}
+	local, domain = addr[:at], addr[at+1:]
+	domain, err = checkDomain(domain)
+	if err != nil {
+		return "", "", err
+	}
+	if err := checkLocal(local); err != nil {
+		return "", "", err
+	}
+	return local, domain, nil
+}
+
+// checkLocal applies checkAddress's rules to a local part.
+func checkLocal(local string) error {
+	if len(local) == 0 || len(local) > maxLocalPart || !utf8.ValidString(local) {
+		return errAddrSyntax
+	}
+	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+		return errLocalUnsafe
+	}
+	for i := 0; i < len(local); i++ {
+		switch c := local[i]; {
+		case c == '%' || c == '!' || c == '@':
+			return errRouting
+		case c == '/' || c == '\\' || c < 0x20 || c == 0x7f:
+			return errLocalUnsafe
+		case c == ' ' || c == '"' || c == '<' || c == '>' || c == '(' || c == ')' ||
+			c == ',' || c == ';' || c == ':' || c == '[' || c == ']':
+			return errAddrSyntax
+		}
+	}
+	return nil
+}
+
+// checkDomain validates a domain (LDH labels, UTF-8 labels for SMTPUTF8, or
+// an address literal) and returns it with ASCII letters lowercased.
+func checkDomain(d string) (string, error) {
+	if len(d) == 0 || len(d) > maxDomain || !utf8.ValidString(d) {
+		return "", errDomainSyntax
+	}
+	if d[0] == '[' {
+		if !validAddrLiteral(d) {
+			return "", errDomainSyntax
+		}
+		return strings.ToLower(d), nil
+	}
+	label := 0
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		switch {
+		case c == '.':
+			if label == 0 || d[i-1] == '-' {
+				return "", errDomainSyntax
+			}
+			label = 0
+			continue
+		case c == '-':
+			if label == 0 {
+				return "", errDomainSyntax
+			}
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c >= 0x80:
+		default:
+			return "", errDomainSyntax
+		}
+		label++
+		if label > maxLabel {
+			return "", errDomainSyntax
+		}
+	}
+	if label == 0 || d[len(d)-1] == '-' {
+		return "", errDomainSyntax
+	}
+	return strings.ToLower(d), nil
+}
+
+// validAddrLiteral reports whether d is "[IPv4]" or "[IPv6:addr]".
+func validAddrLiteral(d string) bool {
+	if len(d) < 3 || d[len(d)-1] != ']' {
+		return false
+	}
+	in := d[1 : len(d)-1]
+	if v6, ok := cutPrefixFold(in, "IPv6:"); ok {
+		a, err := netip.ParseAddr(v6)
+		return err == nil && a.Is6() && a.Zone() == ""
+	}
+	a, err := netip.ParseAddr(in)
+	return err == nil && a.Is4()
+}
+
+// cutPrefixFold is strings.CutPrefix ignoring ASCII case.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
+}
+
+// checkSender validates a MAIL FROM address: "" (the null sender) passes;
+// anything else needs a local part free of control characters and a valid
+// domain. Senders are not routed to, so routing characters are allowed.
+func checkSender(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 || at > maxLocalPart || !utf8.ValidString(addr) {
+		return errAddrSyntax
+	}
+	for i := 0; i < at; i++ {
+		if c := addr[i]; c < 0x20 || c == 0x7f || c == ' ' {
+			return errAddrSyntax
+		}
+	}
+	_, err := checkDomain(addr[at+1:])
+	return err
+}

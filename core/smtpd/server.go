@@ -1,0 +1,319 @@
+// Package smtpd is Sluice's inbound SMTP server: a go-smtp backend whose
+// sessions check every address (relay control, no address tricks), enforce
+// the listener's limits, refuse SMTP smuggling (bare CR or LF), add a
+// Received header and hand each accepted message to the queue before
+// answering 250.
+package smtpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// Enqueuer is what the SMTP server needs from the queue.
+type Enqueuer interface {
+	// Enqueue stores the message durably and returns its queue ID. The
+	// server sets env.ID before the call; an Enqueuer keeps a non-empty ID.
+	Enqueue(ctx context.Context, env *queue.Envelope, body []byte) (string, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Name            string          // "smtp" or "submission", for logs
+	Hostname        string          // banner, Received
+	Listener        config.Listener // limits and timeouts; zero values take the defaults below
+	LocalDomains    []string
+	TrustedNetworks []netip.Prefix
+	Queue           Enqueuer
+	Logger          *slog.Logger
+	// Filters is called at each stage of a session; nil means none.
+	Filters FilterChain
+}
+
+// Defaults for zero values in Options.Listener.
+const (
+	DefaultMaxMessageSize = 50 << 20
+	DefaultMaxRecipients  = 100
+	DefaultMaxLineLength  = 2000
+	DefaultCommandTimeout = 5 * time.Minute
+	DefaultDataTimeout    = 10 * time.Minute
+	DefaultSessionTimeout = time.Hour
+)
+
+// Server is one SMTP service (port 25 or submission), serving any number of
+// listeners with shared limits.
+type Server struct {
+	opts      Options
+	lc        config.Listener // opts.Listener with defaults filled in
+	log       *slog.Logger
+	smtp      *smtp.Server
+	local     []string // lowercased local domains
+	normalize bool     // BareNewline == "normalize"
+	ctx       context.Context
+	cancel    context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool
+	listeners []net.Listener
+	conns     int
+	perIP     map[netip.Addr]int
+}
+
+// New checks opts and builds a Server; call Serve for each listener.
+func New(opts Options) (*Server, error) {
+	if opts.Queue == nil {
+		return nil, errors.New("smtpd: Options.Queue is nil: the server needs a queue to accept mail into")
+	}
+	if opts.Hostname == "" {
+		return nil, errors.New("smtpd: Options.Hostname is empty: set hostname in the config")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Name == "" {
+		opts.Name = "smtp"
+	}
+	lc := opts.Listener
+	if lc.MaxMessageSize == 0 {
+		lc.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if lc.MaxRecipients == 0 {
+		lc.MaxRecipients = DefaultMaxRecipients
+	}
+	if lc.MaxLineLength == 0 {
+		lc.MaxLineLength = DefaultMaxLineLength
+	}
+	if lc.CommandTimeout == 0 {
+		lc.CommandTimeout = config.Duration(DefaultCommandTimeout)
+	}
+	if lc.DataTimeout == 0 {
+		lc.DataTimeout = config.Duration(DefaultDataTimeout)
+	}
+	if lc.SessionTimeout == 0 {
+		lc.SessionTimeout = config.Duration(DefaultSessionTimeout)
+	}
+	s := &Server{opts: opts, lc: lc, perIP: make(map[netip.Addr]int)}
+	s.log = opts.Logger.With("service", opts.Name)
+	switch lc.BareNewline {
+	case "", "reject":
+	case "normalize":
+		s.normalize = true
+	default:
+		return nil, fmt.Errorf("smtpd: [%s] bare_newline = %q: use \"reject\" or \"normalize\"", opts.Name, lc.BareNewline)
+	}
+	for _, d := range opts.LocalDomains {
+		ld, err := checkDomain(strings.TrimSuffix(d, "."))
+		if err != nil {
+			return nil, fmt.Errorf("smtpd: local_domains entry %q is not a valid domain name", d)
+		}
+		s.local = append(s.local, ld)
+	}
+
+	srv := smtp.NewServer(&backend{s})
+	srv.Domain = opts.Hostname
+	srv.MaxMessageBytes = int64(lc.MaxMessageSize)
+	srv.MaxLineLength = lc.MaxLineLength
+	srv.MaxRecipients = 0 // enforced in the session, with 452 4.5.3 "Too many recipients"
+	srv.ReadTimeout = lc.CommandTimeout.D()
+	srv.WriteTimeout = lc.CommandTimeout.D()
+	srv.EnableSMTPUTF8 = true
+	srv.EnableDSN = true
+	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	s.smtp = srv
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Serve accepts connections on l until Close; it may be called for several
+// listeners at once. It returns nil after Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	ll := &limitListener{Listener: l, s: s}
+	s.listeners = append(s.listeners, ll)
+	s.mu.Unlock()
+	err := s.smtp.Serve(ll)
+	if s.isClosed() {
+		return nil
+	}
+	return err
+}
+
+// Close stops accepting and closes all sessions; messages not yet
+// acknowledged are not queued.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	err := s.smtp.Close()
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	// Listeners handed to Serve after go-smtp's Close are not in its list.
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// postmaster is the address a bare "<postmaster>" stands for, or "".
+func (s *Server) postmaster() string {
+	if len(s.local) == 0 {
+		return ""
+	}
+	return "postmaster@" + s.local[0]
+}
+
+// isLocal reports whether domain (already lowercased) is a local domain.
+func (s *Server) isLocal(domain string) bool {
+	for _, d := range s.local {
+		if d == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// isTrusted reports whether ip is in the trusted networks.
+func (s *Server) isTrusted(ip netip.Addr) bool {
+	for _, p := range s.opts.TrustedNetworks {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// admit counts a new connection from ip, or reports false when a limit is
+// reached.
+func (s *Server) admit(ip netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lc.MaxConnections > 0 && s.conns >= s.lc.MaxConnections {
+		return false
+	}
+	if s.lc.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.lc.MaxConnectionsPerIP {
+		return false
+	}
+	s.conns++
+	s.perIP[ip]++
+	return true
+}
+
+// release undoes admit.
+func (s *Server) release(ip netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns--
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// limitListener enforces the connection limits and wraps every admitted
+// connection in a guardConn with the session timeout.
+type limitListener struct {
+	net.Listener
+	s         *Server
+	closeOnce sync.Once
+}
+
+// Accept returns the next admitted connection; over-limit ones get a 421
+// and are closed without a session.
+func (l *limitListener) Accept() (net.Conn, error) {
+	s := l.s
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c)
+		if !s.admit(ip) {
+			s.log.Warn("connection refused: too many connections", "client", ip.String(), "code", 421)
+			go refuse(c, s.opts.Hostname)
+			continue
+		}
+		start := time.Now()
+		s.log.Info("connect", "client", ip.String())
+		var timer atomic.Pointer[time.Timer]
+		g := newGuardConn(c, s.opts.Hostname, s.lc.MaxLineLength, s.lc.DataTimeout.D(), s.postmaster(),
+			func() {
+				if t := timer.Load(); t != nil {
+					t.Stop()
+				}
+				s.release(ip)
+				s.log.Info("disconnect", "client", ip.String(), "duration", time.Since(start).Round(time.Millisecond))
+			})
+		timer.Store(time.AfterFunc(s.lc.SessionTimeout.D(), func() {
+			s.log.Warn("session timeout, closing connection", "client", ip.String(), "timeout", s.lc.SessionTimeout.D())
+			g.Close()
+		}))
+		return g, nil
+	}
+}
+
+// Close closes the listener once.
+func (l *limitListener) Close() error {
+	var err error
+	l.closeOnce.Do(func() { err = l.Listener.Close() })
+	return err
+}
+
+// refuse tells an over-limit client to come back later and hangs up.
+func refuse(c net.Conn, hostname string) {
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "421 4.7.0 %s Too many connections, try again later\r\n", hostname)
+	c.Close()
+}
+
+// remoteIP returns the client address of c, unmapped from IPv4-in-IPv6.
+func remoteIP(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// backend creates sessions for go-smtp.
+type backend struct{ s *Server }
+
+var _ smtp.Backend = (*backend)(nil)
+
+// NewSession runs the connect and helo filter stages and starts a session.
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return newSession(b.s, c)
+}
