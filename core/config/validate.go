@@ -1,0 +1,232 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// checker collects the mistakes found in one decoded configuration.
+type checker struct {
+	file string
+	ix   *keyIndex
+	errs []*Error
+}
+
+// bad records a mistake in key, at the line where the file set it.
+func (ck *checker) bad(key, format string, args ...any) {
+	line, _ := ck.ix.line(key)
+	ck.errs = append(ck.errs, &Error{File: ck.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// inFile reports whether the file (not the default) set key.
+func (ck *checker) inFile(key string) bool {
+	_, ok := ck.ix.line(key)
+	return ok
+}
+
+// validate checks every value of c; file and ix place each mistake.
+func (c *Config) validate(file string, ix *keyIndex) []*Error {
+	ck := &checker{file: file, ix: ix}
+	if c.Hostname == "" {
+		ck.bad("hostname", `must not be empty; set it to this server's DNS name, like "mx.example.com"`)
+	} else if why := checkDomain(c.Hostname); why != "" {
+		ck.bad("hostname", "%q is not a valid host name: %s", c.Hostname, why)
+	}
+	if c.DataDir == "" {
+		ck.bad("data_dir", `must not be empty; use "." for the current directory`)
+	}
+	for i, d := range c.LocalDomains {
+		if why := checkDomain(d); why != "" {
+			ck.bad(fmt.Sprintf("local_domains[%d]", i), "%q is not a valid domain: %s", d, why)
+		}
+	}
+	for i, p := range c.TrustedNetworks {
+		if !p.IsValid() {
+			ck.bad(fmt.Sprintf("trusted_networks[%d]", i), "%s", badNetwork(`""`, "empty"))
+		}
+	}
+	ck.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
+	ck.listener("smtp", &c.SMTP)
+	ck.listener("submission", &c.Submission)
+	ck.local(&c.Local)
+	ck.queue(&c.Queue)
+	if c.Admin.Socket == "" {
+		ck.bad("admin.socket", `must not be empty; the default is "{data_dir}/admin.sock"`)
+	}
+	return ck.errs
+}
+
+// listener checks one SMTP service.
+func (ck *checker) listener(sec string, l *Listener) {
+	for i, a := range l.Listen {
+		if why := checkHostPort(a); why != "" {
+			ck.bad(fmt.Sprintf("%s.listen[%d]", sec, i), `bad address %q: %s; write it like "0.0.0.0:25" or "[::]:25"`, a, why)
+		}
+	}
+	if l.MaxMessageSize < 1024 {
+		ck.bad(sec+".max_message_size", `must be at least 1024 bytes; write it like "50MiB"`)
+	}
+	ck.atLeast(sec+".max_recipients", l.MaxRecipients, 1)
+	ck.atLeast(sec+".max_line_length", l.MaxLineLength, 512)
+	ck.oneOf(sec+".bare_newline", l.BareNewline, "reject", "normalize")
+	ck.duration(sec+".command_timeout", l.CommandTimeout)
+	ck.duration(sec+".data_timeout", l.DataTimeout)
+	ck.duration(sec+".session_timeout", l.SessionTimeout)
+	ck.atLeast(sec+".max_connections", l.MaxConnections, 1)
+	ck.atLeast(sec+".max_connections_per_ip", l.MaxConnectionsPerIP, 1)
+	if l.MaxConnectionsPerIP > l.MaxConnections && l.MaxConnections >= 1 {
+		ck.bad(sec+".max_connections_per_ip", "%d is more than %s.max_connections (%d); lower it or raise max_connections",
+			l.MaxConnectionsPerIP, sec, l.MaxConnections)
+	}
+}
+
+// local checks local delivery.
+func (ck *checker) local(l *Local) {
+	ck.oneOf("local.transport", l.Transport, "maildir", "lmtp")
+	if l.Transport == "maildir" && !strings.Contains(l.Maildir, "{user}") {
+		ck.bad("local.maildir", `%q has no {user}, so every user would share one mailbox; write it like "{data_dir}/mail/{domain}/{user}"`, l.Maildir)
+	}
+	if l.Transport == "lmtp" || ck.inFile("local.lmtp") {
+		if why := checkLMTP(l.LMTP); why != "" {
+			ck.bad("local.lmtp", `bad address %q: %s; write it like "127.0.0.1:24" or "unix:/run/dovecot/lmtp"`, l.LMTP, why)
+		}
+	}
+}
+
+// queue checks retries and lifetimes.
+func (ck *checker) queue(q *Queue) {
+	ck.duration("queue.min_backoff", q.MinBackoff)
+	ck.duration("queue.max_backoff", q.MaxBackoff)
+	ck.duration("queue.max_lifetime", q.MaxLifetime)
+	ck.duration("queue.gc_interval", q.GCInterval)
+	if q.MinBackoff > 0 && q.MinBackoff > q.MaxBackoff {
+		if ck.inFile("queue.min_backoff") || !ck.inFile("queue.max_backoff") {
+			ck.bad("queue.min_backoff", "%v is longer than queue.max_backoff (%v); lower it or raise max_backoff",
+				q.MinBackoff.D(), q.MaxBackoff.D())
+		} else {
+			ck.bad("queue.max_backoff", "%v is shorter than queue.min_backoff (%v); raise it or lower min_backoff",
+				q.MaxBackoff.D(), q.MinBackoff.D())
+		}
+	}
+	ck.atLeast("queue.workers", q.Workers, 1)
+	if q.Workers > 10000 {
+		ck.bad("queue.workers", "must be at most 10000")
+	}
+}
+
+// atLeast checks an integer's lower bound.
+func (ck *checker) atLeast(key string, v, lo int) {
+	if v < lo {
+		ck.bad(key, "must be at least %d", lo)
+	}
+}
+
+// duration checks that a duration is positive and, when the file set it,
+// that it was written with a unit rather than as a bare number (which TOML
+// would read as nanoseconds).
+func (ck *checker) duration(key string, d Duration) {
+	if ck.ix.kinds[key] == unstable.Integer {
+		ck.bad(key, `bad duration %d: write it as a quoted string with a unit, like "30s", "5m" or "1h"`, int64(d))
+		return
+	}
+	if d <= 0 {
+		ck.bad(key, `must be longer than zero; write it like "30s", "5m" or "1h"`)
+	}
+}
+
+// oneOf checks an enumerated value.
+func (ck *checker) oneOf(key, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	ck.bad(key, "%q is not allowed: use %s", v, quoteList(allowed))
+}
+
+// quoteList writes `"a", "b" or "c"`.
+func quoteList(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = strconv.Quote(v)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// checkDomain returns why s is not a plausible domain name, or "".
+func checkDomain(s string) string {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" {
+		return "it is empty"
+	}
+	if len(s) > 253 {
+		return "longer than 253 characters"
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return "it is an IP address, not a name"
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" {
+			return "it has an empty label (two dots in a row)"
+		}
+		if len(label) > 63 {
+			return "a label is longer than 63 characters"
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return "a label starts or ends with '-'"
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Sprintf("character %q is not allowed; use letters, digits, '-' and '.' (IDNs in their xn-- form)", c)
+			}
+		}
+	}
+	return ""
+}
+
+// checkHostPort returns why s is not a listen address host:port, or "".
+func checkHostPort(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "not host:port"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("port %q is not a number from 0 to 65535", port)
+	}
+	if host == "" {
+		return ""
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	if checkDomain(host) != "" {
+		return fmt.Sprintf("host %q is neither an IP address nor a host name", host)
+	}
+	return ""
+}
+
+// checkLMTP returns why s is not "host:port" or "unix:/path", or "".
+func checkLMTP(s string) string {
+	if path, ok := strings.CutPrefix(s, "unix:"); ok {
+		if !strings.HasPrefix(path, "/") {
+			return "the socket path must be absolute"
+		}
+		return ""
+	}
+	if why := checkHostPort(s); why != "" {
+		return why
+	}
+	if _, port, _ := net.SplitHostPort(s); port == "0" {
+		return "port 0 cannot be connected to"
+	}
+	return ""
+}
