@@ -1,0 +1,293 @@
+package filter
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// KV is the persistent key-value store behind the "kv" grant. Keys are
+// already namespaced per plugin by the host.
+type KV interface {
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
+	Del(ctx context.Context, key string) error
+}
+
+// Resolver answers DNS lookups behind the "dns" grant: each answer as text
+// (an address, a host name, "pref host" for MX, the joined strings of a TXT
+// record). A name that does not exist returns no answers and no error.
+type Resolver interface {
+	Lookup(ctx context.Context, qtype uint16, name string) ([]string, error)
+}
+
+// Metrics counts behind the "metrics" grant.
+type Metrics interface {
+	Add(plugin, name string, delta float64)
+}
+
+// Limits on what a plugin may hand the host.
+const (
+	maxNameLen   = 256
+	maxValueLen  = 64 << 10
+	maxReplyText = 400
+	maxNotes     = 256
+)
+
+// EnvSpec is everything an Env needs besides the hook and the transaction.
+type EnvSpec struct {
+	// Plugin names the plugin, for logs, symbols and key namespaces.
+	Plugin string
+	// Config is the plugin's [config] table.
+	Config map[string]any
+	// Grants are the capabilities granted (pluginapi.Cap…).
+	Grants   []string
+	KV       KV
+	Resolver Resolver
+	Metrics  Metrics
+	Logger   *slog.Logger
+	// Now is the clock plugins see; nil means time.Now.
+	Now func() time.Time
+}
+
+// Env is one hook call's view of the host: the semantics of every host
+// function, on a transaction. The wasm binding layer calls it after reading
+// guest memory; the SDK's native test mode calls it directly, so a plugin's
+// unit test runs against the real host semantics.
+type Env struct {
+	ctx  context.Context
+	hook pluginapi.Hook
+	txn  *Txn
+	spec *EnvSpec
+
+	reply *Result
+}
+
+// NewEnv returns the environment for one call of hook on txn.
+func NewEnv(ctx context.Context, hook pluginapi.Hook, txn *Txn, spec *EnvSpec) *Env {
+	if txn.Notes == nil {
+		txn.Notes = map[string]string{}
+	}
+	if txn.Conn == nil {
+		txn.Conn = &Conn{}
+	}
+	return &Env{ctx: ctx, hook: hook, txn: txn, spec: spec}
+}
+
+// Reply returns the reply set by SetReply, or nil.
+func (e *Env) Reply() *Result { return e.reply }
+
+func (e *Env) allowed(hooks uint32) pluginapi.Status {
+	if hooks != 0 && hooks&(1<<e.hook) == 0 {
+		return pluginapi.StatusWrongStage
+	}
+	return pluginapi.StatusOK
+}
+
+func (e *Env) granted(c string) bool {
+	for _, g := range e.spec.Grants {
+		if g == c {
+			return true
+		}
+	}
+	return false
+}
+
+const (
+	msgHooks  = 1<<pluginapi.HookData | 1<<pluginapi.HookDeliver
+	rcptHooks = 1<<pluginapi.HookRcpt | 1<<pluginapi.HookData
+)
+
+// Prop returns a property of the connection or transaction.
+func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
+	c, t := e.txn.Conn, e.txn
+	switch p {
+	case pluginapi.PropClientIP:
+		if !c.ClientIP.IsValid() {
+			return "", pluginapi.StatusOK
+		}
+		return c.ClientIP.String(), pluginapi.StatusOK
+	case pluginapi.PropClientPort:
+		return strconv.Itoa(c.ClientPort), pluginapi.StatusOK
+	case pluginapi.PropClientRDNS:
+		return c.RDNS, pluginapi.StatusOK
+	case pluginapi.PropHelo:
+		return c.Helo, pluginapi.StatusOK
+	case pluginapi.PropTLS:
+		return c.TLS, pluginapi.StatusOK
+	case pluginapi.PropAuthUser:
+		return c.AuthUser, pluginapi.StatusOK
+	case pluginapi.PropMailFrom:
+		return t.From, pluginapi.StatusOK
+	case pluginapi.PropRcpt:
+		return t.Rcpt, pluginapi.StatusOK
+	case pluginapi.PropRcpts:
+		var b strings.Builder
+		for _, r := range t.Rcpts {
+			b.WriteString(r)
+			b.WriteByte('\n')
+		}
+		return b.String(), pluginapi.StatusOK
+	case pluginapi.PropQueueID:
+		return t.QueueID, pluginapi.StatusOK
+	case pluginapi.PropHook:
+		return e.hook.String(), pluginapi.StatusOK
+	case pluginapi.PropListener:
+		return c.Listener, pluginapi.StatusOK
+	case pluginapi.PropBodySize:
+		if st := e.allowed(msgHooks); st != pluginapi.StatusOK {
+			return "", st
+		}
+		n := len(t.Body)
+		for _, f := range t.Header {
+			n += len(f.Name) + 1 + len(f.Value) + 2
+		}
+		return strconv.Itoa(n + 2), pluginapi.StatusOK
+	case pluginapi.PropDestination:
+		return t.Destination, e.allowed(1 << pluginapi.HookDeliver)
+	case pluginapi.PropAttempt:
+		return strconv.Itoa(t.Attempt), e.allowed(1 << pluginapi.HookDeliver)
+	case pluginapi.PropLocalIP:
+		if !c.LocalIP.IsValid() {
+			return "", pluginapi.StatusOK
+		}
+		return c.LocalIP.String(), pluginapi.StatusOK
+	case pluginapi.PropAuthResults:
+		return c.AuthResults, pluginapi.StatusOK
+	}
+	return "", pluginapi.StatusNotFound
+}
+
+// Log writes a line tagged with the plugin.
+func (e *Env) Log(level int32, msg string) {
+	if e.spec.Logger == nil {
+		return
+	}
+	if len(msg) > maxValueLen {
+		msg = msg[:maxValueLen]
+	}
+	e.spec.Logger.Log(e.ctx, slog.Level(level), msg, "plugin", e.spec.Plugin, "hook", e.hook.String(), "id", e.txn.QueueID)
+}
+
+// Now returns the host clock in Unix nanoseconds.
+func (e *Env) Now() int64 {
+	if e.spec.Now != nil {
+		return e.spec.Now().UnixNano()
+	}
+	return time.Now().UnixNano()
+}
+
+// Note returns a transaction note.
+func (e *Env) Note(key string) (string, pluginapi.Status) {
+	v, ok := e.txn.Notes[key]
+	if !ok {
+		return "", pluginapi.StatusNotFound
+	}
+	return v, pluginapi.StatusOK
+}
+
+// SetNote sets a transaction note; an empty value deletes it.
+func (e *Env) SetNote(key, value string) pluginapi.Status {
+	if key == "" || len(key) > maxNameLen || len(value) > maxValueLen {
+		return pluginapi.StatusBadArgument
+	}
+	if value == "" {
+		delete(e.txn.Notes, key)
+		return pluginapi.StatusOK
+	}
+	if _, ok := e.txn.Notes[key]; !ok && len(e.txn.Notes) >= maxNotes {
+		return pluginapi.StatusTooLarge
+	}
+	e.txn.Notes[key] = value
+	return pluginapi.StatusOK
+}
+
+// Config returns the JSON encoding of the plugin's config value at a
+// dotted key; "" is the whole table.
+func (e *Env) Config(key string) ([]byte, pluginapi.Status) {
+	var v any = e.spec.Config
+	if key != "" {
+		for _, part := range strings.Split(key, ".") {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, pluginapi.StatusNotFound
+			}
+			if v, ok = m[part]; !ok {
+				return nil, pluginapi.StatusNotFound
+			}
+		}
+	}
+	if v == nil {
+		v = map[string]any{}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, pluginapi.StatusBadArgument
+	}
+	return b, pluginapi.StatusOK
+}
+
+// AddScore adds to the message's spam score under a symbol.
+func (e *Env) AddScore(symbol string, score float64) pluginapi.Status {
+	if symbol == "" || len(symbol) > maxNameLen || !printable(symbol) || score != score || score > 1e6 || score < -1e6 {
+		return pluginapi.StatusBadArgument
+	}
+	e.txn.Symbols = append(e.txn.Symbols, Symbol{Plugin: e.spec.Plugin, Name: symbol, Score: score})
+	e.txn.Score += score
+	return pluginapi.StatusOK
+}
+
+// SetReply sets the SMTP reply for a Reject, Tempfail or Disconnect
+// verdict. The code must be 4xx or 5xx, the enhanced code "c.s.d" of the
+// same class (or empty), the text printable ASCII without line breaks.
+func (e *Env) SetReply(code int32, enhanced, text string) pluginapi.Status {
+	if code < 400 || code > 599 || len(text) > maxReplyText || !printable(text) {
+		return pluginapi.StatusBadArgument
+	}
+	if enhanced != "" && !validEnhanced(enhanced, int(code/100)) {
+		return pluginapi.StatusBadArgument
+	}
+	e.reply = &Result{Code: int(code), Enhanced: enhanced, Text: text, Plugin: e.spec.Plugin}
+	return pluginapi.StatusOK
+}
+
+// SetRoute sends this delivery attempt via host:port.
+func (e *Env) SetRoute(route string) pluginapi.Status {
+	if st := e.allowed(1 << pluginapi.HookDeliver); st != pluginapi.StatusOK {
+		return st
+	}
+	if len(route) > maxNameLen || !printable(route) || strings.ContainsAny(route, " \t") {
+		return pluginapi.StatusBadArgument
+	}
+	e.txn.Route = route
+	return pluginapi.StatusOK
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func validEnhanced(s string, class int) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || parts[0] != strconv.Itoa(class) {
+		return false
+	}
+	for _, p := range parts[1:] {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 999 || len(p) > 3 {
+			return false
+		}
+	}
+	return true
+}
