@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,6 +47,12 @@ type guardConn struct {
 	reply    [3]byte
 	replied  bool
 	err      error // latched: the connection is finished
+	// lostCR is set when go-smtp's dataReader drops a bare CR: at a line
+	// start it elides "." and then "\r", even when no "\n" follows, so
+	// "\r\n.\rX" reaches the session as "\r\nX". The session refuses such
+	// a message as holding a bare CR. Atomic: BDAT sessions read it from
+	// another goroutine.
+	lostCR atomic.Bool
 
 	closeOnce sync.Once
 	onClose   func()
@@ -126,6 +133,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		switch {
 		case g.await == awaitData && g.replied && string(g.reply[:]) == "354":
 			g.mode, g.dstate = modeData, stateBeginLine
+			g.lostCR.Store(false)
 		case g.await == awaitTLS && g.replied && string(g.reply[:]) == "220":
 			g.mode = modeRaw
 		}
@@ -297,6 +305,7 @@ func (g *guardConn) scanData(b []byte) int {
 				s = stateEOF
 			} else {
 				s = stateData
+				g.lostCR.Store(true)
 			}
 		case stateCR:
 			if c == '\n' {
@@ -325,6 +334,13 @@ func (g *guardConn) readBDAT(p []byte) (int, error) {
 		g.mode = modeCmd
 	}
 	return int(n), nil
+}
+
+// lostBareCR reports whether the DATA just read held a bare CR that
+// go-smtp's dataReader dropped (see guardConn.lostCR).
+func lostBareCR(c net.Conn) bool {
+	g, ok := c.(*guardConn)
+	return ok && g.lostCR.Load()
 }
 
 // isTimeout reports whether err is a network timeout.

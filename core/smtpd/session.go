@@ -207,6 +207,10 @@ func (ss *session) Data(r io.Reader) error {
 			return ss.readFailed(err)
 		}
 	}
+	if lostBareCR(ss.conn.Conn()) {
+		// The bytes are gone, so even "normalize" cannot repair this.
+		return ss.reject("data", errBareNewline, "from", env.From)
+	}
 	if sc.end() {
 		if !ss.s.normalize {
 			return ss.reject("data", errBareNewline, "from", env.From)

@@ -1,0 +1,190 @@
+package smtpd
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/config"
+)
+
+// smugglingForms are fake end-of-data markers that some servers accept.
+// always marks the one refused even with bare_newline = "normalize":
+// go-smtp drops its ".\r", so there is nothing left to repair.
+var smugglingForms = []struct {
+	name, marker string
+	always       bool
+}{
+	{"LF.LF", "\n.\n", false},
+	{"CR.CR", "\r.\r", false},
+	{"CRLF.LF", "\r\n.\n", false},
+	{"LF.CRLF", "\n.\r\n", false},
+	{"CR.CRLF", "\r.\r\n", false},
+	{"CRLF.CR", "\r\n.\r", true},
+}
+
+// hidden is a second transaction a smuggler hides after a fake marker.
+const hidden = "MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@local.test>\r\nDATA\r\n" +
+	"Subject: smuggled\r\n\r\nevil\r\n"
+
+func TestSmugglingData(t *testing.T) {
+	for _, mode := range []string{"reject", "normalize"} {
+		for _, form := range smugglingForms {
+			t.Run(mode+"/"+form.name, func(t *testing.T) {
+				q := &fakeQueue{}
+				opts := testOptions(q)
+				opts.Listener.BareNewline = mode
+				rc := dialRaw(t, startServer(t, opts), "")
+				rc.greet()
+				rc.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<user@local.test>\r\nDATA\r\n")
+				rc.expect(250)
+				rc.expect(250)
+				rc.expect(354)
+				rc.send("Subject: one\r\n\r\nhello" + form.marker + hidden + ".\r\n")
+				code, text := rc.reply()
+				rc.send("QUIT\r\n")
+				rc.expect(221)
+				envs, bodies := q.got()
+				if mode == "reject" || form.always {
+					if code != 550 || text != "5.5.2 Message contains bare CR or LF, refused" {
+						t.Errorf("got %d %q, want 550 5.5.2", code, text)
+					}
+					if len(envs) != 0 {
+						t.Errorf("enqueued %d messages, want none", len(envs))
+					}
+					return
+				}
+				if code != 250 {
+					t.Fatalf("got %d %q, want 250", code, text)
+				}
+				if len(envs) != 1 || len(envs[0].Rcpts) != 1 || envs[0].Rcpts[0].Addr != "user@local.test" {
+					t.Fatalf("enqueued %+v, want exactly the first message", envs)
+				}
+				// The hidden transaction is only text inside message one,
+				// with every line ending in CRLF.
+				if !bytes.Contains(bodies[0], []byte("\r\nMAIL FROM:<evil@example.org>\r\n")) {
+					t.Errorf("hidden commands missing from the body: %q", bodies[0])
+				}
+				var sc bareScanner
+				if sc.scan(bodies[0]); sc.end() {
+					t.Errorf("normalized body still has a bare CR or LF: %q", bodies[0])
+				}
+			})
+		}
+	}
+}
+
+func TestSmugglingBDAT(t *testing.T) {
+	for _, mode := range []string{"reject", "normalize"} {
+		t.Run(mode, func(t *testing.T) {
+			q := &fakeQueue{}
+			opts := testOptions(q)
+			opts.Listener.BareNewline = mode
+			rc := dialRaw(t, startServer(t, opts), "")
+			rc.greet()
+			rc.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<user@local.test>\r\n")
+			rc.expect(250)
+			rc.expect(250)
+			chunk1 := "Subject: one\r\n\r\nhello\n.\n" + hidden
+			chunk2 := "end\r"
+			rc.send(fmt.Sprintf("BDAT %d\r\n%s", len(chunk1), chunk1))
+			code, text := rc.reply()
+			if mode == "reject" {
+				// go-smtp reports the refusal at this chunk or, when the
+				// chunk was already taken in, at the next one.
+				rc.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(chunk2), chunk2))
+				code2, text2 := rc.reply()
+				if !(code == 550 && code2 == 502 || code == 250 && code2 == 550) {
+					t.Fatalf("got %d %q then %d %q, want one 550", code, text, code2, text2)
+				}
+				rc.send("NOOP\r\n")
+				rc.expect(250)
+				if envs, _ := q.got(); len(envs) != 0 {
+					t.Errorf("enqueued %d messages, want none", len(envs))
+				}
+				return
+			}
+			if code != 250 {
+				t.Fatalf("got %d %q, want 250", code, text)
+			}
+			rc.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(chunk2), chunk2))
+			rc.expect(250)
+			envs, bodies := q.got()
+			if len(envs) != 1 {
+				t.Fatalf("enqueued %d messages, want 1", len(envs))
+			}
+			if !bytes.HasSuffix(bodies[0], []byte("\r\n\r\nhello\r\n.\r\nMAIL FROM:<evil@example.org>\r\n"+
+				"RCPT TO:<victim@local.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\nend\r\n")) {
+				t.Errorf("body not normalized: %q", bodies[0])
+			}
+		})
+	}
+}
+
+// TestBareLFCommandLines shows that a command line ending in a bare LF (or
+// holding a bare CR) ends the connection before go-smtp acts on it, even
+// when pipelined right after a message.
+func TestBareLFCommandLines(t *testing.T) {
+	for _, tc := range []struct{ name, line string }{
+		{"bare LF", "MAIL FROM:<x@example.org>\n"},
+		{"bare CR inside", "MAIL FROM:<x@example.org>\rRCPT TO:<y@local.test>\r\n"},
+		{"LF only EHLO", "EHLO a\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &fakeQueue{}
+			rc := dialRaw(t, startServer(t, testOptions(q)), "")
+			rc.greet()
+			rc.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<user@local.test>\r\nDATA\r\n")
+			rc.expect(250)
+			rc.expect(250)
+			rc.expect(354)
+			rc.send("\r\none\r\n.\r\n" + tc.line + "RCPT TO:<v@local.test>\r\nDATA\r\n\r\ntwo\r\n.\r\n")
+			rc.expect(250)
+			if text := rc.expect(500); !strings.HasPrefix(text, "5.5.2 ") {
+				t.Errorf("got %q, want 5.5.2", text)
+			}
+			if rest := rc.readToEOF(); rest != "" {
+				t.Errorf("server said more after refusing: %q", rest)
+			}
+			if envs, _ := q.got(); len(envs) != 1 {
+				t.Errorf("enqueued %d messages, want 1", len(envs))
+			}
+		})
+	}
+}
+
+// TestStalledData: a client stalls inside DATA past the data timeout; the
+// server hangs up, and what the client sends afterwards is never read as
+// commands.
+func TestStalledData(t *testing.T) {
+	for _, bdat := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bdat=%v", bdat), func(t *testing.T) {
+			q := &fakeQueue{}
+			opts := testOptions(q)
+			opts.Listener.DataTimeout = config.Duration(50 * time.Millisecond)
+			rc := dialRaw(t, startServer(t, opts), "")
+			rc.greet()
+			rc.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<user@local.test>\r\n")
+			rc.expect(250)
+			rc.expect(250)
+			if bdat {
+				rc.send("BDAT 1000 LAST\r\nSubject: stalled\r\n")
+			} else {
+				rc.send("DATA\r\n")
+				rc.expect(354)
+				rc.send("Subject: stalled\r\n\r\npartial")
+			}
+			out := rc.readToEOF() // returns once the server hung up
+			if strings.Contains(out, "250") {
+				t.Errorf("server accepted something: %q", out)
+			}
+			// Too late: this must never be read.
+			rc.c.Write([]byte("\r\n.\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<user@local.test>\r\nDATA\r\n\r\nlate\r\n.\r\n"))
+			if envs, _ := q.got(); len(envs) != 0 {
+				t.Errorf("enqueued %d messages, want none", len(envs))
+			}
+		})
+	}
+}
