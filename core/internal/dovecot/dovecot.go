@@ -175,6 +175,7 @@ first_valid_gid = 0
 mail_location = maildir:{mail}/%n
 auth_username_format = %Ln
 lmtp_save_to_detail_mailbox = no
+mail_save_crlf = yes
 passdb {
   driver = passwd-file
   args = {users}

@@ -1,0 +1,241 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// defaultLMTPTimeout bounds the connection and each command when
+// LMTPOptions.Timeout is zero.
+const defaultLMTPTimeout = 5 * time.Minute
+
+// LMTPOptions configures an LMTP deliverer.
+type LMTPOptions struct {
+	// Addr is where the LMTP server listens: "host:port" or "unix:/path".
+	Addr string
+	// Hostname is the name sent in LHLO; "localhost" when empty.
+	Hostname string
+	// Timeout bounds connecting and each command; the reply after the
+	// message data gets twice as long. Zero means 5 minutes.
+	Timeout time.Duration
+	// Logger receives one line per recipient; nil discards them.
+	Logger *slog.Logger
+}
+
+// LMTP hands messages to a local delivery agent such as Dovecot over LMTP
+// (RFC 2033), which answers for each recipient separately after the data.
+// It opens one connection per Deliver call.
+type LMTP struct {
+	opts    LMTPOptions
+	log     *slog.Logger
+	relay   string
+	network string
+	address string
+}
+
+var _ queue.Deliverer = (*LMTP)(nil)
+
+// NewLMTP returns an LMTP deliverer for opts.
+func NewLMTP(opts LMTPOptions) *LMTP {
+	if opts.Timeout <= 0 {
+		opts.Timeout = defaultLMTPTimeout
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
+	}
+	l := &LMTP{opts: opts, log: orDiscard(opts.Logger), network: "tcp", address: opts.Addr}
+	if path, ok := strings.CutPrefix(opts.Addr, "unix:"); ok {
+		l.network, l.address = "unix", path
+		l.relay = "lmtp[" + opts.Addr + "]"
+	} else if host, port, err := net.SplitHostPort(opts.Addr); err == nil {
+		l.relay = "lmtp[" + host + "]:" + port
+	} else {
+		l.relay = "lmtp[" + opts.Addr + "]"
+	}
+	return l
+}
+
+// Deliver sends m to the LMTP server for rcpts and returns the server's
+// verdict for each.
+func (l *LMTP) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+	results := l.deliver(ctx, m, rcpts)
+	for _, r := range results {
+		logResult(ctx, l.log, m, r)
+	}
+	return results
+}
+
+// deliver runs one LMTP transaction. Every recipient gets exactly one
+// Result, in the order of rcpts.
+func (l *LMTP) deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+	results := make([]queue.Result, len(rcpts))
+	if len(rcpts) == 0 {
+		return results
+	}
+	// index maps each distinct address to its positions in rcpts; the
+	// server sees each address once.
+	index := make(map[string][]int, len(rcpts))
+	var order []string
+	for i, rc := range rcpts {
+		if _, ok := index[rc]; !ok {
+			order = append(order, rc)
+		}
+		index[rc] = append(index[rc], i)
+	}
+	done := make(map[string]bool, len(order))
+	set := func(rcpt string, r queue.Result) {
+		done[rcpt] = true
+		for _, i := range index[rcpt] {
+			results[i] = r
+			results[i].Rcpt = rcpts[i]
+		}
+	}
+	// failAll gives every recipient without a Result one built from err.
+	failAll := func(err error, dsn string) []queue.Result {
+		for _, rc := range order {
+			if !done[rc] {
+				set(rc, l.errResult(rc, err, dsn))
+			}
+		}
+		return results
+	}
+
+	dialer := net.Dialer{Timeout: l.opts.Timeout}
+	conn, err := dialer.DialContext(ctx, l.network, l.address)
+	if err != nil {
+		return failAll(fmt.Errorf("connecting to LMTP server %s: %w", l.opts.Addr, err), "4.4.1")
+	}
+	// Cancelling ctx aborts whatever command is in flight.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	c.CommandTimeout = l.opts.Timeout
+	c.SubmissionTimeout = 2 * l.opts.Timeout
+
+	if err := c.Hello(l.opts.Hostname); err != nil {
+		// Even a 5xx greeting is the server's trouble, not the
+		// recipients': defer rather than bounce.
+		return failAll(fmt.Errorf("LMTP server %s refused the session: %s", l.opts.Addr, err), "4.4.2")
+	}
+	if err := c.Mail(m.From, l.mailOptions(c, m)); err != nil {
+		return failAll(err, "4.4.2")
+	}
+	var accepted []string
+	for _, rc := range order {
+		if err := c.Rcpt(rc, nil); err != nil {
+			var se *smtp.SMTPError
+			if !errors.As(err, &se) {
+				return failAll(err, "4.4.2")
+			}
+			set(rc, l.errResult(rc, err, ""))
+			continue
+		}
+		accepted = append(accepted, rc)
+	}
+	if len(accepted) == 0 {
+		c.Quit()
+		return results
+	}
+
+	w, err := c.Data()
+	if err != nil {
+		return failAll(err, "4.4.2")
+	}
+	if _, err := w.Write(m.Body); err != nil {
+		return failAll(err, "4.4.2")
+	}
+	resp, err := w.CloseWithLMTPResponse()
+	var perRcpt smtp.LMTPDataError
+	if err != nil && !errors.As(err, &perRcpt) {
+		// The connection broke before every reply came: what was
+		// confirmed is delivered, the rest is retried.
+		for rc, dr := range resp {
+			set(rc, l.okResult(rc, dr.StatusText))
+		}
+		return failAll(err, "4.4.2")
+	}
+	for rc, se := range perRcpt {
+		set(rc, l.errResult(rc, se, ""))
+	}
+	for rc, dr := range resp {
+		set(rc, l.okResult(rc, dr.StatusText))
+	}
+	c.Quit()
+	return failAll(errors.New("LMTP server gave no reply for this recipient"), "4.4.2")
+}
+
+// mailOptions returns the MAIL parameters for m that the server supports.
+func (l *LMTP) mailOptions(c *smtp.Client, m *queue.Message) *smtp.MailOptions {
+	opts := &smtp.MailOptions{Size: int64(len(m.Body))}
+	if ok, _ := c.Extension("SMTPUTF8"); ok && m.SMTPUTF8 {
+		opts.UTF8 = true
+	}
+	return opts
+}
+
+// okResult is the Result for a positive per-recipient reply.
+func (l *LMTP) okResult(rcpt, text string) queue.Result {
+	dsn := "2.0.0"
+	if code, rest, ok := cutEnhanced(text); ok {
+		dsn, text = code, rest
+	}
+	return sent(rcpt, l.relay, dsn, text)
+}
+
+// errResult turns err into a Result for rcpt. An *smtp.SMTPError keeps the
+// server's codes (5xx bounces, anything else defers); other errors defer
+// with fallbackDSN.
+func (l *LMTP) errResult(rcpt string, err error, fallbackDSN string) queue.Result {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) {
+		if fallbackDSN == "" {
+			fallbackDSN = "4.0.0"
+		}
+		return deferred(rcpt, l.relay, fallbackDSN, err.Error())
+	}
+	r := queue.Result{Rcpt: rcpt, Status: queue.Deferred, Code: se.Code, Text: se.Message, Relay: l.relay}
+	class := se.Code / 100
+	if class == 5 {
+		r.Status = queue.Bounced
+	}
+	if se.EnhancedCode != (smtp.EnhancedCode{}) && se.EnhancedCode != smtp.NoEnhancedCode {
+		e := se.EnhancedCode
+		r.DSN = fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2])
+	}
+	// The enhanced code's class must agree with the reply's (RFC 3463).
+	if r.DSN == "" || r.DSN[0] != byte('0'+class) {
+		if class == 5 {
+			r.DSN = "5.0.0"
+		} else {
+			r.DSN = "4.0.0"
+		}
+	}
+	return r
+}
+
+// cutEnhanced splits a leading enhanced status code ("2.1.5 Ok") off text.
+func cutEnhanced(text string) (code, rest string, ok bool) {
+	code, rest, _ = strings.Cut(text, " ")
+	parts := strings.Split(code, ".")
+	if len(parts) != 3 {
+		return "", text, false
+	}
+	for _, p := range parts {
+		if _, err := strconv.Atoi(p); err != nil {
+			return "", text, false
+		}
+	}
+	return code, rest, true
+}

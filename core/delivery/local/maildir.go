@@ -1,0 +1,287 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// maildirRelay is the Relay of every Maildir Result.
+const maildirRelay = "local"
+
+// maxLocalPart is the longest local part accepted (RFC 5321 4.5.3.1.1).
+const maxLocalPart = 64
+
+// MaildirOptions configures a Maildir deliverer.
+type MaildirOptions struct {
+	// Template is the path of a recipient's Maildir, with {domain} and
+	// {user} replaced by the recipient's lowercased domain and local part,
+	// e.g. "/data/mail/{domain}/{user}". The local part is used as is: a
+	// "+detail" suffix is not stripped, so "bob+lists" is its own mailbox.
+	Template string
+	// Create makes a missing Maildir (cur, new and tmp, mode 0700) instead
+	// of bouncing the recipient as unknown.
+	Create bool
+	// Logger receives one line per recipient; nil discards them.
+	Logger *slog.Logger
+}
+
+// Maildir delivers into Maildirs on the local filesystem, following the
+// Maildir protocol: write to tmp/, fsync, rename into new/, fsync new/.
+// Each delivered file is the queued message with a Delivered-To header
+// line prepended.
+type Maildir struct {
+	opts MaildirOptions
+	log  *slog.Logger
+	host string
+	pid  int
+	seq  atomic.Uint64
+	// sync flushes a file or directory to disk; tests replace it to make
+	// fsync fail.
+	sync func(f *os.File) error
+}
+
+var _ queue.Deliverer = (*Maildir)(nil)
+
+// NewMaildir returns a Maildir deliverer for opts.
+func NewMaildir(opts MaildirOptions) *Maildir {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	// Maildir reserves '/' and ':' in file names.
+	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
+	return &Maildir{
+		opts: opts,
+		log:  orDiscard(opts.Logger),
+		host: host,
+		pid:  os.Getpid(),
+		sync: (*os.File).Sync,
+	}
+}
+
+// Deliver writes m into the Maildir of each recipient in rcpts.
+func (d *Maildir) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+	results := make([]queue.Result, 0, len(rcpts))
+	// Two spellings of one mailbox ("Bob@x", "bob@x") get one copy.
+	done := make(map[string]queue.Result)
+	for _, rcpt := range rcpts {
+		var r queue.Result
+		dir, user, domain, bad := d.mailbox(rcpt)
+		switch {
+		case bad != nil:
+			r = *bad
+		case ctx.Err() != nil:
+			r = deferred(rcpt, maildirRelay, "4.3.0", "delivery interrupted: "+ctx.Err().Error())
+		default:
+			if prev, ok := done[dir]; ok {
+				r = prev
+				r.Rcpt = rcpt
+			} else {
+				r = d.deliverOne(rcpt, dir, user+"@"+domain, m.Body)
+				done[dir] = r
+			}
+		}
+		logResult(ctx, d.log, m, r)
+		results = append(results, r)
+	}
+	return results
+}
+
+// mailbox checks rcpt and returns its Maildir path, or a bounce Result.
+func (d *Maildir) mailbox(rcpt string) (dir, user, domain string, bad *queue.Result) {
+	user, domain, ok := splitAddr(rcpt)
+	if !ok {
+		r := bounced(rcpt, maildirRelay, "5.1.3", "bad recipient address: no domain")
+		return "", "", "", &r
+	}
+	user, domain = strings.ToLower(user), strings.ToLower(domain)
+	if why := unsafeName(user); why != "" {
+		r := bounced(rcpt, maildirRelay, "5.1.3", "bad recipient local part: "+why)
+		return "", "", "", &r
+	}
+	if why := unsafeName(domain); why != "" {
+		r := bounced(rcpt, maildirRelay, "5.1.3", "bad recipient domain: "+why)
+		return "", "", "", &r
+	}
+	dir = strings.NewReplacer("{domain}", domain, "{user}", user).Replace(d.opts.Template)
+	return dir, user, domain, nil
+}
+
+// unsafeName says why s cannot be one path element, or "" if it can.
+func unsafeName(s string) string {
+	switch {
+	case s == "":
+		return "empty"
+	case len(s) > maxLocalPart:
+		return "longer than 64 bytes"
+	case strings.ContainsAny(s, "/\\\x00"):
+		return `contains '/', '\' or NUL`
+	case s[0] == '.':
+		return "starts with '.'"
+	case strings.Contains(s, ".."):
+		return `contains ".."`
+	}
+	return ""
+}
+
+// deliverOne writes body to the Maildir dir and returns the Result for rcpt.
+func (d *Maildir) deliverOne(rcpt, dir, deliveredTo string, body []byte) queue.Result {
+	if err := d.ensure(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return bounced(rcpt, maildirRelay, "5.1.1", "mailbox unavailable: no such user")
+		}
+		return fsFailure(rcpt, err)
+	}
+	name, err := d.write(dir, deliveredTo, body)
+	if err != nil {
+		return fsFailure(rcpt, err)
+	}
+	return sent(rcpt, maildirRelay, "2.0.0", "delivered to maildir as "+name)
+}
+
+// ensure checks that dir is a Maildir, creating it when allowed. A missing
+// Maildir that may not be created yields an error matching fs.ErrNotExist.
+func (d *Maildir) ensure(dir string) error {
+	missing := false
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		fi, err := os.Stat(filepath.Join(dir, sub))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			missing = true
+		case err != nil:
+			return err
+		case !fi.IsDir():
+			return fmt.Errorf("maildir %s: %s is not a directory; remove it or fix the Maildir", dir, sub)
+		}
+	}
+	if !missing {
+		return nil
+	}
+	if !d.opts.Create {
+		return fmt.Errorf("maildir %s: %w", dir, fs.ErrNotExist)
+	}
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return fmt.Errorf("creating maildir: %w", err)
+		}
+	}
+	return d.syncDir(filepath.Dir(dir), dir)
+}
+
+// write stores body in dir/new with a Delivered-To header and returns the
+// file name.
+func (d *Maildir) write(dir, deliveredTo string, body []byte) (string, error) {
+	var f *os.File
+	var name string
+	for {
+		name = d.uniqueName()
+		var err error
+		f, err = os.OpenFile(filepath.Join(dir, "tmp", name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue // Another process with our pid before us; take the next name.
+		}
+		if err != nil {
+			return "", fmt.Errorf("creating file in maildir: %w", err)
+		}
+		break
+	}
+	tmp := f.Name()
+	err := writeAll(f, header(deliveredTo, body), body)
+	if err == nil {
+		err = d.sync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, "new", name))
+	}
+	if err == nil {
+		err = d.syncDir(filepath.Join(dir, "new"))
+		// The rename may not be durable: undo it, so that the retry the
+		// deferral causes does not leave a second copy.
+		if err != nil {
+			os.Remove(filepath.Join(dir, "new", name))
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("writing maildir %s: %w", dir, err)
+	}
+	return name, nil
+}
+
+// uniqueName returns a Maildir file name, "SEC.MusecPpidQn.HOST", unique
+// among all goroutines of this process.
+func (d *Maildir) uniqueName() string {
+	now := time.Now()
+	n := d.seq.Add(1)
+	return strconv.FormatInt(now.Unix(), 10) +
+		".M" + strconv.Itoa(now.Nanosecond()/1000) +
+		"P" + strconv.Itoa(d.pid) +
+		"Q" + strconv.FormatUint(n, 10) +
+		"." + d.host
+}
+
+// syncDir fsyncs each directory in dirs.
+func (d *Maildir) syncDir(dirs ...string) error {
+	for _, dir := range dirs {
+		f, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		err = d.sync(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("syncing directory %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// header returns the Delivered-To line for rcpt, ending the way body's
+// first line ends (CRLF or LF).
+func header(rcpt string, body []byte) []byte {
+	eol := "\r\n"
+	if i := bytes.IndexByte(body, '\n'); i >= 0 && (i == 0 || body[i-1] != '\r') {
+		eol = "\n"
+	}
+	return []byte("Delivered-To: " + rcpt + eol)
+}
+
+// writeAll writes each chunk to f.
+func writeAll(f *os.File, chunks ...[]byte) error {
+	for _, c := range chunks {
+		if _, err := f.Write(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fsFailure maps a filesystem error to a deferral with a fitting DSN code.
+func fsFailure(rcpt string, err error) queue.Result {
+	dsn := "4.3.0"
+	switch {
+	case errors.Is(err, syscall.EDQUOT):
+		dsn = "4.2.2"
+	case errors.Is(err, syscall.ENOSPC):
+		dsn = "4.3.1"
+	case errors.Is(err, fs.ErrPermission):
+		dsn = "4.2.0"
+	}
+	return deferred(rcpt, maildirRelay, dsn, err.Error())
+}

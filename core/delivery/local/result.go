@@ -1,0 +1,56 @@
+package local
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// splitAddr splits addr at its last '@' into local part and domain. ok is
+// false when there is no '@'.
+func splitAddr(addr string) (user, domain string, ok bool) {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return "", "", false
+	}
+	return addr[:i], addr[i+1:], true
+}
+
+// sent, deferred and bounced build Results with the usual reply codes.
+func sent(rcpt, relay, dsn, text string) queue.Result {
+	return queue.Result{Rcpt: rcpt, Status: queue.Sent, Code: 250, DSN: dsn, Text: text, Relay: relay}
+}
+
+func deferred(rcpt, relay, dsn, text string) queue.Result {
+	return queue.Result{Rcpt: rcpt, Status: queue.Deferred, Code: 451, DSN: dsn, Text: text, Relay: relay}
+}
+
+func bounced(rcpt, relay, dsn, text string) queue.Result {
+	return queue.Result{Rcpt: rcpt, Status: queue.Bounced, Code: 550, DSN: dsn, Text: text, Relay: relay}
+}
+
+// logResult writes the one delivery line for r.
+func logResult(ctx context.Context, log *slog.Logger, m *queue.Message, r queue.Result) {
+	level := slog.LevelInfo
+	if r.Status != queue.Sent {
+		level = slog.LevelWarn
+	}
+	var delay time.Duration
+	if !m.Received.IsZero() {
+		delay = time.Since(m.Received).Round(time.Millisecond)
+	}
+	log.Log(ctx, level, "delivery",
+		"id", m.ID, "to", r.Rcpt, "relay", r.Relay, "delay", delay,
+		"dsn", r.DSN, "status", r.Status.String(), "text", r.Text)
+}
+
+// orDiscard returns l, or a logger that drops everything when l is nil.
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

@@ -1,0 +1,88 @@
+// Package delivery takes queued messages to their recipients: it routes
+// each recipient to local delivery (subpackage local: Maildir or LMTP) or to
+// remote delivery by MX, and gathers one queue.Result per recipient.
+package delivery
+
+import (
+	"context"
+	"strings"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// RouterOptions configures a Router.
+type RouterOptions struct {
+	// LocalDomains are the domains delivered on this host, compared
+	// case-insensitively.
+	LocalDomains []string
+	// Local delivers to recipients in LocalDomains; nil defers them.
+	Local queue.Deliverer
+	// Remote delivers to every other recipient; nil defers them (outbound
+	// MX delivery is not configured yet).
+	Remote queue.Deliverer
+}
+
+// Router is a queue.Deliverer that splits a message's recipients between
+// the local and the remote deliverer by domain.
+type Router struct {
+	local  queue.Deliverer
+	remote queue.Deliverer
+	// domains holds the lowercased local domains.
+	domains map[string]bool
+}
+
+var _ queue.Deliverer = (*Router)(nil)
+
+// NewRouter returns a Router for opts.
+func NewRouter(opts RouterOptions) *Router {
+	r := &Router{local: opts.Local, remote: opts.Remote, domains: make(map[string]bool)}
+	for _, d := range opts.LocalDomains {
+		r.domains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
+	}
+	return r
+}
+
+// IsLocal reports whether rcpt is delivered locally: its domain is one of
+// the local domains, or it has no domain at all (as <postmaster> may).
+func (r *Router) IsLocal(rcpt string) bool {
+	i := strings.LastIndexByte(rcpt, '@')
+	if i < 0 {
+		return true
+	}
+	return r.domains[strings.ToLower(strings.TrimSuffix(rcpt[i+1:], "."))]
+}
+
+// Deliver hands the local recipients of rcpts to the local deliverer and
+// the others to the remote one, and returns both sets of Results.
+func (r *Router) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+	var local, remote []string
+	for _, rc := range rcpts {
+		if r.IsLocal(rc) {
+			local = append(local, rc)
+		} else {
+			remote = append(remote, rc)
+		}
+	}
+	results := make([]queue.Result, 0, len(rcpts))
+	results = append(results, route(ctx, r.local, m, local,
+		"4.3.0", "no local delivery configured; set a local transport in the config")...)
+	results = append(results, route(ctx, r.remote, m, remote,
+		"4.4.1", "no remote delivery configured yet")...)
+	return results
+}
+
+// route delivers rcpts with d, or defers them all with dsn and text when d
+// is nil.
+func route(ctx context.Context, d queue.Deliverer, m *queue.Message, rcpts []string, dsn, text string) []queue.Result {
+	if len(rcpts) == 0 {
+		return nil
+	}
+	if d != nil {
+		return d.Deliver(ctx, m, rcpts)
+	}
+	out := make([]queue.Result, len(rcpts))
+	for i, rc := range rcpts {
+		out[i] = queue.Result{Rcpt: rc, Status: queue.Deferred, Code: 451, DSN: dsn, Text: text}
+	}
+	return out
+}
