@@ -303,3 +303,29 @@ func TestLMTPErrResult(t *testing.T) {
 		}
 	}
 }
+
+func TestLMTPCancelDefers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c // Never greets.
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := NewLMTP(LMTPOptions{Addr: ln.Addr().String(), Timeout: time.Hour})
+	done := make(chan []queue.Result, 1)
+	go func() { done <- l.Deliver(ctx, newMessage([]byte("\r\n")), []string{"alice@example.com"}) }()
+	c := <-accepted
+	defer c.Close()
+	cancel()
+	res := <-done
+	if len(res) != 1 || res[0].Status != queue.Deferred || res[0].DSN[0] != '4' {
+		t.Errorf("results = %+v, want one deferral", res)
+	}
+}
