@@ -1,7 +1,8 @@
 #!/bin/sh
 # install-test-deps.sh installs the Debian packages the tests and benchmarks
 # need: Dovecot (LMTP delivery tests), swaks (manual SMTP checks) and Postfix
-# (for smtp-sink, used by the benchmarks as a fast remote SMTP server).
+# (for smtp-sink, used by the benchmarks as a fast remote SMTP server), and
+# wabt (wat2wasm, which assembles the filter tests' WebAssembly text guests).
 #
 # It is idempotent and quick when everything is already there. It must run as
 # root (or with sudo available) on Debian or Ubuntu. No daemon is left
@@ -14,6 +15,7 @@ command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing="$miss
 [ -x /usr/lib/dovecot/lmtp ] || missing="$missing dovecot-lmtpd"
 command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing="$missing postfix"
+command -v wat2wasm >/dev/null 2>&1 || missing="$missing wabt"
 
 if [ -z "$missing" ]; then
 	exit 0
