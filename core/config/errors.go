@@ -178,6 +178,9 @@ func suggest(key string) string {
 		bestDist = 2
 	}
 	for _, k := range knownKeys {
+		if abs(len(key)-len(k)) >= bestDist {
+			continue
+		}
 		if d := editDistance(key, k); d < bestDist {
 			best, bestDist = k, d
 		}
@@ -209,4 +212,11 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(a)][len(b)]
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
