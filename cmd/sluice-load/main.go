@@ -28,7 +28,7 @@ func main() {
 	flag.StringVar(&o.To, "to", loadgen.DefaultTo, "envelope recipient")
 	flag.DurationVar(&o.Timeout, "timeout", loadgen.DefaultTimeout, "limit on each connect, write and reply")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
-	row := flag.String("row", "", "print the report as one Markdown table row with this `label` in the first column")
+	row := flag.String("row", "", "print the report as one Markdown table row with this `label` in the first column (and the full text on stderr)")
 	header := flag.Bool("header", false, "print the Markdown table header and exit")
 	flag.Parse()
 	if *header {
@@ -50,6 +50,7 @@ func main() {
 			enc.SetIndent("", "  ")
 			enc.Encode(r)
 		case *row != "":
+			fmt.Fprintln(os.Stderr, r)
 			fmt.Println(r.MarkdownRow(*row))
 		default:
 			fmt.Println(r)
