@@ -18,11 +18,16 @@ type Config struct {
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `toml:"log_level"`
 
-	SMTP       Listener `toml:"smtp"`
+	// SMTP is the inbound service, normally port 25.
+	SMTP Listener `toml:"smtp"`
+	// Submission is the service for the operator's own users, normally 587.
 	Submission Listener `toml:"submission"`
-	Local      Local    `toml:"local"`
-	Queue      Queue    `toml:"queue"`
-	Admin      Admin    `toml:"admin"`
+	// Local is delivery to LocalDomains.
+	Local Local `toml:"local"`
+	// Queue is retries and lifetimes of queued mail.
+	Queue Queue `toml:"queue"`
+	// Admin is the socket `sluice queue …` talks to.
+	Admin Admin `toml:"admin"`
 }
 
 // Listener configures one SMTP service (port 25 or submission) and its limits.
@@ -64,8 +69,12 @@ type Local struct {
 
 // Queue configures retries and lifetimes.
 type Queue struct {
-	MinBackoff  Duration `toml:"min_backoff"`
-	MaxBackoff  Duration `toml:"max_backoff"`
+	// MinBackoff is the wait before the first retry after a temporary
+	// failure; later waits grow from it.
+	MinBackoff Duration `toml:"min_backoff"`
+	// MaxBackoff caps the wait between retries; never less than MinBackoff.
+	MaxBackoff Duration `toml:"max_backoff"`
+	// MaxLifetime is how long a message is retried before it is bounced.
 	MaxLifetime Duration `toml:"max_lifetime"`
 	// Workers is how many deliveries run at once.
 	Workers int `toml:"workers"`

@@ -420,3 +420,26 @@ func TestDiagnostic(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBuild checks that any original message and diagnostic give a report
+// that parses back into its three parts with CRLF line endings.
+func FuzzBuild(f *testing.F) {
+	f.Add([]byte(original), "smtp; 550 5.1.1 no such user", int64(0))
+	f.Add([]byte("no header section at all"), "421\r\nX: y", int64(5))
+	f.Add([]byte("\r\n\r\nbody only\n--x\n"), "", int64(1))
+	f.Fuzz(func(t *testing.T, orig []byte, diag string, max int64) {
+		r := report()
+		r.Original, r.Rcpts[0].Diagnostic, r.MaxReturn = orig, diag, max
+		msg, err := Build(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(bytes.ReplaceAll(msg, []byte("\r\n"), nil), []byte("\n")) {
+			t.Fatal("report has a bare LF")
+		}
+		_, parts := parse(t, msg)
+		if len(parts) != 3 {
+			t.Fatalf("%d parts, want 3", len(parts))
+		}
+	})
+}
