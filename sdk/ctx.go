@@ -1,0 +1,164 @@
+package sdk
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// Ctx is one hook call: typed access to the connection, the transaction and
+// the host's helpers. It is valid only during the handler call.
+type Ctx struct {
+	host Host
+	hook pluginapi.Hook
+}
+
+// Hook returns the hook being run.
+func (c *Ctx) Hook() pluginapi.Hook { return c.hook }
+
+// Prop returns a raw property (pluginapi.Prop…).
+func (c *Ctx) Prop(p pluginapi.Prop) (string, error) {
+	v, st := c.host.Prop(p)
+	return v, statusErr(st)
+}
+
+func (c *Ctx) prop(p pluginapi.Prop) string {
+	v, _ := c.host.Prop(p)
+	return v
+}
+
+// ClientIP returns the client's address (the zero Addr when unknown).
+func (c *Ctx) ClientIP() netip.Addr {
+	a, _ := netip.ParseAddr(c.prop(pluginapi.PropClientIP))
+	return a
+}
+
+// ClientPort returns the client's TCP port.
+func (c *Ctx) ClientPort() int {
+	n, _ := strconv.Atoi(c.prop(pluginapi.PropClientPort))
+	return n
+}
+
+// LocalIP returns the address the client connected to.
+func (c *Ctx) LocalIP() netip.Addr {
+	a, _ := netip.ParseAddr(c.prop(pluginapi.PropLocalIP))
+	return a
+}
+
+// RDNS returns the client's verified reverse DNS name, "" when none.
+func (c *Ctx) RDNS() string { return c.prop(pluginapi.PropClientRDNS) }
+
+// Helo returns the HELO/EHLO argument.
+func (c *Ctx) Helo() string { return c.prop(pluginapi.PropHelo) }
+
+// TLS describes the TLS session ("TLS1.3 TLS_AES_128_GCM_SHA256"), "" when none.
+func (c *Ctx) TLS() string { return c.prop(pluginapi.PropTLS) }
+
+// AuthUser returns the authenticated user, "" when none.
+func (c *Ctx) AuthUser() string { return c.prop(pluginapi.PropAuthUser) }
+
+// Listener returns "smtp" or "submission".
+func (c *Ctx) Listener() string { return c.prop(pluginapi.PropListener) }
+
+// MailFrom returns the return path ("" for the null sender).
+func (c *Ctx) MailFrom() string { return c.prop(pluginapi.PropMailFrom) }
+
+// Rcpt returns the recipient under consideration (rcpt hook).
+func (c *Ctx) Rcpt() string { return c.prop(pluginapi.PropRcpt) }
+
+// Rcpts returns the recipients accepted so far.
+func (c *Ctx) Rcpts() []string { return lines(c.prop(pluginapi.PropRcpts)) }
+
+// QueueID returns the message's queue ID (data, deliver).
+func (c *Ctx) QueueID() string { return c.prop(pluginapi.PropQueueID) }
+
+// BodySize returns the message size in bytes (data, deliver; else 0).
+func (c *Ctx) BodySize() int64 {
+	n, _ := strconv.ParseInt(c.prop(pluginapi.PropBodySize), 10, 64)
+	return n
+}
+
+// Destination returns the destination domain of a delivery attempt (deliver).
+func (c *Ctx) Destination() string { return c.prop(pluginapi.PropDestination) }
+
+// Attempt returns the delivery attempt number (deliver).
+func (c *Ctx) Attempt() int {
+	n, _ := strconv.Atoi(c.prop(pluginapi.PropAttempt))
+	return n
+}
+
+// AuthResults returns the Authentication-Results value the host computed.
+func (c *Ctx) AuthResults() string { return c.prop(pluginapi.PropAuthResults) }
+
+// Note returns a transaction note set by this or an earlier plugin or stage.
+func (c *Ctx) Note(key string) (string, bool) {
+	v, st := c.host.Note(key)
+	return v, st == pluginapi.StatusOK
+}
+
+// SetNote sets a transaction note that later plugins and stages read; an
+// empty value deletes it.
+func (c *Ctx) SetNote(key, value string) error { return statusErr(c.host.SetNote(key, value)) }
+
+// Config decodes the plugin's [config] value at a dotted key ("" for the
+// whole table) into v with encoding/json. A missing key is ErrNotFound.
+func (c *Ctx) Config(key string, v any) error {
+	b, st := c.host.Config(key)
+	if st != pluginapi.StatusOK {
+		return st
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("config key %q: %w", key, err)
+	}
+	return nil
+}
+
+// Now returns the host's clock, the only clock a plugin should use.
+func (c *Ctx) Now() time.Time { return time.Unix(0, c.host.Now()) }
+
+// AddScore adds score to the message's spam score under a symbol name.
+func (c *Ctx) AddScore(symbol string, score float64) error {
+	return statusErr(c.host.AddScore(symbol, score))
+}
+
+// SetRoute sends this delivery attempt via "host:port" (deliver).
+func (c *Ctx) SetRoute(route string) error { return statusErr(c.host.SetRoute(route)) }
+
+// Debug logs a printf-style line at debug level, tagged by the host with
+// the plugin, hook and queue ID.
+func (c *Ctx) Debug(format string, args ...any) { c.log(pluginapi.LogDebug, format, args) }
+
+// Info logs a printf-style line at info level.
+func (c *Ctx) Info(format string, args ...any) { c.log(pluginapi.LogInfo, format, args) }
+
+// Warn logs a printf-style line at warning level.
+func (c *Ctx) Warn(format string, args ...any) { c.log(pluginapi.LogWarn, format, args) }
+
+// Error logs a printf-style line at error level.
+func (c *Ctx) Error(format string, args ...any) { c.log(pluginapi.LogError, format, args) }
+
+func (c *Ctx) log(level int32, format string, args []any) {
+	msg := format
+	if len(args) > 0 {
+		msg = fmt.Sprintf(format, args...)
+	}
+	c.host.Log(level, msg)
+}
+
+// Metric adds delta to the plugin's counter name; needs the "metrics" grant.
+func (c *Ctx) Metric(name string, delta float64) error {
+	return statusErr(c.host.MetricAdd(name, delta))
+}
+
+// lines splits a "\n"-terminated list.
+func lines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}

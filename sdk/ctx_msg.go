@@ -1,0 +1,84 @@
+package sdk
+
+import (
+	"io"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// Header returns the first value of a header field, unfolded and trimmed
+// (data, deliver). ok is false when the field is absent or the hook has no
+// message.
+func (c *Ctx) Header(name string) (value string, ok bool) {
+	v, st := c.host.Header(name, 0)
+	return v, st == pluginapi.StatusOK
+}
+
+// HeaderAll returns every value of a header field, in order (data, deliver).
+func (c *Ctx) HeaderAll(name string) []string {
+	var vs []string
+	for i := 0; ; i++ {
+		v, st := c.host.Header(name, i)
+		if st != pluginapi.StatusOK {
+			return vs
+		}
+		vs = append(vs, v)
+	}
+}
+
+// Headers returns the raw header section as it stands after earlier edits,
+// CRLF line endings (data, deliver; nil elsewhere).
+func (c *Ctx) Headers() []byte {
+	b, st := c.host.Headers()
+	if st != pluginapi.StatusOK {
+		return nil
+	}
+	return b
+}
+
+// Body returns a reader over the message body (after the header section),
+// read from the host in chunks of the caller's size (data, deliver). At
+// other hooks the first Read returns ErrWrongStage.
+func (c *Ctx) Body() io.Reader { return &bodyReader{host: c.host} }
+
+type bodyReader struct {
+	host Host
+	off  int64
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, st := r.host.ReadBody(r.off, p)
+	if st != pluginapi.StatusOK {
+		return 0, st
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	r.off += int64(n)
+	return n, nil
+}
+
+// AddHeader prepends a header field (data, deliver). The value may not
+// contain line breaks.
+func (c *Ctx) AddHeader(name, value string) error { return statusErr(c.host.AddHeader(name, value)) }
+
+// SetHeader replaces every occurrence of a field with one, or adds it
+// (data, deliver).
+func (c *Ctx) SetHeader(name, value string) error { return statusErr(c.host.SetHeader(name, value)) }
+
+// DelHeader deletes every occurrence of a field (data, deliver);
+// ErrNotFound when there was none.
+func (c *Ctx) DelHeader(name string) error { return statusErr(c.host.DelHeader(name)) }
+
+// AddRcpt adds a recipient (rcpt, data).
+func (c *Ctx) AddRcpt(addr string) error { return statusErr(c.host.AddRcpt(addr)) }
+
+// DelRcpt removes a recipient (rcpt, data); at rcpt, removing the
+// recipient under consideration drops it.
+func (c *Ctx) DelRcpt(addr string) error { return statusErr(c.host.DelRcpt(addr)) }
+
+// RewriteRcpt replaces recipient old with new (rcpt, data).
+func (c *Ctx) RewriteRcpt(old, new string) error { return statusErr(c.host.RewriteRcpt(old, new)) }

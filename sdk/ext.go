@@ -1,0 +1,64 @@
+package sdk
+
+import (
+	"time"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// LookupA returns the IPv4 addresses of name; needs the "dns" grant. A name
+// with no answers returns an empty list and no error.
+func (c *Ctx) LookupA(name string) ([]string, error) { return c.lookup(pluginapi.DNSA, name) }
+
+// LookupAAAA returns the IPv6 addresses of name; needs the "dns" grant.
+func (c *Ctx) LookupAAAA(name string) ([]string, error) { return c.lookup(pluginapi.DNSAAAA, name) }
+
+// LookupMX returns the MX records of name as "pref host"; needs the "dns" grant.
+func (c *Ctx) LookupMX(name string) ([]string, error) { return c.lookup(pluginapi.DNSMX, name) }
+
+// LookupTXT returns the TXT records of name, each record's strings joined;
+// needs the "dns" grant.
+func (c *Ctx) LookupTXT(name string) ([]string, error) { return c.lookup(pluginapi.DNSTXT, name) }
+
+// LookupPTR returns the PTR names of an address (give the IP, e.g.
+// "192.0.2.1", or the in-addr.arpa name); needs the "dns" grant.
+func (c *Ctx) LookupPTR(name string) ([]string, error) { return c.lookup(pluginapi.DNSPTR, name) }
+
+func (c *Ctx) lookup(qtype int32, name string) ([]string, error) {
+	b, st := c.host.DNSLookup(qtype, name)
+	switch st {
+	case pluginapi.StatusOK:
+		return lines(string(b)), nil
+	case pluginapi.StatusNotFound:
+		return nil, nil
+	}
+	return nil, st
+}
+
+// KVGet reads a key of the plugin's persistent store; needs the "kv" grant.
+// ok is false when the key does not exist (or expired).
+func (c *Ctx) KVGet(key string) (value []byte, ok bool, err error) {
+	b, st := c.host.KVGet(key)
+	switch st {
+	case pluginapi.StatusOK:
+		return append([]byte(nil), b...), true, nil
+	case pluginapi.StatusNotFound:
+		return nil, false, nil
+	}
+	return nil, false, st
+}
+
+// KVSet writes a key that expires after ttl (0: never); needs "kv".
+func (c *Ctx) KVSet(key string, value []byte, ttl time.Duration) error {
+	return statusErr(c.host.KVSet(key, value, ttl.Milliseconds()))
+}
+
+// KVIncr atomically adds delta to a counter (a missing key counts from 0)
+// with time to live ttl (0: none) and returns the new value; needs "kv".
+func (c *Ctx) KVIncr(key string, delta int64, ttl time.Duration) (int64, error) {
+	n, st := c.host.KVIncr(key, delta, ttl.Milliseconds())
+	return n, statusErr(st)
+}
+
+// KVDel deletes a key; needs "kv".
+func (c *Ctx) KVDel(key string) error { return statusErr(c.host.KVDel(key)) }

@@ -1,0 +1,130 @@
+// Package sdk is the Go guest SDK for Sluice filter plugins.
+//
+// A plugin is a main package that registers handlers in init and is built
+// with standard Go for WASI:
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o hello.wasm .
+//
+//	func init() {
+//		sdk.OnData(func(c *sdk.Ctx) sdk.Verdict {
+//			c.AddHeader("X-Hello", "world")
+//			return sdk.Continue()
+//		})
+//	}
+//
+//	func main() {}
+//
+// On wasip1 the SDK exports sluice_abi_version, sluice_hooks and
+// sluice_on_hook and reaches the host through the functions it imports from
+// the "sluice" module. In native builds there is no host: Dispatch runs a
+// registered handler against any Host, which is how sdk/sdktest runs a
+// plugin's unit tests against the real host semantics.
+package sdk
+
+import (
+	"fmt"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// Host is the host side of the ABI as the SDK sees it: one method per host
+// function, with Go types. The wasm build implements it with the imported
+// host functions; the filter host's Env implements it natively.
+type Host interface {
+	Prop(p pluginapi.Prop) (string, pluginapi.Status)
+	Header(name string, index int) (string, pluginapi.Status)
+	Headers() ([]byte, pluginapi.Status)
+	ReadBody(off int64, p []byte) (int, pluginapi.Status)
+	AddHeader(name, value string) pluginapi.Status
+	SetHeader(name, value string) pluginapi.Status
+	DelHeader(name string) pluginapi.Status
+	AddRcpt(addr string) pluginapi.Status
+	DelRcpt(addr string) pluginapi.Status
+	RewriteRcpt(old, new string) pluginapi.Status
+	Note(key string) (string, pluginapi.Status)
+	SetNote(key, value string) pluginapi.Status
+	Config(key string) ([]byte, pluginapi.Status)
+	Log(level int32, msg string)
+	Now() int64
+	AddScore(symbol string, score float64) pluginapi.Status
+	SetReply(code int32, enhanced, text string) pluginapi.Status
+	SetRoute(route string) pluginapi.Status
+	DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status)
+	KVGet(key string) ([]byte, pluginapi.Status)
+	KVSet(key string, value []byte, ttlMS int64) pluginapi.Status
+	KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status)
+	KVDel(key string) pluginapi.Status
+	MetricAdd(name string, delta float64) pluginapi.Status
+}
+
+// Handler handles one hook and returns the plugin's verdict.
+type Handler func(c *Ctx) Verdict
+
+// handlers are the registered handlers, one per hook. They are set by the
+// plugin's init functions and only read afterwards.
+var handlers [pluginapi.NumHooks]Handler
+
+func register(h pluginapi.Hook, fn Handler) {
+	if fn == nil {
+		panic(fmt.Sprintf("sdk: nil handler for the %s hook", h))
+	}
+	if handlers[h] != nil {
+		panic(fmt.Sprintf("sdk: a handler for the %s hook is already registered; register each hook once", h))
+	}
+	handlers[h] = fn
+}
+
+// OnConnect registers the handler for the connect hook (a client connected).
+func OnConnect(fn Handler) { register(pluginapi.HookConnect, fn) }
+
+// OnHelo registers the handler for the helo hook (HELO/EHLO).
+func OnHelo(fn Handler) { register(pluginapi.HookHelo, fn) }
+
+// OnMail registers the handler for the mail hook (MAIL FROM).
+func OnMail(fn Handler) { register(pluginapi.HookMail, fn) }
+
+// OnRcpt registers the handler for the rcpt hook (each RCPT TO).
+func OnRcpt(fn Handler) { register(pluginapi.HookRcpt, fn) }
+
+// OnData registers the handler for the data hook (the whole message, after
+// end of data and before the reply).
+func OnData(fn Handler) { register(pluginapi.HookData, fn) }
+
+// OnDeliver registers the handler for the deliver hook (before each
+// delivery attempt, per destination).
+func OnDeliver(fn Handler) { register(pluginapi.HookDeliver, fn) }
+
+// Hooks returns the set of hooks with a registered handler (bit 1<<hook),
+// the value of the sluice_hooks export.
+func Hooks() uint32 {
+	var set uint32
+	for h, fn := range handlers {
+		if fn != nil {
+			set |= 1 << h
+		}
+	}
+	return set
+}
+
+// Dispatch runs the handler registered for hook with a Ctx bound to host and
+// returns its verdict. A Reject, Tempfail or Disconnect verdict's reply is
+// handed to the host (set_reply) first; when the host refuses it the host's
+// default reply applies and a warning is logged. A hook without a handler
+// continues.
+func Dispatch(hook pluginapi.Hook, host Host) Verdict {
+	if hook < 0 || hook >= pluginapi.NumHooks || handlers[hook] == nil {
+		return Continue()
+	}
+	c := &Ctx{host: host, hook: hook}
+	v := handlers[hook](c)
+	if !v.Kind.Valid() {
+		c.Error("sdk: handler for %s returned an invalid verdict %d; continuing", hook, v.Kind)
+		return Continue()
+	}
+	if v.Code != 0 {
+		if st := host.SetReply(int32(v.Code), v.Enhanced, v.Text); st != pluginapi.StatusOK {
+			c.Warn("sdk: reply %d %s %q refused (%v); the host's default reply applies", v.Code, v.Enhanced, v.Text, st)
+		}
+	}
+	return v
+}

@@ -1,0 +1,155 @@
+//go:build wasip1
+
+package sdk
+
+import (
+	"unsafe"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+//go:wasmexport sluice_abi_version
+func exportABIVersion() int32 { return int32(pluginapi.Version) }
+
+//go:wasmexport sluice_hooks
+func exportHooks() int32 { return int32(Hooks()) }
+
+//go:wasmexport sluice_on_hook
+func exportOnHook(hook int32) int32 {
+	return int32(Dispatch(pluginapi.Hook(hook), wasm).Kind)
+}
+
+// wasm is this instance's host. An instance runs one call at a time, so
+// one reusable receive buffer serves every call.
+var wasm = &wasmHost{buf: make([]byte, 4096)}
+
+// wasmHost implements Host with the functions imported from the "sluice"
+// module.
+type wasmHost struct {
+	buf []byte
+}
+
+var _ Host = (*wasmHost)(nil)
+
+// recv calls a host function that fills a guest buffer, growing the buffer
+// and retrying while the value does not fit. The result aliases the buffer:
+// copy it before the next call.
+func (h *wasmHost) recv(call func(buf *byte, cap int32) int32) ([]byte, pluginapi.Status) {
+	for range 4 {
+		n := call(unsafe.SliceData(h.buf), int32(len(h.buf)))
+		if n < 0 {
+			return nil, pluginapi.Status(n)
+		}
+		if int(n) <= len(h.buf) {
+			return h.buf[:n], pluginapi.StatusOK
+		}
+		h.buf = make([]byte, n)
+	}
+	return nil, pluginapi.StatusTooLarge
+}
+
+func (h *wasmHost) recvString(call func(buf *byte, cap int32) int32) (string, pluginapi.Status) {
+	b, st := h.recv(call)
+	return string(b), st
+}
+
+func status(n int32) pluginapi.Status {
+	if n < 0 {
+		return pluginapi.Status(n)
+	}
+	return pluginapi.StatusOK
+}
+
+func bytesPtr(b []byte) (*byte, int32) { return unsafe.SliceData(b), int32(len(b)) }
+
+func (h *wasmHost) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
+	return h.recvString(func(buf *byte, cap int32) int32 { return getProp(int32(p), buf, cap) })
+}
+
+func (h *wasmHost) Header(name string, index int) (string, pluginapi.Status) {
+	return h.recvString(func(buf *byte, cap int32) int32 { return getHeader(name, int32(index), buf, cap) })
+}
+
+func (h *wasmHost) Headers() ([]byte, pluginapi.Status) {
+	b, st := h.recv(getHeaders)
+	return append([]byte(nil), b...), st
+}
+
+func (h *wasmHost) ReadBody(off int64, p []byte) (int, pluginapi.Status) {
+	ptr, n := bytesPtr(p)
+	r := readBody(off, ptr, n)
+	if r < 0 {
+		return 0, pluginapi.Status(r)
+	}
+	return int(r), pluginapi.StatusOK
+}
+
+func (h *wasmHost) AddHeader(name, value string) pluginapi.Status {
+	return status(addHeader(name, value))
+}
+
+func (h *wasmHost) SetHeader(name, value string) pluginapi.Status {
+	return status(setHeader(name, value))
+}
+
+func (h *wasmHost) DelHeader(name string) pluginapi.Status { return status(delHeader(name)) }
+
+func (h *wasmHost) AddRcpt(addr string) pluginapi.Status { return status(addRcpt(addr)) }
+
+func (h *wasmHost) DelRcpt(addr string) pluginapi.Status { return status(delRcpt(addr)) }
+
+func (h *wasmHost) RewriteRcpt(old, new string) pluginapi.Status {
+	return status(rewriteRcpt(old, new))
+}
+
+func (h *wasmHost) Note(key string) (string, pluginapi.Status) {
+	return h.recvString(func(buf *byte, cap int32) int32 { return getNote(key, buf, cap) })
+}
+
+func (h *wasmHost) SetNote(key, value string) pluginapi.Status { return status(setNote(key, value)) }
+
+func (h *wasmHost) Config(key string) ([]byte, pluginapi.Status) {
+	b, st := h.recv(func(buf *byte, cap int32) int32 { return getConfig(key, buf, cap) })
+	return append([]byte(nil), b...), st
+}
+
+func (h *wasmHost) Log(level int32, msg string) { hostLog(level, msg) }
+
+func (h *wasmHost) Now() int64 { return now() }
+
+func (h *wasmHost) AddScore(symbol string, score float64) pluginapi.Status {
+	return status(addScore(symbol, score))
+}
+
+func (h *wasmHost) SetReply(code int32, enhanced, text string) pluginapi.Status {
+	return status(setReply(code, enhanced, text))
+}
+
+func (h *wasmHost) SetRoute(route string) pluginapi.Status { return status(setRoute(route)) }
+
+func (h *wasmHost) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status) {
+	b, st := h.recv(func(buf *byte, cap int32) int32 { return dnsLookup(qtype, name, buf, cap) })
+	return append([]byte(nil), b...), st
+}
+
+func (h *wasmHost) KVGet(key string) ([]byte, pluginapi.Status) {
+	b, st := h.recv(func(buf *byte, cap int32) int32 { return kvGet(key, buf, cap) })
+	return append([]byte(nil), b...), st
+}
+
+func (h *wasmHost) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
+	ptr, n := bytesPtr(value)
+	return status(kvSet(key, ptr, n, ttlMS))
+}
+
+func (h *wasmHost) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
+	var out int64
+	st := status(kvIncr(key, delta, ttlMS, &out))
+	return out, st
+}
+
+func (h *wasmHost) KVDel(key string) pluginapi.Status { return status(kvDel(key)) }
+
+func (h *wasmHost) MetricAdd(name string, delta float64) pluginapi.Status {
+	return status(metricAdd(name, delta))
+}
