@@ -22,6 +22,9 @@ import (
 //     only sets a deadline per command line);
 //   - close the connection after any read error inside message data, so bytes
 //     sent after a stalled DATA are never read as commands;
+//   - enforce MaxLineLength on command lines and DATA lines (go-smtp's own
+//     limit is switched off: it also applied to BDAT chunks it discards,
+//     closing the connection after a correct 552);
 //   - rewrite "RCPT TO:<postmaster>", which go-smtp's parser refuses, into
 //     "RCPT TO:<postmaster@first-local-domain>" (RFC 5321 §4.5.1).
 //
@@ -33,6 +36,7 @@ type guardConn struct {
 	net.Conn
 
 	hostname    string
+	maxLine     int // longest line without its CRLF; 0 for no limit
 	dataTimeout time.Duration
 	postmaster  string // "postmaster@domain", or "" to leave the line alone
 
@@ -42,6 +46,7 @@ type guardConn struct {
 
 	mode     int
 	dstate   int   // go-smtp's dataReader state in modeData
+	lineLen  int   // length of the current DATA line so far
 	bdatLeft int64 // chunk bytes still to pass in modeBDAT
 	await    int   // what the reply to the last command line decides
 	reply    [3]byte
@@ -93,6 +98,7 @@ func newGuardConn(c net.Conn, hostname string, maxLine int, dataTimeout time.Dur
 	return &guardConn{
 		Conn:        c,
 		hostname:    hostname,
+		maxLine:     maxLine,
 		dataTimeout: dataTimeout,
 		postmaster:  postmaster,
 		raw:         make([]byte, size),
@@ -132,7 +138,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	if g.await != awaitNone {
 		switch {
 		case g.await == awaitData && g.replied && string(g.reply[:]) == "354":
-			g.mode, g.dstate = modeData, stateBeginLine
+			g.mode, g.dstate, g.lineLen = modeData, stateBeginLine, 0
 			g.lostCR.Store(false)
 		case g.await == awaitTLS && g.replied && string(g.reply[:]) == "220":
 			g.mode = modeRaw
@@ -201,6 +207,9 @@ func (g *guardConn) readCmd(p []byte) (int, error) {
 		if i := bytes.IndexByte(g.raw[g.r:g.w], '\n'); i >= 0 {
 			line := g.raw[g.r : g.r+i+1]
 			g.r += i + 1
+			if g.maxLine > 0 && len(line) > g.maxLine+2 {
+				return 0, g.fail("500 5.4.0", "Too long line, closing connection")
+			}
 			if len(line) < 2 || line[len(line)-2] != '\r' ||
 				bytes.IndexByte(line[:len(line)-2], '\r') >= 0 {
 				return 0, g.fail("500 5.5.2", "Bare CR or LF in command line, closing connection")
@@ -257,6 +266,9 @@ func (g *guardConn) readData(p []byte) (int, error) {
 	}
 	b := g.raw[g.r:min(g.w, g.r+len(p))]
 	n := g.scanData(b)
+	if g.maxLine > 0 && g.longLine(b[:n]) {
+		return 0, g.fail("500 5.4.0", "Too long line, closing connection")
+	}
 	copy(p, b[:n])
 	g.r += n
 	if g.dstate == stateEOF {
@@ -317,6 +329,23 @@ func (g *guardConn) scanData(b []byte) int {
 	}
 	g.dstate = s
 	return i
+}
+
+// longLine tracks DATA line lengths over b and reports a line longer than
+// maxLine (plus CRLF).
+func (g *guardConn) longLine(b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			g.lineLen += len(b)
+			return g.lineLen > g.maxLine+1
+		}
+		if g.lineLen+i > g.maxLine+1 {
+			return true
+		}
+		g.lineLen = 0
+		b = b[i+1:]
+	}
 }
 
 // readBDAT passes the bytes of the current BDAT chunk.

@@ -125,7 +125,7 @@ func New(opts Options) (*Server, error) {
 	srv := smtp.NewServer(&backend{s})
 	srv.Domain = opts.Hostname
 	srv.MaxMessageBytes = int64(lc.MaxMessageSize)
-	srv.MaxLineLength = lc.MaxLineLength
+	srv.MaxLineLength = 0 // enforced by guardConn, which knows BDAT chunks
 	srv.MaxRecipients = 0 // enforced in the session, with 452 4.5.3 "Too many recipients"
 	srv.ReadTimeout = lc.CommandTimeout.D()
 	srv.WriteTimeout = lc.CommandTimeout.D()
