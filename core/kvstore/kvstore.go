@@ -1,0 +1,181 @@
+// Package kvstore is the plugins' persistent key-value store: values with an
+// optional time to live and atomic integer counters, kept in the queue's
+// Badger database under the key prefix "kv/".
+//
+// Writes here are ordinary Badger commits, not the queue's synced group
+// commits: they hold rate-limit counters and greylisting marks, which a crash
+// may lose without harm, so the store never waits for an fsync.
+//
+// Expiry has Badger's one-second resolution. A TTL is rounded up to the next
+// whole second, so a key lives at least as long as asked and at most about
+// one second longer.
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Prefix is the key prefix of every record the store writes.
+const Prefix = "kv/"
+
+// stripes is the number of locks Incr spreads keys over.
+const stripes = 64
+
+// Store is the key-value store; it is safe for concurrent use.
+type Store struct {
+	db   *badger.DB
+	seed maphash.Seed
+	// locks serialise Incr calls on the same key within this process, so they
+	// do not fight over Badger's conflict detection; commits from elsewhere
+	// are still caught by it and retried.
+	locks [stripes]sync.Mutex
+	// now is the clock for expiry times.
+	now func() time.Time
+}
+
+// New returns a Store over db, which the caller opened (normally the queue's
+// database) and closes.
+func New(db *badger.DB) *Store {
+	return &Store{db: db, seed: maphash.MakeSeed(), now: time.Now}
+}
+
+func dbKey(key string) []byte { return []byte(Prefix + key) }
+
+// expiresAt is the Badger expiry (Unix seconds) of a key written now with
+// ttl: 0 for none, otherwise rounded up to the next whole second.
+func (s *Store) expiresAt(ttl time.Duration) (uint64, error) {
+	if ttl < 0 {
+		return 0, fmt.Errorf("kvstore: negative TTL %v; use 0 for a key that never expires", ttl)
+	}
+	if ttl == 0 {
+		return 0, nil
+	}
+	end := s.now().Add(ttl)
+	sec := end.Unix()
+	if end.Nanosecond() > 0 {
+		sec++
+	}
+	return uint64(sec), nil
+}
+
+// Get returns the value of key and whether it exists; an expired key does
+// not.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	var val []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(dbKey(key))
+		if err != nil {
+			return err
+		}
+		val, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("kvstore: get %q: %w", key, err)
+	}
+	return val, true, nil
+}
+
+// Set stores value under key, replacing any earlier value and its TTL. A
+// ttl of 0 keeps the key until it is deleted.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	exp, err := s.expiresAt(ttl)
+	if err != nil {
+		return err
+	}
+	e := badger.NewEntry(dbKey(key), value)
+	e.ExpiresAt = exp
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
+		return fmt.Errorf("kvstore: set %q: %w", key, err)
+	}
+	return nil
+}
+
+// Incr adds delta to the integer counter under key and returns the new
+// value. A missing or expired key counts from 0 and takes ttl (0: none); an
+// existing key keeps the expiry it has, so a fixed window ends when it
+// began plus its TTL however often it is counted (sliding or successive
+// windows use a new key per window). Counters are stored as decimal text,
+// which Get returns; Incr on a value that is not such a number fails.
+//
+// Incr is atomic: concurrent calls, from this Store or any other over the
+// same database, never lose a count.
+func (s *Store) Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	exp, err := s.expiresAt(ttl)
+	if err != nil {
+		return 0, err
+	}
+	mu := &s.locks[maphash.String(s.seed, key)%stripes]
+	mu.Lock()
+	defer mu.Unlock()
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		var n int64
+		err := s.db.Update(func(txn *badger.Txn) error {
+			k := dbKey(key)
+			e := badger.NewEntry(k, nil)
+			e.ExpiresAt = exp
+			item, err := txn.Get(k)
+			switch {
+			case errors.Is(err, badger.ErrKeyNotFound):
+				n = delta
+			case err != nil:
+				return err
+			default:
+				var old int64
+				err := item.Value(func(v []byte) error {
+					var perr error
+					old, perr = strconv.ParseInt(string(v), 10, 64)
+					return perr
+				})
+				if err != nil {
+					return fmt.Errorf("key holds a value that is not a decimal integer (%w); Incr only counters, or Del the key first", err)
+				}
+				n = old + delta
+				if (delta > 0 && n < old) || (delta < 0 && n > old) {
+					return fmt.Errorf("counter %d %+d overflows int64", old, delta)
+				}
+				e.ExpiresAt = item.ExpiresAt()
+			}
+			e.Value = strconv.AppendInt(nil, n, 10)
+			return txn.SetEntry(e)
+		})
+		if errors.Is(err, badger.ErrConflict) {
+			continue // another transaction changed the key first: count again
+		}
+		if err != nil {
+			return 0, fmt.Errorf("kvstore: incr %q: %w", key, err)
+		}
+		return n, nil
+	}
+}
+
+// Del removes key; removing a missing key is not an error.
+func (s *Store) Del(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(dbKey(key)) }); err != nil {
+		return fmt.Errorf("kvstore: del %q: %w", key, err)
+	}
+	return nil
+}
