@@ -1,0 +1,125 @@
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Key prefixes; see the package comment.
+const (
+	prefixMsg   = "m/"
+	prefixBody  = "b/"
+	prefixSched = "s/"
+	prefixLease = "l/"
+)
+
+func msgKey(id string) []byte   { return []byte(prefixMsg + id) }
+func bodyKey(id string) []byte  { return []byte(prefixBody + id) }
+func leaseKey(id string) []byte { return []byte(prefixLease + id) }
+
+// schedKey is the schedule entry for id due at t: ordering keys orders by
+// due time, then by ID.
+func schedKey(t time.Time, id string) []byte {
+	k := make([]byte, len(prefixSched)+8+len(id))
+	copy(k, prefixSched)
+	binary.BigEndian.PutUint64(k[len(prefixSched):], dueNanos(t))
+	copy(k[len(prefixSched)+8:], id)
+	return k
+}
+
+// parseSchedKey splits a schedule key into its due time and ID.
+func parseSchedKey(k []byte) (time.Time, string, bool) {
+	if len(k) < len(prefixSched)+8 || string(k[:len(prefixSched)]) != prefixSched {
+		return time.Time{}, "", false
+	}
+	n := binary.BigEndian.Uint64(k[len(prefixSched):])
+	return time.Unix(0, int64(n)), string(k[len(prefixSched)+8:]), true
+}
+
+// dueNanos clamps t to the range a schedule key can hold.
+func dueNanos(t time.Time) uint64 {
+	n := t.UnixNano()
+	if n < 0 {
+		return 0
+	}
+	return uint64(n)
+}
+
+// getEnvelope reads and decodes the envelope of id.
+func getEnvelope(txn *badger.Txn, id string) (*Envelope, error) {
+	item, err := txn.Get(msgKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	env := new(Envelope)
+	err = item.Value(func(v []byte) error { return json.Unmarshal(v, env) })
+	if err != nil {
+		return nil, fmt.Errorf("decode envelope %s: %w", id, err)
+	}
+	return env, nil
+}
+
+// putEnvelope encodes and stores env.
+func putEnvelope(txn *badger.Txn, env *Envelope) error {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	return txn.Set(msgKey(env.ID), b)
+}
+
+// deleteMessage removes every record of the message whose envelope is env.
+func deleteMessage(txn *badger.Txn, env *Envelope) error {
+	for _, k := range [][]byte{msgKey(env.ID), bodyKey(env.ID), leaseKey(env.ID), schedKey(env.NextAttempt, env.ID)} {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// idGen makes queue IDs: 12 base-36 digits of a strictly increasing
+// nanosecond timestamp followed by 4 random base-36 digits, so IDs sort by
+// arrival and stay unique across restarts even if the clock steps back.
+type idGen struct {
+	mu   sync.Mutex
+	last int64
+}
+
+const idTimeDigits, idRandDigits = 12, 4
+
+func (g *idGen) next(now time.Time) string {
+	n := now.UnixNano()
+	g.mu.Lock()
+	if n <= g.last {
+		n = g.last + 1
+	}
+	g.last = n
+	g.mu.Unlock()
+	if n < 0 {
+		n = 0
+	}
+	ts := strings.ToUpper(strconv.FormatInt(n, 36))
+	if len(ts) < idTimeDigits {
+		ts = strings.Repeat("0", idTimeDigits-len(ts)) + ts
+	}
+	r, err := rand.Int(rand.Reader, big.NewInt(36*36*36*36))
+	if err != nil {
+		r = big.NewInt(0)
+	}
+	rs := strings.ToUpper(strconv.FormatInt(r.Int64(), 36))
+	return ts + strings.Repeat("0", idRandDigits-len(rs)) + rs
+}

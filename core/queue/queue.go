@@ -1,0 +1,313 @@
+// Package queue is Sluice's durable mail queue: it accepts messages into a
+// Badger database with one synced commit each (concurrent commits share
+// their fsyncs), schedules them by due time, leases them to delivery
+// workers, records per-recipient results, retries with backoff, expires old
+// messages and bounces failures to the sender with a DSN.
+//
+// Keys are namespaced so each kind of record can be scanned by prefix:
+//
+//	m/<id>                        envelope (JSON)
+//	b/<id>                        message bytes
+//	s/<8-byte BE due nanos><id>   schedule index, in due order
+//	l/<id>                        lease held by a worker
+//	kv/…                          reserved for the plugin key-value store
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ErrNotFound is returned when no queued message has the given ID.
+var ErrNotFound = errors.New("queue: message not found")
+
+// Options configure a Queue.
+type Options struct {
+	// Dir is the Badger directory; it is created if missing.
+	Dir string
+	// Hostname names this MTA as the reporting MTA of bounces.
+	Hostname string
+	// MinBackoff is the delay after the first failed attempt; each further
+	// attempt doubles it up to MaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxLifetime is how long a message may stay queued before its pending
+	// recipients expire and are bounced.
+	MaxLifetime time.Duration
+	// Workers is the number of concurrent deliveries.
+	Workers int
+	// GCInterval is the value-log garbage collection period.
+	GCInterval time.Duration
+	// Deliverer delivers due messages; it may be set later with
+	// SetDeliverer, before Run.
+	Deliverer Deliverer
+	// Logger receives one line per event; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	// memTableSize overrides Badger's memtable size (tests force rotations).
+	memTableSize int64
+	// valueThreshold overrides which values go to the value log (benchmarks).
+	valueThreshold int64
+	// badgerSyncWrites turns on Badger's own per-commit sync instead of the
+	// group commit (benchmark baseline).
+	badgerSyncWrites bool
+	// onFileSync, when set, is called with the path of every WAL file and
+	// directory the group commit has made durable (the active WAL through
+	// DB.Sync, the others by fdatasync).
+	onFileSync func(path string)
+}
+
+// Defaults used for zero Options fields.
+const (
+	defaultMinBackoff  = 5 * time.Minute
+	defaultMaxBackoff  = time.Hour
+	defaultMaxLifetime = 5 * 24 * time.Hour
+	defaultWorkers     = 8
+	defaultGCInterval  = 10 * time.Minute
+	// bodyThreshold: values of at least this size (message bodies) go to the
+	// value log; envelopes and index entries stay in the LSM tree. See
+	// RATIONALE.md "Queue durability: group commit".
+	bodyThreshold = 1 << 10
+	// valueLogFileSize is small enough for value-log GC to reclaim space
+	// soon after messages leave the queue.
+	valueLogFileSize = 64 << 20
+)
+
+// Queue is the durable message queue. Its methods are safe for concurrent
+// use.
+type Queue struct {
+	opts Options
+	db   *badger.DB
+	log  *slog.Logger
+	gs   *groupSync
+	ids  idGen
+
+	mu        sync.Mutex
+	deliverer Deliverer
+	cancelRun context.CancelFunc
+	runDone   chan struct{}
+	closed    bool
+
+	// gsMu guards lastListing, the directory listing last fsynced.
+	gsMu        sync.Mutex
+	lastListing []string
+
+	// wake nudges the scheduler (Flush, Release, Enqueue, a finished
+	// delivery); it holds at most one pending signal.
+	wake chan struct{}
+}
+
+// Open opens (or creates) the queue in opts.Dir. Messages that a previous
+// process had leased to a worker become due at once: a crash loses nothing,
+// though it may deliver a message twice.
+func Open(ctx context.Context, opts Options) (*Queue, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("queue: no directory configured; set the queue directory in the config")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("queue: create directory %s: %w (check its parent exists and is writable)", opts.Dir, err)
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = defaultMinBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = defaultMaxBackoff
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = opts.MinBackoff
+	}
+	if opts.MaxLifetime <= 0 {
+		opts.MaxLifetime = defaultMaxLifetime
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = defaultWorkers
+	}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = defaultGCInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Hostname == "" {
+		opts.Hostname, _ = os.Hostname()
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("queue: directory %s: %w", opts.Dir, err)
+	}
+	opts.Dir = dir
+	threshold := int64(bodyThreshold)
+	if opts.valueThreshold > 0 {
+		threshold = opts.valueThreshold
+	}
+	bo := badger.DefaultOptions(dir).
+		WithSyncWrites(opts.badgerSyncWrites). // normally off: see groupSync
+		WithValueThreshold(threshold).
+		WithValueLogFileSize(valueLogFileSize).
+		WithLogger(badgerLogger{logger})
+	if opts.memTableSize > 0 {
+		bo = bo.WithMemTableSize(opts.memTableSize)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("queue: open database in %s: %w (check its permissions and that no other sluice process uses it)", dir, err)
+	}
+	q := &Queue{
+		opts:      opts,
+		db:        db,
+		log:       logger,
+		deliverer: opts.Deliverer,
+		wake:      make(chan struct{}, 1),
+	}
+	q.gs = newGroupSync(q.syncAll)
+	if err := q.recoverLeases(ctx); err != nil {
+		q.gs.close()
+		db.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+// SetDeliverer sets the Deliverer used by Run; call it before Run.
+func (q *Queue) SetDeliverer(d Deliverer) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.deliverer = d
+}
+
+func (q *Queue) getDeliverer() Deliverer {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.deliverer
+}
+
+// Close stops Run if it is still running, waits for it, and closes the
+// database.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	cancel, done := q.cancelRun, q.runDone
+	q.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	q.gs.close()
+	if err := q.db.Close(); err != nil {
+		return fmt.Errorf("queue: close database in %s: %w", q.opts.Dir, err)
+	}
+	return nil
+}
+
+// kick wakes the scheduler without blocking.
+func (q *Queue) kick() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// recoverLeases makes every message leased by a previous process due now.
+func (q *Queue) recoverLeases(ctx context.Context) error {
+	var ids []string
+	err := q.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLease)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			ids = append(ids, string(it.Item().Key()[len(prefixLease):]))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: scan leases in %s: %w", q.opts.Dir, err)
+	}
+	now := q.opts.Now()
+	for _, id := range ids {
+		err := q.update(ctx, func(txn *badger.Txn) error {
+			if err := txn.Delete(leaseKey(id)); err != nil {
+				return err
+			}
+			env, err := getEnvelope(txn, id)
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if env.Held {
+				return nil
+			}
+			env.NextAttempt = now
+			if err := putEnvelope(txn, env); err != nil {
+				return err
+			}
+			return txn.Set(schedKey(now, id), nil)
+		})
+		if err != nil {
+			return fmt.Errorf("queue: recover lease of %s: %w", id, err)
+		}
+		q.log.Info("lease recovered, due now", "id", id)
+	}
+	return nil
+}
+
+// update runs fn in a read-write transaction, retrying on conflicts, and
+// returns once the commit is durable.
+func (q *Queue) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	for {
+		err := q.db.Update(fn)
+		if errors.Is(err, badger.ErrConflict) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if q.opts.badgerSyncWrites {
+			return nil
+		}
+		return q.gs.wait()
+	}
+}
+
+// badgerLogger sends Badger's logs to slog; its chatty info lines become
+// debug lines.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "queue")
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "queue")
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "queue")
+}
+func (b badgerLogger) Debugf(f string, a ...any) {}
+
+func trimNL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,212 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Run schedules and delivers due messages with Options.Workers concurrent
+// workers and collects value-log garbage every Options.GCInterval, until
+// ctx is done (or Close is called). Deliveries in flight then finish, or
+// stay leased and are due again at the next Open.
+func (q *Queue) Run(ctx context.Context) error {
+	d := q.getDeliverer()
+	if d == nil {
+		return errors.New("queue: no deliverer set; call SetDeliverer before Run")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return errors.New("queue: Run called after Close")
+	}
+	if q.cancelRun != nil {
+		q.mu.Unlock()
+		return errors.New("queue: Run called twice")
+	}
+	q.cancelRun, q.runDone = cancel, done
+	q.mu.Unlock()
+
+	var wg sync.WaitGroup
+	jobs := make(chan string)
+	busy := make(chan struct{}, q.opts.Workers) // one token per busy worker
+	for range q.opts.Workers {
+		wg.Go(func() {
+			for id := range jobs {
+				q.deliver(ctx, d, id)
+				<-busy
+				q.kick()
+			}
+		})
+	}
+	wg.Go(func() { q.gcLoop(ctx) })
+
+	q.schedule(ctx, jobs, busy)
+	close(jobs)
+	wg.Wait()
+	return nil
+}
+
+// schedule leases due messages to idle workers, then sleeps until the next
+// due time or a wake-up (Enqueue, Release, Flush, a finished delivery).
+func (q *Queue) schedule(ctx context.Context, jobs chan<- string, busy chan struct{}) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		free := cap(busy) - len(busy)
+		var next time.Time
+		if free > 0 {
+			var ids []schedEntry
+			var err error
+			next, ids, err = q.due(free)
+			if err != nil {
+				q.log.Error("queue: scan schedule failed; retrying in a second", "err", err)
+				next = q.opts.Now().Add(time.Second)
+			}
+			for _, e := range ids {
+				id := e.id
+				ok, err := q.lease(e)
+				if errors.Is(err, badger.ErrConflict) {
+					next = q.opts.Now() // changed under us: rescan
+					continue
+				}
+				if err != nil {
+					q.log.Error("queue: lease failed", "id", id, "err", err)
+					continue
+				}
+				if !ok {
+					continue
+				}
+				busy <- struct{}{}
+				free--
+				select {
+				case jobs <- id:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		wait := time.Duration(-1)
+		switch {
+		case free == 0:
+			// More may be due; a finishing worker kicks.
+		case !next.IsZero():
+			wait = max(next.Sub(q.opts.Now()), 0)
+		}
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// schedEntry is one schedule index entry.
+type schedEntry struct {
+	id  string
+	key []byte
+}
+
+// due returns up to limit entries due now, in due order, and when fewer are
+// due, the due time of the next scheduled message (zero if none).
+func (q *Queue) due(limit int) (time.Time, []schedEntry, error) {
+	now := dueNanos(q.opts.Now())
+	var ids []schedEntry
+	var next time.Time
+	err := q.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSched)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			t, id, ok := parseSchedKey(it.Item().Key())
+			if !ok {
+				continue
+			}
+			if dueNanos(t) > now {
+				next = t
+				return nil
+			}
+			if len(ids) == limit {
+				return nil
+			}
+			ids = append(ids, schedEntry{id, it.Item().KeyCopy(nil)})
+		}
+		return nil
+	})
+	return next, ids, err
+}
+
+// lease moves a schedule entry to a lease so no other worker takes the
+// message. It reports false when the entry is gone or stray (then removed),
+// and badger.ErrConflict when it changed meanwhile.
+func (q *Queue) lease(e schedEntry) (bool, error) {
+	now := q.opts.Now()
+	leased := false
+	err := q.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get(e.key); err != nil {
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return nil
+			}
+			return err
+		}
+		if err := txn.Delete(e.key); err != nil {
+			return err
+		}
+		env, err := getEnvelope(txn, e.id)
+		if errors.Is(err, ErrNotFound) {
+			q.log.Warn("queue: dropping schedule entry without envelope", "id", e.id)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if env.Held {
+			return nil
+		}
+		b, _ := now.MarshalText()
+		leased = true
+		return txn.Set(leaseKey(e.id), b)
+	})
+	if err != nil {
+		return false, err
+	}
+	return leased, nil
+}
+
+// gcLoop runs value-log garbage collection every GCInterval.
+func (q *Queue) gcLoop(ctx context.Context) {
+	t := time.NewTicker(q.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := 0
+		for ctx.Err() == nil {
+			err := q.db.RunValueLogGC(0.5)
+			if err != nil {
+				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+					q.log.Warn("queue: value-log GC failed", "err", err)
+				}
+				break
+			}
+			n++
+		}
+		if n > 0 {
+			q.log.Info("queue: value-log GC rewrote files", "files", n)
+		}
+	}
+}

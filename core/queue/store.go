@@ -1,0 +1,248 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Enqueue stores a new message and returns its ID once the message is
+// durable on disk. It sets env's ID, Received, NextAttempt (now) and Size.
+func (q *Queue) Enqueue(ctx context.Context, env *Envelope, body []byte) (string, error) {
+	if env == nil || len(env.Rcpts) == 0 {
+		return "", errors.New("queue: message has no recipients")
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	now := q.opts.Now()
+	env.ID = q.ids.next(now)
+	env.Received = now
+	env.NextAttempt = now
+	env.Size = int64(len(body))
+	err := q.update(ctx, func(txn *badger.Txn) error { return q.insert(txn, env, body) })
+	if err != nil {
+		return "", fmt.Errorf("queue: store message in %s: %w (check free disk space)", q.opts.Dir, err)
+	}
+	q.log.Info("queued", "id", env.ID, "from", env.From, "nrcpt", len(env.Rcpts), "size", env.Size)
+	q.kick()
+	return env.ID, nil
+}
+
+// insert writes envelope, body and schedule entry of a new message.
+func (q *Queue) insert(txn *badger.Txn, env *Envelope, body []byte) error {
+	if err := putEnvelope(txn, env); err != nil {
+		return err
+	}
+	if err := txn.Set(bodyKey(env.ID), body); err != nil {
+		return err
+	}
+	if env.Held {
+		return nil
+	}
+	return txn.Set(schedKey(env.NextAttempt, env.ID), nil)
+}
+
+// List returns every queued envelope, ordered by ID (arrival).
+func (q *Queue) List(ctx context.Context) ([]Envelope, error) {
+	var out []Envelope
+	err := q.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMsg), PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			id := string(it.Item().Key()[len(prefixMsg):])
+			env, err := getEnvelope(txn, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, *env)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: list messages: %w", err)
+	}
+	return out, nil
+}
+
+// Get returns the message with the given ID, or ErrNotFound.
+func (q *Queue) Get(ctx context.Context, id string) (*Message, error) {
+	var m *Message
+	err := q.db.View(func(txn *badger.Txn) error {
+		env, err := getEnvelope(txn, id)
+		if err != nil {
+			return err
+		}
+		item, err := txn.Get(bodyKey(id))
+		if err != nil {
+			return fmt.Errorf("read body of %s: %w", id, err)
+		}
+		body, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read body of %s: %w", id, err)
+		}
+		m = &Message{Envelope: *env, Body: body}
+		return nil
+	})
+	if err != nil {
+		return nil, wrapID("get", id, err)
+	}
+	return m, nil
+}
+
+// Hold keeps a message from being scheduled until Release. A delivery
+// already in progress finishes, and the message is then not rescheduled.
+func (q *Queue) Hold(ctx context.Context, id string) error {
+	err := q.update(ctx, func(txn *badger.Txn) error {
+		env, err := getEnvelope(txn, id)
+		if err != nil {
+			return err
+		}
+		if env.Held {
+			return nil
+		}
+		if err := txn.Delete(schedKey(env.NextAttempt, id)); err != nil {
+			return err
+		}
+		env.Held = true
+		return putEnvelope(txn, env)
+	})
+	if err != nil {
+		return wrapID("hold", id, err)
+	}
+	q.log.Info("held", "id", id)
+	return nil
+}
+
+// Release makes a held (or waiting) message due now.
+func (q *Queue) Release(ctx context.Context, id string) error {
+	err := q.update(ctx, func(txn *badger.Txn) error {
+		env, err := getEnvelope(txn, id)
+		if err != nil {
+			return err
+		}
+		return q.makeDue(txn, env)
+	})
+	if err != nil {
+		return wrapID("release", id, err)
+	}
+	q.log.Info("released", "id", id)
+	q.kick()
+	return nil
+}
+
+// makeDue clears env's hold and moves its schedule entry to now, unless a
+// worker holds it leased (the worker reschedules it when done).
+func (q *Queue) makeDue(txn *badger.Txn, env *Envelope) error {
+	if !env.Held {
+		if err := txn.Delete(schedKey(env.NextAttempt, env.ID)); err != nil {
+			return err
+		}
+	}
+	env.Held = false
+	_, err := txn.Get(leaseKey(env.ID))
+	leased := err == nil
+	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+		return err
+	}
+	if !leased {
+		env.NextAttempt = q.opts.Now()
+		if err := txn.Set(schedKey(env.NextAttempt, env.ID), nil); err != nil {
+			return err
+		}
+	}
+	return putEnvelope(txn, env)
+}
+
+// Remove deletes a message and everything recorded about it.
+func (q *Queue) Remove(ctx context.Context, id string) error {
+	err := q.update(ctx, func(txn *badger.Txn) error {
+		env, err := getEnvelope(txn, id)
+		if err != nil {
+			return err
+		}
+		return deleteMessage(txn, env)
+	})
+	if err != nil {
+		return wrapID("remove", id, err)
+	}
+	q.log.Info("removed", "id", id)
+	return nil
+}
+
+// Flush makes every message that is not held due now and wakes the
+// scheduler.
+func (q *Queue) Flush(ctx context.Context) error {
+	const batch = 500
+	now := q.opts.Now()
+	var after []byte
+	for {
+		var ids []string
+		err := q.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSched)})
+			defer it.Close()
+			if after == nil {
+				it.Rewind()
+			} else {
+				it.Seek(append(after, 0))
+			}
+			for ; it.Valid() && len(ids) < batch; it.Next() {
+				k := it.Item().KeyCopy(nil)
+				due, id, ok := parseSchedKey(k)
+				if !ok {
+					continue
+				}
+				if dueNanos(due) <= dueNanos(now) {
+					// Already due; later keys may not be.
+					after = k
+					continue
+				}
+				ids = append(ids, id)
+				after = k
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("queue: flush: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		err = q.update(ctx, func(txn *badger.Txn) error {
+			for _, id := range ids {
+				env, err := getEnvelope(txn, id)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if env.Held {
+					continue
+				}
+				if err := q.makeDue(txn, env); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("queue: flush: %w", err)
+		}
+	}
+	q.log.Info("flushed")
+	q.kick()
+	return nil
+}
+
+func wrapID(op, id string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("queue: %s %s: %w", op, id, ErrNotFound)
+	}
+	return fmt.Errorf("queue: %s %s: %w", op, id, err)
+}
