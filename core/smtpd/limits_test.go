@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +170,40 @@ func TestMaxConnections(t *testing.T) {
 				rc.expect(250)
 			}
 		})
+	}
+}
+
+func TestServeAfterClose(t *testing.T) {
+	s, err := New(testOptions(&fakeQueue{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(l); err != nil {
+		t.Errorf("Serve after Close = %v, want nil", err)
+	}
+	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
+		t.Error("listener still open after Serve returned")
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	for name, mod := range map[string]func(*Options){
+		"no queue":         func(o *Options) { o.Queue = nil },
+		"no hostname":      func(o *Options) { o.Hostname = "" },
+		"bad newline":      func(o *Options) { o.Listener.BareNewline = "fix" },
+		"bad local domain": func(o *Options) { o.LocalDomains = []string{"not a domain"} },
+	} {
+		opts := testOptions(&fakeQueue{})
+		mod(&opts)
+		if _, err := New(opts); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
 	}
 }
