@@ -190,8 +190,8 @@ func TestRotatedMemtablesSynced(t *testing.T) {
 	c := newClock()
 	dir := t.TempDir()
 	opts := testOptions(t, dir, c)
-	opts.memTableSize = 1 << 20
-	opts.valueThreshold = 64 << 10 // 10 KiB bodies in the WAL: it fills fast
+	opts.memTableSize = 512 << 10
+	opts.valueThreshold = 16 << 10 // 10 KiB bodies in the WAL: it fills fast
 	var mu sync.Mutex
 	seq := 0
 	synced := map[string]int{} // file → sequence number of its last fsync
@@ -215,9 +215,9 @@ func TestRotatedMemtablesSynced(t *testing.T) {
 	var idsMu sync.Mutex
 	var ids []string
 	body := bytes.Repeat([]byte("y"), 10<<10)
-	for w := range 20 {
+	for w := range 50 {
 		all.Go(func() {
-			for i := range 25 {
+			for i := range 16 {
 				mu.Lock()
 				start := seq
 				mu.Unlock()
