@@ -60,7 +60,8 @@ type Txn struct {
 	// Config is the plugin's [config] table; Grants its capabilities.
 	Config map[string]any
 	Grants []string
-	// Settings are other NAME.toml keys (timeout, failure_policy, …); Wasm only.
+	// Settings are other NAME.toml keys (failure_policy, …; timeout defaults
+	// to 10s so that tests do not depend on speed); Wasm only.
 	Settings map[string]any
 
 	// KV and Resolver default to an empty MemKV and MemResolver.
@@ -233,48 +234,44 @@ func Native(t testing.TB, tx Txn) *Runner {
 }
 
 // decide turns a verdict and the reply the plugin set into a Result with
-// the host's rules: a Reject needs a 5xx reply, a Tempfail 4xx, a
-// Disconnect 421; otherwise the default reply applies and a line is logged.
+// the host's rules (core/filter call.go): a Reject needs a 5xx reply, a
+// Tempfail 4xx, a Disconnect 421; otherwise the default reply applies and a
+// line is logged. An empty enhanced code or text takes the default's.
 func decide(ctx context.Context, spec *filter.EnvSpec, hook pluginapi.Hook, v pluginapi.Verdict, reply *filter.Result) filter.Result {
-	res := filter.Result{Verdict: v, Plugin: spec.Plugin}
-	var code int
-	var enh, text string
+	var def filter.Result
 	switch v {
-	case pluginapi.Continue:
-		return filter.Result{Verdict: v}
+	case pluginapi.Continue, pluginapi.Accept:
+		// Accept ends the stage; the chain's result is Continue.
+		return filter.Result{}
 	case pluginapi.Reject:
-		code, enh, text = 550, "5.7.1", defaultText(v)
+		def = filter.Result{Code: 550, Enhanced: "5.7.1", Text: "rejected by policy"}
 	case pluginapi.Tempfail:
-		code, enh, text = 451, "4.7.1", defaultText(v)
+		def = filter.Result{Code: 451, Enhanced: "4.7.1", Text: "try again later"}
 	case pluginapi.Disconnect:
-		code, enh, text = 421, "4.7.0", defaultText(v)
-	default:
-		return res
+		def = filter.Result{Code: 421, Enhanced: "4.7.0", Text: "closing connection"}
 	}
-	if reply != nil {
-		ok := reply.Code/100 == code/100
-		if v == pluginapi.Disconnect {
-			ok = reply.Code == 421
-		}
-		if ok {
-			code, enh, text = reply.Code, reply.Enhanced, reply.Text
-		} else {
-			spec.Logger.Log(ctx, slog.LevelWarn, "plugin reply does not match its verdict; using the default reply",
-				"plugin", spec.Plugin, "hook", hook.String(), "verdict", v.String(), "code", reply.Code)
-		}
+	def.Verdict, def.Plugin = v, spec.Plugin
+	if def.Code == 0 || reply == nil {
+		return def
 	}
-	res.Code, res.Enhanced, res.Text = code, enh, text
-	return res
-}
-
-func defaultText(v pluginapi.Verdict) string {
-	switch v {
-	case pluginapi.Reject:
-		return "rejected by policy"
-	case pluginapi.Tempfail:
-		return "temporarily rejected by policy, try again later"
+	ok := reply.Code/100 == def.Code/100
+	if v == pluginapi.Disconnect {
+		ok = reply.Code == 421
 	}
-	return "closing connection"
+	if !ok {
+		spec.Logger.Log(ctx, slog.LevelWarn, "plugin reply does not match its verdict; using the default reply",
+			"plugin", spec.Plugin, "hook", hook.String(), "verdict", v.String(), "code", reply.Code)
+		return def
+	}
+	r := *reply
+	r.Verdict, r.Plugin = v, spec.Plugin
+	if r.Enhanced == "" {
+		r.Enhanced = def.Enhanced
+	}
+	if r.Text == "" {
+		r.Text = def.Text
+	}
+	return r
 }
 
 // logSink is a slog.Handler that keeps "LEVEL message" lines.
