@@ -94,6 +94,26 @@ wait_port() {
 	return 1
 }
 
+# stop PID NAME sends SIGTERM, waits up to 15 s before SIGKILL, and takes
+# PID off the list that cleanup kills.
+stop() {
+	local p keep=()
+	for p in "${pids[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	pids=("${keep[@]}")
+	kill "$1" 2>/dev/null || return 0
+	for _ in $(seq 1 150); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		say "$2 did not stop within 15 s of SIGTERM; killing it"
+		kill -9 "$1" 2>/dev/null || true
+	fi
+	wait "$1" 2>/dev/null || true
+}
+
 rows=()
 
 # load TARGET ADDR TO runs one load per connection count and adds its rows.
@@ -138,9 +158,11 @@ free_port sink_port
 sink_user=()
 [ "$(id -u)" = 0 ] && sink_user=(-u nobody) # it refuses to run as root otherwise
 smtp-sink "${sink_user[@]}" -c "127.0.0.1:$sink_port" 1000 >"$out/smtp-sink.log" 2>&1 &
-pids+=($!)
-if wait_port "$sink_port" "$!"; then
+sink_pid=$!
+pids+=("$sink_pid")
+if wait_port "$sink_port" "$sink_pid"; then
 	load smtp-sink "127.0.0.1:$sink_port" user@bench.test
+	stop "$sink_pid" smtp-sink
 else
 	say "smtp-sink did not start; see $out/smtp-sink.log"
 	failed=1
@@ -188,6 +210,8 @@ EOF
 		delivered=$(find "$tmp/data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)
 		say "sluice: $delivered of $accepted accepted messages were in the Maildir when the load ended"
 		echo "$delivered of $accepted accepted messages were in the Maildir when the load ended" >"$out/sluice-delivered.txt"
+		# Stop it now: its queue would go on delivering during the next runs.
+		stop "$sluice_pid" sluice
 	else
 		say "sluice did not start listening; see $out/sluice.log:"
 		tail -n 5 "$out/sluice.log" >&2 || true
