@@ -9,7 +9,8 @@ import (
 )
 
 // Enqueue stores a new message and returns its ID once the message is
-// durable on disk. It sets env's ID, Received, NextAttempt (now) and Size.
+// durable on disk. It keeps an ID the caller took from NewID (or assigns
+// one) and sets env's Received, NextAttempt (now) and Size.
 func (q *Queue) Enqueue(ctx context.Context, env *Envelope, body []byte) (string, error) {
 	if env == nil || len(env.Rcpts) == 0 {
 		return "", errors.New("queue: message has no recipients")
@@ -18,7 +19,9 @@ func (q *Queue) Enqueue(ctx context.Context, env *Envelope, body []byte) (string
 		return "", err
 	}
 	now := q.opts.Now()
-	env.ID = q.ids.next(now)
+	if env.ID == "" {
+		env.ID = q.ids.next(now)
+	}
 	env.Received = now
 	env.NextAttempt = now
 	env.Size = int64(len(body))
@@ -30,6 +33,9 @@ func (q *Queue) Enqueue(ctx context.Context, env *Envelope, body []byte) (string
 	q.kick()
 	return env.ID, nil
 }
+
+// NewID returns a fresh queue ID: unique, and ordered by time.
+func (q *Queue) NewID() string { return q.ids.next(q.opts.Now()) }
 
 // insert writes envelope, body and schedule entry of a new message.
 func (q *Queue) insert(txn *badger.Txn, env *Envelope, body []byte) error {

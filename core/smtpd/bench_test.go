@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,8 @@ import (
 
 // countQueue accepts everything and only counts.
 type countQueue struct{ n atomic.Int64 }
+
+func (q *countQueue) NewID() string { return "BENCH" + strconv.FormatInt(q.n.Load(), 10) }
 
 func (q *countQueue) Enqueue(ctx context.Context, env *queue.Envelope, body []byte) (string, error) {
 	q.n.Add(1)

@@ -24,6 +24,15 @@ type fakeQueue struct {
 	envs   []queue.Envelope
 	bodies [][]byte
 	err    error // returned by Enqueue when set
+	ids    int
+}
+
+// NewID returns a unique ID like the real queue's.
+func (q *fakeQueue) NewID() string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ids++
+	return "FAKE" + strconv.Itoa(q.ids)
 }
 
 func (q *fakeQueue) Enqueue(ctx context.Context, env *queue.Envelope, body []byte) (string, error) {

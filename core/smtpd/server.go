@@ -25,8 +25,11 @@ import (
 
 // Enqueuer is what the SMTP server needs from the queue.
 type Enqueuer interface {
+	// NewID returns a fresh queue ID, named in the Received header before
+	// the message is stored.
+	NewID() string
 	// Enqueue stores the message durably and returns its queue ID. The
-	// server sets env.ID before the call; an Enqueuer keeps a non-empty ID.
+	// server sets env.ID (from NewID) before the call; an Enqueuer keeps it.
 	Enqueue(ctx context.Context, env *queue.Envelope, body []byte) (string, error)
 }
 

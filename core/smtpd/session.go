@@ -1,12 +1,9 @@
 package smtpd
 
 import (
-	"encoding/base32"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -166,7 +163,7 @@ func (ss *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
 	}
 	now := time.Now()
-	env.ID = newID(now)
+	env.ID = ss.s.opts.Queue.NewID()
 	env.Received = now
 	ri := receivedInfo{
 		Helo:     env.Helo,
@@ -265,16 +262,4 @@ func filterReply(err error) *smtp.SMTPError {
 		return se
 	}
 	return errFilter
-}
-
-// idEncoding writes queue IDs in lowercase base32 without padding.
-var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
-
-// newID returns a 20-character queue ID that sorts by arrival time: 8 bytes
-// of Unix nanoseconds and 4 random bytes.
-func newID(now time.Time) string {
-	var b [12]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixNano()))
-	binary.BigEndian.PutUint32(b[8:], rand.Uint32())
-	return idEncoding.EncodeToString(b[:])
 }
