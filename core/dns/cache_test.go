@@ -168,4 +168,3 @@ func TestCoalescing(t *testing.T) {
 		t.Errorf("%d concurrent identical lookups sent %d queries; want 1", callers, n)
 	}
 }
-
