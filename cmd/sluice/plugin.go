@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sluice-mta/sluice/core/plugintool"
+)
+
+// pluginCommand is `sluice plugin …`: offline tools for plugin authors.
+func pluginCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "plugin",
+		Usage: "test and check filter plugins offline",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "test",
+				Usage:     "run a plugin (or a plugins directory) through every stage of a message and print what it did",
+				ArgsUsage: "FILE.wasm",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "eml", Usage: "the message `FILE` (RFC 5322; LF or CRLF line endings)"},
+					&cli.StringFlag{Name: "from", Usage: "the envelope sender `ADDR` (MAIL FROM)"},
+					&cli.StringSliceFlag{Name: "rcpt", Usage: "an envelope recipient `ADDR` (RCPT TO); repeat for more"},
+					&cli.StringFlag{Name: "ip", Usage: "the client's `IP` address", Value: "127.0.0.1"},
+					&cli.StringFlag{Name: "helo", Usage: "the client's HELO `NAME`", Value: "localhost"},
+					&cli.StringFlag{Name: "config", Usage: "the plugin's NAME.toml `FILE` (default: the one beside FILE.wasm)"},
+					&cli.StringFlag{Name: "dir", Usage: "run every plugin of the plugins `DIR` instead of FILE.wasm"},
+				},
+				Action: pluginTest,
+			},
+			{
+				Name:      "check",
+				Usage:     "validate a plugin's exports, ABI version and limits without running it",
+				ArgsUsage: "FILE.wasm...",
+				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						return errors.New("plugin check: give at least one FILE.wasm")
+					}
+					failed := 0
+					for _, path := range c.Args().Slice() {
+						if err := plugintool.Check(c.Context, os.Stdout, path); err != nil {
+							fmt.Fprintf(os.Stderr, "%s: %v\n", path, err)
+							failed++
+						}
+					}
+					if failed > 0 {
+						return fmt.Errorf("plugin check: %d of %d plugins failed", failed, c.NArg())
+					}
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func pluginTest(c *cli.Context) error {
+	f, args, err := parseInterspersed(c)
+	if err != nil {
+		return fmt.Errorf("plugin test: %w", err)
+	}
+	opts := plugintool.TestOptions{Dir: f.str("dir"), Config: f.str("config"),
+		From: f.str("from"), Rcpts: f.slice("rcpt"), Helo: f.str("helo")}
+	switch {
+	case opts.Dir != "" && len(args) > 0:
+		return errors.New("plugin test: give FILE.wasm or --dir DIR, not both")
+	case opts.Dir == "" && len(args) != 1:
+		return errors.New("plugin test: give one FILE.wasm (or --dir DIR)")
+	case opts.Dir == "":
+		opts.Wasm = args[0]
+	}
+	if len(opts.Rcpts) == 0 {
+		return errors.New("plugin test: give at least one --rcpt ADDR")
+	}
+	if f.str("eml") == "" {
+		return errors.New("plugin test: give the message with --eml FILE")
+	}
+	ip, err := netip.ParseAddr(f.str("ip"))
+	if err != nil {
+		return fmt.Errorf("plugin test: --ip %q is not an IP address", f.str("ip"))
+	}
+	opts.ClientIP = ip
+	if opts.Message, err = os.ReadFile(f.str("eml")); err != nil {
+		return fmt.Errorf("plugin test: --eml: %w", err)
+	}
+	stages, err := plugintool.Test(c.Context, opts)
+	if err != nil {
+		return fmt.Errorf("plugin test: %w", err)
+	}
+	return plugintool.WriteStages(os.Stdout, stages)
+}
+
+// flags reads a flag from the flags given after the first argument (urfave/cli
+// stops at it) or else from the command's own parse.
+type flags struct {
+	c    *cli.Context
+	tail *flag.FlagSet
+	set  map[string]bool
+}
+
+func (f flags) str(name string) string {
+	if f.set[name] {
+		return f.tail.Lookup(name).Value.String()
+	}
+	return f.c.String(name)
+}
+
+func (f flags) slice(name string) []string {
+	v := f.c.StringSlice(name)
+	if f.set[name] {
+		v = append(v, f.tail.Lookup(name).Value.(*cli.StringSlice).Value()...)
+	}
+	return v
+}
+
+// parseInterspersed parses the command's flags among its arguments, so that
+// `sluice plugin test FILE.wasm --eml MSG …` works, and returns the
+// arguments that are not flags.
+func parseInterspersed(c *cli.Context) (flags, []string, error) {
+	f := flags{c: c, tail: flag.NewFlagSet(c.Command.Name, flag.ContinueOnError), set: map[string]bool{}}
+	f.tail.SetOutput(io.Discard)
+	for _, fl := range c.Command.Flags {
+		if err := fl.Apply(f.tail); err != nil {
+			return f, nil, err
+		}
+	}
+	var args []string
+	rest := c.Args().Slice()
+	for len(rest) > 0 {
+		if !strings.HasPrefix(rest[0], "-") || rest[0] == "-" {
+			args = append(args, rest[0])
+			rest = rest[1:]
+			continue
+		}
+		if err := f.tail.Parse(rest); err != nil {
+			return f, nil, err
+		}
+		rest = f.tail.Args()
+	}
+	f.tail.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	return f, args, nil
+}

@@ -1,0 +1,398 @@
+// Package plugintool runs filter plugins offline for their authors: it
+// drives one plugin, or a whole plugins directory, through every stage of a
+// message (`sluice plugin test`) and validates a module without running it
+// (`sluice plugin check`).
+package plugintool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// TestOptions describe one offline run.
+type TestOptions struct {
+	// Wasm is one plugin module; Config its NAME.toml ("" = the NAME.toml
+	// beside it, if any). Dir instead runs a whole plugins directory.
+	Wasm   string
+	Config string
+	Dir    string
+
+	// Message is the message (CRLF or bare LF line endings).
+	Message  []byte
+	From     string
+	Rcpts    []string
+	ClientIP netip.Addr // default 127.0.0.1
+	Helo     string     // default "localhost"
+
+	// KV and Resolver serve the "kv" and "dns" grants; nil KV is an
+	// in-memory store, nil Resolver leaves DNS lookups denied.
+	KV       filter.KV
+	Resolver filter.Resolver
+	// Now is the clock plugins see (nil: time.Now).
+	Now func() time.Time
+}
+
+// Stage is the outcome of one hook.
+type Stage struct {
+	// Name is "connect", "rcpt b@example.com", "deliver example.com", ….
+	Name   string
+	Hook   pluginapi.Hook
+	Result filter.Result
+	// Symbols are the score contributions added at this stage; Score the
+	// total after it.
+	Symbols []filter.Symbol
+	Score   float64
+	// HeaderDiff lists header fields removed ("- Name: value") and added
+	// ("+ Name: value") by this stage.
+	HeaderDiff []string
+	// Rcpts are the recipients after the stage; Route the route chosen
+	// (deliver).
+	Rcpts []string
+	Route string
+	// Notes are the notes set or changed at this stage.
+	Notes map[string]string
+	// Logs are the lines logged during the stage.
+	Logs []string
+}
+
+// Test runs the plugin (or directory) through connect, helo, mail, each
+// recipient, data, and deliver for each destination domain. Every stage
+// runs whatever the verdicts; a recipient whose rcpt verdict refuses it is
+// not added. The error reports only failures of the tool itself (a module
+// that does not load, an unreadable file).
+func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
+	dir, cleanup, want, err := pluginsDir(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	sink := &logSink{}
+	kv := opts.KV
+	if kv == nil {
+		kv = newMemKV()
+	}
+	host, err := filter.New(ctx, filter.Options{Dir: dir, KV: kv, Resolver: opts.Resolver,
+		Metrics: sink, Logger: slog.New(sink), Now: opts.Now, ReloadInterval: time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	defer host.Close(context.Background())
+	if got := len(host.Plugins()); got < want {
+		return nil, fmt.Errorf("%d of %d plugins did not load:\n%s", want-got, want, strings.Join(sink.since(0), "\n"))
+	}
+
+	if !opts.ClientIP.IsValid() {
+		opts.ClientIP = netip.MustParseAddr("127.0.0.1")
+	}
+	if opts.Helo == "" {
+		opts.Helo = "localhost"
+	}
+	header, body := filter.ParseHeader(crlf(opts.Message))
+	txn := &filter.Txn{
+		Conn: &filter.Conn{ClientIP: opts.ClientIP, ClientPort: 40000, Helo: opts.Helo, Listener: "smtp",
+			LocalIP: netip.MustParseAddr("127.0.0.1")},
+		From: opts.From, Header: header, Body: body, Notes: map[string]string{},
+		QueueID: "TEST0001",
+	}
+	var stages []Stage
+	run := func(name string, hook pluginapi.Hook) filter.Result {
+		before := snapshot(txn)
+		mark := sink.len()
+		res := host.Run(ctx, hook, txn)
+		stages = append(stages, stageOf(name, hook, res, before, txn, sink.since(mark)))
+		return res
+	}
+	run("connect", pluginapi.HookConnect)
+	run("helo", pluginapi.HookHelo)
+	run("mail", pluginapi.HookMail)
+	for _, r := range opts.Rcpts {
+		txn.Rcpt = r
+		res := run("rcpt "+r, pluginapi.HookRcpt)
+		if (res.Verdict == pluginapi.Continue || res.Verdict == pluginapi.Accept) && txn.Rcpt != "" {
+			txn.Rcpts = append(txn.Rcpts, txn.Rcpt)
+		}
+		txn.Rcpt = ""
+		stages[len(stages)-1].Rcpts = slices.Clone(txn.Rcpts)
+	}
+	run("data", pluginapi.HookData)
+	for _, d := range destinations(txn.Rcpts) {
+		txn.Destination, txn.Attempt, txn.Route = d, 1, ""
+		run("deliver "+d, pluginapi.HookDeliver)
+	}
+	return stages, nil
+}
+
+// pluginsDir returns the directory to load and how many modules it holds.
+// For a single module it is a temporary directory holding NAME.wasm and its
+// NAME.toml.
+func pluginsDir(opts TestOptions) (dir string, cleanup func(), n int, err error) {
+	nop := func() {}
+	if (opts.Dir == "") == (opts.Wasm == "") {
+		return "", nop, 0, errors.New("give one plugin FILE.wasm or --dir DIR, not both")
+	}
+	if opts.Dir != "" {
+		m, err := filepath.Glob(filepath.Join(opts.Dir, "*.wasm"))
+		if err != nil {
+			return "", nop, 0, err
+		}
+		if len(m) == 0 {
+			return "", nop, 0, fmt.Errorf("%s: no *.wasm plugins in this directory", opts.Dir)
+		}
+		return opts.Dir, nop, len(m), nil
+	}
+	if !strings.HasSuffix(opts.Wasm, ".wasm") {
+		return "", nop, 0, fmt.Errorf("%s: a plugin file name ends in .wasm", opts.Wasm)
+	}
+	wasm, err := os.ReadFile(opts.Wasm)
+	if err != nil {
+		return "", nop, 0, err
+	}
+	conf := opts.Config
+	if conf == "" {
+		conf = strings.TrimSuffix(opts.Wasm, ".wasm") + ".toml"
+		if _, err := os.Stat(conf); err != nil {
+			conf = ""
+		}
+	}
+	tmp, err := os.MkdirTemp("", "sluice-plugin-test-")
+	if err != nil {
+		return "", nop, 0, err
+	}
+	cleanup = func() { os.RemoveAll(tmp) }
+	name := filepath.Base(opts.Wasm)
+	if err := os.WriteFile(filepath.Join(tmp, name), wasm, 0o600); err != nil {
+		cleanup()
+		return "", nop, 0, err
+	}
+	if conf != "" {
+		b, err := os.ReadFile(conf)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(tmp, strings.TrimSuffix(name, ".wasm")+".toml"), b, 0o600)
+		}
+		if err != nil {
+			cleanup()
+			return "", nop, 0, err
+		}
+	}
+	return tmp, cleanup, 1, nil
+}
+
+// state is what a stage may change, for diffs.
+type state struct {
+	header  []string
+	symbols int
+	notes   map[string]string
+}
+
+func snapshot(txn *filter.Txn) state {
+	s := state{symbols: len(txn.Symbols), notes: map[string]string{}}
+	for _, f := range txn.Header {
+		s.header = append(s.header, f.Name+":"+f.Value)
+	}
+	for k, v := range txn.Notes {
+		s.notes[k] = v
+	}
+	return s
+}
+
+func stageOf(name string, hook pluginapi.Hook, res filter.Result, before state, txn *filter.Txn, logs []string) Stage {
+	after := snapshot(txn)
+	st := Stage{Name: name, Hook: hook, Result: res, Score: txn.Score, Rcpts: slices.Clone(txn.Rcpts),
+		Route: txn.Route, Logs: logs, Symbols: slices.Clone(txn.Symbols[before.symbols:])}
+	st.HeaderDiff = diff(before.header, after.header)
+	for k, v := range after.notes {
+		if old, ok := before.notes[k]; !ok || old != v {
+			if st.Notes == nil {
+				st.Notes = map[string]string{}
+			}
+			st.Notes[k] = v
+		}
+	}
+	for k := range before.notes {
+		if _, ok := after.notes[k]; !ok {
+			if st.Notes == nil {
+				st.Notes = map[string]string{}
+			}
+			st.Notes[k] = "(deleted)"
+		}
+	}
+	return st
+}
+
+// diff lists the fields of a that b lacks ("- ") and of b that a lacks
+// ("+ "), counting repeated fields.
+func diff(a, b []string) []string {
+	var out []string
+	inB := map[string]int{}
+	for _, f := range b {
+		inB[f]++
+	}
+	for _, f := range a {
+		if inB[f] > 0 {
+			inB[f]--
+			continue
+		}
+		out = append(out, "- "+field(f))
+	}
+	inA := map[string]int{}
+	for _, f := range a {
+		inA[f]++
+	}
+	for _, f := range b {
+		if inA[f] > 0 {
+			inA[f]--
+			continue
+		}
+		out = append(out, "+ "+field(f))
+	}
+	return out
+}
+
+// field shows a stored "Name:value" as "Name: value", unfolded.
+func field(f string) string {
+	name, value, _ := strings.Cut(f, ":")
+	value = strings.NewReplacer("\r\n", "", "\n", "").Replace(value)
+	return name + ": " + strings.TrimSpace(value)
+}
+
+// destinations returns the recipients' domains, in order of first appearance.
+func destinations(rcpts []string) []string {
+	var ds []string
+	for _, r := range rcpts {
+		d := strings.ToLower(r[strings.LastIndexByte(r, '@')+1:])
+		if !slices.Contains(ds, d) {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+func crlf(msg []byte) []byte {
+	s := strings.ReplaceAll(string(msg), "\r\n", "\n")
+	return []byte(strings.ReplaceAll(s, "\n", "\r\n"))
+}
+
+// logSink keeps log lines ("LEVEL message key=value …") and metric adds.
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+	attrs []slog.Attr
+}
+
+var (
+	_ slog.Handler   = (*logSink)(nil)
+	_ filter.Metrics = (*logSink)(nil)
+)
+
+func (s *logSink) Enabled(context.Context, slog.Level) bool { return true }
+
+func (s *logSink) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Level.String())
+	b.WriteByte(' ')
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "hook", "id":
+			return true
+		}
+		fmt.Fprintf(&b, " %s=%q", a.Key, a.Value.String())
+		return true
+	})
+	s.add(b.String())
+	return nil
+}
+
+func (s *logSink) WithAttrs([]slog.Attr) slog.Handler { return s }
+func (s *logSink) WithGroup(string) slog.Handler      { return s }
+
+// Add implements filter.Metrics by logging the change.
+func (s *logSink) Add(plugin, name string, delta float64) {
+	s.add(fmt.Sprintf("METRIC %s %s %+g", plugin, name, delta))
+}
+
+func (s *logSink) add(line string) {
+	s.mu.Lock()
+	s.lines = append(s.lines, line)
+	s.mu.Unlock()
+}
+
+func (s *logSink) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines)
+}
+
+func (s *logSink) since(i int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.lines[i:])
+}
+
+// WriteStages prints stages for a person, one block per stage.
+func WriteStages(w io.Writer, stages []Stage) error {
+	for _, st := range stages {
+		r := st.Result
+		line := fmt.Sprintf("%-24s %s", st.Name, r.Verdict)
+		if r.Code != 0 {
+			line += fmt.Sprintf(" %d %s %s", r.Code, r.Enhanced, r.Text)
+		}
+		if r.Plugin != "" {
+			line += fmt.Sprintf(" (by %s)", r.Plugin)
+		}
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+		var detail []string
+		for _, s := range st.Symbols {
+			detail = append(detail, fmt.Sprintf("score %+g %s (%s), total %g", s.Score, s.Name, s.Plugin, st.Score))
+		}
+		for _, d := range st.HeaderDiff {
+			detail = append(detail, "header "+d)
+		}
+		for _, k := range sortedKeys(st.Notes) {
+			detail = append(detail, fmt.Sprintf("note %s = %q", k, st.Notes[k]))
+		}
+		if st.Hook == pluginapi.HookRcpt || st.Hook == pluginapi.HookData {
+			rcpts := strings.Join(st.Rcpts, ", ")
+			if rcpts == "" {
+				rcpts = "(none)"
+			}
+			detail = append(detail, "rcpts "+rcpts)
+		}
+		if st.Route != "" {
+			detail = append(detail, "route "+st.Route)
+		}
+		for _, l := range st.Logs {
+			detail = append(detail, "log "+l)
+		}
+		for _, d := range detail {
+			if _, err := fmt.Fprintln(w, "    "+d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
