@@ -1,0 +1,44 @@
+#!/bin/sh
+# build-plugins.sh builds every Go plugin (a folder with main.go) under
+# examples/ and plugins/ to <dir>/<name>.wasm with standard Go for WASI, and
+# examples/wat-minimal with wat2wasm (Debian package wabt) when present.
+#
+#   scripts/build-plugins.sh            build
+#   scripts/build-plugins.sh dev DIR    build, then copy the examples and
+#                                       their NAME.toml into the plugins DIR
+set -eu
+
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+
+built=""
+for dir in examples/*/ plugins/*/; do
+	[ -f "${dir}main.go" ] || continue
+	name=$(basename "$dir")
+	echo "build-plugins.sh: ${dir}${name}.wasm" >&2
+	(cd "$dir" && GOOS=wasip1 GOARCH=wasm "$GO" build -buildmode=c-shared -o "$name.wasm" .)
+	built="$built $dir$name.wasm"
+done
+
+wat=examples/wat-minimal/wat-minimal.wat
+if command -v wat2wasm >/dev/null 2>&1; then
+	echo "build-plugins.sh: examples/wat-minimal/wat-minimal.wasm" >&2
+	wat2wasm "$wat" -o examples/wat-minimal/wat-minimal.wasm
+	built="$built examples/wat-minimal/wat-minimal.wasm"
+else
+	echo "build-plugins.sh: wat2wasm not found (install wabt); skipping $wat" >&2
+fi
+
+if [ "${1:-}" = "dev" ]; then
+	dest=${2:?usage: build-plugins.sh dev DIR}
+	mkdir -p "$dest"
+	for wasm in $built; do
+		case "$wasm" in examples/*) ;; *) continue ;; esac
+		cp "$wasm" "$dest/"
+		toml="${wasm%.wasm}.toml"
+		if [ -f "$toml" ]; then
+			cp "$toml" "$dest/"
+		fi
+	done
+	echo "build-plugins.sh: examples installed in $dest" >&2
+fi
