@@ -34,6 +34,7 @@ chmod 755 "$tmp" # Postfix's daemons run as user postfix and need to get in
 mkdir -p "$out"
 rm -f "$out"/*.txt "$out"/*.log "$out"/results.md
 
+load_start=$(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null || echo unknown)
 pids=()
 postfix_dir=""
 failed=0
@@ -294,7 +295,7 @@ fi
 
 # 5. The table.
 {
-	echo "make bench (bash scripts/bench.sh) on $(nproc) CPUs; each row is"
+	echo "make bench (bash scripts/bench.sh) on $(nproc) CPUs, load average at start $load_start; each row is"
 	echo "  sluice-load -addr 127.0.0.1:PORT -c CONNS -d $duration -size $size -to user@bench.test"
 	echo
 	"$tmp/sluice-load" -header
