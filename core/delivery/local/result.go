@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/sluice-mta/sluice/core/queue"
 )
@@ -32,19 +31,11 @@ func bounced(rcpt, relay, dsn, text string) queue.Result {
 	return queue.Result{Rcpt: rcpt, Status: queue.Bounced, Code: 550, DSN: dsn, Text: text, Relay: relay}
 }
 
-// logResult writes the one delivery line for r.
+// logResult records a transport's answer at debug level; the queue writes
+// the one delivery line per recipient (with the final status) at info.
 func logResult(ctx context.Context, log *slog.Logger, m *queue.Message, r queue.Result) {
-	level := slog.LevelInfo
-	if r.Status != queue.Sent {
-		level = slog.LevelWarn
-	}
-	var delay time.Duration
-	if !m.Received.IsZero() {
-		delay = time.Since(m.Received).Round(time.Millisecond)
-	}
-	log.Log(ctx, level, "delivery",
-		"id", m.ID, "to", r.Rcpt, "relay", r.Relay, "delay", delay,
-		"dsn", r.DSN, "status", r.Status.String(), "text", r.Text)
+	log.Log(ctx, slog.LevelDebug, "local transport",
+		"id", m.ID, "to", r.Rcpt, "relay", r.Relay, "dsn", r.DSN, "status", r.Status.String(), "text", r.Text)
 }
 
 // orDiscard returns l, or a logger that drops everything when l is nil.
