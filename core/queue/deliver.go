@@ -42,8 +42,13 @@ func (q *Queue) deliver(ctx context.Context, d Deliverer, id string) {
 	shutdown := ctx.Err() != nil
 	// Record with a context of our own: a shutdown must not lose results of
 	// deliveries that already happened.
+	// The record need not be on disk before the worker moves on: if a crash
+	// loses it, the message is delivered again (a duplicate, never a loss),
+	// and a bounce made here is lost only together with the failure it
+	// reports, which is then retried. So it commits without waiting for the
+	// group sync; the next sync covers it.
 	rctx := context.WithoutCancel(ctx)
-	if err := q.update(rctx, func(txn *badger.Txn) error {
+	if err := q.commit(rctx, func(txn *badger.Txn) error {
 		return q.record(txn, id, m.Body, results, shutdown)
 	}); err != nil {
 		q.log.Error("queue: record delivery results failed; message stays leased until restart", "id", id, "err", err)

@@ -272,21 +272,26 @@ func (q *Queue) recoverLeases(ctx context.Context) error {
 // update runs fn in a read-write transaction, retrying on conflicts, and
 // returns once the commit is durable.
 func (q *Queue) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	if err := q.commit(ctx, fn); err != nil {
+		return err
+	}
+	if q.opts.badgerSyncWrites {
+		return nil
+	}
+	return q.gs.wait()
+}
+
+// commit runs fn in a read-write transaction, retrying on conflicts, and
+// returns once Badger has applied it, without waiting for it to be synced.
+func (q *Queue) commit(ctx context.Context, fn func(txn *badger.Txn) error) error {
 	for {
 		err := q.db.Update(fn)
-		if errors.Is(err, badger.ErrConflict) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			continue
-		}
-		if err != nil {
+		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
-		if q.opts.badgerSyncWrites {
-			return nil
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		return q.gs.wait()
 	}
 }
 
