@@ -73,7 +73,9 @@ type Envelope struct {
 	NextAttempt time.Time `json:"next_attempt"`
 	Attempts    int       `json:"attempts"`
 	Held        bool      `json:"held,omitempty"`
-	Size        int64     `json:"size"`
+	// Notes are the transaction notes plugins set, for the deliver stage.
+	Notes map[string]string `json:"notes,omitempty"`
+	Size  int64             `json:"size"`
 }
 
 // Pending returns the recipients still to be delivered.

@@ -52,6 +52,8 @@ type guardConn struct {
 	reply    [3]byte
 	replied  bool
 	err      error // latched: the connection is finished
+	// closeAfterReply closes the connection once the next reply is written.
+	closeAfterReply atomic.Bool
 	// lostCR is set when go-smtp's dataReader drops a bare CR: at a line
 	// start it elides "." and then "\r", even when no "\n" follows, so
 	// "\r\n.\rX" reaches the session as "\r\nX". The session refuses such
@@ -116,13 +118,19 @@ func (g *guardConn) Close() error {
 	return g.Conn.Close()
 }
 
-// Write notes the reply code the server sends after DATA or STARTTLS.
+// Write notes the reply code the server sends after DATA or STARTTLS,
+// and closes the connection after a reply when closeAfterReply is set (a
+// plugin's Disconnect verdict: 421, then close).
 func (g *guardConn) Write(p []byte) (int, error) {
 	if g.await != awaitNone && !g.replied && len(p) >= 3 {
 		copy(g.reply[:], p)
 		g.replied = true
 	}
-	return g.Conn.Write(p)
+	n, err := g.Conn.Write(p)
+	if g.closeAfterReply.Load() && bytes.HasSuffix(p, []byte("\r\n")) {
+		g.Close()
+	}
+	return n, err
 }
 
 // Read hands out the next checked bytes.

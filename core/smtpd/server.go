@@ -42,8 +42,11 @@ type Options struct {
 	TrustedNetworks []netip.Prefix
 	Queue           Enqueuer
 	Logger          *slog.Logger
-	// Filters is called at each stage of a session; nil means none.
-	Filters FilterChain
+	// Filters is the plugin chain run at each stage of a session; nil
+	// means none.
+	Filters Filters
+	// Spam holds the score thresholds applied after the data hook.
+	Spam Spam
 }
 
 // Defaults for zero values in Options.Listener.

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // Replies of the session.
@@ -23,8 +25,6 @@ var (
 		Message: "Message contains bare CR or LF, refused"}
 	errQueue = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 		Message: "Temporary queue failure, try again"}
-	errFilter = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-		Message: "Temporary local problem, try again"}
 )
 
 // defaultBodyCap is the first buffer size for a message whose MAIL gave no
@@ -40,6 +40,7 @@ type session struct {
 
 	env      *queue.Envelope // the current transaction, nil before MAIL
 	sizeHint int64           // SIZE= from MAIL, 0 when not given
+	fs       *fsession       // the filter chain's state, nil without filters
 }
 
 var (
@@ -55,16 +56,19 @@ func newSession(s *Server, c *smtp.Conn) (*session, error) {
 		info: ConnInfo{Service: s.opts.Name, ClientIP: ip},
 		log:  s.log.With("client", ip.String()),
 	}
-	if f := s.opts.Filters; f != nil {
-		if err := f.Connect(s.ctx, ss.info); err != nil {
-			return nil, ss.reject("connect", filterReply(err), "err", err)
-		}
-		ss.info.Helo = c.Hostname()
-		if err := f.Helo(s.ctx, ss.info); err != nil {
-			return nil, ss.reject("helo", filterReply(err), "helo", ss.info.Helo, "err", err)
-		}
-	}
 	ss.info.Helo = c.Hostname()
+	if ss.fs = newFsession(s.opts.Filters, s.opts.Name, c.Conn()); ss.fs != nil {
+		if reply := ss.run(pluginapi.HookConnect); reply != nil {
+			return nil, reply
+		}
+		ss.fs.txn.Conn.Helo = ss.info.Helo
+		if reply := ss.run(pluginapi.HookHelo); reply != nil {
+			return nil, reply
+		}
+		// A Discard at connect or helo drops every message of the connection.
+		ss.fs.discardAll = ss.fs.discard
+		ss.fs.connNotes = maps.Clone(ss.fs.txn.Notes)
+	}
 	return ss, nil
 }
 
@@ -104,9 +108,11 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		env.EnvID = opts.EnvelopeID
 		ss.sizeHint = opts.Size
 	}
-	if f := ss.s.opts.Filters; f != nil {
-		if err := f.Mail(ss.s.ctx, ss.info, env); err != nil {
-			return ss.reject("mail", filterReply(err), "from", from, "err", err)
+	if fs := ss.fs; fs != nil {
+		fs.txn.Conn.Helo = ss.info.Helo
+		fs.beginTxn(from)
+		if reply := ss.run(pluginapi.HookMail); reply != nil {
+			return reply
 		}
 	}
 	ss.env = env
@@ -144,10 +150,22 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			rcpt.ORCPT = string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
 		}
 	}
-	if f := ss.s.opts.Filters; f != nil {
-		if err := f.Rcpt(ss.s.ctx, ss.info, ss.env, &rcpt); err != nil {
-			return ss.reject("rcpt", filterReply(err), "rcpt", to, "err", err)
+	if fs := ss.fs; fs != nil {
+		fs.txn.Rcpt, fs.txn.Rcpts = addr, rcptAddrs(ss.env.Rcpts)
+		discarded := fs.discard
+		fs.discard = false
+		reply := ss.run(pluginapi.HookRcpt)
+		dropThis := fs.discard
+		fs.discard = discarded
+		if reply != nil {
+			return reply
 		}
+		syncRcpts(ss.env, fs.txn.Rcpts) // plugins may add or remove others
+		if dropThis || fs.txn.Rcpt == "" {
+			ss.log.Info("recipient dropped by a plugin", "rcpt", addr)
+			return nil // 250, but not delivered
+		}
+		rcpt.Addr = fs.txn.Rcpt // possibly rewritten
 	}
 	ss.env.Rcpts = append(ss.env.Rcpts, rcpt)
 	return nil
@@ -214,12 +232,15 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		buf = normalizeNewlines(buf[:hdrLen:hdrLen], buf[hdrLen:])
 	}
-	if f := ss.s.opts.Filters; f != nil {
-		msg, err := f.Data(ss.s.ctx, ss.info, env, buf)
-		if err != nil {
-			return ss.reject("data", filterReply(err), "from", env.From, "err", err)
+	if fs := ss.fs; fs != nil {
+		var reply *smtp.SMTPError
+		if buf, reply = ss.filterData(env, buf); reply != nil {
+			return reply
 		}
-		buf = msg
+		if fs.discard || len(env.Rcpts) == 0 {
+			ss.log.Info("discarded by a plugin", "id", env.ID, "from", env.From)
+			return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + env.ID}
+		}
 	}
 	env.Size = int64(len(buf))
 	id, err := ss.s.opts.Queue.Enqueue(ss.s.ctx, env, buf)
@@ -253,13 +274,4 @@ func (ss *session) reject(stage string, reply *smtp.SMTPError, attrs ...any) err
 	ss.log.Info("reject", append([]any{"stage", stage, "code", reply.Code,
 		"reason", reply.Message}, attrs...)...)
 	return reply
-}
-
-// filterReply turns a filter's error into the reply to send.
-func filterReply(err error) *smtp.SMTPError {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		return se
-	}
-	return errFilter
 }

@@ -1,14 +1,11 @@
 package smtpd
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/emersion/go-smtp"
@@ -211,75 +208,4 @@ func TestEnqueueFailure(t *testing.T) {
 	// The session goes on.
 	rc.send("NOOP\r\n")
 	rc.expect(250)
-}
-
-// recordingChain is a FilterChain that records its calls and refuses what
-// it is told to.
-type recordingChain struct {
-	mu       sync.Mutex
-	calls    []string
-	refuseTo string // Rcpt refuses this address with 550 5.7.1
-}
-
-func (f *recordingChain) add(s string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, s)
-}
-
-func (f *recordingChain) Connect(ctx context.Context, c ConnInfo) error {
-	f.add("connect " + c.ClientIP.String())
-	return nil
-}
-
-func (f *recordingChain) Helo(ctx context.Context, c ConnInfo) error {
-	f.add("helo " + c.Helo)
-	return nil
-}
-
-func (f *recordingChain) Mail(ctx context.Context, c ConnInfo, env *queue.Envelope) error {
-	f.add("mail " + env.From)
-	return nil
-}
-
-func (f *recordingChain) Rcpt(ctx context.Context, c ConnInfo, env *queue.Envelope, r *queue.Recipient) error {
-	f.add("rcpt " + r.Addr)
-	if r.Addr == f.refuseTo {
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Not wanted"}
-	}
-	return nil
-}
-
-func (f *recordingChain) Data(ctx context.Context, c ConnInfo, env *queue.Envelope, msg []byte) ([]byte, error) {
-	f.add(fmt.Sprintf("data %d", len(env.Rcpts)))
-	return append([]byte("X-Filtered: yes\r\n"), msg...), nil
-}
-
-func TestFilterChain(t *testing.T) {
-	q := &fakeQueue{}
-	f := &recordingChain{refuseTo: "no@local.test"}
-	opts := testOptions(q)
-	opts.Filters = f
-	rc := dialRaw(t, startServer(t, opts), "")
-	rc.greet()
-	rc.send("MAIL FROM:<s@example.org>\r\nRCPT TO:<no@local.test>\r\nRCPT TO:<yes@local.test>\r\nDATA\r\n")
-	rc.expect(250)
-	if text := rc.expect(550); text != "5.7.1 Not wanted" {
-		t.Errorf("refused RCPT: %q", text)
-	}
-	rc.expect(250)
-	rc.expect(354)
-	rc.send("\r\nbody\r\n.\r\n")
-	rc.expect(250)
-	want := []string{"connect 127.0.0.1", "helo client.example", "mail s@example.org",
-		"rcpt no@local.test", "rcpt yes@local.test", "data 1"}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !slices.Equal(f.calls, want) {
-		t.Errorf("calls %q, want %q", f.calls, want)
-	}
-	_, bodies := q.got()
-	if len(bodies) != 1 || !bytes.HasPrefix(bodies[0], []byte("X-Filtered: yes\r\nReceived: ")) {
-		t.Errorf("queued %q", bodies)
-	}
 }
