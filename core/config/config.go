@@ -28,6 +28,41 @@ type Config struct {
 	Queue Queue `toml:"queue"`
 	// Admin is the socket `sluice queue …` talks to.
 	Admin Admin `toml:"admin"`
+	// Plugins is the WebAssembly filter host.
+	Plugins Plugins `toml:"plugins"`
+	// Spam holds the score thresholds applied after the data stage.
+	Spam Spam `toml:"spam"`
+	// DNS configures the resolver.
+	DNS DNS `toml:"dns"`
+}
+
+// Plugins configures the WebAssembly filter host.
+type Plugins struct {
+	// Dir holds the plugins: every *.wasm, with an optional NAME.toml
+	// beside it. A path template with {data_dir}; "" disables plugins.
+	Dir string `toml:"dir"`
+	// CacheDir keeps compiled modules between restarts ("" = none).
+	CacheDir string `toml:"cache_dir"`
+}
+
+// Spam holds the thresholds applied to the sum of the plugins' scores
+// after the data stage; 0 switches one off.
+type Spam struct {
+	// AddHeader adds "X-Spam-Status: Yes, score=… symbols=…".
+	AddHeader float64 `toml:"add_header"`
+	// Quarantine keeps the message held in the queue.
+	Quarantine float64 `toml:"quarantine"`
+	// Reject refuses the message with 550 5.7.1.
+	Reject float64 `toml:"reject"`
+}
+
+// DNS configures the resolver used by plugins (and outbound delivery).
+type DNS struct {
+	// Servers are "host:port" of recursive resolvers; empty means the
+	// nameservers of /etc/resolv.conf.
+	Servers []string `toml:"servers"`
+	// Timeout is per query attempt.
+	Timeout Duration `toml:"timeout"`
 }
 
 // Listener configures one SMTP service (port 25 or submission) and its limits.

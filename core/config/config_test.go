@@ -149,7 +149,10 @@ func TestDefault(t *testing.T) {
 			Workers:     16,
 			GCInterval:  Duration(10 * time.Minute),
 		},
-		Admin: Admin{Socket: "./sluice-data/admin.sock"},
+		Admin:   Admin{Socket: "./sluice-data/admin.sock"},
+		Plugins: Plugins{Dir: "./sluice-data/plugins", CacheDir: "./sluice-data/plugin-cache"},
+		Spam:    Spam{AddHeader: 5, Quarantine: 10, Reject: 15},
+		DNS:     DNS{Servers: []string{}, Timeout: Duration(2 * time.Second)},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

@@ -85,6 +85,8 @@ func (c *Config) normalize() {
 	}
 	c.Local.Maildir = c.Path(c.Local.Maildir)
 	c.Admin.Socket = c.Path(c.Admin.Socket)
+	c.Plugins.Dir = c.Path(c.Plugins.Dir)
+	c.Plugins.CacheDir = c.Path(c.Plugins.CacheDir)
 }
 
 // Path expands {data_dir} in a path template. Other placeholders, such as
