@@ -55,6 +55,13 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 	ck.listener("submission", &c.Submission)
 	ck.local(&c.Local)
 	ck.queue(&c.Queue)
+	ck.spam(&c.Spam)
+	for i, s := range c.DNS.Servers {
+		if why := checkHostPort(s); why != "" {
+			ck.bad(fmt.Sprintf("dns.servers[%d]", i), "%q: %s", s, why)
+		}
+	}
+	ck.duration("dns.timeout", c.DNS.Timeout)
 	if c.Admin.Socket == "" {
 		ck.bad("admin.socket", `must not be empty; the default is "{data_dir}/admin.sock"`)
 	}
@@ -229,4 +236,19 @@ func checkLMTP(s string) string {
 		return "port 0 cannot be connected to"
 	}
 	return ""
+}
+
+// spam checks that the thresholds are not negative and rise in order.
+func (ck *checker) spam(s *Spam) {
+	for _, t := range []struct {
+		key string
+		v   float64
+	}{{"spam.add_header", s.AddHeader}, {"spam.quarantine", s.Quarantine}, {"spam.reject", s.Reject}} {
+		if t.v < 0 || t.v != t.v {
+			ck.bad(t.key, "must be 0 (off) or a positive score, not %v", t.v)
+		}
+	}
+	if s.Quarantine > 0 && s.Reject > 0 && s.Quarantine > s.Reject {
+		ck.bad("spam.quarantine", "%v is above spam.reject (%v): nothing would ever be quarantined", s.Quarantine, s.Reject)
+	}
 }
