@@ -7,7 +7,9 @@ import (
 	"context"
 	"strings"
 
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // RouterOptions configures a Router.
@@ -20,6 +22,9 @@ type RouterOptions struct {
 	// Remote delivers to every other recipient; nil defers them (outbound
 	// MX delivery is not configured yet).
 	Remote queue.Deliverer
+	// Filters runs the deliver-stage plugins before each attempt, once per
+	// destination domain; nil means none.
+	Filters filter.Runner
 }
 
 // Router is a queue.Deliverer that splits a message's recipients between
@@ -27,6 +32,8 @@ type RouterOptions struct {
 type Router struct {
 	local  queue.Deliverer
 	remote queue.Deliverer
+	// filters runs the deliver stage; nil means none.
+	filters filter.Runner
 	// domains holds the lowercased local domains.
 	domains map[string]bool
 }
@@ -35,7 +42,7 @@ var _ queue.Deliverer = (*Router)(nil)
 
 // NewRouter returns a Router for opts.
 func NewRouter(opts RouterOptions) *Router {
-	r := &Router{local: opts.Local, remote: opts.Remote, domains: make(map[string]bool)}
+	r := &Router{local: opts.Local, remote: opts.Remote, filters: opts.Filters, domains: make(map[string]bool)}
 	for _, d := range opts.LocalDomains {
 		r.domains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
 	}
@@ -53,8 +60,29 @@ func (r *Router) IsLocal(rcpt string) bool {
 }
 
 // Deliver hands the local recipients of rcpts to the local deliverer and
-// the others to the remote one, and returns both sets of Results.
+// the others to the remote one, and returns both sets of Results. With
+// deliver-stage plugins, they run first for each destination domain and
+// may decide its recipients' fate, edit the headers or pick a route.
 func (r *Router) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+	if r.filters == nil || r.filters.Hooks()&(1<<pluginapi.HookDeliver) == 0 {
+		return r.split(ctx, m, rcpts)
+	}
+	domains, groups := byDomain(rcpts)
+	results := make([]queue.Result, 0, len(rcpts))
+	for _, d := range domains {
+		dm, decided := r.deliverHook(ctx, m, d, groups[d])
+		if decided != nil {
+			results = append(results, decided...)
+			continue
+		}
+		results = append(results, r.split(ctx, dm, groups[d])...)
+	}
+	return results
+}
+
+// split hands local recipients to the local deliverer, the rest to the
+// remote one.
+func (r *Router) split(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
 	var local, remote []string
 	for _, rc := range rcpts {
 		if r.IsLocal(rc) {

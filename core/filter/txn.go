@@ -5,6 +5,7 @@
 package filter
 
 import (
+	"context"
 	"net/netip"
 
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -89,4 +90,12 @@ type Result struct {
 	Text     string
 	// Plugin names the plugin that decided a verdict other than Continue.
 	Plugin string
+}
+
+// Runner runs the plugin chain at one hook; *Host implements it. Hooks
+// reports which hooks any plugin implements, so callers skip the work of
+// building what no plugin will read.
+type Runner interface {
+	Hooks() uint32
+	Run(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 }

@@ -93,6 +93,9 @@ func (e *Envelope) Pending() []*Recipient {
 type Message struct {
 	Envelope
 	Body []byte
+	// Route, when a deliver-stage plugin set one, sends this attempt via
+	// "host:port" instead of the normal route. It is not stored.
+	Route string
 }
 
 // Status is the outcome of delivering to one recipient.

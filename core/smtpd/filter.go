@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"net"
@@ -15,14 +14,6 @@ import (
 	"github.com/sluice-mta/sluice/core/queue"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
-
-// Filters runs the plugin chain at one hook; *filter.Host implements it.
-// Hooks reports which hooks any plugin implements, so a session skips the
-// work of building what no plugin will read.
-type Filters interface {
-	Hooks() uint32
-	Run(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result
-}
 
 // Spam holds the score thresholds applied after the data hook to the sum
 // of the plugins' scores. Zero switches a threshold off.
@@ -52,7 +43,7 @@ type ConnInfo struct {
 // transaction, and notes of a transaction reach its later stages (and,
 // stored with the message, the deliver stage).
 type fsession struct {
-	f         Filters
+	f         filter.Runner
 	txn       filter.Txn
 	connNotes map[string]string
 	// discardAll is set by a Discard at connect or helo: every message of
@@ -63,7 +54,7 @@ type fsession struct {
 }
 
 // newFsession starts the chain's view of a connection; nil without filters.
-func newFsession(f Filters, service string, c net.Conn) *fsession {
+func newFsession(f filter.Runner, service string, c net.Conn) *fsession {
 	if f == nil || f.Hooks() == 0 {
 		return nil
 	}

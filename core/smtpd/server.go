@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/queue"
 )
 
@@ -44,7 +45,7 @@ type Options struct {
 	Logger          *slog.Logger
 	// Filters is the plugin chain run at each stage of a session; nil
 	// means none.
-	Filters Filters
+	Filters filter.Runner
 	// Spam holds the score thresholds applied after the data hook.
 	Spam Spam
 }

@@ -1,0 +1,96 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// scripted plays the deliver-stage plugins: a verdict per destination.
+type scripted struct {
+	mu    sync.Mutex
+	seen  []string
+	notes []string
+}
+
+func (s *scripted) Hooks() uint32 { return 1 << pluginapi.HookDeliver }
+
+func (s *scripted) Run(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result {
+	s.mu.Lock()
+	s.seen = append(s.seen, txn.Destination)
+	s.notes = append(s.notes, txn.Notes["tag"])
+	s.mu.Unlock()
+	switch txn.Destination {
+	case "blocked.test":
+		return filter.Result{Verdict: pluginapi.Reject, Code: 550, Enhanced: "5.7.1", Text: "no mail to blocked.test", Plugin: "policy"}
+	case "later.test":
+		return filter.Result{Verdict: pluginapi.Tempfail, Code: 451, Enhanced: "4.7.1", Text: "not now", Plugin: "policy"}
+	case "void.test":
+		return filter.Result{Verdict: pluginapi.Discard, Plugin: "policy"}
+	}
+	txn.Header = append([]filter.Field{{Name: "X-Dest", Value: " " + txn.Destination}}, txn.Header...)
+	txn.HeaderEdited = true
+	txn.Route = "smarthost.test:2525"
+	return filter.Result{}
+}
+
+// bodyRecorder keeps the message bytes and route it was handed.
+type bodyRecorder struct {
+	recorder
+	bodies [][]byte
+	routes []string
+}
+
+func (b *bodyRecorder) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+	b.mu.Lock()
+	b.bodies = append(b.bodies, m.Body)
+	b.routes = append(b.routes, m.Route)
+	b.mu.Unlock()
+	return b.recorder.Deliver(ctx, m, rcpts)
+}
+
+func TestDeliverHook(t *testing.T) {
+	local := &bodyRecorder{recorder: recorder{name: "local"}}
+	remote := &bodyRecorder{recorder: recorder{name: "remote"}}
+	f := &scripted{}
+	r := NewRouter(RouterOptions{LocalDomains: []string{"local.test"}, Local: local, Remote: remote, Filters: f})
+	m := &queue.Message{
+		Envelope: queue.Envelope{ID: "Q1", From: "s@local.test", Notes: map[string]string{"tag": "from-data"}},
+		Body:     []byte("Subject: hi\r\n\r\nbody\r\n"),
+	}
+	res := r.Deliver(context.Background(), m, []string{"a@blocked.test", "b@later.test", "c@void.test", "d@local.test", "e@ok.test"})
+	want := map[string]queue.Status{
+		"a@blocked.test": queue.Bounced, "b@later.test": queue.Deferred, "c@void.test": queue.Sent,
+		"d@local.test": queue.Sent, "e@ok.test": queue.Sent,
+	}
+	if len(res) != len(want) {
+		t.Fatalf("%d results, want %d: %+v", len(res), len(want), res)
+	}
+	for _, r := range res {
+		if r.Status != want[r.Rcpt] {
+			t.Errorf("%s: %v, want %v (%s)", r.Rcpt, r.Status, want[r.Rcpt], r.Text)
+		}
+		if r.Rcpt == "a@blocked.test" && (r.DSN != "5.7.1" || r.Text != "no mail to blocked.test") {
+			t.Errorf("bounce carries %q %q", r.DSN, r.Text)
+		}
+	}
+	if len(local.bodies) != 1 || !bytes.Equal(local.bodies[0], []byte("X-Dest: local.test\r\nSubject: hi\r\n\r\nbody\r\n")) {
+		t.Errorf("local got %q", local.bodies)
+	}
+	if len(remote.bodies) != 1 || !bytes.HasPrefix(remote.bodies[0], []byte("X-Dest: ok.test\r\n")) || remote.routes[0] != "smarthost.test:2525" {
+		t.Errorf("remote got %q via %q", remote.bodies, remote.routes)
+	}
+	if !bytes.Equal(m.Body, []byte("Subject: hi\r\n\r\nbody\r\n")) {
+		t.Errorf("the queued message was changed: %q", m.Body)
+	}
+	for i, n := range f.notes {
+		if n != "from-data" {
+			t.Errorf("destination %s saw note %q", f.seen[i], n)
+		}
+	}
+}
