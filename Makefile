@@ -3,16 +3,23 @@ GO      ?= go
 BIN     ?= bin/sluice
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-deps bench fuzz vet clean
+.PHONY: all build plugins run test test-deps bench fuzz vet clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/sluice
 
+# Build every example and first-party plugin to .wasm (standard Go for
+# wasip1; the WAT example with wat2wasm).
+plugins:
+	sh scripts/build-plugins.sh
+
 # Start the server on the embedded default configuration (SMTP on
-# 127.0.0.1:2525, submission on 127.0.0.1:2587, data in ./sluice-data).
+# 127.0.0.1:2525, submission on 127.0.0.1:2587, data in ./sluice-data), with
+# the example plugins installed in its plugins directory.
 run: build
+	sh scripts/build-plugins.sh dev sluice-data/plugins
 	./$(BIN) serve
 
 # Install what the tests need (Dovecot LMTP, swaks, Postfix's smtp-sink),

@@ -17,6 +17,7 @@ func main() {
 			serveCommand(),
 			queueCommand(),
 			configCommand(),
+			pluginCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/sluice-mta/sluice/core/admin"
 	"github.com/sluice-mta/sluice/core/plugintool"
 )
 
@@ -34,6 +35,22 @@ func pluginCommand() *cli.Command {
 					&cli.StringFlag{Name: "dir", Usage: "run every plugin of the plugins `DIR` instead of FILE.wasm"},
 				},
 				Action: pluginTest,
+			},
+			{
+				Name:  "ls",
+				Usage: "list the running server's plugins: hooks, grants, calls, errors, p50/p99 call time",
+				Flags: adminFlags,
+				Action: func(c *cli.Context) error {
+					cl, err := adminClient(c)
+					if err != nil {
+						return err
+					}
+					ps, err := cl.Plugins(c.Context)
+					if err != nil {
+						return err
+					}
+					return admin.WritePlugins(os.Stdout, ps)
+				},
 			},
 			{
 				Name:      "check",

@@ -10,18 +10,23 @@ import (
 	"github.com/sluice-mta/sluice/core/admin"
 )
 
-func queueCommand() *cli.Command {
-	client := func(c *cli.Context) (*admin.Client, error) {
-		if s := c.String("socket"); s != "" {
-			return admin.NewClient(s), nil
-		}
-		cfg, err := loadConfig(c)
-		if err != nil {
-			return nil, err
-		}
-		return admin.NewClient(cfg.Admin.Socket), nil
+// adminFlags find the running server's admin socket.
+var adminFlags = []cli.Flag{configFlag, &cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` (default: from the configuration)"}}
+
+// adminClient connects to the admin socket named by --socket or the config.
+func adminClient(c *cli.Context) (*admin.Client, error) {
+	if s := c.String("socket"); s != "" {
+		return admin.NewClient(s), nil
 	}
-	flags := []cli.Flag{configFlag, &cli.StringFlag{Name: "socket", Usage: "admin socket `PATH` (default: from the configuration)"}}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return admin.NewClient(cfg.Admin.Socket), nil
+}
+
+func queueCommand() *cli.Command {
+	client, flags := adminClient, adminFlags
 	byID := func(name, usage string, op func(*admin.Client, *cli.Context, string) error) *cli.Command {
 		return &cli.Command{
 			Name: name, Usage: usage, ArgsUsage: "ID...", Flags: flags,

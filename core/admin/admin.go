@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/queue"
 )
 
@@ -29,8 +31,19 @@ type Queue interface {
 	Flush(ctx context.Context) error
 }
 
+// Backend is what the admin API serves: the queue, and optionally the
+// plugins' state and metrics.
+type Backend struct {
+	Queue Queue
+	// Plugins lists the loaded plugins; nil when there is no filter host.
+	Plugins func() []filter.PluginInfo
+	// Metrics writes counters in the Prometheus text format; nil for none.
+	Metrics interface{ WritePrometheus(w io.Writer) error }
+}
+
 // Server is the admin API bound to one unix socket.
 type Server struct {
+	b      Backend
 	q      Queue
 	log    *slog.Logger
 	socket string
@@ -40,7 +53,8 @@ type Server struct {
 
 // NewServer listens on socket (removing a stale socket file first) and
 // returns a server ready to Serve.
-func NewServer(socket string, q Queue, log *slog.Logger) (*Server, error) {
+func NewServer(socket string, b Backend, log *slog.Logger) (*Server, error) {
+	q := b.Queue
 	if err := os.MkdirAll(filepath.Dir(socket), 0o750); err != nil {
 		return nil, fmt.Errorf("admin socket %s: %w", socket, err)
 	}
@@ -57,7 +71,7 @@ func NewServer(socket string, q Queue, log *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("admin socket %s: %w", socket, err)
 	}
-	s := &Server{q: q, log: log, socket: socket, ln: ln}
+	s := &Server{b: b, q: q, log: log, socket: socket, ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /queue", s.list)
 	mux.HandleFunc("GET /queue/{id}", s.show)
@@ -65,6 +79,8 @@ func NewServer(socket string, q Queue, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("POST /queue/{id}/hold", s.action(q.Hold))
 	mux.HandleFunc("POST /queue/{id}/release", s.action(q.Release))
 	mux.HandleFunc("DELETE /queue/{id}", s.action(q.Remove))
+	mux.HandleFunc("GET /plugins", s.plugins)
+	mux.HandleFunc("GET /metrics", s.metrics)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -102,6 +118,21 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		envs = []queue.Envelope{}
 	}
 	writeJSON(w, http.StatusOK, envs)
+}
+
+func (s *Server) plugins(w http.ResponseWriter, r *http.Request) {
+	list := []filter.PluginInfo{}
+	if s.b.Plugins != nil {
+		list = s.b.Plugins()
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	if s.b.Metrics != nil {
+		_ = s.b.Metrics.WritePrometheus(w)
+	}
 }
 
 func (s *Server) show(w http.ResponseWriter, r *http.Request) {

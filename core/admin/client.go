@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"syscall"
 
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/queue"
 )
 
@@ -42,6 +43,12 @@ func (c *Client) Show(ctx context.Context, id string) (*Detail, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Plugins lists the running server's plugins with their statistics.
+func (c *Client) Plugins(ctx context.Context) ([]filter.PluginInfo, error) {
+	var out []filter.PluginInfo
+	return out, c.do(ctx, http.MethodGet, "/plugins", &out)
 }
 
 // Flush makes every queued message due now.

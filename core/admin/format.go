@@ -7,7 +7,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // WriteList prints the queue as `sluice queue ls` shows it: one line a
@@ -67,3 +69,25 @@ func WriteDetail(w io.Writer, d *Detail) error {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// WritePlugins prints the plugins as `sluice plugin ls` shows them.
+func WritePlugins(w io.Writer, ps []filter.PluginInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORDER\tPLUGIN\tHOOKS\tGRANTS\tPOLICY\tCALLS\tERRORS\tP50\tP99\tPOOL")
+	for _, p := range ps {
+		var hooks []string
+		for h := pluginapi.Hook(0); h < pluginapi.NumHooks; h++ {
+			if p.Hooks&(1<<h) != 0 {
+				hooks = append(hooks, h.String())
+			}
+		}
+		grants := strings.Join(p.Grants, ",")
+		if grants == "" {
+			grants = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%d (%d-%d)\n", p.Order, p.Name, strings.Join(hooks, ","),
+			grants, p.FailurePolicy, p.Calls, p.Errors, p.P50, p.P99, p.Pool, p.PoolMin, p.PoolMax)
+	}
+	fmt.Fprintf(tw, "-- %d plugin(s)\n", len(ps))
+	return tw.Flush()
+}

@@ -34,6 +34,10 @@ func (q *Queue) Enqueue(ctx context.Context, env *Envelope, body []byte) (string
 	return env.ID, nil
 }
 
+// DB returns the queue's Badger database, for stores that share it under
+// their own key prefix (the plugins' key-value store uses "kv/").
+func (q *Queue) DB() *badger.DB { return q.db }
+
 // NewID returns a fresh queue ID: unique, and ordered by time.
 func (q *Queue) NewID() string { return q.ids.next(q.opts.Now()) }
 

@@ -54,6 +54,8 @@ func testConfig(t *testing.T) *config.Config {
 	cfg.Submission.Listen = nil
 	cfg.Local.Maildir = filepath.Join(dir, "mail", "{domain}", "{user}")
 	cfg.Admin.Socket = filepath.Join(dir, "admin.sock")
+	cfg.Plugins.Dir = filepath.Join(dir, "plugins")
+	cfg.Plugins.CacheDir = filepath.Join(dir, "plugin-cache")
 	cfg.LogLevel = "debug"
 	return cfg
 }

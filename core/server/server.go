@@ -18,6 +18,10 @@ import (
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/delivery"
 	"github.com/sluice-mta/sluice/core/delivery/local"
+	"github.com/sluice-mta/sluice/core/dns"
+	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/kvstore"
+	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/core/queue"
 	"github.com/sluice-mta/sluice/core/smtpd"
 )
@@ -38,6 +42,8 @@ type Server struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	queue    *queue.Queue
+	filters  *filter.Host // nil when plugins are off
+	metrics  *metrics.Counters
 	admin    *admin.Server
 	services []*Service
 }
@@ -68,12 +74,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue: %w", err)
 	}
-	s.queue.SetDeliverer(delivery.NewRouter(delivery.RouterOptions{
-		LocalDomains: cfg.LocalDomains,
-		Local:        newLocal(cfg, log),
-	}))
+	s.metrics = metrics.New()
+	if cfg.Plugins.Dir != "" {
+		if s.filters, err = s.newFilters(ctx); err != nil {
+			return nil, err
+		}
+	}
+	router := delivery.RouterOptions{LocalDomains: cfg.LocalDomains, Local: newLocal(cfg, log)}
+	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics}
+	if s.filters != nil {
+		router.Filters = s.filters
+		backend.Plugins = s.filters.Plugins
+	}
+	s.queue.SetDeliverer(delivery.NewRouter(router))
 
-	s.admin, err = admin.NewServer(cfg.Admin.Socket, s.queue, log)
+	s.admin, err = admin.NewServer(cfg.Admin.Socket, backend, log)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +109,31 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	return s, nil
 }
 
+// newFilters starts the WebAssembly filter host on the plugins directory,
+// with the queue's database for the plugins' key-value store.
+func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
+	cfg := s.cfg.Plugins
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("plugins.dir %s: %w", cfg.Dir, err)
+	}
+	res, err := dns.New(dns.Options{Servers: s.cfg.DNS.Servers, Timeout: s.cfg.DNS.Timeout.D()})
+	if err != nil {
+		return nil, fmt.Errorf("[dns]: %w", err)
+	}
+	h, err := filter.New(ctx, filter.Options{
+		Dir:      cfg.Dir,
+		CacheDir: cfg.CacheDir,
+		KV:       kvstore.New(s.queue.DB()),
+		Resolver: res,
+		Metrics:  s.metrics,
+		Logger:   s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plugins in %s: %w", cfg.Dir, err)
+	}
+	return h, nil
+}
+
 func newLocal(cfg *config.Config, log *slog.Logger) queue.Deliverer {
 	if cfg.Local.Transport == "lmtp" {
 		return local.NewLMTP(local.LMTPOptions{
@@ -111,7 +151,7 @@ func newLocal(cfg *config.Config, log *slog.Logger) queue.Deliverer {
 }
 
 func (s *Server) listen(name string, lc config.Listener) (*Service, error) {
-	srv, err := smtpd.New(smtpd.Options{
+	opts := smtpd.Options{
 		Name:            name,
 		Hostname:        s.cfg.Hostname,
 		Listener:        lc,
@@ -119,7 +159,12 @@ func (s *Server) listen(name string, lc config.Listener) (*Service, error) {
 		TrustedNetworks: s.cfg.TrustedNetworks,
 		Queue:           s.queue,
 		Logger:          s.log,
-	})
+		Spam:            smtpd.Spam(s.cfg.Spam),
+	}
+	if s.filters != nil {
+		opts.Filters = s.filters
+	}
+	srv, err := smtpd.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("[%s]: %w", name, err)
 	}
@@ -173,9 +218,7 @@ func (s *Server) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.closeFront()
 	wg.Wait() // the queue's Run has returned: in-flight deliveries are done
-	if err := s.queue.Close(); err != nil {
-		s.log.Warn("closing the queue", "err", err)
-	}
+	s.closeBack()
 	select {
 	case err := <-errc:
 		return err
@@ -187,6 +230,16 @@ func (s *Server) Run(ctx context.Context) error {
 // close releases everything New opened; it is safe on a partial server.
 func (s *Server) close() {
 	s.closeFront()
+	s.closeBack()
+}
+
+// closeBack stops the filter host, then closes the queue.
+func (s *Server) closeBack() {
+	if s.filters != nil {
+		if err := s.filters.Close(context.Background()); err != nil {
+			s.log.Warn("closing the filter host", "err", err)
+		}
+	}
 	if s.queue != nil {
 		if err := s.queue.Close(); err != nil {
 			s.log.Warn("closing the queue", "err", err)
