@@ -1,0 +1,161 @@
+package filter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// Default replies for verdicts whose reply is missing or of the wrong class.
+var (
+	defaultReject     = Result{Verdict: pluginapi.Reject, Code: 550, Enhanced: "5.7.1", Text: "rejected by policy"}
+	defaultTempfail   = Result{Verdict: pluginapi.Tempfail, Code: 451, Enhanced: "4.7.1", Text: "try again later"}
+	defaultDisconnect = Result{Verdict: pluginapi.Disconnect, Code: 421, Enhanced: "4.7.0", Text: "closing connection"}
+	failureTempfail   = Result{Verdict: pluginapi.Tempfail, Code: 451, Enhanced: "4.3.0", Text: "filter failure, try again later"}
+)
+
+// call runs one hook in one instance and maps the outcome to a Result. A
+// failure discards the instance and applies the failure policy.
+func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result {
+	in, err := p.pool.get(ctx)
+	if err != nil {
+		if errors.Is(err, errPoolClosed) {
+			return Result{} // replaced or removed under us: the new chain runs it
+		}
+		return p.fail(ctx, hook, txn, err.Error())
+	}
+	in.parent = ctx
+	in.env = Env{ctx: ctx, hook: hook, txn: txn, spec: &p.spec}
+	in.stack[0] = uint64(uint32(hook))
+	t0 := p.h.nanotime()
+	err, killed := in.guarded(in.onHook, in.stack[:], p.timeout)
+	p.stats.observe(p.h.nanotime() - t0)
+	v := pluginapi.Verdict(int32(uint32(in.stack[0])))
+	reply := in.env.reply
+	in.env = Env{}
+	in.parent = nil
+	switch {
+	case killed:
+		p.pool.discard(in)
+		return p.fail(ctx, hook, txn, fmt.Sprintf("deadline of %v exceeded (%v)", p.timeout, err))
+	case err != nil:
+		p.pool.discard(in)
+		return p.fail(ctx, hook, txn, "trap: "+err.Error())
+	case !v.Valid():
+		p.pool.discard(in)
+		return p.fail(ctx, hook, txn, fmt.Sprintf("invalid verdict %d", int32(v)))
+	}
+	p.pool.put(in)
+	return p.result(ctx, v, reply, txn)
+}
+
+// result checks the reply of a verdict that carries one.
+func (p *plugin) result(ctx context.Context, v pluginapi.Verdict, reply *Result, txn *Txn) Result {
+	var def Result
+	switch v {
+	case pluginapi.Continue, pluginapi.Accept:
+		return Result{Verdict: v}
+	case pluginapi.Discard, pluginapi.Quarantine:
+		return Result{Verdict: v, Plugin: p.name}
+	case pluginapi.Reject:
+		def = defaultReject
+	case pluginapi.Tempfail:
+		def = defaultTempfail
+	case pluginapi.Disconnect:
+		def = defaultDisconnect
+	}
+	def.Plugin = p.name
+	if reply == nil {
+		return def
+	}
+	ok := reply.Code/100 == def.Code/100
+	if v == pluginapi.Disconnect {
+		ok = reply.Code == 421
+	}
+	if !ok {
+		p.log.WarnContext(ctx, "plugin reply does not match its verdict; using the default reply",
+			"plugin", p.name, "verdict", v.String(), "code", reply.Code, "id", txn.QueueID)
+		return def
+	}
+	r := *reply
+	r.Verdict, r.Plugin = v, p.name
+	if r.Enhanced == "" {
+		r.Enhanced = def.Enhanced
+	}
+	if r.Text == "" {
+		r.Text = def.Text
+	}
+	return r
+}
+
+// fail logs a failed call, counts it and applies the failure policy.
+func (p *plugin) fail(ctx context.Context, hook pluginapi.Hook, txn *Txn, reason string) Result {
+	p.stats.errors.Add(1)
+	p.log.ErrorContext(ctx, "plugin failed; instance discarded", "plugin", p.name, "hook", hook.String(),
+		"reason", reason, "policy", p.conf.FailurePolicy, "id", txn.QueueID)
+	if p.conf.FailurePolicy == "tempfail" {
+		r := failureTempfail
+		r.Plugin = p.name
+		return r
+	}
+	return Result{}
+}
+
+// stats counts calls and keeps a histogram of call times: four buckets per
+// power of two of nanoseconds, lock-free.
+type stats struct {
+	calls  atomic.Uint64
+	errors atomic.Uint64
+	hist   [256]atomic.Uint64
+}
+
+func bucket(ns int64) int {
+	if ns < 4 {
+		return int(max(ns, 0))
+	}
+	e := bits.Len64(uint64(ns)) - 1 // >= 2
+	sub := int(uint64(ns)>>(e-2)) & 3
+	return (e-1)*4 + sub
+}
+
+// bucketValue is the middle of bucket i in nanoseconds.
+func bucketValue(i int) int64 {
+	if i < 4 {
+		return int64(i)
+	}
+	e, sub := i/4+1, i%4
+	lo := int64(4+sub) << (e - 2)
+	return lo + (int64(1)<<(e-2))/2
+}
+
+func (s *stats) observe(ns int64) {
+	s.calls.Add(1)
+	s.hist[bucket(ns)].Add(1)
+}
+
+// quantile returns the q-quantile (0..1) of call times.
+func (s *stats) quantile(q float64) time.Duration {
+	var counts [256]uint64
+	var total uint64
+	for i := range s.hist {
+		counts[i] = s.hist[i].Load()
+		total += counts[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(total-1)) + 1
+	var seen uint64
+	for i, c := range counts {
+		seen += c
+		if seen >= rank {
+			return time.Duration(bucketValue(i))
+		}
+	}
+	return 0
+}

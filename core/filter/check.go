@@ -1,0 +1,67 @@
+package filter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ModuleInfo is what Check learned about a module.
+type ModuleInfo struct {
+	// ABIVersion is what the module's sluice_abi_version returned.
+	ABIVersion uint32
+	// Hooks is the bit set (1<<pluginapi.Hook) of hooks it implements.
+	Hooks uint32
+	// Imports lists its imports as "module.name".
+	Imports []string
+	// MemoryMinPages and MemoryMaxPages are its declared memory limits in
+	// 64 KiB pages (MemoryMaxPages 0: no maximum declared).
+	MemoryMinPages, MemoryMaxPages uint32
+	// TableMin is the largest minimum size of its tables.
+	TableMin uint32
+}
+
+// HookNames returns the names of the hooks in Hooks.
+func (m *ModuleInfo) HookNames() []string {
+	if s := hookList(m.Hooks); s != "" {
+		return strings.Split(s, ",")
+	}
+	return nil
+}
+
+// Check validates the module at wasmPath and its NAME.toml, if any, as the
+// host would load them: imports, limits, exports, ABI version. It
+// instantiates the module once to read its ABI version and hooks but runs
+// no hook.
+func Check(ctx context.Context, wasmPath string) (*ModuleInfo, error) {
+	h := &Host{opts: Options{}, log: slog.New(slog.DiscardHandler), base: time.Now(), pools: map[*pool]struct{}{}}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	h.cancel = cancel
+	h.chain.Store(&chain{})
+	h.wg.Add(1)
+	go h.watchdog(lctx)
+	defer func() { _ = h.Close(context.WithoutCancel(ctx)) }()
+	fi, err := os.Stat(wasmPath)
+	if err != nil {
+		return nil, err
+	}
+	if filepath.Ext(wasmPath) != ".wasm" {
+		return nil, fmt.Errorf("%s: a plugin's file name must end in .wasm", wasmPath)
+	}
+	p, err := h.loadPluginMin(ctx, wasmPath, fingerprint{wasmMod: fi.ModTime(), wasmSize: fi.Size()})
+	if err != nil {
+		return nil, err
+	}
+	defer p.pool.close()
+	info := *p.info
+	return &info, nil
+}
+
+// loadPluginMin loads a plugin with a pool of one instance.
+func (h *Host) loadPluginMin(ctx context.Context, path string, fp fingerprint) (*plugin, error) {
+	return h.loadPluginWith(ctx, path, fp, func(c *pluginConf) { c.PoolMin = min(c.PoolMin, 1) })
+}

@@ -1,0 +1,392 @@
+package filter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// watchdogTick is how often the watchdog looks for calls past their
+// deadline; a call overruns its timeout by at most about this much.
+const watchdogTick = 2 * time.Millisecond
+
+// maintainEvery is how often (in watchdog ticks) pools are topped up and
+// shrunk.
+const maintainEvery = 250
+
+// Options configures a Host.
+type Options struct {
+	// Dir is the plugins directory: every *.wasm, ordered by file name,
+	// with an optional NAME.toml beside it.
+	Dir string
+	// CacheDir holds wazero's on-disk compilation cache ("" = none).
+	CacheDir string
+	// KV backs the "kv" grant; nil makes it unusable (StatusDenied).
+	KV KV
+	// Resolver backs the "dns" grant; nil makes it unusable.
+	Resolver Resolver
+	// Metrics backs the "metrics" grant; nil makes it unusable.
+	Metrics Metrics
+	// Logger receives load, failure and plugin log lines; nil discards.
+	Logger *slog.Logger
+	// Now is the clock plugins see; nil means time.Now.
+	Now func() time.Time
+	// ReloadInterval is the directory poll period; 0 means 1s (changes
+	// apply within 2s).
+	ReloadInterval time.Duration
+}
+
+// Host loads the plugins of a directory and runs them at each hook.
+type Host struct {
+	opts  Options
+	log   *slog.Logger
+	cache wazero.CompilationCache
+	base  time.Time
+
+	chain atomic.Pointer[chain]
+
+	// mu serializes reloads and guards failed: files that failed to
+	// load, not retried until they change.
+	mu     sync.Mutex
+	failed map[string]fingerprint
+	// pmu guards pools: every pool not yet drained, including those of
+	// replaced plugins with calls in flight and of plugins being loaded.
+	pmu   sync.Mutex
+	pools map[*pool]struct{}
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// chain is an immutable set of loaded plugins in run order.
+type chain struct {
+	plugins []*plugin
+	byHook  [pluginapi.NumHooks][]*plugin
+	hooks   uint32
+}
+
+// PluginInfo describes a loaded plugin and its statistics.
+type PluginInfo struct {
+	Name  string
+	File  string
+	Order int
+	// Hooks is the bit set (1<<pluginapi.Hook) of hooks it implements.
+	Hooks         uint32
+	Grants        []string
+	FailurePolicy string
+	Calls         uint64
+	Errors        uint64
+	P50, P99      time.Duration
+	// Pool is the number of live instances; PoolMin and PoolMax its bounds.
+	Pool, PoolMin, PoolMax int
+}
+
+// New loads every plugin in opts.Dir and starts watching it. A module that
+// fails to load is logged and skipped.
+func New(ctx context.Context, opts Options) (*Host, error) {
+	if opts.ReloadInterval <= 0 {
+		opts.ReloadInterval = time.Second
+	}
+	h := &Host{opts: opts, log: opts.Logger, base: time.Now(), pools: map[*pool]struct{}{}, failed: map[string]fingerprint{}}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("plugin compilation cache %s: %w", opts.CacheDir, err)
+		}
+		h.cache = c
+	} else {
+		h.cache = wazero.NewCompilationCache()
+	}
+	h.chain.Store(&chain{})
+	if opts.Dir != "" {
+		if _, err := os.Stat(opts.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("plugins directory: %w", err)
+		}
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	h.cancel = cancel
+	h.wg.Add(1)
+	go h.watchdog(lctx)
+	h.reload(ctx)
+	if opts.Dir != "" {
+		h.wg.Add(1)
+		go h.watchDir(lctx)
+	}
+	return h, nil
+}
+
+// addPool lets the watchdog see a pool's calls.
+func (h *Host) addPool(pl *pool) {
+	h.pmu.Lock()
+	h.pools[pl] = struct{}{}
+	h.pmu.Unlock()
+}
+
+// nanotime is the host's monotonic clock in nanoseconds (never 0 or less).
+func (h *Host) nanotime() int64 { return int64(time.Since(h.base)) + 1 }
+
+// Run runs the chain at hook: each plugin implementing it, in order, until
+// one returns a verdict other than Continue. Accept ends the stage with
+// Continue; any other verdict is returned with its checked reply.
+func (h *Host) Run(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result {
+	if hook < 0 || hook >= pluginapi.NumHooks {
+		return Result{}
+	}
+	for _, p := range h.chain.Load().byHook[hook] {
+		switch r := p.call(ctx, hook, txn); r.Verdict {
+		case pluginapi.Continue:
+		case pluginapi.Accept:
+			return Result{}
+		default:
+			return r
+		}
+	}
+	return Result{}
+}
+
+// Hooks returns the union of the hooks of every loaded plugin.
+func (h *Host) Hooks() uint32 { return h.chain.Load().hooks }
+
+// Plugins describes the loaded plugins in run order.
+func (h *Host) Plugins() []PluginInfo {
+	c := h.chain.Load()
+	out := make([]PluginInfo, 0, len(c.plugins))
+	for _, p := range c.plugins {
+		out = append(out, PluginInfo{
+			Name: p.name, File: p.file, Order: p.conf.Order, Hooks: p.hooks,
+			Grants: append([]string(nil), p.conf.Grants...), FailurePolicy: p.conf.FailurePolicy,
+			Calls: p.stats.calls.Load(), Errors: p.stats.errors.Load(),
+			P50: p.stats.quantile(0.5), P99: p.stats.quantile(0.99),
+			Pool: p.pool.size(), PoolMin: p.pool.min, PoolMax: p.pool.max,
+		})
+	}
+	return out
+}
+
+// Close unloads every plugin, waiting (until ctx ends) for calls in flight.
+func (h *Host) Close(ctx context.Context) error {
+	h.cancel()
+	h.wg.Wait()
+	h.mu.Lock()
+	old := h.chain.Swap(&chain{})
+	h.mu.Unlock()
+	for _, p := range old.plugins {
+		p.pool.close()
+	}
+	h.pmu.Lock()
+	pools := make([]*pool, 0, len(h.pools))
+	for pl := range h.pools {
+		pools = append(pools, pl)
+	}
+	h.pmu.Unlock()
+	for _, pl := range pools {
+		select {
+		case <-pl.drained:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if h.cache == nil {
+		return nil
+	}
+	return h.cache.Close(ctx)
+}
+
+// watchdog fires the fuse of calls past their deadline every tick and
+// maintains the pools now and then. One goroutine per Host.
+func (h *Host) watchdog(ctx context.Context) {
+	defer h.wg.Done()
+	t := time.NewTicker(watchdogTick)
+	defer t.Stop()
+	var pools []*pool
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pools = pools[:0]
+		h.pmu.Lock()
+		for pl := range h.pools {
+			select {
+			case <-pl.drained:
+				delete(h.pools, pl)
+			default:
+				pools = append(pools, pl)
+			}
+		}
+		h.pmu.Unlock()
+		now := h.nanotime()
+		for _, pl := range pools {
+			pl.watch(now)
+			if n%maintainEvery == 0 {
+				pl.maintain(now)
+			}
+		}
+	}
+}
+
+// watchDir reloads the directory every ReloadInterval.
+func (h *Host) watchDir(ctx context.Context) {
+	defer h.wg.Done()
+	t := time.NewTicker(h.opts.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.reload(ctx)
+		}
+	}
+}
+
+// scan lists the directory's modules with their fingerprints.
+func (h *Host) scan() (map[string]fingerprint, error) {
+	ents, err := os.ReadDir(h.opts.Dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	out := map[string]fingerprint{}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".wasm") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		path := filepath.Join(h.opts.Dir, e.Name())
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		fp := fingerprint{wasmMod: fi.ModTime(), wasmSize: fi.Size()}
+		if ti, err := os.Stat(strings.TrimSuffix(path, ".wasm") + ".toml"); err == nil {
+			fp.tomlMod, fp.tomlSize = ti.ModTime(), ti.Size()
+		}
+		out[path] = fp
+	}
+	return out, nil
+}
+
+// reload brings the chain in line with the directory: new and changed
+// files are loaded, removed ones dropped. A file that fails to load is
+// logged once and skipped; if it replaced a working version, that version
+// keeps running until a good replacement loads. Calls in flight finish on
+// the version they started with.
+func (h *Host) reload(ctx context.Context) {
+	if h.opts.Dir == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	files, err := h.scan()
+	if err != nil {
+		h.log.Error("cannot read plugins directory", "dir", h.opts.Dir, "err", err)
+		return
+	}
+	cur := h.chain.Load()
+	byFile := map[string]*plugin{}
+	for _, p := range cur.plugins {
+		byFile[p.file] = p
+	}
+	changed := false
+	var next []*plugin
+	var retired []*plugin
+	for path, fp := range files {
+		old := byFile[path]
+		if old != nil && old.finger == fp {
+			next = append(next, old)
+			continue
+		}
+		if f, ok := h.failed[path]; ok && f == fp {
+			if old != nil {
+				next = append(next, old)
+			}
+			continue
+		}
+		p, err := h.loadPlugin(ctx, path, fp)
+		if err != nil {
+			h.failed[path] = fp
+			if old != nil {
+				next = append(next, old)
+				h.log.Error("plugin failed to load; the previous version keeps running", "plugin", old.name, "err", err)
+			} else {
+				h.log.Error("plugin failed to load; skipped", "file", path, "err", err)
+			}
+			continue
+		}
+		delete(h.failed, path)
+		next = append(next, p)
+		changed = true
+		if old != nil {
+			retired = append(retired, old)
+		}
+		h.log.Info("plugin loaded", "plugin", p.name, "file", path, "hooks", hookList(p.hooks),
+			"grants", strings.Join(p.conf.Grants, ","), "replaced", old != nil)
+	}
+	for path, p := range byFile {
+		if _, ok := files[path]; !ok {
+			retired = append(retired, p)
+			changed = true
+			h.log.Info("plugin removed", "plugin", p.name, "file", path)
+		}
+	}
+	for path := range h.failed {
+		if _, ok := files[path]; !ok {
+			delete(h.failed, path)
+		}
+	}
+	if !changed {
+		return
+	}
+	h.chain.Store(newChain(next))
+	for _, p := range retired {
+		p.pool.close()
+	}
+}
+
+func newChain(ps []*plugin) *chain {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].conf.Order != ps[j].conf.Order {
+			return ps[i].conf.Order < ps[j].conf.Order
+		}
+		return filepath.Base(ps[i].file) < filepath.Base(ps[j].file)
+	})
+	c := &chain{plugins: ps}
+	for _, p := range ps {
+		c.hooks |= p.hooks
+		for hk := pluginapi.Hook(0); hk < pluginapi.NumHooks; hk++ {
+			if p.hooks&(1<<hk) != 0 {
+				c.byHook[hk] = append(c.byHook[hk], p)
+			}
+		}
+	}
+	return c
+}
+
+// hookList names the hooks of a bit set, comma-separated.
+func hookList(hooks uint32) string {
+	var names []string
+	for hk := pluginapi.Hook(0); hk < pluginapi.NumHooks; hk++ {
+		if hooks&(1<<hk) != 0 {
+			names = append(names, hk.String())
+		}
+	}
+	return strings.Join(names, ",")
+}

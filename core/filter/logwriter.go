@@ -1,0 +1,56 @@
+package filter
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+)
+
+// maxLogLine bounds one line of a guest's stdout or stderr in the log.
+const maxLogLine = 4 << 10
+
+// logWriter turns a guest's stdout and stderr into log lines tagged with
+// the plugin, one line per line written.
+type logWriter struct {
+	log    *slog.Logger
+	plugin string
+	mu     sync.Mutex
+	buf    []byte
+}
+
+func newLogWriter(log *slog.Logger, plugin string) *logWriter {
+	return &logWriter{log: log, plugin: plugin}
+}
+
+// Write logs every complete line of p and keeps the rest for later.
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			room := maxLogLine - len(w.buf)
+			if len(p) < room {
+				w.buf = append(w.buf, p...)
+				break
+			}
+			w.buf = append(w.buf, p[:room]...)
+			p = p[room:]
+			w.flush()
+			continue
+		}
+		w.buf = append(w.buf, p[:min(i, maxLogLine)]...)
+		w.flush()
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (w *logWriter) flush() {
+	if len(w.buf) > maxLogLine {
+		w.buf = w.buf[:maxLogLine]
+	}
+	w.log.Info(string(bytes.TrimRight(w.buf, "\r")), "plugin", w.plugin, "stream", "stdio")
+	w.buf = w.buf[:0]
+}

@@ -1,0 +1,304 @@
+package filter
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// wasiAllowed are the WASI functions a guest may import: what Go's wasip1
+// runtime and syscall package reference. They run with no preopened
+// directories, no environment, no arguments and no sockets, so the file
+// and socket calls among them fail cleanly.
+var wasiAllowed = map[string]bool{}
+
+func init() {
+	for _, n := range strings.Fields(`args_get args_sizes_get clock_time_get environ_get
+		environ_sizes_get fd_close fd_fdstat_get fd_fdstat_set_flags fd_fdstat_set_rights
+		fd_filestat_get fd_filestat_set_size fd_pread fd_prestat_dir_name fd_prestat_get
+		fd_pwrite fd_read fd_readdir fd_seek fd_sync fd_write path_create_directory
+		path_filestat_get path_filestat_set_times path_link path_open path_readlink
+		path_remove_directory path_rename path_symlink path_unlink_file poll_oneoff
+		proc_exit random_get sched_yield sock_accept sock_shutdown`) {
+		wasiAllowed[n] = true
+	}
+}
+
+const wasiModule = "wasi_snapshot_preview1"
+
+// initTimeout bounds _initialize (Go's runtime start-up) in every instance.
+const initTimeout = 2 * time.Second
+
+// plugin is one loaded module with its configuration, runtime and pool.
+// It is immutable once loaded except for its pool and stats.
+type plugin struct {
+	h        *Host
+	name     string // file name without .wasm
+	file     string
+	conf     pluginConf
+	hooks    uint32
+	spec     EnvSpec
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	modCfg   wazero.ModuleConfig
+	pool     *pool
+	stats    stats
+	log      *slog.Logger
+	timeout  time.Duration
+	info     *ModuleInfo
+	finger   fingerprint
+}
+
+// fingerprint identifies the version of a plugin's files on disk.
+type fingerprint struct {
+	wasmMod, tomlMod   time.Time
+	wasmSize, tomlSize int64
+}
+
+// loadPlugin compiles, validates and instantiates the plugin at path. On
+// error nothing of it is left running.
+func (h *Host) loadPlugin(ctx context.Context, path string, fp fingerprint) (*plugin, error) {
+	return h.loadPluginWith(ctx, path, fp, nil)
+}
+
+// loadPluginWith is loadPlugin with the configuration adjusted by adjust.
+func (h *Host) loadPluginWith(ctx context.Context, path string, fp fingerprint, adjust func(*pluginConf)) (_ *plugin, err error) {
+	name := strings.TrimSuffix(filepath.Base(path), ".wasm")
+	conf, err := loadConf(strings.TrimSuffix(path, ".wasm") + ".toml")
+	if err != nil {
+		return nil, err
+	}
+	if adjust != nil {
+		adjust(&conf)
+	}
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p := &plugin{h: h, name: name, file: path, conf: conf, log: h.log, timeout: conf.Timeout.D(), finger: fp}
+	p.spec = EnvSpec{Plugin: name, Config: conf.Config, Grants: conf.Grants, KV: h.opts.KV,
+		Resolver: h.opts.Resolver, Metrics: h.opts.Metrics, Logger: h.log, Now: h.opts.Now}
+	if err := p.compile(ctx, bin, h.cache); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	p.pool = newPool(p, conf.PoolMin, conf.PoolMax)
+	h.addPool(p.pool)
+	defer func() {
+		if err != nil {
+			p.pool.close() // closes the runtime once no instance is left
+		}
+	}()
+	// The first instance answers the ABI version and the hook set.
+	in, err := p.pool.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err = p.probe(in); err != nil {
+		p.pool.discard(in)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	p.pool.put(in)
+	if err = p.pool.fill(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// compile checks the binary, instruments it and compiles it in a runtime of
+// its own (the memory ceiling is a runtime setting) with the host modules.
+func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.CompilationCache) error {
+	info, secs, err := inspectBinary(bin, int64(p.conf.MemoryLimit))
+	if err != nil {
+		return err
+	}
+	p.info = info
+	inst, err := instrument(secs)
+	if err != nil {
+		return fmt.Errorf("cannot instrument module: %w", err)
+	}
+	cfg := wazero.NewRuntimeConfig().
+		WithMemoryLimitPages(uint32(int64(p.conf.MemoryLimit) / pageSize)).
+		WithCloseOnContextDone(false)
+	if cache != nil {
+		cfg = cfg.WithCompilationCache(cache)
+	}
+	p.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
+	ok := false
+	defer func() {
+		if !ok {
+			_ = p.rt.Close(ctx)
+		}
+	}()
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+		return err
+	}
+	if err := instantiateHostModule(ctx, p.rt); err != nil {
+		return err
+	}
+	p.compiled, err = p.rt.CompileModule(ctx, inst)
+	if err != nil {
+		return fmt.Errorf("not a valid module: %w", err)
+	}
+	if err := checkExports(p.compiled); err != nil {
+		return err
+	}
+	w := newLogWriter(p.log, p.name)
+	p.modCfg = wazero.NewModuleConfig().WithName("").WithStartFunctions().
+		WithStdout(w).WithStderr(w).WithSysWalltime().WithSysNanotime().WithRandSource(crand.Reader)
+	ok = true
+	return nil
+}
+
+// inspectBinary parses bin and refuses absurd memories and tables and
+// imports outside "sluice" and the WASI functions Go needs.
+func inspectBinary(bin []byte, memLimit int64) (*ModuleInfo, []section, error) {
+	secs, err := sections(bin)
+	if err != nil {
+		return nil, nil, err
+	}
+	bi, err := inspect(secs)
+	if err != nil {
+		return nil, nil, err
+	}
+	funcs := map[string]bool{}
+	for _, f := range pluginapi.Funcs() {
+		funcs[f.Name] = true
+	}
+	info := &ModuleInfo{MemoryMinPages: bi.memMin, TableMin: bi.tableMin}
+	if bi.hasMemMax {
+		info.MemoryMaxPages = bi.memMax
+	}
+	for _, im := range bi.imports {
+		full := im.module + "." + im.name
+		info.Imports = append(info.Imports, full)
+		switch {
+		case im.kind != 0:
+			return nil, nil, fmt.Errorf("imports %s, which is not a function; a plugin may import only functions of %q and %q",
+				full, pluginapi.HostModule, wasiModule)
+		case im.module == pluginapi.HostModule && funcs[im.name], im.module == wasiModule && wasiAllowed[im.name]:
+		default:
+			return nil, nil, fmt.Errorf("imports %s, which the host does not provide (ABI version %d): rebuild the plugin against a matching SDK",
+				full, pluginapi.Version)
+		}
+	}
+	if bi.memories > 1 {
+		return nil, nil, fmt.Errorf("declares %d memories; a plugin may have one", bi.memories)
+	}
+	if int64(bi.memMin)*pageSize > memLimit {
+		return nil, nil, fmt.Errorf("declares a memory of at least %d pages (%d MiB), over its memory_limit of %d MiB; raise memory_limit in its .toml or shrink the module",
+			bi.memMin, int64(bi.memMin)*pageSize>>20, memLimit>>20)
+	}
+	if bi.tableMin > maxTableElems {
+		return nil, nil, fmt.Errorf("declares a table of at least %d elements, over the limit of %d", bi.tableMin, maxTableElems)
+	}
+	return info, secs, nil
+}
+
+// checkExports checks the guest exports' signatures.
+func checkExports(cm wazero.CompiledModule) error {
+	ex := cm.ExportedFunctions()
+	i32 := api.ValueTypeI32
+	want := []struct {
+		name           string
+		params, result []api.ValueType
+		required       bool
+	}{
+		{pluginapi.ExportABIVersion, nil, []api.ValueType{i32}, true},
+		{pluginapi.ExportHooks, nil, []api.ValueType{i32}, true},
+		{pluginapi.ExportOnHook, []api.ValueType{i32}, []api.ValueType{i32}, false},
+		{pluginapi.ExportInitialize, nil, nil, false},
+	}
+	for _, w := range want {
+		f, ok := ex[w.name]
+		if !ok {
+			if w.required {
+				return fmt.Errorf("does not export %s: not a Sluice plugin (see pluginapi/ABI.md)", w.name)
+			}
+			continue
+		}
+		if !sameTypes(f.ParamTypes(), w.params) || !sameTypes(f.ResultTypes(), w.result) {
+			return fmt.Errorf("export %s has the wrong signature %v -> %v", w.name, f.ParamTypes(), f.ResultTypes())
+		}
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// newInstance instantiates the module and runs _initialize under the
+// watchdog. The caller has reserved a slot in the pool.
+func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
+	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot instantiate: %w", err)
+	}
+	fuse, _ := mod.ExportedGlobal(fuseExport).(api.MutableGlobal)
+	fuel, _ := mod.ExportedGlobal(fuelExport).(api.MutableGlobal)
+	in := &instance{p: p, mod: mod, mem: mod.Memory(), onHook: mod.ExportedFunction(pluginapi.ExportOnHook), fuse: fuse, fuel: fuel}
+	if fuse == nil || fuel == nil {
+		_ = mod.Close(ctx)
+		return nil, errors.New("instrumentation missing")
+	}
+	p.pool.register(in)
+	if f := mod.ExportedFunction(pluginapi.ExportInitialize); f != nil {
+		in.parent = ctx
+		err, killed := in.guarded(f, nil, initTimeout)
+		in.parent = nil
+		if err != nil || killed {
+			p.pool.unregister(in)
+			_ = mod.Close(ctx)
+			if killed {
+				return nil, fmt.Errorf("_initialize ran longer than %v", initTimeout)
+			}
+			return nil, fmt.Errorf("_initialize failed: %w", err)
+		}
+	}
+	return in, nil
+}
+
+// probe reads the ABI version and hook set from the first instance.
+func (p *plugin) probe(in *instance) error {
+	var st [1]uint64
+	err, killed := in.guarded(in.mod.ExportedFunction(pluginapi.ExportABIVersion), st[:], initTimeout)
+	if err != nil || killed {
+		return fmt.Errorf("%s failed: %v", pluginapi.ExportABIVersion, err)
+	}
+	if v := uint32(st[0]); v != pluginapi.Version {
+		return fmt.Errorf("built for plugin ABI version %d, but this host speaks version %d: rebuild it with a matching SDK", v, pluginapi.Version)
+	}
+	p.info.ABIVersion = uint32(st[0])
+	st[0] = 0
+	err, killed = in.guarded(in.mod.ExportedFunction(pluginapi.ExportHooks), st[:], initTimeout)
+	if err != nil || killed {
+		return fmt.Errorf("%s failed: %v", pluginapi.ExportHooks, err)
+	}
+	p.hooks = uint32(st[0]) & (1<<pluginapi.NumHooks - 1)
+	if in.onHook == nil && p.hooks != 0 {
+		p.log.Warn("plugin declares hooks but does not export "+pluginapi.ExportOnHook+"; it will not run", "plugin", p.name)
+		p.hooks = 0
+	}
+	p.info.Hooks = p.hooks
+	return nil
+}

@@ -1,0 +1,142 @@
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// Defaults for a plugin whose NAME.toml does not say otherwise.
+const (
+	defaultMemoryLimit = 128 << 20 // bytes
+	defaultTimeout     = 100 * time.Millisecond
+	defaultPoolMin     = 2
+	maxMemoryLimit     = 4 << 30 // the wasm32 address space
+	maxTimeout         = time.Minute
+	// maxTableElems bounds a declared table's minimum size. Go's wasip1
+	// binaries hold a few thousand function references; a million is
+	// already absurd (8 MiB of host memory per instance).
+	maxTableElems = 1 << 20
+	pageSize      = 64 << 10
+)
+
+// pluginConf is a plugin's NAME.toml.
+type pluginConf struct {
+	Order         int             `toml:"order"`
+	FailurePolicy string          `toml:"failure_policy"`
+	MemoryLimit   config.Size     `toml:"memory_limit"`
+	Timeout       config.Duration `toml:"timeout"`
+	PoolMin       int             `toml:"pool_min"`
+	PoolMax       int             `toml:"pool_max"`
+	Grants        []string        `toml:"grants"`
+	Config        map[string]any  `toml:"config"`
+}
+
+// defaultConf is the configuration of a plugin without NAME.toml.
+func defaultConf() pluginConf {
+	return pluginConf{
+		FailurePolicy: "continue",
+		MemoryLimit:   defaultMemoryLimit,
+		Timeout:       config.Duration(defaultTimeout),
+		PoolMin:       defaultPoolMin,
+		PoolMax:       2*runtime.GOMAXPROCS(0) + 2,
+	}
+}
+
+// loadConf reads path (NAME.toml); a missing file gives the defaults.
+func loadConf(path string) (pluginConf, error) {
+	c := defaultConf()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	return parseConf(path, data)
+}
+
+// parseConf decodes a NAME.toml over the defaults. Errors name the file,
+// the line and the key.
+func parseConf(file string, data []byte) (pluginConf, error) {
+	c := defaultConf()
+	dec := toml.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) && len(strict.Errors) > 0 {
+			de := &strict.Errors[0]
+			line, _ := de.Position()
+			return c, fmt.Errorf("%s:%d: unknown key %q (known: order, failure_policy, memory_limit, timeout, pool_min, pool_max, grants, [config])",
+				file, line, strings.Join(de.Key(), "."))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			line, _ := de.Position()
+			if k := strings.Join(de.Key(), "."); k != "" {
+				return c, fmt.Errorf("%s:%d: %s: %s", file, line, k, strings.TrimPrefix(de.Error(), "toml: "))
+			}
+			return c, fmt.Errorf("%s:%d: not valid TOML: %s", file, line, strings.TrimPrefix(de.Error(), "toml: "))
+		}
+		return c, fmt.Errorf("%s: %w", file, err)
+	}
+	lines := keyLines(data)
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%s:%d: %s: %s", file, lines[key], key, fmt.Sprintf(format, args...))
+	}
+	switch c.FailurePolicy {
+	case "continue", "tempfail":
+	default:
+		return c, bad("failure_policy", "must be \"continue\" or \"tempfail\", not %q", c.FailurePolicy)
+	}
+	if c.MemoryLimit < pageSize || c.MemoryLimit > maxMemoryLimit {
+		return c, bad("memory_limit", "must be between 64KiB and 4GiB, like \"64MiB\"")
+	}
+	if c.Timeout <= 0 || c.Timeout.D() > maxTimeout {
+		return c, bad("timeout", "must be more than 0 and at most 1m, like \"100ms\"")
+	}
+	if c.PoolMin < 0 {
+		return c, bad("pool_min", "must not be negative")
+	}
+	if c.PoolMax < 1 || c.PoolMax < c.PoolMin {
+		return c, bad("pool_max", "must be at least 1 and at least pool_min (%d)", c.PoolMin)
+	}
+	for _, g := range c.Grants {
+		switch g {
+		case pluginapi.CapDNS, pluginapi.CapKV, pluginapi.CapMetrics:
+		default:
+			return c, bad("grants", "unknown grant %q; grants are \"dns\", \"kv\" and \"metrics\"", g)
+		}
+	}
+	return c, nil
+}
+
+// keyLines maps each top-level key of a TOML document to its line.
+func keyLines(data []byte) map[string]int {
+	lines := map[string]int{}
+	var p unstable.Parser
+	p.Reset(data)
+	for p.NextExpression() {
+		e := p.Expression()
+		if e.Kind != unstable.KeyValue && e.Kind != unstable.Table {
+			continue
+		}
+		it := e.Key()
+		if it.Next() {
+			k := string(it.Node().Data)
+			if _, ok := lines[k]; !ok {
+				lines[k] = p.Shape(it.Node().Raw).Start.Line
+			}
+		}
+	}
+	return lines
+}

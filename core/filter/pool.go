@@ -1,0 +1,326 @@
+package filter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// idleTimeout is how long an instance above pool_min may sit unused before
+// the pool closes it.
+const idleTimeout = 30 * time.Second
+
+// errPoolClosed is returned by get once the plugin was replaced or removed.
+var errPoolClosed = errors.New("plugin unloaded")
+
+// instance is one instantiated module. It is also the context.Context of
+// every call into it, so host functions find it (and the call's Env)
+// without a map lookup or a context.WithValue allocation per call; its
+// Done is nil, as deadlines are enforced by the Host's watchdog.
+type instance struct {
+	p      *plugin
+	mod    api.Module
+	mem    api.Memory
+	onHook api.Function
+	fuse   api.MutableGlobal
+	fuel   api.MutableGlobal
+	stack  [1]uint64
+
+	// start is the host clock (ns) when the running call began, 0 when
+	// idle, -1 once the watchdog fired. limit is the running call's
+	// deadline (ns after start), written before start.
+	start atomic.Int64
+	limit atomic.Int64
+
+	// parent is the caller's context during a call; env the call's Env.
+	parent context.Context
+	env    Env
+
+	lastUsed int64 // host clock, under the pool's mutex
+}
+
+type instKey struct{}
+
+// Deadline implements context.Context: none (the watchdog enforces it).
+func (in *instance) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done implements context.Context: nil, so the runtime starts nothing per call.
+func (in *instance) Done() <-chan struct{} { return nil }
+
+// Err implements context.Context.
+func (in *instance) Err() error { return nil }
+
+// Value implements context.Context, answering instKey with the instance and
+// everything else from the caller's context.
+func (in *instance) Value(key any) any {
+	if key == (instKey{}) {
+		return in
+	}
+	if in.parent != nil {
+		return in.parent.Value(key)
+	}
+	return nil
+}
+
+// guarded calls fn with the watchdog armed for limit.
+func (in *instance) guarded(fn api.Function, stack []uint64, limit time.Duration) (err error, killed bool) {
+	h := in.p.h
+	in.limit.Store(int64(limit))
+	t0 := h.nanotime()
+	in.start.Store(t0)
+	err = fn.CallWithStack(in, stack)
+	killed = !in.start.CompareAndSwap(t0, 0)
+	return err, killed
+}
+
+// pool keeps a plugin's idle instances (a stack, so the coldest sink and are
+// closed first), grows to max on demand and shrinks to min when idle.
+type pool struct {
+	p       *plugin
+	min     int
+	max     int
+	mu      sync.Mutex
+	idle    []*instance
+	total   int // live instances, including ones being created
+	waiters int
+	closed  bool
+	avail   chan struct{}
+	stop    chan struct{} // closed by close, wakes every waiter
+	filling atomic.Bool
+	// all lists every live instance for the watchdog (copy on write).
+	all atomic.Pointer[[]*instance]
+	// drained is closed when the pool is closed and its last instance gone.
+	drained chan struct{}
+}
+
+func newPool(p *plugin, min, max int) *pool {
+	return &pool{p: p, min: min, max: max, avail: make(chan struct{}, 1), stop: make(chan struct{}), drained: make(chan struct{})}
+}
+
+// get returns an idle instance, creates one when none is idle and the pool
+// is below max, or waits for one.
+func (pl *pool) get(ctx context.Context) (*instance, error) {
+	for {
+		pl.mu.Lock()
+		if pl.closed {
+			pl.mu.Unlock()
+			return nil, errPoolClosed
+		}
+		if n := len(pl.idle); n > 0 {
+			in := pl.idle[n-1]
+			pl.idle = pl.idle[:n-1]
+			more := n > 1 && pl.waiters > 0
+			pl.mu.Unlock()
+			if more {
+				pl.signal()
+			}
+			return in, nil
+		}
+		if pl.total < pl.max {
+			pl.total++
+			pl.mu.Unlock()
+			in, err := pl.p.newInstance(ctx)
+			if err != nil {
+				pl.release()
+				return nil, err
+			}
+			return in, nil
+		}
+		pl.waiters++
+		pl.mu.Unlock()
+		select {
+		case <-pl.avail:
+		case <-pl.stop:
+		case <-ctx.Done():
+		}
+		pl.mu.Lock()
+		pl.waiters--
+		pl.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (pl *pool) signal() {
+	select {
+	case pl.avail <- struct{}{}:
+	default:
+	}
+}
+
+// put returns a healthy instance after a call.
+func (pl *pool) put(in *instance) {
+	now := pl.p.h.nanotime()
+	pl.mu.Lock()
+	if pl.closed {
+		pl.mu.Unlock()
+		pl.discard(in)
+		return
+	}
+	in.lastUsed = now
+	pl.idle = append(pl.idle, in)
+	w := pl.waiters > 0
+	pl.mu.Unlock()
+	if w {
+		pl.signal()
+	}
+}
+
+// discard closes an instance that trapped, timed out or misbehaved (or of a
+// closed pool); the maintenance loop replaces it later.
+func (pl *pool) discard(in *instance) {
+	pl.unregister(in)
+	_ = in.mod.Close(context.Background())
+	pl.release()
+}
+
+// release gives back the slot of an instance that is gone.
+func (pl *pool) release() {
+	pl.mu.Lock()
+	pl.total--
+	last := pl.closed && pl.total == 0
+	w := pl.waiters > 0
+	pl.mu.Unlock()
+	if w {
+		pl.signal()
+	}
+	if last {
+		pl.finish()
+	}
+}
+
+func (pl *pool) register(in *instance) {
+	for {
+		old := pl.all.Load()
+		var list []*instance
+		if old != nil {
+			list = append(list, *old...)
+		}
+		list = append(list, in)
+		if pl.all.CompareAndSwap(old, &list) {
+			return
+		}
+	}
+}
+
+func (pl *pool) unregister(in *instance) {
+	for {
+		old := pl.all.Load()
+		if old == nil {
+			return
+		}
+		list := make([]*instance, 0, len(*old))
+		for _, x := range *old {
+			if x != in {
+				list = append(list, x)
+			}
+		}
+		if pl.all.CompareAndSwap(old, &list) {
+			return
+		}
+	}
+}
+
+// watch fires the fuse of every call in this pool past its deadline.
+func (pl *pool) watch(now int64) {
+	list := pl.all.Load()
+	if list == nil {
+		return
+	}
+	for _, in := range *list {
+		s := in.start.Load()
+		if s > 0 && now-s > in.limit.Load() && in.start.CompareAndSwap(s, -1) {
+			in.fuse.Set(1)
+			in.fuel.Set(0)
+		}
+	}
+}
+
+// maintain tops the pool up to min in the background and closes one
+// instance idle for longer than idleTimeout while above min.
+func (pl *pool) maintain(now int64) {
+	pl.mu.Lock()
+	if pl.closed {
+		pl.mu.Unlock()
+		return
+	}
+	short := pl.total < pl.min
+	var victim *instance
+	if pl.total > pl.min && len(pl.idle) > 0 && now-pl.idle[0].lastUsed > int64(idleTimeout) {
+		victim = pl.idle[0]
+		pl.idle = pl.idle[1:]
+	}
+	pl.mu.Unlock()
+	if victim != nil {
+		pl.discard(victim)
+	}
+	if short && pl.filling.CompareAndSwap(false, true) {
+		go func() {
+			defer pl.filling.Store(false)
+			_ = pl.fill(context.Background())
+		}()
+	}
+}
+
+// fill creates instances until the pool holds min.
+func (pl *pool) fill(ctx context.Context) error {
+	for {
+		pl.mu.Lock()
+		if pl.closed || pl.total >= pl.min {
+			pl.mu.Unlock()
+			return nil
+		}
+		pl.total++
+		pl.mu.Unlock()
+		in, err := pl.p.newInstance(ctx)
+		if err != nil {
+			pl.release()
+			pl.p.log.Error("plugin instance failed to start", "plugin", pl.p.name, "err", err)
+			return err
+		}
+		pl.put(in)
+	}
+}
+
+// size returns the number of live instances.
+func (pl *pool) size() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.total
+}
+
+// close stops handing out instances and closes the idle ones; busy ones
+// are closed as their calls finish, then the plugin's runtime.
+func (pl *pool) close() {
+	pl.mu.Lock()
+	if pl.closed {
+		pl.mu.Unlock()
+		return
+	}
+	pl.closed = true
+	idle := pl.idle
+	pl.idle = nil
+	empty := pl.total == 0
+	pl.mu.Unlock()
+	close(pl.stop) // wake every waiter; get sees closed
+	for _, in := range idle {
+		pl.discard(in)
+	}
+	if empty {
+		pl.finish()
+	}
+}
+
+func (pl *pool) finish() {
+	_ = pl.p.rt.Close(context.Background())
+	close(pl.drained)
+}
+
+// String names the pool for logs.
+func (pl *pool) String() string { return fmt.Sprintf("pool(%s)", pl.p.name) }

@@ -1,0 +1,7 @@
+;; bigtable.wat declares a table of ten million elements.
+(module
+  (table 10000000 funcref)
+  (memory (export "memory") 1)
+  (func (export "sluice_abi_version") (result i32) (i32.const 1))
+  (func (export "sluice_hooks") (result i32) (i32.const 63))
+  (func (export "sluice_on_hook") (param i32) (result i32) (i32.const 0)))

@@ -1,0 +1,8 @@
+;; loop.wat never returns from a hook.
+(module
+  (memory (export "memory") 1)
+  (func (export "sluice_abi_version") (result i32) (i32.const 1))
+  (func (export "sluice_hooks") (result i32) (i32.const 63))
+  (func (export "sluice_on_hook") (param i32) (result i32)
+    (loop $forever (br $forever))
+    (i32.const 0)))
