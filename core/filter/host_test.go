@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -364,5 +365,25 @@ func TestOrder(t *testing.T) {
 	ps := h.Plugins()
 	if len(ps) != 2 || ps[0].Name != "b" || ps[1].Name != "a" {
 		t.Errorf("Plugins = %+v", ps)
+	}
+}
+
+// TestLoopDoesNotStallGC: a guest spinning in native code must still let
+// the Go runtime stop the world (and so the watchdog run); without the
+// periodic exit to Go this test hangs.
+func TestLoopDoesNotStallGC(t *testing.T) {
+	dir := t.TempDir()
+	install(t, dir, "loop", "loop", "timeout = \"300ms\"\npool_min = 1\n")
+	h, _ := newHost(t, dir, Options{})
+	done := make(chan Result)
+	go func() { done <- h.Run(context.Background(), pluginapi.HookConnect, newTxn()) }()
+	for i := 0; i < 5; i++ {
+		runtime.GC()
+	}
+	if r := <-done; r != (Result{}) {
+		t.Errorf("Run = %+v, want continue (the failure policy)", r)
+	}
+	if info, _ := pluginNamed(h, "loop"); info.Errors != 1 {
+		t.Errorf("errors = %d, want 1", info.Errors)
 	}
 }
