@@ -30,6 +30,9 @@ type Rcpt struct {
 	RemoteMTA string
 	// Diagnostic is the answer itself, like "smtp; 550 5.1.1 no such user".
 	Diagnostic string
+	// WillRetryUntil is when a delayed recipient expires (Will-Retry-Until);
+	// zero leaves the field out. Only delayed recipients show it.
+	WillRetryUntil time.Time
 }
 
 // Report is one DSN.
@@ -48,7 +51,9 @@ type Report struct {
 	// Rcpts are the recipients the report is about; at least one.
 	Rcpts []Rcpt
 	// Ret is "HDRS" to return the original headers only; "FULL" or ""
-	// return the whole message.
+	// return the whole message. RET applies to failure reports only (RFC
+	// 3461 section 4.3): a report with no failed recipient (a delay warning,
+	// a success notice) always returns the headers only.
 	Ret string
 	// Original is the original message (CRLF line endings).
 	Original []byte
@@ -116,10 +121,14 @@ func Build(r *Report) ([]byte, error) {
 	b.line("")
 
 	b.line("--" + boundary)
-	if body == nil {
+	switch {
+	case body == nil && !r.failed():
+		b.field("Content-Type", "text/rfc822-headers")
+		b.field("Content-Description", "Message Headers")
+	case body == nil:
 		b.field("Content-Type", "text/rfc822-headers")
 		b.field("Content-Description", "Undelivered Message Headers")
-	} else {
+	default:
 		b.field("Content-Type", "message/rfc822")
 		b.field("Content-Description", "Undelivered Message")
 	}
@@ -180,6 +189,16 @@ func (r *Report) subject() string {
 	return SubjectFailed
 }
 
+// failed reports whether any recipient of the report failed.
+func (r *Report) failed() bool {
+	for _, rc := range r.Rcpts {
+		if rc.Action == "failed" {
+			return true
+		}
+	}
+	return false
+}
+
 // messageID derives a Message-ID unique to this queue ID and moment, so the
 // same report built twice is byte-for-byte the same.
 func (r *Report) messageID() string {
@@ -224,7 +243,7 @@ func (r *Report) returned() (headers, body []byte, truncated bool) {
 			headers, body = msg[:i+4], msg[i+4:]
 		}
 	}
-	if strings.EqualFold(r.Ret, "HDRS") {
+	if strings.EqualFold(r.Ret, "HDRS") || !r.failed() {
 		return headers, nil, false
 	}
 	if r.MaxReturn > 0 && int64(len(body)) > r.MaxReturn {

@@ -57,6 +57,13 @@ func TestGolden(t *testing.T) {
 			for i := range r.Rcpts {
 				r.Rcpts[i].Action, r.Rcpts[i].Status = "delayed", "4.7.1"
 				r.Rcpts[i].Diagnostic = "smtp; 451 4.7.1 greylisted, try again later"
+				r.Rcpts[i].WillRetryUntil = r.Now.Add(96 * time.Hour)
+			}
+		}},
+		{"delivered", func(r *Report) {
+			for i := range r.Rcpts {
+				r.Rcpts[i].Action, r.Rcpts[i].Status = "delivered", "2.0.0"
+				r.Rcpts[i].Diagnostic = "smtp; 250 2.0.0 ok"
 			}
 		}},
 		{"hdrs", func(r *Report) { r.Ret = "HDRS" }},
@@ -249,6 +256,32 @@ func TestRetHeaders(t *testing.T) {
 	}
 	if bytes.Contains(msg, []byte("usual place")) {
 		t.Error("RET=HDRS report contains the body")
+	}
+}
+
+// TestNonFailureHeadersOnly: RET applies to failure reports; a delay
+// warning or success notice returns the headers only, whatever RET says.
+func TestNonFailureHeadersOnly(t *testing.T) {
+	for _, action := range []string{"delayed", "delivered", "failed"} {
+		t.Run(action, func(t *testing.T) {
+			r := report()
+			r.Ret = "FULL"
+			r.Rcpts = r.Rcpts[:1]
+			r.Rcpts[0].Action, r.Rcpts[0].Status = action, map[string]string{"delayed": "4.4.1", "delivered": "2.0.0", "failed": "5.1.1"}[action]
+			msg, err := Build(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, parts := parse(t, msg)
+			ret := parts[len(parts)-1]
+			wantBody := action == "failed"
+			if got := bytes.Contains(msg, []byte("usual place")); got != wantBody {
+				t.Errorf("body returned: %v, want %v", got, wantBody)
+			}
+			if !bytes.Contains(ret.body, []byte("Subject: Lunch?\r\n")) {
+				t.Errorf("returned part lacks the headers:\n%s", ret.body)
+			}
+		})
 	}
 }
 

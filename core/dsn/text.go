@@ -35,7 +35,9 @@ func (r *Report) humanText(truncated bool) string {
 			fmt.Fprintf(&b, "    (answered by %s)\n", cleanText(rc.RemoteMTA))
 		}
 	}
-	if strings.EqualFold(r.Ret, "HDRS") {
+	if !r.failed() {
+		b.WriteString("\nThe headers of your message are attached.\n")
+	} else if strings.EqualFold(r.Ret, "HDRS") {
 		b.WriteString("\nOnly the headers of your message are returned, as you asked.\n")
 	} else if truncated {
 		fmt.Fprintf(&b, "\nThe returned message is cut to the first %d bytes of its body.\n", r.MaxReturn)
@@ -72,6 +74,9 @@ func (r *Report) statusFields(b *builder) {
 		}
 		if rc.Action == "failed" || rc.Action == "delayed" {
 			b.field("Last-Attempt-Date", r.Now.Format(dateLayout))
+		}
+		if rc.Action == "delayed" && !rc.WillRetryUntil.IsZero() {
+			b.field("Will-Retry-Until", rc.WillRetryUntil.Format(dateLayout))
 		}
 	}
 }
