@@ -54,43 +54,59 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	return p.result(ctx, v, reply, txn)
 }
 
-// result checks the reply of a verdict that carries one.
+// result checks the reply of a verdict that carries one, logging a reply
+// that does not fit its verdict.
 func (p *plugin) result(ctx context.Context, v pluginapi.Verdict, reply *Result, txn *Txn) Result {
+	r, ok := Decide(v, reply, p.name)
+	if !ok {
+		p.log.WarnContext(ctx, "plugin reply does not match its verdict; using the default reply",
+			"plugin", p.name, "verdict", v.String(), "code", reply.Code, "id", txn.QueueID)
+	}
+	return r
+}
+
+// Decide turns a plugin's verdict and the reply it set (nil if none) into
+// the chain's Result: a Reject needs a 5xx reply, a Tempfail a 4xx, a
+// Disconnect 421; a missing reply takes the verdict's default, and so does
+// one of the wrong class (ok is then false, for the caller to log). An empty
+// enhanced code or text takes the default's. Continue and Accept pass
+// through (the chain turns Accept into the end of the stage).
+func Decide(v pluginapi.Verdict, reply *Result, plugin string) (r Result, ok bool) {
 	var def Result
 	switch v {
 	case pluginapi.Continue, pluginapi.Accept:
-		return Result{Verdict: v}
+		return Result{Verdict: v}, true
 	case pluginapi.Discard, pluginapi.Quarantine:
-		return Result{Verdict: v, Plugin: p.name}
+		return Result{Verdict: v, Plugin: plugin}, true
 	case pluginapi.Reject:
 		def = defaultReject
 	case pluginapi.Tempfail:
 		def = defaultTempfail
 	case pluginapi.Disconnect:
 		def = defaultDisconnect
+	default:
+		return Result{Verdict: pluginapi.Continue}, false
 	}
-	def.Plugin = p.name
+	def.Plugin = plugin
 	if reply == nil {
-		return def
+		return def, true
 	}
-	ok := reply.Code/100 == def.Code/100
+	ok = reply.Code/100 == def.Code/100
 	if v == pluginapi.Disconnect {
 		ok = reply.Code == 421
 	}
 	if !ok {
-		p.log.WarnContext(ctx, "plugin reply does not match its verdict; using the default reply",
-			"plugin", p.name, "verdict", v.String(), "code", reply.Code, "id", txn.QueueID)
-		return def
+		return def, false
 	}
-	r := *reply
-	r.Verdict, r.Plugin = v, p.name
+	r = *reply
+	r.Verdict, r.Plugin = v, plugin
 	if r.Enhanced == "" {
 		r.Enhanced = def.Enhanced
 	}
 	if r.Text == "" {
 		r.Text = def.Text
 	}
-	return r
+	return r, true
 }
 
 // fail logs a failed call, counts it and applies the failure policy.

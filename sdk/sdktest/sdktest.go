@@ -233,43 +233,16 @@ func Native(t testing.TB, tx Txn) *Runner {
 	return r
 }
 
-// decide turns a verdict and the reply the plugin set into a Result with
-// the host's rules (core/filter call.go): a Reject needs a 5xx reply, a
-// Tempfail 4xx, a Disconnect 421; otherwise the default reply applies and a
-// line is logged. An empty enhanced code or text takes the default's.
+// decide applies the host's own rule (filter.Decide) and logs a reply
+// that does not fit its verdict, as the host does.
 func decide(ctx context.Context, spec *filter.EnvSpec, hook pluginapi.Hook, v pluginapi.Verdict, reply *filter.Result) filter.Result {
-	var def filter.Result
-	switch v {
-	case pluginapi.Continue, pluginapi.Accept:
-		// Accept ends the stage; the chain's result is Continue.
-		return filter.Result{}
-	case pluginapi.Reject:
-		def = filter.Result{Code: 550, Enhanced: "5.7.1", Text: "rejected by policy"}
-	case pluginapi.Tempfail:
-		def = filter.Result{Code: 451, Enhanced: "4.7.1", Text: "try again later"}
-	case pluginapi.Disconnect:
-		def = filter.Result{Code: 421, Enhanced: "4.7.0", Text: "closing connection"}
-	}
-	def.Verdict, def.Plugin = v, spec.Plugin
-	if def.Code == 0 || reply == nil {
-		return def
-	}
-	ok := reply.Code/100 == def.Code/100
-	if v == pluginapi.Disconnect {
-		ok = reply.Code == 421
-	}
-	if !ok {
+	r, ok := filter.Decide(v, reply, spec.Plugin)
+	if !ok && reply != nil {
 		spec.Logger.Log(ctx, slog.LevelWarn, "plugin reply does not match its verdict; using the default reply",
 			"plugin", spec.Plugin, "hook", hook.String(), "verdict", v.String(), "code", reply.Code)
-		return def
 	}
-	r := *reply
-	r.Verdict, r.Plugin = v, spec.Plugin
-	if r.Enhanced == "" {
-		r.Enhanced = def.Enhanced
-	}
-	if r.Text == "" {
-		r.Text = def.Text
+	if r.Verdict == pluginapi.Accept {
+		r.Verdict = pluginapi.Continue // as the chain does: Accept only ends the stage
 	}
 	return r
 }
