@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sluice-mta/sluice/core/filter"
@@ -79,7 +78,7 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 		return nil, err
 	}
 	defer cleanup()
-	sink := &logSink{}
+	sink := &logSink{LogLines: filter.LogLines{WithValues: true}}
 	kv := opts.KV
 	if kv == nil {
 		kv = newMemKV()
@@ -91,7 +90,7 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	}
 	defer host.Close(context.Background())
 	if got := len(host.Plugins()); got < want {
-		return nil, fmt.Errorf("%d of %d plugins did not load:\n%s", want-got, want, strings.Join(sink.since(0), "\n"))
+		return nil, fmt.Errorf("%d of %d plugins did not load:\n%s", want-got, want, strings.Join(sink.Since(0), "\n"))
 	}
 
 	if !opts.ClientIP.IsValid() {
@@ -110,9 +109,9 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	var stages []Stage
 	run := func(name string, hook pluginapi.Hook) filter.Result {
 		before := snapshot(txn)
-		mark := sink.len()
+		mark := sink.Len()
 		res := host.Run(ctx, hook, txn)
-		stages = append(stages, stageOf(name, hook, res, before, txn, sink.since(mark)))
+		stages = append(stages, stageOf(name, hook, res, before, txn, sink.Since(mark)))
 		return res
 	}
 	run("connect", pluginapi.HookConnect)
@@ -285,61 +284,15 @@ func crlf(msg []byte) []byte {
 	return []byte(strings.ReplaceAll(s, "\n", "\r\n"))
 }
 
-// logSink keeps log lines ("LEVEL message key=value …") and metric adds.
-type logSink struct {
-	mu    sync.Mutex
-	lines []string
-	attrs []slog.Attr
-}
+// logSink keeps the plugins' log lines, with their attributes, and shows
+// metric adds among them.
+type logSink struct{ filter.LogLines }
 
-var (
-	_ slog.Handler   = (*logSink)(nil)
-	_ filter.Metrics = (*logSink)(nil)
-)
-
-func (s *logSink) Enabled(context.Context, slog.Level) bool { return true }
-
-func (s *logSink) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Level.String())
-	b.WriteByte(' ')
-	b.WriteString(r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "hook", "id":
-			return true
-		}
-		fmt.Fprintf(&b, " %s=%q", a.Key, a.Value.String())
-		return true
-	})
-	s.add(b.String())
-	return nil
-}
-
-func (s *logSink) WithAttrs([]slog.Attr) slog.Handler { return s }
-func (s *logSink) WithGroup(string) slog.Handler      { return s }
+var _ filter.Metrics = (*logSink)(nil)
 
 // Add implements filter.Metrics by logging the change.
 func (s *logSink) Add(plugin, name string, delta float64) {
-	s.add(fmt.Sprintf("METRIC %s %s %+g", plugin, name, delta))
-}
-
-func (s *logSink) add(line string) {
-	s.mu.Lock()
-	s.lines = append(s.lines, line)
-	s.mu.Unlock()
-}
-
-func (s *logSink) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.lines)
-}
-
-func (s *logSink) since(i int) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.lines[i:])
+	s.Append(fmt.Sprintf("METRIC %s %s %+g", plugin, name, delta))
 }
 
 // WriteStages prints stages for a person, one block per stage.

@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -118,7 +117,7 @@ type Runner struct {
 	t       testing.TB
 	name    string
 	txn     *filter.Txn
-	logs    *logSink
+	logs    *filter.LogLines
 	metrics *Metrics
 	call    func(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result
 }
@@ -130,7 +129,7 @@ func (r *Runner) Txn() *filter.Txn { return r.txn }
 // Run runs the plugin at hook and returns the result.
 func (r *Runner) Run(hook pluginapi.Hook) Result {
 	r.t.Helper()
-	mark := r.logs.len()
+	mark := r.logs.Len()
 	res := r.call(context.Background(), hook, r.txn)
 	out := Result{
 		Verdict: res.Verdict, Code: res.Code, Enhanced: res.Enhanced, Text: res.Text,
@@ -138,7 +137,7 @@ func (r *Runner) Run(hook pluginapi.Hook) Result {
 		Header: string(filter.FormatHeader(r.txn.Header)),
 		Rcpts:  append([]string(nil), r.txn.Rcpts...), Rcpt: r.txn.Rcpt,
 		Notes: map[string]string{}, Route: r.txn.Route,
-		Metrics: r.metrics.Snapshot(), Logs: r.logs.since(mark),
+		Metrics: r.metrics.Snapshot(), Logs: r.logs.Since(mark),
 	}
 	for k, v := range r.txn.Notes {
 		out.Notes[k] = v
@@ -183,7 +182,7 @@ func newRunner(t testing.TB, name string, tx Txn) *Runner {
 	if tx.Message != nil {
 		txn.Header, txn.Body = filter.ParseHeader(CRLF(tx.Message))
 	}
-	return &Runner{t: t, name: name, txn: txn, logs: &logSink{}, metrics: NewMetrics()}
+	return &Runner{t: t, name: name, txn: txn, logs: &filter.LogLines{}, metrics: NewMetrics()}
 }
 
 func (tx *Txn) defaults() {
@@ -245,34 +244,4 @@ func decide(ctx context.Context, spec *filter.EnvSpec, hook pluginapi.Hook, v pl
 		r.Verdict = pluginapi.Continue // as the chain does: Accept only ends the stage
 	}
 	return r
-}
-
-// logSink is a slog.Handler that keeps "LEVEL message" lines.
-type logSink struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (s *logSink) Enabled(context.Context, slog.Level) bool { return true }
-
-func (s *logSink) Handle(_ context.Context, r slog.Record) error {
-	s.mu.Lock()
-	s.lines = append(s.lines, r.Level.String()+" "+r.Message)
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *logSink) WithAttrs([]slog.Attr) slog.Handler { return s }
-func (s *logSink) WithGroup(string) slog.Handler      { return s }
-
-func (s *logSink) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.lines)
-}
-
-func (s *logSink) since(i int) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.lines[i:]...)
 }

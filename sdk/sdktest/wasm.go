@@ -114,7 +114,7 @@ func runModule(t testing.TB, wasm []byte, tx Txn) *Runner {
 	}
 	t.Cleanup(func() { host.Close(context.Background()) })
 	if len(host.Plugins()) != 1 {
-		t.Fatalf("sdktest: plugin %s did not load:\n%s", tx.Plugin, strings.Join(r.logs.since(0), "\n"))
+		t.Fatalf("sdktest: plugin %s did not load:\n%s", tx.Plugin, strings.Join(r.logs.Since(0), "\n"))
 	}
 	r.call = func(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result {
 		return host.Run(ctx, hook, txn)
