@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -79,7 +78,7 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []Result
 	now := q.opts.Now()
 	delay := now.Sub(env.Received).Round(time.Second)
 	used := make([]bool, len(results))
-	var failed []dsn.Rcpt
+	var failed, delivered []dsn.Rcpt
 	deferred := false
 	for _, r := range env.Pending() {
 		res, ok := takeResult(results, used, r.Addr)
@@ -96,15 +95,15 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []Result
 		if r.DSNCode == "" {
 			r.DSNCode = defaultDSN(res.Status)
 		}
-		q.log.Info("delivery", "id", id, "to", r.Addr, "relay", res.Relay, "delay", delay.String(),
-			"dsn", r.DSNCode, "status", res.Status.String(), "text", res.Text)
+		q.logDelivery(id, r, delay, res.Status, res.Text)
 		switch res.Status {
 		case Sent:
 			r.State = Delivered
 			r.LastError = ""
+			delivered = append(delivered, reportRcpt(r, "delivered", res.Code, res.Text))
 		case Bounced:
 			r.State = Failed
-			failed = append(failed, bounceRcpt(r, res.Code))
+			failed = append(failed, reportRcpt(r, "failed", res.Code, r.LastError))
 		default:
 			r.Attempts++
 			deferred = true
@@ -122,13 +121,20 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []Result
 			} else {
 				r.LastError = expiredText + "; last error: " + r.LastError
 			}
-			q.log.Info("delivery", "id", id, "to", r.Addr, "relay", r.Relay, "delay", delay.String(),
-				"dsn", expiredDSN, "status", Bounced.String(), "text", r.LastError)
-			failed = append(failed, bounceRcpt(r, 0))
+			q.logDelivery(id, r, delay, Bounced, r.LastError)
+			failed = append(failed, reportRcpt(r, "failed", 0, r.LastError))
 		}
 	}
-	if len(failed) > 0 {
-		if err := q.bounce(txn, env, body, failed, now); err != nil {
+	// One report of each kind per attempt, each naming every recipient it
+	// concerns.
+	if err := q.report(txn, env, body, notifyFailure, failed, now); err != nil {
+		return err
+	}
+	if err := q.report(txn, env, body, notifySuccess, delivered, now); err != nil {
+		return err
+	}
+	if !shutdown && deferred {
+		if err := q.delayWarning(txn, env, body, now); err != nil {
 			return err
 		}
 	}
@@ -191,89 +197,4 @@ func (q *Queue) nextAttempt(env *Envelope, now time.Time) time.Time {
 		t = exp.Add(time.Second)
 	}
 	return t
-}
-
-// bounceRcpt describes a failed recipient for a DSN.
-func bounceRcpt(r *Recipient, code int) dsn.Rcpt {
-	diag := r.LastError
-	if code > 0 {
-		diag = fmt.Sprintf("smtp; %d %s", code, r.LastError)
-	} else if diag != "" {
-		diag = "x-sluice; " + diag
-	}
-	remote := r.Relay
-	if i := strings.IndexByte(remote, '['); i > 0 {
-		remote = remote[:i]
-	}
-	if remote == "local" {
-		remote = ""
-	}
-	return dsn.Rcpt{Addr: r.Addr, ORCPT: r.ORCPT, Action: "failed", Status: r.DSNCode, RemoteMTA: remote, Diagnostic: diag}
-}
-
-// wantsFailureDSN applies RFC 3461 NOTIFY: the default (no list) and a list
-// naming FAILURE ask for a failure DSN; NEVER, or a list without FAILURE,
-// does not.
-func wantsFailureDSN(r *Recipient) bool {
-	if len(r.Notify) == 0 {
-		return true
-	}
-	for _, n := range r.Notify {
-		if strings.EqualFold(n, "FAILURE") {
-			return true
-		}
-	}
-	return false
-}
-
-// bounce enqueues in txn one DSN to env's sender for the failed recipients
-// that asked for one. A bounce is never bounced.
-func (q *Queue) bounce(txn *badger.Txn, env *Envelope, body []byte, failed []dsn.Rcpt, now time.Time) error {
-	var rcpts []dsn.Rcpt
-	for _, f := range failed {
-		for i := range env.Rcpts {
-			if env.Rcpts[i].Addr == f.Addr && wantsFailureDSN(&env.Rcpts[i]) {
-				rcpts = append(rcpts, f)
-				break
-			}
-		}
-	}
-	if len(rcpts) == 0 {
-		q.log.Info("no bounce: recipients asked for no failure notice (NOTIFY)", "id", env.ID)
-		return nil
-	}
-	if env.From == "" {
-		q.log.Warn("not bouncing a bounce: failure of a null-sender message dropped", "id", env.ID, "nrcpt", len(rcpts))
-		return nil
-	}
-	msg, err := dsn.Build(&dsn.Report{
-		ReportingMTA: q.opts.Hostname,
-		From:         "MAILER-DAEMON@" + q.opts.Hostname,
-		To:           env.From,
-		QueueID:      env.ID,
-		EnvID:        env.EnvID,
-		Arrival:      env.Received,
-		Rcpts:        rcpts,
-		Ret:          env.Ret,
-		Original:     body,
-		Now:          now,
-	})
-	if err != nil {
-		return fmt.Errorf("build bounce for %s: %w", env.ID, err)
-	}
-	b := &Envelope{
-		From:     "",
-		Rcpts:    []Recipient{{Addr: env.From}},
-		SMTPUTF8: env.SMTPUTF8,
-		Body8Bit: env.Body8Bit,
-	}
-	b.ID = q.ids.next(now)
-	b.Received, b.NextAttempt, b.Size = now, now, int64(len(msg))
-	if err := q.insert(txn, b, msg); err != nil {
-		return err
-	}
-	q.log.Info("bounce queued", "id", env.ID, "bounce_id", b.ID, "to", env.From, "nrcpt", len(rcpts))
-	q.log.Info("queued", "id", b.ID, "from", "", "nrcpt", 1, "size", b.Size, "bounce_of", env.ID)
-	q.kick()
-	return nil
 }

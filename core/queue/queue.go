@@ -41,6 +41,10 @@ type Options struct {
 	// MaxLifetime is how long a message may stay queued before its pending
 	// recipients expire and are bounced.
 	MaxLifetime time.Duration
+	// DelayWarning, when positive, sends the sender one "delayed" DSN once a
+	// message has waited this long with recipients still pending (checked
+	// at the first deferral after it passes, as Postfix does). Zero is off.
+	DelayWarning time.Duration
 	// Workers is the number of concurrent deliveries.
 	Workers int
 	// GCInterval is the value-log garbage collection period.

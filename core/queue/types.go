@@ -36,7 +36,8 @@ func (s RcptState) String() string {
 type Recipient struct {
 	Addr string `json:"addr"`
 	// Notify is the DSN NOTIFY list (NEVER, SUCCESS, FAILURE, DELAY); empty
-	// means the default (FAILURE).
+	// means the default, which Sluice takes as FAILURE,DELAY (RFC 3461
+	// leaves it to the implementation; Postfix does the same).
 	Notify []string `json:"notify,omitempty"`
 	// ORCPT is the original recipient, "rfc822;addr".
 	ORCPT string `json:"orcpt,omitempty"`
@@ -73,6 +74,9 @@ type Envelope struct {
 	NextAttempt time.Time `json:"next_attempt"`
 	Attempts    int       `json:"attempts"`
 	Held        bool      `json:"held,omitempty"`
+	// DelayWarned records that the sender got the one delay warning
+	// (Options.DelayWarning) this message may cause.
+	DelayWarned bool `json:"delay_warned,omitempty"`
 	// Notes are the transaction notes plugins set, for the deliver stage.
 	Notes map[string]string `json:"notes,omitempty"`
 	Size  int64             `json:"size"`

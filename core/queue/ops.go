@@ -1,0 +1,125 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/dsn"
+)
+
+// Administrative bounces fail every pending recipient with this status.
+const (
+	adminBounceDSN  = "5.0.0"
+	adminBounceText = "bounced by the administrator"
+)
+
+// FlushDomain makes due now every message that is not held and has a
+// pending recipient in domain (compared without regard to case or a
+// trailing dot), and wakes the scheduler. An empty domain flushes every
+// message, as Flush does.
+func (q *Queue) FlushDomain(ctx context.Context, domain string) error {
+	domain = normDomain(domain)
+	if domain == "" {
+		return q.Flush(ctx)
+	}
+	envs, err := q.List(ctx)
+	if err != nil {
+		return fmt.Errorf("queue: flush %s: %w", domain, err)
+	}
+	var ids []string
+	for i := range envs {
+		if !envs[i].Held && hasPendingIn(&envs[i], domain) {
+			ids = append(ids, envs[i].ID)
+		}
+	}
+	const batch = 500
+	for len(ids) > 0 {
+		n := min(len(ids), batch)
+		err := q.update(ctx, func(txn *badger.Txn) error {
+			for _, id := range ids[:n] {
+				env, err := getEnvelope(txn, id)
+				if errors.Is(err, ErrNotFound) {
+					continue // delivered or removed meanwhile
+				}
+				if err != nil {
+					return err
+				}
+				if env.Held || !hasPendingIn(env, domain) {
+					continue
+				}
+				if err := q.makeDue(txn, env); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("queue: flush %s: %w", domain, err)
+		}
+		ids = ids[n:]
+	}
+	q.log.Info("flushed", "domain", domain)
+	q.kick()
+	return nil
+}
+
+// normDomain lowercases d and drops a trailing dot and a leading "@".
+func normDomain(d string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(d)), "@"), ".")
+}
+
+// hasPendingIn reports whether env has a pending recipient in domain, which
+// normDomain has normalized.
+func hasPendingIn(env *Envelope, domain string) bool {
+	for _, r := range env.Pending() {
+		at := strings.LastIndexByte(r.Addr, '@')
+		if at >= 0 && normDomain(r.Addr[at+1:]) == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// Bounce fails every pending recipient of message id at once with 5.0.0
+// "bounced by the administrator", sends the sender one DSN naming them
+// (as their NOTIFY allows; never to the null sender) and removes the
+// message. A delivery already in progress finishes; its results are
+// dropped, so a recipient it reaches may also be named in the DSN.
+func (q *Queue) Bounce(ctx context.Context, id string) error {
+	err := q.update(ctx, func(txn *badger.Txn) error {
+		env, err := getEnvelope(txn, id)
+		if err != nil {
+			return err
+		}
+		item, err := txn.Get(bodyKey(id))
+		if err != nil {
+			return fmt.Errorf("read body: %w", err)
+		}
+		body, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read body: %w", err)
+		}
+		now := q.opts.Now()
+		delay := now.Sub(env.Received).Round(time.Second)
+		var failed []dsn.Rcpt
+		for _, r := range env.Pending() {
+			r.State, r.DSNCode, r.LastError = Failed, adminBounceDSN, adminBounceText
+			q.logDelivery(id, r, delay, Bounced, adminBounceText)
+			failed = append(failed, reportRcpt(r, "failed", 0, adminBounceText))
+		}
+		if err := q.report(txn, env, body, notifyFailure, failed, now); err != nil {
+			return err
+		}
+		return deleteMessage(txn, env)
+	})
+	if err != nil {
+		return wrapID("bounce", id, err)
+	}
+	q.log.Info("removed", "id", id, "reason", "bounced by the administrator")
+	q.kick()
+	return nil
+}
