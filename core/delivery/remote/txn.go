@@ -1,0 +1,289 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// send tries the targets in order, and each one's addresses, until one
+// takes a session; the transactions then run there. Only failing to get a
+// session moves on to the next address: once one is up, its replies are
+// the verdict.
+func (d *Deliverer) send(ctx context.Context, m *queue.Message, domain string, targets []target, auth bool, rcpts []string) []queue.Result {
+	last := deferred("4.4.1", "none", "no mail exchanger of %s could be reached", domain)
+	for _, t := range targets {
+		addrs, f := d.addrs(ctx, t, domain)
+		if f != nil {
+			if f.status == queue.Bounced {
+				return f.all(rcpts)
+			}
+			last = f
+			continue
+		}
+		for _, a := range addrs {
+			if err := ctx.Err(); err != nil {
+				return deferred("4.4.1", last.relay, "delivery to %s interrupted: %v", domain, err).all(rcpts)
+			}
+			ap := netip.AddrPortFrom(a.Unmap(), uint16(t.port))
+			fresh := false
+			for {
+				cn, f := d.connect(ctx, t.host, ap, auth, fresh)
+				if f != nil {
+					last = f
+					break
+				}
+				res, stale := d.session(ctx, cn, m, rcpts)
+				if stale && !fresh {
+					// The pooled connection had gone away: dial anew.
+					fresh = true
+					continue
+				}
+				return res
+			}
+		}
+	}
+	return last.all(rcpts)
+}
+
+// session runs the transactions for rcpts on cn, MaxRcptsPerTxn recipients
+// each, then pools or closes cn. stale reports that cn, taken from the
+// pool, failed before anything was sent; cn is closed and there are no
+// results.
+func (d *Deliverer) session(ctx context.Context, cn *conn, m *queue.Message, rcpts []string) (out []queue.Result, stale bool) {
+	stop := context.AfterFunc(ctx, func() { cn.raw.Close() })
+	out = make([]queue.Result, len(rcpts))
+	usable := true
+	for start := 0; start < len(rcpts); start += d.opts.MaxRcptsPerTxn {
+		end := min(start+d.opts.MaxRcptsPerTxn, len(rcpts))
+		ok, isStale := d.transaction(cn, m, rcpts[start:end], out[start:end], start == 0 && cn.reused)
+		if isStale {
+			stop()
+			cn.c.Close()
+			return nil, true
+		}
+		if ok && end < len(rcpts) {
+			ok = d.reset(cn) == nil
+		}
+		if !ok {
+			usable = false
+			for i := end; i < len(rcpts); i++ {
+				out[i] = deferred("4.4.2", cn.relay, "connection to %s lost before this recipient was sent", cn.relay).result(rcpts[i])
+			}
+			break
+		}
+	}
+	if !stop() {
+		usable = false // ctx ended and closed the connection
+	}
+	switch {
+	case !usable:
+		cn.c.Close()
+	case cn.msgs < d.opts.MaxMsgsPerConn && d.reset(cn) == nil:
+		cn.reused = false
+		d.pool.put(cn)
+	default:
+		cn.quit(d.opts.CommandTimeout)
+	}
+	return out, false
+}
+
+// reset ends the transaction with RSET and says EHLO again, so the
+// connection is ready for the next MAIL.
+func (d *Deliverer) reset(cn *conn) error {
+	if err := cn.c.Reset(); err != nil {
+		return err
+	}
+	return cn.c.Hello(d.opts.Hostname)
+}
+
+// transaction sends m to rcpts on cn and fills out, one Result per
+// recipient. ok reports that the connection is fit for more; stale that
+// it broke at the first command while first is set (nothing is filled).
+func (d *Deliverer) transaction(cn *conn, m *queue.Message, rcpts []string, out []queue.Result, first bool) (ok, stale bool) {
+	c, relay := cn.c, cn.relay
+	setAll := func(idx []int, r func(rcpt string) queue.Result) {
+		for _, i := range idx {
+			out[i] = r(rcpts[i])
+		}
+	}
+	all := make([]int, len(rcpts))
+	for i := range all {
+		all[i] = i
+	}
+	lost := func(idx []int, err error) {
+		setAll(idx, deferred("4.4.2", relay, "connection to %s lost: %v", relay, unwrapOp(err)).result)
+	}
+	// reply applies a reply to idx; ok is false when the server said it
+	// is closing the connection.
+	reply := func(idx []int, err error) (ok bool) {
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) {
+			lost(idx, err)
+			return false
+		}
+		setAll(idx, func(rc string) queue.Result { return replyResult(rc, relay, se) })
+		return se.Code != 421
+	}
+
+	if m.SMTPUTF8 {
+		if has, _ := c.Extension("SMTPUTF8"); !has {
+			setAll(all, bounced(553, "5.6.7", relay, "%s does not support SMTPUTF8, which this message needs", relay).result)
+			return true, false
+		}
+	}
+	if limit, has := c.MaxMessageSize(); has && limit > 0 && len(m.Body) > limit {
+		setAll(all, bounced(552, "5.3.4", relay, "message of %d bytes is larger than the %d bytes %s accepts", len(m.Body), limit, relay).result)
+		return true, false
+	}
+	if err := c.Mail(m.From, mailOptions(m)); err != nil {
+		var se *smtp.SMTPError
+		if first && (!errors.As(err, &se) || se.Code == 421) {
+			return false, true
+		}
+		return reply(all, err), false
+	}
+	info := recipientInfo(m)
+	var accepted []int
+	for i, rc := range rcpts {
+		err := c.Rcpt(rc, rcptOptions(info[rc]))
+		if err == nil {
+			accepted = append(accepted, i)
+			continue
+		}
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) {
+			lost(append(accepted, all[i:]...), err)
+			return false, false
+		}
+		out[i] = replyResult(rc, relay, se)
+		if se.Code == 421 {
+			lost(append(accepted, all[i+1:]...), errors.New("server closed the session (421)"))
+			return false, false
+		}
+	}
+	if len(accepted) == 0 {
+		return true, false
+	}
+	w, err := c.Data()
+	if err != nil {
+		return reply(accepted, err), false
+	}
+	if _, err := w.Write(m.Body); err != nil {
+		lost(accepted, err)
+		return false, false
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return reply(accepted, err), false
+	}
+	cn.msgs++
+	text := strings.Join(strings.Fields(resp.StatusText), " ")
+	dsn := "2.0.0"
+	if code, _, has := cutEnhanced(text); has && code[0] == '2' {
+		dsn = code
+	}
+	setAll(accepted, func(rc string) queue.Result {
+		return queue.Result{Rcpt: rc, Status: queue.Sent, Code: 250, DSN: dsn, Text: "250 " + text, Relay: relay}
+	})
+	return true, false
+}
+
+// mailOptions are the MAIL parameters for m; go-smtp adds only those the
+// peer supports (BODY=8BITMIME whenever it offers 8BITMIME).
+func mailOptions(m *queue.Message) *smtp.MailOptions {
+	o := &smtp.MailOptions{Size: int64(len(m.Body)), UTF8: m.SMTPUTF8}
+	switch strings.ToUpper(m.Ret) {
+	case "FULL":
+		o.Return = smtp.DSNReturnFull
+	case "HDRS":
+		o.Return = smtp.DSNReturnHeaders
+	}
+	if printable(m.EnvID) {
+		o.EnvelopeID = m.EnvID
+	}
+	return o
+}
+
+// recipientInfo maps each address of m to its envelope recipient.
+func recipientInfo(m *queue.Message) map[string]*queue.Recipient {
+	info := make(map[string]*queue.Recipient, len(m.Rcpts))
+	for i := range m.Rcpts {
+		info[m.Rcpts[i].Addr] = &m.Rcpts[i]
+	}
+	return info
+}
+
+// rcptOptions are the DSN parameters (NOTIFY, ORCPT) given for r at
+// RCPT, passed on when well formed.
+func rcptOptions(r *queue.Recipient) *smtp.RcptOptions {
+	if r == nil {
+		return nil
+	}
+	o := &smtp.RcptOptions{Notify: notifyList(r.Notify)}
+	if typ, addr, found := strings.Cut(r.ORCPT, ";"); found && addr != "" {
+		switch strings.ToUpper(typ) {
+		case "RFC822":
+			if printable(addr) {
+				o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeRFC822, addr
+			}
+		case "UTF-8":
+			o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeUTF8, addr
+		}
+	}
+	return o
+}
+
+// notifyList is a well-formed NOTIFY list (NEVER alone, or some of
+// SUCCESS, FAILURE, DELAY), or nil.
+func notifyList(list []string) []smtp.DSNNotify {
+	var out []smtp.DSNNotify
+	for _, n := range list {
+		v := smtp.DSNNotify(strings.ToUpper(n))
+		switch v {
+		case smtp.DSNNotifyNever:
+			if len(list) != 1 {
+				return nil
+			}
+		case smtp.DSNNotifyDelayed, smtp.DSNNotifyFailure, smtp.DSNNotifySuccess:
+		default:
+			return nil
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// printable reports whether s is non-empty printable ASCII.
+func printable(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// cutEnhanced splits a leading enhanced status code ("2.0.0 Ok") off text.
+func cutEnhanced(text string) (code, rest string, ok bool) {
+	code, rest, _ = strings.Cut(text, " ")
+	parts := strings.Split(code, ".")
+	if len(parts) != 3 {
+		return "", text, false
+	}
+	for _, p := range parts {
+		if _, err := strconv.Atoi(p); err != nil || p == "" {
+			return "", text, false
+		}
+	}
+	return code, rest, true
+}
