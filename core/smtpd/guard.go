@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -26,7 +27,9 @@ import (
 //     limit is switched off: it also applied to BDAT chunks it discards,
 //     closing the connection after a correct 552);
 //   - rewrite "RCPT TO:<postmaster>", which go-smtp's parser refuses, into
-//     "RCPT TO:<postmaster@first-local-domain>" (RFC 5321 §4.5.1).
+//     "RCPT TO:<postmaster@first-local-domain>" (RFC 5321 §4.5.1);
+//   - run STARTTLS itself (see startTLS), so that all of the above keeps
+//     working on the decrypted stream, and serve implicit TLS the same way.
 //
 // It hands go-smtp at most one command line per Read and enters DATA mode
 // only after go-smtp answered the DATA command with 354, so both always
@@ -63,6 +66,24 @@ type guardConn struct {
 
 	closeOnce sync.Once
 	onClose   func()
+
+	// tlsConfig enables STARTTLS; nil leaves STARTTLS to go-smtp (which
+	// then refuses it, having no TLSConfig either).
+	tlsConfig        *tls.Config
+	handshakeTimeout time.Duration
+	// tlsConn is the TLS layer over Conn once TLS started; every read and
+	// write goes through it, while Close and deadlines use Conn directly.
+	tlsConn atomic.Pointer[tls.Conn]
+	// handshaken is false while an implicit-TLS handshake is pending.
+	handshaken bool
+	// needHelo refuses transaction commands after STARTTLS until the
+	// client greets again (RFC 3207 §4.2: the session starts over).
+	needHelo bool
+	// sasl is set after a 334 reply: the next line is a SASL response,
+	// not a command. authed is set after a 235 reply.
+	sasl, authed bool
+	// onTLS, when set, is told of every discarded pipelined byte count.
+	onTLS func(discarded int)
 }
 
 // Modes of a guardConn.
@@ -70,14 +91,12 @@ const (
 	modeCmd  = iota // command lines
 	modeData        // inside DATA, up to <CRLF>.<CRLF>
 	modeBDAT        // inside a BDAT chunk
-	modeRaw         // after STARTTLS: the TLS layer sits above us
 )
 
 // What the server's reply to the last command line decides.
 const (
 	awaitNone = iota
 	awaitData // 354 enters DATA
-	awaitTLS  // 220 starts TLS
 )
 
 // go-smtp's dataReader states (data.go in go-smtp), copied exactly.
@@ -118,19 +137,55 @@ func (g *guardConn) Close() error {
 	return g.Conn.Close()
 }
 
-// Write notes the reply code the server sends after DATA or STARTTLS,
-// and closes the connection after a reply when closeAfterReply is set (a
-// plugin's Disconnect verdict: 421, then close).
+// Write notes the reply code the server sends after DATA and AUTH, drops
+// go-smtp's STARTTLS capability once TLS is on, and closes the connection
+// after a reply when closeAfterReply is set (a plugin's Disconnect verdict
+// or too many failed logins: 421, then close).
 func (g *guardConn) Write(p []byte) (int, error) {
 	if g.await != awaitNone && !g.replied && len(p) >= 3 {
 		copy(g.reply[:], p)
 		g.replied = true
 	}
-	n, err := g.Conn.Write(p)
+	if len(p) >= 4 {
+		g.sasl = string(p[:4]) == "334 "
+		if string(p[:4]) == "235 " {
+			g.authed = true
+		}
+	}
+	out := p
+	if g.tlsConn.Load() != nil && bytes.HasPrefix(p, []byte("250")) {
+		out = dropLine(p, "250-STARTTLS\r\n")
+	}
+	if err := g.handshake(); err != nil {
+		return 0, err
+	}
+	_, err := g.stream().Write(out)
 	if g.closeAfterReply.Load() && bytes.HasSuffix(p, []byte("\r\n")) {
 		g.Close()
 	}
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// dropLine returns p without any whole line equal to line.
+func dropLine(p []byte, line string) []byte {
+	i := bytes.Index(p, []byte(line))
+	if i < 0 || i > 0 && p[i-1] != '\n' {
+		return p
+	}
+	out := append(p[:i:i], p[i+len(line):]...)
+	return dropLine(out, line)
+}
+
+// stream is what reads and writes go through: the TLS layer once TLS
+// started, else the socket.
+func (g *guardConn) stream() net.Conn {
+	if t := g.tlsConn.Load(); t != nil {
+		return t
+	}
+	return g.Conn
 }
 
 // Read hands out the next checked bytes.
@@ -148,8 +203,6 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		case g.await == awaitData && g.replied && string(g.reply[:]) == "354":
 			g.mode, g.dstate, g.lineLen = modeData, stateBeginLine, 0
 			g.lostCR.Store(false)
-		case g.await == awaitTLS && g.replied && string(g.reply[:]) == "220":
-			g.mode = modeRaw
 		}
 		g.await, g.replied = awaitNone, false
 	}
@@ -158,13 +211,6 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		return g.readData(p)
 	case modeBDAT:
 		return g.readBDAT(p)
-	case modeRaw:
-		if g.r < g.w {
-			n := copy(p, g.raw[g.r:g.w])
-			g.r += n
-			return n, nil
-		}
-		return g.Conn.Read(p)
 	}
 	return g.readCmd(p)
 }
@@ -181,7 +227,10 @@ func (g *guardConn) fill() error {
 			return g.finish(err)
 		}
 	}
-	n, err := g.Conn.Read(g.raw[g.w:])
+	if err := g.handshake(); err != nil {
+		return err
+	}
+	n, err := g.stream().Read(g.raw[g.w:])
 	g.w += n
 	if n > 0 {
 		return nil
@@ -203,7 +252,7 @@ func (g *guardConn) finish(err error) error {
 // fail writes a last reply, closes the connection and latches.
 func (g *guardConn) fail(code, text string) error {
 	g.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	g.Conn.Write([]byte(code + " " + g.hostname + " " + text + "\r\n"))
+	g.stream().Write([]byte(code + " " + g.hostname + " " + text + "\r\n"))
 	g.Close()
 	g.err = errConnFinished
 	return g.err
@@ -222,7 +271,15 @@ func (g *guardConn) readCmd(p []byte) (int, error) {
 				bytes.IndexByte(line[:len(line)-2], '\r') >= 0 {
 				return 0, g.fail("500 5.5.2", "Bare CR or LF in command line, closing connection")
 			}
-			g.out = g.classify(line)
+			if g.sasl { // a SASL response, never a command
+				g.out = line
+			} else if handled, err := g.intercept(line); err != nil {
+				return 0, err
+			} else if handled {
+				continue
+			} else {
+				g.out = g.classify(line)
+			}
 			n := copy(p, g.out)
 			g.out = g.out[n:]
 			return n, nil
@@ -243,8 +300,6 @@ func (g *guardConn) classify(line []byte) []byte {
 	switch {
 	case len(cmd) >= 4 && bytes.EqualFold(cmd[:4], []byte("DATA")):
 		g.await, g.replied = awaitData, false
-	case len(cmd) >= 8 && bytes.EqualFold(cmd[:8], []byte("STARTTLS")):
-		g.await, g.replied = awaitTLS, false
 	case len(cmd) > 5 && bytes.EqualFold(cmd[:4], []byte("BDAT")) && cmd[4] == ' ':
 		// Mirror go-smtp's handleBdat: a chunk follows whenever the
 		// arguments parse, even if the command is then refused.

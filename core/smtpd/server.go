@@ -7,6 +7,7 @@ package smtpd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,23 @@ type Options struct {
 	Filters filter.Runner
 	// Spam holds the score thresholds applied after the data hook.
 	Spam Spam
+
+	// TLSConfig enables STARTTLS (and is required by ServeTLS); nil
+	// means plain text only. tlsconf.Store.Config gives one.
+	TLSConfig *tls.Config
+	// RequireAuth refuses MAIL before a successful AUTH with 530 5.7.0;
+	// it is always on when Name is "submission".
+	RequireAuth bool
+	// Users checks AUTH PLAIN and LOGIN; nil means AUTH is not offered.
+	Users Authenticator
+	// AllowInsecureAuth offers AUTH without TLS (for loopback testing).
+	AllowInsecureAuth bool
+	// RestrictSender limits an authenticated user's MAIL FROM to the
+	// domain of its login (a local domain for a login without '@'),
+	// refusing others with 553 5.7.1.
+	RestrictSender bool
+	// AuthLimits throttle failed logins per client IP.
+	AuthLimits AuthLimits
 }
 
 // Defaults for zero values in Options.Listener.
@@ -60,6 +78,9 @@ const (
 	DefaultSessionTimeout = time.Hour
 )
 
+// handshakeTimeout bounds a TLS handshake (less when CommandTimeout is).
+const handshakeTimeout = 30 * time.Second
+
 // Server is one SMTP service (port 25 or submission), serving any number of
 // listeners with shared limits.
 type Server struct {
@@ -71,6 +92,9 @@ type Server struct {
 	normalize bool     // BareNewline == "normalize"
 	ctx       context.Context
 	cancel    context.CancelFunc
+	// requireAuth is Options.RequireAuth or a submission service.
+	requireAuth bool
+	authLimiter *authLimiter
 
 	mu        sync.Mutex
 	closed    bool
@@ -112,7 +136,9 @@ func New(opts Options) (*Server, error) {
 	if lc.SessionTimeout == 0 {
 		lc.SessionTimeout = config.Duration(DefaultSessionTimeout)
 	}
-	s := &Server{opts: opts, lc: lc, perIP: make(map[netip.Addr]int)}
+	s := &Server{opts: opts, lc: lc, perIP: make(map[netip.Addr]int),
+		requireAuth: opts.RequireAuth || opts.Name == "submission",
+		authLimiter: newAuthLimiter(opts.AuthLimits)}
 	s.log = opts.Logger.With("service", opts.Name)
 	switch lc.BareNewline {
 	case "", "reject":
@@ -138,6 +164,10 @@ func New(opts Options) (*Server, error) {
 	srv.WriteTimeout = lc.CommandTimeout.D()
 	srv.EnableSMTPUTF8 = true
 	srv.EnableDSN = true
+	// go-smtp advertises STARTTLS when TLSConfig is set; the guard runs
+	// it (see guardtls.go). AUTH is offered and refused by the session.
+	srv.TLSConfig = opts.TLSConfig
+	srv.AllowInsecureAuth = true
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	s.smtp = srv
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -145,15 +175,30 @@ func New(opts Options) (*Server, error) {
 }
 
 // Serve accepts connections on l until Close; it may be called for several
-// listeners at once. It returns nil after Close.
+// listeners at once. It returns nil after Close. STARTTLS is offered when
+// Options.TLSConfig is set.
 func (s *Server) Serve(l net.Listener) error {
+	return s.serve(l, false)
+}
+
+// ServeTLS is Serve for an implicit-TLS listener (port 465): every
+// connection starts with the TLS handshake. It needs Options.TLSConfig.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.opts.TLSConfig == nil {
+		l.Close()
+		return fmt.Errorf("smtpd: [%s] implicit TLS listener %s without a TLS configuration", s.opts.Name, l.Addr())
+	}
+	return s.serve(l, true)
+}
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		l.Close()
 		return nil
 	}
-	ll := &limitListener{Listener: l, s: s}
+	ll := &limitListener{Listener: l, s: s, implicitTLS: implicitTLS}
 	s.listeners = append(s.listeners, ll)
 	s.mu.Unlock()
 	err := s.smtp.Serve(ll)
@@ -251,8 +296,9 @@ func (s *Server) release(ip netip.Addr) {
 // connection in a guardConn with the session timeout.
 type limitListener struct {
 	net.Listener
-	s         *Server
-	closeOnce sync.Once
+	s           *Server
+	implicitTLS bool
+	closeOnce   sync.Once
 }
 
 // Accept returns the next admitted connection; over-limit ones get a 421
@@ -281,6 +327,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 				s.release(ip)
 				s.log.Info("disconnect", "client", ip.String(), "duration", time.Since(start).Round(time.Millisecond))
 			})
+		hs := min(s.lc.CommandTimeout.D(), handshakeTimeout)
+		switch {
+		case l.implicitTLS:
+			g.implicitTLS(s.opts.TLSConfig, hs)
+		case s.opts.TLSConfig != nil:
+			g.enableTLS(s.opts.TLSConfig, hs)
+		}
+		g.onTLS = func(n int) {
+			s.log.Warn("starttls: discarded commands pipelined before the handshake", "client", ip.String(), "bytes", n)
+		}
 		timer.Store(time.AfterFunc(s.lc.SessionTimeout.D(), func() {
 			s.log.Warn("session timeout, closing connection", "client", ip.String(), "timeout", s.lc.SessionTimeout.D())
 			g.Close()

@@ -58,6 +58,7 @@ func newSession(s *Server, c *smtp.Conn) (*session, error) {
 	}
 	ss.info.Helo = c.Hostname()
 	if ss.fs = newFsession(s.opts.Filters, s.opts.Name, c.Conn()); ss.fs != nil {
+		ss.fs.txn.Conn.TLS = ss.tlsDescription()
 		if reply := ss.run(pluginapi.HookConnect); reply != nil {
 			return nil, reply
 		}
@@ -73,7 +74,7 @@ func newSession(s *Server, c *smtp.Conn) (*session, error) {
 }
 
 // relayAllowed reports whether this client may send to any domain: it comes
-// from a trusted network or (once AUTH exists) has authenticated.
+// from a trusted network or has authenticated.
 func (ss *session) relayAllowed() bool {
 	return ss.info.AuthUser != "" || ss.s.isTrusted(ss.info.ClientIP)
 }
@@ -92,8 +93,14 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if ss.env != nil {
 		return errNestedMail
 	}
+	if ss.s.requireAuth && ss.info.AuthUser == "" {
+		return ss.reject("mail", errAuthRequired, "from", from)
+	}
 	if err := checkSender(from); err != nil {
 		return ss.reject("mail", err.(*smtp.SMTPError), "from", from)
+	}
+	if err := ss.checkSenderOwned(from); err != nil {
+		return err
 	}
 	ss.info.Helo = ss.conn.Hostname() // a later EHLO may have changed it
 	env := &queue.Envelope{
@@ -110,6 +117,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if fs := ss.fs; fs != nil {
 		fs.txn.Conn.Helo = ss.info.Helo
+		fs.txn.Conn.TLS = ss.tlsDescription() // STARTTLS may have come since
 		fs.beginTxn(from)
 		if reply := ss.run(pluginapi.HookMail); reply != nil {
 			return reply
@@ -192,7 +200,7 @@ func (ss *session) Data(r io.Reader) error {
 		ID:       env.ID,
 		Date:     now,
 	}
-	_, ri.TLS = ss.conn.TLSConnectionState()
+	_, ri.TLS = ss.tlsState()
 	if len(env.Rcpts) == 1 {
 		ri.Rcpt = env.Rcpts[0].Addr
 	}

@@ -1,0 +1,188 @@
+package smtpd
+
+import (
+	"crypto/tls"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Authenticator checks submission logins (core/users.File is one).
+type Authenticator interface {
+	// Authenticate reports whether password is user's.
+	Authenticate(user, password string) bool
+}
+
+// Replies of AUTH and of the checks that depend on it.
+var (
+	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
+		Message: "Authentication required"}
+	errAuthEncryption = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11},
+		Message: "Encryption required for requested authentication mechanism, use STARTTLS"}
+	errAuthUnavailable = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1},
+		Message: "AUTH not available on this service"}
+	errAuthMechanism = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4},
+		Message: "Unrecognized authentication type, use PLAIN or LOGIN"}
+	errAuthInvalid = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8},
+		Message: "Authentication credentials invalid"}
+	errAuthTooMany = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "Too many failed logins, try again later"}
+	errSenderNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		Message: "Sender address not owned by user"}
+)
+
+var _ smtp.AuthSession = (*session)(nil)
+
+// authUsable reports whether AUTH may be used now: users are configured
+// and the connection is encrypted (or allow_insecure_auth is set).
+func (ss *session) authUsable() bool {
+	if ss.s.opts.Users == nil {
+		return false
+	}
+	_, isTLS := ss.tlsState()
+	return isTLS || ss.s.opts.AllowInsecureAuth
+}
+
+// AuthMechanisms lists the mechanisms offered in EHLO: none before TLS.
+func (ss *session) AuthMechanisms() []string {
+	if !ss.authUsable() {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth starts a login with mech.
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	switch {
+	case ss.s.opts.Users == nil:
+		return nil, ss.reject("auth", errAuthUnavailable)
+	case !ss.authUsable():
+		return nil, ss.reject("auth", errAuthEncryption)
+	case ss.s.authLimiter.blocked(ss.info.ClientIP):
+		ss.log.Warn("auth refused: too many failures", "ip", ss.info.ClientIP.String())
+		ss.closeAfterReply()
+		return nil, errAuthTooMany
+	}
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, user, password string) error {
+			if identity != "" && identity != user {
+				return ss.authFailed(mech, user, "authorization identity differs from the user")
+			}
+			return ss.login(mech, user, password)
+		}), nil
+	case sasl.Login:
+		return &loginServer{check: func(user, password string) error { return ss.login(mech, user, password) }}, nil
+	}
+	return nil, ss.reject("auth", errAuthMechanism, "mech", mech)
+}
+
+// login checks a user's password; nil means go-smtp answers 235.
+func (ss *session) login(mech, user, password string) error {
+	if !ss.s.opts.Users.Authenticate(user, password) {
+		return ss.authFailed(mech, user, "bad user or password")
+	}
+	ss.info.AuthUser = user
+	if ss.fs != nil {
+		ss.fs.txn.Conn.AuthUser = user
+	}
+	ss.log.Info("auth", "ip", ss.info.ClientIP.String(), "user", user, "mech", strings.ToUpper(mech))
+	return nil
+}
+
+// authFailed logs a failed login (one line with ip= and user= for
+// fail2ban), waits the progressive delay and returns the reply: 535, or
+// 421 and the end of the connection after too many failures.
+func (ss *session) authFailed(mech, user, why string) error {
+	n, delay, blocked := ss.s.authLimiter.fail(ss.info.ClientIP)
+	ss.log.Warn("auth failed", "ip", ss.info.ClientIP.String(), "user", user,
+		"mech", strings.ToUpper(mech), "failures", n, "reason", why)
+	if blocked {
+		ss.closeAfterReply()
+		return errAuthTooMany
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ss.s.ctx.Done():
+	}
+	return errAuthInvalid
+}
+
+// closeAfterReply closes the connection once the next reply is written.
+func (ss *session) closeAfterReply() {
+	if g, ok := ss.conn.Conn().(*guardConn); ok {
+		g.closeAfterReply.Store(true)
+	}
+}
+
+// tlsState returns the connection's TLS state; ok is false in plain text.
+func (ss *session) tlsState() (tls.ConnectionState, bool) {
+	if g, ok := ss.conn.Conn().(*guardConn); ok {
+		return g.tlsState()
+	}
+	return ss.conn.TLSConnectionState()
+}
+
+// tlsDescription describes the TLS session for filters, like
+// "TLS1.3 TLS_AES_128_GCM_SHA256"; "" in plain text.
+func (ss *session) tlsDescription() string {
+	st, ok := ss.tlsState()
+	if !ok {
+		return ""
+	}
+	return strings.ReplaceAll(tls.VersionName(st.Version), " ", "") + " " + tls.CipherSuiteName(st.CipherSuite)
+}
+
+// checkSenderOwned enforces restrict_sender for an authenticated user:
+// the MAIL FROM domain must be the login's domain, or a local domain when
+// the login is not an address. The null sender is always allowed.
+func (ss *session) checkSenderOwned(from string) error {
+	user := ss.info.AuthUser
+	if !ss.s.opts.RestrictSender || user == "" || from == "" {
+		return nil
+	}
+	_, domain, err := checkAddress(from)
+	if err != nil {
+		return nil // checkSender already refused it
+	}
+	if i := strings.LastIndexByte(user, '@'); i >= 0 {
+		if strings.EqualFold(strings.TrimSuffix(user[i+1:], "."), domain) {
+			return nil
+		}
+	} else if ss.s.isLocal(domain) {
+		return nil
+	}
+	return ss.reject("mail", errSenderNotOwned, "from", from, "user", user)
+}
+
+// loginServer is the server side of the LOGIN mechanism
+// (draft-murchison-sasl-login): "Username:", then "Password:".
+type loginServer struct {
+	check func(user, password string) error
+	user  string
+	step  int
+}
+
+// Next implements sasl.Server.
+func (a *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	switch a.step {
+	case 0:
+		a.step = 1
+		if response == nil {
+			return []byte("Username:"), false, nil
+		}
+		fallthrough // initial response carries the user name
+	case 1:
+		a.user, a.step = string(response), 2
+		return []byte("Password:"), false, nil
+	case 2:
+		a.step = 3
+		return nil, true, a.check(a.user, string(response))
+	}
+	return nil, true, errors.New("sasl: unexpected LOGIN response")
+}

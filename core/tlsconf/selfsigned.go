@@ -1,0 +1,105 @@
+package tlsconf
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// selfSignedLifetime is how long a generated certificate is valid; it is
+// generated again when it has expired (or does not name the hostname).
+const selfSignedLifetime = 5 * 365 * 24 * time.Hour
+
+// ensureSelfSigned makes sure certFile and keyFile hold a usable
+// self-signed certificate for hostname, generating one when they are
+// missing, expired or for another name. It reports whether it generated.
+func ensureSelfSigned(certFile, keyFile, hostname string, now time.Time) (bool, error) {
+	if cert, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
+		leaf := cert.Leaf
+		if leaf != nil && now.Before(leaf.NotAfter) && leaf.VerifyHostname(hostname) == nil {
+			return false, nil
+		}
+	}
+	certPEM, keyPEM, err := GenerateSelfSigned(hostname, now)
+	if err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
+		return false, err
+	}
+	if err := writeAtomic(keyFile, keyPEM, 0o600); err != nil {
+		return false, err
+	}
+	if err := writeAtomic(certFile, certPEM, 0o644); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// GenerateSelfSigned returns a PEM certificate and PKCS#8 key (ECDSA
+// P-256) for hostname, valid from an hour before now.
+func GenerateSelfSigned(hostname string, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: hostname, Organization: []string{"Sluice self-signed"}},
+		DNSNames:              []string{hostname},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(selfSignedLifetime),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating certificate: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	return certPEM, keyPEM, nil
+}
+
+// writeAtomic writes data to path through a temporary file and a rename.
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

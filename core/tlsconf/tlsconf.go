@@ -1,0 +1,168 @@
+// Package tlsconf holds the server's TLS certificate: it loads the PEM files
+// named in [tls], reloads them on demand (SIGHUP) and when they change on
+// disk, and, when none are configured, generates a self-signed certificate
+// for the hostname once so that STARTTLS works out of the box.
+package tlsconf
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Store.
+type Options struct {
+	// CertFile and KeyFile are PEM files; both empty means a self-signed
+	// certificate in Dir.
+	CertFile, KeyFile string
+	// Dir holds the generated self-signed certificate (cert.pem, key.pem);
+	// used only when CertFile and KeyFile are empty.
+	Dir string
+	// Hostname is the name a generated certificate is made for.
+	Hostname string
+	// Logger receives reloads and reload failures; nil means slog.Default.
+	Logger *slog.Logger
+}
+
+// Store is the current certificate. It is safe for concurrent use.
+type Store struct {
+	opts     Options
+	log      *slog.Logger
+	cur      atomic.Pointer[tls.Certificate]
+	mu       sync.Mutex // serialises Reload and the stamps
+	stamp    [2]fileStamp
+	selfSign bool
+}
+
+// fileStamp identifies one version of a file.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+	ok   bool
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{mod: fi.ModTime(), size: fi.Size(), ok: true}
+}
+
+// Self-signed file names inside Options.Dir.
+const (
+	SelfSignedCert = "cert.pem"
+	SelfSignedKey  = "key.pem"
+)
+
+// New loads the configured certificate, or generates (or reuses) the
+// self-signed one, and returns a Store serving it.
+func New(opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Store{opts: opts, log: opts.Logger}
+	switch {
+	case opts.CertFile == "" && opts.KeyFile == "":
+		if opts.Dir == "" || opts.Hostname == "" {
+			return nil, errors.New("tlsconf: no certificate configured and no Dir/Hostname to generate one")
+		}
+		s.selfSign = true
+		s.opts.CertFile = filepath.Join(opts.Dir, SelfSignedCert)
+		s.opts.KeyFile = filepath.Join(opts.Dir, SelfSignedKey)
+		generated, err := ensureSelfSigned(s.opts.CertFile, s.opts.KeyFile, opts.Hostname, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("tlsconf: self-signed certificate in %s: %w", opts.Dir, err)
+		}
+		if generated {
+			s.log.Warn("tls: no [tls] cert configured; generated a self-signed certificate",
+				"hostname", opts.Hostname, "cert", s.opts.CertFile)
+		}
+	case opts.CertFile == "" || opts.KeyFile == "":
+		return nil, errors.New("tlsconf: [tls] cert and key must be set together (or both left empty for a self-signed certificate)")
+	}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Files returns the certificate and key paths in use.
+func (s *Store) Files() (cert, key string) { return s.opts.CertFile, s.opts.KeyFile }
+
+// SelfSigned reports whether the Store serves a generated certificate.
+func (s *Store) SelfSigned() bool { return s.selfSign }
+
+// Reload reads the certificate and key again. On error the previous
+// certificate stays in use and the error says which file is wrong.
+func (s *Store) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reloadLocked()
+}
+
+func (s *Store) reloadLocked() error {
+	s.stamp = [2]fileStamp{stampOf(s.opts.CertFile), stampOf(s.opts.KeyFile)}
+	cert, err := tls.LoadX509KeyPair(s.opts.CertFile, s.opts.KeyFile)
+	if err != nil {
+		return fmt.Errorf("tlsconf: loading [tls] cert %s and key %s: %w; fix the files (the previous certificate stays in use)",
+			s.opts.CertFile, s.opts.KeyFile, err)
+	}
+	old := s.cur.Swap(&cert)
+	if old != nil {
+		s.log.Info("tls: certificate reloaded", "cert", s.opts.CertFile, "not_after", cert.Leaf.NotAfter)
+	}
+	return nil
+}
+
+// changed reports whether either file differs from the last load.
+func (s *Store) changed() bool {
+	return stampOf(s.opts.CertFile) != s.stamp[0] || stampOf(s.opts.KeyFile) != s.stamp[1]
+}
+
+// Watch polls the files every interval and reloads them when they change,
+// until ctx is done. A failed reload is logged and retried at the next
+// change.
+func (s *Store) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		if s.changed() {
+			if err := s.reloadLocked(); err != nil {
+				s.log.Error("tls: reload failed", "err", err)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Certificate returns the current certificate.
+func (s *Store) Certificate() *tls.Certificate { return s.cur.Load() }
+
+// GetCertificate is a tls.Config.GetCertificate returning the current
+// certificate.
+func (s *Store) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.cur.Load(), nil
+}
+
+// Config returns a server tls.Config (TLS 1.2 minimum) that always serves
+// the current certificate.
+func (s *Store) Config() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: s.GetCertificate,
+	}
+}
