@@ -1,0 +1,265 @@
+package remote
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// sinkOptions shape a sink's behaviour.
+type sinkOptions struct {
+	tls      bool  // offer STARTTLS with a self-signed certificate
+	smtputf8 bool  // offer SMTPUTF8
+	maxSize  int64 // announce SIZE
+	// user and pass, when set, offer AUTH PLAIN and require it for MAIL.
+	user, pass string
+	// replies scripts RCPT replies per recipient, one per RCPT in turn; a
+	// nil entry (or none left) accepts.
+	replies map[string][]*smtp.SMTPError
+	// dataErr, when set, is the reply to the end of the data.
+	dataErr *smtp.SMTPError
+	// hold, when set, keeps every DATA waiting until it is closed.
+	hold chan struct{}
+}
+
+// txn is one transaction a sink accepted data for.
+type txn struct {
+	from  string
+	rcpts []string
+	data  string
+	tls   bool
+	user  string
+	utf8  bool
+}
+
+// sink is a go-smtp server on 127.0.0.1 playing a remote MX: it records
+// transactions and counts connections.
+type sink struct {
+	addr string
+	o    sinkOptions
+
+	mu      sync.Mutex
+	txns    []txn
+	conns   int // connections accepted
+	open    int // connections open now
+	maxOpen int
+	inData  int // sessions inside DATA now
+	replies map[string][]*smtp.SMTPError
+}
+
+func startSink(t *testing.T, o sinkOptions) *sink {
+	t.Helper()
+	s := &sink{o: o, replies: make(map[string][]*smtp.SMTPError)}
+	for k, v := range o.replies {
+		s.replies[k] = append([]*smtp.SMTPError(nil), v...)
+	}
+	srv := smtp.NewServer(s)
+	srv.Domain = "sink.test"
+	srv.EnableSMTPUTF8 = o.smtputf8
+	srv.MaxMessageBytes = o.maxSize
+	srv.AllowInsecureAuth = true
+	srv.ReadTimeout = time.Minute
+	if o.tls {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = ln.Addr().String()
+	go srv.Serve(&countingListener{Listener: ln, s: s})
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+// Transactions returns the transactions so far.
+func (s *sink) transactions() []txn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]txn(nil), s.txns...)
+}
+
+// counts returns connections accepted, open now and most open at once.
+func (s *sink) counts() (conns, open, maxOpen int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns, s.open, s.maxOpen
+}
+
+func (s *sink) dataSessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inData
+}
+
+// countingListener counts the sink's connections.
+type countingListener struct {
+	net.Listener
+	s *sink
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.s.mu.Lock()
+	l.s.conns++
+	l.s.open++
+	l.s.maxOpen = max(l.s.maxOpen, l.s.open)
+	l.s.mu.Unlock()
+	return &countedConn{Conn: c, s: l.s}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	s    *sink
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		c.s.open--
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// NewSession implements smtp.Backend.
+func (s *sink) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &sinkSession{s: s, c: c}, nil
+}
+
+type sinkSession struct {
+	s    *sink
+	c    *smtp.Conn
+	user string
+	cur  txn
+}
+
+var _ smtp.AuthSession = (*sinkSession)(nil)
+
+func (ss *sinkSession) AuthMechanisms() []string {
+	if ss.s.o.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (ss *sinkSession) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if user != ss.s.o.user || pass != ss.s.o.pass {
+			return errors.New("bad credentials")
+		}
+		ss.user = user
+		return nil
+	}), nil
+}
+
+func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
+	if ss.s.o.user != "" && ss.user == "" {
+		return smtp.ErrAuthRequired
+	}
+	_, isTLS := ss.c.TLSConnectionState()
+	ss.cur = txn{from: from, tls: isTLS, user: ss.user, utf8: opts != nil && opts.UTF8}
+	return nil
+}
+
+func (ss *sinkSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+	ss.s.mu.Lock()
+	var reply *smtp.SMTPError
+	if list := ss.s.replies[to]; len(list) > 0 {
+		reply = list[0]
+		ss.s.replies[to] = list[1:]
+	}
+	ss.s.mu.Unlock()
+	if reply != nil {
+		return reply
+	}
+	ss.cur.rcpts = append(ss.cur.rcpts, to)
+	return nil
+}
+
+func (ss *sinkSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if h := ss.s.o.hold; h != nil {
+		ss.s.mu.Lock()
+		ss.s.inData++
+		ss.s.mu.Unlock()
+		<-h
+		ss.s.mu.Lock()
+		ss.s.inData--
+		ss.s.mu.Unlock()
+	}
+	if ss.s.o.dataErr != nil {
+		return ss.s.o.dataErr
+	}
+	ss.cur.data = string(b)
+	ss.s.mu.Lock()
+	ss.s.txns = append(ss.s.txns, ss.cur)
+	ss.s.mu.Unlock()
+	return nil
+}
+
+func (ss *sinkSession) Reset()        { ss.cur = txn{} }
+func (ss *sinkSession) Logout() error { return nil }
+
+// refuser is a listener that greets every connection with 421 and hangs
+// up, as a busy MX does.
+func startRefuser(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("421 4.3.2 busy, try later\r\n"))
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// selfSigned makes a certificate for the sink.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "sink.test"},
+		DNSNames:     []string{"sink.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
