@@ -2,7 +2,9 @@
 # install-test-deps.sh installs the Debian packages the tests and benchmarks
 # need: Dovecot (LMTP delivery tests), swaks (manual SMTP checks) and Postfix
 # (for smtp-sink, used by the benchmarks as a fast remote SMTP server), and
-# wabt (wat2wasm, which assembles the filter tests' WebAssembly text guests).
+# wabt (wat2wasm, which assembles the filter tests' WebAssembly text guests)
+# and python3-dkim (core/auth checks its DKIM signatures with an independent
+# verifier).
 #
 # It is idempotent and quick when everything is already there. It must run as
 # root (or with sudo available) on Debian or Ubuntu. No daemon is left
@@ -16,6 +18,7 @@ command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing="$miss
 command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing="$missing postfix"
 command -v wat2wasm >/dev/null 2>&1 || missing="$missing wabt"
+/usr/bin/python3 -c "import dkim, dns.resolver" >/dev/null 2>&1 || missing="$missing python3-dkim python3-dnspython"
 
 if [ -z "$missing" ]; then
 	exit 0
