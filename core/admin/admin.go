@@ -29,7 +29,15 @@ type Queue interface {
 	Release(ctx context.Context, id string) error
 	Remove(ctx context.Context, id string) error
 	Flush(ctx context.Context) error
+	// FlushDomain makes due now the messages with a pending recipient in
+	// domain.
+	FlushDomain(ctx context.Context, domain string) error
+	// Bounce fails every pending recipient of a message at once and sends
+	// the sender one DSN.
+	Bounce(ctx context.Context, id string) error
 }
+
+var _ Queue = (*queue.Queue)(nil)
 
 // Backend is what the admin API serves: the queue, and optionally the
 // plugins' state and metrics.
@@ -75,9 +83,10 @@ func NewServer(socket string, b Backend, log *slog.Logger) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /queue", s.list)
 	mux.HandleFunc("GET /queue/{id}", s.show)
-	mux.HandleFunc("POST /queue/flush", s.action(func(ctx context.Context, _ string) error { return q.Flush(ctx) }))
+	mux.HandleFunc("POST /queue/flush", s.flush)
 	mux.HandleFunc("POST /queue/{id}/hold", s.action(q.Hold))
 	mux.HandleFunc("POST /queue/{id}/release", s.action(q.Release))
+	mux.HandleFunc("POST /queue/{id}/bounce", s.action(q.Bounce))
 	mux.HandleFunc("DELETE /queue/{id}", s.action(q.Remove))
 	mux.HandleFunc("GET /plugins", s.plugins)
 	mux.HandleFunc("GET /metrics", s.metrics)
@@ -142,6 +151,24 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, Detail{Envelope: m.Envelope, Headers: string(headerSection(m.Body))})
+}
+
+// flush serves POST /queue/flush: every message, or with ?domain=D those
+// with a pending recipient in D.
+func (s *Server) flush(w http.ResponseWriter, r *http.Request) {
+	domain := r.URL.Query().Get("domain")
+	var err error
+	if domain == "" {
+		err = s.q.Flush(r.Context())
+	} else {
+		err = s.q.FlushDomain(r.Context(), domain)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.log.Info("admin", "op", r.Method+" "+r.URL.Path, "domain", domain)
+	writeJSON(w, http.StatusOK, map[string]string{"ok": "true"})
 }
 
 func (s *Server) action(f func(ctx context.Context, id string) error) http.HandlerFunc {

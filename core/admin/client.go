@@ -56,6 +56,18 @@ func (c *Client) Flush(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/queue/flush", nil)
 }
 
+// FlushDomain makes due now the messages with a pending recipient in
+// domain (case-insensitive).
+func (c *Client) FlushDomain(ctx context.Context, domain string) error {
+	return c.do(ctx, http.MethodPost, "/queue/flush?domain="+url.QueryEscape(domain), nil)
+}
+
+// Bounce fails every pending recipient of message id at once ("bounced by
+// the administrator"), sends the sender one DSN and removes the message.
+func (c *Client) Bounce(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, "/queue/"+url.PathEscape(id)+"/bounce", nil)
+}
+
 // Hold keeps a message from delivery until Release.
 func (c *Client) Hold(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodPost, "/queue/"+url.PathEscape(id)+"/hold", nil)

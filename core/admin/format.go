@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -13,37 +15,67 @@ import (
 )
 
 // WriteList prints the queue as `sluice queue ls` shows it: one line a
-// message, then one indented line a recipient with its state and last error.
+// message with its attempts and next attempt, then one indented line a
+// recipient with its state, attempts, relay and last error. Message lines
+// and recipient lines are aligned each among themselves.
 func WriteList(w io.Writer, envs []queue.Envelope, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSIZE\tARRIVED\tSTATE\tNEXT ATTEMPT\tFROM")
-	for _, e := range envs {
+	var msgs, rcpts bytes.Buffer
+	mw := tabwriter.NewWriter(&msgs, 0, 0, 2, ' ', 0)
+	rw := tabwriter.NewWriter(&rcpts, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(mw, "ID\tSIZE\tARRIVED\tSTATE\tATTEMPTS\tNEXT ATTEMPT\tFROM")
+	counts := make([]int, len(envs))
+	for i, e := range envs {
 		state := "queued"
 		if e.Held {
 			state = "held"
 		}
+		if e.DelayWarned {
+			state += ",warned"
+		}
 		next := "-"
 		if !e.Held && !e.NextAttempt.IsZero() {
-			next = e.NextAttempt.Sub(now).Round(time.Second).String()
-			if !e.NextAttempt.After(now) {
-				next = "now"
+			next = "now"
+			if e.NextAttempt.After(now) {
+				next = fmt.Sprintf("%s (in %s)", e.NextAttempt.Local().Format(time.DateTime), e.NextAttempt.Sub(now).Round(time.Second))
 			}
 		}
 		from := e.From
 		if from == "" {
 			from = "<> (bounce)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", e.ID, e.Size, e.Received.Format(time.DateTime), state, next, from)
+		fmt.Fprintf(mw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", e.ID, e.Size, e.Received.Local().Format(time.DateTime), state, e.Attempts, next, from)
 		for _, r := range e.Rcpts {
-			line := fmt.Sprintf("  -> %s\t%s\tattempts=%d", r.Addr, r.State, r.Attempts)
-			if r.LastError != "" {
-				line += fmt.Sprintf("\t%s %s", r.DSNCode, oneLine(r.LastError))
+			relay := r.Relay
+			if relay == "" {
+				relay = "-"
 			}
-			fmt.Fprintln(tw, line)
+			fmt.Fprintf(rw, "  -> %s\t%s\tattempts=%d\trelay=%s", r.Addr, r.State, r.Attempts, relay)
+			if r.LastError != "" {
+				fmt.Fprintf(rw, "\t%s %s", r.DSNCode, oneLine(r.LastError))
+			}
+			fmt.Fprintln(rw)
 		}
+		counts[i] = len(e.Rcpts)
 	}
-	fmt.Fprintf(tw, "-- %d message(s)\n", len(envs))
-	return tw.Flush()
+	if err := mw.Flush(); err != nil {
+		return err
+	}
+	if err := rw.Flush(); err != nil {
+		return err
+	}
+	ml := strings.SplitAfter(msgs.String(), "\n")
+	rl := strings.SplitAfter(rcpts.String(), "\n")
+	out := bufio.NewWriter(w)
+	out.WriteString(ml[0])
+	for i, n := range counts {
+		out.WriteString(ml[i+1])
+		for _, l := range rl[:n] {
+			out.WriteString(l)
+		}
+		rl = rl[n:]
+	}
+	fmt.Fprintf(out, "-- %d message(s)\n", len(envs))
+	return out.Flush()
 }
 
 // WriteDetail prints one message as `sluice queue show` shows it.
