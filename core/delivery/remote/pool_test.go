@@ -1,0 +1,224 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+func TestConnectionReuse(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		tls       bool
+		perConn   int
+		wantConns int
+	}{
+		{"one connection for all", false, 0, 1},
+		{"one TLS connection for all", true, 0, 1},
+		{"capped messages per connection", false, 2, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, twoMX...)
+			s := startSink(t, sinkOptions{tls: tt.tls})
+			e.route("192.0.2.1:25", s.addr)
+			d := e.deliverer(func(o *Options) { o.MaxMsgsPerConn = tt.perConn })
+			for i := range 5 {
+				rcpts := []string{fmt.Sprintf("u%d@example.test", i)}
+				check(t, deliver(d, message(fmt.Sprint("Q", i), rcpts...)), rcpts, want{status: queue.Sent})
+			}
+			if n := len(s.transactions()); n != 5 {
+				t.Errorf("sink got %d transactions, want 5", n)
+			}
+			for _, tx := range s.transactions() {
+				if tx.tls != tt.tls {
+					t.Errorf("transaction over TLS = %v, want %v", tx.tls, tt.tls)
+				}
+			}
+			if conns, _, _ := s.counts(); conns != tt.wantConns {
+				t.Errorf("sink saw %d connections, want %d", conns, tt.wantConns)
+			}
+			d.Close()
+			waitFor(t, "the pooled connection to close", func() bool { _, open, _ := s.counts(); return open == 0 })
+		})
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	e := newEnv(t, twoMX...)
+	s := startSink(t, sinkOptions{})
+	e.route("192.0.2.1:25", s.addr)
+	d := e.deliverer(func(o *Options) { o.IdleTimeout = time.Millisecond })
+	rcpts := []string{"a@example.test"}
+	check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: queue.Sent})
+	waitFor(t, "the idle connection to close", func() bool { _, open, _ := s.counts(); return open == 0 })
+	check(t, deliver(d, message("Q2", rcpts...)), rcpts, want{status: queue.Sent})
+	if conns, _, _ := s.counts(); conns != 2 {
+		t.Errorf("sink saw %d connections, want 2", conns)
+	}
+}
+
+// TestStalePooledConnection: a pooled connection the server dropped is
+// replaced by a new one, and the message goes out.
+func TestStalePooledConnection(t *testing.T) {
+	e := newEnv(t, twoMX...)
+	s := startSink(t, sinkOptions{})
+	e.route("192.0.2.1:25", s.addr)
+	d := e.deliverer(nil)
+	rcpts := []string{"a@example.test"}
+	check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: queue.Sent})
+	// Break the idle connection under the pool's feet.
+	for _, list := range d.pool.conns {
+		for _, cn := range list {
+			cn.raw.Close()
+		}
+	}
+	check(t, deliver(d, message("Q2", rcpts...)), rcpts, want{status: queue.Sent})
+	if conns, _, _ := s.counts(); conns != 2 {
+		t.Errorf("sink saw %d connections, want 2", conns)
+	}
+}
+
+// TestPerDestinationLimit: a burst to a slow destination holds to its
+// limit, and another destination keeps flowing meanwhile.
+func TestPerDestinationLimit(t *testing.T) {
+	e := newEnv(t,
+		"slow.test. 300 IN MX 10 mx.slow.test.", "mx.slow.test. 300 IN A 192.0.2.1",
+		"fast.test. 300 IN MX 10 mx.fast.test.", "mx.fast.test. 300 IN A 192.0.2.2")
+	hold := make(chan struct{})
+	slow := startSink(t, sinkOptions{hold: hold})
+	fast := startSink(t, sinkOptions{})
+	e.route("192.0.2.1:25", slow.addr)
+	e.route("192.0.2.2:25", fast.addr)
+	d := e.deliverer(func(o *Options) {
+		o.MaxConnections = 4
+		o.MaxPerDestination = 3
+		o.PerDomainLimit = map[string]int{"slow.test": 2}
+	})
+	const burst = 8
+	var wg sync.WaitGroup
+	results := make([][]queue.Result, burst)
+	for i := range burst {
+		wg.Go(func() { results[i] = deliver(d, message(fmt.Sprint("S", i), fmt.Sprintf("u%d@slow.test", i))) })
+	}
+	waitFor(t, "two sessions held by the slow sink", func() bool { return slow.dataSessions() == 2 })
+	// The slow destination holds two slots; the fast one still flows.
+	for i := range 3 {
+		rcpts := []string{fmt.Sprintf("u%d@fast.test", i)}
+		check(t, deliver(d, message(fmt.Sprint("F", i), rcpts...)), rcpts, want{status: queue.Sent})
+	}
+	close(hold)
+	wg.Wait()
+	for i, r := range results {
+		check(t, r, []string{fmt.Sprintf("u%d@slow.test", i)}, want{status: queue.Sent})
+	}
+	if _, _, maxOpen := slow.counts(); maxOpen != 2 {
+		t.Errorf("slow sink had up to %d connections at once, want 2", maxOpen)
+	}
+	if n := len(slow.transactions()); n != burst {
+		t.Errorf("slow sink got %d transactions, want %d", n, burst)
+	}
+}
+
+// TestWaitRespectsContext: a delivery waiting for a destination slot gives
+// up when its context ends, and defers.
+func TestWaitRespectsContext(t *testing.T) {
+	e := newEnv(t, twoMX...)
+	hold := make(chan struct{})
+	s := startSink(t, sinkOptions{hold: hold})
+	e.route("192.0.2.1:25", s.addr)
+	d := e.deliverer(func(o *Options) { o.MaxPerDestination = 1 })
+	done := make(chan []queue.Result)
+	go func() { done <- deliver(d, message("Q1", "a@example.test")) }()
+	waitFor(t, "the first session to be held", func() bool { return s.dataSessions() == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	rcpts := []string{"b@example.test"}
+	second := make(chan []queue.Result)
+	go func() { second <- d.Deliver(ctx, message("Q2", rcpts...), rcpts) }()
+	waitFor(t, "the second delivery to wait for the slot", func() bool {
+		d.dests.mu.Lock()
+		defer d.dests.mu.Unlock()
+		return d.dests.m["example.test"] != nil && d.dests.m["example.test"].users == 2
+	})
+	cancel()
+	check(t, <-second, rcpts, want{status: queue.Deferred, dsn: "4.4.1", text: "waiting for a connection slot"})
+	close(hold)
+	check(t, <-done, []string{"a@example.test"}, want{status: queue.Sent})
+}
+
+func TestTLSPolicy(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		offer   bool
+		policy  string
+		wantTLS bool
+	}{
+		{"offered and used", true, "", true},
+		{"not offered, plain", false, "", false},
+		{"offered, policy none", true, TLSNone, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, twoMX...)
+			s := startSink(t, sinkOptions{tls: tt.offer})
+			e.route("192.0.2.1:25", s.addr)
+			d := e.deliverer(func(o *Options) { o.TLS = tt.policy })
+			rcpts := []string{"a@example.test"}
+			check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: queue.Sent})
+			if txns := s.transactions(); len(txns) != 1 || txns[0].tls != tt.wantTLS {
+				t.Errorf("transactions = %+v, want one with TLS %v", txns, tt.wantTLS)
+			}
+		})
+	}
+}
+
+func TestSmarthostAuth(t *testing.T) {
+	tests := []struct {
+		name     string
+		tls      bool
+		relay    string // the RelayHost; "" means the sink's real loopback address
+		pass     string
+		want     want
+		wantUser string
+	}{
+		{name: "loopback without TLS", pass: "secret", want: want{status: queue.Sent}, wantUser: "alice"},
+		{name: "remote over TLS", tls: true, relay: "smart.test:587", pass: "secret", want: want{status: queue.Sent}, wantUser: "alice"},
+		{name: "remote without TLS keeps the password", relay: "smart.test:587", pass: "secret",
+			want: want{status: queue.Deferred, dsn: "4.7.0", text: "without TLS"}},
+		{name: "wrong password defers", tls: true, relay: "smart.test:587", pass: "wrong",
+			want: want{status: queue.Deferred, dsn: "4.7.8", text: "refused our credentials"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, append(twoMX, "smart.test. 300 IN A 192.0.2.5")...)
+			s := startSink(t, sinkOptions{tls: tt.tls, user: "alice", pass: "secret"})
+			e.route("192.0.2.5:587", s.addr)
+			mx := startSink(t, sinkOptions{})
+			e.route("192.0.2.1:25", mx.addr)
+			relay := tt.relay
+			d := e.deliverer(func(o *Options) {
+				if relay == "" {
+					relay, o.Dial = s.addr, nil
+				}
+				o.RelayHost, o.RelayUser, o.RelayPassword = relay, "alice", tt.pass
+			})
+			rcpts := []string{"a@example.test", "b@elsewhere.test"}
+			check(t, deliver(d, message("Q1", rcpts...)), rcpts, tt.want)
+			txns := s.transactions()
+			if tt.wantUser == "" {
+				if len(txns) != 0 {
+					t.Errorf("relay got %+v, want nothing", txns)
+				}
+				return
+			}
+			if len(txns) != 2 || txns[0].user != tt.wantUser || txns[1].user != tt.wantUser {
+				t.Errorf("relay got %+v, want two transactions as %s", txns, tt.wantUser)
+			}
+			if n := len(mx.transactions()); n != 0 {
+				t.Errorf("the MX got %d transactions; everything should go to the relay", n)
+			}
+		})
+	}
+}
