@@ -70,14 +70,21 @@ func queueCommand() *cli.Command {
 				}
 				return admin.WriteDetail(os.Stdout, d)
 			}),
-			{Name: "flush", Usage: "retry every queued message now", Flags: flags,
+			{Name: "flush", Usage: "retry queued messages now: all, or with --domain those with a recipient there",
+				Flags: append([]cli.Flag{&cli.StringFlag{Name: "domain", Usage: "retry only messages with a pending recipient in `DOMAIN` (case-insensitive)"}}, flags...),
 				Action: func(c *cli.Context) error {
 					cl, err := client(c)
 					if err != nil {
 						return err
 					}
+					if d := c.String("domain"); d != "" {
+						return cl.FlushDomain(c.Context, d)
+					}
 					return cl.Flush(c.Context)
 				}},
+			byID("bounce", "fail every pending recipient now and send the sender one DSN", func(cl *admin.Client, c *cli.Context, id string) error {
+				return cl.Bounce(c.Context, id)
+			}),
 			byID("rm", "delete messages without delivering them", func(cl *admin.Client, c *cli.Context, id string) error {
 				return cl.Remove(c.Context, id)
 			}),
