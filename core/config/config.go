@@ -34,6 +34,48 @@ type Config struct {
 	Spam Spam `toml:"spam"`
 	// DNS configures the resolver.
 	DNS DNS `toml:"dns"`
+	// Delivery is outbound SMTP to other domains.
+	Delivery Delivery `toml:"delivery"`
+}
+
+// Delivery configures outbound SMTP to other domains' mail exchangers.
+type Delivery struct {
+	// Port is where mail exchangers are connected to.
+	Port int `toml:"port"`
+	// RelayHost, "host:port", sends all outbound mail through a smarthost;
+	// "" delivers to the MX hosts.
+	RelayHost string `toml:"relay_host"`
+	// RelayUser and RelayPassword authenticate to RelayHost (AUTH PLAIN,
+	// only over TLS unless the relay is on loopback); "" for none.
+	RelayUser     string `toml:"relay_user"`
+	RelayPassword string `toml:"relay_password"`
+	// MaxConnections bounds outbound deliveries in progress at once.
+	MaxConnections int `toml:"max_connections"`
+	// MaxPerDestination bounds them per recipient domain.
+	MaxPerDestination int `toml:"max_per_destination"`
+	// MaxRcptsPerTransaction bounds the recipients of one transaction.
+	MaxRcptsPerTransaction int `toml:"max_rcpts_per_transaction"`
+	// MaxMessagesPerConnection is how many messages a connection carries.
+	MaxMessagesPerConnection int `toml:"max_messages_per_connection"`
+	// IdleTimeout closes a connection kept for reuse after this long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// TLS is "opportunistic" (STARTTLS when offered) or "none".
+	TLS string `toml:"tls"`
+	// MaxReceivedHeaders is how many Received: headers make a mail loop.
+	MaxReceivedHeaders int `toml:"max_received_headers"`
+	// Routes override delivery for single domains.
+	Routes []DeliveryRoute `toml:"route"`
+}
+
+// DeliveryRoute overrides delivery for one domain: a relay to send its
+// mail to instead of its MX hosts, and/or its own connection limit.
+type DeliveryRoute struct {
+	Domain string `toml:"domain"`
+	// Relay is "host:port"; "" keeps MX delivery.
+	Relay string `toml:"relay"`
+	// MaxConnections replaces max_per_destination for the domain; 0 keeps
+	// it.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // Plugins configures the WebAssembly filter host.
@@ -115,6 +157,9 @@ type Queue struct {
 	Workers int `toml:"workers"`
 	// GCInterval is how often Badger's value log is garbage collected.
 	GCInterval Duration `toml:"gc_interval"`
+	// DelayWarning, when not zero, sends the sender one "delayed" DSN once
+	// a message has been queued this long (zero is off).
+	DelayWarning Duration `toml:"delay_warning"`
 }
 
 // Admin configures the admin socket used by `sluice queue …`.

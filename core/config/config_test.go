@@ -148,11 +148,18 @@ func TestDefault(t *testing.T) {
 			MaxLifetime: Duration(120 * time.Hour),
 			Workers:     16,
 			GCInterval:  Duration(10 * time.Minute),
+			// DelayWarning: 0, off by default.
 		},
 		Admin:   Admin{Socket: "./sluice-data/admin.sock"},
 		Plugins: Plugins{Dir: "./sluice-data/plugins", CacheDir: "./sluice-data/plugin-cache"},
 		Spam:    Spam{AddHeader: 5, Quarantine: 10, Reject: 15},
 		DNS:     DNS{Servers: []string{}, Timeout: Duration(2 * time.Second)},
+		Delivery: Delivery{
+			Port: 25, MaxConnections: 100, MaxPerDestination: 20,
+			MaxRcptsPerTransaction: 100, MaxMessagesPerConnection: 100,
+			IdleTimeout: Duration(30 * time.Second), TLS: "opportunistic",
+			MaxReceivedHeaders: 50, Routes: []DeliveryRoute{},
+		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

@@ -62,6 +62,7 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 		}
 	}
 	ck.duration("dns.timeout", c.DNS.Timeout)
+	ck.delivery(&c.Delivery)
 	if c.Admin.Socket == "" {
 		ck.bad("admin.socket", `must not be empty; the default is "{data_dir}/admin.sock"`)
 	}
@@ -119,6 +120,13 @@ func (ck *checker) queue(q *Queue) {
 			ck.bad("queue.max_backoff", "%v is shorter than queue.min_backoff (%v); raise it or lower min_backoff",
 				q.MaxBackoff.D(), q.MinBackoff.D())
 		}
+	}
+	if q.DelayWarning != 0 || ck.ix.kinds["queue.delay_warning"] == unstable.Integer {
+		ck.duration("queue.delay_warning", q.DelayWarning)
+	}
+	if q.DelayWarning > 0 && q.MaxLifetime > 0 && q.DelayWarning >= q.MaxLifetime {
+		ck.bad("queue.delay_warning", `%v is not shorter than queue.max_lifetime (%v), so no warning would come before the bounce; lower it, or set "0s" to turn warnings off`,
+			q.DelayWarning.D(), q.MaxLifetime.D())
 	}
 	ck.atLeast("queue.workers", q.Workers, 1)
 	if q.Workers > 10000 {
@@ -251,4 +259,63 @@ func (ck *checker) spam(s *Spam) {
 	if s.Quarantine > 0 && s.Reject > 0 && s.Quarantine > s.Reject {
 		ck.bad("spam.quarantine", "%v is above spam.reject (%v): nothing would ever be quarantined", s.Quarantine, s.Reject)
 	}
+}
+
+// delivery checks outbound delivery and its routes.
+func (ck *checker) delivery(d *Delivery) {
+	if d.Port < 1 || d.Port > 65535 {
+		ck.bad("delivery.port", "%d is not a port from 1 to 65535", d.Port)
+	}
+	if d.RelayHost != "" {
+		if why := checkRelay(d.RelayHost); why != "" {
+			ck.bad("delivery.relay_host", `bad address %q: %s; write it like "smtp.example.com:587", or "" to deliver to the MX hosts`, d.RelayHost, why)
+		}
+	} else if d.RelayUser != "" {
+		ck.bad("delivery.relay_user", "is set but delivery.relay_host is empty; set the relay or remove the credentials")
+	}
+	ck.atLeast("delivery.max_connections", d.MaxConnections, 1)
+	ck.atLeast("delivery.max_per_destination", d.MaxPerDestination, 1)
+	ck.atLeast("delivery.max_rcpts_per_transaction", d.MaxRcptsPerTransaction, 1)
+	ck.atLeast("delivery.max_messages_per_connection", d.MaxMessagesPerConnection, 1)
+	ck.atLeast("delivery.max_received_headers", d.MaxReceivedHeaders, 1)
+	ck.duration("delivery.idle_timeout", d.IdleTimeout)
+	ck.oneOf("delivery.tls", d.TLS, "opportunistic", "none")
+	seen := make(map[string]int)
+	for i, r := range d.Routes {
+		key := fmt.Sprintf("delivery.route[%d]", i)
+		dom := strings.ToLower(strings.TrimSuffix(r.Domain, "."))
+		if why := checkDomain(r.Domain); why != "" {
+			ck.bad(key+".domain", "%q is not a valid domain: %s", r.Domain, why)
+		} else if j, dup := seen[dom]; dup {
+			ck.bad(key+".domain", "%q already has a route (delivery.route[%d]); merge the two", r.Domain, j)
+		} else {
+			seen[dom] = i
+		}
+		if r.Relay != "" {
+			if why := checkRelay(r.Relay); why != "" {
+				ck.bad(key+".relay", `bad address %q: %s; write it like "mail.internal.example:25"`, r.Relay, why)
+			}
+		}
+		if r.MaxConnections < 0 {
+			ck.bad(key+".max_connections", "must be 0 (use max_per_destination) or more")
+		}
+		if r.Relay == "" && r.MaxConnections == 0 {
+			ck.bad(key, "route for %q sets neither relay nor max_connections; set one or remove it", r.Domain)
+		}
+	}
+}
+
+// checkRelay returns why s is not a "host:port" to connect to, or "".
+func checkRelay(s string) string {
+	if why := checkHostPort(s); why != "" {
+		return why
+	}
+	host, port, _ := net.SplitHostPort(s)
+	if host == "" {
+		return "the host is missing"
+	}
+	if port == "0" {
+		return "port 0 cannot be connected to"
+	}
+	return ""
 }

@@ -62,14 +62,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	}()
 
 	s.queue, err = queue.Open(ctx, queue.Options{
-		Dir:         filepath.Join(cfg.DataDir, "queue"),
-		Hostname:    cfg.Hostname,
-		MinBackoff:  cfg.Queue.MinBackoff.D(),
-		MaxBackoff:  cfg.Queue.MaxBackoff.D(),
-		MaxLifetime: cfg.Queue.MaxLifetime.D(),
-		Workers:     cfg.Queue.Workers,
-		GCInterval:  cfg.Queue.GCInterval.D(),
-		Logger:      log,
+		Dir:          filepath.Join(cfg.DataDir, "queue"),
+		Hostname:     cfg.Hostname,
+		MinBackoff:   cfg.Queue.MinBackoff.D(),
+		MaxBackoff:   cfg.Queue.MaxBackoff.D(),
+		MaxLifetime:  cfg.Queue.MaxLifetime.D(),
+		DelayWarning: cfg.Queue.DelayWarning.D(),
+		Workers:      cfg.Queue.Workers,
+		GCInterval:   cfg.Queue.GCInterval.D(),
+		Logger:       log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue: %w", err)
