@@ -16,6 +16,8 @@ missing=""
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing="$missing dovecot-core"
 [ -x /usr/lib/dovecot/lmtp ] || missing="$missing dovecot-lmtpd"
 command -v swaks >/dev/null 2>&1 || missing="$missing swaks"
+# swaks needs these for --tls and --tlsc (core/smtpd's submission tests).
+perl -MNet::SSLeay -MIO::Socket::SSL -e1 >/dev/null 2>&1 || missing="$missing libnet-ssleay-perl libio-socket-ssl-perl"
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing="$missing postfix"
 command -v wat2wasm >/dev/null 2>&1 || missing="$missing wabt"
 /usr/bin/python3 -c "import dkim, dns.resolver" >/dev/null 2>&1 || missing="$missing python3-dkim python3-dnspython"
