@@ -264,4 +264,3 @@ func TestSwaks(t *testing.T) {
 		t.Errorf("queued %d messages, want 3", len(envs))
 	}
 }
-
