@@ -37,6 +37,9 @@ func TestRouting(t *testing.T) {
 			want: want{status: queue.Sent, relay: "mx2.example.test[192.0.2.2]:25"}},
 		{name: "next MX when the first greets 421", records: twoMX, refuse1: true, sinkGot: 2,
 			want: want{status: queue.Sent, relay: "mx2.example.test[192.0.2.2]:25"}},
+		{name: "next address (IPv6) of the same MX", records: []string{"example.test. 300 IN MX 10 mx1.example.test.",
+			"mx1.example.test. 300 IN A 192.0.2.9", "mx1.example.test. 300 IN AAAA 2001:db8::2"}, sinkGot: 2,
+			want: want{status: queue.Sent, relay: "mx1.example.test[2001:db8::2]:25"}},
 		{name: "implicit MX", records: []string{"example.test. 300 IN A 192.0.2.2"}, sinkGot: 2,
 			want: want{status: queue.Sent, relay: "example.test[192.0.2.2]:25"}},
 		{name: "null MX", records: []string{"example.test. 300 IN MX 0 ."},
@@ -61,6 +64,7 @@ func TestRouting(t *testing.T) {
 				e.route("192.0.2.1:25", s1.addr)
 			}
 			e.route("192.0.2.2:25", s2.addr)
+			e.route("[2001:db8::2]:25", s2.addr)
 			d := e.deliverer(nil)
 			rcpts := []string{"a@example.test", "b@Example.TEST"}
 			check(t, deliver(d, message("Q1", rcpts...)), rcpts, tt.want)
