@@ -119,14 +119,14 @@ func skipCFWS(v string) string {
 }
 
 // removeAuthResults returns msg without the Authentication-Results fields
-// whose authserv-id is host (compared without case), as RFC 8601 section 5
+// whose authserv-id is host (compared without case or final dot), as RFC 8601 section 5
 // asks of a border MTA: such fields can only be forged. The other bytes of
 // msg are kept as they were.
 func removeAuthResults(msg []byte, host string) []byte {
 	fields, rest := splitHeader(msg)
 	out := make([]byte, 0, len(msg))
 	for _, f := range fields {
-		if strings.EqualFold(f.name, "Authentication-Results") && strings.EqualFold(authservID(f.value()), host) {
+		if strings.EqualFold(f.name, "Authentication-Results") && strings.EqualFold(strings.TrimSuffix(authservID(f.value()), "."), host) {
 			continue
 		}
 		out = append(out, f.raw...)
