@@ -21,7 +21,7 @@ type Config struct {
 	// SMTP is the inbound service, normally port 25.
 	SMTP Listener `toml:"smtp"`
 	// Submission is the service for the operator's own users, normally 587.
-	Submission Listener `toml:"submission"`
+	Submission Submission `toml:"submission"`
 	// Local is delivery to LocalDomains.
 	Local Local `toml:"local"`
 	// Queue is retries and lifetimes of queued mail.
@@ -34,6 +34,8 @@ type Config struct {
 	Spam Spam `toml:"spam"`
 	// DNS configures the resolver.
 	DNS DNS `toml:"dns"`
+	// TLS is the server certificate for STARTTLS and implicit TLS.
+	TLS TLS `toml:"tls"`
 	// Delivery is outbound SMTP to other domains.
 	Delivery Delivery `toml:"delivery"`
 }
@@ -129,6 +131,30 @@ type Listener struct {
 	MaxConnections int `toml:"max_connections"`
 	// MaxConnectionsPerIP from one client address.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+}
+
+// Submission is the service for the operator's own users: a Listener
+// (STARTTLS on Listen) plus implicit TLS and login.
+type Submission struct {
+	Listener
+	// TLSListen are implicit-TLS addresses (port 465), host:port.
+	TLSListen []string `toml:"tls_listen"`
+	// UsersFile holds "user:hash" lines (path template with {data_dir}).
+	UsersFile string `toml:"users_file"`
+	// AllowInsecureAuth offers AUTH without TLS (loopback testing only).
+	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
+	// RestrictSender limits an authenticated user's MAIL FROM to the
+	// domain of its login.
+	RestrictSender bool `toml:"restrict_sender"`
+}
+
+// TLS names the server certificate. Both empty means a self-signed
+// certificate generated for hostname into {data_dir}/tls/.
+type TLS struct {
+	// Cert is a PEM certificate chain (path template with {data_dir}).
+	Cert string `toml:"cert"`
+	// Key is the PEM private key for Cert.
+	Key string `toml:"key"`
 }
 
 // Local configures local delivery.

@@ -135,7 +135,12 @@ func TestDefault(t *testing.T) {
 		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		LogLevel:        "info",
 		SMTP:            smtp,
-		Submission:      sub,
+		Submission: Submission{
+			Listener:       sub,
+			TLSListen:      []string{"127.0.0.1:2465"},
+			UsersFile:      "./sluice-data/users",
+			RestrictSender: true,
+		},
 		Local: Local{
 			Transport:       "maildir",
 			Maildir:         "./sluice-data/mail/{domain}/{user}",

@@ -158,6 +158,10 @@ func collectKeys(t reflect.Type, prefix string) []string {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			keys = append(keys, collectKeys(f.Type, prefix)...) // embedded: same table
+			continue
+		}
 		if name == "" || name == "-" {
 			continue
 		}

@@ -87,6 +87,9 @@ func (c *Config) normalize() {
 	c.Admin.Socket = c.Path(c.Admin.Socket)
 	c.Plugins.Dir = c.Path(c.Plugins.Dir)
 	c.Plugins.CacheDir = c.Path(c.Plugins.CacheDir)
+	c.TLS.Cert = c.Path(c.TLS.Cert)
+	c.TLS.Key = c.Path(c.TLS.Key)
+	c.Submission.UsersFile = c.Path(c.Submission.UsersFile)
 }
 
 // Path expands {data_dir} in a path template. Other placeholders, such as

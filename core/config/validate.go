@@ -52,7 +52,15 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 	}
 	ck.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	ck.listener("smtp", &c.SMTP)
-	ck.listener("submission", &c.Submission)
+	ck.listener("submission", &c.Submission.Listener)
+	ck.submission(&c.Submission)
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		set, empty := "tls.cert", "tls.key"
+		if c.TLS.Cert == "" {
+			set, empty = empty, set
+		}
+		ck.bad(set, "is set but %s is empty; set both, or leave both empty for a self-signed certificate", empty)
+	}
 	ck.local(&c.Local)
 	ck.queue(&c.Queue)
 	ck.spam(&c.Spam)
@@ -91,6 +99,35 @@ func (ck *checker) listener(sec string, l *Listener) {
 		ck.bad(sec+".max_connections_per_ip", "%d is more than %s.max_connections (%d); lower it or raise max_connections",
 			l.MaxConnectionsPerIP, sec, l.MaxConnections)
 	}
+}
+
+// submission checks the keys that only [submission] has.
+func (ck *checker) submission(sub *Submission) {
+	for i, a := range sub.TLSListen {
+		if why := checkHostPort(a); why != "" {
+			ck.bad(fmt.Sprintf("submission.tls_listen[%d]", i), `bad address %q: %s; write it like "0.0.0.0:465"`, a, why)
+		}
+	}
+	if sub.UsersFile == "" {
+		ck.bad("submission.users_file", `must not be empty; the default is "{data_dir}/users"`)
+	}
+	if sub.AllowInsecureAuth {
+		for _, a := range sub.Listen {
+			if host, _, err := net.SplitHostPort(a); err == nil && !isLoopback(host) {
+				ck.bad("submission.allow_insecure_auth", "is true while submission.listen has %q, which is not a loopback address: passwords would cross the network in clear text; set it to false", a)
+				break
+			}
+		}
+	}
+}
+
+// isLoopback reports whether a listen host is a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // local checks local delivery.

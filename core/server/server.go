@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	for _, l := range []struct {
 		name string
 		cfg  config.Listener
-	}{{"smtp", cfg.SMTP}, {"submission", cfg.Submission}} {
+	}{{"smtp", cfg.SMTP}, {"submission", cfg.Submission.Listener}} {
 		if len(l.cfg.Listen) == 0 {
 			continue
 		}
