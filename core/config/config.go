@@ -38,6 +38,10 @@ type Config struct {
 	TLS TLS `toml:"tls"`
 	// Delivery is outbound SMTP to other domains.
 	Delivery Delivery `toml:"delivery"`
+	// Auth turns the inbound SPF, DKIM and DMARC checks on and off.
+	Auth Auth `toml:"auth"`
+	// DKIM holds the keys outbound mail is signed with.
+	DKIM DKIM `toml:"dkim"`
 }
 
 // Delivery configures outbound SMTP to other domains' mail exchangers.
@@ -192,4 +196,37 @@ type Queue struct {
 type Admin struct {
 	// Socket is a path template with {data_dir}.
 	Socket string `toml:"socket"`
+}
+
+// Auth configures the inbound checks, whose results go into an
+// Authentication-Results header and to the filters.
+type Auth struct {
+	// SPF checks the envelope sender's SPF record.
+	SPF bool `toml:"spf"`
+	// DKIMVerify verifies the message's DKIM signatures.
+	DKIMVerify bool `toml:"dkim_verify"`
+	// DMARC evaluates the From domain's DMARC policy (needs SPF and
+	// DKIMVerify).
+	DMARC bool `toml:"dmarc"`
+	// DMARCEnforce refuses mail whose DMARC policy says p=reject; otherwise
+	// the result is only recorded for the filters to score.
+	DMARCEnforce bool `toml:"dmarc_enforce"`
+}
+
+// DKIM configures outbound signing.
+type DKIM struct {
+	// Keys are the signing keys, one [[dkim.key]] table each.
+	Keys []DKIMKey `toml:"key"`
+}
+
+// DKIMKey is one signing key of a domain.
+type DKIMKey struct {
+	// Domain is the signing domain (d=); mail from it and its subdomains
+	// is signed.
+	Domain string `toml:"domain"`
+	// Selector is the key's selector (s=), published at
+	// SELECTOR._domainkey.DOMAIN.
+	Selector string `toml:"selector"`
+	// PrivateKey is the PEM key file (path template with {data_dir}).
+	PrivateKey string `toml:"private_key"`
 }

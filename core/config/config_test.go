@@ -165,6 +165,8 @@ func TestDefault(t *testing.T) {
 			IdleTimeout: Duration(30 * time.Second), TLS: "opportunistic",
 			MaxReceivedHeaders: 50, Routes: []DeliveryRoute{},
 		},
+		Auth: Auth{SPF: true, DKIMVerify: true, DMARC: true},
+		DKIM: DKIM{Keys: []DKIMKey{}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

@@ -15,21 +15,33 @@ type keyIndex struct {
 	lines map[string]int
 	// kinds maps a dotted key to the TOML kind of its value.
 	kinds map[string]unstable.Kind
+	// tables counts the [[name]] array tables seen so far.
+	tables map[string]int
 }
 
 // indexKeys parses data and records the line of every key and array element.
 // A document that does not parse yields what was read before the error; the
 // decoder reports the syntax error itself.
 func indexKeys(data []byte) *keyIndex {
-	ix := &keyIndex{lines: map[string]int{}, kinds: map[string]unstable.Kind{}}
+	ix := &keyIndex{lines: map[string]int{}, kinds: map[string]unstable.Kind{}, tables: map[string]int{}}
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
 	for p.NextExpression() {
 		expr := p.Expression()
 		switch expr.Kind {
-		case unstable.Table, unstable.ArrayTable:
+		case unstable.Table:
 			table = keyParts(expr.Key())
+			ix.add(&p, strings.Join(table, "."), expr.Key())
+		case unstable.ArrayTable:
+			// Each [[name]] is element n of the array "name": its keys
+			// are indexed as "name[n].key".
+			table = keyParts(expr.Key())
+			name := strings.Join(table, ".")
+			ix.add(&p, name, expr.Key())
+			n := ix.tables[name]
+			ix.tables[name]++
+			table[len(table)-1] += "[" + strconv.Itoa(n) + "]"
 			ix.add(&p, strings.Join(table, "."), expr.Key())
 		case unstable.KeyValue:
 			ix.keyValue(&p, table, expr)
@@ -75,6 +87,13 @@ func (ix *keyIndex) add(p *unstable.Parser, key string, it unstable.Iterator) {
 func (ix *keyIndex) line(key string) (int, bool) {
 	if l, ok := ix.lines[key]; ok {
 		return l, true
+	}
+	if i := strings.LastIndexByte(key, ']'); i > 0 && i < len(key)-1 {
+		// A key the file left out of an array table element: the
+		// element's [[table]] line.
+		if l, ok := ix.lines[key[:i+1]]; ok {
+			return l, true
+		}
 	}
 	if i := strings.IndexByte(key, '['); i > 0 {
 		l, ok := ix.lines[key[:i]]

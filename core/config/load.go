@@ -87,6 +87,10 @@ func (c *Config) normalize() {
 	c.Admin.Socket = c.Path(c.Admin.Socket)
 	c.Plugins.Dir = c.Path(c.Plugins.Dir)
 	c.Plugins.CacheDir = c.Path(c.Plugins.CacheDir)
+	for i := range c.DKIM.Keys {
+		c.DKIM.Keys[i].PrivateKey = c.Path(c.DKIM.Keys[i].PrivateKey)
+		c.DKIM.Keys[i].Domain = strings.ToLower(strings.TrimSuffix(c.DKIM.Keys[i].Domain, "."))
+	}
 	c.TLS.Cert = c.Path(c.TLS.Cert)
 	c.TLS.Key = c.Path(c.TLS.Key)
 	c.Submission.UsersFile = c.Path(c.Submission.UsersFile)

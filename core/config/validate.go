@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/sluice-mta/sluice/core/auth/dkimkey"
 )
 
 // checker collects the mistakes found in one decoded configuration.
@@ -64,6 +66,7 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 	ck.local(&c.Local)
 	ck.queue(&c.Queue)
 	ck.spam(&c.Spam)
+	ck.auth(c)
 	for i, s := range c.DNS.Servers {
 		if why := checkHostPort(s); why != "" {
 			ck.bad(fmt.Sprintf("dns.servers[%d]", i), "%q: %s", s, why)
@@ -355,4 +358,35 @@ func checkRelay(s string) string {
 		return "port 0 cannot be connected to"
 	}
 	return ""
+}
+
+// auth checks [auth] and every [[dkim.key]]: its key file must exist and
+// hold a usable key.
+func (ck *checker) auth(c *Config) {
+	if c.Auth.DMARC && (!c.Auth.SPF || !c.Auth.DKIMVerify) {
+		ck.bad("auth.dmarc", "needs auth.spf and auth.dkim_verify: DMARC is evaluated from their results; turn them on or set dmarc = false")
+	}
+	if c.Auth.DMARCEnforce && !c.Auth.DMARC {
+		ck.bad("auth.dmarc_enforce", "is true while auth.dmarc is false: there is no DMARC result to enforce")
+	}
+	seen := map[string]int{}
+	for i, k := range c.DKIM.Keys {
+		key := fmt.Sprintf("dkim.key[%d]", i)
+		if why := checkDomain(k.Domain); why != "" {
+			ck.bad(key+".domain", "%q is not a valid domain: %s", k.Domain, why)
+		}
+		if why := checkDomain(k.Selector); k.Selector == "" || why != "" || strings.Contains(k.Selector, ".") {
+			ck.bad(key+".selector", "%q is not a valid selector: write one DNS label, like \"s2025\"", k.Selector)
+		}
+		id := strings.ToLower(strings.TrimSuffix(k.Domain, ".")) + "/" + k.Selector
+		if j, ok := seen[id]; ok {
+			ck.bad(key+".selector", "domain %q already has selector %q (dkim.key[%d]); give this key another selector", k.Domain, k.Selector, j)
+		}
+		seen[id] = i
+		if k.PrivateKey == "" {
+			ck.bad(key+".private_key", "must name the key's PEM file; make one with \"sluice dkim keygen --domain %s --selector %s\"", k.Domain, k.Selector)
+		} else if _, err := dkimkey.Load(c.Path(k.PrivateKey)); err != nil {
+			ck.bad(key+".private_key", "%v", err)
+		}
+	}
 }
