@@ -9,13 +9,21 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// lmtpSink is an in-test LMTP server that records what it receives. It can
-// be started late on an address reserved earlier, to play a mailbox server
-// that was down.
-type lmtpSink struct {
+// sink is an in-test SMTP or LMTP server that records what it receives. It
+// can be started late on an address reserved earlier, to play a server
+// that was down, refuse chosen recipients, or hold DATA until released.
+type sink struct {
 	mu   sync.Mutex
 	msgs [][]byte
 	srv  *smtp.Server
+	// refuse maps a recipient to the reply that refuses it.
+	refuse map[string]*smtp.SMTPError
+	// hold, when set, blocks the first DATA until it is closed and then
+	// refuses it with 451 (its client is gone by then); entered gets a value
+	// when that DATA starts waiting. Later DATAs go through.
+	hold    chan struct{}
+	held    bool
+	entered chan struct{}
 }
 
 // reserveAddr returns a loopback address nothing listens on (yet).
@@ -30,12 +38,19 @@ func reserveAddr(t *testing.T) string {
 	return addr
 }
 
-// startLMTPSink listens on addr until the test ends.
-func startLMTPSink(t *testing.T, addr string) *lmtpSink {
+// startLMTPSink listens on addr as an LMTP server until the test ends.
+func startLMTPSink(t *testing.T, addr string) *sink { return startSink(t, addr, true, nil) }
+
+// startSink listens on addr until the test ends; configure runs before it
+// accepts anything.
+func startSink(t *testing.T, addr string, lmtp bool, configure func(*sink)) *sink {
 	t.Helper()
-	s := &lmtpSink{}
+	s := &sink{refuse: map[string]*smtp.SMTPError{}, entered: make(chan struct{}, 16)}
+	if configure != nil {
+		configure(s)
+	}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: s}, nil }))
-	s.srv.LMTP = true
+	s.srv.LMTP = lmtp
 	s.srv.Domain = "sink.test"
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -47,32 +62,48 @@ func startLMTPSink(t *testing.T, addr string) *lmtpSink {
 }
 
 // count returns how many messages arrived.
-func (s *lmtpSink) count() int {
+func (s *sink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.msgs)
 }
 
 // all returns a copy of the messages received.
-func (s *lmtpSink) all() [][]byte {
+func (s *sink) all() [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([][]byte(nil), s.msgs...)
 }
 
-type sinkSession struct{ sink *lmtpSink }
+type sinkSession struct{ sink *sink }
 
 func (*sinkSession) Reset()                               {}
 func (*sinkSession) Logout() error                        { return nil }
 func (*sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (*sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *sinkSession) Data(r io.Reader) error {
+
+func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if e := ss.sink.refuse[to]; e != nil {
+		return e
+	}
+	return nil
+}
+
+func (ss *sinkSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
 	}
-	s.sink.mu.Lock()
-	s.sink.msgs = append(s.sink.msgs, b)
-	s.sink.mu.Unlock()
+	ss.sink.mu.Lock()
+	first := ss.sink.hold != nil && !ss.sink.held
+	ss.sink.held = ss.sink.held || first
+	ss.sink.mu.Unlock()
+	if first {
+		ss.sink.entered <- struct{}{}
+		<-ss.sink.hold
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "held, not taken"}
+	}
+	ss.sink.mu.Lock()
+	ss.sink.msgs = append(ss.sink.msgs, b)
+	ss.sink.mu.Unlock()
 	return nil
 }

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/delivery"
+	"github.com/sluice-mta/sluice/core/delivery/local"
+	"github.com/sluice-mta/sluice/core/delivery/remote"
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// newRouter assembles delivery: the local transport, outbound SMTP to
+// other domains' mail exchangers (or a smarthost), and the deliver-stage
+// plugins in front of both.
+func (s *Server) newRouter() (*delivery.Router, error) {
+	cfg := s.cfg
+	dc := cfg.Delivery
+	opts := remote.Options{
+		Hostname:          cfg.Hostname,
+		Resolver:          s.resolver,
+		Port:              dc.Port,
+		RelayHost:         dc.RelayHost,
+		RelayUser:         dc.RelayUser,
+		RelayPassword:     dc.RelayPassword,
+		Routes:            map[string]string{},
+		MaxConnections:    dc.MaxConnections,
+		MaxPerDestination: dc.MaxPerDestination,
+		PerDomainLimit:    map[string]int{},
+		MaxRcptsPerTxn:    dc.MaxRcptsPerTransaction,
+		MaxMsgsPerConn:    dc.MaxMessagesPerConnection,
+		IdleTimeout:       dc.IdleTimeout.D(),
+		TLS:               dc.TLS,
+		OwnAddrs:          s.ownAddrs(),
+		MaxReceived:       dc.MaxReceivedHeaders,
+		Logger:            s.log,
+	}
+	for _, r := range dc.Routes {
+		if r.Relay != "" {
+			opts.Routes[r.Domain] = r.Relay
+		}
+		if r.MaxConnections > 0 {
+			opts.PerDomainLimit[r.Domain] = r.MaxConnections
+		}
+	}
+	var err error
+	if s.remote, err = remote.New(opts); err != nil {
+		return nil, fmt.Errorf("[delivery]: %w", err)
+	}
+	ro := delivery.RouterOptions{LocalDomains: cfg.LocalDomains, Local: s.newLocal(), Remote: s.remote}
+	if s.filters != nil {
+		ro.Filters = s.filters
+	}
+	return delivery.NewRouter(ro), nil
+}
+
+// ownAddrs lists where this server listens, for loop detection; an
+// unspecified address (0.0.0.0, ::) stands for every local interface.
+func (s *Server) ownAddrs() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, svc := range s.services {
+		for _, a := range svc.Addrs {
+			ap, err := netip.ParseAddrPort(a.String())
+			if err != nil {
+				continue
+			}
+			if !ap.Addr().IsUnspecified() {
+				out = append(out, ap)
+				continue
+			}
+			ifaddrs, _ := net.InterfaceAddrs()
+			for _, ia := range ifaddrs {
+				if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
+					out = append(out, netip.AddrPortFrom(pfx.Addr(), ap.Port()))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// newLocal returns the configured local transport.
+func (s *Server) newLocal() queue.Deliverer {
+	cfg := s.cfg
+	if cfg.Local.Transport == "lmtp" {
+		return local.NewLMTP(local.LMTPOptions{
+			Addr:     cfg.Local.LMTP,
+			Hostname: cfg.Hostname,
+			Timeout:  5 * time.Minute,
+			Logger:   s.log,
+		})
+	}
+	return local.NewMaildir(local.MaildirOptions{
+		Template: cfg.Local.Maildir,
+		Create:   cfg.Local.CreateMailboxes,
+		Logger:   s.log,
+	})
+}
