@@ -12,12 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/sluice-mta/sluice/core/admin"
 	"github.com/sluice-mta/sluice/core/config"
-	"github.com/sluice-mta/sluice/core/delivery"
-	"github.com/sluice-mta/sluice/core/delivery/local"
+	"github.com/sluice-mta/sluice/core/delivery/remote"
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/kvstore"
@@ -43,6 +41,8 @@ type Server struct {
 	log      *slog.Logger
 	queue    *queue.Queue
 	filters  *filter.Host // nil when plugins are off
+	resolver *dns.Resolver
+	remote   *remote.Deliverer
 	metrics  *metrics.Counters
 	admin    *admin.Server
 	services []*Service
@@ -76,18 +76,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		return nil, fmt.Errorf("opening the queue: %w", err)
 	}
 	s.metrics = metrics.New()
+	if s.resolver, err = dns.New(dns.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout.D()}); err != nil {
+		return nil, fmt.Errorf("[dns]: %w", err)
+	}
 	if cfg.Plugins.Dir != "" {
 		if s.filters, err = s.newFilters(ctx); err != nil {
 			return nil, err
 		}
 	}
-	router := delivery.RouterOptions{LocalDomains: cfg.LocalDomains, Local: newLocal(cfg, log)}
 	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics}
 	if s.filters != nil {
-		router.Filters = s.filters
 		backend.Plugins = s.filters.Plugins
 	}
-	s.queue.SetDeliverer(delivery.NewRouter(router))
 
 	s.admin, err = admin.NewServer(cfg.Admin.Socket, backend, log)
 	if err != nil {
@@ -107,6 +107,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		}
 		s.services = append(s.services, svc)
 	}
+	// Delivery comes last: loop detection needs the addresses bound above.
+	router, err := s.newRouter()
+	if err != nil {
+		return nil, err
+	}
+	s.queue.SetDeliverer(router)
 	return s, nil
 }
 
@@ -117,15 +123,11 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("plugins.dir %s: %w", cfg.Dir, err)
 	}
-	res, err := dns.New(dns.Options{Servers: s.cfg.DNS.Servers, Timeout: s.cfg.DNS.Timeout.D()})
-	if err != nil {
-		return nil, fmt.Errorf("[dns]: %w", err)
-	}
 	h, err := filter.New(ctx, filter.Options{
 		Dir:      cfg.Dir,
 		CacheDir: cfg.CacheDir,
 		KV:       kvstore.New(s.queue.DB()),
-		Resolver: res,
+		Resolver: s.resolver,
 		Metrics:  s.metrics,
 		Logger:   s.log,
 	})
@@ -133,22 +135,6 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 		return nil, fmt.Errorf("plugins in %s: %w", cfg.Dir, err)
 	}
 	return h, nil
-}
-
-func newLocal(cfg *config.Config, log *slog.Logger) queue.Deliverer {
-	if cfg.Local.Transport == "lmtp" {
-		return local.NewLMTP(local.LMTPOptions{
-			Addr:     cfg.Local.LMTP,
-			Hostname: cfg.Hostname,
-			Timeout:  5 * time.Minute,
-			Logger:   log,
-		})
-	}
-	return local.NewMaildir(local.MaildirOptions{
-		Template: cfg.Local.Maildir,
-		Create:   cfg.Local.CreateMailboxes,
-		Logger:   log,
-	})
 }
 
 func (s *Server) listen(name string, lc config.Listener) (*Service, error) {
@@ -234,8 +220,14 @@ func (s *Server) close() {
 	s.closeBack()
 }
 
-// closeBack stops the filter host, then closes the queue.
+// closeBack stops outbound connections and the filter host, then closes
+// the queue.
 func (s *Server) closeBack() {
+	if s.remote != nil {
+		if err := s.remote.Close(); err != nil {
+			s.log.Warn("closing outbound connections", "err", err)
+		}
+	}
 	if s.filters != nil {
 		if err := s.filters.Close(context.Background()); err != nil {
 			s.log.Warn("closing the filter host", "err", err)
