@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sluice-mta/sluice/core/auth"
+	"github.com/sluice-mta/sluice/core/auth/dkimkey"
+	sdns "github.com/sluice-mta/sluice/core/dns"
+	"github.com/sluice-mta/sluice/core/dns/dnstest"
+)
+
+// TestDKIMKeygen runs keygen, publishes the record it prints on a loopback
+// DNS server, signs with the key file it wrote and verifies the signature.
+func TestDKIMKeygen(t *testing.T) {
+	for _, tc := range []struct {
+		typ  dkimkey.Type
+		bits int
+	}{{dkimkey.Ed25519, 0}, {dkimkey.RSA, 2048}} {
+		t.Run(string(tc.typ), func(t *testing.T) {
+			dir := t.TempDir()
+			var out bytes.Buffer
+			if err := dkimKeygen(&out, "Example.COM.", "s1", tc.typ, tc.bits, dir); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "example.com.s1.key")
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+			}
+			var record string
+			for _, l := range strings.Split(out.String(), "\n") {
+				if strings.HasPrefix(l, "s1._domainkey.example.com. IN TXT \"v=DKIM1; k="+string(tc.typ)+"; p=") {
+					record = l
+				}
+			}
+			if record == "" {
+				t.Fatalf("no TXT record in output:\n%s", out.String())
+			}
+			srv := dnstest.Start(t, dnstest.Zone(record))
+			r, err := sdns.New(sdns.Options{Servers: []string{srv.Addr}, CacheSize: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := auth.NewSigner([]auth.KeyConfig{{Domain: "example.com", Selector: "s1", PrivateKeyPath: path}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := []byte("From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nhello\r\n")
+			signed, err := s.Sign(msg, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := auth.NewChecker(auth.CheckerOptions{Hostname: "mx.test", Resolver: r, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			res, err := c.Check(context.Background(), auth.CheckInput{ClientIP: netip.MustParseAddr("192.0.2.1"), Helo: "x", MailFrom: "a@example.com", Message: signed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.DKIM) != 1 || res.DKIM[0].Result != auth.Pass || res.DKIM[0].Domain != "example.com" {
+				t.Fatalf("DKIM results %+v, want one pass for example.com", res.DKIM)
+			}
+			// A second run does not overwrite the key.
+			if err := dkimKeygen(io.Discard, "example.com", "s1", tc.typ, tc.bits, dir); err == nil {
+				t.Error("keygen overwrote an existing key")
+			}
+		})
+	}
+}
+
+func TestDKIMKeygenRefuses(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		domain, selector string
+		typ              dkimkey.Type
+		bits             int
+	}{
+		{"example.com", "s1", dkimkey.RSA, 1024},
+		{"example.com", "s1", "dsa", 0},
+		{"example.com", "a.b", dkimkey.Ed25519, 0},
+		{"../etc", "s1", dkimkey.Ed25519, 0},
+		{"", "s1", dkimkey.Ed25519, 0},
+	} {
+		if err := dkimKeygen(io.Discard, tc.domain, tc.selector, tc.typ, tc.bits, dir); err == nil {
+			t.Errorf("keygen %+v succeeded", tc)
+		}
+	}
+}
