@@ -18,6 +18,8 @@ func main() {
 			queueCommand(),
 			configCommand(),
 			pluginCommand(),
+			userCommand(),
+			dkimCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

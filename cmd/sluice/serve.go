@@ -48,8 +48,23 @@ func serveCommand() *cli.Command {
 				for _, a := range svc.Addrs {
 					fmt.Printf("sluice: %s listening on %s\n", svc.Name, a)
 				}
+				for _, a := range svc.TLSAddrs {
+					fmt.Printf("sluice: %s listening on %s (implicit TLS)\n", svc.Name, a)
+				}
 			}
 			fmt.Printf("sluice: data in %s, admin socket %s\n", cfg.DataDir, cfg.Admin.Socket)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					if err := srv.Reload(); err != nil {
+						log.Error("reload on SIGHUP failed; keeping the old certificate", "err", err)
+					} else {
+						log.Info("reloaded on SIGHUP")
+					}
+				}
+			}()
 			return srv.Run(ctx)
 		},
 	}

@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/sluice-mta/sluice/core/admin"
 	"github.com/sluice-mta/sluice/core/config"
@@ -21,19 +21,9 @@ import (
 	"github.com/sluice-mta/sluice/core/kvstore"
 	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/core/queue"
-	"github.com/sluice-mta/sluice/core/smtpd"
+	"github.com/sluice-mta/sluice/core/tlsconf"
+	"github.com/sluice-mta/sluice/core/users"
 )
-
-// Service is one listening SMTP service.
-type Service struct {
-	// Name is "smtp" or "submission".
-	Name string
-	// Addrs are the addresses actually bound (a ":0" port resolved).
-	Addrs []net.Addr
-
-	srv *smtpd.Server
-	lns []net.Listener
-}
 
 // Server is a whole running MTA.
 type Server struct {
@@ -43,6 +33,8 @@ type Server struct {
 	filters  *filter.Host // nil when plugins are off
 	resolver *dns.Resolver
 	remote   *remote.Deliverer
+	tls      *tlsconf.Store
+	users    *users.File
 	metrics  *metrics.Counters
 	admin    *admin.Server
 	services []*Service
@@ -94,18 +86,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		return nil, err
 	}
 
-	for _, l := range []struct {
-		name string
-		cfg  config.Listener
-	}{{"smtp", cfg.SMTP}, {"submission", cfg.Submission.Listener}} {
-		if len(l.cfg.Listen) == 0 {
-			continue
-		}
-		svc, err := s.listen(l.name, l.cfg)
-		if err != nil {
-			return nil, err
-		}
-		s.services = append(s.services, svc)
+	if err := s.listenAll(); err != nil {
+		return nil, err
 	}
 	// Delivery comes last: loop detection needs the addresses bound above.
 	router, err := s.newRouter()
@@ -137,38 +119,10 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 	return h, nil
 }
 
-func (s *Server) listen(name string, lc config.Listener) (*Service, error) {
-	opts := smtpd.Options{
-		Name:            name,
-		Hostname:        s.cfg.Hostname,
-		Listener:        lc,
-		LocalDomains:    s.cfg.LocalDomains,
-		TrustedNetworks: s.cfg.TrustedNetworks,
-		Queue:           s.queue,
-		Logger:          s.log,
-		Spam:            smtpd.Spam(s.cfg.Spam),
-	}
-	if s.filters != nil {
-		opts.Filters = s.filters
-	}
-	srv, err := smtpd.New(opts)
-	if err != nil {
-		return nil, fmt.Errorf("[%s]: %w", name, err)
-	}
-	svc := &Service{Name: name, srv: srv}
-	for _, addr := range lc.Listen {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, l := range svc.lns {
-				l.Close()
-			}
-			return nil, fmt.Errorf("[%s] listen %q: %w", name, addr, err)
-		}
-		svc.lns = append(svc.lns, ln)
-		svc.Addrs = append(svc.Addrs, ln.Addr())
-	}
-	return svc, nil
-}
+// Reload re-reads what an operator may change under a running server
+// without a restart (SIGHUP): the TLS certificate. The users file and the
+// plugins directory are watched and reloaded by themselves.
+func (s *Server) Reload() error { return s.tls.Reload() }
 
 // Services returns the bound SMTP services, in configuration order.
 func (s *Server) Services() []*Service { return s.services }
@@ -197,8 +151,12 @@ func (s *Server) Run(ctx context.Context) error {
 		for _, ln := range svc.lns {
 			run(func() error { return svc.srv.Serve(ln) })
 		}
-		s.log.Info("listening", "service", svc.Name, "addrs", fmt.Sprint(svc.Addrs))
+		for _, ln := range svc.tlsLns {
+			run(func() error { return svc.srv.ServeTLS(ln) })
+		}
+		s.log.Info("listening", "service", svc.Name, "addrs", fmt.Sprint(svc.Addrs), "tls_addrs", fmt.Sprint(svc.TLSAddrs))
 	}
+	go s.tls.Watch(ctx, 2*time.Second)
 	run(s.admin.Serve)
 	run(func() error { return s.queue.Run(ctx) })
 
@@ -246,7 +204,7 @@ func (s *Server) closeFront() {
 	var errs []error
 	for _, svc := range s.services {
 		errs = append(errs, svc.srv.Close())
-		for _, ln := range svc.lns {
+		for _, ln := range append(svc.lns, svc.tlsLns...) {
 			ln.Close()
 		}
 	}

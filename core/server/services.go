@@ -1,0 +1,116 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/smtpd"
+	"github.com/sluice-mta/sluice/core/tlsconf"
+	"github.com/sluice-mta/sluice/core/users"
+)
+
+// Service is one listening SMTP service.
+type Service struct {
+	// Name is "smtp" or "submission".
+	Name string
+	// Addrs are the STARTTLS (or plain) addresses actually bound (a ":0"
+	// port resolved); TLSAddrs the implicit-TLS ones.
+	Addrs, TLSAddrs []net.Addr
+
+	srv         *smtpd.Server
+	lns, tlsLns []net.Listener
+}
+
+// listenAll loads the certificate and the users file and binds every SMTP
+// service: port 25 with STARTTLS, and submission with STARTTLS, implicit
+// TLS and required AUTH.
+func (s *Server) listenAll() error {
+	cfg := s.cfg
+	var err error
+	s.tls, err = tlsconf.New(tlsconf.Options{
+		CertFile: cfg.TLS.Cert,
+		KeyFile:  cfg.TLS.Key,
+		Dir:      filepath.Join(cfg.DataDir, "tls"),
+		Hostname: cfg.Hostname,
+		Logger:   s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("[tls]: %w", err)
+	}
+	if s.users, err = users.Open(cfg.Submission.UsersFile, s.log); err != nil {
+		return fmt.Errorf("submission.users_file: %w", err)
+	}
+
+	mx := s.smtpdOptions("smtp", cfg.SMTP)
+	sub := s.smtpdOptions("submission", cfg.Submission.Listener)
+	sub.RequireAuth = true
+	sub.Users = s.users
+	sub.AllowInsecureAuth = cfg.Submission.AllowInsecureAuth
+	sub.RestrictSender = cfg.Submission.RestrictSender
+	for _, svc := range []struct {
+		opts    smtpd.Options
+		listen  []string
+		tlsOnly []string
+	}{{mx, cfg.SMTP.Listen, nil}, {sub, cfg.Submission.Listen, cfg.Submission.TLSListen}} {
+		if len(svc.listen)+len(svc.tlsOnly) == 0 {
+			continue
+		}
+		service, err := s.listen(svc.opts, svc.listen, svc.tlsOnly)
+		if err != nil {
+			return err
+		}
+		s.services = append(s.services, service)
+	}
+	return nil
+}
+
+// smtpdOptions are the options every SMTP service shares.
+func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
+	opts := smtpd.Options{
+		Name:            name,
+		Hostname:        s.cfg.Hostname,
+		Listener:        lc,
+		LocalDomains:    s.cfg.LocalDomains,
+		TrustedNetworks: s.cfg.TrustedNetworks,
+		Queue:           s.queue,
+		Logger:          s.log,
+		Spam:            smtpd.Spam(s.cfg.Spam),
+		TLSConfig:       s.tls.Config(),
+	}
+	if s.filters != nil {
+		opts.Filters = s.filters
+	}
+	return opts
+}
+
+// listen builds one service and binds its plain and implicit-TLS addresses.
+func (s *Server) listen(opts smtpd.Options, plain, implicitTLS []string) (*Service, error) {
+	srv, err := smtpd.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("[%s]: %w", opts.Name, err)
+	}
+	svc := &Service{Name: opts.Name, srv: srv}
+	bind := func(addrs []string, lns *[]net.Listener, bound *[]net.Addr, key string) error {
+		for _, addr := range addrs {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				for _, l := range append(svc.lns, svc.tlsLns...) {
+					l.Close()
+				}
+				return fmt.Errorf("[%s] %s %q: %w", opts.Name, key, addr, err)
+			}
+			*lns = append(*lns, ln)
+			*bound = append(*bound, ln.Addr())
+		}
+		return nil
+	}
+	if err := bind(plain, &svc.lns, &svc.Addrs, "listen"); err != nil {
+		return nil, err
+	}
+	if err := bind(implicitTLS, &svc.tlsLns, &svc.TLSAddrs, "tls_listen"); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
