@@ -168,6 +168,9 @@ func inspectBinary(bin []byte, memLimit int64) (*ModuleInfo, []section, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkBounds(secs); err != nil {
+		return nil, nil, err
+	}
 	bi, err := inspect(secs)
 	if err != nil {
 		return nil, nil, err

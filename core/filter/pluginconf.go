@@ -107,6 +107,10 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 	if c.PoolMin < 0 {
 		return c, bad("pool_min", "must not be negative")
 	}
+	if _, set := lines["pool_max"]; !set && c.PoolMax < c.PoolMin {
+		// pool_max is the default: the error belongs to pool_min's line.
+		return c, bad("pool_min", "must be at most pool_max, which is %d by default (2 × CPUs + 2); set pool_max too", c.PoolMax)
+	}
 	if c.PoolMax < 1 || c.PoolMax < c.PoolMin {
 		return c, bad("pool_max", "must be at least 1 and at least pool_min (%d)", c.PoolMin)
 	}
@@ -120,7 +124,8 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 	return c, nil
 }
 
-// keyLines maps each top-level key of a TOML document to its line.
+// keyLines maps each top-level key of a TOML document, lower-cased (the
+// decoder matches keys to fields regardless of case), to its line.
 func keyLines(data []byte) map[string]int {
 	lines := map[string]int{}
 	var p unstable.Parser
@@ -132,7 +137,7 @@ func keyLines(data []byte) map[string]int {
 		}
 		it := e.Key()
 		if it.Next() {
-			k := string(it.Node().Data)
+			k := strings.ToLower(string(it.Node().Data))
 			if _, ok := lines[k]; !ok {
 				lines[k] = p.Shape(it.Node().Raw).Start.Line
 			}
