@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# bench.sh is `make bench`: the Go benchmarks, then the same SMTP load from
-# sluice-load against three servers on 127.0.0.1:
+# bench.sh is `make bench`: the Go benchmarks of the hot paths, then the
+# same SMTP load from sluice-load against these servers on 127.0.0.1:
 #
-#   smtp-sink  Postfix's test server: accepts and throws away, stores nothing.
-#              The ceiling of what the load generator and this machine do.
-#   sluice     the real server (go build ./cmd/sluice) with a fresh data_dir,
-#              local domain bench.test delivered to Maildir.
-#   postfix    a throwaway Postfix instance (own config and queue directory,
-#              fsync'd queue, discard transport), when Postfix is installed.
+#   smtp-sink      Postfix's test server: accepts and throws away, stores
+#                  nothing. The ceiling of what the load generator and this
+#                  machine do.
+#   sluice         the real server (go build ./cmd/sluice) with a fresh
+#                  data_dir, local domain bench.test delivered to Maildir.
+#   sluice-6quiet  the same with six plugins at every stage: scripts/benchplugin
+#                  (reads a property at each hook, adds a header at data,
+#                  logs nothing) installed as 10-a … 60-f.
+#   sluice-6hello  the same with examples/hello six times (logs every stage
+#                  at info).
+#   postfix        a throwaway Postfix instance (own config and queue
+#                  directory, fsync'd queue, discard transport), when
+#                  Postfix is installed.
 #
-# It prints a Markdown table and keeps every output in $BENCH_OUT.
-# Everything it starts is stopped on exit; the whole run takes about
-# 2 to 3 minutes with the defaults.
+# It prints Markdown tables (load, plugin cost, memory, Go benchmarks) and
+# keeps every output in $BENCH_OUT. Everything it starts is stopped on
+# exit; the whole run takes about 5 minutes with the defaults.
 #
 # Settings (environment):
 #   BENCH_DURATION  length of each load run          (default 10s)
@@ -19,7 +26,10 @@
 #   BENCH_SIZE      message size in bytes              (default 10240)
 #   BENCH_OUT       where outputs go                   (default /tmp/sluice-bench)
 #   BENCH_GO=0      skip the Go benchmarks
+#   BENCH_PLUGINS=0 skip the two runs with six plugins
 #   BENCH_POSTFIX=0 skip the Postfix run
+#   BENCH_PERF=1    record a CPU profile of each sluice run with perf
+#                   (perf-TARGET.txt: the top functions)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,7 +42,7 @@ out=${BENCH_OUT:-/tmp/sluice-bench}
 tmp=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 chmod 755 "$tmp" # Postfix's daemons run as user postfix and need to get in
 mkdir -p "$out"
-rm -f "$out"/*.txt "$out"/*.log "$out"/results.md
+rm -f "$out"/*.txt "$out"/*.log "$out"/*.md "$out"/*.toml
 
 load_start=$(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null || echo unknown)
 pids=()
@@ -134,14 +144,40 @@ load() {
 	done
 }
 
-# 1. Go benchmarks.
+# 1. Go benchmarks of the hot paths: the filter host's per-hook overhead,
+# the durable enqueue, the SMTP server, the plugin key-value store and the
+# DNS cache.
+bench_re='BenchmarkHook|BenchmarkEnqueue|BenchmarkPipelinedMessages|BenchmarkDataScan|BenchmarkIncr|BenchmarkLookup'
+bench_pkgs="./core/filter ./core/queue ./core/smtpd ./core/kvstore ./core/dns"
+gobench_cmd="go test -run '^\$' -bench '$bench_re' -benchmem $bench_pkgs"
 if [ "${BENCH_GO:-1}" != 0 ]; then
-	say "go test -run '^\$' -bench . -benchmem ./... (output in $out/go-bench.txt)"
-	if ! timeout 150 go test -run '^$' -bench . -benchmem -timeout 140s ./... >"$out/go-bench.txt" 2>&1; then
+	say "$gobench_cmd (output in $out/go-bench.txt)"
+	# shellcheck disable=SC2086 # bench_pkgs is a list
+	if ! timeout 240 go test -run '^$' -bench "$bench_re" -benchmem -timeout 230s $bench_pkgs >"$out/go-bench.txt" 2>&1; then
 		say "Go benchmarks failed; see $out/go-bench.txt"
 		failed=1
 	fi
-	grep -E '^(Benchmark|ok|FAIL|---)' "$out/go-bench.txt" | grep -v 'no test files' >&2 || true
+	grep -E '^(Benchmark|ok|FAIL|---)' "$out/go-bench.txt" >&2 || true
+	# One row per benchmark; ops/s is 1e9 / (ns/op), for parallel ones the
+	# throughput of all goroutines together.
+	awk '
+		function dur(ns) {
+			if (ns < 1000) return sprintf("%.0f ns", ns)
+			if (ns < 1e6) return sprintf("%.2f µs", ns / 1e3)
+			return sprintf("%.2f ms", ns / 1e6)
+		}
+		/^pkg: / { pkg = $2; sub(/.*\/sluice\//, "", pkg) }
+		/^Benchmark/ && /ns\/op/ {
+			name = $1; sub(/-[0-9]+$/, "", name)
+			ns = mbs = bop = al = ""
+			for (i = 3; i <= NF; i++) {
+				if ($i == "ns/op") ns = $(i - 1)
+				if ($i == "MB/s") mbs = $(i - 1)
+				if ($i == "B/op") bop = $(i - 1)
+				if ($i == "allocs/op") al = $(i - 1)
+			}
+			printf "| %s | %s | %s | %.0f | %s | %s | %s |\n", pkg, name, dur(ns), 1e9 / ns, mbs == "" ? "–" : mbs, bop, al
+		}' "$out/go-bench.txt" >"$out/go-bench-rows.md"
 fi
 
 go build -o "$tmp/sluice-load" ./cmd/sluice-load
@@ -169,14 +205,27 @@ else
 	failed=1
 fi
 
-# 3. Sluice.
-if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
+# 3. Sluice: without plugins, then with six plugins at every stage.
+mem_rows=()
+
+# sluice_run TARGET [WASM [TOML]] starts sluice with a fresh data_dir, with
+# WASM (and TOML beside it) installed as six plugins 10-a … 60-f, runs the
+# load, records the process's memory after the last run and stops it.
+sluice_run() {
+	local target=$1 wasm=${2:-} toml=${3:-} data="$tmp/data-$1" n want=0 pid
+	mkdir -p "$data/plugins"
+	if [ -n "$wasm" ]; then
+		for n in 10-a 20-b 30-c 40-d 50-e 60-f; do
+			cp "$wasm" "$data/plugins/$n.wasm"
+			[ -z "$toml" ] || cp "$toml" "$data/plugins/$n.toml"
+		done
+		want=6
+	fi
 	free_port smtp_port
 	free_port sub_port
-	mkdir -p "$tmp/data"
-	cat >"$tmp/bench.toml" <<EOF
+	cat >"$tmp/$target.toml" <<EOF
 hostname = "bench.local"
-data_dir = "$tmp/data"
+data_dir = "$data"
 local_domains = ["bench.test"]
 trusted_networks = ["127.0.0.0/8"]
 
@@ -200,24 +249,72 @@ workers = 16
 [admin]
 socket = "{data_dir}/admin.sock"
 EOF
-	cp "$tmp/bench.toml" "$out/bench.toml"
-	"$tmp/sluice" serve --config "$tmp/bench.toml" >"$out/sluice.log" 2>&1 &
-	sluice_pid=$!
-	pids+=("$sluice_pid")
-	if wait_port "$smtp_port" "$sluice_pid"; then
-		load sluice "127.0.0.1:$smtp_port" user@bench.test
-		# How far delivery kept up: Maildir files now, against all accepted.
-		accepted=$(awk '/^accepted [0-9]+ in/ { n += $2 } END { print n + 0 }' "$out"/sluice-c*.txt)
-		delivered=$(find "$tmp/data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)
-		say "sluice: $delivered of $accepted accepted messages were in the Maildir when the load ended"
-		echo "$delivered of $accepted accepted messages were in the Maildir when the load ended" >"$out/sluice-delivered.txt"
-		# Stop it now: its queue would go on delivering during the next runs.
-		stop "$sluice_pid" sluice
-	else
-		say "sluice did not start listening; see $out/sluice.log:"
-		tail -n 5 "$out/sluice.log" >&2 || true
-		rows+=("| sluice | – | – | did not start | | | | | |")
+	cp "$tmp/$target.toml" "$out/$target.toml"
+	"$tmp/sluice" serve --config "$tmp/$target.toml" >"$out/$target.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	if ! wait_port "$smtp_port" "$pid"; then
+		say "$target did not start listening; see $out/$target.log:"
+		tail -n 5 "$out/$target.log" >&2 || true
+		rows+=("| $target | – | – | did not start | | | | | |")
 		failed=1
+		stop "$pid" "$target"
+		return 0
+	fi
+	for _ in $(seq 1 600); do
+		[ "$(grep -c 'msg="plugin loaded"' "$out/$target.log")" -ge "$want" ] && break
+		sleep 0.1
+	done
+	if [ "$(grep -c 'msg="plugin loaded"' "$out/$target.log")" -lt "$want" ]; then
+		say "$target: not all $want plugins loaded within 60 s; see $out/$target.log"
+		failed=1
+	fi
+	local perf_pid=""
+	if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
+		perf record -F 499 -g -o "$tmp/perf-$target.data" -p "$pid" >/dev/null 2>&1 &
+		perf_pid=$!
+	fi
+	load "$target" "127.0.0.1:$smtp_port" user@bench.test
+	if [ -n "$perf_pid" ]; then
+		kill -INT "$perf_pid" 2>/dev/null || true
+		wait "$perf_pid" 2>/dev/null || true
+		perf report -i "$tmp/perf-$target.data" --stdio --no-children --sort symbol 2>/dev/null |
+			grep -E '^ +[0-9.]+%' | head -n 25 >"$out/perf-$target.txt" || true
+	fi
+	# Peak and current memory of the server after its last (largest) run.
+	local hwm rss
+	hwm=$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo –)
+	rss=$(awk '/^VmRSS/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo –)
+	mem_rows+=("| $target | ${conns##* } | $hwm | $rss |")
+	# How far delivery kept up: Maildir files now, against all accepted.
+	local accepted delivered
+	accepted=$(awk '/^accepted [0-9]+ in/ { n += $2 } END { print n + 0 }' "$out/$target"-c*.txt)
+	delivered=$(find "$data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)
+	say "$target: $delivered of $accepted accepted messages were in the Maildir when the load ended; VmHWM $hwm"
+	echo "$delivered of $accepted accepted messages were in the Maildir when the load ended" >"$out/$target-delivered.txt"
+	# The plugins ran: each of the six added its header to a delivered message.
+	if [ -n "$wasm" ]; then
+		local f hdr
+		f=$(find "$data/mail" -path '*/new/*' -type f -print -quit 2>/dev/null)
+		hdr=$(grep -c -E '^X-(Bench|Hello): ' "$f" 2>/dev/null || true)
+		say "$target: a delivered message carries ${hdr:-0} plugin headers (want 6)"
+		[ "${hdr:-0}" = 6 ] || failed=1
+	fi
+	# Stop it now: its queue would go on delivering during the next runs.
+	stop "$pid" "$target"
+}
+
+if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
+	sluice_run sluice
+	if [ "${BENCH_PLUGINS:-1}" != 0 ]; then
+		if GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/benchplugin.wasm" ./scripts/benchplugin &&
+			GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/hello.wasm" ./examples/hello; then
+			sluice_run sluice-6quiet "$tmp/benchplugin.wasm"
+			sluice_run sluice-6hello "$tmp/hello.wasm" examples/hello/hello.toml
+		else
+			say "building the bench plugins failed"
+			failed=1
+		fi
 	fi
 else
 	say "go build ./cmd/sluice failed; see $out/sluice-build.txt"
@@ -228,8 +325,8 @@ fi
 # 4. A throwaway Postfix with its own configuration and queue directory.
 if [ "${BENCH_POSTFIX:-1}" = 0 ]; then
 	say "Postfix skipped (BENCH_POSTFIX=0)"
-elif [ "$SECONDS" -gt 200 ]; then
-	say "Postfix skipped: ${SECONDS}s spent already, it would take the run past 5 minutes"
+elif [ "$SECONDS" -gt 420 ]; then
+	say "Postfix skipped: ${SECONDS}s spent already, it would take the run past 8 minutes"
 elif [ "$(id -u)" != 0 ] || ! command -v postfix >/dev/null 2>&1 || ! id postfix >/dev/null 2>&1; then
 	say "Postfix skipped: needs root and an installed postfix"
 else
@@ -293,13 +390,50 @@ EOF
 	cp "$postfix_dir/maillog" "$out/postfix.log" 2>/dev/null || true
 fi
 
-# 5. The table.
+# 5. The tables.
+# msgs TARGET CONNS prints the msgs/s column of that row ("" if none).
+msgs() {
+	printf '%s\n' "${rows[@]}" | awk -F '|' -v t="$1" -v c="$2" '
+		{ gsub(/ /, "", $2); gsub(/ /, "", $3); gsub(/ /, "", $5) }
+		!done && $2 == t && $3 == c && $5 ~ /^[0-9.]+$/ { print $5; done = 1 }'
+}
 {
-	echo "make bench (bash scripts/bench.sh) on $(nproc) CPUs, load average at start $load_start; each row is"
+	echo "make bench (bash scripts/bench.sh) on $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'), load average at start $load_start; each row is"
 	echo "  sluice-load -addr 127.0.0.1:PORT -c CONNS -d $duration -size $size -to user@bench.test"
 	echo
 	"$tmp/sluice-load" -header
 	printf '%s\n' "${rows[@]}"
+	echo
+	echo "Against the others (same run):"
+	echo
+	echo "| conns | sluice msgs/s | ÷ postfix | ÷ smtp-sink | 6 quiet plugins | cost | 6 hello plugins | cost |"
+	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for c in $conns; do
+		base=$(msgs sluice "$c")
+		[ -n "$base" ] || continue
+		awk -v b="$base" -v pf="$(msgs postfix "$c")" -v sk="$(msgs smtp-sink "$c")" \
+			-v q="$(msgs sluice-6quiet "$c")" -v h="$(msgs sluice-6hello "$c")" -v c="$c" '
+			function ratio(x) { return x > 0 ? sprintf("%.1f×", b / x) : "–" }
+			function cost(x) { return x > 0 ? sprintf("%+.0f %%", (b - x) / b * 100) : "–" }
+			BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c, b, ratio(pf), sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–",
+				q == "" ? "–" : q, cost(q), h == "" ? "–" : h, cost(h) }'
+	done
+	if [ "${#mem_rows[@]}" -gt 0 ]; then
+		echo
+		echo "Memory of the sluice process after its last run (/proc/PID/status):"
+		echo
+		echo "| target | conns | VmHWM (peak RSS) | VmRSS |"
+		echo "| --- | ---: | ---: | ---: |"
+		printf '%s\n' "${mem_rows[@]}"
+	fi
+	if [ -s "$out/go-bench-rows.md" ]; then
+		echo
+		echo "Go benchmarks: $gobench_cmd"
+		echo
+		echo "| package | benchmark | time/op | ops/s | MB/s | B/op | allocs/op |"
+		echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+		cat "$out/go-bench-rows.md"
+	fi
 } >"$out/results.md"
 echo
 cat "$out/results.md"
