@@ -25,6 +25,15 @@ type RouterOptions struct {
 	// Filters runs the deliver-stage plugins before each attempt, once per
 	// destination domain; nil means none.
 	Filters filter.Runner
+	// Signer DKIM-signs outbound mail from authenticated users and trusted
+	// networks; nil means no signing. *auth.Signer implements it.
+	Signer Signer
+}
+
+// Signer signs a message with the keys for its From (or envelope) domain,
+// returning it unchanged when there is none.
+type Signer interface {
+	Sign(msg []byte, envDomain string) ([]byte, error)
 }
 
 // Router is a queue.Deliverer that splits a message's recipients between
@@ -34,6 +43,7 @@ type Router struct {
 	remote queue.Deliverer
 	// filters runs the deliver stage; nil means none.
 	filters filter.Runner
+	signer  Signer
 	// domains holds the lowercased local domains.
 	domains map[string]bool
 }
@@ -42,7 +52,7 @@ var _ queue.Deliverer = (*Router)(nil)
 
 // NewRouter returns a Router for opts.
 func NewRouter(opts RouterOptions) *Router {
-	r := &Router{local: opts.Local, remote: opts.Remote, filters: opts.Filters, domains: make(map[string]bool)}
+	r := &Router{local: opts.Local, remote: opts.Remote, filters: opts.Filters, signer: opts.Signer, domains: make(map[string]bool)}
 	for _, d := range opts.LocalDomains {
 		r.domains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
 	}
@@ -94,9 +104,44 @@ func (r *Router) split(ctx context.Context, m *queue.Message, rcpts []string) []
 	results := make([]queue.Result, 0, len(rcpts))
 	results = append(results, route(ctx, r.local, m, local,
 		"4.3.0", "no local delivery configured; set a local transport in the config")...)
-	results = append(results, route(ctx, r.remote, m, remote,
-		"4.4.1", "no remote delivery configured yet")...)
+	if len(remote) > 0 {
+		out, err := r.sign(m)
+		if err != nil {
+			return append(results, deferAll(remote, "4.3.0", "DKIM signing failed: "+err.Error())...)
+		}
+		results = append(results, route(ctx, r.remote, out, remote,
+			"4.4.1", "no remote delivery configured yet")...)
+	}
 	return results
+}
+
+// sign DKIM-signs our own outbound mail (from an authenticated user or a
+// trusted network) with the keys of its From domain, after the deliver-stage
+// plugins made their last header edit. Others' mail passes unchanged.
+func (r *Router) sign(m *queue.Message) (*queue.Message, error) {
+	if r.signer == nil || (m.AuthUser == "" && !m.Trusted) {
+		return m, nil
+	}
+	envDomain := ""
+	if i := strings.LastIndexByte(m.From, '@'); i >= 0 {
+		envDomain = m.From[i+1:]
+	}
+	signed, err := r.signer.Sign(m.Body, envDomain)
+	if err != nil {
+		return nil, err
+	}
+	out := *m
+	out.Body = signed
+	return &out, nil
+}
+
+// deferAll defers every recipient with dsn and text.
+func deferAll(rcpts []string, dsn, text string) []queue.Result {
+	out := make([]queue.Result, len(rcpts))
+	for i, rc := range rcpts {
+		out[i] = queue.Result{Rcpt: rc, Status: queue.Deferred, Code: 451, DSN: dsn, Text: text}
+	}
+	return out
 }
 
 // route delivers rcpts with d, or defers them all with dsn and text when d
@@ -108,9 +153,5 @@ func route(ctx context.Context, d queue.Deliverer, m *queue.Message, rcpts []str
 	if d != nil {
 		return d.Deliver(ctx, m, rcpts)
 	}
-	out := make([]queue.Result, len(rcpts))
-	for i, rc := range rcpts {
-		out[i] = queue.Result{Rcpt: rc, Status: queue.Deferred, Code: 451, DSN: dsn, Text: text}
-	}
-	return out
+	return deferAll(rcpts, dsn, text)
 }

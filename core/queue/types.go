@@ -69,6 +69,11 @@ type Envelope struct {
 	// ClientIP and Helo describe who handed us the message.
 	ClientIP string `json:"client_ip,omitempty"`
 	Helo     string `json:"helo,omitempty"`
+	// AuthUser is the submission login that sent it; Trusted is set when
+	// the client was in trusted_networks. Either makes it our own mail,
+	// DKIM-signed on the way out.
+	AuthUser string `json:"auth_user,omitempty"`
+	Trusted  bool   `json:"trusted,omitempty"`
 
 	Received    time.Time `json:"received"`
 	NextAttempt time.Time `json:"next_attempt"`

@@ -57,6 +57,7 @@ listen = [%q]
 
 [submission]
 listen = []
+tls_listen = []
 
 [local]
 maildir = "{data_dir}/mail/{domain}/{user}"

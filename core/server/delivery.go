@@ -53,6 +53,9 @@ func (s *Server) newRouter() (*delivery.Router, error) {
 	if s.filters != nil {
 		ro.Filters = s.filters
 	}
+	if s.signer != nil {
+		ro.Signer = s.signer
+	}
 	return delivery.NewRouter(ro), nil
 }
 

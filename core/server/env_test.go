@@ -52,6 +52,7 @@ func testConfig(t *testing.T) *config.Config {
 	cfg.DataDir = dir
 	cfg.SMTP.Listen = []string{"127.0.0.1:0"}
 	cfg.Submission.Listen = nil
+	cfg.Submission.TLSListen = nil
 	cfg.Local.Maildir = filepath.Join(dir, "mail", "{domain}", "{user}")
 	cfg.Admin.Socket = filepath.Join(dir, "admin.sock")
 	cfg.Plugins.Dir = filepath.Join(dir, "plugins")

@@ -135,6 +135,7 @@ data_dir = %q
 listen = [%q]
 [submission]
 listen = []
+tls_listen = []
 [dns]
 servers = [%q]
 [delivery]

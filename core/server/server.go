@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/admin"
+	"github.com/sluice-mta/sluice/core/auth"
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/delivery/remote"
 	"github.com/sluice-mta/sluice/core/dns"
@@ -35,6 +36,8 @@ type Server struct {
 	remote   *remote.Deliverer
 	tls      *tlsconf.Store
 	users    *users.File
+	checker  *auth.Checker // nil when every inbound check is off
+	signer   *auth.Signer  // nil without DKIM keys
 	metrics  *metrics.Counters
 	admin    *admin.Server
 	services []*Service
@@ -47,9 +50,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
 	}
 	s = &Server{cfg: cfg, log: log}
+	partial := s // s is nil once an error is returned
 	defer func() {
 		if err != nil {
-			s.close()
+			partial.close()
 		}
 	}()
 
@@ -70,6 +74,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, 
 	s.metrics = metrics.New()
 	if s.resolver, err = dns.New(dns.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout.D()}); err != nil {
 		return nil, fmt.Errorf("[dns]: %w", err)
+	}
+	if err := s.newAuth(); err != nil {
+		return nil, err
 	}
 	if cfg.Plugins.Dir != "" {
 		if s.filters, err = s.newFilters(ctx); err != nil {

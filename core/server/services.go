@@ -78,9 +78,13 @@ func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 		Logger:          s.log,
 		Spam:            smtpd.Spam(s.cfg.Spam),
 		TLSConfig:       s.tls.Config(),
+		DMARCEnforce:    s.cfg.Auth.DMARCEnforce,
 	}
 	if s.filters != nil {
 		opts.Filters = s.filters
+	}
+	if s.checker != nil {
+		opts.Auth = s.checker
 	}
 	return opts
 }

@@ -2,11 +2,15 @@ package server_test
 
 import (
 	"context"
+	"log/slog"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/server"
 )
 
 // TestRelayDenied: a client outside trusted_networks may only send to local
@@ -198,4 +202,22 @@ func TestConnectionLimitPerIP(t *testing.T) {
 	// A freed slot is usable again.
 	time.Sleep(200 * time.Millisecond)
 	dialRaw(t, s.addr).cmdExpect("NOOP", "250")
+}
+
+// TestStartupErrorIsReported: a port already in use fails server.New with
+// an error naming it, and leaves nothing open (the data directory can be
+// used again at once).
+func TestStartupErrorIsReported(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := testConfig(t)
+	cfg.SMTP.Listen = []string{busy.Addr().String()}
+	if _, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), busy.Addr().String()) {
+		t.Fatalf("server.New on a busy port: %v", err)
+	}
+	cfg.SMTP.Listen = []string{"127.0.0.1:0"}
+	start(t, cfg) // the queue and admin socket were released
 }

@@ -49,6 +49,12 @@ type Options struct {
 	Filters filter.Runner
 	// Spam holds the score thresholds applied after the data hook.
 	Spam Spam
+	// Auth checks SPF, DKIM and DMARC of mail from outside (not
+	// authenticated, not from trusted networks) and writes the
+	// Authentication-Results header; nil means no checks.
+	Auth Checker
+	// DMARCEnforce refuses mail whose DMARC disposition is reject.
+	DMARCEnforce bool
 
 	// TLSConfig enables STARTTLS (and is required by ServeTLS); nil
 	// means plain text only. tlsconf.Store.Config gives one.

@@ -107,6 +107,8 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		From:     from,
 		ClientIP: ss.info.ClientIP.String(),
 		Helo:     ss.info.Helo,
+		AuthUser: ss.info.AuthUser,
+		Trusted:  ss.s.isTrusted(ss.info.ClientIP),
 	}
 	if opts != nil {
 		env.SMTPUTF8 = opts.UTF8
@@ -240,8 +242,11 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		buf = normalizeNewlines(buf[:hdrLen:hdrLen], buf[hdrLen:])
 	}
+	var reply *smtp.SMTPError
+	if buf, reply = ss.authenticate(env, buf); reply != nil {
+		return reply
+	}
 	if fs := ss.fs; fs != nil {
-		var reply *smtp.SMTPError
 		if buf, reply = ss.filterData(env, buf); reply != nil {
 			return reply
 		}
