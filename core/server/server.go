@@ -36,20 +36,25 @@ type Server struct {
 	remote   *remote.Deliverer
 	tls      *tlsconf.Store
 	users    *users.File
-	checker  *auth.Checker // nil when every inbound check is off
-	signer   *auth.Signer  // nil without DKIM keys
-	metrics  *metrics.Counters
-	admin    *admin.Server
-	services []*Service
+	// pluginClock is the clock plugins see (WithPluginClock); nil = time.Now.
+	pluginClock func() time.Time
+	checker     *auth.Checker // nil when every inbound check is off
+	signer      *auth.Signer  // nil without DKIM keys
+	metrics     *metrics.Counters
+	admin       *admin.Server
+	services    []*Service
 }
 
 // New opens the queue, binds every listener and the admin socket, and
 // returns a server ready to Run. On error nothing is left open.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (s *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
 	}
 	s = &Server{cfg: cfg, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	partial := s // s is nil once an error is returned
 	defer func() {
 		if err != nil {
@@ -119,11 +124,22 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 		Resolver: s.resolver,
 		Metrics:  s.metrics,
 		Logger:   s.log,
+		Now:      s.pluginClock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plugins in %s: %w", cfg.Dir, err)
 	}
 	return h, nil
+}
+
+// Option adjusts a Server at New.
+type Option func(*Server)
+
+// WithPluginClock sets the clock plugins see through the host's now
+// function, so rate-limit windows and greylisting delays can be tested
+// without waiting.
+func WithPluginClock(now func() time.Time) Option {
+	return func(s *Server) { s.pluginClock = now }
 }
 
 // Reload re-reads what an operator may change under a running server
