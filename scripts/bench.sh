@@ -238,6 +238,7 @@ max_connections_per_ip = 1000
 
 [submission]
 listen = ["127.0.0.1:$sub_port"]
+tls_listen = []
 
 [local]
 transport = "maildir"
@@ -271,24 +272,27 @@ EOF
 	fi
 	local perf_pid=""
 	if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
-		perf record -F 499 -g -o "$tmp/perf-$target.data" -p "$pid" >/dev/null 2>&1 &
+		perf record -F 499 -g -o "$out/perf-$target.data" -p "$pid" >/dev/null 2>&1 &
 		perf_pid=$!
 	fi
 	load "$target" "127.0.0.1:$smtp_port" user@bench.test
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" 2>/dev/null || true
 		wait "$perf_pid" 2>/dev/null || true
-		perf report -i "$tmp/perf-$target.data" --stdio --no-children --sort symbol 2>/dev/null |
+		perf report -i "$out/perf-$target.data" --stdio --no-children --sort symbol 2>/dev/null |
 			grep -E '^ +[0-9.]+%' | head -n 25 >"$out/perf-$target.txt" || true
 	fi
 	# Peak and current memory of the server after its last (largest) run.
 	local hwm rss
 	hwm=$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo –)
 	rss=$(awk '/^VmRSS/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo –)
-	mem_rows+=("| $target | ${conns##* } | $hwm | $rss |")
 	# How far delivery kept up: Maildir files now, against all accepted.
-	local accepted delivered
+	local accepted delivered cpu
 	accepted=$(awk '/^accepted [0-9]+ in/ { n += $2 } END { print n + 0 }' "$out/$target"-c*.txt)
+	# CPU time (user + system) the server used, all runs and delivery
+	# included, per accepted message.
+	cpu=$(awk -v hz="$(getconf CLK_TCK)" -v n="$accepted" '{ s = ($14 + $15) / hz; printf "%.1f s | %.2f ms", s, (n > 0 ? s * 1000 / n : 0) }' "/proc/$pid/stat" 2>/dev/null || echo "– | –")
+	mem_rows+=("| $target | ${conns##* } | $hwm | $rss | $cpu |")
 	delivered=$(find "$data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)
 	say "$target: $delivered of $accepted accepted messages were in the Maildir when the load ended; VmHWM $hwm"
 	echo "$delivered of $accepted accepted messages were in the Maildir when the load ended" >"$out/$target-delivered.txt"
@@ -415,15 +419,15 @@ msgs() {
 			-v q="$(msgs sluice-6quiet "$c")" -v h="$(msgs sluice-6hello "$c")" -v c="$c" '
 			function ratio(x) { return x > 0 ? sprintf("%.1f×", b / x) : "–" }
 			function cost(x) { return x > 0 ? sprintf("%+.0f %%", (b - x) / b * 100) : "–" }
-			BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c, b, ratio(pf), sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–",
-				q == "" ? "–" : q, cost(q), h == "" ? "–" : h, cost(h) }'
+			BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c, b, ratio(pf), (sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–"),
+				(q == "" ? "–" : q), cost(q), (h == "" ? "–" : h), cost(h) }'
 	done
 	if [ "${#mem_rows[@]}" -gt 0 ]; then
 		echo
-		echo "Memory of the sluice process after its last run (/proc/PID/status):"
+		echo "The sluice process after its last run (/proc/PID/status and stat; CPU includes delivering into the Maildir):"
 		echo
-		echo "| target | conns | VmHWM (peak RSS) | VmRSS |"
-		echo "| --- | ---: | ---: | ---: |"
+		echo "| target | last conns | VmHWM (peak RSS) | VmRSS | CPU time | CPU per accepted msg |"
+		echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 		printf '%s\n' "${mem_rows[@]}"
 	fi
 	if [ -s "$out/go-bench-rows.md" ]; then
