@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/servertest"
 )
 
 // sluiceCLI runs the sluice binary and returns its combined output.
@@ -51,7 +52,7 @@ func waitAttempted(t *testing.T, s *running, id string) {
 // TestQueueCLI drives `sluice queue ls|show|hold|release|rm|flush` against a
 // running server whose mailbox server is down, then comes up.
 func TestQueueCLI(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	lmtpAddr := reserveAddr(t)
 	cfg.Local.Transport = "lmtp"
 	cfg.Local.LMTP = lmtpAddr
@@ -60,8 +61,8 @@ func TestQueueCLI(t *testing.T) {
 	s := start(t, cfg)
 	sock := "--socket=" + cfg.Admin.Socket
 
-	id1 := mustSend(t, s.addr, "sender@localhost", []string{"alice@localhost"}, message("sender@localhost", "alice@localhost", "first", "one\r\n"))
-	id2 := mustSend(t, s.addr, "sender@localhost", []string{"bob@localhost"}, message("sender@localhost", "bob@localhost", "second", "two\r\n"))
+	id1 := servertest.MustSend(t, s.addr, "sender@localhost", []string{"alice@localhost"}, servertest.Message("sender@localhost", "alice@localhost", "first", "one\r\n"))
+	id2 := servertest.MustSend(t, s.addr, "sender@localhost", []string{"bob@localhost"}, servertest.Message("sender@localhost", "bob@localhost", "second", "two\r\n"))
 	waitAttempted(t, s, id1)
 	waitAttempted(t, s, id2)
 
@@ -99,7 +100,7 @@ func TestQueueCLI(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if msgs := sink.all(); len(msgs) != 1 || !strings.Contains(string(msgs[0]), "Subject: first") {
-		t.Fatalf("after release, the mailbox server got %d message(s), want the first", len(msgs))
+		t.Fatalf("after release, the mailbox server got %d servertest.Message(s), want the first", len(msgs))
 	}
 	waitQueueEmpty(t, s)
 
@@ -115,7 +116,7 @@ func TestQueueCLI(t *testing.T) {
 // TestFlushAfterOutage: deferred mail goes out on `sluice queue flush` once
 // the mailbox server is back, and a restart keeps what was queued.
 func TestRestartDeliversQueue(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	lmtpAddr := reserveAddr(t)
 	cfg.Local.Transport = "lmtp"
 	cfg.Local.LMTP = lmtpAddr
@@ -123,7 +124,7 @@ func TestRestartDeliversQueue(t *testing.T) {
 	s := start(t, cfg)
 	var ids []string
 	for i := 0; i < 5; i++ {
-		ids = append(ids, mustSend(t, s.addr, "sender@localhost", []string{"alice@localhost"}, message("sender@localhost", "alice@localhost", "restart", "x\r\n")))
+		ids = append(ids, servertest.MustSend(t, s.addr, "sender@localhost", []string{"alice@localhost"}, servertest.Message("sender@localhost", "alice@localhost", "restart", "x\r\n")))
 	}
 	for _, id := range ids {
 		waitAttempted(t, s, id)

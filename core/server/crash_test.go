@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/servertest"
 )
 
 // startProcess runs `sluice serve --config path` and waits for its SMTP port.
@@ -84,7 +86,7 @@ maildir = "{data_dir}/mail/{domain}/{user}"
 				default:
 				}
 				tok := fmt.Sprintf("tok-%d-%d", w, i)
-				if _, err := send(addr, "load@localhost", []string{"alice@localhost"}, message("load@localhost", "alice@localhost", tok, strings.Repeat("payload line\r\n", 200))); err != nil {
+				if _, err := servertest.Send(addr, "load@localhost", []string{"alice@localhost"}, servertest.Message("load@localhost", "alice@localhost", tok, strings.Repeat("payload line\r\n", 200))); err != nil {
 					return // the server died under us
 				}
 				mu.Lock()
@@ -110,7 +112,7 @@ maildir = "{data_dir}/mail/{domain}/{user}"
 	var missing []string
 	for {
 		have := map[string]bool{}
-		for _, f := range maildirFiles(box) {
+		for _, f := range servertest.MaildirFiles(box) {
 			b, err := os.ReadFile(f)
 			if err != nil {
 				continue

@@ -10,17 +10,18 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/internal/dovecot"
+	"github.com/sluice-mta/sluice/core/servertest"
 )
 
 // TestLocalDeliveryMaildir sends a message over SMTP and finds it in the
 // recipient's Maildir: the bytes sent, after our trace headers.
 func TestLocalDeliveryMaildir(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	s := start(t, cfg)
-	msg := message("sender@localhost", "alice@localhost", "hello", "Hi Alice,\r\n.leading dot survives\r\nbye\r\n")
-	id := mustSend(t, s.addr, "sender@localhost", []string{"alice@localhost"}, msg)
+	msg := servertest.Message("sender@localhost", "alice@localhost", "hello", "Hi Alice,\r\n.leading dot survives\r\nbye\r\n")
+	id := servertest.MustSend(t, s.addr, "sender@localhost", []string{"alice@localhost"}, msg)
 
-	files := waitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 1, 10*time.Second)
+	files := servertest.WaitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 1, 10*time.Second)
 	got, err := os.ReadFile(files[0])
 	if err != nil {
 		t.Fatal(err)
@@ -41,15 +42,15 @@ func TestLocalDeliveryMaildir(t *testing.T) {
 // unknown user there bounces to the sender, also through Dovecot.
 func TestLMTPThroughDovecot(t *testing.T) {
 	dc := dovecot.Start(t)
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	cfg.Local.Transport = "lmtp"
 	cfg.Local.LMTP = dc.Addr
 	s := start(t, cfg)
 
-	msg := message("bob@localhost", "alice@localhost", "via-lmtp", "through dovecot\r\n")
-	mustSend(t, s.addr, "bob@localhost", []string{"alice@localhost", "nosuchuser@localhost"}, msg)
+	msg := servertest.Message("bob@localhost", "alice@localhost", "via-lmtp", "through dovecot\r\n")
+	servertest.MustSend(t, s.addr, "bob@localhost", []string{"alice@localhost", "nosuchuser@localhost"}, msg)
 
-	files := waitFiles(t, dc.Maildir("alice"), 1, 15*time.Second)
+	files := servertest.WaitFiles(t, dc.Maildir("alice"), 1, 15*time.Second)
 	got, _ := os.ReadFile(files[0])
 	if !bytes.Contains(got, []byte("Subject: via-lmtp\r\n")) && !bytes.Contains(got, []byte("Subject: via-lmtp\n")) {
 		t.Errorf("alice's message lacks the subject:\n%s", got)
@@ -58,7 +59,7 @@ func TestLMTPThroughDovecot(t *testing.T) {
 		t.Errorf("alice's message lacks the body:\n%s", got)
 	}
 
-	bounces := waitFiles(t, dc.Maildir("bob"), 1, 15*time.Second)
+	bounces := servertest.WaitFiles(t, dc.Maildir("bob"), 1, 15*time.Second)
 	b, _ := os.ReadFile(bounces[0])
 	for _, want := range []string{"multipart/report", "nosuchuser@localhost", "5.1.1"} {
 		if !bytes.Contains(b, []byte(want)) {
@@ -71,7 +72,7 @@ func TestLMTPThroughDovecot(t *testing.T) {
 // TestBounceUnknownLocalUser: with mailboxes not created on demand, mail to
 // a user without a Maildir is bounced to the sender's mailbox at once.
 func TestBounceUnknownLocalUser(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	cfg.Local.CreateMailboxes = false
 	senderBox := filepath.Join(cfg.DataDir, "mail", "localhost", "sender")
 	for _, sub := range []string{"cur", "new", "tmp"} {
@@ -80,9 +81,9 @@ func TestBounceUnknownLocalUser(t *testing.T) {
 		}
 	}
 	s := start(t, cfg)
-	id := mustSend(t, s.addr, "sender@localhost", []string{"ghost@localhost"}, message("sender@localhost", "ghost@localhost", "to-a-ghost", "boo\r\n"))
+	id := servertest.MustSend(t, s.addr, "sender@localhost", []string{"ghost@localhost"}, servertest.Message("sender@localhost", "ghost@localhost", "to-a-ghost", "boo\r\n"))
 
-	files := waitFiles(t, senderBox, 1, 10*time.Second)
+	files := servertest.WaitFiles(t, senderBox, 1, 10*time.Second)
 	b, _ := os.ReadFile(files[0])
 	for _, want := range []string{"multipart/report", "report-type=delivery-status", "ghost@localhost", "5.1.1", "Subject: to-a-ghost"} {
 		if !bytes.Contains(b, []byte(want)) {
@@ -111,7 +112,7 @@ func waitQueueEmpty(t *testing.T, s *running) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("queue still holds %d message(s): first %+v", len(envs), envs[0])
+			t.Fatalf("queue still holds %d servertest.Message(s): first %+v", len(envs), envs[0])
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

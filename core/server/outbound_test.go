@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
+	"github.com/sluice-mta/sluice/core/servertest"
 )
 
 // outboundConfig points delivery at a loopback DNS server whose zone makes
@@ -27,7 +28,7 @@ func outboundConfig(t *testing.T, sinkAddr string, records ...string) *config.Co
 		"mx.remote.test. 300 IN A 127.0.0.1",
 	}, records...)
 	dnsSrv := dnstest.Start(t, dnstest.Zone(zone...))
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	cfg.DNS.Servers = []string{dnsSrv.Addr}
 	fmt.Sscan(port, &cfg.Delivery.Port)
 	cfg.Queue.MinBackoff = cfgDuration(time.Second)
@@ -53,7 +54,7 @@ func waitSink(t *testing.T, s *sink, n int, within time.Duration) [][]byte {
 	deadline := time.Now().Add(within)
 	for s.count() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("the remote MX got %d message(s) in %v, want %d", s.count(), within, n)
+			t.Fatalf("the remote MX got %d servertest.Message(s) in %v, want %d", s.count(), within, n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -72,13 +73,13 @@ func TestOutboundToMX(t *testing.T) {
 	box := localBox(t, cfg, "sender")
 	s := start(t, cfg)
 
-	msg := message("sender@localhost", "bob@remote.test", "outbound", "to the world\r\n")
-	id := mustSend(t, s.addr, "sender@localhost", []string{"bob@remote.test", "nobody@remote.test"}, msg)
+	msg := servertest.Message("sender@localhost", "bob@remote.test", "outbound", "to the world\r\n")
+	id := servertest.MustSend(t, s.addr, "sender@localhost", []string{"bob@remote.test", "nobody@remote.test"}, msg)
 	got := waitSink(t, mx, 1, 15*time.Second)
 	if !bytes.HasSuffix(got[0], []byte(msg)) || !bytes.Contains(got[0], []byte("id "+id)) {
 		t.Errorf("the MX got:\n%s", got[0])
 	}
-	bounces := waitFiles(t, box, 1, 15*time.Second)
+	bounces := servertest.WaitFiles(t, box, 1, 15*time.Second)
 	b, _ := os.ReadFile(bounces[0])
 	for _, want := range []string{"nobody@remote.test", "5.1.1", "nobody here by that name", "mx.remote.test"} {
 		if !bytes.Contains(b, []byte(want)) {
@@ -101,8 +102,8 @@ func TestOutboundMailLoop(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ourAddr)
 	fmt.Sscan(port, &cfg.Delivery.Port)
 	s := start(t, cfg)
-	mustSend(t, s.addr, "sender@localhost", []string{"someone@loop.test"}, message("sender@localhost", "someone@loop.test", "looping", "x\r\n"))
-	bounces := waitFiles(t, box, 1, 15*time.Second)
+	servertest.MustSend(t, s.addr, "sender@localhost", []string{"someone@loop.test"}, servertest.Message("sender@localhost", "someone@loop.test", "looping", "x\r\n"))
+	bounces := servertest.WaitFiles(t, box, 1, 15*time.Second)
 	b, _ := os.ReadFile(bounces[0])
 	if !bytes.Contains(b, []byte("5.4.6")) || !bytes.Contains(b, []byte("loops back to myself")) {
 		t.Errorf("loop bounce:\n%s", b)
@@ -148,7 +149,7 @@ max_backoff = "2s"
 		t.Fatal(err)
 	}
 	proc := startProcess(t, cfgPath, addr)
-	mustSend(t, addr, "sender@localhost", []string{"bob@remote.test"}, message("sender@localhost", "bob@remote.test", "in-flight", "x\r\n"))
+	servertest.MustSend(t, addr, "sender@localhost", []string{"bob@remote.test"}, servertest.Message("sender@localhost", "bob@remote.test", "in-flight", "x\r\n"))
 	select {
 	case <-mx.entered: // the delivery is inside DATA at the MX
 	case <-time.After(15 * time.Second):

@@ -13,30 +13,9 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/servertest"
 	"github.com/sluice-mta/sluice/sdk/sdktest"
 )
-
-// install puts a plugin and its NAME.toml into the plugins directory.
-func install(t *testing.T, cfg *config.Config, name string, wasm []byte, toml string) {
-	t.Helper()
-	if err := os.MkdirAll(cfg.Plugins.Dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if toml != "" {
-		if err := os.WriteFile(filepath.Join(cfg.Plugins.Dir, name+".toml"), []byte(toml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Write then rename, as an operator's deploy would, so the host never
-	// sees half a file.
-	tmp := filepath.Join(cfg.Plugins.Dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, wasm, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(cfg.Plugins.Dir, name+".wasm")); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // wat assembles a WebAssembly text file of the filter host's test data.
 func wat(t *testing.T, name string) []byte {
@@ -87,7 +66,7 @@ func rawTransaction(t *testing.T, addr, helo, from string, rcpts []string, subje
 	if !step("DATA") {
 		return replies
 	}
-	step(message(from, rcpts[0], subject, "text\r\n") + ".")
+	step(servertest.Message(from, rcpts[0], subject, "text\r\n") + ".")
 	c.write("QUIT\r\n")
 	return replies
 }
@@ -117,8 +96,8 @@ rules = [
 // TestPluginVerdictsOverSMTP drives every hook and verdict of a plugin
 // through real SMTP and checks what a user sees: replies and mailboxes.
 func TestPluginVerdictsOverSMTP(t *testing.T) {
-	cfg := testConfig(t)
-	install(t, cfg, "policy", sdktest.Build(t, "testdata/policy"), policyRules)
+	cfg := servertest.Config(t)
+	servertest.Install(t, cfg, "policy", sdktest.Build(t, "testdata/policy"), policyRules)
 	s := start(t, cfg)
 	box := func(user string) string { return filepath.Join(cfg.DataDir, "mail", "localhost", user) }
 
@@ -143,9 +122,9 @@ func TestPluginVerdictsOverSMTP(t *testing.T) {
 
 	// Accepted paths: rewrite, discard of one recipient, added recipient,
 	// header and notes across stages, granted key-value store.
-	mustSend(t, s.addr, "a@remote.test", []string{"old@localhost", "dropme@localhost", "copy@localhost"}, message("a@remote.test", "x@localhost", "TAGGED KV", "hi\r\n"))
+	servertest.MustSend(t, s.addr, "a@remote.test", []string{"old@localhost", "dropme@localhost", "copy@localhost"}, servertest.Message("a@remote.test", "x@localhost", "TAGGED KV", "hi\r\n"))
 	for _, user := range []string{"new", "copy", "archive"} {
-		files := waitFiles(t, box(user), 1, 10*time.Second)
+		files := servertest.WaitFiles(t, box(user), 1, 10*time.Second)
 		b, _ := os.ReadFile(files[0])
 		for _, want := range []string{"X-Policy: trail=mail,data\r\n", "X-KV: 1\r\n", "X-Deliver: trail=mail,data\r\n"} {
 			if !bytes.Contains(b, []byte(want)) {
@@ -154,20 +133,20 @@ func TestPluginVerdictsOverSMTP(t *testing.T) {
 		}
 	}
 	for _, user := range []string{"old", "dropme"} {
-		if n := len(maildirFiles(box(user))); n != 0 {
-			t.Errorf("%s received %d message(s)", user, n)
+		if n := len(servertest.MaildirFiles(box(user))); n != 0 {
+			t.Errorf("%s received %d servertest.Message(s)", user, n)
 		}
 	}
 
 	// Quarantine by score keeps the message held; discard drops it quietly.
-	id := mustSend(t, s.addr, "a@remote.test", []string{"bob@localhost"}, message("a@remote.test", "bob@localhost", "MEH", "x\r\n"))
+	id := servertest.MustSend(t, s.addr, "a@remote.test", []string{"bob@localhost"}, servertest.Message("a@remote.test", "bob@localhost", "MEH", "x\r\n"))
 	m, err := s.srv.Queue().Get(context.Background(), id)
 	if err != nil || !m.Held {
 		t.Errorf("score 12 message: %v held=%v, want held in the queue", err, m != nil && m.Held)
 	}
-	mustSend(t, s.addr, "a@remote.test", []string{"carol@localhost"}, message("a@remote.test", "carol@localhost", "DROP", "x\r\n"))
+	servertest.MustSend(t, s.addr, "a@remote.test", []string{"carol@localhost"}, servertest.Message("a@remote.test", "carol@localhost", "DROP", "x\r\n"))
 	time.Sleep(500 * time.Millisecond)
-	if n := len(maildirFiles(box("carol"))); n != 0 {
+	if n := len(servertest.MaildirFiles(box("carol"))); n != 0 {
 		t.Errorf("a discarded message was delivered")
 	}
 
@@ -180,11 +159,11 @@ func TestPluginVerdictsOverSMTP(t *testing.T) {
 // TestPluginGrantRefused: without the kv grant the same call is refused
 // with a status the plugin sees, and mail still flows.
 func TestPluginGrantRefused(t *testing.T) {
-	cfg := testConfig(t)
-	install(t, cfg, "policy", sdktest.Build(t, "testdata/policy"), strings.Replace(policyRules, `grants = ["kv"]`, "", 1))
+	cfg := servertest.Config(t)
+	servertest.Install(t, cfg, "policy", sdktest.Build(t, "testdata/policy"), strings.Replace(policyRules, `grants = ["kv"]`, "", 1))
 	s := start(t, cfg)
-	mustSend(t, s.addr, "a@remote.test", []string{"alice@localhost"}, message("a@remote.test", "alice@localhost", "KV", "x\r\n"))
-	files := waitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 1, 10*time.Second)
+	servertest.MustSend(t, s.addr, "a@remote.test", []string{"alice@localhost"}, servertest.Message("a@remote.test", "alice@localhost", "KV", "x\r\n"))
+	files := servertest.WaitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 1, 10*time.Second)
 	if b, _ := os.ReadFile(files[0]); !bytes.Contains(b, []byte("X-KV: denied\r\n")) {
 		t.Errorf("without the grant the plugin did not see a denial:\n%s", b)
 	}
@@ -205,8 +184,8 @@ func TestPluginFailures(t *testing.T) {
 		{"grow", "continue", "250"},
 	} {
 		t.Run(c.wat+"-"+c.policy, func(t *testing.T) {
-			cfg := testConfig(t)
-			install(t, cfg, "bad", wat(t, c.wat), fmt.Sprintf("failure_policy = %q\ntimeout = \"50ms\"\nmemory_limit = \"2MiB\"\n", c.policy))
+			cfg := servertest.Config(t)
+			servertest.Install(t, cfg, "bad", wat(t, c.wat), fmt.Sprintf("failure_policy = %q\ntimeout = \"50ms\"\nmemory_limit = \"2MiB\"\n", c.policy))
 			s := start(t, cfg)
 			var wg sync.WaitGroup
 			replies := make([][]string, 4)
@@ -233,12 +212,12 @@ func TestPluginFailures(t *testing.T) {
 // TestPluginHotReload: adding, replacing and removing a plugin file takes
 // effect without a restart.
 func TestPluginHotReload(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	s := start(t, cfg)
 	hello := sdktest.Build(t, "../../examples/hello")
 	deny := sdktest.Build(t, "../../examples/deny-rcpt")
 	try := func(rcpt string) (string, error) {
-		return send(s.addr, "a@remote.test", []string{rcpt}, message("a@remote.test", rcpt, "hot", "x\r\n"))
+		return servertest.Send(s.addr, "a@remote.test", []string{rcpt}, servertest.Message("a@remote.test", rcpt, "hot", "x\r\n"))
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
@@ -251,14 +230,14 @@ func TestPluginHotReload(t *testing.T) {
 		}
 	}
 
-	install(t, cfg, "10-hello", hello, "")
+	servertest.Install(t, cfg, "10-hello", hello, "")
 	box := filepath.Join(cfg.DataDir, "mail", "localhost", "alice")
 	waitFor("a message carrying X-Hello", func() bool {
 		if _, err := try("alice@localhost"); err != nil {
 			return false
 		}
 		time.Sleep(200 * time.Millisecond)
-		for _, f := range maildirFiles(box) {
+		for _, f := range servertest.MaildirFiles(box) {
 			if b, _ := os.ReadFile(f); bytes.Contains(b, []byte("X-Hello: world\r\n")) {
 				return true
 			}
@@ -270,10 +249,10 @@ func TestPluginHotReload(t *testing.T) {
 	}
 
 	// Replace hello with deny-rcpt under the same name.
-	install(t, cfg, "10-hello", deny, "[config]\ndeny = [\"bob@localhost\"]\n")
+	servertest.Install(t, cfg, "10-hello", deny, "[config]\ndeny = [\"bob@localhost\"]\n")
 	waitFor("replacement refuses bob", func() bool {
 		_, err := try("bob@localhost")
-		return smtpCode(err) == 550
+		return servertest.Code(err) == 550
 	})
 
 	// Remove it: bob is accepted again.
@@ -303,8 +282,8 @@ func pluginNames(t *testing.T, cfg *config.Config) string {
 // TestPluginConcurrentSessions: many sessions through the same plugin at
 // once all get its header.
 func TestPluginConcurrentSessions(t *testing.T) {
-	cfg := testConfig(t)
-	install(t, cfg, "hello", sdktest.Build(t, "../../examples/hello"), "")
+	cfg := servertest.Config(t)
+	servertest.Install(t, cfg, "hello", sdktest.Build(t, "../../examples/hello"), "")
 	s := start(t, cfg)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -313,7 +292,7 @@ func TestPluginConcurrentSessions(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 4; i++ {
-				if _, err := send(s.addr, "a@remote.test", []string{"alice@localhost"}, message("a@remote.test", "alice@localhost", fmt.Sprintf("c%d-%d", g, i), "x\r\n")); err != nil {
+				if _, err := servertest.Send(s.addr, "a@remote.test", []string{"alice@localhost"}, servertest.Message("a@remote.test", "alice@localhost", fmt.Sprintf("c%d-%d", g, i), "x\r\n")); err != nil {
 					errs <- err
 				}
 			}
@@ -324,7 +303,7 @@ func TestPluginConcurrentSessions(t *testing.T) {
 	for err := range errs {
 		t.Errorf("send: %v", err)
 	}
-	files := waitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 64, 20*time.Second)
+	files := servertest.WaitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 64, 20*time.Second)
 	for _, f := range files {
 		if b, _ := os.ReadFile(f); !bytes.Contains(b, []byte("X-Hello: world\r\n")) {
 			t.Errorf("%s lacks X-Hello", f)

@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/server"
+	"github.com/sluice-mta/sluice/core/servertest"
 )
 
 // TestRelayDenied: a client outside trusted_networks may only send to local
 // domains, and no address trick turns a local recipient into a relay.
 func TestRelayDenied(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	cfg.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} // not us
 	s := start(t, cfg)
 
@@ -45,8 +46,8 @@ func TestRelayDenied(t *testing.T) {
 		})
 	}
 	// A local recipient is still accepted from the same untrusted client.
-	mustSend(t, s.addr, "someone@remote.example", []string{"alice@localhost"}, message("someone@remote.example", "alice@localhost", "inbound", "ok\r\n"))
-	waitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 1, 10*time.Second)
+	servertest.MustSend(t, s.addr, "someone@remote.example", []string{"alice@localhost"}, servertest.Message("someone@remote.example", "alice@localhost", "inbound", "ok\r\n"))
+	servertest.WaitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 1, 10*time.Second)
 	envs, _ := s.srv.Queue().List(context.Background())
 	for _, e := range envs {
 		for _, r := range e.Rcpts {
@@ -59,9 +60,9 @@ func TestRelayDenied(t *testing.T) {
 
 // TestRelayTrusted: a client in trusted_networks may send anywhere.
 func TestRelayTrusted(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	s := start(t, cfg) // default trusted_networks include 127.0.0.0/8
-	id := mustSend(t, s.addr, "me@localhost", []string{"friend@remote.example"}, message("me@localhost", "friend@remote.example", "out", "hi\r\n"))
+	id := servertest.MustSend(t, s.addr, "me@localhost", []string{"friend@remote.example"}, servertest.Message("me@localhost", "friend@remote.example", "out", "hi\r\n"))
 	m, err := s.srv.Queue().Get(context.Background(), id)
 	if err != nil {
 		t.Fatalf("relayed message %s not in the queue: %v", id, err)
@@ -75,7 +76,7 @@ func TestRelayTrusted(t *testing.T) {
 // smuggling end-of-data variants, is refused and nothing is queued; the
 // hidden second message is never accepted.
 func TestBareNewlines(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	s := start(t, cfg)
 	hidden := "MAIL FROM:<smuggler@remote.example>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\nhidden\r\n"
 	forms := map[string]string{
@@ -104,17 +105,17 @@ func TestBareNewlines(t *testing.T) {
 		})
 	}
 	if envs, _ := s.srv.Queue().List(context.Background()); len(envs) != 0 {
-		t.Errorf("queue holds %d message(s) after refused bare newlines", len(envs))
+		t.Errorf("queue holds %d servertest.Message(s) after refused bare newlines", len(envs))
 	}
-	if files := maildirFiles(filepath.Join(cfg.DataDir, "mail", "localhost", "alice")); len(files) != 0 {
-		t.Errorf("alice received %d message(s), want none", len(files))
+	if files := servertest.MaildirFiles(filepath.Join(cfg.DataDir, "mail", "localhost", "alice")); len(files) != 0 {
+		t.Errorf("alice received %d servertest.Message(s), want none", len(files))
 	}
 }
 
 // TestStalledData: a client that stalls inside DATA is disconnected, and
 // what it sends afterwards is never read as commands.
 func TestStalledData(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	cfg.SMTP.DataTimeout = cfgDuration(time.Second)
 	s := start(t, cfg)
 	c := dialRaw(t, s.addr)
@@ -144,13 +145,13 @@ func TestStalledData(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	if envs, _ := s.srv.Queue().List(context.Background()); len(envs) != 0 {
-		t.Errorf("queue holds %d message(s) after a stalled DATA", len(envs))
+		t.Errorf("queue holds %d servertest.Message(s) after a stalled DATA", len(envs))
 	}
 }
 
 // TestLimits: message size at MAIL and at end of data, recipient count.
 func TestLimits(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	cfg.SMTP.MaxMessageSize = 1024
 	cfg.SMTP.MaxRecipients = 2
 	s := start(t, cfg)
@@ -167,11 +168,11 @@ func TestLimits(t *testing.T) {
 	c.expect("552 5.3.4")
 	c.cmdExpect("QUIT", "221")
 
-	_, err := send(s.addr, "sender@localhost", []string{"a@localhost"}, message("sender@localhost", "a@localhost", "small", "fits\r\n"))
+	_, err := servertest.Send(s.addr, "sender@localhost", []string{"a@localhost"}, servertest.Message("sender@localhost", "a@localhost", "small", "fits\r\n"))
 	if err != nil {
 		t.Errorf("a message under the limit was refused: %v", err)
 	}
-	if _, err := send(s.addr, "sender@localhost", []string{"a@localhost"}, strings.Repeat("0123456789abcdef\r\n", 128)); smtpCode(err) != 552 {
+	if _, err := servertest.Send(s.addr, "sender@localhost", []string{"a@localhost"}, strings.Repeat("0123456789abcdef\r\n", 128)); servertest.Code(err) != 552 {
 		t.Errorf("oversized message: got %v, want 552", err)
 	}
 }
@@ -179,7 +180,7 @@ func TestLimits(t *testing.T) {
 // TestConnectionLimitPerIP: past the per-IP cap a client gets 421, and the
 // sessions it already has keep working.
 func TestConnectionLimitPerIP(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	cfg.SMTP.MaxConnectionsPerIP = 3
 	s := start(t, cfg)
 	var held []*rawSession
@@ -213,7 +214,7 @@ func TestStartupErrorIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	cfg := testConfig(t)
+	cfg := servertest.Config(t)
 	cfg.SMTP.Listen = []string{busy.Addr().String()}
 	if _, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), busy.Addr().String()) {
 		t.Fatalf("server.New on a busy port: %v", err)
