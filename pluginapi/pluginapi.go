@@ -38,6 +38,11 @@ const (
 	ExportHooks = "sluice_hooks"
 	// ExportOnHook (hook i32) -> i32: run one hook; returns a Verdict.
 	ExportOnHook = "sluice_on_hook"
+	// ExportInit () -> i32, optional: called once when the plugin is loaded
+	// (after _initialize, at HookInit) to validate its configuration. 0
+	// loads the plugin; any other value refuses it, and the host reports
+	// the last line the guest logged at error level as the reason.
+	ExportInit = "sluice_init"
 	// ExportInitialize is the WASI reactor initializer; the host calls it
 	// once per instance when present (Go's -buildmode=c-shared has it).
 	ExportInitialize = "_initialize"
@@ -55,12 +60,20 @@ const (
 	HookData                // end of data, before the 250
 	HookDeliver             // before each delivery attempt, per destination
 	NumHooks
+
+	// HookInit is the stage of a sluice_init call. Only functions allowed
+	// at every hook answer (get_prop, get_config, log, now, notes, and the
+	// granted capabilities); the rest return StatusWrongStage.
+	HookInit Hook = -1
 )
 
 var hookNames = [...]string{"connect", "helo", "mail", "rcpt", "data", "deliver"}
 
 // String returns the hook's name as used in configuration and logs.
 func (h Hook) String() string {
+	if h == HookInit {
+		return "init"
+	}
 	if h >= 0 && h < NumHooks {
 		return hookNames[h]
 	}

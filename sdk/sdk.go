@@ -94,6 +94,41 @@ func OnData(fn Handler) { register(pluginapi.HookData, fn) }
 // delivery attempt, per destination).
 func OnDeliver(fn Handler) { register(pluginapi.HookDeliver, fn) }
 
+// initFn validates the configuration when the plugin is loaded; nil if
+// none was registered.
+var initFn func(c *Ctx) error
+
+// OnInit registers the function the host calls once when it loads the
+// plugin, before any hook, to check the plugin's configuration (c.Config).
+// A non-nil error refuses the load: the host logs "plugin NAME refused to
+// load: <error>" and keeps running without it (or with its previous
+// version). Only c.Config, c.Now, logging and the granted capabilities
+// answer during init.
+func OnInit(fn func(c *Ctx) error) {
+	if fn == nil {
+		panic("sdk: nil init function")
+	}
+	if initFn != nil {
+		panic("sdk: an init function is already registered; register it once")
+	}
+	initFn = fn
+}
+
+// DispatchInit runs the registered init function with a Ctx bound to host:
+// nil when there is none or it accepted the configuration. A refusal is
+// also logged at error level, which is how the wasm host learns the reason.
+func DispatchInit(host Host) error {
+	if initFn == nil {
+		return nil
+	}
+	c := &Ctx{host: host, hook: pluginapi.HookInit}
+	if err := initFn(c); err != nil {
+		c.Error("%v", err)
+		return err
+	}
+	return nil
+}
+
 // Hooks returns the set of hooks with a registered handler (bit 1<<hook),
 // the value of the sluice_hooks export.
 func Hooks() uint32 {

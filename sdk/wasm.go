@@ -14,6 +14,14 @@ func exportABIVersion() int32 { return int32(pluginapi.Version) }
 //go:wasmexport sluice_hooks
 func exportHooks() int32 { return int32(Hooks()) }
 
+//go:wasmexport sluice_init
+func exportInit() int32 {
+	if DispatchInit(wasm) != nil {
+		return 1
+	}
+	return 0
+}
+
 //go:wasmexport sluice_on_hook
 func exportOnHook(hook int32) int32 {
 	return int32(Dispatch(pluginapi.Hook(hook), wasm).Kind)

@@ -84,7 +84,7 @@ func NewEnv(ctx context.Context, hook pluginapi.Hook, txn *Txn, spec *EnvSpec) *
 func (e *Env) Reply() *Result { return e.reply }
 
 func (e *Env) allowed(hooks uint32) pluginapi.Status {
-	if hooks != 0 && hooks&(1<<e.hook) == 0 {
+	if hooks != 0 && (e.hook < 0 || e.hook >= pluginapi.NumHooks || hooks&(1<<e.hook) == 0) {
 		return pluginapi.StatusWrongStage
 	}
 	return pluginapi.StatusOK

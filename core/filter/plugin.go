@@ -222,6 +222,7 @@ func checkExports(cm wazero.CompiledModule) error {
 		{pluginapi.ExportHooks, nil, []api.ValueType{i32}, true},
 		{pluginapi.ExportOnHook, []api.ValueType{i32}, []api.ValueType{i32}, false},
 		{pluginapi.ExportInitialize, nil, nil, false},
+		{pluginapi.ExportInit, nil, []api.ValueType{i32}, false},
 	}
 	for _, w := range want {
 		f, ok := ex[w.name]
@@ -303,5 +304,36 @@ func (p *plugin) probe(in *instance) error {
 		p.hooks = 0
 	}
 	p.info.Hooks = p.hooks
+	return p.init(in)
+}
+
+// init runs the guest's optional sluice_init, which validates the plugin's
+// configuration; a refusal carries the last error the guest logged.
+func (p *plugin) init(in *instance) error {
+	f := in.mod.ExportedFunction(pluginapi.ExportInit)
+	if f == nil {
+		return nil
+	}
+	lines := &LogLines{}
+	spec := p.spec
+	spec.Logger = slog.New(slog.NewMultiHandler(p.log.Handler(), lines))
+	in.env = Env{ctx: context.Background(), hook: pluginapi.HookInit, txn: &Txn{Conn: &Conn{}, Notes: map[string]string{}}, spec: &spec}
+	var st [1]uint64
+	err, killed := in.guarded(f, st[:], initTimeout)
+	in.env = Env{}
+	switch {
+	case killed:
+		return fmt.Errorf("%s ran longer than %v", pluginapi.ExportInit, initTimeout)
+	case err != nil:
+		return fmt.Errorf("%s failed: %v", pluginapi.ExportInit, err)
+	case int32(uint32(st[0])) != 0:
+		reason := "it gave no reason"
+		for _, l := range lines.Since(0) {
+			if strings.HasPrefix(l, slog.LevelError.String()+" ") {
+				reason = strings.TrimPrefix(l, slog.LevelError.String()+" ")
+			}
+		}
+		return fmt.Errorf("refused to load: %s", reason)
+	}
 	return nil
 }

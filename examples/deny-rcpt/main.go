@@ -8,18 +8,36 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/sluice-mta/sluice/sdk"
 )
 
+// denyList reads the config key "deny": absent is an empty list.
+func denyList(c *sdk.Ctx) ([]string, error) {
+	var deny []string
+	if err := c.Config("deny", &deny); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		return nil, fmt.Errorf("deny-rcpt: config key deny must be a list of addresses: %v", err)
+	}
+	for _, d := range deny {
+		if !strings.Contains(d, "@") {
+			return nil, fmt.Errorf("deny-rcpt: config key deny: %q is not an address", d)
+		}
+	}
+	return deny, nil
+}
+
 func init() {
+	// A bad list refuses the load: better no plugin than a silent one.
+	sdk.OnInit(func(c *sdk.Ctx) error {
+		_, err := denyList(c)
+		return err
+	})
 	sdk.OnRcpt(func(c *sdk.Ctx) sdk.Verdict {
-		var deny []string
-		if err := c.Config("deny", &deny); err != nil {
-			if !errors.Is(err, sdk.ErrNotFound) {
-				c.Error("deny-rcpt: config key deny must be a list of addresses: %v", err)
-			}
+		deny, err := denyList(c)
+		if err != nil {
+			c.Error("%v", err)
 			return sdk.Continue()
 		}
 		rcpt := c.Rcpt()

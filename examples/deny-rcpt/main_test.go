@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -22,7 +23,6 @@ func TestDenyRcpt(t *testing.T) {
 		{"not listed", deny, "ok@example.com", "", ""},
 		{"prefix is not a match", deny, "blocked@example.com.evil", "", ""},
 		{"no config", nil, "blocked@example.com", "", ""},
-		{"bad config", map[string]any{"deny": "blocked@example.com"}, "blocked@example.com", "", "ERROR deny-rcpt: config key deny must be a list of addresses"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,5 +44,26 @@ func TestDenyRcpt(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBadConfigRefusesLoad: a deny list that is not a list of addresses
+// refuses the load, natively and in the real host, with the reason.
+func TestBadConfigRefusesLoad(t *testing.T) {
+	for _, bad := range []map[string]any{{"deny": "blocked@example.com"}, {"deny": []any{"not-an-address"}}} {
+		tx := sdktest.Txn{Config: bad}
+		err := sdktest.Native(t, tx).Init()
+		if err == nil || !strings.Contains(err.Error(), "deny-rcpt: config key deny") {
+			t.Errorf("native init with %v: %v", bad, err)
+		}
+		if msg := sdktest.LoadError(t, ".", tx); !strings.Contains(msg, "refused to load") || !strings.Contains(msg, "config key deny") {
+			t.Errorf("wasm load with %v: %q", bad, msg)
+		}
+	}
+	if err := sdktest.Native(t, sdktest.Txn{Config: map[string]any{"deny": []any{"a@b.test"}}}).Init(); err != nil {
+		t.Errorf("good config refused: %v", err)
+	}
+	if msg := sdktest.LoadError(t, ".", sdktest.Txn{}); msg != "" {
+		t.Errorf("no config refused: %s", msg)
 	}
 }

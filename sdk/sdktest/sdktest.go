@@ -120,6 +120,19 @@ type Runner struct {
 	logs    *filter.LogLines
 	metrics *Metrics
 	call    func(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result
+	// init runs the plugin's OnInit function natively; nil for a module
+	// the real host has loaded (and so already initialised).
+	init func() error
+}
+
+// Init runs the plugin's OnInit (configuration check) and returns its
+// error. A wasm Runner's module was initialised when it loaded: use
+// LoadError to see a refusal there.
+func (r *Runner) Init() error {
+	if r.init == nil {
+		return nil
+	}
+	return r.init()
 }
 
 // Txn returns the transaction the runner works on, to inspect or change it
@@ -221,6 +234,9 @@ func Native(t testing.TB, tx Txn) *Runner {
 	spec := &filter.EnvSpec{Plugin: name, Config: tx.Config, Grants: tx.Grants, KV: tx.KV,
 		Resolver: tx.Resolver, Metrics: r.metrics, Logger: slog.New(r.logs),
 		Now: func() time.Time { return now }}
+	r.init = func() error {
+		return sdk.DispatchInit(filter.NewEnv(context.Background(), pluginapi.HookInit, &filter.Txn{}, spec))
+	}
 	r.call = func(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result {
 		if sdk.Hooks()&(1<<hook) == 0 {
 			return filter.Result{Verdict: pluginapi.Continue}

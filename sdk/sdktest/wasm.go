@@ -85,7 +85,36 @@ func WasmFile(t testing.TB, path string, tx Txn) *Runner {
 	return runModule(t, wasm, tx)
 }
 
+// LoadError builds the Go plugin in directory pkg, tries to load it in the
+// real filter host with the scenario's Config, Grants and Settings, and
+// returns what the host logged about the failed load ("" when it loaded):
+// a plugin whose OnInit refuses its configuration is not loaded.
+func LoadError(t testing.TB, pkg string, tx Txn) string {
+	t.Helper()
+	wasm := Build(t, pkg)
+	if tx.Plugin == "" {
+		dir, _ := filepath.Abs(pkg)
+		tx.Plugin = filepath.Base(dir)
+	}
+	_, hostLog, loaded := startModule(t, wasm, tx)
+	if loaded {
+		return ""
+	}
+	return strings.Join(hostLog.Since(0), "\n")
+}
+
 func runModule(t testing.TB, wasm []byte, tx Txn) *Runner {
+	t.Helper()
+	r, hostLog, loaded := startModule(t, wasm, tx)
+	if !loaded {
+		t.Fatalf("sdktest: plugin %s did not load:\n%s", tx.Plugin, strings.Join(hostLog.Since(0), "\n"))
+	}
+	return r
+}
+
+// startModule loads one module in a real filter host and reports whether
+// it loaded; hostLog holds everything the host logged, with attributes.
+func startModule(t testing.TB, wasm []byte, tx Txn) (r *Runner, hostLog *filter.LogLines, loaded bool) {
 	t.Helper()
 	tx.defaults()
 	dir := t.TempDir()
@@ -103,23 +132,21 @@ func runModule(t testing.TB, wasm []byte, tx Txn) *Runner {
 	if err := os.WriteFile(filepath.Join(dir, tx.Plugin+".toml"), conf, 0o644); err != nil {
 		t.Fatalf("sdktest: %v", err)
 	}
-	r := newRunner(t, tx.Plugin, tx)
+	r = newRunner(t, tx.Plugin, tx)
+	hostLog = &filter.LogLines{WithValues: true}
 	now := tx.Now
 	ctx := context.Background()
 	host, err := filter.New(ctx, filter.Options{Dir: dir, CacheDir: compileCache(), KV: tx.KV, Resolver: tx.Resolver,
-		Metrics: r.metrics, Logger: slog.New(r.logs), Now: func() time.Time { return now },
+		Metrics: r.metrics, Logger: slog.New(slog.NewMultiHandler(r.logs, hostLog)), Now: func() time.Time { return now },
 		ReloadInterval: time.Hour})
 	if err != nil {
 		t.Fatalf("sdktest: starting the filter host: %v", err)
 	}
 	t.Cleanup(func() { host.Close(context.Background()) })
-	if len(host.Plugins()) != 1 {
-		t.Fatalf("sdktest: plugin %s did not load:\n%s", tx.Plugin, strings.Join(r.logs.Since(0), "\n"))
-	}
 	r.call = func(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result {
 		return host.Run(ctx, hook, txn)
 	}
-	return r
+	return r, hostLog, len(host.Plugins()) == 1
 }
 
 // compileCache returns a directory for wazero's compilation cache shared by
