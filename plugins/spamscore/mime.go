@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// Bounds of the MIME walk, beyond max_scan_bytes.
+const (
+	maxDepth = 8
+	maxParts = 200
+)
+
+// executableExts are attachment extensions that run when opened.
+var executableExts = map[string]bool{
+	"exe": true, "scr": true, "com": true, "pif": true, "bat": true, "cmd": true,
+	"vbs": true, "vbe": true, "js": true, "jse": true, "wsf": true, "wsh": true,
+	"msi": true, "jar": true, "ps1": true, "hta": true, "cpl": true, "lnk": true,
+	"reg": true, "dll": true, "apk": true, "app": true,
+}
+
+// macroExts are Office documents that carry macros.
+var macroExts = map[string]bool{
+	"docm": true, "dotm": true, "xlsm": true, "xltm": true, "xlsb": true, "xlam": true,
+	"pptm": true, "potm": true, "ppsm": true, "ppam": true, "sldm": true,
+}
+
+// headerGetter is the part of mail.Header and textproto.MIMEHeader used here.
+type headerGetter interface{ Get(string) string }
+
+// scan is the state of one body walk.
+type scan struct {
+	r           *rules
+	hits        map[string]bool
+	parts       int
+	sawPlain    bool
+	sawHTML     bool
+	sawMultiAlt bool
+}
+
+// scanBody walks the MIME tree of a message whose body is body (already
+// bounded by max_scan_bytes). A truncated body ends the walk quietly: what
+// was read has been scored.
+func scanBody(r *rules, h headerGetter, body io.Reader, hits map[string]bool) error {
+	s := &scan{r: r, hits: hits}
+	err := s.part(h, body, 0)
+	if s.sawHTML && !s.sawPlain {
+		hits[symHTMLOnly] = true
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// part scans one MIME entity.
+func (s *scan) part(h headerGetter, body io.Reader, depth int) error {
+	s.parts++
+	if s.parts > maxParts || depth > maxDepth {
+		return nil
+	}
+	ctype, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		ctype, params = "text/plain", nil
+	}
+	if name := filename(h, params); name != "" {
+		s.attachment(name, ctype)
+		return nil
+	}
+	switch {
+	case strings.HasPrefix(ctype, "multipart/"):
+		if params["boundary"] == "" {
+			return nil
+		}
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+			if err := s.part(textproto.MIMEHeader(p.Header), p, depth+1); err != nil {
+				return err
+			}
+		}
+	case ctype == "message/rfc822":
+		return nil // a forwarded message is scored by its own merits elsewhere
+	case ctype == "text/plain" || ctype == "text/html":
+		if strings.EqualFold(h.Get("Content-Disposition"), "attachment") {
+			return nil
+		}
+		if ctype == "text/plain" {
+			s.sawPlain = true
+		} else {
+			s.sawHTML = true
+		}
+		text, err := io.ReadAll(decode(h.Get("Content-Transfer-Encoding"), body))
+		s.urls(text)
+		return err
+	case ctype == "application/x-msdownload" || ctype == "application/x-dosexec" || ctype == "application/x-msdos-program":
+		s.hits[symAttachExe] = true
+	}
+	return nil
+}
+
+// decode undoes a Content-Transfer-Encoding.
+func decode(cte string, r io.Reader) io.Reader {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "base64":
+		return base64.NewDecoder(base64.StdEncoding, &stripSpace{r: r})
+	case "quoted-printable":
+		return quotedprintable.NewReader(r)
+	}
+	return r
+}
+
+// filename is an entity's attachment name, from Content-Disposition or the
+// Content-Type name parameter, RFC 2047 and 2231 encodings decoded.
+func filename(h headerGetter, ctParams map[string]string) string {
+	name := ""
+	if _, p, err := mime.ParseMediaType(h.Get("Content-Disposition")); err == nil {
+		name = p["filename"]
+	}
+	if name == "" {
+		name = ctParams["name"]
+	}
+	if dec, err := new(mime.WordDecoder).DecodeHeader(name); err == nil {
+		name = dec
+	}
+	return strings.TrimSpace(name)
+}
+
+// attachment scores one attachment's file name and type.
+func (s *scan) attachment(name, ctype string) {
+	base := strings.ToLower(strings.TrimRight(path.Base(strings.ReplaceAll(name, "\\", "/")), ". "))
+	ext := strings.TrimPrefix(path.Ext(base), ".")
+	switch {
+	case executableExts[ext]:
+		s.hits[symAttachExe] = true
+		if prev := strings.TrimPrefix(path.Ext(strings.TrimSuffix(base, "."+ext)), "."); prev != "" && len(prev) <= 5 {
+			s.hits[symAttachDoubleExt] = true
+		}
+	case macroExts[ext]:
+		s.hits[symAttachMacro] = true
+	case ctype == "application/x-msdownload" || ctype == "application/x-dosexec":
+		s.hits[symAttachExe] = true
+	}
+}
+
+// urls scores the http(s) URLs in text.
+func (s *scan) urls(text []byte) {
+	lower := bytes.ToLower(text)
+	for i := 0; i < len(lower); {
+		j := bytes.Index(lower[i:], []byte("http"))
+		if j < 0 {
+			return
+		}
+		start := i + j
+		rest := lower[start:]
+		i = start + 4
+		var n int
+		switch {
+		case bytes.HasPrefix(rest, []byte("http://")):
+			n = 7
+		case bytes.HasPrefix(rest, []byte("https://")):
+			n = 8
+		default:
+			continue
+		}
+		end := start + n
+		for end < len(lower) && !isURLEnd(lower[end]) {
+			end++
+		}
+		i = end
+		u, err := url.Parse(string(lower[start:end]))
+		if err != nil {
+			continue
+		}
+		host := strings.TrimSuffix(u.Hostname(), ".")
+		if _, err := netip.ParseAddr(host); err == nil || isNumericHost(host) {
+			s.hits[symURLIP] = true
+		}
+		if s.r.shorteners[strings.TrimPrefix(host, "www.")] {
+			s.hits[symURLShortener] = true
+		}
+	}
+}
+
+// isURLEnd ends a URL in text or HTML.
+func isURLEnd(b byte) bool {
+	return b <= ' ' || b == '"' || b == '\'' || b == '<' || b == '>' || b == ')' || b == '}' || b == '\\' || b == 0x7f
+}
+
+// isNumericHost catches the decimal and hex forms browsers accept for IPv4
+// ("3232235777", "0xc0a80001").
+func isNumericHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	if strings.HasPrefix(h, "0x") {
+		h = h[2:]
+		for _, c := range h {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+		return h != ""
+	}
+	for _, c := range h {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// stripSpace drops the line breaks and spaces base64 bodies carry.
+type stripSpace struct{ r io.Reader }
+
+func (s *stripSpace) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	w := 0
+	for _, b := range p[:n] {
+		if b != '\r' && b != '\n' && b != ' ' && b != '\t' {
+			p[w] = b
+			w++
+		}
+	}
+	return w, err
+}
