@@ -22,6 +22,10 @@ import (
 )
 
 func init() {
+	sdk.OnInit(func(c *sdk.Ctx) error {
+		_, err := loadRules(c)
+		return err
+	})
 	sdk.OnData(onData)
 }
 

@@ -88,6 +88,10 @@ func TestSymbols(t *testing.T) {
 		{"spf softfail", msg(nil, "hi\n"), "alice@example.org", "mx.test; spf=softfail (not designated) smtp.mailfrom=example.org", nil, []string{symSPFSoftfail}},
 		{"dkim and dmarc fail", msg(nil, "hi\n"), "alice@example.org", "mx.test; spf=pass smtp.mailfrom=example.org; dkim=fail header.d=example.org; dmarc=fail header.from=example.org", nil, []string{symDKIMFail, symDMARCFail}},
 		{"all pass", msg(nil, "hi\n"), "alice@example.org", "mx.test; spf=pass; dkim=pass; dmarc=pass", nil, nil},
+		{"URL beyond max_scan_bytes", msg(nil, strings.Repeat("padding\n", 30)+"http://192.0.2.1/\n"), "alice@example.org", "",
+			map[string]any{"max_scan_bytes": 100}, nil},
+		{"URL within max_scan_bytes", msg(nil, strings.Repeat("padding\n", 30)+"http://192.0.2.1/\n"), "alice@example.org", "",
+			map[string]any{"max_scan_bytes": 1000}, []string{symURLIP}},
 		{"weight zero switches off", msg([]string{"Date:"}, "hi\n"), "alice@example.org", "", map[string]any{"weights": map[string]any{"MISSING_DATE": 0.0}}, nil},
 	}
 	for _, tc := range tests {
@@ -117,6 +121,37 @@ func TestSymbols(t *testing.T) {
 				if res.Score != sum {
 					t.Errorf("%s: score %v, want the sum of the symbols %v", mode, res.Score, sum)
 				}
+			}
+		})
+	}
+}
+
+func TestConfigRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		config map[string]any
+		want   string // "" loads
+	}{
+		{"defaults", nil, ""},
+		{"full", map[string]any{"weights": map[string]any{"SPF_FAIL": 5.0, "HTML_ONLY": 0}, "local_domains": []any{"example.com"},
+			"shorteners": []any{"bit.ly"}, "max_scan_bytes": 65536, "score_authenticated": true, "trust_header": true}, ""},
+		{"unknown symbol", map[string]any{"weights": map[string]any{"SPF_FAILED": 5.0}}, `weights: unknown symbol "SPF_FAILED"`},
+		{"weight not a number", map[string]any{"weights": map[string]any{"SPF_FAIL": "high"}}, "[config] does not decode"},
+		{"weight out of range", map[string]any{"weights": map[string]any{"SPF_FAIL": 1000.0}}, "out of range"},
+		{"bad local domain", map[string]any{"local_domains": []any{"@example.com"}}, `local_domains: "@example.com" is not a domain name`},
+		{"bad shortener", map[string]any{"shorteners": []any{"https://bit.ly/"}}, `shorteners: "https://bit.ly/" is not a host name`},
+		{"negative max_scan_bytes", map[string]any{"max_scan_bytes": -1}, "max_scan_bytes must be positive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tx := sdktest.Txn{Config: tc.config}
+			err := sdktest.Native(t, tx).Init()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("native Init: %v, want %q", err, tc.want)
+			}
+			got := sdktest.LoadError(t, ".", tx)
+			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+				t.Errorf("wasm load error %q, want %q", got, tc.want)
 			}
 		})
 	}
