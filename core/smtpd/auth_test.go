@@ -231,10 +231,10 @@ func TestRestrictSender(t *testing.T) {
 func TestSwaks(t *testing.T) {
 	swaks, err := exec.LookPath("swaks")
 	if err != nil {
-		t.Skip("swaks not installed (scripts/install-test-deps.sh installs it)")
+		t.Fatal("swaks is missing (run scripts/install-test-deps.sh, as make test does)")
 	}
 	if exec.Command("perl", "-MNet::SSLeay", "-MIO::Socket::SSL", "-e1").Run() != nil {
-		t.Skip("swaks cannot do TLS without Net::SSLeay (scripts/install-test-deps.sh installs it)")
+		t.Fatal("swaks cannot do TLS without Net::SSLeay (run scripts/install-test-deps.sh, as make test does)")
 	}
 	q := &fakeQueue{}
 	opts := submissionOptions(t, q)
