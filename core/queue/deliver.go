@@ -19,16 +19,18 @@ const (
 )
 
 // deliver makes one delivery attempt of the leased message id and records
-// its outcome.
-func (q *Queue) deliver(ctx context.Context, d Deliverer, id string) {
+// its outcome. It reports whether the outcome may have scheduled work (a
+// retry, a bounce or a success notice), which the scheduler must then look
+// for; a message delivered to every recipient simply leaves the queue.
+func (q *Queue) deliver(ctx context.Context, d Deliverer, id string) (scheduled bool) {
 	m, err := q.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		q.dropLease(id)
-		return
+		return false
 	}
 	if err != nil {
 		q.log.Error("queue: read leased message failed; it stays leased until restart", "id", id, "err", err)
-		return
+		return false
 	}
 	var rcpts []string
 	for _, r := range m.Pending() {
@@ -52,6 +54,28 @@ func (q *Queue) deliver(ctx context.Context, d Deliverer, id string) {
 	}); err != nil {
 		q.log.Error("queue: record delivery results failed; message stays leased until restart", "id", id, "err", err)
 	}
+	return !allSent(m, rcpts, results)
+}
+
+// allSent reports whether an attempt delivered every recipient it was given
+// and none of them asked for a success notice: then nothing was scheduled.
+func allSent(m *Message, rcpts []string, results []Result) bool {
+	if len(results) != len(rcpts) {
+		return false
+	}
+	for _, r := range results {
+		if r.Status != Sent {
+			return false
+		}
+	}
+	for _, r := range m.Rcpts {
+		for _, n := range r.Notify {
+			if strings.EqualFold(n, "SUCCESS") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // dropLease deletes the lease of a message that has gone.

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -108,6 +109,14 @@ type Queue struct {
 	// wake nudges the scheduler (Flush, Release, Enqueue, a finished
 	// delivery); it holds at most one pending signal.
 	wake chan struct{}
+	// rescan asks the scheduler to scan the schedule index: something may
+	// be due that it has not been handed (kick sets it; nudge does not).
+	rescan atomic.Bool
+	// ready hands freshly enqueued messages, due now, straight to the
+	// scheduler, so that it need not scan the index for them. The durable
+	// schedule entry is written all the same; a full channel falls back
+	// to a scan.
+	ready chan schedEntry
 }
 
 // Open opens (or creates) the queue in opts.Dir. Messages that a previous
@@ -176,6 +185,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		log:       logger,
 		deliverer: opts.Deliverer,
 		wake:      make(chan struct{}, 1),
+		ready:     make(chan schedEntry, readyBacklog),
 	}
 	q.gs = newGroupSync(q.syncAll)
 	if err := q.recoverLeases(ctx); err != nil {
@@ -223,9 +233,33 @@ func (q *Queue) Close() error {
 
 // kick wakes the scheduler without blocking.
 func (q *Queue) kick() {
+	q.rescan.Store(true)
+	q.nudge()
+}
+
+// nudge wakes the scheduler without asking for a scan: a worker is free,
+// or a fresh message waits in ready.
+func (q *Queue) nudge() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
+	}
+}
+
+// readyBacklog is how many fresh messages wait in memory for a worker
+// before the scheduler has to find them by scanning.
+const readyBacklog = 4096
+
+// offer hands a freshly stored message to the scheduler.
+func (q *Queue) offer(env *Envelope) {
+	if env.Held {
+		return
+	}
+	select {
+	case q.ready <- schedEntry{id: env.ID, key: schedKey(env.NextAttempt, env.ID)}:
+		q.nudge()
+	default:
+		q.kick()
 	}
 }
 

@@ -40,9 +40,13 @@ func (q *Queue) Run(ctx context.Context) error {
 	for range q.opts.Workers {
 		wg.Go(func() {
 			for id := range jobs {
-				q.deliver(ctx, d, id)
+				scheduled := q.deliver(ctx, d, id)
 				<-busy
-				q.kick()
+				if scheduled {
+					q.kick()
+				} else {
+					q.nudge() // a worker is free
+				}
 			}
 		})
 	}
@@ -54,15 +58,53 @@ func (q *Queue) Run(ctx context.Context) error {
 	return nil
 }
 
-// schedule leases due messages to idle workers, then sleeps until the next
-// due time or a wake-up (Enqueue, Release, Flush, a finished delivery).
+// schedule leases due messages to idle workers: fresh ones handed over by
+// Enqueue first, then, when something else may be due (a kick, the next due
+// time reached, a scan that filled every free worker), what a scan of the
+// schedule index finds. It sleeps until the next due time or a wake-up.
 func (q *Queue) schedule(ctx context.Context, jobs chan<- string, busy chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	q.rescan.Store(true) // whatever was due before Run
+	var next time.Time   // the next due time the last scan saw; zero if none
+	// take leases e and hands it to a worker; it reports false when the
+	// entry was gone, held or could not be leased.
+	take := func(e schedEntry) bool {
+		ok, err := q.lease(e)
+		switch {
+		case errors.Is(err, badger.ErrConflict):
+			q.rescan.Store(true) // changed under us: look again
+			return false
+		case err != nil:
+			q.log.Error("queue: lease failed", "id", e.id, "err", err)
+			return false
+		case !ok:
+			return false
+		}
+		busy <- struct{}{}
+		select {
+		case jobs <- e.id:
+		case <-ctx.Done():
+		}
+		return true
+	}
 	for {
+		if ctx.Err() != nil {
+			return
+		}
 		free := cap(busy) - len(busy)
-		var next time.Time
-		if free > 0 {
+	fresh:
+		for free > 0 {
+			select {
+			case e := <-q.ready:
+				if take(e) {
+					free--
+				}
+			default:
+				break fresh
+			}
+		}
+		if free > 0 && (q.rescan.Swap(false) || (!next.IsZero() && !next.After(q.opts.Now()))) {
 			var ids []schedEntry
 			var err error
 			next, ids, err = q.due(free)
@@ -70,33 +112,21 @@ func (q *Queue) schedule(ctx context.Context, jobs chan<- string, busy chan stru
 				q.log.Error("queue: scan schedule failed; retrying in a second", "err", err)
 				next = q.opts.Now().Add(time.Second)
 			}
+			if len(ids) == free {
+				q.rescan.Store(true) // there may be more than we could take
+			}
 			for _, e := range ids {
-				id := e.id
-				ok, err := q.lease(e)
-				if errors.Is(err, badger.ErrConflict) {
-					next = q.opts.Now() // changed under us: rescan
-					continue
-				}
-				if err != nil {
-					q.log.Error("queue: lease failed", "id", id, "err", err)
-					continue
-				}
-				if !ok {
-					continue
-				}
-				busy <- struct{}{}
-				free--
-				select {
-				case jobs <- id:
-				case <-ctx.Done():
-					return
+				if take(e) {
+					free--
 				}
 			}
 		}
 		wait := time.Duration(-1)
 		switch {
 		case free == 0:
-			// More may be due; a finishing worker kicks.
+			// A finishing worker nudges.
+		case q.rescan.Load() || len(q.ready) > 0:
+			wait = 0
 		case !next.IsZero():
 			wait = max(next.Sub(q.opts.Now()), 0)
 		}
