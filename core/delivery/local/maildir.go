@@ -51,6 +51,8 @@ type Maildir struct {
 	// sync flushes a file or directory to disk; tests replace it to make
 	// fsync fail.
 	sync func(f *os.File) error
+	// newDirs shares the fsyncs of new/ between concurrent deliveries.
+	newDirs *dirSyncer
 }
 
 var _ queue.Deliverer = (*Maildir)(nil)
@@ -63,13 +65,15 @@ func NewMaildir(opts MaildirOptions) *Maildir {
 	}
 	// Maildir reserves '/' and ':' in file names.
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	return &Maildir{
+	d := &Maildir{
 		opts: opts,
 		log:  orDiscard(opts.Logger),
 		host: host,
 		pid:  os.Getpid(),
 		sync: (*os.File).Sync,
 	}
+	d.newDirs = newDirSyncer(func(dir string) error { return d.syncDir(dir) })
+	return d
 }
 
 // Deliver writes m into the Maildir of each recipient in rcpts.
@@ -210,7 +214,7 @@ func (d *Maildir) write(dir, deliveredTo string, body []byte) (string, error) {
 		err = os.Rename(tmp, filepath.Join(dir, "new", name))
 	}
 	if err == nil {
-		err = d.syncDir(filepath.Join(dir, "new"))
+		err = d.newDirs.Sync(filepath.Join(dir, "new"))
 		// The rename may not be durable: undo it, so that the retry the
 		// deferral causes does not leave a second copy.
 		if err != nil {
