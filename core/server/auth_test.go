@@ -3,17 +3,12 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/auth"
 	"github.com/sluice-mta/sluice/core/auth/dkimkey"
@@ -38,32 +33,8 @@ func submissionAddr(t *testing.T, s *running) string {
 
 // submit sends over STARTTLS with AUTH PLAIN (user "" for none).
 func submit(addr, user, password, from string, rcpts []string, msg string) error {
-	c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if user != "" {
-		if err := c.Auth(sasl.NewPlainClient("", user, password)); err != nil {
-			return err
-		}
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	for _, r := range rcpts {
-		if err := c.Rcpt(r, nil); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, msg); err != nil {
-		return err
-	}
-	return w.Close()
+	_, err := servertest.SendAs(addr, servertest.Login{User: user, Password: password, StartTLS: true}, from, rcpts, msg)
+	return err
 }
 
 // TestSubmissionSignsOutbound: a user logs in over STARTTLS on the

@@ -5,6 +5,7 @@ package servertest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/config"
@@ -103,13 +105,36 @@ func (w testWriter) Write(p []byte) (int, error) {
 // Send submits one message with go-smtp's client and returns the final
 // reply text; an SMTP refusal is an *smtp.SMTPError (see Code).
 func Send(addr, from string, rcpts []string, msg string) (string, error) {
-	c, err := smtp.Dial(addr)
+	return SendAs(addr, Login{}, from, rcpts, msg)
+}
+
+// Login says how SendAs connects: StartTLS first (any certificate is
+// accepted), then AUTH PLAIN when User is set.
+type Login struct {
+	User, Password string
+	StartTLS       bool
+}
+
+// SendAs is Send on a submission service: with STARTTLS and a login.
+func SendAs(addr string, login Login, from string, rcpts []string, msg string) (string, error) {
+	var c *smtp.Client
+	var err error
+	if login.StartTLS {
+		c, err = smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+	} else {
+		c, err = smtp.Dial(addr)
+	}
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
 	if err := c.Hello("client.test"); err != nil {
 		return "", err
+	}
+	if login.User != "" {
+		if err := c.Auth(sasl.NewPlainClient("", login.User, login.Password)); err != nil {
+			return "", err
+		}
 	}
 	if err := c.Mail(from, nil); err != nil {
 		return "", err

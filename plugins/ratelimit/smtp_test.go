@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/config"
@@ -62,38 +61,9 @@ func startServer(t *testing.T, toml string, now *clock) (smtpAddr, subAddr strin
 // sendAs submits a message to addr, logged in as user when user is not
 // empty, and returns the first refusal (nil when queued).
 func sendAs(addr, user, from string, rcpts []string) error {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
-		return err
-	}
-	if user != "" {
-		if err := c.Auth(sasl.NewPlainClient("", user, "secret")); err != nil {
-			return err
-		}
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	for _, r := range rcpts {
-		if err := c.Rcpt(r, nil); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, servertest.Message(from, rcpts[0], "rate test", "hello\r\n")); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	_, err := servertest.SendAs(addr, servertest.Login{User: user, Password: "secret"}, from, rcpts,
+		servertest.Message(from, rcpts[0], "rate test", "hello\r\n"))
+	return err
 }
 
 // metric reads one counter from the admin socket's /metrics.

@@ -3,12 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/servertest"
@@ -28,38 +26,9 @@ block_rcpts = ["trap@*"]
 // "", with header From hdrFrom, and returns the first refusal (nil when
 // queued).
 func send(addr, user, from, hdrFrom string, rcpts []string) error {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
-		return err
-	}
-	if user != "" {
-		if err := c.Auth(sasl.NewPlainClient("", user, "secret")); err != nil {
-			return err
-		}
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	for _, r := range rcpts {
-		if err := c.Rcpt(r, nil); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, servertest.Message(hdrFrom, rcpts[0], "policy test", "hello\r\n")); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	_, err := servertest.SendAs(addr, servertest.Login{User: user, Password: "secret"}, from, rcpts,
+		servertest.Message(hdrFrom, rcpts[0], "policy test", "hello\r\n"))
+	return err
 }
 
 // TestSMTP runs every rule through the real server: authenticated users
