@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // selfSignedLifetime is how long a generated certificate is valid; it is
@@ -36,10 +38,10 @@ func ensureSelfSigned(certFile, keyFile, hostname string, now time.Time) (bool, 
 	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
 		return false, err
 	}
-	if err := writeAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := renameio.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		return false, err
 	}
-	if err := writeAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := renameio.WriteFile(certFile, certPEM, 0o644); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -77,29 +79,4 @@ func GenerateSelfSigned(hostname string, now time.Time) (certPEM, keyPEM []byte,
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 	return certPEM, keyPEM, nil
-}
-
-// writeAtomic writes data to path through a temporary file and a rename.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -75,10 +77,10 @@ func writePair(t *testing.T, cert, key, host string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeAtomic(key, k, 0o600); err != nil {
+	if err := renameio.WriteFile(key, k, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeAtomic(cert, c, 0o644); err != nil {
+	if err := renameio.WriteFile(cert, c, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
