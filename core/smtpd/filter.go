@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -46,6 +47,9 @@ type fsession struct {
 	f         filter.Runner
 	txn       filter.Txn
 	connNotes map[string]string
+	// connSymbols are the scores added at connect and helo: they count in
+	// every transaction of the connection.
+	connSymbols []filter.Symbol
 	// discardAll is set by a Discard at connect or helo: every message of
 	// the connection is answered 250 and dropped.
 	discardAll bool
@@ -133,7 +137,10 @@ func (fs *fsession) beginTxn(from string) {
 	fs.txn.From = from
 	fs.txn.Rcpts, fs.txn.Rcpt, fs.txn.QueueID = nil, "", ""
 	fs.txn.Header, fs.txn.Body, fs.txn.HeaderEdited = nil, nil, false
-	fs.txn.Symbols, fs.txn.Score = nil, 0
+	fs.txn.Symbols, fs.txn.Score = slices.Clone(fs.connSymbols), 0
+	for _, s := range fs.connSymbols {
+		fs.txn.Score += s.Score
+	}
 	fs.txn.Notes = maps.Clone(fs.connNotes)
 	if fs.txn.Notes == nil {
 		fs.txn.Notes = map[string]string{}

@@ -177,3 +177,34 @@ func TestFilterDisconnectAndDiscard(t *testing.T) {
 		t.Errorf("after 421 the server said %q", rest)
 	}
 }
+
+// TestFilterConnectScoreCounts: a score added at connect (a DNSBL hit, say)
+// counts in every message of the connection.
+func TestFilterConnectScoreCounts(t *testing.T) {
+	q := &fakeQueue{}
+	opts := testOptions(q)
+	opts.Spam = Spam{AddHeader: 5, Reject: 15}
+	opts.Filters = &scriptedFilters{act: func(hook pluginapi.Hook, txn *filter.Txn) filter.Result {
+		if hook == pluginapi.HookConnect {
+			txn.Symbols = append(txn.Symbols, filter.Symbol{Name: "LISTED", Score: 6})
+			txn.Score += 6
+		}
+		return filter.Result{}
+	}}
+	rc := dialRaw(t, startServer(t, opts), "")
+	rc.greet()
+	for i := 0; i < 2; i++ {
+		rc.send("MAIL FROM:<s@example.org>\r\nRCPT TO:<a@local.test>\r\nDATA\r\n")
+		rc.expect(250)
+		rc.expect(250)
+		rc.expect(354)
+		rc.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+		rc.expect(250)
+	}
+	_, bodies := q.got()
+	for i, b := range bodies {
+		if !bytes.Contains(b, []byte("X-Spam-Status: Yes, score=6.0 symbols=LISTED(6)")) {
+			t.Errorf("message %d lacks the connect-stage score:\n%s", i, b)
+		}
+	}
+}

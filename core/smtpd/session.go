@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -69,6 +70,7 @@ func newSession(s *Server, c *smtp.Conn) (*session, error) {
 		// A Discard at connect or helo drops every message of the connection.
 		ss.fs.discardAll = ss.fs.discard
 		ss.fs.connNotes = maps.Clone(ss.fs.txn.Notes)
+		ss.fs.connSymbols = slices.Clone(ss.fs.txn.Symbols)
 	}
 	return ss, nil
 }
