@@ -48,7 +48,7 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 		msg = &mail.Message{Header: mail.Header{}, Body: strings.NewReader("")}
 	}
 	checkHeaders(r, msg.Header, c.MailFrom(), hits)
-	checkAuth(r, authResults(c, r), hits)
+	checkAuth(authResults(c, r), hits)
 	if err := scanBody(r, msg.Header, msg.Body, hits); err != nil {
 		c.Warn("spamscore: body scan stopped: %v", err)
 	}
@@ -163,7 +163,7 @@ func sameOrg(a, b string) bool {
 
 // checkAuth reads an Authentication-Results value:
 // "authserv-id; spf=fail smtp.mailfrom=…; dkim=pass …; dmarc=fail …".
-func checkAuth(_ *rules, ar string, hits map[string]bool) {
+func checkAuth(ar string, hits map[string]bool) {
 	parts := strings.Split(ar, ";")
 	for _, p := range parts[min(1, len(parts)):] {
 		method, result, ok := strings.Cut(strings.TrimSpace(p), "=")
