@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"mime"
@@ -41,8 +40,10 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 	}
 	hits := map[string]bool{}
 	hdr := c.Headers()
+	// mail.ReadMessage buffers (4 KiB): the body is read from the host in
+	// chunks of that size.
 	msg, err := mail.ReadMessage(io.MultiReader(bytes.NewReader(hdr), strings.NewReader("\r\n"),
-		bufio.NewReaderSize(io.LimitReader(c.Body(), r.maxScan), 32<<10)))
+		io.LimitReader(c.Body(), r.maxScan)))
 	if err != nil {
 		c.Warn("spamscore: header section does not parse, scoring envelope only: %v", err)
 		msg = &mail.Message{Header: mail.Header{}, Body: strings.NewReader("")}
