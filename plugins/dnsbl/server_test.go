@@ -1,14 +1,10 @@
 package main
 
 import (
-	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
 	"github.com/sluice-mta/sluice/core/servertest"
@@ -124,29 +120,6 @@ func checkHeader(t *testing.T, file, want string) {
 
 // submit sends msg after logging in with PLAIN (allow_insecure_auth).
 func submit(addr, user, password, rcpt, msg string) error {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
-		return err
-	}
-	if err := c.Auth(sasl.NewPlainClient("", user, password)); err != nil {
-		return err
-	}
-	if err := c.Mail(user, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, msg); err != nil {
-		return err
-	}
-	return w.Close()
+	_, err := servertest.SendAs(addr, servertest.Login{User: user, Password: password}, user, []string{rcpt}, msg)
+	return err
 }

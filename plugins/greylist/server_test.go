@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
@@ -148,29 +147,7 @@ func sendStages(addr, from, rcpt string) (rcptErr, dataErr error) {
 
 // submit sends a message after logging in with PLAIN (allow_insecure_auth).
 func submit(addr, user, password, rcpt string) error {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
-		return err
-	}
-	if err := c.Auth(sasl.NewPlainClient("", user, password)); err != nil {
-		return err
-	}
-	if err := c.Mail(user, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, servertest.Message(user, rcpt, "from carol", "hi\r\n")); err != nil {
-		return err
-	}
-	return w.Close()
+	_, err := servertest.SendAs(addr, servertest.Login{User: user, Password: password}, user, []string{rcpt},
+		servertest.Message(user, rcpt, "from carol", "hi\r\n"))
+	return err
 }
