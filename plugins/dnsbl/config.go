@@ -39,7 +39,7 @@ type zone struct {
 // config is the plugin's [config] table, checked.
 type config struct {
 	zones       []zone
-	skip        []netip.Prefix
+	skip        sdk.Networks
 	cacheTTL    time.Duration
 	delayReject bool
 }
@@ -101,12 +101,9 @@ func checkConfig(rc rawConfig) (*config, error) {
 	if rc.SkipNetworks != nil {
 		skip = *rc.SkipNetworks
 	}
-	for _, s := range skip {
-		p, err := parseNet(s)
-		if err != nil {
-			return nil, fmt.Errorf("dnsbl: skip_networks: %q is not a network: write one like \"192.0.2.0/24\" or \"2001:db8::/32\"", s)
-		}
-		cfg.skip = append(cfg.skip, p)
+	var err error
+	if cfg.skip, err = sdk.ParseNetworks(skip); err != nil {
+		return nil, fmt.Errorf("dnsbl: skip_networks: %v", err)
 	}
 	if len(rc.Zones) == 0 {
 		return nil, errors.New(`dnsbl: zones is empty: add at least one list, like zones = [{zone = "zen.spamhaus.org", score = 5.0}]`)
@@ -221,33 +218,6 @@ func validDomain(s string) bool {
 		}
 	}
 	return true
-}
-
-// parseNet reads "192.0.2.0/24", "2001:db8::/32" or a single address.
-func parseNet(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if !strings.Contains(s, "/") {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return p.Masked(), nil
-}
-
-// skipped reports whether ip is in one of the skipped networks.
-func (cfg *config) skipped(ip netip.Addr) bool {
-	for _, p := range cfg.skip {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // zoneNamed returns the configured list called name.

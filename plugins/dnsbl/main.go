@@ -45,7 +45,7 @@ func onConnect(c *sdk.Ctx) sdk.Verdict {
 		return sdk.Continue()
 	}
 	ip := c.ClientIP().Unmap()
-	if !ip.IsValid() || cfg.skipped(ip) {
+	if !ip.IsValid() || cfg.skip.Contains(ip) {
 		return sdk.Continue()
 	}
 	hits := check(c, cfg, ip)
@@ -72,7 +72,7 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 		return sdk.Continue()
 	}
 	ip := c.ClientIP().Unmap()
-	if !ip.IsValid() || cfg.skipped(ip) {
+	if !ip.IsValid() || cfg.skip.Contains(ip) {
 		return sdk.Continue()
 	}
 	var hits []hit

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +17,7 @@ type config struct {
 	delay          time.Duration
 	expiry         time.Duration
 	whitelistAfter time.Duration
-	skip           []netip.Prefix
+	skip           sdk.Networks
 	spfDomains     []string // lower case
 }
 
@@ -87,12 +86,9 @@ func checkConfig(rc rawConfig) (*config, error) {
 	if rc.SkipNetworks != nil {
 		skip = *rc.SkipNetworks
 	}
-	for _, s := range skip {
-		p, err := parseNet(s)
-		if err != nil {
-			return nil, fmt.Errorf("greylist: skip_networks: %q is not a network: write one like \"192.0.2.0/24\" or \"2001:db8::/32\"", s)
-		}
-		cfg.skip = append(cfg.skip, p)
+	var err error
+	if cfg.skip, err = sdk.ParseNetworks(skip); err != nil {
+		return nil, fmt.Errorf("greylist: skip_networks: %v", err)
 	}
 	for _, d := range rc.SPFPassDomains {
 		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
@@ -114,33 +110,6 @@ func parseDuration(s string) (time.Duration, error) {
 		return time.Duration(f * float64(24*time.Hour)), nil
 	}
 	return time.ParseDuration(s)
-}
-
-// parseNet reads "192.0.2.0/24", "2001:db8::/32" or a single address.
-func parseNet(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if !strings.Contains(s, "/") {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return p.Masked(), nil
-}
-
-// skipped reports whether ip is in one of the skipped networks.
-func (cfg *config) skipped(ip netip.Addr) bool {
-	for _, p := range cfg.skip {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // spfDomain reports whether the sender's domain is one whose SPF pass

@@ -52,7 +52,7 @@ func onRcpt(c *sdk.Ctx) sdk.Verdict {
 		return sdk.Continue()
 	}
 	ip := c.ClientIP().Unmap()
-	if !ip.IsValid() || cfg.skipped(ip) {
+	if !ip.IsValid() || cfg.skip.Contains(ip) {
 		return sdk.Continue()
 	}
 	network := clientNet(ip)
