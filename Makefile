@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/sluice
 FUZZTIME ?= 20s
 
-.PHONY: all build plugins run test test-deps bench fuzz vet clean
+.PHONY: all build plugins run run-anti-abuse test test-deps bench fuzz vet clean
 
 all: build
 
@@ -20,6 +20,16 @@ plugins:
 # the example plugins installed in its plugins directory.
 run: build
 	sh scripts/build-plugins.sh dev sluice-data/plugins
+	./$(BIN) serve
+
+# The same server with the six first-party anti-abuse plugins, configured
+# as in examples/anti-abuse/plugins (dnsbl asks the public lists configured
+# there through the system resolver).
+run-anti-abuse: build plugins
+	mkdir -p sluice-data/plugins
+	for p in dnsbl greylist ratelimit sender-policy spamscore headers; do \
+		cp plugins/$$p/$$p.wasm examples/anti-abuse/plugins/$$p.toml sluice-data/plugins/; \
+	done
 	./$(BIN) serve
 
 # Install what the tests need (Dovecot LMTP, swaks, Postfix's smtp-sink),

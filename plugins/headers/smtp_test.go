@@ -1,14 +1,10 @@
 package main
 
 import (
-	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/servertest"
 	"github.com/sluice-mta/sluice/core/users"
@@ -95,31 +91,8 @@ func TestSMTP(t *testing.T) {
 
 // submit sends one message with AUTH PLAIN (allow_insecure_auth is on).
 func submit(addr, user, password, from, rcpt, msg string) error {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
-		return err
-	}
-	if err := c.Auth(sasl.NewPlainClient("", user, password)); err != nil {
-		return err
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, msg); err != nil {
-		return err
-	}
-	return w.Close()
+	_, err := servertest.SendAs(addr, servertest.Login{User: user, Password: password}, from, []string{rcpt}, msg)
+	return err
 }
 
 // header returns the header section of the message in file path.
