@@ -81,6 +81,13 @@ func testOptions(q Enqueuer) Options {
 // startServer serves opts on a fresh 127.0.0.1 port and returns its address.
 func startServer(t *testing.T, opts Options) string {
 	t.Helper()
+	return serveOn(t, opts, (*Server).Serve)
+}
+
+// serveOn runs serve (Serve or ServeTLS) for opts on a fresh 127.0.0.1
+// port until the test ends, and returns the address.
+func serveOn(t *testing.T, opts Options, serve func(*Server, net.Listener) error) string {
+	t.Helper()
 	s, err := New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -90,13 +97,13 @@ func startServer(t *testing.T, opts Options) string {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(l) }()
+	go func() { done <- serve(s, l) }()
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		if err := <-done; err != nil {
-			t.Errorf("Serve returned %v after Close", err)
+			t.Errorf("serving returned %v after Close", err)
 		}
 	})
 	return l.Addr().String()

@@ -58,23 +58,7 @@ func submissionOptions(t *testing.T, q Enqueuer) Options {
 // startTLSListener serves opts with implicit TLS on a fresh port.
 func startTLSListener(t *testing.T, opts Options) string {
 	t.Helper()
-	s, err := New(opts)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.ServeTLS(l) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != nil {
-			t.Errorf("ServeTLS returned %v after Close", err)
-		}
-	})
-	return l.Addr().String()
+	return serveOn(t, opts, (*Server).ServeTLS)
 }
 
 // startTLS sends STARTTLS on rc, expects 220 and switches rc to TLS.

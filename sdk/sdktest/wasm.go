@@ -96,7 +96,25 @@ func LoadError(t testing.TB, pkg string, tx Txn) string {
 		dir, _ := filepath.Abs(pkg)
 		tx.Plugin = filepath.Base(dir)
 	}
-	_, hostLog, loaded := startModule(t, wasm, tx)
+	_, hostLog, loaded := startModule(t, wasm, tx, nil)
+	if loaded {
+		return ""
+	}
+	return strings.Join(hostLog.Since(0), "\n")
+}
+
+// ExampleLoadError builds the Go plugin in directory pkg and loads it in
+// the real filter host with the NAME.toml file at tomlPath, exactly as it
+// ships, and returns what the host logged about a failed load ("" when it
+// loaded): a plugin's own test that its example configuration works.
+func ExampleLoadError(t testing.TB, pkg, tomlPath string) string {
+	t.Helper()
+	conf, err := os.ReadFile(tomlPath)
+	if err != nil {
+		t.Fatalf("sdktest: %v", err)
+	}
+	dir, _ := filepath.Abs(pkg)
+	_, hostLog, loaded := startModule(t, Build(t, pkg), Txn{Plugin: filepath.Base(dir)}, conf)
 	if loaded {
 		return ""
 	}
@@ -105,7 +123,7 @@ func LoadError(t testing.TB, pkg string, tx Txn) string {
 
 func runModule(t testing.TB, wasm []byte, tx Txn) *Runner {
 	t.Helper()
-	r, hostLog, loaded := startModule(t, wasm, tx)
+	r, hostLog, loaded := startModule(t, wasm, tx, nil)
 	if !loaded {
 		t.Fatalf("sdktest: plugin %s did not load:\n%s", tx.Plugin, strings.Join(hostLog.Since(0), "\n"))
 	}
@@ -114,7 +132,8 @@ func runModule(t testing.TB, wasm []byte, tx Txn) *Runner {
 
 // startModule loads one module in a real filter host and reports whether
 // it loaded; hostLog holds everything the host logged, with attributes.
-func startModule(t testing.TB, wasm []byte, tx Txn) (r *Runner, hostLog *filter.LogLines, loaded bool) {
+// The module's NAME.toml is conf when given, else made from tx.
+func startModule(t testing.TB, wasm []byte, tx Txn, conf []byte) (r *Runner, hostLog *filter.LogLines, loaded bool) {
 	t.Helper()
 	tx.defaults()
 	dir := t.TempDir()
@@ -125,9 +144,11 @@ func startModule(t testing.TB, wasm []byte, tx Txn) (r *Runner, hostLog *filter.
 	for k, v := range tx.Settings {
 		settings[k] = v
 	}
-	conf, err := PluginTOML(tx.Config, tx.Grants, settings)
-	if err != nil {
-		t.Fatalf("sdktest: writing %s.toml: %v", tx.Plugin, err)
+	if conf == nil {
+		var err error
+		if conf, err = PluginTOML(tx.Config, tx.Grants, settings); err != nil {
+			t.Fatalf("sdktest: writing %s.toml: %v", tx.Plugin, err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, tx.Plugin+".toml"), conf, 0o644); err != nil {
 		t.Fatalf("sdktest: %v", err)
