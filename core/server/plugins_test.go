@@ -221,10 +221,11 @@ func TestPluginHotReload(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		// A generous bound: compiling a Go-built module is slow under -race.
+		deadline := time.Now().Add(30 * time.Second)
 		for !cond() {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s did not happen within 10s", what)
+				t.Fatalf("%s did not happen within 30s", what)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
