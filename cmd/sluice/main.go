@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 )
@@ -20,9 +21,14 @@ func main() {
 			pluginCommand(),
 			userCommand(),
 			dkimCommand(),
+			sendmailCommand(),
 		},
 	}
-	if err := app.Run(os.Args); err != nil {
+	args := os.Args
+	if filepath.Base(args[0]) == "sendmail" { // called as /usr/sbin/sendmail
+		args = append([]string{args[0], "sendmail"}, args[1:]...)
+	}
+	if err := app.Run(args); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice:", err)
 		os.Exit(1)
 	}

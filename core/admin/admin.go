@@ -47,6 +47,17 @@ type Backend struct {
 	Plugins func() []filter.PluginInfo
 	// Metrics writes counters in the Prometheus text format; nil for none.
 	Metrics interface{ WritePrometheus(w io.Writer) error }
+	// Submit queues a message handed over locally (`sluice sendmail`) and
+	// returns its queue ID; nil refuses local submission.
+	Submit func(ctx context.Context, from string, rcpts []string, msg []byte) (string, error)
+}
+
+// Submission is the body of POST /submit.
+type Submission struct {
+	From  string   `json:"from"`
+	Rcpts []string `json:"rcpts"`
+	// Data is the message, CRLF line endings (base64 in JSON).
+	Data []byte `json:"data"`
 }
 
 // Server is the admin API bound to one unix socket.
@@ -89,6 +100,7 @@ func NewServer(socket string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("POST /queue/{id}/bounce", s.action(q.Bounce))
 	mux.HandleFunc("DELETE /queue/{id}", s.action(q.Remove))
 	mux.HandleFunc("GET /plugins", s.plugins)
+	mux.HandleFunc("POST /submit", s.submit)
 	mux.HandleFunc("GET /metrics", s.metrics)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
@@ -135,6 +147,24 @@ func (s *Server) plugins(w http.ResponseWriter, r *http.Request) {
 		list = s.b.Plugins()
 	}
 	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	if s.b.Submit == nil {
+		writeJSON(w, http.StatusNotImplemented, apiError{Error: "local submission is not enabled"})
+		return
+	}
+	var sub Submission
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 100<<20)).Decode(&sub); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "bad submission: " + err.Error()})
+		return
+	}
+	id, err := s.b.Submit(r.Context(), sub.From, sub.Rcpts, sub.Data)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id})
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,21 @@ func (c *Client) Plugins(ctx context.Context) ([]filter.PluginInfo, error) {
 	return out, c.do(ctx, http.MethodGet, "/plugins", &out)
 }
 
+// Submit queues a message for local submission and returns its queue ID.
+func (c *Client) Submit(ctx context.Context, sub Submission) (string, error) {
+	body, err := json.Marshal(sub)
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		ID string `json:"id"`
+	}
+	if err := c.doBody(ctx, http.MethodPost, "/submit", bytes.NewReader(body), &out); err != nil {
+		return "", err
+	}
+	return out.ID, nil
+}
+
 // Flush makes every queued message due now.
 func (c *Client) Flush(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/queue/flush", nil)
@@ -84,7 +100,11 @@ func (c *Client) Remove(ctx context.Context, id string) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://sluice"+path, nil)
+	return c.doBody(ctx, method, path, nil, out)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, in io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://sluice"+path, in)
 	if err != nil {
 		return err
 	}

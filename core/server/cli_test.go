@@ -3,7 +3,9 @@ package server_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +143,55 @@ func TestRestartDeliversQueue(t *testing.T) {
 		t.Fatalf("after restart %d of %d queued messages were delivered", n, len(ids))
 	}
 	waitQueueEmpty(t, s2)
+}
+
+// TestSendmail: `sluice sendmail`, and the binary called as "sendmail",
+// queue a message from standard input through the admin socket, as PHP's
+// mail() and cron do; -t takes the recipients from the header and drops
+// Bcc.
+func TestSendmail(t *testing.T) {
+	cfg := servertest.Config(t)
+	s := start(t, cfg)
+	link := filepath.Join(t.TempDir(), "sendmail")
+	if err := os.Symlink(sluiceBin, link); err != nil {
+		t.Fatal(err)
+	}
+	run := func(bin string, stdin string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "SLUICE_SOCKET="+cfg.Admin.Socket)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil || len(out) != 0 {
+			t.Fatalf("%s %v: %v %q", bin, args, err, out)
+		}
+	}
+	run(sluiceBin, "Subject: from cron\n\nnightly report\n.\nnot this\n", "sendmail", "-f", "cron@localhost", "alice@localhost")
+	run(link, "To: Bob <bob@localhost>\nBcc: carol@localhost\nSubject: from php\n\nhello\n", "-t", "-i")
+
+	box := func(u string) string { return filepath.Join(cfg.DataDir, "mail", "localhost", u) }
+	a, _ := os.ReadFile(servertest.WaitFiles(t, box("alice"), 1, 10*time.Second)[0])
+	for _, want := range []string{"Received: by " + cfg.Hostname + " (Sluice, from local sendmail)", "From: <cron@localhost>\r\n", "Date: ", "\r\n\r\nnightly report\r\n"} {
+		if !strings.Contains(string(a), want) {
+			t.Errorf("alice's message lacks %q:\n%s", want, a)
+		}
+	}
+	if strings.Contains(string(a), "not this") {
+		t.Errorf("the lone dot did not end the message:\n%s", a)
+	}
+	for _, u := range []string{"bob", "carol"} {
+		b, _ := os.ReadFile(servertest.WaitFiles(t, box(u), 1, 10*time.Second)[0])
+		if !strings.Contains(string(b), "Subject: from php") || strings.Contains(string(b), "Bcc:") {
+			t.Errorf("%s's copy:\n%s", u, b)
+		}
+	}
+	waitQueueEmpty(t, s)
+
+	// No recipients is an error with the fix, and nothing is queued.
+	cmd := exec.Command(sluiceBin, "sendmail")
+	cmd.Env = append(os.Environ(), "SLUICE_SOCKET="+cfg.Admin.Socket)
+	cmd.Stdin = strings.NewReader("Subject: x\n\nbody\n")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no recipients") {
+		t.Errorf("sendmail without recipients: %v %q", err, out)
+	}
 }

@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, err
 		}
 	}
-	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics}
+	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics, Submit: s.submitLocal}
 	if s.filters != nil {
 		backend.Plugins = s.filters.Plugins
 	}

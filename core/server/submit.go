@@ -1,0 +1,67 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/queue"
+)
+
+// maxLocalRcpts bounds the recipients of one local submission.
+const maxLocalRcpts = 1000
+
+// submitLocal queues a message handed over by `sluice sendmail` through
+// the admin socket, which only the owner of the data directory can use. It
+// is the operator's own mail: it may go anywhere, and is DKIM-signed on the
+// way out like mail from trusted networks. No SMTP session exists, so the
+// connect…data plugins do not run; the deliver stage does.
+func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, msg []byte) (string, error) {
+	if strings.ContainsAny(from, " <>\r\n") || (from != "" && !strings.Contains(from, "@")) {
+		return "", fmt.Errorf("sender %q is not an address", from)
+	}
+	if len(rcpts) == 0 || len(rcpts) > maxLocalRcpts {
+		return "", fmt.Errorf("give between 1 and %d recipients", maxLocalRcpts)
+	}
+	if int64(len(msg)) > int64(s.cfg.Submission.MaxMessageSize) {
+		return "", fmt.Errorf("message of %d bytes is over submission.max_message_size", len(msg))
+	}
+	env := &queue.Envelope{From: from, ClientIP: "127.0.0.1", Helo: "localhost", Trusted: true}
+	seen := map[string]bool{}
+	for _, r := range rcpts {
+		at := strings.LastIndexByte(r, '@')
+		if at <= 0 || at == len(r)-1 || strings.ContainsAny(r, " <>\r\n") {
+			return "", fmt.Errorf("recipient %q is not an address", r)
+		}
+		r = r[:at] + "@" + strings.ToLower(r[at+1:])
+		if !seen[r] {
+			seen[r] = true
+			env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: r})
+		}
+	}
+	if hasBareNewline(msg) {
+		return "", errors.New("message has bare CR or LF line endings")
+	}
+	env.ID = s.queue.NewID()
+	received := fmt.Sprintf("Received: by %s (Sluice, from local sendmail)\r\n\tid %s; %s\r\n",
+		s.cfg.Hostname, env.ID, time.Now().Format(time.RFC1123Z))
+	body := append([]byte(received), msg...)
+	id, err := s.queue.Enqueue(ctx, env, body)
+	if err != nil {
+		return "", err
+	}
+	s.log.Info("submitted locally", "id", id, "from", from, "nrcpt", len(env.Rcpts), "size", len(body))
+	return id, nil
+}
+
+// hasBareNewline reports a CR not followed by LF or an LF not preceded by CR.
+func hasBareNewline(b []byte) bool {
+	for i, c := range b {
+		if (c == '\n' && (i == 0 || b[i-1] != '\r')) || (c == '\r' && (i+1 == len(b) || b[i+1] != '\n')) {
+			return true
+		}
+	}
+	return false
+}
