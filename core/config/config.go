@@ -150,6 +150,14 @@ type Submission struct {
 	// RestrictSender limits an authenticated user's MAIL FROM to the
 	// domain of its login.
 	RestrictSender bool `toml:"restrict_sender"`
+	// AuthFailDelay is added before the reply to each failed login, times
+	// the failures so far from that IP, up to AuthFailMaxDelay.
+	AuthFailDelay    Duration `toml:"auth_fail_delay"`
+	AuthFailMaxDelay Duration `toml:"auth_fail_max_delay"`
+	// AuthMaxFailures failed logins from one IP within AuthFailWindow get
+	// 421 4.7.0, and that IP's logins are refused until the window passes.
+	AuthMaxFailures int      `toml:"auth_max_failures"`
+	AuthFailWindow  Duration `toml:"auth_fail_window"`
 }
 
 // TLS names the server certificate. Both empty means a self-signed

@@ -136,10 +136,14 @@ func TestDefault(t *testing.T) {
 		LogLevel:        "info",
 		SMTP:            smtp,
 		Submission: Submission{
-			Listener:       sub,
-			TLSListen:      []string{"127.0.0.1:2465"},
-			UsersFile:      "./sluice-data/users",
-			RestrictSender: true,
+			Listener:         sub,
+			TLSListen:        []string{"127.0.0.1:2465"},
+			UsersFile:        "./sluice-data/users",
+			RestrictSender:   true,
+			AuthFailDelay:    Duration(time.Second),
+			AuthFailMaxDelay: Duration(5 * time.Second),
+			AuthMaxFailures:  5,
+			AuthFailWindow:   Duration(15 * time.Minute),
 		},
 		Local: Local{
 			Transport:       "maildir",

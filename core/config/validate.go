@@ -114,6 +114,13 @@ func (ck *checker) submission(sub *Submission) {
 	if sub.UsersFile == "" {
 		ck.bad("submission.users_file", `must not be empty; the default is "{data_dir}/users"`)
 	}
+	ck.duration("submission.auth_fail_delay", sub.AuthFailDelay)
+	ck.duration("submission.auth_fail_max_delay", sub.AuthFailMaxDelay)
+	ck.duration("submission.auth_fail_window", sub.AuthFailWindow)
+	ck.atLeast("submission.auth_max_failures", sub.AuthMaxFailures, 1)
+	if sub.AuthFailMaxDelay < sub.AuthFailDelay {
+		ck.bad("submission.auth_fail_max_delay", "is shorter than submission.auth_fail_delay (%v): make it at least as long", sub.AuthFailDelay.D())
+	}
 	if sub.AllowInsecureAuth {
 		for _, a := range sub.Listen {
 			if host, _, err := net.SplitHostPort(a); err == nil && !isLoopback(host) {

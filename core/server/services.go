@@ -49,6 +49,12 @@ func (s *Server) listenAll() error {
 	sub.Users = s.users
 	sub.AllowInsecureAuth = cfg.Submission.AllowInsecureAuth
 	sub.RestrictSender = cfg.Submission.RestrictSender
+	sub.AuthLimits = smtpd.AuthLimits{
+		Delay:       cfg.Submission.AuthFailDelay.D(),
+		MaxDelay:    cfg.Submission.AuthFailMaxDelay.D(),
+		MaxFailures: cfg.Submission.AuthMaxFailures,
+		Window:      cfg.Submission.AuthFailWindow.D(),
+	}
 	for _, svc := range []struct {
 		opts    smtpd.Options
 		listen  []string
