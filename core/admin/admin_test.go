@@ -8,40 +8,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/testclock"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// clock is a controllable queue clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // setup opens a queue in a temporary directory (not running: nothing is
 // delivered, so the test sees exactly what the admin calls did), serves
 // the admin API for it on a unix socket and returns a client for it.
-func setup(t *testing.T) (*queue.Queue, *Client, *clock) {
+func setup(t *testing.T) (*queue.Queue, *Client, *testclock.Clock) {
 	t.Helper()
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	q, err := queue.Open(context.Background(), queue.Options{Dir: filepath.Join(dir, "queue"), Hostname: "mx.test", Now: c.Now, Logger: log})
 	if err != nil {

@@ -40,12 +40,12 @@ func TestCacheTTL(t *testing.T) {
 		srv.Reset()
 		lookup(tt.name)
 		if tt.ttl > 0 {
-			clk.Advance(tt.ttl - time.Second)
+			clk.Add(tt.ttl - time.Second)
 			lookup(tt.name)
 			if n := srv.Queries(); n != 1 {
 				t.Errorf("%s: %d queries within the TTL; want 1", tt.name, n)
 			}
-			clk.Advance(time.Second)
+			clk.Add(time.Second)
 		}
 		lookup(tt.name)
 		if n := srv.Queries(); n != 2 {
@@ -78,12 +78,12 @@ func TestNegativeCache(t *testing.T) {
 			}
 		}
 		lookup()
-		clk.Advance(tt.want - time.Second)
+		clk.Add(tt.want - time.Second)
 		lookup()
 		if n := srv.Queries(); n != 1 {
 			t.Errorf("%s: %d queries within the negative TTL; want 1", tt.name, n)
 		}
-		clk.Advance(time.Second)
+		clk.Add(time.Second)
 		lookup()
 		if n := srv.Queries(); n != 2 {
 			t.Errorf("%s: %d queries once the negative TTL passed; want 2", tt.name, n)

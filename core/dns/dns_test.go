@@ -7,33 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	mdns "github.com/miekg/dns"
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
+	"github.com/sluice-mta/sluice/core/testclock"
 )
-
-// clock is a settable clock for cache expiry.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // newResolver returns a Resolver asking srvs, with a short timeout and opts'
 // other fields.
@@ -345,3 +325,6 @@ func TestNew(t *testing.T) {
 		t.Errorf("defaults: %v, timeout %v, attempts %d", err, r.timeout, r.attempts)
 	}
 }
+
+// newClock is the clock these tests start from.
+func newClock() *testclock.Clock { return testclock.New(time.Unix(1_700_000_000, 0)) }

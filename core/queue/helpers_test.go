@@ -8,27 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/testclock"
 )
-
-// clock is a controllable Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // fakeDeliverer answers with a function and records every call.
 type fakeDeliverer struct {
@@ -67,7 +49,7 @@ func sendAll(m *Message, rcpts []string) []Result {
 	return out
 }
 
-func testOptions(t *testing.T, dir string, c *clock) Options {
+func testOptions(t *testing.T, dir string, c *testclock.Clock) Options {
 	t.Helper()
 	return Options{
 		Dir:         dir,
@@ -161,3 +143,6 @@ func memFiles(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// newClock is the clock these tests start from.
+func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }

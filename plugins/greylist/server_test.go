@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,27 +12,10 @@ import (
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
 	"github.com/sluice-mta/sluice/core/server"
 	"github.com/sluice-mta/sluice/core/servertest"
+	"github.com/sluice-mta/sluice/core/testclock"
 	"github.com/sluice-mta/sluice/core/users"
 	"github.com/sluice-mta/sluice/sdk/sdktest"
 )
-
-// clock is the plugin clock the test advances.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // TestServer greylists over real SMTP in the real server, with the plugin
 // clock moved by the test: the client is 127.0.0.1, untrusted and not in
@@ -59,7 +41,7 @@ func TestServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	servertest.Install(t, cfg, "greylist", sdktest.Build(t, "."), string(toml))
-	clk := &clock{now: time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC))
 	s := servertest.Start(t, cfg, server.WithPluginClock(clk.Now))
 
 	send := func(from, rcpt string) error {
@@ -77,20 +59,20 @@ func TestServer(t *testing.T) {
 	}
 
 	expect("first attempt", send("x@sender.example", "alice@localhost"), "Greylisted, please try again in 300 seconds")
-	clk.Advance(4 * time.Minute)
+	clk.Add(4 * time.Minute)
 	expect("retry before the delay", send("x@sender.example", "alice@localhost"), "Greylisted, please try again in 60 seconds")
-	clk.Advance(time.Minute)
+	clk.Add(time.Minute)
 	expect("retry after the delay", send("x@sender.example", "alice@localhost"), "")
 	servertest.WaitFiles(t, s.Mailbox("alice", "localhost"), 1, 10*time.Second)
 	expect("whitelisted network, new triplet", send("y@other.example", "bob@localhost"), "")
 
 	// After the whitelisting runs out, a new triplet waits again, and one
 	// that is not retried within the expiry starts over.
-	clk.Advance(37 * 24 * time.Hour)
+	clk.Add(37 * 24 * time.Hour)
 	expect("after the whitelisting", send("z@third.example", "alice@localhost"), "try again in 300 seconds")
-	clk.Advance(36*time.Hour + time.Minute)
+	clk.Add(36*time.Hour + time.Minute)
 	expect("after the expiry", send("z@third.example", "alice@localhost"), "try again in 300 seconds")
-	clk.Advance(2 * time.Minute)
+	clk.Add(2 * time.Minute)
 	expect("after the expiry, too early", send("z@third.example", "alice@localhost"), "try again in 180 seconds")
 
 	// A big provider's sender passing SPF is not greylisted; one failing

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,23 +15,14 @@ import (
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/server"
 	"github.com/sluice-mta/sluice/core/servertest"
+	"github.com/sluice-mta/sluice/core/testclock"
 	"github.com/sluice-mta/sluice/core/users"
 	"github.com/sluice-mta/sluice/sdk/sdktest"
 )
 
-// clock is the plugin clock of a test server, moved by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
 // startServer runs a server with the plugin installed under toml, SMTP
 // and submission (users alice and bob, password "secret") on loopback.
-func startServer(t *testing.T, toml string, now *clock) (smtpAddr, subAddr string, cfg *config.Config) {
+func startServer(t *testing.T, toml string, now *testclock.Clock) (smtpAddr, subAddr string, cfg *config.Config) {
 	t.Helper()
 	cfg = servertest.Config(t)
 	cfg.LocalDomains = []string{"localhost", "example.test"}
@@ -96,7 +86,7 @@ limits = [
 // TestSMTPUserLimits: an authenticated user over its hourly limit is
 // refused at MAIL with a retry hint, other users and later hours are not.
 func TestSMTPUserLimits(t *testing.T) {
-	now := &clock{now: t0}
+	now := testclock.New(t0)
 	_, sub, cfg := startServer(t, userLimits, now)
 	for i := range 2 {
 		if err := sendAs(sub, "alice", "alice@example.test", []string{"bob@example.test"}); err != nil {
@@ -131,7 +121,7 @@ func TestSMTPUserLimits(t *testing.T) {
 // TestSMTPIPLimit: unauthenticated clients are limited by address on the
 // inbound port; the window slides with the plugin clock.
 func TestSMTPIPLimit(t *testing.T) {
-	now := &clock{now: t0}
+	now := testclock.New(t0)
 	mx, _, _ := startServer(t, `grants = ["kv", "metrics"]
 [config]
 limits = [{key = "ip", window = "1m", messages = 3}, {key = "sender_domain", window = "1d", recipients = 100}]
