@@ -18,13 +18,14 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/core/queue"
 )
 
 // Queue is what the admin API needs from the queue.
 type Queue interface {
-	List(ctx context.Context) ([]queue.Envelope, error)
-	Get(ctx context.Context, id string) (*queue.Message, error)
+	List(ctx context.Context) ([]mail.Envelope, error)
+	Get(ctx context.Context, id string) (*mail.Message, error)
 	Hold(ctx context.Context, id string) error
 	Release(ctx context.Context, id string) error
 	Remove(ctx context.Context, id string) error
@@ -124,7 +125,7 @@ func (s *Server) Close() error {
 
 // Detail is one message as `sluice queue show` prints it.
 type Detail struct {
-	queue.Envelope
+	mail.Envelope
 	// Headers is the message's header section.
 	Headers string `json:"headers"`
 }
@@ -136,7 +137,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if envs == nil {
-		envs = []queue.Envelope{}
+		envs = []mail.Envelope{}
 	}
 	writeJSON(w, http.StatusOK, envs)
 }

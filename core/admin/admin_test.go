@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/core/queue"
 	"github.com/sluice-mta/sluice/core/testclock"
 )
@@ -48,9 +49,9 @@ func setup(t *testing.T) (*queue.Queue, *Client, *testclock.Clock) {
 
 func enqueue(t *testing.T, q *queue.Queue, from string, rcpts ...string) string {
 	t.Helper()
-	env := &queue.Envelope{From: from}
+	env := &mail.Envelope{From: from}
 	for _, r := range rcpts {
-		env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: r})
+		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: r})
 	}
 	id, err := q.Enqueue(context.Background(), env, []byte("Subject: hello\r\n\r\nbody\r\n"))
 	if err != nil {
@@ -147,16 +148,16 @@ func TestClientNoServer(t *testing.T) {
 
 func TestWriteListGolden(t *testing.T) {
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.Local)
-	envs := []queue.Envelope{
+	envs := []mail.Envelope{
 		{ID: "0000AAAAAAAA0001", From: "s@src.test", Size: 1234, Received: now.Add(-2 * time.Hour),
 			NextAttempt: now.Add(10 * time.Minute), Attempts: 3, DelayWarned: true,
-			Rcpts: []queue.Recipient{
-				{Addr: "x@a.test", State: queue.Delivered, Attempts: 1, Relay: "mx.a.test[192.0.2.1]:25"},
-				{Addr: "y@b.test", State: queue.Pending, Attempts: 3, Relay: "mx.b.test[192.0.2.2]:25", DSNCode: "4.7.1", LastError: "451 4.7.1 greylisted,\r\n try later"},
-				{Addr: "z@c.test", State: queue.Pending},
+			Rcpts: []mail.Recipient{
+				{Addr: "x@a.test", State: mail.Delivered, Attempts: 1, Relay: "mx.a.test[192.0.2.1]:25"},
+				{Addr: "y@b.test", State: mail.Pending, Attempts: 3, Relay: "mx.b.test[192.0.2.2]:25", DSNCode: "4.7.1", LastError: "451 4.7.1 greylisted,\r\n try later"},
+				{Addr: "z@c.test", State: mail.Pending},
 			}},
 		{ID: "0000AAAAAAAA0002", From: "", Size: 99, Received: now, NextAttempt: now, Held: true,
-			Rcpts: []queue.Recipient{{Addr: "s@src.test"}}},
+			Rcpts: []mail.Recipient{{Addr: "s@src.test"}}},
 	}
 	var b bytes.Buffer
 	if err := WriteList(&b, envs, now); err != nil {

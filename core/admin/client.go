@@ -13,7 +13,7 @@ import (
 	"syscall"
 
 	"github.com/sluice-mta/sluice/core/filter"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Client talks to a running server's admin socket.
@@ -32,8 +32,8 @@ func NewClient(socket string) *Client {
 }
 
 // List returns every queued message.
-func (c *Client) List(ctx context.Context) ([]queue.Envelope, error) {
-	var out []queue.Envelope
+func (c *Client) List(ctx context.Context) ([]mail.Envelope, error) {
+	var out []mail.Envelope
 	return out, c.do(ctx, http.MethodGet, "/queue", &out)
 }
 

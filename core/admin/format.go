@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/filter"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -18,7 +18,7 @@ import (
 // message with its attempts and next attempt, then one indented line a
 // recipient with its state, attempts, relay and last error. Message lines
 // and recipient lines are aligned each among themselves.
-func WriteList(w io.Writer, envs []queue.Envelope, now time.Time) error {
+func WriteList(w io.Writer, envs []mail.Envelope, now time.Time) error {
 	var msgs, rcpts bytes.Buffer
 	mw := tabwriter.NewWriter(&msgs, 0, 0, 2, ' ', 0)
 	rw := tabwriter.NewWriter(&rcpts, 0, 0, 2, ' ', 0)

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/sluice-mta/sluice/core/filter"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -31,7 +31,7 @@ func byDomain(rcpts []string) (domains []string, groups map[string][]string) {
 // deliverHook runs the deliver-stage plugins for one destination. It
 // returns the message to deliver (with the plugins' header edits and
 // route), or, when a plugin decided the recipients' fate, their results.
-func (r *Router) deliverHook(ctx context.Context, m *queue.Message, domain string, rcpts []string) (*queue.Message, []queue.Result) {
+func (r *Router) deliverHook(ctx context.Context, m *mail.Message, domain string, rcpts []string) (*mail.Message, []mail.Result) {
 	conn := &filter.Conn{Helo: m.Helo}
 	if ip, err := netip.ParseAddr(m.ClientIP); err == nil {
 		conn.ClientIP = ip
@@ -52,24 +52,24 @@ func (r *Router) deliverHook(ctx context.Context, m *queue.Message, domain strin
 	txn.Header, txn.Body = filter.ParseHeader(m.Body)
 	res := r.filters.Run(ctx, pluginapi.HookDeliver, txn)
 
-	fate := func(st queue.Status, code int, dsn, text string) []queue.Result {
-		out := make([]queue.Result, len(rcpts))
+	fate := func(st mail.Status, code int, dsn, text string) []mail.Result {
+		out := make([]mail.Result, len(rcpts))
 		for i, rc := range rcpts {
-			out[i] = queue.Result{Rcpt: rc, Status: st, Code: code, DSN: dsn, Text: text, Relay: "plugin " + res.Plugin}
+			out[i] = mail.Result{Rcpt: rc, Status: st, Code: code, DSN: dsn, Text: text, Relay: "plugin " + res.Plugin}
 		}
 		return out
 	}
 	switch res.Verdict {
 	case pluginapi.Reject:
-		return nil, fate(queue.Bounced, res.Code, res.Enhanced, res.Text)
+		return nil, fate(mail.Bounced, res.Code, res.Enhanced, res.Text)
 	case pluginapi.Tempfail, pluginapi.Disconnect:
-		return nil, fate(queue.Deferred, res.Code, res.Enhanced, res.Text)
+		return nil, fate(mail.Deferred, res.Code, res.Enhanced, res.Text)
 	case pluginapi.Quarantine:
 		// A message already in the queue cannot be put on hold from here;
 		// it is deferred and retried with backoff (see RATIONALE.md).
-		return nil, fate(queue.Deferred, 451, "4.7.0", "held back by a deliver-stage plugin")
+		return nil, fate(mail.Deferred, 451, "4.7.0", "held back by a deliver-stage plugin")
 	case pluginapi.Discard:
-		return nil, fate(queue.Sent, 250, "2.0.0", "discarded by a deliver-stage plugin")
+		return nil, fate(mail.Sent, 250, "2.0.0", "discarded by a deliver-stage plugin")
 	}
 	out := *m
 	out.Route = txn.Route

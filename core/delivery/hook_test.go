@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluice-mta/sluice/core/filter"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -46,7 +46,7 @@ type bodyRecorder struct {
 	routes []string
 }
 
-func (b *bodyRecorder) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+func (b *bodyRecorder) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
 	b.mu.Lock()
 	b.bodies = append(b.bodies, m.Body)
 	b.routes = append(b.routes, m.Route)
@@ -59,14 +59,14 @@ func TestDeliverHook(t *testing.T) {
 	remote := &bodyRecorder{recorder: recorder{name: "remote"}}
 	f := &scripted{}
 	r := NewRouter(RouterOptions{LocalDomains: []string{"local.test"}, Local: local, Remote: remote, Filters: f})
-	m := &queue.Message{
-		Envelope: queue.Envelope{ID: "Q1", From: "s@local.test", Notes: map[string]string{"tag": "from-data"}},
+	m := &mail.Message{
+		Envelope: mail.Envelope{ID: "Q1", From: "s@local.test", Notes: map[string]string{"tag": "from-data"}},
 		Body:     []byte("Subject: hi\r\n\r\nbody\r\n"),
 	}
 	res := r.Deliver(context.Background(), m, []string{"a@blocked.test", "b@later.test", "c@void.test", "d@local.test", "e@ok.test"})
-	want := map[string]queue.Status{
-		"a@blocked.test": queue.Bounced, "b@later.test": queue.Deferred, "c@void.test": queue.Sent,
-		"d@local.test": queue.Sent, "e@ok.test": queue.Sent,
+	want := map[string]mail.Status{
+		"a@blocked.test": mail.Bounced, "b@later.test": mail.Deferred, "c@void.test": mail.Sent,
+		"d@local.test": mail.Sent, "e@ok.test": mail.Sent,
 	}
 	if len(res) != len(want) {
 		t.Fatalf("%d results, want %d: %+v", len(res), len(want), res)

@@ -1,6 +1,6 @@
 // Package delivery takes queued messages to their recipients: it routes
 // each recipient to local delivery (subpackage local: Maildir or LMTP) or to
-// remote delivery by MX, and gathers one queue.Result per recipient.
+// remote delivery by MX, and gathers one mail.Result per recipient.
 package delivery
 
 import (
@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/sluice-mta/sluice/core/filter"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -18,10 +18,10 @@ type RouterOptions struct {
 	// case-insensitively.
 	LocalDomains []string
 	// Local delivers to recipients in LocalDomains; nil defers them.
-	Local queue.Deliverer
+	Local mail.Deliverer
 	// Remote delivers to every other recipient; nil defers them (outbound
 	// MX delivery is not configured yet).
-	Remote queue.Deliverer
+	Remote mail.Deliverer
 	// Filters runs the deliver-stage plugins before each attempt, once per
 	// destination domain; nil means none.
 	Filters filter.Runner
@@ -36,11 +36,11 @@ type Signer interface {
 	Sign(msg []byte, envDomain string) ([]byte, error)
 }
 
-// Router is a queue.Deliverer that splits a message's recipients between
+// Router is a mail.Deliverer that splits a message's recipients between
 // the local and the remote deliverer by domain.
 type Router struct {
-	local  queue.Deliverer
-	remote queue.Deliverer
+	local  mail.Deliverer
+	remote mail.Deliverer
 	// filters runs the deliver stage; nil means none.
 	filters filter.Runner
 	signer  Signer
@@ -48,7 +48,7 @@ type Router struct {
 	domains map[string]bool
 }
 
-var _ queue.Deliverer = (*Router)(nil)
+var _ mail.Deliverer = (*Router)(nil)
 
 // NewRouter returns a Router for opts.
 func NewRouter(opts RouterOptions) *Router {
@@ -73,12 +73,12 @@ func (r *Router) IsLocal(rcpt string) bool {
 // the others to the remote one, and returns both sets of Results. With
 // deliver-stage plugins, they run first for each destination domain and
 // may decide its recipients' fate, edit the headers or pick a route.
-func (r *Router) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+func (r *Router) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
 	if r.filters == nil || r.filters.Hooks()&(1<<pluginapi.HookDeliver) == 0 {
 		return r.split(ctx, m, rcpts)
 	}
 	domains, groups := byDomain(rcpts)
-	results := make([]queue.Result, 0, len(rcpts))
+	results := make([]mail.Result, 0, len(rcpts))
 	for _, d := range domains {
 		dm, decided := r.deliverHook(ctx, m, d, groups[d])
 		if decided != nil {
@@ -92,7 +92,7 @@ func (r *Router) Deliver(ctx context.Context, m *queue.Message, rcpts []string) 
 
 // split hands local recipients to the local deliverer, the rest to the
 // remote one.
-func (r *Router) split(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+func (r *Router) split(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
 	var local, remote []string
 	for _, rc := range rcpts {
 		if r.IsLocal(rc) {
@@ -101,7 +101,7 @@ func (r *Router) split(ctx context.Context, m *queue.Message, rcpts []string) []
 			remote = append(remote, rc)
 		}
 	}
-	results := make([]queue.Result, 0, len(rcpts))
+	results := make([]mail.Result, 0, len(rcpts))
 	results = append(results, route(ctx, r.local, m, local,
 		"4.3.0", "no local delivery configured; set a local transport in the config")...)
 	if len(remote) > 0 {
@@ -118,7 +118,7 @@ func (r *Router) split(ctx context.Context, m *queue.Message, rcpts []string) []
 // sign DKIM-signs our own outbound mail (from an authenticated user or a
 // trusted network) with the keys of its From domain, after the deliver-stage
 // plugins made their last header edit. Others' mail passes unchanged.
-func (r *Router) sign(m *queue.Message) (*queue.Message, error) {
+func (r *Router) sign(m *mail.Message) (*mail.Message, error) {
 	if r.signer == nil || (m.AuthUser == "" && !m.Trusted) {
 		return m, nil
 	}
@@ -136,17 +136,17 @@ func (r *Router) sign(m *queue.Message) (*queue.Message, error) {
 }
 
 // deferAll defers every recipient with dsn and text.
-func deferAll(rcpts []string, dsn, text string) []queue.Result {
-	out := make([]queue.Result, len(rcpts))
+func deferAll(rcpts []string, dsn, text string) []mail.Result {
+	out := make([]mail.Result, len(rcpts))
 	for i, rc := range rcpts {
-		out[i] = queue.Result{Rcpt: rc, Status: queue.Deferred, Code: 451, DSN: dsn, Text: text}
+		out[i] = mail.Result{Rcpt: rc, Status: mail.Deferred, Code: 451, DSN: dsn, Text: text}
 	}
 	return out
 }
 
 // route delivers rcpts with d, or defers them all with dsn and text when d
 // is nil.
-func route(ctx context.Context, d queue.Deliverer, m *queue.Message, rcpts []string, dsn, text string) []queue.Result {
+func route(ctx context.Context, d mail.Deliverer, m *mail.Message, rcpts []string, dsn, text string) []mail.Result {
 	if len(rcpts) == 0 {
 		return nil
 	}

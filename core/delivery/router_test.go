@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // recorder is a Deliverer that remembers its calls and sends everything.
@@ -16,13 +16,13 @@ type recorder struct {
 	calls [][]string
 }
 
-func (r *recorder) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+func (r *recorder) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
 	r.mu.Lock()
 	r.calls = append(r.calls, slices.Clone(rcpts))
 	r.mu.Unlock()
-	out := make([]queue.Result, len(rcpts))
+	out := make([]mail.Result, len(rcpts))
 	for i, rc := range rcpts {
-		out[i] = queue.Result{Rcpt: rc, Status: queue.Sent, Code: 250, DSN: "2.0.0", Relay: r.name}
+		out[i] = mail.Result{Rcpt: rc, Status: mail.Sent, Code: 250, DSN: "2.0.0", Relay: r.name}
 	}
 	return out
 }
@@ -70,7 +70,7 @@ func TestRouterSplitsByDomain(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			local, remote := &recorder{name: "local"}, &recorder{name: "remote"}
 			r := NewRouter(RouterOptions{LocalDomains: tt.domains, Local: local, Remote: remote})
-			res := r.Deliver(context.Background(), &queue.Message{}, tt.rcpts)
+			res := r.Deliver(context.Background(), &mail.Message{}, tt.rcpts)
 
 			checkCalls(t, "local", local.calls, tt.wantLocal)
 			checkCalls(t, "remote", remote.calls, tt.wantRemote)
@@ -82,7 +82,7 @@ func TestRouterSplitsByDomain(t *testing.T) {
 				if slices.Contains(tt.wantLocal, x.Rcpt) {
 					want = "local"
 				}
-				if x.Relay != want || x.Status != queue.Sent {
+				if x.Relay != want || x.Status != mail.Sent {
 					t.Errorf("result for %s = %+v, want sent via %s", x.Rcpt, x, want)
 				}
 			}
@@ -106,7 +106,7 @@ func checkCalls(t *testing.T, which string, calls [][]string, want []string) {
 func TestRouterNilDeliverersDefer(t *testing.T) {
 	tests := []struct {
 		name    string
-		local   queue.Deliverer
+		local   mail.Deliverer
 		rcpt    string
 		wantDSN string
 	}{
@@ -116,12 +116,12 @@ func TestRouterNilDeliverersDefer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := NewRouter(RouterOptions{LocalDomains: []string{"example.com"}, Local: tt.local})
-			res := r.Deliver(context.Background(), &queue.Message{}, []string{tt.rcpt})
+			res := r.Deliver(context.Background(), &mail.Message{}, []string{tt.rcpt})
 			if len(res) != 1 {
 				t.Fatalf("got %d results, want 1: %+v", len(res), res)
 			}
 			got := res[0]
-			if got.Rcpt != tt.rcpt || got.Status != queue.Deferred || got.DSN != tt.wantDSN || got.Text == "" {
+			if got.Rcpt != tt.rcpt || got.Status != mail.Deferred || got.DSN != tt.wantDSN || got.Text == "" {
 				t.Errorf("result = %+v, want deferred %s with a reason", got, tt.wantDSN)
 			}
 		})
@@ -130,12 +130,12 @@ func TestRouterNilDeliverersDefer(t *testing.T) {
 
 func TestRouterRemoteNilText(t *testing.T) {
 	r := NewRouter(RouterOptions{})
-	res := r.Deliver(context.Background(), &queue.Message{}, []string{"a@b.example", "c@d.example"})
+	res := r.Deliver(context.Background(), &mail.Message{}, []string{"a@b.example", "c@d.example"})
 	if len(res) != 2 {
 		t.Fatalf("got %d results, want 2", len(res))
 	}
 	for _, x := range res {
-		if x.Text != "no remote delivery configured yet" || x.Status != queue.Deferred {
+		if x.Text != "no remote delivery configured yet" || x.Status != mail.Deferred {
 			t.Errorf("result = %+v", x)
 		}
 	}

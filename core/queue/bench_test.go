@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // BenchmarkEnqueue measures durable enqueues of 10 KiB messages from many
@@ -36,7 +38,7 @@ func BenchmarkEnqueue(b *testing.B) {
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						env := &Envelope{From: "a@src.test", Rcpts: []Recipient{{Addr: "x@dst.test"}}}
+						env := &mail.Envelope{From: "a@src.test", Rcpts: []mail.Recipient{{Addr: "x@dst.test"}}}
 						if _, err := q.Enqueue(context.Background(), env, body); err != nil {
 							b.Error(err)
 							return

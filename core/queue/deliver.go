@@ -9,6 +9,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/dsn"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // expiredDSN and expiredText describe recipients still pending after
@@ -22,7 +23,7 @@ const (
 // its outcome. It reports whether the outcome may have scheduled work (a
 // retry, a bounce or a success notice), which the scheduler must then look
 // for; a message delivered to every recipient simply leaves the queue.
-func (q *Queue) deliver(ctx context.Context, d Deliverer, id string) (scheduled bool) {
+func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, id string) (scheduled bool) {
 	m, err := q.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		q.dropLease(id)
@@ -36,7 +37,7 @@ func (q *Queue) deliver(ctx context.Context, d Deliverer, id string) (scheduled 
 	for _, r := range m.Pending() {
 		rcpts = append(rcpts, r.Addr)
 	}
-	var results []Result
+	var results []mail.Result
 	if len(rcpts) > 0 {
 		results = d.Deliver(ctx, m, rcpts)
 	}
@@ -59,12 +60,12 @@ func (q *Queue) deliver(ctx context.Context, d Deliverer, id string) (scheduled 
 
 // allSent reports whether an attempt delivered every recipient it was given
 // and none of them asked for a success notice: then nothing was scheduled.
-func allSent(m *Message, rcpts []string, results []Result) bool {
+func allSent(m *mail.Message, rcpts []string, results []mail.Result) bool {
 	if len(results) != len(rcpts) {
 		return false
 	}
 	for _, r := range results {
-		if r.Status != Sent {
+		if r.Status != mail.Sent {
 			return false
 		}
 	}
@@ -91,7 +92,7 @@ func (q *Queue) dropLease(id string) {
 // or reschedules the message. With shutdown set, recipients without a final
 // result neither count an attempt nor get rescheduled: the message stays
 // leased and is due again at the next Open.
-func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []Result, shutdown bool) error {
+func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []mail.Result, shutdown bool) error {
 	env, err := getEnvelope(txn, id)
 	if errors.Is(err, ErrNotFound) {
 		return txn.Delete(leaseKey(id)) // removed during delivery
@@ -110,24 +111,24 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []Result
 			if shutdown {
 				continue
 			}
-			res = Result{Rcpt: r.Addr, Status: Deferred, DSN: "4.0.0", Text: "no delivery result"}
+			res = mail.DeferredResult(r.Addr, "", mail.Reply{Enhanced: mail.EnhancedCode{4, 0, 0}, Text: "no delivery result"})
 		}
-		if shutdown && res.Status == Deferred {
+		if shutdown && res.Status == mail.Deferred {
 			continue
 		}
-		r.LastError, r.DSNCode, r.Relay = res.Text, res.DSN, res.Relay
+		r.LastError, r.DSNCode, r.Relay = res.Reply.Text, res.Reply.Enhanced.String(), res.Relay
 		if r.DSNCode == "" {
 			r.DSNCode = defaultDSN(res.Status)
 		}
-		q.logDelivery(id, r, delay, res.Status, res.Text)
+		q.logDelivery(id, r, delay, res.Status, res.Reply.Text)
 		switch res.Status {
-		case Sent:
-			r.State = Delivered
+		case mail.Sent:
+			r.State = mail.Delivered
 			r.LastError = ""
-			delivered = append(delivered, reportRcpt(r, "delivered", res.Code, res.Text))
-		case Bounced:
-			r.State = Failed
-			failed = append(failed, reportRcpt(r, "failed", res.Code, r.LastError))
+			delivered = append(delivered, reportRcpt(r, "delivered", res.Reply.Code, res.Reply.Text))
+		case mail.Bounced:
+			r.State = mail.Failed
+			failed = append(failed, reportRcpt(r, "failed", res.Reply.Code, r.LastError))
 		default:
 			r.Attempts++
 			deferred = true
@@ -138,14 +139,14 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []Result
 	}
 	if !shutdown && len(env.Pending()) > 0 && now.After(env.Received.Add(q.opts.MaxLifetime)) {
 		for _, r := range env.Pending() {
-			r.State = Failed
+			r.State = mail.Failed
 			r.DSNCode = expiredDSN
 			if r.LastError == "" {
 				r.LastError = expiredText
 			} else {
 				r.LastError = expiredText + "; last error: " + r.LastError
 			}
-			q.logDelivery(id, r, delay, Bounced, r.LastError)
+			q.logDelivery(id, r, delay, mail.Bounced, r.LastError)
 			failed = append(failed, reportRcpt(r, "failed", 0, r.LastError))
 		}
 	}
@@ -184,21 +185,21 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []Result
 }
 
 // takeResult finds the first unused result for addr.
-func takeResult(results []Result, used []bool, addr string) (Result, bool) {
+func takeResult(results []mail.Result, used []bool, addr string) (mail.Result, bool) {
 	for i, r := range results {
 		if !used[i] && strings.EqualFold(r.Rcpt, addr) {
 			used[i] = true
 			return r, true
 		}
 	}
-	return Result{}, false
+	return mail.Result{}, false
 }
 
-func defaultDSN(s Status) string {
+func defaultDSN(s mail.Status) string {
 	switch s {
-	case Sent:
+	case mail.Sent:
 		return "2.0.0"
-	case Bounced:
+	case mail.Bounced:
 		return "5.0.0"
 	}
 	return "4.0.0"
@@ -207,7 +208,7 @@ func defaultDSN(s Status) string {
 // nextAttempt is now plus MinBackoff·2^(attempts-1), capped at MaxBackoff,
 // with ±5% jitter, and never later than the expiry time (so expiry is
 // noticed on time).
-func (q *Queue) nextAttempt(env *Envelope, now time.Time) time.Time {
+func (q *Queue) nextAttempt(env *mail.Envelope, now time.Time) time.Time {
 	d := q.opts.MinBackoff
 	for i := 1; i < env.Attempts && d < q.opts.MaxBackoff; i++ {
 		d *= 2

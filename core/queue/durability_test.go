@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 func TestHoldReleaseRemove(t *testing.T) {
@@ -143,7 +145,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				env := &Envelope{From: "a@src.test", Rcpts: []Recipient{{Addr: fmt.Sprintf("w%d-%d@dst.test", w, i)}}}
+				env := &mail.Envelope{From: "a@src.test", Rcpts: []mail.Recipient{{Addr: fmt.Sprintf("w%d-%d@dst.test", w, i)}}}
 				id, err := q.Enqueue(context.Background(), env, bytes.Repeat([]byte("x"), 10<<10))
 				if err != nil {
 					t.Error(err)
@@ -221,7 +223,7 @@ func TestRotatedMemtablesSynced(t *testing.T) {
 				mu.Lock()
 				start := seq
 				mu.Unlock()
-				env := &Envelope{From: "a@src.test", Rcpts: []Recipient{{Addr: fmt.Sprintf("w%d-%d@dst.test", w, i)}}}
+				env := &mail.Envelope{From: "a@src.test", Rcpts: []mail.Recipient{{Addr: fmt.Sprintf("w%d-%d@dst.test", w, i)}}}
 				id, err := q.Enqueue(context.Background(), env, body)
 				if err != nil {
 					t.Error(err)

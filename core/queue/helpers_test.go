@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/core/testclock"
 )
 
 // fakeDeliverer answers with a function and records every call.
 type fakeDeliverer struct {
 	mu    sync.Mutex
-	fn    func(m *Message, rcpts []string) []Result
+	fn    func(m *mail.Message, rcpts []string) []mail.Result
 	calls []call
 }
 
@@ -26,7 +27,7 @@ type call struct {
 	Body  string
 }
 
-func (f *fakeDeliverer) Deliver(ctx context.Context, m *Message, rcpts []string) []Result {
+func (f *fakeDeliverer) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
 	f.mu.Lock()
 	f.calls = append(f.calls, call{m.ID, m.From, append([]string(nil), rcpts...), string(m.Body)})
 	fn := f.fn
@@ -41,10 +42,10 @@ func (f *fakeDeliverer) Calls() []call {
 }
 
 // sendAll delivers every recipient.
-func sendAll(m *Message, rcpts []string) []Result {
-	var out []Result
+func sendAll(m *mail.Message, rcpts []string) []mail.Result {
+	var out []mail.Result
 	for _, r := range rcpts {
-		out = append(out, Result{Rcpt: r, Status: Sent, Code: 250, DSN: "2.0.0", Text: "ok", Relay: "local"})
+		out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, Code: 250, DSN: "2.0.0", Text: "ok", Relay: "local"})
 	}
 	return out
 }
@@ -107,7 +108,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func list(t *testing.T, q *Queue) []Envelope {
+func list(t *testing.T, q *Queue) []mail.Envelope {
 	t.Helper()
 	envs, err := q.List(context.Background())
 	if err != nil {
@@ -118,9 +119,9 @@ func list(t *testing.T, q *Queue) []Envelope {
 
 func enqueue(t *testing.T, q *Queue, from string, rcpts ...string) string {
 	t.Helper()
-	env := &Envelope{From: from}
+	env := &mail.Envelope{From: from}
 	for _, r := range rcpts {
-		env.Rcpts = append(env.Rcpts, Recipient{Addr: r})
+		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: r})
 	}
 	id, err := q.Enqueue(context.Background(), env, []byte("Subject: test\r\n\r\nhello\r\n"))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Key prefixes; see the package comment.
@@ -56,7 +57,7 @@ func dueNanos(t time.Time) uint64 {
 }
 
 // getEnvelope reads and decodes the envelope of id.
-func getEnvelope(txn *badger.Txn, id string) (*Envelope, error) {
+func getEnvelope(txn *badger.Txn, id string) (*mail.Envelope, error) {
 	item, err := txn.Get(msgKey(id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
@@ -64,7 +65,7 @@ func getEnvelope(txn *badger.Txn, id string) (*Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := new(Envelope)
+	env := new(mail.Envelope)
 	err = item.Value(func(v []byte) error { return json.Unmarshal(v, env) })
 	if err != nil {
 		return nil, fmt.Errorf("decode envelope %s: %w", id, err)
@@ -73,7 +74,7 @@ func getEnvelope(txn *badger.Txn, id string) (*Envelope, error) {
 }
 
 // putEnvelope encodes and stores env.
-func putEnvelope(txn *badger.Txn, env *Envelope) error {
+func putEnvelope(txn *badger.Txn, env *mail.Envelope) error {
 	b, err := json.Marshal(env)
 	if err != nil {
 		return err
@@ -82,7 +83,7 @@ func putEnvelope(txn *badger.Txn, env *Envelope) error {
 }
 
 // deleteMessage removes every record of the message whose envelope is env.
-func deleteMessage(txn *badger.Txn, env *Envelope) error {
+func deleteMessage(txn *badger.Txn, env *mail.Envelope) error {
 	for _, k := range [][]byte{msgKey(env.ID), bodyKey(env.ID), leaseKey(env.ID), schedKey(env.NextAttempt, env.ID)} {
 		if err := txn.Delete(k); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/dsn"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // NOTIFY keywords (RFC 3461 section 4.1), one per kind of report.
@@ -21,7 +22,7 @@ const (
 // wantsNotice applies RFC 3461 NOTIFY to one kind of report: NEVER asks for
 // none; a list asks for the kinds it names; no list is Sluice's default,
 // FAILURE,DELAY (RFC 3461 leaves the default to the implementation).
-func wantsNotice(r *Recipient, kind string) bool {
+func wantsNotice(r *mail.Recipient, kind string) bool {
 	if len(r.Notify) == 0 {
 		return kind == notifyFailure || kind == notifyDelay
 	}
@@ -39,7 +40,7 @@ func wantsNotice(r *Recipient, kind string) bool {
 
 // logDelivery writes the one line per recipient and attempt, as Postfix
 // does: to, relay, delay, dsn, status and the reply.
-func (q *Queue) logDelivery(id string, r *Recipient, delay time.Duration, status Status, text string) {
+func (q *Queue) logDelivery(id string, r *mail.Recipient, delay time.Duration, status mail.Status, text string) {
 	relay := r.Relay
 	if relay == "" {
 		relay = "none"
@@ -50,7 +51,7 @@ func (q *Queue) logDelivery(id string, r *Recipient, delay time.Duration, status
 
 // reportRcpt describes recipient r for a report with the given action; code
 // and text are the reply that decided it (code 0: our own words).
-func reportRcpt(r *Recipient, action string, code int, text string) dsn.Rcpt {
+func reportRcpt(r *mail.Recipient, action string, code int, text string) dsn.Rcpt {
 	diag := text
 	if code > 0 {
 		diag = fmt.Sprintf("smtp; %d %s", code, text)
@@ -77,7 +78,7 @@ func reportRcpt(r *Recipient, action string, code int, text string) dsn.Rcpt {
 // delayWarning queues the one delay warning for env when Options.DelayWarning
 // has passed since it arrived, naming the pending recipients whose NOTIFY
 // allows it, and records that it was sent.
-func (q *Queue) delayWarning(txn *badger.Txn, env *Envelope, body []byte, now time.Time) error {
+func (q *Queue) delayWarning(txn *badger.Txn, env *mail.Envelope, body []byte, now time.Time) error {
 	if q.opts.DelayWarning <= 0 || env.DelayWarned || env.From == "" || now.Sub(env.Received) < q.opts.DelayWarning {
 		return nil
 	}
@@ -98,7 +99,7 @@ func (q *Queue) delayWarning(txn *badger.Txn, env *Envelope, body []byte, now ti
 // report queues in txn one DSN of the given kind to env's sender about the
 // recipients in rcpts that asked for it (NOTIFY). Nothing goes to the null
 // sender: a report is never reported on.
-func (q *Queue) report(txn *badger.Txn, env *Envelope, body []byte, kind string, rcpts []dsn.Rcpt, now time.Time) error {
+func (q *Queue) report(txn *badger.Txn, env *mail.Envelope, body []byte, kind string, rcpts []dsn.Rcpt, now time.Time) error {
 	if len(rcpts) == 0 {
 		return nil
 	}
@@ -143,9 +144,9 @@ func (q *Queue) report(txn *badger.Txn, env *Envelope, body []byte, kind string,
 	if err != nil {
 		return fmt.Errorf("build %s for %s: %w", what, env.ID, err)
 	}
-	b := &Envelope{
+	b := &mail.Envelope{
 		From:     "",
-		Rcpts:    []Recipient{{Addr: env.From}},
+		Rcpts:    []mail.Recipient{{Addr: env.From}},
 		SMTPUTF8: env.SMTPUTF8,
 		Body8Bit: env.Body8Bit,
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // logBuf collects log lines for assertions (and passes them to t.Log).
@@ -56,13 +58,13 @@ func isReport(body string) bool { return strings.Contains(body, "report-type=del
 
 // deferAll defers every recipient of ordinary messages and delivers
 // reports.
-func deferAll(m *Message, rcpts []string) []Result {
+func deferAll(m *mail.Message, rcpts []string) []mail.Result {
 	if isReport(string(m.Body)) {
 		return sendAll(m, rcpts)
 	}
-	var out []Result
+	var out []mail.Result
 	for _, r := range rcpts {
-		out = append(out, Result{Rcpt: r, Status: Deferred, Code: 451, DSN: "4.4.1", Text: "4.4.1 no answer from " + r, Relay: "mx.dst.test[192.0.2.1]:25"})
+		out = append(out, mail.Result{Rcpt: r, Status: mail.Deferred, Code: 451, DSN: "4.4.1", Text: "4.4.1 no answer from " + r, Relay: "mx.dst.test[192.0.2.1]:25"})
 	}
 	return out
 }
@@ -72,24 +74,24 @@ func TestDSNParameters(t *testing.T) {
 	for _, ret := range []string{"", "FULL", "HDRS"} {
 		t.Run("RET="+ret, func(t *testing.T) {
 			c := newClock()
-			d := &fakeDeliverer{fn: func(m *Message, rcpts []string) []Result {
+			d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
 				if m.From == "" {
 					return sendAll(m, rcpts)
 				}
-				return []Result{{Rcpt: rcpts[0], Status: Bounced, Code: 550, DSN: "5.1.1", Text: "5.1.1 no such user", Relay: "mx.dst.test[192.0.2.1]:25"}}
+				return []mail.Result{{Rcpt: rcpts[0], Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "5.1.1 no such user", Relay: "mx.dst.test[192.0.2.1]:25"}}
 			}}
 			opts := testOptions(t, t.TempDir(), c)
 			opts.Deliverer = d
 			q := openQueue(t, opts)
-			env := &Envelope{From: "a@src.test", Ret: ret, EnvID: "env-42",
-				Rcpts: []Recipient{{Addr: "x@dst.test", ORCPT: "rfc822;Orig@Dst.Test"}}}
+			env := &mail.Envelope{From: "a@src.test", Ret: ret, EnvID: "env-42",
+				Rcpts: []mail.Recipient{{Addr: "x@dst.test", ORCPT: "rfc822;Orig@Dst.Test"}}}
 			if _, err := q.Enqueue(context.Background(), env, []byte("Subject: secret\r\n\r\nthe body text\r\n")); err != nil {
 				t.Fatal(err)
 			}
 			run(t, q)
 			eventually(t, "bounce delivered", func() bool { return len(bounces(d)) == 1 })
 			b := bounces(d)[0].Body
-			for _, want := range []string{"Original-Envelope-Id: env-42\r\n", "Original-Recipient: rfc822; Orig@Dst.Test\r\n",
+			for _, want := range []string{"Original-mail.Envelope-Id: env-42\r\n", "Original-Recipient: rfc822; Orig@Dst.Test\r\n",
 				"Final-Recipient: rfc822; x@dst.test\r\n", "Action: failed\r\n", "Status: 5.1.1\r\n",
 				"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n", "Remote-MTA: dns; mx.dst.test\r\n", "Subject: secret\r\n"} {
 				if !strings.Contains(b, want) {
@@ -107,13 +109,13 @@ func TestDSNParameters(t *testing.T) {
 // failed recipient with its own remote reply.
 func TestOneBounceListsAll(t *testing.T) {
 	c := newClock()
-	d := &fakeDeliverer{fn: func(m *Message, rcpts []string) []Result {
+	d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
 		if m.From == "" {
 			return sendAll(m, rcpts)
 		}
-		var out []Result
+		var out []mail.Result
 		for _, r := range rcpts {
-			out = append(out, Result{Rcpt: r, Status: Bounced, Code: 550, DSN: "5.1.1", Text: "5.1.1 unknown user " + r, Relay: "mx[192.0.2.1]:25"})
+			out = append(out, mail.Result{Rcpt: r, Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "5.1.1 unknown user " + r, Relay: "mx[192.0.2.1]:25"})
 		}
 		return out
 	}}
@@ -152,7 +154,7 @@ func TestSuccessNotice(t *testing.T) {
 			opts := testOptions(t, t.TempDir(), c)
 			opts.Deliverer = d
 			q := openQueue(t, opts)
-			env := &Envelope{From: tc.from, Rcpts: []Recipient{
+			env := &mail.Envelope{From: tc.from, Rcpts: []mail.Recipient{
 				{Addr: "x@dst.test", Notify: []string{"SUCCESS", "FAILURE"}},
 				{Addr: "y@dst.test", Notify: []string{"success"}, ORCPT: "rfc822;y@orig.test"},
 				{Addr: "z@dst.test"},
@@ -216,7 +218,7 @@ func TestDelayWarning(t *testing.T) {
 			opts := testOptions(t, t.TempDir(), c)
 			opts.Deliverer, opts.DelayWarning = d, tc.after
 			q := openQueue(t, opts)
-			env := &Envelope{From: tc.from, EnvID: "E1", Rcpts: []Recipient{
+			env := &mail.Envelope{From: tc.from, EnvID: "E1", Rcpts: []mail.Recipient{
 				{Addr: "x@dst.test"},
 				{Addr: "y@dst.test", Notify: []string{"FAILURE"}},
 				{Addr: "z@dst.test", Notify: []string{"DELAY"}},
@@ -265,7 +267,7 @@ func TestDelayWarning(t *testing.T) {
 				}
 			}
 			until := m.Received.Add(opts.MaxLifetime).Format("Mon, 02 Jan 2006 15:04:05 -0700")
-			for _, want := range []string{"Status: 4.4.1", "Will-Retry-Until: " + until, "Original-Envelope-Id: E1", "no answer from z@dst.test"} {
+			for _, want := range []string{"Status: 4.4.1", "Will-Retry-Until: " + until, "Original-mail.Envelope-Id: E1", "no answer from z@dst.test"} {
 				if !strings.Contains(b, want) {
 					t.Errorf("warning lacks %q:\n%s", want, b)
 				}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/dsn"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Administrative bounces fail every pending recipient with this status.
@@ -74,7 +75,7 @@ func normDomain(d string) string {
 
 // hasPendingIn reports whether env has a pending recipient in domain, which
 // normDomain has normalized.
-func hasPendingIn(env *Envelope, domain string) bool {
+func hasPendingIn(env *mail.Envelope, domain string) bool {
 	for _, r := range env.Pending() {
 		at := strings.LastIndexByte(r.Addr, '@')
 		if at >= 0 && normDomain(r.Addr[at+1:]) == domain {
@@ -107,8 +108,8 @@ func (q *Queue) Bounce(ctx context.Context, id string) error {
 		delay := now.Sub(env.Received).Round(time.Second)
 		var failed []dsn.Rcpt
 		for _, r := range env.Pending() {
-			r.State, r.DSNCode, r.LastError = Failed, adminBounceDSN, adminBounceText
-			q.logDelivery(id, r, delay, Bounced, adminBounceText)
+			r.State, r.DSNCode, r.LastError = mail.Failed, adminBounceDSN, adminBounceText
+			q.logDelivery(id, r, delay, mail.Bounced, adminBounceText)
 			failed = append(failed, reportRcpt(r, "failed", 0, adminBounceText))
 		}
 		if err := q.report(txn, env, body, notifyFailure, failed, now); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // callsFor counts the delivery attempts of message id.
@@ -41,11 +42,11 @@ func idle(t *testing.T, q *Queue) bool {
 
 func TestFlushDomain(t *testing.T) {
 	c := newClock() // frozen: only a flush makes a deferred message due
-	d := &fakeDeliverer{fn: func(m *Message, rcpts []string) []Result {
-		var out []Result
+	d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
+		var out []mail.Result
 		for _, r := range rcpts {
 			if r == "done@a.test" {
-				out = append(out, Result{Rcpt: r, Status: Sent, DSN: "2.0.0", Text: "ok", Relay: "local"})
+				out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, DSN: "2.0.0", Text: "ok", Relay: "local"})
 			}
 		}
 		return append(out, deferAll(m, slices.DeleteFunc(rcpts, func(r string) bool { return r == "done@a.test" }))...)
@@ -99,7 +100,7 @@ func TestAdminBounce(t *testing.T) {
 			opts.Deliverer = d
 			logs := captureLog(t, &opts)
 			q := openQueue(t, opts)
-			env := &Envelope{From: tc.from, Rcpts: []Recipient{
+			env := &mail.Envelope{From: tc.from, Rcpts: []mail.Recipient{
 				{Addr: "x@dst.test"}, {Addr: "y@dst.test", ORCPT: "rfc822;y@orig.test"}, {Addr: "n@dst.test", Notify: []string{"NEVER"}},
 			}}
 			id, err := q.Enqueue(context.Background(), env, []byte("Subject: s\r\n\r\nbody\r\n"))

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // ErrNotFound is returned when no queued message has the given ID.
@@ -52,7 +53,7 @@ type Options struct {
 	GCInterval time.Duration
 	// Deliverer delivers due messages; it may be set later with
 	// SetDeliverer, before Run.
-	Deliverer Deliverer
+	Deliverer mail.Deliverer
 	// Logger receives one line per event; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -97,7 +98,7 @@ type Queue struct {
 	ids  idGen
 
 	mu        sync.Mutex
-	deliverer Deliverer
+	deliverer mail.Deliverer
 	cancelRun context.CancelFunc
 	runDone   chan struct{}
 	closed    bool
@@ -197,13 +198,13 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 }
 
 // SetDeliverer sets the Deliverer used by Run; call it before Run.
-func (q *Queue) SetDeliverer(d Deliverer) {
+func (q *Queue) SetDeliverer(d mail.Deliverer) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.deliverer = d
 }
 
-func (q *Queue) getDeliverer() Deliverer {
+func (q *Queue) getDeliverer() mail.Deliverer {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.deliverer
@@ -251,7 +252,7 @@ func (q *Queue) nudge() {
 const readyBacklog = 4096
 
 // offer hands a freshly stored message to the scheduler.
-func (q *Queue) offer(env *Envelope) {
+func (q *Queue) offer(env *mail.Envelope) {
 	if env.Held {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 func TestDeliveredAndRemoved(t *testing.T) {
@@ -70,10 +71,10 @@ func TestIDsOrdered(t *testing.T) {
 func TestDeferredThenSent(t *testing.T) {
 	c := newClock()
 	attempt := 0
-	d := &fakeDeliverer{fn: func(m *Message, rcpts []string) []Result {
+	d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
 		attempt++
 		if attempt == 1 {
-			return []Result{{Rcpt: rcpts[0], Status: Deferred, Code: 451, DSN: "4.3.0", Text: "try later", Relay: "mx.dst.test[192.0.2.1]:25"}}
+			return []mail.Result{{Rcpt: rcpts[0], Status: mail.Deferred, Code: 451, DSN: "4.3.0", Text: "try later", Relay: "mx.dst.test[192.0.2.1]:25"}}
 		}
 		return sendAll(m, rcpts)
 	}}
@@ -88,7 +89,7 @@ func TestDeferredThenSent(t *testing.T) {
 	})
 	m, _ := q.Get(context.Background(), id)
 	r := m.Rcpts[0]
-	if r.State != Pending || r.Attempts != 1 || r.DSNCode != "4.3.0" || r.LastError != "try later" || r.Relay != "mx.dst.test[192.0.2.1]:25" {
+	if r.State != mail.Pending || r.Attempts != 1 || r.DSNCode != "4.3.0" || r.LastError != "try later" || r.Relay != "mx.dst.test[192.0.2.1]:25" {
 		t.Errorf("recipient after deferral = %+v", r)
 	}
 	if wait := m.NextAttempt.Sub(c.Now()); wait < opts.MinBackoff*9/10 || wait > opts.MinBackoff*11/10 {
@@ -114,7 +115,7 @@ func TestBackoff(t *testing.T) {
 		attempts int
 		want     float64 // minutes
 	}{{1, 5}, {2, 10}, {3, 20}, {4, 40}, {5, 60}, {30, 60}} {
-		env := &Envelope{Attempts: tc.attempts, Received: now}
+		env := &mail.Envelope{Attempts: tc.attempts, Received: now}
 		got := q.nextAttempt(env, now).Sub(now).Minutes()
 		if got < tc.want*0.94 || got > tc.want*1.06 {
 			t.Errorf("attempts %d: backoff %.1f min, want %.0f ±5%%", tc.attempts, got, tc.want)
@@ -135,17 +136,17 @@ func bounces(d *fakeDeliverer) []call {
 
 func TestMixedResults(t *testing.T) {
 	c := newClock()
-	d := &fakeDeliverer{fn: func(m *Message, rcpts []string) []Result {
+	d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
 		if m.From == "" {
 			return sendAll(m, rcpts)
 		}
-		var out []Result
+		var out []mail.Result
 		for _, r := range rcpts {
 			switch r {
 			case "ok@dst.test":
-				out = append(out, Result{Rcpt: r, Status: Sent, DSN: "2.0.0", Text: "ok", Relay: "local"})
+				out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, DSN: "2.0.0", Text: "ok", Relay: "local"})
 			case "bad@dst.test":
-				out = append(out, Result{Rcpt: r, Status: Bounced, Code: 550, DSN: "5.1.1", Text: "no such user", Relay: "mx[192.0.2.1]:25"})
+				out = append(out, mail.Result{Rcpt: r, Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "no such user", Relay: "mx[192.0.2.1]:25"})
 			}
 			// later@dst.test: no result at all, so deferred
 		}
@@ -161,7 +162,7 @@ func TestMixedResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]RcptState{"ok@dst.test": Delivered, "bad@dst.test": Failed, "later@dst.test": Pending}
+	want := map[string]mail.RcptState{"ok@dst.test": mail.Delivered, "bad@dst.test": mail.Failed, "later@dst.test": mail.Pending}
 	for _, r := range m.Rcpts {
 		if r.State != want[r.Addr] {
 			t.Errorf("%s: state %v, want %v", r.Addr, r.State, want[r.Addr])
@@ -181,11 +182,11 @@ func TestMixedResults(t *testing.T) {
 
 func TestExpiryBounces(t *testing.T) {
 	c := newClock()
-	d := &fakeDeliverer{fn: func(m *Message, rcpts []string) []Result {
+	d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
 		if m.From == "" {
 			return sendAll(m, rcpts)
 		}
-		return []Result{{Rcpt: rcpts[0], Status: Deferred, Code: 421, DSN: "4.4.2", Text: "timeout", Relay: "mx[192.0.2.1]:25"}}
+		return []mail.Result{{Rcpt: rcpts[0], Status: mail.Deferred, Code: 421, DSN: "4.4.2", Text: "timeout", Relay: "mx[192.0.2.1]:25"}}
 	}}
 	opts := testOptions(t, t.TempDir(), c)
 	opts.Deliverer = d
@@ -210,8 +211,8 @@ func TestExpiryBounces(t *testing.T) {
 
 func TestNoBounceOfBounce(t *testing.T) {
 	c := newClock()
-	d := &fakeDeliverer{fn: func(m *Message, rcpts []string) []Result {
-		return []Result{{Rcpt: rcpts[0], Status: Bounced, Code: 550, DSN: "5.1.1", Text: "no such user"}}
+	d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
+		return []mail.Result{{Rcpt: rcpts[0], Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "no such user"}}
 	}}
 	opts := testOptions(t, t.TempDir(), c)
 	opts.Deliverer = d
@@ -237,20 +238,20 @@ func TestNotify(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClock()
-			d := &fakeDeliverer{fn: func(m *Message, rcpts []string) []Result {
+			d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
 				if m.From == "" {
 					return sendAll(m, rcpts)
 				}
-				var out []Result
+				var out []mail.Result
 				for _, r := range rcpts {
-					out = append(out, Result{Rcpt: r, Status: Bounced, Code: 550, DSN: "5.1.1", Text: "no such user"})
+					out = append(out, mail.Result{Rcpt: r, Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "no such user"})
 				}
 				return out
 			}}
 			opts := testOptions(t, t.TempDir(), c)
 			opts.Deliverer = d
 			q := openQueue(t, opts)
-			env := &Envelope{From: "a@src.test", Rcpts: []Recipient{
+			env := &mail.Envelope{From: "a@src.test", Rcpts: []mail.Recipient{
 				{Addr: "x@dst.test", Notify: tc.notify["x@dst.test"]},
 				{Addr: "y@dst.test", Notify: tc.notify["y@dst.test"]},
 			}}

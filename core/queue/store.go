@@ -6,12 +6,13 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Enqueue stores a new message and returns its ID once the message is
 // durable on disk. It keeps an ID the caller took from NewID (or assigns
 // one) and sets env's Received, NextAttempt (now) and Size.
-func (q *Queue) Enqueue(ctx context.Context, env *Envelope, body []byte) (string, error) {
+func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (string, error) {
 	if env == nil || len(env.Rcpts) == 0 {
 		return "", errors.New("queue: message has no recipients")
 	}
@@ -42,7 +43,7 @@ func (q *Queue) DB() *badger.DB { return q.db }
 func (q *Queue) NewID() string { return q.ids.next(q.opts.Now()) }
 
 // insert writes envelope, body and schedule entry of a new message.
-func (q *Queue) insert(txn *badger.Txn, env *Envelope, body []byte) error {
+func (q *Queue) insert(txn *badger.Txn, env *mail.Envelope, body []byte) error {
 	if err := putEnvelope(txn, env); err != nil {
 		return err
 	}
@@ -56,8 +57,8 @@ func (q *Queue) insert(txn *badger.Txn, env *Envelope, body []byte) error {
 }
 
 // List returns every queued envelope, ordered by ID (arrival).
-func (q *Queue) List(ctx context.Context) ([]Envelope, error) {
-	var out []Envelope
+func (q *Queue) List(ctx context.Context) ([]mail.Envelope, error) {
+	var out []mail.Envelope
 	err := q.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMsg), PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
@@ -81,8 +82,8 @@ func (q *Queue) List(ctx context.Context) ([]Envelope, error) {
 }
 
 // Get returns the message with the given ID, or ErrNotFound.
-func (q *Queue) Get(ctx context.Context, id string) (*Message, error) {
-	var m *Message
+func (q *Queue) Get(ctx context.Context, id string) (*mail.Message, error) {
+	var m *mail.Message
 	err := q.db.View(func(txn *badger.Txn) error {
 		env, err := getEnvelope(txn, id)
 		if err != nil {
@@ -96,7 +97,7 @@ func (q *Queue) Get(ctx context.Context, id string) (*Message, error) {
 		if err != nil {
 			return fmt.Errorf("read body of %s: %w", id, err)
 		}
-		m = &Message{Envelope: *env, Body: body}
+		m = &mail.Message{Envelope: *env, Body: body}
 		return nil
 	})
 	if err != nil {
@@ -148,7 +149,7 @@ func (q *Queue) Release(ctx context.Context, id string) error {
 
 // makeDue clears env's hold and moves its schedule entry to now, unless a
 // worker holds it leased (the worker reschedules it when done).
-func (q *Queue) makeDue(txn *badger.Txn, env *Envelope) error {
+func (q *Queue) makeDue(txn *badger.Txn, env *mail.Envelope) error {
 	if !env.Held {
 		if err := txn.Delete(schedKey(env.NextAttempt, env.ID)); err != nil {
 			return err

@@ -9,7 +9,7 @@ import (
 	"github.com/sluice-mta/sluice/core/delivery"
 	"github.com/sluice-mta/sluice/core/delivery/local"
 	"github.com/sluice-mta/sluice/core/delivery/remote"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // newRouter assembles delivery: the local transport, outbound SMTP to
@@ -85,7 +85,7 @@ func (s *Server) ownAddrs() []netip.AddrPort {
 }
 
 // newLocal returns the configured local transport.
-func (s *Server) newLocal() queue.Deliverer {
+func (s *Server) newLocal() mail.Deliverer {
 	cfg := s.cfg
 	if cfg.Local.Transport == "lmtp" {
 		return local.NewLMTP(local.LMTPOptions{

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // maxLocalRcpts bounds the recipients of one local submission.
@@ -28,7 +28,7 @@ func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, m
 	if int64(len(msg)) > int64(s.cfg.Submission.MaxMessageSize) {
 		return "", fmt.Errorf("message of %d bytes is over submission.max_message_size", len(msg))
 	}
-	env := &queue.Envelope{From: from, ClientIP: "127.0.0.1", Helo: "localhost", Trusted: true}
+	env := &mail.Envelope{From: from, ClientIP: "127.0.0.1", Helo: "localhost", Trusted: true}
 	seen := map[string]bool{}
 	for _, r := range rcpts {
 		at := strings.LastIndexByte(r, '@')
@@ -38,7 +38,7 @@ func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, m
 		r = r[:at] + "@" + strings.ToLower(r[at+1:])
 		if !seen[r] {
 			seen[r] = true
-			env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: r})
+			env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: r})
 		}
 	}
 	if hasBareNewline(msg) {

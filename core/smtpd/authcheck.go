@@ -6,7 +6,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/auth"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Checker runs the inbound SPF, DKIM and DMARC checks; *auth.Checker
@@ -25,7 +25,7 @@ var errDMARCReject = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{
 // Authentication-Results headers claiming our name, prepends ours, hands the
 // results to the filters, and refuses mail whose DMARC policy says reject
 // when the operator enforces it.
-func (ss *session) authenticate(env *queue.Envelope, msg []byte) ([]byte, *smtp.SMTPError) {
+func (ss *session) authenticate(env *mail.Envelope, msg []byte) ([]byte, *smtp.SMTPError) {
 	c := ss.s.opts.Auth
 	if c == nil || env.AuthUser != "" || env.Trusted {
 		return msg, nil

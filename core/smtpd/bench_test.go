@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // countQueue accepts everything and only counts.
@@ -19,7 +19,7 @@ type countQueue struct{ n atomic.Int64 }
 
 func (q *countQueue) NewID() string { return "BENCH" + strconv.FormatInt(q.n.Load(), 10) }
 
-func (q *countQueue) Enqueue(ctx context.Context, env *queue.Envelope, body []byte) (string, error) {
+func (q *countQueue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (string, error) {
 	q.n.Add(1)
 	return env.ID, nil
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/filter"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -149,7 +149,7 @@ func (fs *fsession) beginTxn(from string) {
 }
 
 // rcptAddrs lists the envelope's recipients for the chain.
-func rcptAddrs(rs []queue.Recipient) []string {
+func rcptAddrs(rs []mail.Recipient) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		out[i] = r.Addr
@@ -159,11 +159,11 @@ func rcptAddrs(rs []queue.Recipient) []string {
 
 // syncRcpts makes the envelope's recipients those the chain left in
 // txn.Rcpts, keeping the DSN parameters of the ones that stayed.
-func syncRcpts(env *queue.Envelope, addrs []string) {
+func syncRcpts(env *mail.Envelope, addrs []string) {
 	old := env.Rcpts
-	env.Rcpts = make([]queue.Recipient, 0, len(addrs))
+	env.Rcpts = make([]mail.Recipient, 0, len(addrs))
 	for _, a := range addrs {
-		r := queue.Recipient{Addr: a}
+		r := mail.Recipient{Addr: a}
 		for _, o := range old {
 			if strings.EqualFold(o.Addr, a) {
 				r = o
@@ -212,7 +212,7 @@ func symbolList(syms []filter.Symbol) string {
 // filterData runs the data hook on the whole message and applies what the
 // plugins did: header edits, recipient changes, score thresholds,
 // quarantine and notes. It returns the message to queue, or a reply.
-func (ss *session) filterData(env *queue.Envelope, msg []byte) ([]byte, *smtp.SMTPError) {
+func (ss *session) filterData(env *mail.Envelope, msg []byte) ([]byte, *smtp.SMTPError) {
 	fs := ss.fs
 	fs.txn.QueueID, fs.txn.Rcpts = env.ID, rcptAddrs(env.Rcpts)
 	if fs.f.Hooks()&(1<<pluginapi.HookData) != 0 {

@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/config"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // fakeQueue records what the server enqueued.
 type fakeQueue struct {
 	mu     sync.Mutex
-	envs   []queue.Envelope
+	envs   []mail.Envelope
 	bodies [][]byte
 	err    error // returned by Enqueue when set
 	ids    int
@@ -35,7 +35,7 @@ func (q *fakeQueue) NewID() string {
 	return "FAKE" + strconv.Itoa(q.ids)
 }
 
-func (q *fakeQueue) Enqueue(ctx context.Context, env *queue.Envelope, body []byte) (string, error) {
+func (q *fakeQueue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (string, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.err != nil {
@@ -50,10 +50,10 @@ func (q *fakeQueue) Enqueue(ctx context.Context, env *queue.Envelope, body []byt
 }
 
 // got returns copies of what was enqueued so far.
-func (q *fakeQueue) got() ([]queue.Envelope, [][]byte) {
+func (q *fakeQueue) got() ([]mail.Envelope, [][]byte) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return append([]queue.Envelope(nil), q.envs...), append([][]byte(nil), q.bodies...)
+	return append([]mail.Envelope(nil), q.envs...), append([][]byte(nil), q.bodies...)
 }
 
 const testHost = "mx.test"

@@ -22,7 +22,7 @@ import (
 
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/filter"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Enqueuer is what the SMTP server needs from the queue.
@@ -32,7 +32,7 @@ type Enqueuer interface {
 	NewID() string
 	// Enqueue stores the message durably and returns its queue ID. The
 	// server sets env.ID (from NewID) before the call; an Enqueuer keeps it.
-	Enqueue(ctx context.Context, env *queue.Envelope, body []byte) (string, error)
+	Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (string, error)
 }
 
 // Options configure a Server.

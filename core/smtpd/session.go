@@ -10,7 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -39,9 +39,9 @@ type session struct {
 	info ConnInfo
 	log  *slog.Logger
 
-	env      *queue.Envelope // the current transaction, nil before MAIL
-	sizeHint int64           // SIZE= from MAIL, 0 when not given
-	fs       *fsession       // the filter chain's state, nil without filters
+	env      *mail.Envelope // the current transaction, nil before MAIL
+	sizeHint int64          // SIZE= from MAIL, 0 when not given
+	fs       *fsession      // the filter chain's state, nil without filters
 }
 
 var (
@@ -105,7 +105,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		return err
 	}
 	ss.info.Helo = ss.conn.Hostname() // a later EHLO may have changed it
-	env := &queue.Envelope{
+	env := &mail.Envelope{
 		From:     from,
 		ClientIP: ss.info.ClientIP.String(),
 		Helo:     ss.info.Helo,
@@ -153,7 +153,7 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if len(ss.env.Rcpts) >= ss.s.lc.MaxRecipients {
 		return ss.reject("rcpt", errTooManyRcpts, "rcpt", to)
 	}
-	rcpt := queue.Recipient{Addr: addr}
+	rcpt := mail.Recipient{Addr: addr}
 	if opts != nil {
 		for _, n := range opts.Notify {
 			rcpt.Notify = append(rcpt.Notify, string(n))

@@ -9,8 +9,7 @@ import (
 	"testing"
 
 	"github.com/emersion/go-smtp"
-
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 func TestExtensions(t *testing.T) {
@@ -73,9 +72,9 @@ func TestAcceptMessage(t *testing.T) {
 	if want := "2.0.0 Ok: queued as " + env.ID; resp.StatusText != want {
 		t.Errorf("reply %q, want %q", resp.StatusText, want)
 	}
-	want := queue.Envelope{
+	want := mail.Envelope{
 		ID: env.ID, From: "sender@example.org",
-		Rcpts: []queue.Recipient{{Addr: "User@local.test", Notify: []string{"SUCCESS", "FAILURE"},
+		Rcpts: []mail.Recipient{{Addr: "User@local.test", Notify: []string{"SUCCESS", "FAILURE"},
 			ORCPT: "RFC822;orig@example.net"}},
 		Ret: "HDRS", EnvID: "env-42", SMTPUTF8: true, Body8Bit: true,
 		ClientIP: "127.0.0.1", Helo: "client.example",

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // defaultLMTPTimeout bounds the connection and each command when
@@ -43,7 +42,7 @@ type LMTP struct {
 	address string
 }
 
-var _ queue.Deliverer = (*LMTP)(nil)
+var _ mail.Deliverer = (*LMTP)(nil)
 
 // NewLMTP returns an LMTP deliverer for opts.
 func NewLMTP(opts LMTPOptions) *LMTP {
@@ -67,7 +66,7 @@ func NewLMTP(opts LMTPOptions) *LMTP {
 
 // Deliver sends m to the LMTP server for rcpts and returns the server's
 // verdict for each.
-func (l *LMTP) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
+func (l *LMTP) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
 	results := l.deliver(ctx, m, rcpts)
 	for _, r := range results {
 		logResult(ctx, l.log, m, r)
@@ -77,8 +76,8 @@ func (l *LMTP) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []
 
 // deliver runs one LMTP transaction. Every recipient gets exactly one
 // Result, in the order of rcpts.
-func (l *LMTP) deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
-	results := make([]queue.Result, len(rcpts))
+func (l *LMTP) deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
+	results := make([]mail.Result, len(rcpts))
 	if len(rcpts) == 0 {
 		return results
 	}
@@ -93,7 +92,7 @@ func (l *LMTP) deliver(ctx context.Context, m *queue.Message, rcpts []string) []
 		index[rc] = append(index[rc], i)
 	}
 	done := make(map[string]bool, len(order))
-	set := func(rcpt string, r queue.Result) {
+	set := func(rcpt string, r mail.Result) {
 		done[rcpt] = true
 		for _, i := range index[rcpt] {
 			results[i] = r
@@ -101,7 +100,7 @@ func (l *LMTP) deliver(ctx context.Context, m *queue.Message, rcpts []string) []
 		}
 	}
 	// failAll gives every recipient without a Result one built from err.
-	failAll := func(err error, dsn string) []queue.Result {
+	failAll := func(err error, dsn string) []mail.Result {
 		for _, rc := range order {
 			if !done[rc] {
 				set(rc, l.errResult(rc, err, dsn))
@@ -177,7 +176,7 @@ func (l *LMTP) deliver(ctx context.Context, m *queue.Message, rcpts []string) []
 }
 
 // mailOptions returns the MAIL parameters for m that the server supports.
-func (l *LMTP) mailOptions(c *smtp.Client, m *queue.Message) *smtp.MailOptions {
+func (l *LMTP) mailOptions(c *smtp.Client, m *mail.Message) *smtp.MailOptions {
 	opts := &smtp.MailOptions{Size: int64(len(m.Body))}
 	if ok, _ := c.Extension("SMTPUTF8"); ok && m.SMTPUTF8 {
 		opts.UTF8 = true
@@ -186,7 +185,7 @@ func (l *LMTP) mailOptions(c *smtp.Client, m *queue.Message) *smtp.MailOptions {
 }
 
 // okResult is the Result for a positive per-recipient reply.
-func (l *LMTP) okResult(rcpt, text string) queue.Result {
+func (l *LMTP) okResult(rcpt, text string) mail.Result {
 	dsn := "2.0.0"
 	if code, rest, ok := cutEnhanced(text); ok {
 		dsn, text = code, rest
@@ -197,7 +196,7 @@ func (l *LMTP) okResult(rcpt, text string) queue.Result {
 // errResult turns err into a Result for rcpt. An *smtp.SMTPError keeps the
 // server's codes (5xx bounces, anything else defers); other errors defer
 // with fallbackDSN.
-func (l *LMTP) errResult(rcpt string, err error, fallbackDSN string) queue.Result {
+func (l *LMTP) errResult(rcpt string, err error, fallbackDSN string) mail.Result {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) {
 		if fallbackDSN == "" {
@@ -205,10 +204,10 @@ func (l *LMTP) errResult(rcpt string, err error, fallbackDSN string) queue.Resul
 		}
 		return deferred(rcpt, l.relay, fallbackDSN, err.Error())
 	}
-	r := queue.Result{Rcpt: rcpt, Status: queue.Deferred, Code: se.Code, Text: se.Message, Relay: l.relay}
+	r := mail.Result{Rcpt: rcpt, Status: mail.Deferred, Code: se.Code, Text: se.Message, Relay: l.relay}
 	class := se.Code / 100
 	if class == 5 {
-		r.Status = queue.Bounced
+		r.Status = mail.Bounced
 	}
 	if se.EnhancedCode != (smtp.EnhancedCode{}) && se.EnhancedCode != smtp.NoEnhancedCode {
 		e := se.EnhancedCode

@@ -14,7 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/internal/dovecot"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // stored returns the single message in the Maildir dir's new/.
@@ -44,7 +44,7 @@ func TestLMTPDovecot(t *testing.T) {
 		}
 		for i, user := range []string{"alice", "bob"} {
 			r := res[i]
-			if r.Rcpt != rcpts[i] || r.Status != queue.Sent || r.Code != 250 || r.DSN[0] != '2' ||
+			if r.Rcpt != rcpts[i] || r.Status != mail.Sent || r.Code != 250 || r.DSN[0] != '2' ||
 				r.Relay != "lmtp[127.0.0.1]:"+port {
 				t.Errorf("result %d = %+v, want sent via lmtp[127.0.0.1]:%s", i, r, port)
 			}
@@ -68,10 +68,10 @@ func TestLMTPDovecot(t *testing.T) {
 		if len(res) != 2 {
 			t.Fatalf("got %d results, want 2: %+v", len(res), res)
 		}
-		if r := res[0]; r.Rcpt != rcpts[0] || r.Status != queue.Bounced || r.Code != 550 || r.DSN != "5.1.1" || r.Text == "" {
+		if r := res[0]; r.Rcpt != rcpts[0] || r.Status != mail.Bounced || r.Code != 550 || r.DSN != "5.1.1" || r.Text == "" {
 			t.Errorf("unknown user: %+v, want bounced 550 5.1.1 with the server's text", r)
 		}
-		if r := res[1]; r.Rcpt != rcpts[1] || r.Status != queue.Sent {
+		if r := res[1]; r.Rcpt != rcpts[1] || r.Status != mail.Sent {
 			t.Errorf("postmaster: %+v, want sent", r)
 		}
 		stored(t, s.Maildir("postmaster"))
@@ -82,7 +82,7 @@ func TestLMTPDovecot(t *testing.T) {
 
 	t.Run("only unknown users", func(t *testing.T) {
 		res := l.Deliver(context.Background(), newMessage(body), []string{"ghost@example.com"})
-		if len(res) != 1 || res[0].Status != queue.Bounced || res[0].DSN != "5.1.1" {
+		if len(res) != 1 || res[0].Status != mail.Bounced || res[0].DSN != "5.1.1" {
 			t.Errorf("results = %+v, want one bounce 5.1.1", res)
 		}
 	})
@@ -105,7 +105,7 @@ func TestLMTPConnectionRefused(t *testing.T) {
 				t.Fatalf("got %d results, want 2", len(res))
 			}
 			for i, r := range res {
-				if r.Rcpt != rcpts[i] || r.Status != queue.Deferred || r.DSN != "4.4.1" || !strings.Contains(r.Text, a) {
+				if r.Rcpt != rcpts[i] || r.Status != mail.Deferred || r.DSN != "4.4.1" || !strings.Contains(r.Text, a) {
 					t.Errorf("result %d = %+v, want deferred 4.4.1 naming %s", i, r, a)
 				}
 			}
@@ -197,7 +197,7 @@ func TestLMTPReplies(t *testing.T) {
 		return m
 	}
 	type want struct {
-		status queue.Status
+		status mail.Status
 		code   int
 		dsn    string
 	}
@@ -216,7 +216,7 @@ func TestLMTPReplies(t *testing.T) {
 				".":          {"250 2.6.0 <a@x> saved", "452 4.2.2 <b@x> mailbox full", "552 5.2.2 <c@x> over quota"},
 			}),
 			rcpts: []string{"a@x", "b@x", "c@x"},
-			want:  []want{{queue.Sent, 250, "2.6.0"}, {queue.Deferred, 452, "4.2.2"}, {queue.Bounced, 552, "5.2.2"}},
+			want:  []want{{mail.Sent, 250, "2.6.0"}, {mail.Deferred, 452, "4.2.2"}, {mail.Bounced, 552, "5.2.2"}},
 		},
 		{
 			name: "rcpt refused, duplicate address",
@@ -226,7 +226,7 @@ func TestLMTPReplies(t *testing.T) {
 				".":          {"250 2.0.0 saved"},
 			}),
 			rcpts: []string{"a@x", "b@x", "b@x"},
-			want:  []want{{queue.Deferred, 450, "4.2.1"}, {queue.Sent, 250, "2.0.0"}, {queue.Sent, 250, "2.0.0"}},
+			want:  []want{{mail.Deferred, 450, "4.2.1"}, {mail.Sent, 250, "2.0.0"}, {mail.Sent, 250, "2.0.0"}},
 		},
 		{
 			name: "no enhanced code",
@@ -236,7 +236,7 @@ func TestLMTPReplies(t *testing.T) {
 				".":          {"250 ok"},
 			}),
 			rcpts: []string{"a@x", "b@x"},
-			want:  []want{{queue.Bounced, 550, "5.0.0"}, {queue.Sent, 250, "2.0.0"}},
+			want:  []want{{mail.Bounced, 550, "5.0.0"}, {mail.Sent, 250, "2.0.0"}},
 		},
 		{
 			name: "connection lost after the first data reply",
@@ -246,13 +246,13 @@ func TestLMTPReplies(t *testing.T) {
 				".":          {"250 2.0.0 saved", "<close>"},
 			}),
 			rcpts: []string{"a@x", "b@x"},
-			want:  []want{{queue.Sent, 250, "2.0.0"}, {queue.Deferred, 451, "4.4.2"}},
+			want:  []want{{mail.Sent, 250, "2.0.0"}, {mail.Deferred, 451, "4.4.2"}},
 		},
 		{
 			name:    "5xx greeting defers",
 			replies: with(map[string][]string{"greeting": {"554 go away"}}),
 			rcpts:   []string{"a@x"},
-			want:    []want{{queue.Deferred, 451, "4.4.2"}},
+			want:    []want{{mail.Deferred, 451, "4.4.2"}},
 		},
 		{
 			name: "mail refused",
@@ -260,7 +260,7 @@ func TestLMTPReplies(t *testing.T) {
 				"MAIL": {"451 4.3.0 temporary failure"},
 			}),
 			rcpts: []string{"a@x", "b@x"},
-			want:  []want{{queue.Deferred, 451, "4.3.0"}, {queue.Deferred, 451, "4.3.0"}},
+			want:  []want{{mail.Deferred, 451, "4.3.0"}, {mail.Deferred, 451, "4.3.0"}},
 		},
 	}
 	for _, tt := range tests {
@@ -287,13 +287,13 @@ func TestLMTPErrResult(t *testing.T) {
 	l := NewLMTP(LMTPOptions{Addr: "127.0.0.1:24"})
 	tests := []struct {
 		err    *smtp.SMTPError
-		status queue.Status
+		status mail.Status
 		dsn    string
 	}{
-		{&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}, queue.Bounced, "5.1.1"},
-		{&smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "full"}, queue.Deferred, "4.2.2"},
-		{&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mismatch"}, queue.Bounced, "5.0.0"},
-		{&smtp.SMTPError{Code: 421, EnhancedCode: smtp.NoEnhancedCode, Message: "closing"}, queue.Deferred, "4.0.0"},
+		{&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}, mail.Bounced, "5.1.1"},
+		{&smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "full"}, mail.Deferred, "4.2.2"},
+		{&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mismatch"}, mail.Bounced, "5.0.0"},
+		{&smtp.SMTPError{Code: 421, EnhancedCode: smtp.NoEnhancedCode, Message: "closing"}, mail.Deferred, "4.0.0"},
 	}
 	for _, tt := range tests {
 		r := l.errResult("a@x", tt.err, "")
@@ -319,13 +319,13 @@ func TestLMTPCancelDefers(t *testing.T) {
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	l := NewLMTP(LMTPOptions{Addr: ln.Addr().String(), Timeout: time.Hour})
-	done := make(chan []queue.Result, 1)
+	done := make(chan []mail.Result, 1)
 	go func() { done <- l.Deliver(ctx, newMessage([]byte("\r\n")), []string{"alice@example.com"}) }()
 	c := <-accepted
 	defer c.Close()
 	cancel()
 	res := <-done
-	if len(res) != 1 || res[0].Status != queue.Deferred || res[0].DSN[0] != '4' {
+	if len(res) != 1 || res[0].Status != mail.Deferred || res[0].DSN[0] != '4' {
 		t.Errorf("results = %+v, want one deferral", res)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // maildirRelay is the Relay of every Maildir Result.
@@ -55,7 +55,7 @@ type Maildir struct {
 	newDirs *dirSyncer
 }
 
-var _ queue.Deliverer = (*Maildir)(nil)
+var _ mail.Deliverer = (*Maildir)(nil)
 
 // NewMaildir returns a Maildir deliverer for opts.
 func NewMaildir(opts MaildirOptions) *Maildir {
@@ -77,12 +77,12 @@ func NewMaildir(opts MaildirOptions) *Maildir {
 }
 
 // Deliver writes m into the Maildir of each recipient in rcpts.
-func (d *Maildir) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
-	results := make([]queue.Result, 0, len(rcpts))
+func (d *Maildir) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
+	results := make([]mail.Result, 0, len(rcpts))
 	// Two spellings of one mailbox ("Bob@x", "bob@x") get one copy.
-	done := make(map[string]queue.Result)
+	done := make(map[string]mail.Result)
 	for _, rcpt := range rcpts {
-		var r queue.Result
+		var r mail.Result
 		dir, user, domain, bad := d.mailbox(rcpt)
 		switch {
 		case bad != nil:
@@ -105,7 +105,7 @@ func (d *Maildir) Deliver(ctx context.Context, m *queue.Message, rcpts []string)
 }
 
 // mailbox checks rcpt and returns its Maildir path, or a bounce Result.
-func (d *Maildir) mailbox(rcpt string) (dir, user, domain string, bad *queue.Result) {
+func (d *Maildir) mailbox(rcpt string) (dir, user, domain string, bad *mail.Result) {
 	user, domain, ok := splitAddr(rcpt)
 	if !ok {
 		r := bounced(rcpt, maildirRelay, "5.1.3", "bad recipient address: no domain")
@@ -142,7 +142,7 @@ func unsafeName(s string) string {
 }
 
 // deliverOne writes body to the Maildir dir and returns the Result for rcpt.
-func (d *Maildir) deliverOne(rcpt, dir, deliveredTo string, body []byte) queue.Result {
+func (d *Maildir) deliverOne(rcpt, dir, deliveredTo string, body []byte) mail.Result {
 	if err := d.ensure(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return bounced(rcpt, maildirRelay, "5.1.1", "mailbox unavailable: no such user")
@@ -277,7 +277,7 @@ func writeAll(f *os.File, chunks ...[]byte) error {
 }
 
 // fsFailure maps a filesystem error to a deferral with a fitting DSN code.
-func fsFailure(rcpt string, err error) queue.Result {
+func fsFailure(rcpt string, err error) mail.Result {
 	dsn := "4.3.0"
 	switch {
 	case errors.Is(err, syscall.EDQUOT):

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // readFixture returns testdata/name.
@@ -24,10 +24,10 @@ func readFixture(t *testing.T, name string) []byte {
 	return b
 }
 
-// newMessage wraps body in a queue.Message.
-func newMessage(body []byte) *queue.Message {
-	return &queue.Message{
-		Envelope: queue.Envelope{ID: "TESTID", From: "sender@example.org", Received: time.Now()},
+// newMessage wraps body in a mail.Message.
+func newMessage(body []byte) *mail.Message {
+	return &mail.Message{
+		Envelope: mail.Envelope{ID: "TESTID", From: "sender@example.org", Received: time.Now()},
 		Body:     body,
 	}
 }
@@ -80,7 +80,7 @@ func TestMaildirDeliversBytes(t *testing.T) {
 			}
 			for i, user := range []string{"alice", "bob"} {
 				r := res[i]
-				if r.Rcpt != rcpts[i] || r.Status != queue.Sent || r.DSN != "2.0.0" || r.Relay != "local" {
+				if r.Rcpt != rcpts[i] || r.Status != mail.Sent || r.DSN != "2.0.0" || r.Relay != "local" {
 					t.Errorf("result %d = %+v, want sent 2.0.0 via local", i, r)
 				}
 				dir := filepath.Join(root, "example.com", user)
@@ -117,10 +117,10 @@ func TestMaildirNoCreate(t *testing.T) {
 	if len(res) != 2 {
 		t.Fatalf("got %d results, want 2", len(res))
 	}
-	if res[0].Status != queue.Sent {
+	if res[0].Status != mail.Sent {
 		t.Errorf("alice: %+v, want sent", res[0])
 	}
-	if r := res[1]; r.Status != queue.Bounced || r.DSN != "5.1.1" || r.Code != 550 ||
+	if r := res[1]; r.Status != mail.Bounced || r.DSN != "5.1.1" || r.Code != 550 ||
 		r.Text != "mailbox unavailable: no such user" {
 		t.Errorf("bob: %+v, want bounced 5.1.1", r)
 	}
@@ -154,7 +154,7 @@ func TestMaildirRejectsUnsafeNames(t *testing.T) {
 			if len(res) != 1 {
 				t.Fatalf("got %d results, want 1", len(res))
 			}
-			if r := res[0]; r.Status != queue.Bounced || r.DSN != "5.1.3" || r.Rcpt != rcpt {
+			if r := res[0]; r.Status != mail.Bounced || r.DSN != "5.1.3" || r.Rcpt != rcpt {
 				t.Errorf("result = %+v, want bounced 5.1.3", r)
 			}
 			entries, err := os.ReadDir(base)
@@ -170,7 +170,7 @@ func TestMaildirRejectsUnsafeNames(t *testing.T) {
 	root := t.TempDir()
 	d := NewMaildir(MaildirOptions{Template: root + "/{user}", Create: true})
 	long := strings.Repeat("x", 64) + "@example.com"
-	if r := d.Deliver(context.Background(), newMessage([]byte("\r\n")), []string{long}); r[0].Status != queue.Sent {
+	if r := d.Deliver(context.Background(), newMessage([]byte("\r\n")), []string{long}); r[0].Status != mail.Sent {
 		t.Errorf("64-byte local part: %+v, want sent", r[0])
 	}
 }
@@ -188,7 +188,7 @@ func TestMaildirConcurrentUniqueNames(t *testing.T) {
 			for i := range each {
 				body := fmt.Sprintf("Subject: %d-%d\r\n\r\nbody\r\n", w, i)
 				res := d.Deliver(context.Background(), newMessage([]byte(body)), []string{"alice@example.com"})
-				if res[0].Status != queue.Sent {
+				if res[0].Status != mail.Sent {
 					errs <- fmt.Sprintf("%d-%d: %+v", w, i, res[0])
 				}
 			}
@@ -247,7 +247,7 @@ func TestMaildirSync(t *testing.T) {
 			return f.Sync()
 		}
 		res := d.Deliver(context.Background(), newMessage([]byte("Subject: x\r\n\r\nhi\r\n")), []string{"alice@example.com"})
-		if res[0].Status != queue.Sent {
+		if res[0].Status != mail.Sent {
 			t.Fatalf("result = %+v, want sent", res[0])
 		}
 		dir := filepath.Join(root, "alice")
@@ -266,7 +266,7 @@ func TestMaildirSync(t *testing.T) {
 		d := NewMaildir(MaildirOptions{Template: root + "/{user}"})
 		d.sync = func(*os.File) error { return errors.New("input/output error") }
 		res := d.Deliver(context.Background(), newMessage([]byte("Subject: x\r\n\r\nhi\r\n")), []string{"alice@example.com"})
-		if r := res[0]; r.Status != queue.Deferred || r.DSN != "4.3.0" || !strings.Contains(r.Text, "input/output error") {
+		if r := res[0]; r.Status != mail.Deferred || r.DSN != "4.3.0" || !strings.Contains(r.Text, "input/output error") {
 			t.Errorf("result = %+v, want deferred 4.3.0 with the error", r)
 		}
 		for _, sub := range []string{"new", "tmp"} {
@@ -290,7 +290,7 @@ func TestMaildirFilesystemErrorDefers(t *testing.T) {
 	}
 	d := NewMaildir(MaildirOptions{Template: root + "/{user}", Create: true})
 	res := d.Deliver(context.Background(), newMessage([]byte("\r\n")), []string{"alice@example.com"})
-	if r := res[0]; r.Status != queue.Deferred || r.DSN[0] != '4' || !strings.Contains(r.Text, "tmp") {
+	if r := res[0]; r.Status != mail.Deferred || r.DSN[0] != '4' || !strings.Contains(r.Text, "tmp") {
 		t.Errorf("result = %+v, want deferred naming tmp", r)
 	}
 }
@@ -301,7 +301,7 @@ func TestMaildirSameMailboxOnce(t *testing.T) {
 	rcpts := []string{"Alice@example.com", "alice@EXAMPLE.com"}
 	res := d.Deliver(context.Background(), newMessage([]byte("\r\n")), rcpts)
 	for i, r := range res {
-		if r.Status != queue.Sent || r.Rcpt != rcpts[i] {
+		if r.Status != mail.Sent || r.Rcpt != rcpts[i] {
 			t.Errorf("result %d = %+v, want sent for %s", i, r, rcpts[i])
 		}
 	}
@@ -316,7 +316,7 @@ func TestMaildirCancelledDefers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := d.Deliver(ctx, newMessage([]byte("\r\n")), []string{"alice@example.com"})
-	if r := res[0]; r.Status != queue.Deferred {
+	if r := res[0]; r.Status != mail.Deferred {
 		t.Errorf("result = %+v, want deferred", r)
 	}
 	if _, err := os.Stat(filepath.Join(root, "alice")); !errors.Is(err, os.ErrNotExist) {

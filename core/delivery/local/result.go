@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // splitAddr splits addr at its last '@' into local part and domain. ok is
@@ -19,21 +19,21 @@ func splitAddr(addr string) (user, domain string, ok bool) {
 }
 
 // sent, deferred and bounced build Results with the usual reply codes.
-func sent(rcpt, relay, dsn, text string) queue.Result {
-	return queue.Result{Rcpt: rcpt, Status: queue.Sent, Code: 250, DSN: dsn, Text: text, Relay: relay}
+func sent(rcpt, relay, dsn, text string) mail.Result {
+	return mail.Result{Rcpt: rcpt, Status: mail.Sent, Code: 250, DSN: dsn, Text: text, Relay: relay}
 }
 
-func deferred(rcpt, relay, dsn, text string) queue.Result {
-	return queue.Result{Rcpt: rcpt, Status: queue.Deferred, Code: 451, DSN: dsn, Text: text, Relay: relay}
+func deferred(rcpt, relay, dsn, text string) mail.Result {
+	return mail.Result{Rcpt: rcpt, Status: mail.Deferred, Code: 451, DSN: dsn, Text: text, Relay: relay}
 }
 
-func bounced(rcpt, relay, dsn, text string) queue.Result {
-	return queue.Result{Rcpt: rcpt, Status: queue.Bounced, Code: 550, DSN: dsn, Text: text, Relay: relay}
+func bounced(rcpt, relay, dsn, text string) mail.Result {
+	return mail.Result{Rcpt: rcpt, Status: mail.Bounced, Code: 550, DSN: dsn, Text: text, Relay: relay}
 }
 
 // logResult records a transport's answer at debug level; the queue writes
 // the one delivery line per recipient (with the final status) at info.
-func logResult(ctx context.Context, log *slog.Logger, m *queue.Message, r queue.Result) {
+func logResult(ctx context.Context, log *slog.Logger, m *mail.Message, r mail.Result) {
 	log.Log(ctx, slog.LevelDebug, "local transport",
 		"id", m.ID, "to", r.Rcpt, "relay", r.Relay, "dsn", r.DSN, "status", r.Status.String(), "text", r.Text)
 }

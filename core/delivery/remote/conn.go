@@ -14,8 +14,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // quitTimeout bounds the QUIT sent to a connection being closed.
@@ -219,11 +218,11 @@ func replyText(se *smtp.SMTPError) string {
 // replyResult is the Result of a reply to rcpt: 5xx bounces, anything else
 // defers. The DSN is the enhanced code, or one derived from the basic code
 // when the reply has none (or one of another class).
-func replyResult(rcpt, relay string, se *smtp.SMTPError) queue.Result {
-	r := queue.Result{Rcpt: rcpt, Status: queue.Deferred, Code: se.Code, Text: replyText(se), Relay: relay}
+func replyResult(rcpt, relay string, se *smtp.SMTPError) mail.Result {
+	r := mail.Result{Rcpt: rcpt, Status: mail.Deferred, Code: se.Code, Text: replyText(se), Relay: relay}
 	class := se.Code / 100
 	if class == 5 {
-		r.Status = queue.Bounced
+		r.Status = mail.Bounced
 	} else {
 		class = 4
 	}

@@ -12,7 +12,7 @@ import (
 
 	sdns "github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // env is a small internet on loopback: a DNS server and a dialer that maps
@@ -71,17 +71,17 @@ func (e *env) deliverer(mod func(*Options)) *Deliverer {
 }
 
 // message returns a small message to rcpts.
-func message(id string, rcpts ...string) *queue.Message {
-	m := &queue.Message{Envelope: queue.Envelope{ID: id, From: "sender@origin.test"}}
+func message(id string, rcpts ...string) *mail.Message {
+	m := &mail.Message{Envelope: mail.Envelope{ID: id, From: "sender@origin.test"}}
 	for _, r := range rcpts {
-		m.Rcpts = append(m.Rcpts, queue.Recipient{Addr: r})
+		m.Rcpts = append(m.Rcpts, mail.Recipient{Addr: r})
 	}
 	m.Body = []byte("From: sender@origin.test\r\nSubject: " + id + "\r\n\r\nHello.\r\n")
 	return m
 }
 
 // deliver delivers m to all its recipients.
-func deliver(d *Deliverer, m *queue.Message) []queue.Result {
+func deliver(d *Deliverer, m *mail.Message) []mail.Result {
 	var rcpts []string
 	for _, r := range m.Rcpts {
 		rcpts = append(rcpts, r.Addr)
@@ -91,13 +91,13 @@ func deliver(d *Deliverer, m *queue.Message) []queue.Result {
 
 // want is what a Result must hold; empty fields are not checked.
 type want struct {
-	status queue.Status
+	status mail.Status
 	dsn    string
 	text   string // a substring of Text
 	relay  string
 }
 
-func check(t *testing.T, got []queue.Result, rcpts []string, w ...want) {
+func check(t *testing.T, got []mail.Result, rcpts []string, w ...want) {
 	t.Helper()
 	if len(got) != len(rcpts) {
 		t.Fatalf("got %d results, want %d: %+v", len(got), len(rcpts), got)

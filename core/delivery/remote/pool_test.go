@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 func TestConnectionReuse(t *testing.T) {
@@ -28,7 +28,7 @@ func TestConnectionReuse(t *testing.T) {
 			d := e.deliverer(func(o *Options) { o.MaxMsgsPerConn = tt.perConn })
 			for i := range 5 {
 				rcpts := []string{fmt.Sprintf("u%d@example.test", i)}
-				check(t, deliver(d, message(fmt.Sprint("Q", i), rcpts...)), rcpts, want{status: queue.Sent})
+				check(t, deliver(d, message(fmt.Sprint("Q", i), rcpts...)), rcpts, want{status: mail.Sent})
 			}
 			if n := len(s.transactions()); n != 5 {
 				t.Errorf("sink got %d transactions, want 5", n)
@@ -53,9 +53,9 @@ func TestIdleTimeout(t *testing.T) {
 	e.route("192.0.2.1:25", s.addr)
 	d := e.deliverer(func(o *Options) { o.IdleTimeout = time.Millisecond })
 	rcpts := []string{"a@example.test"}
-	check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: queue.Sent})
+	check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: mail.Sent})
 	waitFor(t, "the idle connection to close", func() bool { _, open, _ := s.counts(); return open == 0 })
-	check(t, deliver(d, message("Q2", rcpts...)), rcpts, want{status: queue.Sent})
+	check(t, deliver(d, message("Q2", rcpts...)), rcpts, want{status: mail.Sent})
 	if conns, _, _ := s.counts(); conns != 2 {
 		t.Errorf("sink saw %d connections, want 2", conns)
 	}
@@ -69,14 +69,14 @@ func TestStalePooledConnection(t *testing.T) {
 	e.route("192.0.2.1:25", s.addr)
 	d := e.deliverer(nil)
 	rcpts := []string{"a@example.test"}
-	check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: queue.Sent})
+	check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: mail.Sent})
 	// Break the idle connection under the pool's feet.
 	for _, list := range d.pool.conns {
 		for _, cn := range list {
 			cn.raw.Close()
 		}
 	}
-	check(t, deliver(d, message("Q2", rcpts...)), rcpts, want{status: queue.Sent})
+	check(t, deliver(d, message("Q2", rcpts...)), rcpts, want{status: mail.Sent})
 	if conns, _, _ := s.counts(); conns != 2 {
 		t.Errorf("sink saw %d connections, want 2", conns)
 	}
@@ -100,7 +100,7 @@ func TestPerDestinationLimit(t *testing.T) {
 	})
 	const burst = 8
 	var wg sync.WaitGroup
-	results := make([][]queue.Result, burst)
+	results := make([][]mail.Result, burst)
 	for i := range burst {
 		wg.Go(func() { results[i] = deliver(d, message(fmt.Sprint("S", i), fmt.Sprintf("u%d@slow.test", i))) })
 	}
@@ -108,12 +108,12 @@ func TestPerDestinationLimit(t *testing.T) {
 	// The slow destination holds two slots; the fast one still flows.
 	for i := range 3 {
 		rcpts := []string{fmt.Sprintf("u%d@fast.test", i)}
-		check(t, deliver(d, message(fmt.Sprint("F", i), rcpts...)), rcpts, want{status: queue.Sent})
+		check(t, deliver(d, message(fmt.Sprint("F", i), rcpts...)), rcpts, want{status: mail.Sent})
 	}
 	close(hold)
 	wg.Wait()
 	for i, r := range results {
-		check(t, r, []string{fmt.Sprintf("u%d@slow.test", i)}, want{status: queue.Sent})
+		check(t, r, []string{fmt.Sprintf("u%d@slow.test", i)}, want{status: mail.Sent})
 	}
 	if _, _, maxOpen := slow.counts(); maxOpen != 2 {
 		t.Errorf("slow sink had up to %d connections at once, want 2", maxOpen)
@@ -131,12 +131,12 @@ func TestWaitRespectsContext(t *testing.T) {
 	s := startSink(t, sinkOptions{hold: hold})
 	e.route("192.0.2.1:25", s.addr)
 	d := e.deliverer(func(o *Options) { o.MaxPerDestination = 1 })
-	done := make(chan []queue.Result)
+	done := make(chan []mail.Result)
 	go func() { done <- deliver(d, message("Q1", "a@example.test")) }()
 	waitFor(t, "the first session to be held", func() bool { return s.dataSessions() == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	rcpts := []string{"b@example.test"}
-	second := make(chan []queue.Result)
+	second := make(chan []mail.Result)
 	go func() { second <- d.Deliver(ctx, message("Q2", rcpts...), rcpts) }()
 	waitFor(t, "the second delivery to wait for the slot", func() bool {
 		d.dests.mu.Lock()
@@ -144,9 +144,9 @@ func TestWaitRespectsContext(t *testing.T) {
 		return d.dests.m["example.test"] != nil && d.dests.m["example.test"].users == 2
 	})
 	cancel()
-	check(t, <-second, rcpts, want{status: queue.Deferred, dsn: "4.4.1", text: "waiting for a connection slot"})
+	check(t, <-second, rcpts, want{status: mail.Deferred, dsn: "4.4.1", text: "waiting for a connection slot"})
 	close(hold)
-	check(t, <-done, []string{"a@example.test"}, want{status: queue.Sent})
+	check(t, <-done, []string{"a@example.test"}, want{status: mail.Sent})
 }
 
 func TestTLSPolicy(t *testing.T) {
@@ -166,7 +166,7 @@ func TestTLSPolicy(t *testing.T) {
 			e.route("192.0.2.1:25", s.addr)
 			d := e.deliverer(func(o *Options) { o.TLS = tt.policy })
 			rcpts := []string{"a@example.test"}
-			check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: queue.Sent})
+			check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: mail.Sent})
 			if txns := s.transactions(); len(txns) != 1 || txns[0].tls != tt.wantTLS {
 				t.Errorf("transactions = %+v, want one with TLS %v", txns, tt.wantTLS)
 			}
@@ -183,12 +183,12 @@ func TestSmarthostAuth(t *testing.T) {
 		want     want
 		wantUser string
 	}{
-		{name: "loopback without TLS", pass: "secret", want: want{status: queue.Sent}, wantUser: "alice"},
-		{name: "remote over TLS", tls: true, relay: "smart.test:587", pass: "secret", want: want{status: queue.Sent}, wantUser: "alice"},
+		{name: "loopback without TLS", pass: "secret", want: want{status: mail.Sent}, wantUser: "alice"},
+		{name: "remote over TLS", tls: true, relay: "smart.test:587", pass: "secret", want: want{status: mail.Sent}, wantUser: "alice"},
 		{name: "remote without TLS keeps the password", relay: "smart.test:587", pass: "secret",
-			want: want{status: queue.Deferred, dsn: "4.7.0", text: "without TLS"}},
+			want: want{status: mail.Deferred, dsn: "4.7.0", text: "without TLS"}},
 		{name: "wrong password defers", tls: true, relay: "smart.test:587", pass: "wrong",
-			want: want{status: queue.Deferred, dsn: "4.7.8", text: "refused our credentials"}},
+			want: want{status: mail.Deferred, dsn: "4.7.8", text: "refused our credentials"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

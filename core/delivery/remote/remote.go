@@ -2,7 +2,7 @@
 // each recipient domain's mail exchangers (or uses a configured relay),
 // connects with opportunistic STARTTLS, sends one transaction per message
 // and destination carrying all of its recipients there, turns every reply
-// into a per-recipient queue.Result, reuses connections between messages
+// into a per-recipient mail.Result, reuses connections between messages
 // and bounds how many run at once, in total and per destination.
 package remote
 
@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/dns"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Defaults for the zero values of Options.
@@ -122,7 +122,7 @@ type Deliverer struct {
 	pool   *pool
 }
 
-var _ queue.Deliverer = (*Deliverer)(nil)
+var _ mail.Deliverer = (*Deliverer)(nil)
 
 // hostPort is a parsed "host:port".
 type hostPort struct {
@@ -229,15 +229,15 @@ func (d *Deliverer) Close() error {
 // Deliver sends m to rcpts and returns one Result per recipient, in the
 // order of rcpts. Recipients are grouped by domain; the domains are
 // delivered in parallel, each in as few transactions as the limits allow.
-func (d *Deliverer) Deliver(ctx context.Context, m *queue.Message, rcpts []string) []queue.Result {
-	results := make([]queue.Result, len(rcpts))
+func (d *Deliverer) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
+	results := make([]mail.Result, len(rcpts))
 	if len(rcpts) == 0 {
 		return results
 	}
 	if n := countReceived(m.Body); n > d.opts.MaxReceived {
 		text := fmt.Sprintf("message has %d Received: headers, more than the %d allowed: mail forwarding loop", n, d.opts.MaxReceived)
 		for i, rc := range rcpts {
-			results[i] = failure{queue.Bounced, 554, "5.4.6", text, "none"}.result(rc)
+			results[i] = failure{mail.Bounced, 554, "5.4.6", text, "none"}.result(rc)
 		}
 		d.logResults(ctx, m, results)
 		return results
@@ -261,7 +261,7 @@ func (d *Deliverer) Deliver(ctx context.Context, m *queue.Message, rcpts []strin
 }
 
 // logResults writes one debug line per recipient.
-func (d *Deliverer) logResults(ctx context.Context, m *queue.Message, results []queue.Result) {
+func (d *Deliverer) logResults(ctx context.Context, m *mail.Message, results []mail.Result) {
 	for _, r := range results {
 		d.log.Log(ctx, slog.LevelDebug, "remote transport",
 			"id", m.ID, "to", r.Rcpt, "relay", r.Relay, "dsn", r.DSN, "status", r.Status.String(), "text", r.Text)
@@ -315,7 +315,7 @@ func isIP(host string) bool {
 
 // failure is one outcome for all recipients of an attempt.
 type failure struct {
-	status queue.Status
+	status mail.Status
 	code   int
 	dsn    string
 	text   string
@@ -323,13 +323,13 @@ type failure struct {
 }
 
 // result is f for rcpt.
-func (f failure) result(rcpt string) queue.Result {
-	return queue.Result{Rcpt: rcpt, Status: f.status, Code: f.code, DSN: f.dsn, Text: f.text, Relay: f.relay}
+func (f failure) result(rcpt string) mail.Result {
+	return mail.Result{Rcpt: rcpt, Status: f.status, Code: f.code, DSN: f.dsn, Text: f.text, Relay: f.relay}
 }
 
 // all is f for every recipient.
-func (f failure) all(rcpts []string) []queue.Result {
-	out := make([]queue.Result, len(rcpts))
+func (f failure) all(rcpts []string) []mail.Result {
+	out := make([]mail.Result, len(rcpts))
 	for i, rc := range rcpts {
 		out[i] = f.result(rc)
 	}
@@ -338,15 +338,15 @@ func (f failure) all(rcpts []string) []queue.Result {
 
 // deferred and bounced build failures.
 func deferred(dsn, relay, format string, args ...any) *failure {
-	return &failure{queue.Deferred, 451, dsn, fmt.Sprintf(format, args...), relay}
+	return &failure{mail.Deferred, 451, dsn, fmt.Sprintf(format, args...), relay}
 }
 
 func bounced(code int, dsn, relay, format string, args ...any) *failure {
-	return &failure{queue.Bounced, code, dsn, fmt.Sprintf(format, args...), relay}
+	return &failure{mail.Bounced, code, dsn, fmt.Sprintf(format, args...), relay}
 }
 
 // deliverDomain delivers m to the recipients of one domain.
-func (d *Deliverer) deliverDomain(ctx context.Context, m *queue.Message, domain string, rcpts []string) []queue.Result {
+func (d *Deliverer) deliverDomain(ctx context.Context, m *mail.Message, domain string, rcpts []string) []mail.Result {
 	if domain == "" {
 		return bounced(553, "5.1.3", "none", "recipient address has no domain").all(rcpts)
 	}

@@ -8,10 +8,9 @@ import (
 	"testing"
 
 	mdns "github.com/miekg/dns"
+	"github.com/sluice-mta/sluice/core/mail"
 
 	"github.com/emersion/go-smtp"
-
-	"github.com/sluice-mta/sluice/core/queue"
 )
 
 // twoMX is a zone where example.test has two MX hosts.
@@ -32,24 +31,24 @@ func TestRouting(t *testing.T) {
 		sinkGot  int // which sink (1 or 2) gets the message; 0: none
 	}{
 		{name: "best MX", records: twoMX, sinkGot: 1,
-			want: want{status: queue.Sent, dsn: "2.0.0", text: "250 ", relay: "mx1.example.test[192.0.2.1]:25"}},
+			want: want{status: mail.Sent, dsn: "2.0.0", text: "250 ", relay: "mx1.example.test[192.0.2.1]:25"}},
 		{name: "next MX when the first refuses", records: twoMX[1:], sinkGot: 2,
-			want: want{status: queue.Sent, relay: "mx2.example.test[192.0.2.2]:25"}},
+			want: want{status: mail.Sent, relay: "mx2.example.test[192.0.2.2]:25"}},
 		{name: "next MX when the first greets 421", records: twoMX, refuse1: true, sinkGot: 2,
-			want: want{status: queue.Sent, relay: "mx2.example.test[192.0.2.2]:25"}},
+			want: want{status: mail.Sent, relay: "mx2.example.test[192.0.2.2]:25"}},
 		{name: "next address (IPv6) of the same MX", records: []string{"example.test. 300 IN MX 10 mx1.example.test.",
 			"mx1.example.test. 300 IN A 192.0.2.9", "mx1.example.test. 300 IN AAAA 2001:db8::2"}, sinkGot: 2,
-			want: want{status: queue.Sent, relay: "mx1.example.test[2001:db8::2]:25"}},
+			want: want{status: mail.Sent, relay: "mx1.example.test[2001:db8::2]:25"}},
 		{name: "implicit MX", records: []string{"example.test. 300 IN A 192.0.2.2"}, sinkGot: 2,
-			want: want{status: queue.Sent, relay: "example.test[192.0.2.2]:25"}},
+			want: want{status: mail.Sent, relay: "example.test[192.0.2.2]:25"}},
 		{name: "null MX", records: []string{"example.test. 300 IN MX 0 ."},
-			want: want{status: queue.Bounced, dsn: "5.1.10", text: "null MX"}},
+			want: want{status: mail.Bounced, dsn: "5.1.10", text: "null MX"}},
 		{name: "NXDOMAIN", records: []string{"other.test. 300 IN A 192.0.2.1"},
-			want: want{status: queue.Bounced, dsn: "5.1.2", text: "does not exist"}},
+			want: want{status: mail.Bounced, dsn: "5.1.2", text: "does not exist"}},
 		{name: "SERVFAIL defers", records: twoMX, servfail: "example.test",
-			want: want{status: queue.Deferred, dsn: "4.4.3"}},
+			want: want{status: mail.Deferred, dsn: "4.4.3"}},
 		{name: "no MX reachable defers", records: []string{"example.test. 300 IN MX 10 mx9.example.test.", "mx9.example.test. 300 IN A 192.0.2.9"},
-			want: want{status: queue.Deferred, dsn: "4.4.1", text: "connection refused", relay: "mx9.example.test[192.0.2.9]:25"}},
+			want: want{status: mail.Deferred, dsn: "4.4.1", text: "connection refused", relay: "mx9.example.test[192.0.2.9]:25"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,7 +92,7 @@ func TestRealDialer(t *testing.T) {
 	d := e.deliverer(func(o *Options) { o.Dial, o.Port = nil, p })
 	rcpts := []string{"a@example.test"}
 	check(t, deliver(d, message("Q1", rcpts...)), rcpts,
-		want{status: queue.Sent, relay: "mx.example.test[" + host + "]:" + port})
+		want{status: mail.Sent, relay: "mx.example.test[" + host + "]:" + port})
 }
 
 func TestReplies(t *testing.T) {
@@ -107,24 +106,24 @@ func TestReplies(t *testing.T) {
 	d := e.deliverer(nil)
 	rcpts := []string{"ok@example.test", "later@example.test", "nobody@example.test", "plain@example.test"}
 	check(t, deliver(d, message("Q1", rcpts...)), rcpts,
-		want{status: queue.Sent, dsn: "2.0.0"},
-		want{status: queue.Deferred, dsn: "4.2.1", text: "451 4.2.1 mailbox busy"},
-		want{status: queue.Bounced, dsn: "5.1.1", text: "550 5.1.1 <nobody@example.test>: no such user"},
-		want{status: queue.Bounced, dsn: "5.1.3", text: "553 bad mailbox"})
+		want{status: mail.Sent, dsn: "2.0.0"},
+		want{status: mail.Deferred, dsn: "4.2.1", text: "451 4.2.1 mailbox busy"},
+		want{status: mail.Bounced, dsn: "5.1.1", text: "550 5.1.1 <nobody@example.test>: no such user"},
+		want{status: mail.Bounced, dsn: "5.1.3", text: "553 bad mailbox"})
 	txns := s.transactions()
 	if len(txns) != 1 || len(txns[0].rcpts) != 1 || txns[0].rcpts[0] != "ok@example.test" {
 		t.Fatalf("sink got %+v, want one transaction for ok@", txns)
 	}
 	// The deferred recipient is accepted on the next attempt.
 	retry := []string{"later@example.test"}
-	check(t, d.Deliver(context.Background(), message("Q1", rcpts...), retry), retry, want{status: queue.Sent})
+	check(t, d.Deliver(context.Background(), message("Q1", rcpts...), retry), retry, want{status: mail.Sent})
 }
 
 func TestDataReplyAppliesToAccepted(t *testing.T) {
 	for _, tt := range []struct {
 		code   int
-		status queue.Status
-	}{{554, queue.Bounced}, {452, queue.Deferred}} {
+		status mail.Status
+	}{{554, mail.Bounced}, {452, mail.Deferred}} {
 		e := newEnv(t, twoMX...)
 		s := startSink(t, sinkOptions{
 			replies: map[string][]*smtp.SMTPError{"nobody@example.test": {{Code: 550, EnhancedCode: smtp.NoEnhancedCode, Message: "no"}}},
@@ -135,7 +134,7 @@ func TestDataReplyAppliesToAccepted(t *testing.T) {
 		rcpts := []string{"a@example.test", "nobody@example.test", "b@example.test"}
 		check(t, deliver(d, message("Q1", rcpts...)), rcpts,
 			want{status: tt.status, text: strconv.Itoa(tt.code) + " "},
-			want{status: queue.Bounced, dsn: "5.2.0", text: "550 no"},
+			want{status: mail.Bounced, dsn: "5.2.0", text: "550 no"},
 			want{status: tt.status, text: "content refused"})
 	}
 }
@@ -146,7 +145,7 @@ func TestSplitByMaxRcpts(t *testing.T) {
 	e.route("192.0.2.1:25", s.addr)
 	d := e.deliverer(func(o *Options) { o.MaxRcptsPerTxn = 2 })
 	rcpts := []string{"1@example.test", "2@example.test", "3@example.test", "4@example.test", "5@example.test"}
-	check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: queue.Sent})
+	check(t, deliver(d, message("Q1", rcpts...)), rcpts, want{status: mail.Sent})
 	txns := s.transactions()
 	if len(txns) != 3 || len(txns[0].rcpts) != 2 || len(txns[1].rcpts) != 2 || len(txns[2].rcpts) != 1 {
 		t.Errorf("transactions = %+v, want 2+2+1 recipients", txns)
@@ -167,18 +166,18 @@ func TestSMTPUTF8AndSize(t *testing.T) {
 
 	m := message("Q1", rcpts...)
 	m.SMTPUTF8 = true
-	check(t, deliver(d, m), rcpts, want{status: queue.Bounced, dsn: "5.6.7", text: "SMTPUTF8"})
+	check(t, deliver(d, m), rcpts, want{status: mail.Bounced, dsn: "5.6.7", text: "SMTPUTF8"})
 
 	big := message("Q2", rcpts...)
 	big.Body = append(big.Body, make([]byte, 5000)...)
-	check(t, deliver(d, big), rcpts, want{status: queue.Bounced, dsn: "5.3.4"})
+	check(t, deliver(d, big), rcpts, want{status: mail.Bounced, dsn: "5.3.4"})
 	if n := len(plain.transactions()); n != 0 {
 		t.Errorf("the sink took %d transactions, want none", n)
 	}
 
 	// A peer that offers SMTPUTF8 gets it.
 	d2 := e.deliverer(func(o *Options) { o.Routes = map[string]string{"example.test": "192.0.2.2:25"} })
-	check(t, deliver(d2, m), rcpts, want{status: queue.Sent})
+	check(t, deliver(d2, m), rcpts, want{status: mail.Sent})
 	if txns := utf8.transactions(); len(txns) != 1 || !txns[0].utf8 {
 		t.Errorf("transactions = %+v, want one with SMTPUTF8", txns)
 	}
@@ -192,16 +191,16 @@ func TestLoops(t *testing.T) {
 
 	own := e.deliverer(func(o *Options) { o.OwnAddrs = []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:25")} })
 	check(t, deliver(own, message("Q1", rcpts...)), rcpts,
-		want{status: queue.Bounced, dsn: "5.4.6", text: "mail for example.test loops back to myself"})
+		want{status: mail.Bounced, dsn: "5.4.6", text: "mail for example.test loops back to myself"})
 	otherPort := e.deliverer(func(o *Options) { o.OwnAddrs = []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:2525")} })
-	check(t, deliver(otherPort, message("Q2", rcpts...)), rcpts, want{status: queue.Sent})
+	check(t, deliver(otherPort, message("Q2", rcpts...)), rcpts, want{status: mail.Sent})
 
 	d := e.deliverer(func(o *Options) { o.MaxReceived = 5 })
 	m := message("Q3", rcpts...)
 	m.Body = append([]byte(received(6)), m.Body...)
-	check(t, deliver(d, m), rcpts, want{status: queue.Bounced, dsn: "5.4.6", text: "6 Received"})
+	check(t, deliver(d, m), rcpts, want{status: mail.Bounced, dsn: "5.4.6", text: "6 Received"})
 	m.Body = append([]byte(received(5)), message("Q4").Body...)
-	check(t, deliver(d, m), rcpts, want{status: queue.Sent})
+	check(t, deliver(d, m), rcpts, want{status: mail.Sent})
 	if n := len(s.transactions()); n != 2 {
 		t.Errorf("sink got %d transactions, want 2", n)
 	}
@@ -216,12 +215,12 @@ func TestRoutes(t *testing.T) {
 	d := e.deliverer(func(o *Options) { o.Routes = map[string]string{"Routed.TEST": "192.0.2.7:2526"} })
 	rcpts := []string{"a@example.test", "b@routed.test"}
 	check(t, deliver(d, message("Q1", rcpts...)), rcpts,
-		want{status: queue.Sent, relay: "mx1.example.test[192.0.2.1]:25"},
-		want{status: queue.Sent, relay: "192.0.2.7[192.0.2.7]:2526"})
+		want{status: mail.Sent, relay: "mx1.example.test[192.0.2.1]:25"},
+		want{status: mail.Sent, relay: "192.0.2.7[192.0.2.7]:2526"})
 	// A deliver-stage plugin's route wins over both.
 	m := message("Q2", rcpts...)
 	m.Route = "192.0.2.8:2527"
-	check(t, deliver(d, m), rcpts, want{status: queue.Sent, relay: "192.0.2.8[192.0.2.8]:2527"})
+	check(t, deliver(d, m), rcpts, want{status: mail.Sent, relay: "192.0.2.8[192.0.2.8]:2527"})
 	if a, b, c := len(mx.transactions()), len(routed.transactions()), len(picked.transactions()); a != 1 || b != 1 || c != 2 {
 		t.Errorf("transactions: mx %d, routed %d, picked %d; want 1, 1 and 2 (one per domain)", a, b, c)
 	}

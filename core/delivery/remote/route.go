@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/sluice-mta/sluice/core/dns"
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // target is one host to try, in order: a mail exchanger or a relay.
@@ -23,7 +23,7 @@ type target struct {
 // relay credentials apply; or the failure that ends the attempt. The route
 // a deliver-stage plugin chose wins, then Routes, then RelayHost, then the
 // domain's MX hosts.
-func (d *Deliverer) targets(ctx context.Context, m *queue.Message, domain string) ([]target, bool, *failure) {
+func (d *Deliverer) targets(ctx context.Context, m *mail.Message, domain string) ([]target, bool, *failure) {
 	relay := func(s string) ([]target, bool, *failure) {
 		hp, err := parseHostPort(s)
 		if err != nil {

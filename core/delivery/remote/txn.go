@@ -8,20 +8,19 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
-
-	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // send tries the targets in order, and each one's addresses, until one
 // takes a session; the transactions then run there. Only failing to get a
 // session moves on to the next address: once one is up, its replies are
 // the verdict.
-func (d *Deliverer) send(ctx context.Context, m *queue.Message, domain string, targets []target, auth bool, rcpts []string) []queue.Result {
+func (d *Deliverer) send(ctx context.Context, m *mail.Message, domain string, targets []target, auth bool, rcpts []string) []mail.Result {
 	last := deferred("4.4.1", "none", "no mail exchanger of %s could be reached", domain)
 	for _, t := range targets {
 		addrs, f := d.addrs(ctx, t, domain)
 		if f != nil {
-			if f.status == queue.Bounced {
+			if f.status == mail.Bounced {
 				return f.all(rcpts)
 			}
 			last = f
@@ -56,9 +55,9 @@ func (d *Deliverer) send(ctx context.Context, m *queue.Message, domain string, t
 // each, then pools or closes cn. stale reports that cn, taken from the
 // pool, failed before anything was sent; cn is closed and there are no
 // results.
-func (d *Deliverer) session(ctx context.Context, cn *conn, m *queue.Message, rcpts []string) (out []queue.Result, stale bool) {
+func (d *Deliverer) session(ctx context.Context, cn *conn, m *mail.Message, rcpts []string) (out []mail.Result, stale bool) {
 	stop := context.AfterFunc(ctx, func() { cn.raw.Close() })
-	out = make([]queue.Result, len(rcpts))
+	out = make([]mail.Result, len(rcpts))
 	usable := true
 	for start := 0; start < len(rcpts); start += d.opts.MaxRcptsPerTxn {
 		end := min(start+d.opts.MaxRcptsPerTxn, len(rcpts))
@@ -106,9 +105,9 @@ func (d *Deliverer) reset(cn *conn) error {
 // transaction sends m to rcpts on cn and fills out, one Result per
 // recipient. ok reports that the connection is fit for more; stale that
 // it broke at the first command while first is set (nothing is filled).
-func (d *Deliverer) transaction(cn *conn, m *queue.Message, rcpts []string, out []queue.Result, first bool) (ok, stale bool) {
+func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out []mail.Result, first bool) (ok, stale bool) {
 	c, relay := cn.c, cn.relay
-	setAll := func(idx []int, r func(rcpt string) queue.Result) {
+	setAll := func(idx []int, r func(rcpt string) mail.Result) {
 		for _, i := range idx {
 			out[i] = r(rcpts[i])
 		}
@@ -128,7 +127,7 @@ func (d *Deliverer) transaction(cn *conn, m *queue.Message, rcpts []string, out 
 			lost(idx, err)
 			return false
 		}
-		setAll(idx, func(rc string) queue.Result { return replyResult(rc, relay, se) })
+		setAll(idx, func(rc string) mail.Result { return replyResult(rc, relay, se) })
 		return se.Code != 421
 	}
 
@@ -189,15 +188,15 @@ func (d *Deliverer) transaction(cn *conn, m *queue.Message, rcpts []string, out 
 	if code, _, has := cutEnhanced(text); has && code[0] == '2' {
 		dsn = code
 	}
-	setAll(accepted, func(rc string) queue.Result {
-		return queue.Result{Rcpt: rc, Status: queue.Sent, Code: 250, DSN: dsn, Text: "250 " + text, Relay: relay}
+	setAll(accepted, func(rc string) mail.Result {
+		return mail.Result{Rcpt: rc, Status: mail.Sent, Code: 250, DSN: dsn, Text: "250 " + text, Relay: relay}
 	})
 	return true, false
 }
 
 // mailOptions are the MAIL parameters for m; go-smtp adds only those the
 // peer supports (BODY=8BITMIME whenever it offers 8BITMIME).
-func mailOptions(m *queue.Message) *smtp.MailOptions {
+func mailOptions(m *mail.Message) *smtp.MailOptions {
 	o := &smtp.MailOptions{Size: int64(len(m.Body)), UTF8: m.SMTPUTF8}
 	switch strings.ToUpper(m.Ret) {
 	case "FULL":
@@ -212,8 +211,8 @@ func mailOptions(m *queue.Message) *smtp.MailOptions {
 }
 
 // recipientInfo maps each address of m to its envelope recipient.
-func recipientInfo(m *queue.Message) map[string]*queue.Recipient {
-	info := make(map[string]*queue.Recipient, len(m.Rcpts))
+func recipientInfo(m *mail.Message) map[string]*mail.Recipient {
+	info := make(map[string]*mail.Recipient, len(m.Rcpts))
 	for i := range m.Rcpts {
 		info[m.Rcpts[i].Addr] = &m.Rcpts[i]
 	}
@@ -222,7 +221,7 @@ func recipientInfo(m *queue.Message) map[string]*queue.Recipient {
 
 // rcptOptions are the DSN parameters (NOTIFY, ORCPT) given for r at
 // RCPT, passed on when well formed.
-func rcptOptions(r *queue.Recipient) *smtp.RcptOptions {
+func rcptOptions(r *mail.Recipient) *smtp.RcptOptions {
 	if r == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package queue
+package mail
 
 import (
 	"context"
@@ -137,19 +137,36 @@ func (s Status) String() string {
 type Result struct {
 	Rcpt   string
 	Status Status
-	// Code is the SMTP reply code (250, 451, 550…), 0 when none.
-	Code int
-	// DSN is the enhanced status code, "2.0.0", "4.4.1", "5.1.1".
-	DSN string
-	// Text is the remote reply or the local reason.
-	Text string
+	// Reply is the remote server's reply, or the local transport's reason
+	// in the same form (250 2.0.0, 451 4.4.1, 550 5.1.1…). Its code is 0
+	// when there was no reply at all.
+	Reply Reply
 	// Relay names where it went: "local", "lmtp[127.0.0.1]:24", "mx[ip]:25".
 	Relay string
 }
 
+// SentResult, DeferredResult and BouncedResult build Results, one
+// constructor each, shared by every transport.
+//
+// SentResult builds a Sent Result.
+func SentResult(rcpt, relay string, r Reply) Result {
+	return Result{Rcpt: rcpt, Status: Sent, Reply: r, Relay: relay}
+}
+
+// DeferredResult builds a Deferred Result.
+func DeferredResult(rcpt, relay string, r Reply) Result {
+	return Result{Rcpt: rcpt, Status: Deferred, Reply: r, Relay: relay}
+}
+
+// BouncedResult builds a Bounced Result.
+func BouncedResult(rcpt, relay string, r Reply) Result {
+	return Result{Rcpt: rcpt, Status: Bounced, Reply: r, Relay: relay}
+}
+
 // Deliverer delivers one message to some of its recipients. The queue calls
 // it with the recipients still pending and records a Result for each; a
-// recipient with no Result is deferred. Implementations must be safe for
+// recipient with no Result is deferred. Transports implement it; the queue
+// imports only this package to call them. Implementations must be safe for
 // concurrent use.
 type Deliverer interface {
 	Deliver(ctx context.Context, m *Message, rcpts []string) []Result
