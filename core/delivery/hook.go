@@ -55,7 +55,8 @@ func (r *Router) deliverHook(ctx context.Context, m *mail.Message, domain string
 	fate := func(st mail.Status, code int, dsn, text string) []mail.Result {
 		out := make([]mail.Result, len(rcpts))
 		for i, rc := range rcpts {
-			out[i] = mail.Result{Rcpt: rc, Status: st, Code: code, DSN: dsn, Text: text, Relay: "plugin " + res.Plugin}
+			enh, _ := mail.ParseEnhanced(dsn) // checked by the host
+			out[i] = mail.Result{Rcpt: rc, Status: st, Reply: mail.Reply{Code: code, Enhanced: enh, Text: text}, Relay: "plugin " + res.Plugin}
 		}
 		return out
 	}

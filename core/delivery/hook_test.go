@@ -73,10 +73,10 @@ func TestDeliverHook(t *testing.T) {
 	}
 	for _, r := range res {
 		if r.Status != want[r.Rcpt] {
-			t.Errorf("%s: %v, want %v (%s)", r.Rcpt, r.Status, want[r.Rcpt], r.Text)
+			t.Errorf("%s: %v, want %v (%s)", r.Rcpt, r.Status, want[r.Rcpt], r.Reply.Text)
 		}
-		if r.Rcpt == "a@blocked.test" && (r.DSN != "5.7.1" || r.Text != "no mail to blocked.test") {
-			t.Errorf("bounce carries %q %q", r.DSN, r.Text)
+		if r.Rcpt == "a@blocked.test" && (r.Reply.Enhanced.String() != "5.7.1" || r.Reply.Text != "no mail to blocked.test") {
+			t.Errorf("bounce carries %q %q", r.Reply.Enhanced.String(), r.Reply.Text)
 		}
 	}
 	if len(local.bodies) != 1 || !bytes.Equal(local.bodies[0], []byte("X-Dest: local.test\r\nSubject: hi\r\n\r\nbody\r\n")) {

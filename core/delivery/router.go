@@ -139,7 +139,7 @@ func (r *Router) sign(m *mail.Message) (*mail.Message, error) {
 func deferAll(rcpts []string, dsn, text string) []mail.Result {
 	out := make([]mail.Result, len(rcpts))
 	for i, rc := range rcpts {
-		out[i] = mail.Result{Rcpt: rc, Status: mail.Deferred, Code: 451, DSN: dsn, Text: text}
+		out[i] = mail.DeferredResult(rc, "", mail.Reply{Code: 451, Enhanced: mail.MustEnhanced(dsn), Text: text})
 	}
 	return out
 }

@@ -22,7 +22,7 @@ func (r *recorder) Deliver(ctx context.Context, m *mail.Message, rcpts []string)
 	r.mu.Unlock()
 	out := make([]mail.Result, len(rcpts))
 	for i, rc := range rcpts {
-		out[i] = mail.Result{Rcpt: rc, Status: mail.Sent, Code: 250, DSN: "2.0.0", Relay: r.name}
+		out[i] = mail.Result{Rcpt: rc, Status: mail.Sent, Reply: mail.Reply{Code: 250, Enhanced: mail.MustEnhanced("2.0.0")}, Relay: r.name}
 	}
 	return out
 }
@@ -121,7 +121,7 @@ func TestRouterNilDeliverersDefer(t *testing.T) {
 				t.Fatalf("got %d results, want 1: %+v", len(res), res)
 			}
 			got := res[0]
-			if got.Rcpt != tt.rcpt || got.Status != mail.Deferred || got.DSN != tt.wantDSN || got.Text == "" {
+			if got.Rcpt != tt.rcpt || got.Status != mail.Deferred || got.Reply.Enhanced.String() != tt.wantDSN || got.Reply.Text == "" {
 				t.Errorf("result = %+v, want deferred %s with a reason", got, tt.wantDSN)
 			}
 		})
@@ -135,7 +135,7 @@ func TestRouterRemoteNilText(t *testing.T) {
 		t.Fatalf("got %d results, want 2", len(res))
 	}
 	for _, x := range res {
-		if x.Text != "no remote delivery configured yet" || x.Status != mail.Deferred {
+		if x.Reply.Text != "no remote delivery configured yet" || x.Status != mail.Deferred {
 			t.Errorf("result = %+v", x)
 		}
 	}

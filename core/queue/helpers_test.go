@@ -45,7 +45,7 @@ func (f *fakeDeliverer) Calls() []call {
 func sendAll(m *mail.Message, rcpts []string) []mail.Result {
 	var out []mail.Result
 	for _, r := range rcpts {
-		out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, Code: 250, DSN: "2.0.0", Text: "ok", Relay: "local"})
+		out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, Reply: mail.Reply{Code: 250, Enhanced: mail.MustEnhanced("2.0.0"), Text: "ok"}, Relay: "local"})
 	}
 	return out
 }

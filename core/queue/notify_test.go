@@ -64,7 +64,7 @@ func deferAll(m *mail.Message, rcpts []string) []mail.Result {
 	}
 	var out []mail.Result
 	for _, r := range rcpts {
-		out = append(out, mail.Result{Rcpt: r, Status: mail.Deferred, Code: 451, DSN: "4.4.1", Text: "4.4.1 no answer from " + r, Relay: "mx.dst.test[192.0.2.1]:25"})
+		out = append(out, mail.Result{Rcpt: r, Status: mail.Deferred, Reply: mail.Reply{Code: 451, Enhanced: mail.MustEnhanced("4.4.1"), Text: "4.4.1 no answer from " + r}, Relay: "mx.dst.test[192.0.2.1]:25"})
 	}
 	return out
 }
@@ -78,7 +78,7 @@ func TestDSNParameters(t *testing.T) {
 				if m.From == "" {
 					return sendAll(m, rcpts)
 				}
-				return []mail.Result{{Rcpt: rcpts[0], Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "5.1.1 no such user", Relay: "mx.dst.test[192.0.2.1]:25"}}
+				return []mail.Result{{Rcpt: rcpts[0], Status: mail.Bounced, Reply: mail.Reply{Code: 550, Enhanced: mail.MustEnhanced("5.1.1"), Text: "5.1.1 no such user"}, Relay: "mx.dst.test[192.0.2.1]:25"}}
 			}}
 			opts := testOptions(t, t.TempDir(), c)
 			opts.Deliverer = d
@@ -91,7 +91,7 @@ func TestDSNParameters(t *testing.T) {
 			run(t, q)
 			eventually(t, "bounce delivered", func() bool { return len(bounces(d)) == 1 })
 			b := bounces(d)[0].Body
-			for _, want := range []string{"Original-mail.Envelope-Id: env-42\r\n", "Original-Recipient: rfc822; Orig@Dst.Test\r\n",
+			for _, want := range []string{"Original-Envelope-Id: env-42\r\n", "Original-Recipient: rfc822; Orig@Dst.Test\r\n",
 				"Final-Recipient: rfc822; x@dst.test\r\n", "Action: failed\r\n", "Status: 5.1.1\r\n",
 				"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n", "Remote-MTA: dns; mx.dst.test\r\n", "Subject: secret\r\n"} {
 				if !strings.Contains(b, want) {
@@ -115,7 +115,7 @@ func TestOneBounceListsAll(t *testing.T) {
 		}
 		var out []mail.Result
 		for _, r := range rcpts {
-			out = append(out, mail.Result{Rcpt: r, Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "5.1.1 unknown user " + r, Relay: "mx[192.0.2.1]:25"})
+			out = append(out, mail.Result{Rcpt: r, Status: mail.Bounced, Reply: mail.Reply{Code: 550, Enhanced: mail.MustEnhanced("5.1.1"), Text: "5.1.1 unknown user " + r}, Relay: "mx[192.0.2.1]:25"})
 		}
 		return out
 	}}
@@ -267,7 +267,7 @@ func TestDelayWarning(t *testing.T) {
 				}
 			}
 			until := m.Received.Add(opts.MaxLifetime).Format("Mon, 02 Jan 2006 15:04:05 -0700")
-			for _, want := range []string{"Status: 4.4.1", "Will-Retry-Until: " + until, "Original-mail.Envelope-Id: E1", "no answer from z@dst.test"} {
+			for _, want := range []string{"Status: 4.4.1", "Will-Retry-Until: " + until, "Original-Envelope-Id: E1", "no answer from z@dst.test"} {
 				if !strings.Contains(b, want) {
 					t.Errorf("warning lacks %q:\n%s", want, b)
 				}

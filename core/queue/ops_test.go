@@ -46,7 +46,7 @@ func TestFlushDomain(t *testing.T) {
 		var out []mail.Result
 		for _, r := range rcpts {
 			if r == "done@a.test" {
-				out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, DSN: "2.0.0", Text: "ok", Relay: "local"})
+				out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, Reply: mail.Reply{Enhanced: mail.MustEnhanced("2.0.0"), Text: "ok"}, Relay: "local"})
 			}
 		}
 		return append(out, deferAll(m, slices.DeleteFunc(rcpts, func(r string) bool { return r == "done@a.test" }))...)

@@ -74,7 +74,7 @@ func TestDeferredThenSent(t *testing.T) {
 	d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
 		attempt++
 		if attempt == 1 {
-			return []mail.Result{{Rcpt: rcpts[0], Status: mail.Deferred, Code: 451, DSN: "4.3.0", Text: "try later", Relay: "mx.dst.test[192.0.2.1]:25"}}
+			return []mail.Result{{Rcpt: rcpts[0], Status: mail.Deferred, Reply: mail.Reply{Code: 451, Enhanced: mail.MustEnhanced("4.3.0"), Text: "try later"}, Relay: "mx.dst.test[192.0.2.1]:25"}}
 		}
 		return sendAll(m, rcpts)
 	}}
@@ -144,9 +144,9 @@ func TestMixedResults(t *testing.T) {
 		for _, r := range rcpts {
 			switch r {
 			case "ok@dst.test":
-				out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, DSN: "2.0.0", Text: "ok", Relay: "local"})
+				out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, Reply: mail.Reply{Enhanced: mail.MustEnhanced("2.0.0"), Text: "ok"}, Relay: "local"})
 			case "bad@dst.test":
-				out = append(out, mail.Result{Rcpt: r, Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "no such user", Relay: "mx[192.0.2.1]:25"})
+				out = append(out, mail.Result{Rcpt: r, Status: mail.Bounced, Reply: mail.Reply{Code: 550, Enhanced: mail.MustEnhanced("5.1.1"), Text: "no such user"}, Relay: "mx[192.0.2.1]:25"})
 			}
 			// later@dst.test: no result at all, so deferred
 		}
@@ -186,7 +186,7 @@ func TestExpiryBounces(t *testing.T) {
 		if m.From == "" {
 			return sendAll(m, rcpts)
 		}
-		return []mail.Result{{Rcpt: rcpts[0], Status: mail.Deferred, Code: 421, DSN: "4.4.2", Text: "timeout", Relay: "mx[192.0.2.1]:25"}}
+		return []mail.Result{{Rcpt: rcpts[0], Status: mail.Deferred, Reply: mail.Reply{Code: 421, Enhanced: mail.MustEnhanced("4.4.2"), Text: "timeout"}, Relay: "mx[192.0.2.1]:25"}}
 	}}
 	opts := testOptions(t, t.TempDir(), c)
 	opts.Deliverer = d
@@ -212,7 +212,7 @@ func TestExpiryBounces(t *testing.T) {
 func TestNoBounceOfBounce(t *testing.T) {
 	c := newClock()
 	d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
-		return []mail.Result{{Rcpt: rcpts[0], Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "no such user"}}
+		return []mail.Result{{Rcpt: rcpts[0], Status: mail.Bounced, Reply: mail.Reply{Code: 550, Enhanced: mail.MustEnhanced("5.1.1"), Text: "no such user"}}}
 	}}
 	opts := testOptions(t, t.TempDir(), c)
 	opts.Deliverer = d
@@ -244,7 +244,7 @@ func TestNotify(t *testing.T) {
 				}
 				var out []mail.Result
 				for _, r := range rcpts {
-					out = append(out, mail.Result{Rcpt: r, Status: mail.Bounced, Code: 550, DSN: "5.1.1", Text: "no such user"})
+					out = append(out, mail.Result{Rcpt: r, Status: mail.Bounced, Reply: mail.Reply{Code: 550, Enhanced: mail.MustEnhanced("5.1.1"), Text: "no such user"}})
 				}
 				return out
 			}}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -186,55 +185,36 @@ func (l *LMTP) mailOptions(c *smtp.Client, m *mail.Message) *smtp.MailOptions {
 
 // okResult is the Result for a positive per-recipient reply.
 func (l *LMTP) okResult(rcpt, text string) mail.Result {
-	dsn := "2.0.0"
-	if code, rest, ok := cutEnhanced(text); ok {
-		dsn, text = code, rest
+	r := mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: text}
+	if code, rest, ok := mail.CutEnhanced(text); ok {
+		r.Enhanced, r.Text = code, rest
 	}
-	return sent(rcpt, l.relay, dsn, text)
+	return mail.SentResult(rcpt, l.relay, r)
 }
 
 // errResult turns err into a Result for rcpt. An *smtp.SMTPError keeps the
-// server's codes (5xx bounces, anything else defers); other errors defer
-// with fallbackDSN.
-func (l *LMTP) errResult(rcpt string, err error, fallbackDSN string) mail.Result {
+// server's reply (5xx bounces, anything else defers; an enhanced code that
+// is missing or of another class becomes x.0.0); other errors defer with
+// fallback ("4.0.0" when empty).
+func (l *LMTP) errResult(rcpt string, err error, fallback string) mail.Result {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) {
-		if fallbackDSN == "" {
-			fallbackDSN = "4.0.0"
+		if fallback == "" {
+			fallback = "4.0.0"
 		}
-		return deferred(rcpt, l.relay, fallbackDSN, err.Error())
+		return mail.DeferredResult(rcpt, l.relay, reason(451, fallback, err.Error()))
 	}
-	r := mail.Result{Rcpt: rcpt, Status: mail.Deferred, Code: se.Code, Text: se.Message, Relay: l.relay}
+	r := mail.WireReply(se.Code, se.EnhancedCode, se.Message)
 	class := se.Code / 100
+	if class != 5 {
+		class = 4
+	}
+	// A reply without an enhanced code of its own class gets x.0.0.
+	if se.EnhancedCode[0] != class {
+		r.Enhanced = mail.EnhancedCode{class, 0, 0}
+	}
 	if class == 5 {
-		r.Status = mail.Bounced
+		return mail.BouncedResult(rcpt, l.relay, r)
 	}
-	if se.EnhancedCode != (smtp.EnhancedCode{}) && se.EnhancedCode != smtp.NoEnhancedCode {
-		e := se.EnhancedCode
-		r.DSN = fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2])
-	}
-	// The enhanced code's class must agree with the reply's (RFC 3463).
-	if r.DSN == "" || r.DSN[0] != byte('0'+class) {
-		if class == 5 {
-			r.DSN = "5.0.0"
-		} else {
-			r.DSN = "4.0.0"
-		}
-	}
-	return r
-}
-
-// cutEnhanced splits a leading enhanced status code ("2.1.5 Ok") off text.
-func cutEnhanced(text string) (code, rest string, ok bool) {
-	code, rest, _ = strings.Cut(text, " ")
-	parts := strings.Split(code, ".")
-	if len(parts) != 3 {
-		return "", text, false
-	}
-	for _, p := range parts {
-		if _, err := strconv.Atoi(p); err != nil {
-			return "", text, false
-		}
-	}
-	return code, rest, true
+	return mail.DeferredResult(rcpt, l.relay, r)
 }

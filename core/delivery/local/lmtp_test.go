@@ -44,7 +44,7 @@ func TestLMTPDovecot(t *testing.T) {
 		}
 		for i, user := range []string{"alice", "bob"} {
 			r := res[i]
-			if r.Rcpt != rcpts[i] || r.Status != mail.Sent || r.Code != 250 || r.DSN[0] != '2' ||
+			if r.Rcpt != rcpts[i] || r.Status != mail.Sent || r.Reply.Code != 250 || r.Reply.Enhanced[0] != 2 ||
 				r.Relay != "lmtp[127.0.0.1]:"+port {
 				t.Errorf("result %d = %+v, want sent via lmtp[127.0.0.1]:%s", i, r, port)
 			}
@@ -68,7 +68,7 @@ func TestLMTPDovecot(t *testing.T) {
 		if len(res) != 2 {
 			t.Fatalf("got %d results, want 2: %+v", len(res), res)
 		}
-		if r := res[0]; r.Rcpt != rcpts[0] || r.Status != mail.Bounced || r.Code != 550 || r.DSN != "5.1.1" || r.Text == "" {
+		if r := res[0]; r.Rcpt != rcpts[0] || r.Status != mail.Bounced || r.Reply.Code != 550 || r.Reply.Enhanced.String() != "5.1.1" || r.Reply.Text == "" {
 			t.Errorf("unknown user: %+v, want bounced 550 5.1.1 with the server's text", r)
 		}
 		if r := res[1]; r.Rcpt != rcpts[1] || r.Status != mail.Sent {
@@ -82,7 +82,7 @@ func TestLMTPDovecot(t *testing.T) {
 
 	t.Run("only unknown users", func(t *testing.T) {
 		res := l.Deliver(context.Background(), newMessage(body), []string{"ghost@example.com"})
-		if len(res) != 1 || res[0].Status != mail.Bounced || res[0].DSN != "5.1.1" {
+		if len(res) != 1 || res[0].Status != mail.Bounced || res[0].Reply.Enhanced.String() != "5.1.1" {
 			t.Errorf("results = %+v, want one bounce 5.1.1", res)
 		}
 	})
@@ -105,7 +105,7 @@ func TestLMTPConnectionRefused(t *testing.T) {
 				t.Fatalf("got %d results, want 2", len(res))
 			}
 			for i, r := range res {
-				if r.Rcpt != rcpts[i] || r.Status != mail.Deferred || r.DSN != "4.4.1" || !strings.Contains(r.Text, a) {
+				if r.Rcpt != rcpts[i] || r.Status != mail.Deferred || r.Reply.Enhanced.String() != "4.4.1" || !strings.Contains(r.Reply.Text, a) {
 					t.Errorf("result %d = %+v, want deferred 4.4.1 naming %s", i, r, a)
 				}
 			}
@@ -272,7 +272,7 @@ func TestLMTPReplies(t *testing.T) {
 			}
 			for i, w := range tt.want {
 				r := res[i]
-				if r.Rcpt != tt.rcpts[i] || r.Status != w.status || r.Code != w.code || r.DSN != w.dsn {
+				if r.Rcpt != tt.rcpts[i] || r.Status != w.status || r.Reply.Code != w.code || r.Reply.Enhanced.String() != w.dsn {
 					t.Errorf("result %d = %+v, want %v %d %s", i, r, w.status, w.code, w.dsn)
 				}
 				if !strings.HasPrefix(r.Relay, "lmtp[unix:") {
@@ -297,7 +297,7 @@ func TestLMTPErrResult(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r := l.errResult("a@x", tt.err, "")
-		if r.Status != tt.status || r.DSN != tt.dsn || r.Code != tt.err.Code || r.Text != tt.err.Message ||
+		if r.Status != tt.status || r.Reply.Enhanced.String() != tt.dsn || r.Reply.Code != tt.err.Code || r.Reply.Text != tt.err.Message ||
 			r.Relay != "lmtp[127.0.0.1]:24" {
 			t.Errorf("errResult(%v) = %+v, want %v %s", tt.err, r, tt.status, tt.dsn)
 		}
@@ -325,7 +325,7 @@ func TestLMTPCancelDefers(t *testing.T) {
 	defer c.Close()
 	cancel()
 	res := <-done
-	if len(res) != 1 || res[0].Status != mail.Deferred || res[0].DSN[0] != '4' {
+	if len(res) != 1 || res[0].Status != mail.Deferred || res[0].Reply.Enhanced[0] != 4 {
 		t.Errorf("results = %+v, want one deferral", res)
 	}
 }

@@ -88,7 +88,7 @@ func (d *Maildir) Deliver(ctx context.Context, m *mail.Message, rcpts []string) 
 		case bad != nil:
 			r = *bad
 		case ctx.Err() != nil:
-			r = deferred(rcpt, maildirRelay, "4.3.0", "delivery interrupted: "+ctx.Err().Error())
+			r = mail.DeferredResult(rcpt, maildirRelay, reason(451, "4.3.0", "delivery interrupted: "+ctx.Err().Error()))
 		default:
 			if prev, ok := done[dir]; ok {
 				r = prev
@@ -106,18 +106,18 @@ func (d *Maildir) Deliver(ctx context.Context, m *mail.Message, rcpts []string) 
 
 // mailbox checks rcpt and returns its Maildir path, or a bounce Result.
 func (d *Maildir) mailbox(rcpt string) (dir, user, domain string, bad *mail.Result) {
-	user, domain, ok := splitAddr(rcpt)
+	user, domain, ok := mail.Split(rcpt)
 	if !ok {
-		r := bounced(rcpt, maildirRelay, "5.1.3", "bad recipient address: no domain")
+		r := mail.BouncedResult(rcpt, maildirRelay, reason(550, "5.1.3", "bad recipient address: no domain"))
 		return "", "", "", &r
 	}
 	user, domain = strings.ToLower(user), strings.ToLower(domain)
 	if why := unsafeName(user); why != "" {
-		r := bounced(rcpt, maildirRelay, "5.1.3", "bad recipient local part: "+why)
+		r := mail.BouncedResult(rcpt, maildirRelay, reason(550, "5.1.3", "bad recipient local part: "+why))
 		return "", "", "", &r
 	}
 	if why := unsafeName(domain); why != "" {
-		r := bounced(rcpt, maildirRelay, "5.1.3", "bad recipient domain: "+why)
+		r := mail.BouncedResult(rcpt, maildirRelay, reason(550, "5.1.3", "bad recipient domain: "+why))
 		return "", "", "", &r
 	}
 	dir = strings.NewReplacer("{domain}", domain, "{user}", user).Replace(d.opts.Template)
@@ -145,7 +145,7 @@ func unsafeName(s string) string {
 func (d *Maildir) deliverOne(rcpt, dir, deliveredTo string, body []byte) mail.Result {
 	if err := d.ensure(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return bounced(rcpt, maildirRelay, "5.1.1", "mailbox unavailable: no such user")
+			return mail.BouncedResult(rcpt, maildirRelay, reason(550, "5.1.1", "mailbox unavailable: no such user"))
 		}
 		return fsFailure(rcpt, err)
 	}
@@ -153,7 +153,7 @@ func (d *Maildir) deliverOne(rcpt, dir, deliveredTo string, body []byte) mail.Re
 	if err != nil {
 		return fsFailure(rcpt, err)
 	}
-	return sent(rcpt, maildirRelay, "2.0.0", "delivered to maildir as "+name)
+	return mail.SentResult(rcpt, maildirRelay, reason(250, "2.0.0", "delivered to maildir as "+name))
 }
 
 // ensure checks that dir is a Maildir, creating it when allowed. A missing
@@ -287,5 +287,5 @@ func fsFailure(rcpt string, err error) mail.Result {
 	case errors.Is(err, fs.ErrPermission):
 		dsn = "4.2.0"
 	}
-	return deferred(rcpt, maildirRelay, dsn, err.Error())
+	return mail.DeferredResult(rcpt, maildirRelay, reason(451, dsn, err.Error()))
 }

@@ -80,7 +80,7 @@ func TestMaildirDeliversBytes(t *testing.T) {
 			}
 			for i, user := range []string{"alice", "bob"} {
 				r := res[i]
-				if r.Rcpt != rcpts[i] || r.Status != mail.Sent || r.DSN != "2.0.0" || r.Relay != "local" {
+				if r.Rcpt != rcpts[i] || r.Status != mail.Sent || r.Reply.Enhanced.String() != "2.0.0" || r.Relay != "local" {
 					t.Errorf("result %d = %+v, want sent 2.0.0 via local", i, r)
 				}
 				dir := filepath.Join(root, "example.com", user)
@@ -93,8 +93,8 @@ func TestMaildirDeliversBytes(t *testing.T) {
 					if string(got) != want {
 						t.Errorf("%s: file %s =\n%q\nwant\n%q", user, name, got, want)
 					}
-					if !strings.Contains(r.Text, name) {
-						t.Errorf("result text %q does not name the file %s", r.Text, name)
+					if !strings.Contains(r.Reply.Text, name) {
+						t.Errorf("result text %q does not name the file %s", r.Reply.Text, name)
 					}
 				}
 				if n := len(mailFiles(t, dir, "tmp")); n != 0 {
@@ -120,8 +120,8 @@ func TestMaildirNoCreate(t *testing.T) {
 	if res[0].Status != mail.Sent {
 		t.Errorf("alice: %+v, want sent", res[0])
 	}
-	if r := res[1]; r.Status != mail.Bounced || r.DSN != "5.1.1" || r.Code != 550 ||
-		r.Text != "mailbox unavailable: no such user" {
+	if r := res[1]; r.Status != mail.Bounced || r.Reply.Enhanced.String() != "5.1.1" || r.Reply.Code != 550 ||
+		r.Reply.Text != "mailbox unavailable: no such user" {
 		t.Errorf("bob: %+v, want bounced 5.1.1", r)
 	}
 	if _, err := os.Stat(filepath.Join(root, "example.com", "bob")); !errors.Is(err, os.ErrNotExist) {
@@ -154,7 +154,7 @@ func TestMaildirRejectsUnsafeNames(t *testing.T) {
 			if len(res) != 1 {
 				t.Fatalf("got %d results, want 1", len(res))
 			}
-			if r := res[0]; r.Status != mail.Bounced || r.DSN != "5.1.3" || r.Rcpt != rcpt {
+			if r := res[0]; r.Status != mail.Bounced || r.Reply.Enhanced.String() != "5.1.3" || r.Rcpt != rcpt {
 				t.Errorf("result = %+v, want bounced 5.1.3", r)
 			}
 			entries, err := os.ReadDir(base)
@@ -266,7 +266,7 @@ func TestMaildirSync(t *testing.T) {
 		d := NewMaildir(MaildirOptions{Template: root + "/{user}"})
 		d.sync = func(*os.File) error { return errors.New("input/output error") }
 		res := d.Deliver(context.Background(), newMessage([]byte("Subject: x\r\n\r\nhi\r\n")), []string{"alice@example.com"})
-		if r := res[0]; r.Status != mail.Deferred || r.DSN != "4.3.0" || !strings.Contains(r.Text, "input/output error") {
+		if r := res[0]; r.Status != mail.Deferred || r.Reply.Enhanced.String() != "4.3.0" || !strings.Contains(r.Reply.Text, "input/output error") {
 			t.Errorf("result = %+v, want deferred 4.3.0 with the error", r)
 		}
 		for _, sub := range []string{"new", "tmp"} {
@@ -290,7 +290,7 @@ func TestMaildirFilesystemErrorDefers(t *testing.T) {
 	}
 	d := NewMaildir(MaildirOptions{Template: root + "/{user}", Create: true})
 	res := d.Deliver(context.Background(), newMessage([]byte("\r\n")), []string{"alice@example.com"})
-	if r := res[0]; r.Status != mail.Deferred || r.DSN[0] != '4' || !strings.Contains(r.Text, "tmp") {
+	if r := res[0]; r.Status != mail.Deferred || r.Reply.Enhanced[0] != 4 || !strings.Contains(r.Reply.Text, "tmp") {
 		t.Errorf("result = %+v, want deferred naming tmp", r)
 	}
 }

@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"net/textproto"
-	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -57,7 +55,7 @@ func (d *Deliverer) connect(ctx context.Context, host string, ap netip.AddrPort,
 	cn, f, tlsFailed := d.dial(ctx, host, relay, ap, d.opts.TLS == TLSOpportunistic)
 	if tlsFailed {
 		// A broken TLS stack on either side must not stop the mail.
-		d.log.Debug("STARTTLS failed; retrying in plain text", "relay", relay, "error", f.text)
+		d.log.Debug("STARTTLS failed; retrying in plain text", "relay", relay, "error", f.reply.Text)
 		cn, f, _ = d.dial(ctx, host, relay, ap, false)
 	}
 	if f != nil {
@@ -190,7 +188,7 @@ func (d *Deliverer) auth(cn *conn, ap netip.AddrPort) *failure {
 	}
 	if err := cn.c.Auth(sasl.NewPlainClient("", d.opts.RelayUser, d.opts.RelayPassword)); err != nil {
 		f := sessionFailure(cn.relay, "refused our credentials", err)
-		f.dsn = "4.7.8"
+		f.reply.Enhanced = mail.EnhancedCode{4, 7, 8}
 		return f
 	}
 	return nil
@@ -206,58 +204,33 @@ func sessionFailure(relay, what string, err error) *failure {
 	return deferred("4.4.2", relay, "%s %s: %v", relay, what, unwrapOp(err))
 }
 
-// replyText renders a reply as "550 5.1.1 text" on one line.
+// replyText renders a reply as the server wrote it, on one line: "550
+// 5.1.1 text", or "550 text" when it gave no enhanced code.
 func replyText(se *smtp.SMTPError) string {
-	msg := strings.Join(strings.Fields(se.Message), " ")
+	r := mail.WireReply(se.Code, se.EnhancedCode, se.Message)
+	r.Enhanced = mail.EnhancedCode{}
 	if e := se.EnhancedCode; e != smtp.NoEnhancedCode && e != (smtp.EnhancedCode{}) {
-		return fmt.Sprintf("%d %d.%d.%d %s", se.Code, e[0], e[1], e[2], msg)
+		r.Enhanced = mail.EnhancedCode(e)
 	}
-	return fmt.Sprintf("%d %s", se.Code, msg)
+	return r.String()
 }
 
 // replyResult is the Result of a reply to rcpt: 5xx bounces, anything else
-// defers. The DSN is the enhanced code, or one derived from the basic code
-// when the reply has none (or one of another class).
+// defers. The enhanced code is the server's, or one derived from the basic
+// code when the reply has none (or one of another class). The Reply's text
+// is the whole reply on one line (replyText), which the queue records as
+// the recipient's last error.
 func replyResult(rcpt, relay string, se *smtp.SMTPError) mail.Result {
-	r := mail.Result{Rcpt: rcpt, Status: mail.Deferred, Code: se.Code, Text: replyText(se), Relay: relay}
-	class := se.Code / 100
-	if class == 5 {
-		r.Status = mail.Bounced
-	} else {
-		class = 4
+	r := mail.WireReply(se.Code, se.EnhancedCode, se.Message)
+	r.Text = replyText(se)
+	switch se.Code / 100 {
+	case 5:
+		return mail.BouncedResult(rcpt, relay, r)
+	case 4:
+	default:
+		r.Enhanced = mail.EnhancedCode{4, 0, 0} // not a failure reply: retry
 	}
-	if e := se.EnhancedCode; e != smtp.NoEnhancedCode && e != (smtp.EnhancedCode{}) && e[0] == class {
-		r.DSN = fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2])
-	} else {
-		r.DSN = derivedDSN(se.Code)
-	}
-	return r
-}
-
-// derivedDSN maps a basic reply code to an enhanced one (RFC 3463).
-func derivedDSN(code int) string {
-	switch code {
-	case 421:
-		return "4.4.2"
-	case 450:
-		return "4.2.0"
-	case 550:
-		return "5.2.0"
-	case 451:
-		return "4.3.0"
-	case 452:
-		return "4.3.1"
-	case 552:
-		return "5.3.4"
-	case 553:
-		return "5.1.3"
-	case 554:
-		return "5.0.0"
-	}
-	if code/100 == 5 {
-		return "5.0.0"
-	}
-	return "4.0.0"
+	return mail.DeferredResult(rcpt, relay, r)
 }
 
 // unwrapOp drops the "dial tcp …:" prefix of a *net.OpError, since the

@@ -107,10 +107,10 @@ func check(t *testing.T, got []mail.Result, rcpts []string, w ...want) {
 		if r.Rcpt != rcpts[i] {
 			t.Errorf("result %d is for %q, want %q", i, r.Rcpt, rcpts[i])
 		}
-		if r.Status != ww.status || (ww.dsn != "" && r.DSN != ww.dsn) ||
-			!strings.Contains(r.Text, ww.text) || (ww.relay != "" && r.Relay != ww.relay) {
+		if r.Status != ww.status || (ww.dsn != "" && r.Reply.Enhanced.String() != ww.dsn) ||
+			!strings.Contains(r.Reply.Text, ww.text) || (ww.relay != "" && r.Relay != ww.relay) {
 			t.Errorf("result for %s = %s %s %q relay %s; want %s %s %q relay %s",
-				r.Rcpt, r.Status, r.DSN, r.Text, r.Relay, ww.status, ww.dsn, ww.text, ww.relay)
+				r.Rcpt, r.Status, r.Reply.Enhanced.String(), r.Reply.Text, r.Relay, ww.status, ww.dsn, ww.text, ww.relay)
 		}
 	}
 }

@@ -237,7 +237,7 @@ func (d *Deliverer) Deliver(ctx context.Context, m *mail.Message, rcpts []string
 	if n := countReceived(m.Body); n > d.opts.MaxReceived {
 		text := fmt.Sprintf("message has %d Received: headers, more than the %d allowed: mail forwarding loop", n, d.opts.MaxReceived)
 		for i, rc := range rcpts {
-			results[i] = failure{mail.Bounced, 554, "5.4.6", text, "none"}.result(rc)
+			results[i] = bounced(554, "5.4.6", "none", "%s", text).result(rc)
 		}
 		d.logResults(ctx, m, results)
 		return results
@@ -264,7 +264,7 @@ func (d *Deliverer) Deliver(ctx context.Context, m *mail.Message, rcpts []string
 func (d *Deliverer) logResults(ctx context.Context, m *mail.Message, results []mail.Result) {
 	for _, r := range results {
 		d.log.Log(ctx, slog.LevelDebug, "remote transport",
-			"id", m.ID, "to", r.Rcpt, "relay", r.Relay, "dsn", r.DSN, "status", r.Status.String(), "text", r.Text)
+			"id", m.ID, "to", r.Rcpt, "relay", r.Relay, "dsn", r.Reply.Enhanced.String(), "status", r.Status.String(), "text", r.Reply.Text)
 	}
 }
 
@@ -313,18 +313,17 @@ func isIP(host string) bool {
 	return err == nil
 }
 
-// failure is one outcome for all recipients of an attempt.
+// failure is one outcome for all recipients of an attempt: a status and
+// the reply in the transport's words.
 type failure struct {
 	status mail.Status
-	code   int
-	dsn    string
-	text   string
+	reply  mail.Reply
 	relay  string
 }
 
 // result is f for rcpt.
 func (f failure) result(rcpt string) mail.Result {
-	return mail.Result{Rcpt: rcpt, Status: f.status, Code: f.code, DSN: f.dsn, Text: f.text, Relay: f.relay}
+	return mail.Result{Rcpt: rcpt, Status: f.status, Reply: f.reply, Relay: f.relay}
 }
 
 // all is f for every recipient.
@@ -336,13 +335,13 @@ func (f failure) all(rcpts []string) []mail.Result {
 	return out
 }
 
-// deferred and bounced build failures.
+// deferred and bounced build failures; dsn is a constant enhanced code.
 func deferred(dsn, relay, format string, args ...any) *failure {
-	return &failure{mail.Deferred, 451, dsn, fmt.Sprintf(format, args...), relay}
+	return &failure{mail.Deferred, mail.Reply{Code: 451, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay}
 }
 
 func bounced(code int, dsn, relay, format string, args ...any) *failure {
-	return &failure{mail.Bounced, code, dsn, fmt.Sprintf(format, args...), relay}
+	return &failure{mail.Bounced, mail.Reply{Code: code, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay}
 }
 
 // deliverDomain delivers m to the recipients of one domain.

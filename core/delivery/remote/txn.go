@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -184,13 +183,11 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	}
 	cn.msgs++
 	text := strings.Join(strings.Fields(resp.StatusText), " ")
-	dsn := "2.0.0"
-	if code, _, has := cutEnhanced(text); has && code[0] == '2' {
-		dsn = code
+	ok250 := mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: "250 " + text}
+	if code, _, has := mail.CutEnhanced(text); has && code[0] == 2 {
+		ok250.Enhanced = code
 	}
-	setAll(accepted, func(rc string) mail.Result {
-		return mail.Result{Rcpt: rc, Status: mail.Sent, Code: 250, DSN: dsn, Text: "250 " + text, Relay: relay}
-	})
+	setAll(accepted, func(rc string) mail.Result { return mail.SentResult(rc, relay, ok250) })
 	return true, false
 }
 
@@ -270,19 +267,4 @@ func printable(s string) bool {
 		}
 	}
 	return true
-}
-
-// cutEnhanced splits a leading enhanced status code ("2.0.0 Ok") off text.
-func cutEnhanced(text string) (code, rest string, ok bool) {
-	code, rest, _ = strings.Cut(text, " ")
-	parts := strings.Split(code, ".")
-	if len(parts) != 3 {
-		return "", text, false
-	}
-	for _, p := range parts {
-		if _, err := strconv.Atoi(p); err != nil || p == "" {
-			return "", text, false
-		}
-	}
-	return code, rest, true
 }
