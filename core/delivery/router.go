@@ -5,7 +5,6 @@ package delivery
 
 import (
 	"context"
-	"strings"
 
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
@@ -44,7 +43,7 @@ type Router struct {
 	// filters runs the deliver stage; nil means none.
 	filters filter.Runner
 	signer  Signer
-	// domains holds the lowercased local domains.
+	// domains holds the local domains, normalised (mail.NormDomain).
 	domains map[string]bool
 }
 
@@ -54,7 +53,7 @@ var _ mail.Deliverer = (*Router)(nil)
 func NewRouter(opts RouterOptions) *Router {
 	r := &Router{local: opts.Local, remote: opts.Remote, filters: opts.Filters, signer: opts.Signer, domains: make(map[string]bool)}
 	for _, d := range opts.LocalDomains {
-		r.domains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
+		r.domains[mail.NormDomain(d)] = true
 	}
 	return r
 }
@@ -62,11 +61,11 @@ func NewRouter(opts RouterOptions) *Router {
 // IsLocal reports whether rcpt is delivered locally: its domain is one of
 // the local domains, or it has no domain at all (as <postmaster> may).
 func (r *Router) IsLocal(rcpt string) bool {
-	i := strings.LastIndexByte(rcpt, '@')
-	if i < 0 {
+	_, domain, ok := mail.Split(rcpt)
+	if !ok {
 		return true
 	}
-	return r.domains[strings.ToLower(strings.TrimSuffix(rcpt[i+1:], "."))]
+	return r.domains[mail.NormDomain(domain)]
 }
 
 // Deliver hands the local recipients of rcpts to the local deliverer and
@@ -122,10 +121,7 @@ func (r *Router) sign(m *mail.Message) (*mail.Message, error) {
 	if r.signer == nil || (m.AuthUser == "" && !m.Trusted) {
 		return m, nil
 	}
-	envDomain := ""
-	if i := strings.LastIndexByte(m.From, '@'); i >= 0 {
-		envDomain = m.From[i+1:]
-	}
+	_, envDomain, _ := mail.Split(m.From)
 	signed, err := r.signer.Sign(m.Body, envDomain)
 	if err != nil {
 		return nil, err

@@ -105,13 +105,14 @@ func (d *Maildir) Deliver(ctx context.Context, m *mail.Message, rcpts []string) 
 }
 
 // mailbox checks rcpt and returns its Maildir path, or a bounce Result.
+// The path is made of the address's lookup form (mail.Key: lowercased,
+// domain without a final dot), so every spelling of a mailbox finds it.
 func (d *Maildir) mailbox(rcpt string) (dir, user, domain string, bad *mail.Result) {
-	user, domain, ok := mail.Split(rcpt)
+	user, domain, ok := mail.Split(mail.Key(rcpt))
 	if !ok {
 		r := mail.BouncedResult(rcpt, maildirRelay, reason(550, "5.1.3", "bad recipient address: no domain"))
 		return "", "", "", &r
 	}
-	user, domain = strings.ToLower(user), strings.ToLower(domain)
 	if why := unsafeName(user); why != "" {
 		r := mail.BouncedResult(rcpt, maildirRelay, reason(550, "5.1.3", "bad recipient local part: "+why))
 		return "", "", "", &r

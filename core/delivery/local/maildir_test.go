@@ -297,15 +297,18 @@ func TestMaildirFilesystemErrorDefers(t *testing.T) {
 
 func TestMaildirSameMailboxOnce(t *testing.T) {
 	root := t.TempDir()
-	d := NewMaildir(MaildirOptions{Template: root + "/{user}", Create: true})
-	rcpts := []string{"Alice@example.com", "alice@EXAMPLE.com"}
+	d := NewMaildir(MaildirOptions{Template: root + "/{domain}/{user}", Create: true})
+	rcpts := []string{"Alice@example.com", "alice@EXAMPLE.com", "alice@example.com."}
 	res := d.Deliver(context.Background(), newMessage([]byte("\r\n")), rcpts)
 	for i, r := range res {
 		if r.Status != mail.Sent || r.Rcpt != rcpts[i] {
 			t.Errorf("result %d = %+v, want sent for %s", i, r, rcpts[i])
 		}
 	}
-	if n := len(mailFiles(t, filepath.Join(root, "alice"), "new")); n != 1 {
+	if ents, _ := os.ReadDir(root); len(ents) != 1 {
+		t.Errorf("domain directories %v, want only example.com", ents)
+	}
+	if n := len(mailFiles(t, filepath.Join(root, "example.com", "alice"), "new")); n != 1 {
 		t.Errorf("%d copies delivered, want 1", n)
 	}
 }

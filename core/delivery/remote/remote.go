@@ -201,11 +201,11 @@ func New(opts Options) (*Deliverer, error) {
 		if _, err := parseHostPort(relay); err != nil {
 			return nil, fmt.Errorf("remote: route for %s: relay %w", dom, err)
 		}
-		d.routes[normDomain(dom)] = relay
+		d.routes[mail.NormDomain(dom)] = relay
 	}
 	for dom, n := range opts.PerDomainLimit {
 		if n > 0 {
-			d.limits[normDomain(dom)] = n
+			d.limits[mail.NormDomain(dom)] = n
 		}
 	}
 	if opts.Resolver == nil && (d.relay == nil || !isIP(d.relay.host)) {
@@ -234,28 +234,35 @@ func (d *Deliverer) Deliver(ctx context.Context, m *mail.Message, rcpts []string
 	if len(rcpts) == 0 {
 		return results
 	}
-	if n := countReceived(m.Body); n > d.opts.MaxReceived {
-		text := fmt.Sprintf("message has %d Received: headers, more than the %d allowed: mail forwarding loop", n, d.opts.MaxReceived)
+	if h, _ := mail.ParseHeader(m.Body); h.Count("Received") > d.opts.MaxReceived {
+		f := bounced(554, "5.4.6", "none", "message has %d Received: headers, more than the %d allowed: mail forwarding loop",
+			h.Count("Received"), d.opts.MaxReceived)
 		for i, rc := range rcpts {
-			results[i] = bounced(554, "5.4.6", "none", "%s", text).result(rc)
+			results[i] = f.result(rc)
 		}
 		d.logResults(ctx, m, results)
 		return results
 	}
-	groups := groupByDomain(rcpts)
+	// Each domain's distinct addresses go out once; the results are
+	// spread back over rcpts, duplicates included.
+	groups := mail.GroupByDomain(rcpts)
+	res := make([][]mail.Result, len(groups))
 	var wg sync.WaitGroup
-	for _, g := range groups {
-		wg.Go(func() {
-			res := d.deliverDomain(ctx, m, g.domain, g.rcpts)
-			for j, r := range res {
-				for _, i := range g.index[j] {
-					results[i] = r
-					results[i].Rcpt = rcpts[i]
-				}
-			}
-		})
+	for i, g := range groups {
+		g.Rcpts = distinct(g.Rcpts)
+		groups[i] = g
+		wg.Go(func() { res[i] = d.deliverDomain(ctx, m, g.Domain, g.Rcpts) })
 	}
 	wg.Wait()
+	byAddr := make(map[string]mail.Result, len(rcpts))
+	for i, g := range groups {
+		for j, rc := range g.Rcpts {
+			byAddr[rc] = res[i][j]
+		}
+	}
+	for i, rc := range rcpts {
+		results[i] = byAddr[rc]
+	}
 	d.logResults(ctx, m, results)
 	return results
 }
@@ -268,44 +275,18 @@ func (d *Deliverer) logResults(ctx context.Context, m *mail.Message, results []m
 	}
 }
 
-// group is the distinct recipients of one domain; index[j] lists the
-// positions of rcpts[j] in the caller's list.
-type group struct {
-	domain string
-	rcpts  []string
-	index  [][]int
-}
-
-// groupByDomain groups rcpts by lowercased domain, in order of first
-// appearance, each address once.
-func groupByDomain(rcpts []string) []*group {
-	var order []*group
-	byDom := make(map[string]*group)
-	seen := make(map[string]int)
-	for i, rc := range rcpts {
-		dom := ""
-		if at := strings.LastIndexByte(rc, '@'); at >= 0 {
-			dom = normDomain(rc[at+1:])
+// distinct returns addrs without repeats, in order of first appearance.
+func distinct(addrs []string) []string {
+	seen := make(map[string]bool, len(addrs))
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
 		}
-		g := byDom[dom]
-		if g == nil {
-			g = &group{domain: dom}
-			byDom[dom] = g
-			order = append(order, g)
-		}
-		if j, ok := seen[rc]; ok {
-			g.index[j] = append(g.index[j], i)
-			continue
-		}
-		seen[rc] = len(g.rcpts)
-		g.rcpts = append(g.rcpts, rc)
-		g.index = append(g.index, []int{i})
 	}
-	return order
+	return out
 }
-
-// normDomain lowercases a domain and drops a final dot.
-func normDomain(s string) string { return strings.ToLower(strings.TrimSuffix(s, ".")) }
 
 // isIP reports whether host is an IP address literal.
 func isIP(host string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -223,5 +224,22 @@ func TestRoutes(t *testing.T) {
 	check(t, deliver(d, m), rcpts, want{status: mail.Sent, relay: "192.0.2.8[192.0.2.8]:2527"})
 	if a, b, c := len(mx.transactions()), len(routed.transactions()), len(picked.transactions()); a != 1 || b != 1 || c != 2 {
 		t.Errorf("transactions: mx %d, routed %d, picked %d; want 1, 1 and 2 (one per domain)", a, b, c)
+	}
+}
+
+// TestGrouping: recipients of one domain, written in any case and with a
+// final dot, share one transaction; an address given twice is sent once
+// and every position gets its Result.
+func TestGrouping(t *testing.T) {
+	e := newEnv(t, twoMX...)
+	s := startSink(t, sinkOptions{})
+	e.route("192.0.2.1:25", s.addr)
+	d := e.deliverer(nil)
+	rcpts := []string{"a@example.test", "b@EXAMPLE.test.", "a@example.test"}
+	got := d.Deliver(context.Background(), message("G1", rcpts...), rcpts)
+	check(t, got, rcpts, want{status: mail.Sent}, want{status: mail.Sent}, want{status: mail.Sent})
+	txns := s.transactions()
+	if len(txns) != 1 || !slices.Equal(txns[0].rcpts, []string{"a@example.test", "b@EXAMPLE.test."}) {
+		t.Errorf("transactions = %+v, want one to a@example.test and b@EXAMPLE.test.", txns)
 	}
 }

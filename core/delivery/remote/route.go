@@ -1,13 +1,10 @@
 package remote
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/mail"
@@ -110,23 +107,6 @@ func (d *Deliverer) isOwn(ap netip.AddrPort) bool {
 // relayName names a connection for logs: "mx.example.com[192.0.2.1]:25".
 func relayName(host string, a netip.Addr, port int) string {
 	return fmt.Sprintf("%s[%s]:%d", host, a.Unmap(), port)
-}
-
-// countReceived counts the Received: header fields of a message.
-func countReceived(body []byte) int {
-	n := 0
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 4096), len(body)+1)
-	for sc.Scan() {
-		line := bytes.TrimRight(sc.Bytes(), "\r")
-		if len(line) == 0 {
-			break
-		}
-		if len(line) >= 9 && strings.EqualFold(string(line[:9]), "received:") {
-			n++
-		}
-	}
-	return n
 }
 
 // acquire takes a slot for domain and then a global one, waiting no longer
