@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -55,6 +56,8 @@ func (s *Server) listenAll() error {
 		MaxFailures: cfg.Submission.AuthMaxFailures,
 		Window:      cfg.Submission.AuthFailWindow.D(),
 	}
+	// every address bound, which decides how each IPv6 socket is made
+	all := append(append(append([]string(nil), cfg.SMTP.Listen...), cfg.Submission.Listen...), cfg.Submission.TLSListen...)
 	for _, svc := range []struct {
 		opts    smtpd.Options
 		listen  []string
@@ -63,7 +66,7 @@ func (s *Server) listenAll() error {
 		if len(svc.listen)+len(svc.tlsOnly) == 0 {
 			continue
 		}
-		service, err := s.listen(svc.opts, svc.listen, svc.tlsOnly)
+		service, err := s.listen(svc.opts, svc.listen, svc.tlsOnly, all)
 		if err != nil {
 			return err
 		}
@@ -95,8 +98,9 @@ func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 	return opts
 }
 
-// listen builds one service and binds its plain and implicit-TLS addresses.
-func (s *Server) listen(opts smtpd.Options, plain, implicitTLS []string) (*Service, error) {
+// listen builds one service and binds its plain and implicit-TLS addresses;
+// all is every address the server binds (see listenTCP).
+func (s *Server) listen(opts smtpd.Options, plain, implicitTLS, all []string) (*Service, error) {
 	srv, err := smtpd.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("[%s]: %w", opts.Name, err)
@@ -104,7 +108,7 @@ func (s *Server) listen(opts smtpd.Options, plain, implicitTLS []string) (*Servi
 	svc := &Service{Name: opts.Name, srv: srv}
 	bind := func(addrs []string, lns *[]net.Listener, bound *[]net.Addr, key string) error {
 		for _, addr := range addrs {
-			ln, err := net.Listen("tcp", addr)
+			ln, err := listenTCP(context.Background(), addr, all)
 			if err != nil {
 				for _, l := range append(svc.lns, svc.tlsLns...) {
 					l.Close()
