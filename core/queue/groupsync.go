@@ -27,6 +27,9 @@ type groupSync struct {
 	closed  bool
 	kickc   chan struct{}
 	done    chan struct{}
+	// registered, when set (tests), runs in wait once the caller is
+	// registered and the lock released.
+	registered func()
 }
 
 func newGroupSync(sync func() error) *groupSync {
@@ -35,19 +38,28 @@ func newGroupSync(sync func() error) *groupSync {
 	return g
 }
 
+// errClosed answers callers that arrive after close.
+var errClosed = errors.New("queue: closed")
+
 // wait returns once a sync that started after the call has finished.
 func (g *groupSync) wait() error {
 	c := make(chan error, 1)
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		return errors.New("queue: closed")
+		return errClosed
 	}
 	g.pending = append(g.pending, c)
-	g.mu.Unlock()
+	// Kick under the lock: close closes kickc under it too, so a caller
+	// that registered before close never sends on the closed channel
+	// (close serves it).
 	select {
 	case g.kickc <- struct{}{}:
 	default:
+	}
+	g.mu.Unlock()
+	if g.registered != nil {
+		g.registered()
 	}
 	return <-c
 }
@@ -77,8 +89,8 @@ func (g *groupSync) close() {
 		return
 	}
 	g.closed = true
-	g.mu.Unlock()
 	close(g.kickc)
+	g.mu.Unlock()
 	<-g.done
 	g.mu.Lock()
 	batch := g.pending
