@@ -39,11 +39,8 @@ func (m *ModuleInfo) HookNames() []string {
 // no hook.
 func Check(ctx context.Context, wasmPath string) (*ModuleInfo, error) {
 	h := &Host{opts: Options{}, log: slog.New(slog.DiscardHandler), base: time.Now(), pools: map[*pool]struct{}{}}
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h.cancel = cancel
 	h.chain.Store(&chain{})
-	h.wg.Add(1)
-	go h.watchdog(lctx)
+	h.startWatchdog(ctx)
 	defer func() { _ = h.Close(context.WithoutCancel(ctx)) }()
 	fi, err := os.Stat(wasmPath)
 	if err != nil {

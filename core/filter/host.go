@@ -26,6 +26,11 @@ const watchdogTick = 2 * time.Millisecond
 // shrunk.
 const maintainEvery = 250
 
+// closeGrace is how long Close lets calls in flight run on: a call still
+// running that long after Close began is killed by the watchdog, even
+// before its own deadline.
+const closeGrace = time.Second
+
 // Options configures a Host.
 type Options struct {
 	// Dir is the plugins directory: every *.wasm, ordered by file name,
@@ -66,8 +71,20 @@ type Host struct {
 	pmu   sync.Mutex
 	pools map[*pool]struct{}
 
+	// cancel stops the directory watcher, wg waits for it.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// stopWatchdog stops the watchdog, wdWG waits for it.
+	stopWatchdog context.CancelFunc
+	wdWG         sync.WaitGroup
+	// closeBy is the host clock (ns) after which the watchdog kills every
+	// call in flight; 0 until Close. killAll, once set, makes a call that
+	// starts afterwards kill itself (the watchdog may be gone).
+	closeBy atomic.Int64
+	killAll atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // chain is an immutable set of loaded plugins in run order.
@@ -118,10 +135,9 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 			return nil, fmt.Errorf("plugins directory: %w", err)
 		}
 	}
+	h.startWatchdog(ctx)
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.cancel = cancel
-	h.wg.Add(1)
-	go h.watchdog(lctx)
 	h.reload(ctx)
 	if opts.Dir != "" {
 		h.wg.Add(1)
@@ -178,13 +194,26 @@ func (h *Host) Plugins() []PluginInfo {
 	return out
 }
 
-// Close unloads every plugin, waiting (until ctx ends) for calls in flight.
+// Close unloads every plugin. Calls in flight may run on until their
+// deadline, but for at most closeGrace: the watchdog, which runs until every
+// plugin is unloaded, then kills them, so a guest looping in a hook cannot
+// hold Close. When ctx ends first, every call in flight is killed at once
+// and Close returns ctx's error without waiting for them to unwind. Calls
+// after Close continue (as for an empty chain). Close is idempotent.
 func (h *Host) Close(ctx context.Context) error {
-	h.cancel()
+	h.closeOnce.Do(func() { h.closeErr = h.close(ctx) })
+	return h.closeErr
+}
+
+func (h *Host) close(ctx context.Context) error {
+	if h.cancel != nil {
+		h.cancel() // no more reloads
+	}
 	h.wg.Wait()
 	h.mu.Lock()
 	old := h.chain.Swap(&chain{})
 	h.mu.Unlock()
+	h.closeBy.Store(h.nanotime() + int64(closeGrace))
 	for _, p := range old.plugins {
 		p.pool.close()
 	}
@@ -198,19 +227,41 @@ func (h *Host) Close(ctx context.Context) error {
 		select {
 		case <-pl.drained:
 		case <-ctx.Done():
+			// Kill every call now; one starting after this kills itself.
+			// The fuse stops a guest at its next loop iteration or call;
+			// the pools then close themselves as the calls return.
+			h.killAll.Store(true)
+			h.closeBy.Store(1)
+			now := h.nanotime()
+			for _, pl := range pools {
+				pl.watch(now, 1)
+			}
+			h.stopWatchdog()
+			h.wdWG.Wait()
 			return ctx.Err()
 		}
 	}
+	h.stopWatchdog()
+	h.wdWG.Wait()
 	if h.cache == nil {
 		return nil
 	}
 	return h.cache.Close(ctx)
 }
 
-// watchdog fires the fuse of calls past their deadline every tick and
-// maintains the pools now and then. One goroutine per Host.
+// startWatchdog starts the Host's watchdog goroutine; Close stops it.
+func (h *Host) startWatchdog(ctx context.Context) {
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	h.stopWatchdog = stop
+	h.wdWG.Add(1)
+	go h.watchdog(wctx)
+}
+
+// watchdog fires the fuse of calls past their deadline (or, once Close
+// began, past closeBy) every tick and maintains the pools now and then. One
+// goroutine per Host.
 func (h *Host) watchdog(ctx context.Context) {
-	defer h.wg.Done()
+	defer h.wdWG.Done()
 	t := time.NewTicker(watchdogTick)
 	defer t.Stop()
 	var pools []*pool
@@ -231,9 +282,9 @@ func (h *Host) watchdog(ctx context.Context) {
 			}
 		}
 		h.pmu.Unlock()
-		now := h.nanotime()
+		now, closeBy := h.nanotime(), h.closeBy.Load()
 		for _, pl := range pools {
-			pl.watch(now)
+			pl.watch(now, closeBy)
 			if n%maintainEvery == 0 {
 				pl.maintain(now)
 			}

@@ -73,6 +73,9 @@ func (in *instance) guarded(fn api.Function, stack []uint64, limit time.Duration
 	in.limit.Store(int64(limit))
 	t0 := h.nanotime()
 	in.start.Store(t0)
+	if h.killAll.Load() {
+		in.fire(t0) // the Host is closing and its watchdog may be gone
+	}
 	err = fn.CallWithStack(in, stack)
 	killed = !in.start.CompareAndSwap(t0, 0)
 	return err, killed
@@ -227,18 +230,28 @@ func (pl *pool) unregister(in *instance) {
 	}
 }
 
-// watch fires the fuse of every call in this pool past its deadline.
-func (pl *pool) watch(now int64) {
+// watch fires the fuse of every call in this pool past its deadline, or
+// running at all after closeBy (host clock; 0: not closing).
+func (pl *pool) watch(now, closeBy int64) {
 	list := pl.all.Load()
 	if list == nil {
 		return
 	}
+	closing := closeBy > 0 && now >= closeBy
 	for _, in := range *list {
-		s := in.start.Load()
-		if s > 0 && now-s > in.limit.Load() && in.start.CompareAndSwap(s, -1) {
-			in.fuse.Set(1)
-			in.fuel.Set(0)
+		if s := in.start.Load(); s > 0 && (closing || now-s > in.limit.Load()) {
+			in.fire(s)
 		}
+	}
+}
+
+// fire stops the call that started at s, unless it already ended or was
+// stopped: the guest traps at its next loop iteration or call, and the
+// caller sees the call as killed.
+func (in *instance) fire(s int64) {
+	if in.start.CompareAndSwap(s, -1) {
+		in.fuse.Set(1)
+		in.fuel.Set(0)
 	}
 }
 
