@@ -42,6 +42,9 @@ type Config struct {
 	Auth Auth `toml:"auth"`
 	// DKIM holds the keys outbound mail is signed with.
 	DKIM DKIM `toml:"dkim"`
+	// Addressing is recipient resolution: local mailboxes, aliases and
+	// forwards, verified at RCPT (core/addressing).
+	Addressing Addressing `toml:"addressing"`
 }
 
 // Delivery configures outbound SMTP to other domains' mail exchangers.

@@ -171,6 +171,9 @@ func TestDefault(t *testing.T) {
 		},
 		Auth: Auth{SPF: true, DKIMVerify: true, DMARC: true},
 		DKIM: DKIM{Keys: []DKIMKey{}},
+		Addressing: Addressing{
+			RecipientDelimiter: "+", Verify: "none", Transports: []AddressingTransport{},
+		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

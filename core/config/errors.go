@@ -127,6 +127,9 @@ func describeType(t string) string {
 	case "netip.Prefix":
 		return `a quoted network like "192.0.2.0/24"`
 	}
+	if strings.HasPrefix(t, "[]config.") {
+		return "a list of tables ([[…]] sections)"
+	}
 	if strings.HasPrefix(t, "config.") {
 		return "a table"
 	}

@@ -94,6 +94,7 @@ func (c *Config) normalize() {
 	c.TLS.Cert = c.Path(c.TLS.Cert)
 	c.TLS.Key = c.Path(c.TLS.Key)
 	c.Submission.UsersFile = c.Path(c.Submission.UsersFile)
+	c.Addressing.normalize(c)
 }
 
 // Path expands {data_dir} in a path template. Other placeholders, such as

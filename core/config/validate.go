@@ -74,6 +74,7 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 	}
 	ck.duration("dns.timeout", c.DNS.Timeout)
 	ck.delivery(&c.Delivery)
+	ck.addressing(c)
 	if c.Admin.Socket == "" {
 		ck.bad("admin.socket", `must not be empty; the default is "{data_dir}/admin.sock"`)
 	}
