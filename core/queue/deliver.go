@@ -50,8 +50,14 @@ func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, id string) (sched
 	// reports, which is then retried. So it commits without waiting for the
 	// group sync; the next sync covers it.
 	rctx := context.WithoutCancel(ctx)
-	if err := q.commit(rctx, func(txn *badger.Txn) error {
-		return q.record(txn, id, m.Body, results, shutdown)
+	if err := q.commitFx(rctx, func(txn *badger.Txn, fx *effects) error {
+		if err := q.record(txn, fx, id, m.Body, results, shutdown); err != nil {
+			return err
+		}
+		if q.opts.inRecord != nil {
+			q.opts.inRecord(id)
+		}
+		return nil
 	}); err != nil {
 		q.log.Error("queue: record delivery results failed; message stays leased until restart", "id", id, "err", err)
 	}
@@ -91,8 +97,9 @@ func (q *Queue) dropLease(id string) {
 // admin may have held or removed it meanwhile) in txn: it finishes, bounces
 // or reschedules the message. With shutdown set, recipients without a final
 // result neither count an attempt nor get rescheduled: the message stays
-// leased and is due again at the next Open.
-func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []mail.Result, shutdown bool) error {
+// leased and is due again at the next Open. It runs again when txn
+// conflicts, so it logs only through fx.
+func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, results []mail.Result, shutdown bool) error {
 	env, err := getEnvelope(txn, id)
 	if errors.Is(err, ErrNotFound) {
 		return txn.Delete(leaseKey(id)) // removed during delivery
@@ -102,11 +109,11 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []mail.R
 	}
 	now := q.opts.Now()
 	delay := now.Sub(env.Received).Round(time.Second)
-	used := make([]bool, len(results))
+	take := resultsByRcpt(results)
 	var failed, delivered []dsn.Rcpt
 	deferred := false
 	for _, r := range env.Pending() {
-		res, ok := takeResult(results, used, r.Addr)
+		res, ok := take(r.Addr)
 		if !ok {
 			if shutdown {
 				continue
@@ -120,7 +127,7 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []mail.R
 		if r.DSNCode == "" {
 			r.DSNCode = defaultDSN(res.Status)
 		}
-		q.logDelivery(id, r, delay, res.Status, res.Reply.Text)
+		q.logDelivery(fx, id, r, delay, res.Status, res.Reply.Text)
 		switch res.Status {
 		case mail.Sent:
 			r.State = mail.Delivered
@@ -146,26 +153,26 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []mail.R
 			} else {
 				r.LastError = expiredText + "; last error: " + r.LastError
 			}
-			q.logDelivery(id, r, delay, mail.Bounced, r.LastError)
+			q.logDelivery(fx, id, r, delay, mail.Bounced, r.LastError)
 			failed = append(failed, reportRcpt(r, "failed", 0, r.LastError))
 		}
 	}
 	// One report of each kind per attempt, each naming every recipient it
 	// concerns.
-	if err := q.report(txn, env, body, notifyFailure, failed, now); err != nil {
+	if err := q.report(txn, fx, env, body, notifyFailure, failed, now); err != nil {
 		return err
 	}
-	if err := q.report(txn, env, body, notifySuccess, delivered, now); err != nil {
+	if err := q.report(txn, fx, env, body, notifySuccess, delivered, now); err != nil {
 		return err
 	}
 	if !shutdown && deferred {
-		if err := q.delayWarning(txn, env, body, now); err != nil {
+		if err := q.delayWarning(txn, fx, env, body, now); err != nil {
 			return err
 		}
 	}
 
 	if len(env.Pending()) == 0 {
-		q.log.Info("removed", "id", id, "reason", "done")
+		fx.info("removed", "id", id, "reason", "done")
 		return deleteMessage(txn, env)
 	}
 	if shutdown {
@@ -184,15 +191,25 @@ func (q *Queue) record(txn *badger.Txn, id string, body []byte, results []mail.R
 	return txn.Set(schedKey(env.NextAttempt, id), nil)
 }
 
-// takeResult finds the first unused result for addr.
-func takeResult(results []mail.Result, used []bool, addr string) (mail.Result, bool) {
-	for i, r := range results {
-		if !used[i] && strings.EqualFold(r.Rcpt, addr) {
-			used[i] = true
-			return r, true
-		}
+// resultsByRcpt indexes an attempt's results by recipient (mail.Key) and
+// returns a function that takes the next unused one for an address. An
+// address given twice has a result for each time, taken in order. Building
+// the index and all the takes are linear in the number of results.
+func resultsByRcpt(results []mail.Result) func(addr string) (mail.Result, bool) {
+	byKey := make(map[string][]mail.Result, len(results))
+	for _, r := range results {
+		k := mail.Key(r.Rcpt)
+		byKey[k] = append(byKey[k], r)
 	}
-	return mail.Result{}, false
+	return func(addr string) (mail.Result, bool) {
+		k := mail.Key(addr)
+		rs := byKey[k]
+		if len(rs) == 0 {
+			return mail.Result{}, false
+		}
+		byKey[k] = rs[1:]
+		return rs[0], true
+	}
 }
 
 func defaultDSN(s mail.Status) string {

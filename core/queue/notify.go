@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -40,12 +39,12 @@ func wantsNotice(r *mail.Recipient, kind string) bool {
 
 // logDelivery writes the one line per recipient and attempt, as Postfix
 // does: to, relay, delay, dsn, status and the reply.
-func (q *Queue) logDelivery(id string, r *mail.Recipient, delay time.Duration, status mail.Status, text string) {
+func (q *Queue) logDelivery(fx *effects, id string, r *mail.Recipient, delay time.Duration, status mail.Status, text string) {
 	relay := r.Relay
 	if relay == "" {
 		relay = "none"
 	}
-	q.log.Info("delivery", "id", id, "to", r.Addr, "relay", relay, "delay", delay.String(),
+	fx.info("delivery", "id", id, "to", r.Addr, "relay", relay, "delay", delay.String(),
 		"dsn", r.DSNCode, "status", status.String(), "text", text)
 }
 
@@ -78,7 +77,7 @@ func reportRcpt(r *mail.Recipient, action string, code int, text string) dsn.Rcp
 // delayWarning queues the one delay warning for env when Options.DelayWarning
 // has passed since it arrived, naming the pending recipients whose NOTIFY
 // allows it, and records that it was sent.
-func (q *Queue) delayWarning(txn *badger.Txn, env *mail.Envelope, body []byte, now time.Time) error {
+func (q *Queue) delayWarning(txn *badger.Txn, fx *effects, env *mail.Envelope, body []byte, now time.Time) error {
 	if q.opts.DelayWarning <= 0 || env.DelayWarned || env.From == "" || now.Sub(env.Received) < q.opts.DelayWarning {
 		return nil
 	}
@@ -93,13 +92,13 @@ func (q *Queue) delayWarning(txn *badger.Txn, env *mail.Envelope, body []byte, n
 		return nil
 	}
 	env.DelayWarned = true
-	return q.report(txn, env, body, notifyDelay, rcpts, now)
+	return q.report(txn, fx, env, body, notifyDelay, rcpts, now)
 }
 
 // report queues in txn one DSN of the given kind to env's sender about the
 // recipients in rcpts that asked for it (NOTIFY). Nothing goes to the null
 // sender: a report is never reported on.
-func (q *Queue) report(txn *badger.Txn, env *mail.Envelope, body []byte, kind string, rcpts []dsn.Rcpt, now time.Time) error {
+func (q *Queue) report(txn *badger.Txn, fx *effects, env *mail.Envelope, body []byte, kind string, rcpts []dsn.Rcpt, now time.Time) error {
 	if len(rcpts) == 0 {
 		return nil
 	}
@@ -117,7 +116,7 @@ func (q *Queue) report(txn *badger.Txn, env *mail.Envelope, body []byte, kind st
 	what := map[string]string{notifyFailure: "bounce", notifyDelay: "delay warning", notifySuccess: "success notice"}[kind]
 	if len(want) == 0 {
 		if kind == notifyFailure {
-			q.log.Info("no bounce: recipients asked for no failure notice (NOTIFY)", "id", env.ID)
+			fx.info("no bounce: recipients asked for no failure notice (NOTIFY)", "id", env.ID)
 		}
 		return nil
 	}
@@ -126,7 +125,7 @@ func (q *Queue) report(txn *badger.Txn, env *mail.Envelope, body []byte, kind st
 		if kind == notifyFailure {
 			level = slog.LevelWarn
 		}
-		q.log.Log(context.Background(), level, "no "+what+" for a null-sender message: a report is never reported on", "id", env.ID, "nrcpt", len(want))
+		fx.log(level, "no "+what+" for a null-sender message: a report is never reported on", "id", env.ID, "nrcpt", len(want))
 		return nil
 	}
 	msg, err := dsn.Build(&dsn.Report{
@@ -155,8 +154,8 @@ func (q *Queue) report(txn *badger.Txn, env *mail.Envelope, body []byte, kind st
 	if err := q.insert(txn, b, msg); err != nil {
 		return err
 	}
-	q.log.Info(what+" queued", "id", env.ID, "dsn_id", b.ID, "to", env.From, "nrcpt", len(want))
-	q.log.Info("queued", "id", b.ID, "from", "", "nrcpt", 1, "size", b.Size, "dsn_of", env.ID)
-	q.kick()
+	fx.info(what+" queued", "id", env.ID, "dsn_id", b.ID, "to", env.From, "nrcpt", len(want))
+	fx.info("queued", "id", b.ID, "from", "", "rcpts", 1, "size", b.Size, "dsn_of", env.ID)
+	fx.kick = true
 	return nil
 }

@@ -23,7 +23,8 @@ const (
 // trailing dot), and wakes the scheduler. An empty domain flushes every
 // message, as Flush does.
 func (q *Queue) FlushDomain(ctx context.Context, domain string) error {
-	domain = normDomain(domain)
+	// An operator may write "@Example.COM." or " example.com ".
+	domain = mail.NormDomain(strings.TrimPrefix(strings.TrimSpace(domain), "@"))
 	if domain == "" {
 		return q.Flush(ctx)
 	}
@@ -68,17 +69,11 @@ func (q *Queue) FlushDomain(ctx context.Context, domain string) error {
 	return nil
 }
 
-// normDomain lowercases d and drops a trailing dot and a leading "@".
-func normDomain(d string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(d)), "@"), ".")
-}
-
-// hasPendingIn reports whether env has a pending recipient in domain, which
-// normDomain has normalized.
+// hasPendingIn reports whether env has a pending recipient in domain
+// (normalised, not empty).
 func hasPendingIn(env *mail.Envelope, domain string) bool {
 	for _, r := range env.Pending() {
-		at := strings.LastIndexByte(r.Addr, '@')
-		if at >= 0 && normDomain(r.Addr[at+1:]) == domain {
+		if mail.Domain(r.Addr) == domain {
 			return true
 		}
 	}
@@ -91,7 +86,7 @@ func hasPendingIn(env *mail.Envelope, domain string) bool {
 // message. A delivery already in progress finishes; its results are
 // dropped, so a recipient it reaches may also be named in the DSN.
 func (q *Queue) Bounce(ctx context.Context, id string) error {
-	err := q.update(ctx, func(txn *badger.Txn) error {
+	err := q.updateFx(ctx, func(txn *badger.Txn, fx *effects) error {
 		env, err := getEnvelope(txn, id)
 		if err != nil {
 			return err
@@ -109,18 +104,18 @@ func (q *Queue) Bounce(ctx context.Context, id string) error {
 		var failed []dsn.Rcpt
 		for _, r := range env.Pending() {
 			r.State, r.DSNCode, r.LastError = mail.Failed, adminBounceDSN, adminBounceText
-			q.logDelivery(id, r, delay, mail.Bounced, adminBounceText)
+			q.logDelivery(fx, id, r, delay, mail.Bounced, adminBounceText)
 			failed = append(failed, reportRcpt(r, "failed", 0, adminBounceText))
 		}
-		if err := q.report(txn, env, body, notifyFailure, failed, now); err != nil {
+		if err := q.report(txn, fx, env, body, notifyFailure, failed, now); err != nil {
 			return err
 		}
+		fx.info("removed", "id", id, "reason", "bounced by the administrator")
+		fx.kick = true
 		return deleteMessage(txn, env)
 	})
 	if err != nil {
 		return wrapID("bounce", id, err)
 	}
-	q.log.Info("removed", "id", id, "reason", "bounced by the administrator")
-	q.kick()
 	return nil
 }

@@ -70,6 +70,9 @@ type Options struct {
 	// directory the group commit has made durable (the active WAL through
 	// DB.Sync, the others by fdatasync).
 	onFileSync func(path string)
+	// inRecord, when set, runs inside the transaction that records a
+	// delivery attempt, before it commits (tests force conflicts).
+	inRecord func(id string)
 }
 
 // Defaults used for zero Options fields.
@@ -309,19 +312,15 @@ func (q *Queue) recoverLeases(ctx context.Context) error {
 }
 
 // update runs fn in a read-write transaction, retrying on conflicts, and
-// returns once the commit is durable.
+// returns once the commit is durable. fn may run more than once: it must
+// not log or notify (see updateFx).
 func (q *Queue) update(ctx context.Context, fn func(txn *badger.Txn) error) error {
-	if err := q.commit(ctx, fn); err != nil {
-		return err
-	}
-	if q.opts.badgerSyncWrites {
-		return nil
-	}
-	return q.gs.wait()
+	return q.updateFx(ctx, func(txn *badger.Txn, _ *effects) error { return fn(txn) })
 }
 
 // commit runs fn in a read-write transaction, retrying on conflicts, and
 // returns once Badger has applied it, without waiting for it to be synced.
+// fn runs again after a conflict (see commitFx).
 func (q *Queue) commit(ctx context.Context, fn func(txn *badger.Txn) error) error {
 	for {
 		err := q.db.Update(fn)

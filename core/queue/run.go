@@ -182,7 +182,7 @@ func (q *Queue) due(limit int) (time.Time, []schedEntry, error) {
 // and badger.ErrConflict when it changed meanwhile.
 func (q *Queue) lease(e schedEntry) (bool, error) {
 	now := q.opts.Now()
-	leased := false
+	leased, stray := false, false
 	err := q.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(e.key); err != nil {
 			if errors.Is(err, badger.ErrKeyNotFound) {
@@ -195,7 +195,7 @@ func (q *Queue) lease(e schedEntry) (bool, error) {
 		}
 		env, err := getEnvelope(txn, e.id)
 		if errors.Is(err, ErrNotFound) {
-			q.log.Warn("queue: dropping schedule entry without envelope", "id", e.id)
+			stray = true
 			return nil
 		}
 		if err != nil {
@@ -210,6 +210,9 @@ func (q *Queue) lease(e schedEntry) (bool, error) {
 	})
 	if err != nil {
 		return false, err
+	}
+	if stray {
+		q.log.Warn("queue: dropped a schedule entry without envelope", "id", e.id)
 	}
 	return leased, nil
 }

@@ -30,7 +30,7 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 	if err != nil {
 		return "", fmt.Errorf("queue: store message in %s: %w (check free disk space)", q.opts.Dir, err)
 	}
-	q.log.Info("queued", "id", env.ID, "from", env.From, "nrcpt", len(env.Rcpts), "size", env.Size)
+	q.log.Info("queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
 	q.offer(env)
 	return env.ID, nil
 }

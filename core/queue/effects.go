@@ -1,0 +1,70 @@
+package queue
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// effects are what a transaction does besides reading and writing: log
+// lines and a scheduler wake-up. Badger runs a transaction's function again
+// after a conflict, so the function only collects them; they are done once,
+// after the commit, so that nothing is logged twice and no line names a
+// record (a bounce's ID) that was never stored.
+type effects struct {
+	logs []logLine
+	kick bool
+}
+
+// logLine is one line to log, its attributes taken when it was collected.
+type logLine struct {
+	level slog.Level
+	msg   string
+	args  []any
+}
+
+// info collects an info line.
+func (fx *effects) info(msg string, args ...any) { fx.log(slog.LevelInfo, msg, args...) }
+
+// log collects a line at level.
+func (fx *effects) log(level slog.Level, msg string, args ...any) {
+	fx.logs = append(fx.logs, logLine{level, msg, args})
+}
+
+// do logs the collected lines and wakes the scheduler if asked to.
+func (q *Queue) do(fx *effects) {
+	for _, l := range fx.logs {
+		q.log.Log(context.Background(), l.level, l.msg, l.args...)
+	}
+	if fx.kick {
+		q.kick()
+	}
+}
+
+// commitFx is commit for a function with effects: each run of fn collects
+// afresh, and the effects of the run that committed are done.
+func (q *Queue) commitFx(ctx context.Context, fn func(txn *badger.Txn, fx *effects) error) error {
+	var fx *effects
+	err := q.commit(ctx, func(txn *badger.Txn) error {
+		fx = new(effects)
+		return fn(txn, fx)
+	})
+	if err != nil {
+		return err
+	}
+	q.do(fx)
+	return nil
+}
+
+// updateFx is update for a function with effects; they are done once the
+// transaction has committed, before waiting for it to be synced.
+func (q *Queue) updateFx(ctx context.Context, fn func(txn *badger.Txn, fx *effects) error) error {
+	if err := q.commitFx(ctx, fn); err != nil {
+		return err
+	}
+	if q.opts.badgerSyncWrites {
+		return nil
+	}
+	return q.gs.wait()
+}
