@@ -181,7 +181,8 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Detail{Envelope: m.Envelope, Headers: string(headerSection(m.Body))})
+	h, _ := mail.ParseHeader(m.Body)
+	writeJSON(w, http.StatusOK, Detail{Envelope: m.Envelope, Headers: string(h.Bytes())})
 }
 
 // flush serves POST /queue/flush: every message, or with ?domain=D those
@@ -212,16 +213,6 @@ func (s *Server) action(f func(ctx context.Context, id string) error) http.Handl
 		s.log.Info("admin", "op", r.Method+" "+r.URL.Path, "id", id)
 		writeJSON(w, http.StatusOK, map[string]string{"ok": "true"})
 	}
-}
-
-// headerSection returns the bytes up to the first empty line.
-func headerSection(b []byte) []byte {
-	for i := 0; i+3 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' && b[i+2] == '\r' && b[i+3] == '\n' {
-			return b[:i+2]
-		}
-	}
-	return b
 }
 
 type apiError struct {
