@@ -76,16 +76,25 @@ const (
 	FuncMetricAdd = "metric_add"
 )
 
-// Func describes one host function: its signature, the capability it
-// needs ("" for none) and the hooks at which it may be called (a bit set of
-// 1<<Hook; 0 means every hook).
+// Func describes one host function: its signature and who may call it.
+// The host enforces Cap and Hooks from this table: a call at a hook not in
+// Hooks returns StatusWrongStage, a call by a plugin without the Cap grant
+// StatusDenied (the stage is checked first). A function with a Cap or
+// Hooks returns an i32, so the guest can see the refusal.
 type Func struct {
 	Name    string
 	Params  []ValType
 	Results []ValType
-	Cap     string
-	Hooks   uint32
+	// Cap is the capability the plugin's configuration must grant
+	// (CapDNS, CapKV, CapMetrics); "" for none.
+	Cap string
+	// Hooks is the bit set (1<<Hook) of hooks at which the function may be
+	// called; 0 means every hook, HookInit included.
+	Hooks uint32
 }
+
+// AllowedAt reports whether f may be called at hook h.
+func (f Func) AllowedAt(h Hook) bool { return hookIn(f.Hooks, h) }
 
 // Hook sets used in Funcs.
 const (

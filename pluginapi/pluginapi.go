@@ -21,9 +21,13 @@
 //     string of items each terminated by "\n".
 package pluginapi
 
+import "strconv"
+
 // Version is the ABI version this package describes. A guest declares the
 // version it was built for by exporting ExportABIVersion; the host refuses a
-// module whose major version differs.
+// module whose major version differs. Optional parts added within a version
+// are Features, negotiated through ExportFeatures, so they need no new
+// version.
 const Version uint32 = 1
 
 // HostModule is the import module name of every host function.
@@ -39,26 +43,90 @@ const (
 	// ExportOnHook (hook i32) -> i32: run one hook; returns a Verdict.
 	ExportOnHook = "sluice_on_hook"
 	// ExportInit () -> i32, optional: called once when the plugin is loaded
-	// (after _initialize, at HookInit) to validate its configuration. 0
+	// (after sluice_hooks, at HookInit) to validate its configuration. 0
 	// loads the plugin; any other value refuses it, and the host reports
-	// the last line the guest logged at error level as the reason.
+	// the last line the guest logged at error level as the reason. A
+	// plugin that depends on it being called requires FeatureInit.
 	ExportInit = "sluice_init"
+	// ExportFeatures (host_features i32) -> i32, optional: the feature
+	// negotiation. The host calls it on every instance, after _initialize
+	// and sluice_abi_version and before any other export, with the
+	// Features it supports; the guest returns the Features it requires. A
+	// module requiring a feature the host lacks is refused at load, with
+	// a message naming the feature and the features the host has. A module
+	// without this export requires none.
+	ExportFeatures = "sluice_features"
 	// ExportInitialize is the WASI reactor initializer; the host calls it
 	// once per instance when present (Go's -buildmode=c-shared has it).
 	ExportInitialize = "_initialize"
 )
+
+// Features is a set of optional parts of the ABI, one bit each, exchanged
+// through ExportFeatures: the host passes the set it supports, the guest
+// returns the set it requires. Bits are never reused; a host refuses a
+// module that requires a bit it does not know.
+type Features uint32
+
+// Feature bits.
+const (
+	// FeatureInit: the host calls the guest's sluice_init export once at
+	// load, at HookInit, and refuses the plugin when it returns non-zero.
+	// A module requiring it must export sluice_init.
+	FeatureInit Features = 1 << 0
+
+	// KnownFeatures is every feature this package defines. The filter
+	// host built with it supports all of them and passes this set to
+	// sluice_features.
+	KnownFeatures = FeatureInit
+)
+
+var featureNames = [...]string{"init"}
+
+// String names the features of the set, comma-separated ("init"); a bit
+// this package does not define is "bit N"; the empty set is "none".
+func (f Features) String() string {
+	if f == 0 {
+		return "none"
+	}
+	var s []byte
+	for i := 0; i < 32; i++ {
+		if f&(1<<i) == 0 {
+			continue
+		}
+		if len(s) > 0 {
+			s = append(s, ", "...)
+		}
+		if i < len(featureNames) {
+			s = append(s, featureNames[i]...)
+		} else {
+			s = append(s, "bit "...)
+			s = strconv.AppendInt(s, int64(i), 10)
+		}
+	}
+	return string(s)
+}
 
 // Hook is a stage of a message's life at which plugins run.
 type Hook int32
 
 // Hooks, in the order a message meets them.
 const (
-	HookConnect Hook = iota // a client connected (before the banner)
-	HookHelo                // HELO/EHLO
-	HookMail                // MAIL FROM
-	HookRcpt                // each RCPT TO
-	HookData                // end of data, before the 250
-	HookDeliver             // before each delivery attempt, per destination
+	// HookConnect: a new SMTP session. The server creates the session at
+	// the client's first HELO or EHLO, not at the TCP connection, so
+	// connect runs then, after the 220 banner and just before helo (the
+	// helo property is still empty). A refusal answers that HELO/EHLO; the
+	// client may greet again, which runs connect and helo again. After
+	// STARTTLS the next EHLO starts a new session: both run again, with
+	// the TLS property set.
+	HookConnect Hook = iota
+	// HookHelo: the HELO/EHLO that started the session (see HookConnect).
+	// A later EHLO in the same session resets the transaction but does not
+	// run the hook again.
+	HookHelo
+	HookMail    // MAIL FROM
+	HookRcpt    // each RCPT TO
+	HookData    // end of data, before the 250
+	HookDeliver // before each delivery attempt, per destination
 	NumHooks
 
 	// HookInit is the stage of a sluice_init call. Only functions allowed
@@ -185,6 +253,31 @@ const (
 	PropAuthResults             // Authentication-Results value we computed
 	NumProps
 )
+
+// Hooks returns the hooks at which FuncGetProp answers p, a bit set of
+// 1<<Hook like Func.Hooks: 0 means every hook, init included. Elsewhere
+// the call returns StatusWrongStage.
+func (p Prop) Hooks() uint32 {
+	switch p {
+	case PropBodySize:
+		return 1<<HookData | 1<<HookDeliver
+	case PropDestination, PropAttempt:
+		return 1 << HookDeliver
+	}
+	return 0
+}
+
+// AllowedAt reports whether FuncGetProp answers p at hook h.
+func (p Prop) AllowedAt(h Hook) bool { return hookIn(p.Hooks(), h) }
+
+// hookIn reports whether h is in the bit set hooks, where 0 is every hook
+// including HookInit.
+func hookIn(hooks uint32, h Hook) bool {
+	if hooks == 0 {
+		return true
+	}
+	return h >= 0 && h < NumHooks && hooks&(1<<h) != 0
+}
 
 // DNS record types for FuncDNSLookup.
 const (

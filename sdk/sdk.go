@@ -14,9 +14,12 @@
 //
 //	func main() {}
 //
-// On wasip1 the SDK exports sluice_abi_version, sluice_hooks and
-// sluice_on_hook and reaches the host through the functions it imports from
-// the "sluice" module. In native builds there is no host: Dispatch runs a
+// On wasip1 the SDK exports sluice_abi_version, sluice_features,
+// sluice_hooks, sluice_init and sluice_on_hook and reaches the host through
+// the functions it imports from the "sluice" module. It declares the ABI
+// features the plugin needs by itself (see Features): a plugin with an
+// OnInit function requires pluginapi.FeatureInit, so a host that would not
+// call it refuses the plugin instead of loading it unchecked. In native builds there is no host: Dispatch runs a
 // registered handler against any Host, which is how sdk/sdktest runs a
 // plugin's unit tests against the real host semantics.
 package sdk
@@ -74,10 +77,16 @@ func register(h pluginapi.Hook, fn Handler) {
 	handlers[h] = fn
 }
 
-// OnConnect registers the handler for the connect hook (a client connected).
+// OnConnect registers the handler for the connect hook: a new SMTP session.
+// The server starts the session at the client's first HELO or EHLO (not at
+// the TCP connection), so the handler runs then, after the banner and just
+// before the helo handler, with Helo still empty. It runs again when the
+// client greets again after a refusal, and after STARTTLS (a new session).
 func OnConnect(fn Handler) { register(pluginapi.HookConnect, fn) }
 
-// OnHelo registers the handler for the helo hook (HELO/EHLO).
+// OnHelo registers the handler for the helo hook: the HELO or EHLO that
+// started the session (see OnConnect). A later EHLO in the same session
+// does not run it again.
 func OnHelo(fn Handler) { register(pluginapi.HookHelo, fn) }
 
 // OnMail registers the handler for the mail hook (MAIL FROM).
@@ -103,7 +112,8 @@ var initFn func(c *Ctx) error
 // A non-nil error refuses the load: the host logs "plugin NAME refused to
 // load: <error>" and keeps running without it (or with its previous
 // version). Only c.Config, c.Now, logging and the granted capabilities
-// answer during init.
+// answer during init. Registering it makes the plugin require
+// pluginapi.FeatureInit (see Features).
 func OnInit(fn func(c *Ctx) error) {
 	if fn == nil {
 		panic("sdk: nil init function")
@@ -127,6 +137,17 @@ func DispatchInit(host Host) error {
 		return err
 	}
 	return nil
+}
+
+// Features returns the ABI features the plugin requires, the value of the
+// sluice_features export: pluginapi.FeatureInit when an OnInit function is
+// registered, so that a host that would not call it refuses the plugin.
+func Features() pluginapi.Features {
+	var f pluginapi.Features
+	if initFn != nil {
+		f |= pluginapi.FeatureInit
+	}
+	return f
 }
 
 // Hooks returns the set of hooks with a registered handler (bit 1<<hook),

@@ -11,6 +11,13 @@ import (
 //go:wasmexport sluice_abi_version
 func exportABIVersion() int32 { return int32(pluginapi.Version) }
 
+// exportFeatures answers the host's feature negotiation: the features this
+// plugin requires. The SDK uses no optional host feature yet, so the host's
+// set is not kept.
+//
+//go:wasmexport sluice_features
+func exportFeatures(hostFeatures int32) int32 { return int32(Features()) }
+
 //go:wasmexport sluice_hooks
 func exportHooks() int32 { return int32(Hooks()) }
 

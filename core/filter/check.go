@@ -8,12 +8,17 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // ModuleInfo is what Check learned about a module.
 type ModuleInfo struct {
 	// ABIVersion is what the module's sluice_abi_version returned.
 	ABIVersion uint32
+	// Features are the ABI features it requires (its sluice_features
+	// answer; 0 without that export).
+	Features pluginapi.Features
 	// Hooks is the bit set (1<<pluginapi.Hook) of hooks it implements.
 	Hooks uint32
 	// Imports lists its imports as "module.name".
@@ -34,7 +39,8 @@ func (m *ModuleInfo) HookNames() []string {
 }
 
 // Check validates the module at wasmPath and its NAME.toml, if any, as the
-// host would load them: imports, limits, exports, ABI version. It
+// host would load them: imports, limits, exports, ABI version and features,
+// its sluice_init. It
 // instantiates the module once to read its ABI version and hooks but runs
 // no hook.
 func Check(ctx context.Context, wasmPath string) (*ModuleInfo, error) {

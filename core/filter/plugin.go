@@ -223,6 +223,7 @@ func checkExports(cm wazero.CompiledModule) error {
 		{pluginapi.ExportOnHook, []api.ValueType{i32}, []api.ValueType{i32}, false},
 		{pluginapi.ExportInitialize, nil, nil, false},
 		{pluginapi.ExportInit, nil, []api.ValueType{i32}, false},
+		{pluginapi.ExportFeatures, []api.ValueType{i32}, []api.ValueType{i32}, false},
 	}
 	for _, w := range want {
 		f, ok := ex[w.name]
@@ -251,8 +252,8 @@ func sameTypes(a, b []api.ValueType) bool {
 	return true
 }
 
-// newInstance instantiates the module and runs _initialize under the
-// watchdog. The caller has reserved a slot in the pool.
+// newInstance instantiates the module, runs _initialize under the watchdog
+// and negotiates the ABI. The caller has reserved a slot in the pool.
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg)
 	if err != nil {
@@ -279,11 +280,19 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 			return nil, fmt.Errorf("_initialize failed: %w", err)
 		}
 	}
+	if err := p.negotiate(in); err != nil {
+		p.pool.unregister(in)
+		_ = mod.Close(ctx)
+		return nil, err
+	}
 	return in, nil
 }
 
-// probe reads the ABI version and hook set from the first instance.
-func (p *plugin) probe(in *instance) error {
+// negotiate checks a new instance's ABI version and, when it exports
+// sluice_features, tells it the host's features and checks the ones it
+// requires: every one must be known to this host, and init needs the
+// sluice_init export.
+func (p *plugin) negotiate(in *instance) error {
 	var st [1]uint64
 	err, killed := in.guarded(in.mod.ExportedFunction(pluginapi.ExportABIVersion), st[:], initTimeout)
 	if err != nil || killed {
@@ -292,9 +301,34 @@ func (p *plugin) probe(in *instance) error {
 	if v := uint32(st[0]); v != pluginapi.Version {
 		return fmt.Errorf("built for plugin ABI version %d, but this host speaks version %d: rebuild it with a matching SDK", v, pluginapi.Version)
 	}
-	p.info.ABIVersion = uint32(st[0])
-	st[0] = 0
-	err, killed = in.guarded(in.mod.ExportedFunction(pluginapi.ExportHooks), st[:], initTimeout)
+	f := in.mod.ExportedFunction(pluginapi.ExportFeatures)
+	if f == nil {
+		return nil
+	}
+	st[0] = uint64(pluginapi.KnownFeatures)
+	err, killed = in.guarded(f, st[:], initTimeout)
+	if err != nil || killed {
+		return fmt.Errorf("%s failed: %v", pluginapi.ExportFeatures, err)
+	}
+	req := pluginapi.Features(uint32(st[0]))
+	if missing := req &^ pluginapi.KnownFeatures; missing != 0 {
+		return fmt.Errorf("plugin %s requires ABI feature %s, which this host does not support (this host supports: %s): upgrade Sluice or rebuild the plugin for this version",
+			p.name, missing, pluginapi.KnownFeatures)
+	}
+	if req&pluginapi.FeatureInit != 0 && in.mod.ExportedFunction(pluginapi.ExportInit) == nil {
+		return fmt.Errorf("plugin %s requires ABI feature %s but does not export %s", p.name, pluginapi.FeatureInit, pluginapi.ExportInit)
+	}
+	in.features = req
+	return nil
+}
+
+// probe reads the hook set from the first instance (newInstance has checked
+// its ABI version and features) and runs the guest's init.
+func (p *plugin) probe(in *instance) error {
+	p.info.ABIVersion = pluginapi.Version
+	p.info.Features = in.features
+	var st [1]uint64
+	err, killed := in.guarded(in.mod.ExportedFunction(pluginapi.ExportHooks), st[:], initTimeout)
 	if err != nil || killed {
 		return fmt.Errorf("%s failed: %v", pluginapi.ExportHooks, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // idleTimeout is how long an instance above pool_min may sit unused before
@@ -30,6 +32,8 @@ type instance struct {
 	fuse   api.MutableGlobal
 	fuel   api.MutableGlobal
 	stack  [1]uint64
+	// features are the ABI features the guest requires (sluice_features).
+	features pluginapi.Features
 
 	// start is the host clock (ns) when the running call began, 0 when
 	// idle, -1 once the watchdog fired. limit is the running call's

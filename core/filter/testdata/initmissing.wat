@@ -1,0 +1,7 @@
+;; initmissing.wat requires ABI feature init but does not export sluice_init.
+(module
+  (memory (export "memory") 1)
+  (func (export "sluice_abi_version") (result i32) (i32.const 1))
+  (func (export "sluice_features") (param i32) (result i32) (i32.const 1))
+  (func (export "sluice_hooks") (result i32) (i32.const 63))
+  (func (export "sluice_on_hook") (param i32) (result i32) (i32.const 0)))
