@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -71,9 +72,29 @@ type Server struct {
 	http   *http.Server
 }
 
+// Option sets how NewServer makes the socket.
+type Option func(*socketPerm)
+
+// socketPerm is the socket file's mode and group.
+type socketPerm struct {
+	mode fs.FileMode
+	gid  int // -1 keeps the process's group
+}
+
+// WithSocketPerm gives the socket file mode (default 0600) and, unless gid
+// is -1, group gid, so that the group's members may use it.
+func WithSocketPerm(mode fs.FileMode, gid int) Option {
+	return func(p *socketPerm) { p.mode, p.gid = mode.Perm(), gid }
+}
+
 // NewServer listens on socket (removing a stale socket file first) and
-// returns a server ready to Serve.
-func NewServer(socket string, b Backend, log *slog.Logger) (*Server, error) {
+// returns a server ready to Serve. The socket is 0600 unless an option
+// says otherwise.
+func NewServer(socket string, b Backend, log *slog.Logger, opts ...Option) (*Server, error) {
+	perm := socketPerm{mode: 0o600, gid: -1}
+	for _, o := range opts {
+		o(&perm)
+	}
 	q := b.Queue
 	if err := os.MkdirAll(filepath.Dir(socket), 0o750); err != nil {
 		return nil, fmt.Errorf("admin socket %s: %w", socket, err)
@@ -87,7 +108,13 @@ func NewServer(socket string, b Backend, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin socket %s: %w", socket, err)
 	}
-	if err := os.Chmod(socket, 0o600); err != nil {
+	if perm.gid >= 0 {
+		if err := os.Chown(socket, -1, perm.gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("admin socket %s: group %d: %w", socket, perm.gid, err)
+		}
+	}
+	if err := os.Chmod(socket, perm.mode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("admin socket %s: %w", socket, err)
 	}

@@ -17,6 +17,9 @@ type Config struct {
 	TrustedNetworks []netip.Prefix `toml:"trusted_networks"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `toml:"log_level"`
+	// LogFormat is "text" (slog's key=value lines) or "json" (one JSON
+	// object a line).
+	LogFormat string `toml:"log_format"`
 
 	// SMTP is the inbound service, normally port 25.
 	SMTP Listener `toml:"smtp"`
@@ -207,6 +210,12 @@ type Queue struct {
 type Admin struct {
 	// Socket is a path template with {data_dir}.
 	Socket string `toml:"socket"`
+	// SocketMode is the socket's permission bits, octal ("0600"); no bits
+	// for others.
+	SocketMode Mode `toml:"socket_mode"`
+	// SocketGroup, when set, is the socket's group (a name or a number),
+	// so that its members may use it (with SocketMode "0660").
+	SocketGroup string `toml:"socket_group"`
 }
 
 // Auth configures the inbound checks, whose results go into an

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -103,6 +104,9 @@ func TestLoadOverDefaults(t *testing.T) {
 		{"queue.max_backoff", c.Queue.MaxBackoff.D(), 4 * time.Hour},
 		{"queue.gc_interval kept", c.Queue.GCInterval, d.Queue.GCInterval},
 		{"admin.socket expanded", c.Admin.Socket, "/var/lib/sluice/admin.sock"},
+		{"admin.socket_mode", c.Admin.SocketMode.Perm(), fs.FileMode(0o660)},
+		{"admin.socket_group", c.Admin.SocketGroup, "0"},
+		{"log_format", c.LogFormat, "json"},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {
@@ -134,6 +138,7 @@ func TestDefault(t *testing.T) {
 		LocalDomains:    []string{"localhost"},
 		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		LogLevel:        "info",
+		LogFormat:       "text",
 		SMTP:            smtp,
 		Submission: Submission{
 			Listener:         sub,
@@ -159,7 +164,7 @@ func TestDefault(t *testing.T) {
 			GCInterval:  Duration(10 * time.Minute),
 			// DelayWarning: 0, off by default.
 		},
-		Admin:   Admin{Socket: "./sluice-data/admin.sock"},
+		Admin:   Admin{Socket: "./sluice-data/admin.sock", SocketMode: 0o600},
 		Plugins: Plugins{Dir: "./sluice-data/plugins", CacheDir: "./sluice-data/plugin-cache"},
 		Spam:    Spam{AddHeader: 5, Quarantine: 10, Reject: 15},
 		DNS:     DNS{Servers: []string{}, Timeout: Duration(2 * time.Second)},

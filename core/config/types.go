@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -61,3 +62,23 @@ func (s *Size) UnmarshalText(b []byte) error {
 
 // MarshalText writes the size in bytes.
 func (s Size) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(s), 10)), nil }
+
+// Mode is a file's permission bits written in the file as an octal string,
+// "0660".
+type Mode fs.FileMode
+
+// Perm returns the value as permission bits.
+func (m Mode) Perm() fs.FileMode { return fs.FileMode(m) }
+
+// UnmarshalText parses octal permission bits.
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, err := strconv.ParseUint(string(b), 8, 32)
+	if err != nil || v > 0o777 {
+		return fmt.Errorf("bad mode %q: write the permission bits in octal, like \"0660\"", b)
+	}
+	*m = Mode(v)
+	return nil
+}
+
+// MarshalText writes the mode in octal.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(fmt.Sprintf("%04o", uint32(m))), nil }

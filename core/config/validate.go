@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/user"
 	"strconv"
 	"strings"
 
@@ -53,6 +54,7 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 		}
 	}
 	ck.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
+	ck.oneOf("log_format", c.LogFormat, "text", "json")
 	ck.listener("smtp", &c.SMTP)
 	ck.listener("submission", &c.Submission.Listener)
 	ck.submission(&c.Submission)
@@ -75,10 +77,38 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 	ck.duration("dns.timeout", c.DNS.Timeout)
 	ck.delivery(&c.Delivery)
 	ck.addressing(c)
-	if c.Admin.Socket == "" {
+	ck.admin(&c.Admin)
+	return ck.errs
+}
+
+// admin checks the admin socket's path, mode and group.
+func (ck *checker) admin(a *Admin) {
+	if a.Socket == "" {
 		ck.bad("admin.socket", `must not be empty; the default is "{data_dir}/admin.sock"`)
 	}
-	return ck.errs
+	switch m := a.SocketMode.Perm(); {
+	case m&0o007 != 0:
+		ck.bad("admin.socket_mode", `%04o lets every local user manage the queue; give the socket a group instead (socket_group, socket_mode = "0660")`, m)
+	case m&0o600 != 0o600:
+		ck.bad("admin.socket_mode", `%04o does not let the server's own user use the socket; keep the owner's read and write bits, like "0600" or "0660"`, m)
+	}
+	if a.SocketGroup != "" {
+		if _, err := LookupGroup(a.SocketGroup); err != nil {
+			ck.bad("admin.socket_group", "%v", err)
+		}
+	}
+}
+
+// LookupGroup resolves a group name or number to its ID.
+func LookupGroup(name string) (int, error) {
+	if gid, err := strconv.Atoi(name); err == nil && gid >= 0 {
+		return gid, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("no group %q on this system: create it, or name an existing group (or its number)", name)
+	}
+	return strconv.Atoi(g.Gid)
 }
 
 // listener checks one SMTP service.

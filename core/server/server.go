@@ -93,7 +93,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		backend.Plugins = s.filters.Plugins
 	}
 
-	s.admin, err = admin.NewServer(cfg.Admin.Socket, backend, log)
+	gid := -1
+	if cfg.Admin.SocketGroup != "" {
+		if gid, err = config.LookupGroup(cfg.Admin.SocketGroup); err != nil {
+			return nil, fmt.Errorf("admin.socket_group: %w", err)
+		}
+	}
+	s.admin, err = admin.NewServer(cfg.Admin.Socket, backend, log, admin.WithSocketPerm(cfg.Admin.SocketMode.Perm(), gid))
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +200,10 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	}
 }
+
+// Close releases everything New opened, for a server that will not Run
+// (Run closes it by itself).
+func (s *Server) Close() { s.close() }
 
 // close releases everything New opened; it is safe on a partial server.
 func (s *Server) close() {
