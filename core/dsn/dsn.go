@@ -9,10 +9,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Rcpt is one recipient line of a report.
@@ -24,8 +25,8 @@ type Rcpt struct {
 	ORCPT string
 	// Action is "failed", "delayed", "delivered", "relayed" or "expanded".
 	Action string
-	// Status is the enhanced status code, like "5.1.1".
-	Status string
+	// Status is the enhanced status code, like 5.1.1.
+	Status mail.EnhancedCode
 	// RemoteMTA is the host that gave the answer, if any.
 	RemoteMTA string
 	// Diagnostic is the answer itself, like "smtp; 550 5.1.1 no such user".
@@ -73,8 +74,6 @@ const (
 
 // dateLayout is the RFC 5322 date-time.
 const dateLayout = "Mon, 02 Jan 2006 15:04:05 -0700"
-
-var statusRE = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
 
 // Build renders r as a complete message with CRLF line endings, ready to be
 // queued from the null sender to r.To.
@@ -163,7 +162,7 @@ func (r *Report) check() error {
 		default:
 			return fmt.Errorf("dsn: recipient %d (%s): action %q is not failed, delayed, delivered, relayed or expanded", i, rc.Addr, rc.Action)
 		}
-		if !statusRE.MatchString(rc.Status) {
+		if _, err := mail.ParseEnhanced(rc.Status.String()); err != nil {
 			return fmt.Errorf("dsn: recipient %d (%s): status %q is not an enhanced status code like \"5.1.1\"", i, rc.Addr, rc.Status)
 		}
 		if rc.Addr == "" {
@@ -234,14 +233,10 @@ func (r *Report) boundary() string {
 // boundary when longer; truncated reports whether it was.
 func (r *Report) returned() (headers, body []byte, truncated bool) {
 	msg := toCRLF(r.Original)
-	headers, body = msg, []byte{}
-	switch {
-	case bytes.HasPrefix(msg, []byte("\r\n")):
-		headers, body = msg[:2], msg[2:]
-	default:
-		if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-			headers, body = msg[:i+4], msg[i+4:]
-		}
+	_, body = mail.ParseHeader(msg)
+	headers = msg[:len(msg)-len(body)]
+	if body == nil {
+		body = []byte{}
 	}
 	if strings.EqualFold(r.Ret, "HDRS") || !r.failed() {
 		return headers, nil, false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -38,9 +39,9 @@ func report() *Report {
 		EnvID:        "lunch-42",
 		Arrival:      time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC),
 		Rcpts: []Rcpt{
-			{Addr: "bob@example.com", ORCPT: "rfc822;bob@example.com", Action: "failed", Status: "5.1.1",
+			{Addr: "bob@example.com", ORCPT: "rfc822;bob@example.com", Action: "failed", Status: mail.MustEnhanced("5.1.1"),
 				RemoteMTA: "mx1.example.com", Diagnostic: "smtp; 550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table"},
-			{Addr: "carol@example.net", Action: "failed", Status: "4.4.7", Diagnostic: "delivery time expired after 5 days; last error: connection refused"},
+			{Addr: "carol@example.net", Action: "failed", Status: mail.MustEnhanced("4.4.7"), Diagnostic: "delivery time expired after 5 days; last error: connection refused"},
 		},
 		Original: []byte(original),
 		Now:      time.Date(2025, 3, 6, 9, 30, 5, 0, time.UTC),
@@ -55,14 +56,14 @@ func TestGolden(t *testing.T) {
 		{"failed", func(r *Report) {}},
 		{"delayed", func(r *Report) {
 			for i := range r.Rcpts {
-				r.Rcpts[i].Action, r.Rcpts[i].Status = "delayed", "4.7.1"
+				r.Rcpts[i].Action, r.Rcpts[i].Status = "delayed", mail.MustEnhanced("4.7.1")
 				r.Rcpts[i].Diagnostic = "smtp; 451 4.7.1 greylisted, try again later"
 				r.Rcpts[i].WillRetryUntil = r.Now.Add(96 * time.Hour)
 			}
 		}},
 		{"delivered", func(r *Report) {
 			for i := range r.Rcpts {
-				r.Rcpts[i].Action, r.Rcpts[i].Status = "delivered", "2.0.0"
+				r.Rcpts[i].Action, r.Rcpts[i].Status = "delivered", mail.MustEnhanced("2.0.0")
 				r.Rcpts[i].Diagnostic = "smtp; 250 2.0.0 ok"
 			}
 		}},
@@ -267,7 +268,7 @@ func TestNonFailureHeadersOnly(t *testing.T) {
 			r := report()
 			r.Ret = "FULL"
 			r.Rcpts = r.Rcpts[:1]
-			r.Rcpts[0].Action, r.Rcpts[0].Status = action, map[string]string{"delayed": "4.4.1", "delivered": "2.0.0", "failed": "5.1.1"}[action]
+			r.Rcpts[0].Action, r.Rcpts[0].Status = action, mail.MustEnhanced(map[string]string{"delayed": "4.4.1", "delivered": "2.0.0", "failed": "5.1.1"}[action])
 			msg, err := Build(r)
 			if err != nil {
 				t.Fatal(err)
@@ -341,7 +342,7 @@ func TestSubject(t *testing.T) {
 		r := report()
 		r.Rcpts = nil
 		for _, a := range tt.actions {
-			r.Rcpts = append(r.Rcpts, Rcpt{Addr: "x@example.com", Action: a, Status: "2.0.0"})
+			r.Rcpts = append(r.Rcpts, Rcpt{Addr: "x@example.com", Action: a, Status: mail.MustEnhanced("2.0.0")})
 		}
 		msg, err := Build(r)
 		if err != nil {
@@ -364,7 +365,8 @@ func TestBuildErrors(t *testing.T) {
 		{"no hostname", func(r *Report) { r.ReportingMTA = "" }, "ReportingMTA"},
 		{"no recipients", func(r *Report) { r.Rcpts = nil }, "at least one recipient"},
 		{"bad action", func(r *Report) { r.Rcpts[0].Action = "bounced" }, `action "bounced"`},
-		{"bad status", func(r *Report) { r.Rcpts[1].Status = "550" }, `status "550"`},
+		{"no status", func(r *Report) { r.Rcpts[1].Status = mail.EnhancedCode{} }, `status ""`},
+		{"bad status", func(r *Report) { r.Rcpts[1].Status = mail.EnhancedCode{3, 0, 0} }, `status "3.0.0"`},
 		{"no address", func(r *Report) { r.Rcpts[0].Addr = "" }, "no address"},
 	}
 	for _, tt := range tests {

@@ -65,7 +65,7 @@ func (r *Report) statusFields(b *builder) {
 		}
 		b.field("Final-Recipient", "rfc822; "+clean(rc.Addr))
 		b.field("Action", rc.Action)
-		b.field("Status", rc.Status)
+		b.field("Status", rc.Status.String())
 		if rc.RemoteMTA != "" {
 			b.field("Remote-MTA", "dns; "+clean(rc.RemoteMTA))
 		}

@@ -3,6 +3,7 @@ package queue
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,11 +50,17 @@ func (q *Queue) logDelivery(fx *effects, id string, r *mail.Recipient, delay tim
 }
 
 // reportRcpt describes recipient r for a report with the given action; code
-// and text are the reply that decided it (code 0: our own words).
+// and text are the reply that decided it (code 0: our own words). The
+// remote transport's text is the whole reply line ("550 5.1.1 …"), which
+// is not given its code a second time.
 func reportRcpt(r *mail.Recipient, action string, code int, text string) dsn.Rcpt {
 	diag := text
 	if code > 0 {
-		diag = fmt.Sprintf("smtp; %d %s", code, text)
+		c := strconv.Itoa(code)
+		if rest, ok := strings.CutPrefix(text, c); !ok || (rest != "" && rest[0] != ' ') {
+			text = c + " " + text
+		}
+		diag = "smtp; " + text
 	} else if diag != "" {
 		diag = "x-sluice; " + diag
 	}
@@ -64,11 +71,11 @@ func reportRcpt(r *mail.Recipient, action string, code int, text string) dsn.Rcp
 	if remote == "local" || remote == "none" {
 		remote = ""
 	}
-	status := r.DSNCode
-	if status == "" {
-		status = map[string]string{"failed": "5.0.0", "delayed": "4.0.0"}[action]
-		if status == "" {
-			status = "2.0.0"
+	status, err := mail.ParseEnhanced(r.DSNCode)
+	if err != nil {
+		status = map[string]mail.EnhancedCode{"failed": {5, 0, 0}, "delayed": {4, 0, 0}}[action]
+		if status.IsZero() {
+			status = mail.EnhancedCode{2, 0, 0}
 		}
 	}
 	return dsn.Rcpt{Addr: r.Addr, ORCPT: r.ORCPT, Action: action, Status: status, RemoteMTA: remote, Diagnostic: diag}

@@ -275,3 +275,27 @@ func TestDelayWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestReportRcptDiagnostic: a reply becomes "smtp; code text" once, also
+// when the transport's text is the whole reply line (the remote transport
+// reports "550 5.1.1 …"); our own words are "x-sluice;".
+func TestReportRcptDiagnostic(t *testing.T) {
+	tests := []struct {
+		code       int
+		text, want string
+	}{
+		{550, "5.1.1 no such user", "smtp; 550 5.1.1 no such user"},
+		{550, "550 5.1.1 no such user", "smtp; 550 5.1.1 no such user"},
+		{250, "250 2.0.0 Ok: queued as 4ABC", "smtp; 250 2.0.0 Ok: queued as 4ABC"},
+		{550, "550", "smtp; 550"},
+		{550, "5500 mailboxes are full", "smtp; 550 5500 mailboxes are full"},
+		{0, "delivery time expired", "x-sluice; delivery time expired"},
+		{0, "", ""},
+	}
+	for _, tt := range tests {
+		r := &mail.Recipient{Addr: "x@dst.test", DSNCode: "5.1.1"}
+		if got := reportRcpt(r, "failed", tt.code, tt.text).Diagnostic; got != tt.want {
+			t.Errorf("reportRcpt(%d, %q) diagnostic %q, want %q", tt.code, tt.text, got, tt.want)
+		}
+	}
+}
