@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -140,7 +139,7 @@ func parseHostPort(s string) (*hostPort, error) {
 	if err != nil || n < 1 || n > 65535 {
 		return nil, fmt.Errorf("%q: port must be a number from 1 to 65535", s)
 	}
-	return &hostPort{host: strings.ToLower(strings.TrimSuffix(host, ".")), port: n}, nil
+	return &hostPort{host: mail.NormDomain(host), port: n}, nil
 }
 
 // New returns a Deliverer for opts, or an error naming the option that is
