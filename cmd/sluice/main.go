@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +12,22 @@ import (
 )
 
 func main() {
-	app := &cli.App{
+	app := newApp()
+	// Errors are printed, and the exit status chosen, here.
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	args := os.Args
+	if filepath.Base(args[0]) == "sendmail" { // called as /usr/sbin/sendmail
+		args = append([]string{args[0], "sendmail"}, args[1:]...)
+	}
+	if err := app.Run(flagsFirst(app.Commands, args)); err != nil {
+		fmt.Fprintln(os.Stderr, "sluice:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// newApp is the command line: every command and its flags.
+func newApp() *cli.App {
+	return &cli.App{
 		Name:  "sluice",
 		Usage: "a mail transfer agent with WebAssembly filters",
 		Commands: []*cli.Command{
@@ -24,12 +40,14 @@ func main() {
 			sendmailCommand(),
 		},
 	}
-	args := os.Args
-	if filepath.Base(args[0]) == "sendmail" { // called as /usr/sbin/sendmail
-		args = append([]string{args[0], "sendmail"}, args[1:]...)
+}
+
+// exitCode is the status an error exits with: its own (sendmail's
+// sysexits codes, cli.Exit), or 1.
+func exitCode(err error) int {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) && ec.ExitCode() != 0 {
+		return ec.ExitCode()
 	}
-	if err := app.Run(args); err != nil {
-		fmt.Fprintln(os.Stderr, "sluice:", err)
-		os.Exit(1)
-	}
+	return 1
 }
