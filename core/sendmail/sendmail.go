@@ -49,7 +49,7 @@ func ParseArgs(args []string) (*Invocation, error) {
 				return a[len(opt):], nil
 			}
 			if i+1 >= len(args) {
-				return "", fmt.Errorf("sendmail: option %s needs a value", opt)
+				return "", usageError("sendmail: option %s needs a value", opt)
 			}
 			i++
 			return args[i], nil
@@ -74,7 +74,7 @@ func ParseArgs(args []string) (*Invocation, error) {
 				i++
 			}
 		default:
-			return nil, fmt.Errorf("sendmail: unknown option %q (supported: -f, -F, -t, -i, -oi)", a)
+			return nil, usageError("sendmail: unknown option %q (supported: -f, -F, -t, -i, -oi)", a)
 		}
 		if err != nil {
 			return nil, err
@@ -93,18 +93,31 @@ type Message struct {
 	Data  []byte
 }
 
+// Defaults complete what a message leaves out.
+type Defaults struct {
+	// From is the envelope sender without -f, and the From: header's
+	// address when there is none.
+	From string
+	// Date is the Date: header's value when there is none.
+	Date string
+	// MessageID is the Message-ID: header's value when there is none,
+	// like NewMessageID's.
+	MessageID string
+}
+
 // Read reads the message from r and completes the envelope: the sender
-// defaults to defaultFrom; with -t the To, Cc and Bcc headers add
-// recipients and Bcc is removed; line endings become CRLF; a From: or
-// Date: header is added when missing (now gives the date).
-func (inv *Invocation) Read(r io.Reader, defaultFrom, date string) (*Message, error) {
+// defaults to d.From; with -t the To, Cc and Bcc headers add recipients
+// and Bcc is removed; line endings become CRLF; a From:, Date: or
+// Message-ID: header is added from d when missing. Errors are *Error with
+// sendmail's exit status.
+func (inv *Invocation) Read(r io.Reader, d Defaults) (*Message, error) {
 	raw, err := readInput(r, inv.IgnoreDots)
 	if err != nil {
 		return nil, err
 	}
 	m := &Message{From: inv.From, Rcpts: append([]string(nil), inv.Rcpts...)}
 	if m.From == "" {
-		m.From = defaultFrom
+		m.From = d.From
 	}
 	hdr, body := splitHeader(raw)
 	parsed, _ := mail.ReadMessage(bytes.NewReader(append(append([]byte(nil), hdr...), '\n')))
@@ -112,7 +125,7 @@ func (inv *Invocation) Read(r io.Reader, defaultFrom, date string) (*Message, er
 		for _, key := range []string{"To", "Cc", "Bcc"} {
 			list, err := parsed.Header.AddressList(key)
 			if err != nil && !errors.Is(err, mail.ErrHeaderNotPresent) {
-				return nil, fmt.Errorf("sendmail: -t: header %s: %v", key, err)
+				return nil, &Error{Code: ExDataErr, Err: fmt.Errorf("sendmail: -t: header %s: %v", key, err)}
 			}
 			for _, a := range list {
 				m.Rcpts = append(m.Rcpts, a.Address)
@@ -121,7 +134,7 @@ func (inv *Invocation) Read(r io.Reader, defaultFrom, date string) (*Message, er
 		hdr = dropHeader(hdr, "Bcc")
 	}
 	if len(m.Rcpts) == 0 {
-		return nil, errors.New("sendmail: no recipients: name them as arguments, or use -t to take them from To, Cc and Bcc")
+		return nil, usageError("sendmail: no recipients: name them as arguments, or use -t to take them from To, Cc and Bcc")
 	}
 	var out bytes.Buffer
 	if parsed == nil || parsed.Header.Get("From") == "" {
@@ -132,7 +145,10 @@ func (inv *Invocation) Read(r io.Reader, defaultFrom, date string) (*Message, er
 		out.WriteString("From: " + from + "\r\n")
 	}
 	if parsed == nil || parsed.Header.Get("Date") == "" {
-		out.WriteString("Date: " + date + "\r\n")
+		out.WriteString("Date: " + d.Date + "\r\n")
+	}
+	if (parsed == nil || parsed.Header.Get("Message-ID") == "") && d.MessageID != "" {
+		out.WriteString("Message-ID: " + d.MessageID + "\r\n")
 	}
 	out.Write(hdr)
 	out.WriteString("\r\n")
@@ -162,10 +178,10 @@ func readInput(r io.Reader, ignoreDots bool) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("sendmail: reading the message: %v", err)
+			return nil, &Error{Code: ExIOErr, Err: fmt.Errorf("sendmail: reading the message: %v", err)}
 		}
 		if out.Len() > maxMessage {
-			return nil, fmt.Errorf("sendmail: message over %d bytes", maxMessage)
+			return nil, &Error{Code: ExDataErr, Err: fmt.Errorf("sendmail: message over %d bytes", maxMessage)}
 		}
 	}
 	return out.Bytes(), nil
