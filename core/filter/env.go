@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,29 +84,40 @@ func NewEnv(ctx context.Context, hook pluginapi.Hook, txn *Txn, spec *EnvSpec) *
 // Reply returns the reply set by SetReply, or nil.
 func (e *Env) Reply() *Result { return e.reply }
 
-func (e *Env) allowed(hooks uint32) pluginapi.Status {
-	if hooks != 0 && (e.hook < 0 || e.hook >= pluginapi.NumHooks || hooks&(1<<e.hook) == 0) {
+// funcRules are the rows of pluginapi.Funcs by name: the hooks and the
+// grant of every host function, which permit enforces.
+var funcRules = func() map[string]pluginapi.Func {
+	m := map[string]pluginapi.Func{}
+	for _, f := range pluginapi.Funcs() {
+		m[f.Name] = f
+	}
+	return m
+}()
+
+// permit reports whether this call may use the host function named fn, by
+// its row of pluginapi.Funcs: StatusWrongStage at a hook the row does not
+// allow, StatusDenied without the grant it names. Every Env method that
+// returns a status checks it first; log and now cannot report a refusal,
+// and pluginapi's tests keep them unrestricted.
+func (e *Env) permit(fn string) pluginapi.Status {
+	f, ok := funcRules[fn]
+	if !ok || !f.AllowedAt(e.hook) {
 		return pluginapi.StatusWrongStage
+	}
+	if f.Cap != "" && !slices.Contains(e.spec.Grants, f.Cap) {
+		return pluginapi.StatusDenied
 	}
 	return pluginapi.StatusOK
 }
 
-func (e *Env) granted(c string) bool {
-	for _, g := range e.spec.Grants {
-		if g == c {
-			return true
-		}
-	}
-	return false
-}
-
-const (
-	msgHooks  = 1<<pluginapi.HookData | 1<<pluginapi.HookDeliver
-	rcptHooks = 1<<pluginapi.HookRcpt | 1<<pluginapi.HookData
-)
-
 // Prop returns a property of the connection or transaction.
 func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
+	if st := e.permit(pluginapi.FuncGetProp); st != pluginapi.StatusOK {
+		return "", st
+	}
+	if p >= 0 && p < pluginapi.NumProps && !p.AllowedAt(e.hook) {
+		return "", pluginapi.StatusWrongStage
+	}
 	c, t := e.txn.Conn, e.txn
 	switch p {
 	case pluginapi.PropClientIP:
@@ -141,18 +153,15 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 	case pluginapi.PropListener:
 		return c.Listener, pluginapi.StatusOK
 	case pluginapi.PropBodySize:
-		if st := e.allowed(msgHooks); st != pluginapi.StatusOK {
-			return "", st
-		}
 		n := len(t.Body)
 		for _, f := range t.Header {
 			n += len(f.Name) + 1 + len(f.Value) + 2
 		}
 		return strconv.Itoa(n + 2), pluginapi.StatusOK
 	case pluginapi.PropDestination:
-		return t.Destination, e.allowed(1 << pluginapi.HookDeliver)
+		return t.Destination, pluginapi.StatusOK
 	case pluginapi.PropAttempt:
-		return strconv.Itoa(t.Attempt), e.allowed(1 << pluginapi.HookDeliver)
+		return strconv.Itoa(t.Attempt), pluginapi.StatusOK
 	case pluginapi.PropLocalIP:
 		if !c.LocalIP.IsValid() {
 			return "", pluginapi.StatusOK
@@ -185,6 +194,9 @@ func (e *Env) Now() int64 {
 
 // Note returns a transaction note.
 func (e *Env) Note(key string) (string, pluginapi.Status) {
+	if st := e.permit(pluginapi.FuncGetNote); st != pluginapi.StatusOK {
+		return "", st
+	}
 	v, ok := e.txn.Notes[key]
 	if !ok {
 		return "", pluginapi.StatusNotFound
@@ -194,6 +206,9 @@ func (e *Env) Note(key string) (string, pluginapi.Status) {
 
 // SetNote sets a transaction note; an empty value deletes it.
 func (e *Env) SetNote(key, value string) pluginapi.Status {
+	if st := e.permit(pluginapi.FuncSetNote); st != pluginapi.StatusOK {
+		return st
+	}
 	if key == "" || len(key) > maxNameLen || len(value) > maxValueLen {
 		return pluginapi.StatusBadArgument
 	}
@@ -211,6 +226,9 @@ func (e *Env) SetNote(key, value string) pluginapi.Status {
 // Config returns the JSON encoding of the plugin's config value at a
 // dotted key; "" is the whole table.
 func (e *Env) Config(key string) ([]byte, pluginapi.Status) {
+	if st := e.permit(pluginapi.FuncGetConfig); st != pluginapi.StatusOK {
+		return nil, st
+	}
 	var v any = e.spec.Config
 	if key != "" {
 		for _, part := range strings.Split(key, ".") {
@@ -235,6 +253,9 @@ func (e *Env) Config(key string) ([]byte, pluginapi.Status) {
 
 // AddScore adds to the message's spam score under a symbol.
 func (e *Env) AddScore(symbol string, score float64) pluginapi.Status {
+	if st := e.permit(pluginapi.FuncAddScore); st != pluginapi.StatusOK {
+		return st
+	}
 	if symbol == "" || len(symbol) > maxNameLen || !printable(symbol) || score != score || score > 1e6 || score < -1e6 {
 		return pluginapi.StatusBadArgument
 	}
@@ -247,6 +268,9 @@ func (e *Env) AddScore(symbol string, score float64) pluginapi.Status {
 // verdict. The code must be 4xx or 5xx, the enhanced code "c.s.d" of the
 // same class (or empty), the text printable ASCII without line breaks.
 func (e *Env) SetReply(code int32, enhanced, text string) pluginapi.Status {
+	if st := e.permit(pluginapi.FuncSetReply); st != pluginapi.StatusOK {
+		return st
+	}
 	if code < 400 || code > 599 || len(text) > maxReplyText || !printable(text) {
 		return pluginapi.StatusBadArgument
 	}
@@ -259,7 +283,7 @@ func (e *Env) SetReply(code int32, enhanced, text string) pluginapi.Status {
 
 // SetRoute sends this delivery attempt via host:port.
 func (e *Env) SetRoute(route string) pluginapi.Status {
-	if st := e.allowed(1 << pluginapi.HookDeliver); st != pluginapi.StatusOK {
+	if st := e.permit(pluginapi.FuncSetRoute); st != pluginapi.StatusOK {
 		return st
 	}
 	if len(route) > maxNameLen || !printable(route) || strings.ContainsAny(route, " \t") {

@@ -10,7 +10,7 @@ import (
 // Header returns the index-th (0-based) value of the named field, with
 // folding removed and surrounding space trimmed.
 func (e *Env) Header(name string, index int) (string, pluginapi.Status) {
-	if st := e.allowed(msgHooks); st != pluginapi.StatusOK {
+	if st := e.permit(pluginapi.FuncGetHeader); st != pluginapi.StatusOK {
 		return "", st
 	}
 	n := 0
@@ -28,7 +28,7 @@ func (e *Env) Header(name string, index int) (string, pluginapi.Status) {
 // Headers returns the header section as it stands, CRLF line endings,
 // without the empty line that ends it.
 func (e *Env) Headers() ([]byte, pluginapi.Status) {
-	if st := e.allowed(msgHooks); st != pluginapi.StatusOK {
+	if st := e.permit(pluginapi.FuncGetHeaders); st != pluginapi.StatusOK {
 		return nil, st
 	}
 	return FormatHeader(e.txn.Header), pluginapi.StatusOK
@@ -36,7 +36,7 @@ func (e *Env) Headers() ([]byte, pluginapi.Status) {
 
 // ReadBody copies body bytes from off into p.
 func (e *Env) ReadBody(off int64, p []byte) (int, pluginapi.Status) {
-	if st := e.allowed(msgHooks); st != pluginapi.StatusOK {
+	if st := e.permit(pluginapi.FuncReadBody); st != pluginapi.StatusOK {
 		return 0, st
 	}
 	if off < 0 {
@@ -50,7 +50,7 @@ func (e *Env) ReadBody(off int64, p []byte) (int, pluginapi.Status) {
 
 // AddHeader prepends a field (as trace and filter headers are).
 func (e *Env) AddHeader(name, value string) pluginapi.Status {
-	if st := e.checkField(name, value); st != pluginapi.StatusOK {
+	if st := e.checkField(pluginapi.FuncAddHeader, name, value); st != pluginapi.StatusOK {
 		return st
 	}
 	e.txn.Header = append([]Field{{Name: name, Value: " " + value}}, e.txn.Header...)
@@ -61,7 +61,7 @@ func (e *Env) AddHeader(name, value string) pluginapi.Status {
 // SetHeader replaces every occurrence of a field with one, in the place of
 // the first, or prepends it when absent.
 func (e *Env) SetHeader(name, value string) pluginapi.Status {
-	if st := e.checkField(name, value); st != pluginapi.StatusOK {
+	if st := e.checkField(pluginapi.FuncSetHeader, name, value); st != pluginapi.StatusOK {
 		return st
 	}
 	out := e.txn.Header[:0:0]
@@ -86,7 +86,7 @@ func (e *Env) SetHeader(name, value string) pluginapi.Status {
 
 // DelHeader deletes every occurrence of a field; StatusNotFound if none.
 func (e *Env) DelHeader(name string) pluginapi.Status {
-	if st := e.allowed(msgHooks); st != pluginapi.StatusOK {
+	if st := e.permit(pluginapi.FuncDelHeader); st != pluginapi.StatusOK {
 		return st
 	}
 	out := e.txn.Header[:0:0]
@@ -103,8 +103,9 @@ func (e *Env) DelHeader(name string) pluginapi.Status {
 	return pluginapi.StatusOK
 }
 
-func (e *Env) checkField(name, value string) pluginapi.Status {
-	if st := e.allowed(msgHooks); st != pluginapi.StatusOK {
+// checkField checks the permission for fn and a field it would write.
+func (e *Env) checkField(fn, name, value string) pluginapi.Status {
+	if st := e.permit(fn); st != pluginapi.StatusOK {
 		return st
 	}
 	if !validFieldName(name) || len(value) > maxValueLen {
@@ -135,7 +136,7 @@ func validFieldName(name string) bool {
 
 // AddRcpt adds a recipient.
 func (e *Env) AddRcpt(addr string) pluginapi.Status {
-	if st := e.checkRcpt(addr); st != pluginapi.StatusOK {
+	if st := e.checkRcpt(pluginapi.FuncAddRcpt, addr); st != pluginapi.StatusOK {
 		return st
 	}
 	for _, r := range e.txn.Rcpts {
@@ -150,7 +151,7 @@ func (e *Env) AddRcpt(addr string) pluginapi.Status {
 // DelRcpt removes a recipient; at the rcpt hook removing the recipient under
 // consideration drops it.
 func (e *Env) DelRcpt(addr string) pluginapi.Status {
-	if st := e.allowed(rcptHooks); st != pluginapi.StatusOK {
+	if st := e.permit(pluginapi.FuncDelRcpt); st != pluginapi.StatusOK {
 		return st
 	}
 	if e.hook == pluginapi.HookRcpt && strings.EqualFold(e.txn.Rcpt, addr) {
@@ -168,7 +169,7 @@ func (e *Env) DelRcpt(addr string) pluginapi.Status {
 
 // RewriteRcpt replaces a recipient.
 func (e *Env) RewriteRcpt(old, new string) pluginapi.Status {
-	if st := e.checkRcpt(new); st != pluginapi.StatusOK {
+	if st := e.checkRcpt(pluginapi.FuncRewriteRcpt, new); st != pluginapi.StatusOK {
 		return st
 	}
 	if e.hook == pluginapi.HookRcpt && strings.EqualFold(e.txn.Rcpt, old) {
@@ -184,8 +185,9 @@ func (e *Env) RewriteRcpt(old, new string) pluginapi.Status {
 	return pluginapi.StatusNotFound
 }
 
-func (e *Env) checkRcpt(addr string) pluginapi.Status {
-	if st := e.allowed(rcptHooks); st != pluginapi.StatusOK {
+// checkRcpt checks the permission for fn and an address it would write.
+func (e *Env) checkRcpt(fn, addr string) pluginapi.Status {
+	if st := e.permit(fn); st != pluginapi.StatusOK {
 		return st
 	}
 	at := strings.LastIndexByte(addr, '@')
@@ -197,7 +199,10 @@ func (e *Env) checkRcpt(addr string) pluginapi.Status {
 
 // DNSLookup answers a query; needs the "dns" grant.
 func (e *Env) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status) {
-	if !e.granted(pluginapi.CapDNS) || e.spec.Resolver == nil {
+	if st := e.permit(pluginapi.FuncDNSLookup); st != pluginapi.StatusOK {
+		return nil, st
+	}
+	if e.spec.Resolver == nil {
 		return nil, pluginapi.StatusDenied
 	}
 	switch qtype {
@@ -223,8 +228,12 @@ func (e *Env) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status) {
 	return []byte(b.String()), pluginapi.StatusOK
 }
 
-func (e *Env) kvKey(key string) (string, pluginapi.Status) {
-	if !e.granted(pluginapi.CapKV) || e.spec.KV == nil {
+// kvKey checks the permission for fn and namespaces key.
+func (e *Env) kvKey(fn, key string) (string, pluginapi.Status) {
+	if st := e.permit(fn); st != pluginapi.StatusOK {
+		return "", st
+	}
+	if e.spec.KV == nil {
 		return "", pluginapi.StatusDenied
 	}
 	if key == "" || len(key) > maxNameLen {
@@ -235,7 +244,7 @@ func (e *Env) kvKey(key string) (string, pluginapi.Status) {
 
 // KVGet reads a key of the plugin's store.
 func (e *Env) KVGet(key string) ([]byte, pluginapi.Status) {
-	k, st := e.kvKey(key)
+	k, st := e.kvKey(pluginapi.FuncKVGet, key)
 	if st != pluginapi.StatusOK {
 		return nil, st
 	}
@@ -251,7 +260,7 @@ func (e *Env) KVGet(key string) ([]byte, pluginapi.Status) {
 
 // KVSet writes a key with a time to live (0: none).
 func (e *Env) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
-	k, st := e.kvKey(key)
+	k, st := e.kvKey(pluginapi.FuncKVSet, key)
 	if st != pluginapi.StatusOK {
 		return st
 	}
@@ -266,7 +275,7 @@ func (e *Env) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
 
 // KVIncr atomically adds delta to a counter and returns the new value.
 func (e *Env) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
-	k, st := e.kvKey(key)
+	k, st := e.kvKey(pluginapi.FuncKVIncr, key)
 	if st != pluginapi.StatusOK {
 		return 0, st
 	}
@@ -282,7 +291,7 @@ func (e *Env) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
 
 // KVDel deletes a key.
 func (e *Env) KVDel(key string) pluginapi.Status {
-	k, st := e.kvKey(key)
+	k, st := e.kvKey(pluginapi.FuncKVDel, key)
 	if st != pluginapi.StatusOK {
 		return st
 	}
@@ -294,7 +303,10 @@ func (e *Env) KVDel(key string) pluginapi.Status {
 
 // MetricAdd adds to a counter; needs the "metrics" grant.
 func (e *Env) MetricAdd(name string, delta float64) pluginapi.Status {
-	if !e.granted(pluginapi.CapMetrics) || e.spec.Metrics == nil {
+	if st := e.permit(pluginapi.FuncMetricAdd); st != pluginapi.StatusOK {
+		return st
+	}
+	if e.spec.Metrics == nil {
 		return pluginapi.StatusDenied
 	}
 	if !validFieldName(name) || delta != delta {
