@@ -1,7 +1,8 @@
 // Package pluginapi is the contract between the Sluice filter host and the
 // WebAssembly plugins it runs: the host module name, the names and
-// signatures of every host function and guest export, hook and verdict
-// codes, property and status codes, and the ABI version. It uses only the
+// signatures of every host function and guest export, which hooks and
+// grants each host function needs, hook and verdict codes, property and
+// status codes, the ABI version and its optional features. It uses only the
 // standard library, so the host and the Go SDK (GOOS=wasip1) share it.
 //
 // ABI.md in this directory describes the same contract for authors in any

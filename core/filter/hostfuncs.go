@@ -258,7 +258,8 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, s []uint64) {
 			in := instanceOf(ctx)
 			if in == nil || in.env.spec == nil {
-				// Called outside a hook (from _initialize): nothing to act on.
+				// Called outside a hook and init (from _initialize or
+				// sluice_features): nothing to act on.
 				if nres > 0 {
 					s[0] = result(0, pluginapi.StatusWrongStage)
 				}
