@@ -4,7 +4,8 @@
 # (for smtp-sink, used by the benchmarks as a fast remote SMTP server), and
 # wabt (wat2wasm, which assembles the filter tests' WebAssembly text guests)
 # and python3-dkim (core/auth checks its DKIM signatures with an independent
-# verifier).
+# verifier), and systemd (for systemd-analyze, which checks
+# examples/systemd/sluice.service; no systemd is started).
 #
 # It is idempotent and quick when everything is already there. It must run as
 # root (or with sudo available) on Debian or Ubuntu. No daemon is left
@@ -21,6 +22,7 @@ perl -MNet::SSLeay -MIO::Socket::SSL -e1 >/dev/null 2>&1 || missing="$missing li
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing="$missing postfix"
 command -v wat2wasm >/dev/null 2>&1 || missing="$missing wabt"
 /usr/bin/python3 -c "import dkim, dns.resolver" >/dev/null 2>&1 || missing="$missing python3-dkim python3-dnspython"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 
 if [ -z "$missing" ]; then
 	exit 0

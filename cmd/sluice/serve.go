@@ -31,18 +31,32 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the mail server",
-		Flags: []cli.Flag{configFlag},
+		Flags: []cli.Flag{configFlag, &cli.StringFlag{Name: "user", Usage: "after binding the ports as root, run as `NAME` (data_dir is given to it)"}},
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
 			}
-			log := newLogger(cfg.LogLevel)
+			log := newLogger(cfg.LogLevel, cfg.LogFormat)
+			var runAs *account
+			if name := c.String("user"); name != "" {
+				if runAs, err = lookupAccount(name); err != nil {
+					return err
+				}
+			} else if os.Geteuid() == 0 {
+				log.Warn("running as root: start with --user NAME (or systemd's User=) so that only the port binding runs as root")
+			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.New(ctx, cfg, log)
 			if err != nil {
 				return err
+			}
+			if runAs != nil {
+				if err := runAs.become(cfg, log); err != nil {
+					srv.Close()
+					return err
+				}
 			}
 			for _, svc := range srv.Services() {
 				for _, a := range svc.Addrs {
@@ -65,17 +79,30 @@ func serveCommand() *cli.Command {
 					}
 				}
 			}()
+			go func() {
+				<-ctx.Done()
+				_ = sdNotify("STOPPING=1")
+			}()
+			if err := sdNotify("READY=1"); err != nil {
+				log.Warn("telling systemd the server is ready", "err", err)
+			}
 			return srv.Run(ctx)
 		},
 	}
 }
 
-func newLogger(level string) *slog.Logger {
+// newLogger writes to standard error at level, as "text" (key=value) or
+// "json" lines.
+func newLogger(level, format string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
 func configCommand() *cli.Command {
