@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/queue"
 	"github.com/sluice-mta/sluice/core/servertest"
 	"github.com/sluice-mta/sluice/sdk/sdktest"
 )
@@ -144,15 +146,63 @@ func TestPluginVerdictsOverSMTP(t *testing.T) {
 	if err != nil || !m.Held {
 		t.Errorf("score 12 message: %v held=%v, want held in the queue", err, m != nil && m.Held)
 	}
-	servertest.MustSend(t, s.addr, "a@remote.test", []string{"carol@localhost"}, servertest.Message("a@remote.test", "carol@localhost", "DROP", "x\r\n"))
-	time.Sleep(500 * time.Millisecond)
+	// Non-delivery is proved, not waited for. A message the server accepted
+	// was either never queued, is still in the queue, or was delivered
+	// before the queue forgot it (the Maildir file is written before the
+	// queue removes a sent message): once the queue does not know the ID
+	// and carol's mailbox is empty, the message can never arrive. Then a
+	// control message to carol, and a queue with nothing left to deliver
+	// (only the held one above), show that delivery to carol works and
+	// that the control is all she got.
+	dropID := servertest.MustSend(t, s.addr, "a@remote.test", []string{"carol@localhost"}, servertest.Message("a@remote.test", "carol@localhost", "DROP", "x\r\n"))
+	if m, err := s.srv.Queue().Get(context.Background(), dropID); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("discarded message %s: queue has it (err %v, held=%v), want it never queued", dropID, err, m != nil && m.Held)
+	}
 	if n := len(servertest.MaildirFiles(box("carol"))); n != 0 {
 		t.Errorf("a discarded message was delivered")
+	}
+	servertest.MustSend(t, s.addr, "a@remote.test", []string{"carol@localhost"}, servertest.Message("a@remote.test", "carol@localhost", "control", "x\r\n"))
+	servertest.WaitFiles(t, box("carol"), 1, 10*time.Second)
+	waitQueueHeldOnly(t, s)
+	files := servertest.MaildirFiles(box("carol"))
+	for _, f := range files {
+		if b, _ := os.ReadFile(f); !bytes.Contains(b, []byte("Subject: control\r\n")) {
+			t.Errorf("carol received a message other than the control:\n%s", b)
+		}
+	}
+	if len(files) != 1 {
+		t.Errorf("carol received %d messages, want only the control", len(files))
 	}
 
 	out := mustCLI(t, "plugin", "ls", "--socket="+cfg.Admin.Socket)
 	if !strings.Contains(out, "policy") || !strings.Contains(out, "connect,helo,mail,rcpt,data,deliver") || !strings.Contains(out, "kv") {
 		t.Errorf("plugin ls:\n%s", out)
+	}
+}
+
+// waitQueueHeldOnly waits until the queue holds nothing it would still
+// deliver: every message left in it is on hold.
+func waitQueueHeldOnly(t *testing.T, s *running) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		envs, err := s.srv.Queue().List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending := 0
+		for _, e := range envs {
+			if !e.Held {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue still has %d message(s) to deliver after 10s", pending)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
