@@ -43,19 +43,32 @@ func NormDomain(d string) string {
 
 // Normalize returns addr with its domain normalised and its local part
 // kept as written.
+// It returns addr itself, without allocating, when the domain is normal
+// already.
 func Normalize(addr string) string {
 	local, d, ok := Split(addr)
 	if !ok {
 		return addr
 	}
-	return local + "@" + NormDomain(d)
+	if n := NormDomain(d); n != d {
+		return local + "@" + n
+	}
+	return addr
 }
 
 // Key is the form under which addresses are compared and looked up: the
 // whole address lowercased, domain normalised. Two addresses are the same
 // recipient when their keys are equal.
+// An address that is its own key (lowercase ASCII, no final dot) is
+// returned as it is, without allocating: map files of a million entries
+// are keyed without a copy.
 func Key(addr string) string {
-	return strings.ToLower(Normalize(addr))
+	for i := 0; i < len(addr); i++ {
+		if c := addr[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
+			return strings.ToLower(Normalize(addr))
+		}
+	}
+	return Normalize(addr)
 }
 
 // SameAddress reports whether a and b name the same recipient.

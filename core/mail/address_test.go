@@ -54,3 +54,30 @@ func TestGroupByDomain(t *testing.T) {
 		t.Errorf("GroupByDomain(40 over 13 domains) = %d groups, first %v", len(g), g[0])
 	}
 }
+
+// TestKeyNoCopy: an address already in normal form is its own key and
+// its own normal form, without an allocation.
+func TestKeyNoCopy(t *testing.T) {
+	tests := []struct{ addr, key, norm string }{
+		{"alice@example.com", "alice@example.com", "alice@example.com"},
+		{"alice@example.com.", "alice@example.com", "alice@example.com"},
+		{"Alice@example.com", "alice@example.com", "Alice@example.com"},
+		{"alice@EXAMPLE.com", "alice@example.com", "alice@example.com"},
+		{"jösé@bücher.example", "jösé@bücher.example", "jösé@bücher.example"},
+		{"JÖSÉ@BÜCHER.example", "jösé@bücher.example", "JÖSÉ@bücher.example"},
+		{"postmaster", "postmaster", "postmaster"},
+		{"Postmaster", "postmaster", "Postmaster"},
+	}
+	for _, tt := range tests {
+		if got := Key(tt.addr); got != tt.key {
+			t.Errorf("Key(%q) = %q, want %q", tt.addr, got, tt.key)
+		}
+		if got := Normalize(tt.addr); got != tt.norm {
+			t.Errorf("Normalize(%q) = %q, want %q", tt.addr, got, tt.norm)
+		}
+	}
+	addr := "alice@example.com"
+	if n := testing.AllocsPerRun(100, func() { _ = Key(addr); _ = Normalize(addr) }); n != 0 {
+		t.Errorf("Key and Normalize of a normal address allocate %v times", n)
+	}
+}
