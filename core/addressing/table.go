@@ -1,0 +1,332 @@
+package addressing
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/sluice-mta/sluice/core/mail"
+)
+
+// maxErrors is how many mistakes of one load are reported; maxWarnings
+// how many warnings are kept.
+const (
+	maxErrors   = 20
+	maxWarnings = 100
+)
+
+// Files names the map files; an empty name leaves that map out.
+type Files struct {
+	// Domains lists more local domains, one a line.
+	Domains string
+	// Mailboxes lists the mailboxes, one address a line (Postfix
+	// virtual_mailbox_maps: "user@domain [path]"; the path is ignored).
+	Mailboxes string
+	// Aliases maps sources to targets (Postfix virtual(5)).
+	Aliases string
+}
+
+// list returns the files that are set, in load order.
+func (f Files) list() []string {
+	var out []string
+	for _, p := range []string{f.Domains, f.Mailboxes, f.Aliases} {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Table is one immutable snapshot of the map files. Lookups are map
+// lookups keyed by mail.Key (addresses) and mail.NormDomain (domains).
+// Keys and alias values share the memory of the file text they came
+// from.
+type Table struct {
+	// domains are every domain the files make local: the domains file,
+	// the domains of mailboxes and alias sources.
+	domains map[string]struct{}
+	// mailboxes holds the keys of the mailbox addresses.
+	mailboxes map[string]struct{}
+	// anyUser holds domains with an "@domain" mailbox line: any local
+	// part is a mailbox there.
+	anyUser map[string]struct{}
+	// aliases maps a source address key to its raw target list.
+	aliases map[string]string
+	// bare maps a bare local part (source without a domain, matched at
+	// the configured local_domains) to its raw target list.
+	bare map[string]string
+	// catchAll maps a domain to the raw targets of its "@domain" alias.
+	catchAll map[string]string
+	warnings []string
+	stats    Stats
+}
+
+// Stats counts a Table's entries.
+type Stats struct {
+	Domains   int
+	Mailboxes int
+	Aliases   int
+	CatchAlls int
+}
+
+// Entries is the number of lines that made entries.
+func (s Stats) Entries() int { return s.Domains + s.Mailboxes + s.Aliases + s.CatchAlls }
+
+// emptyTable is the Table of no files.
+func emptyTable() *Table {
+	return &Table{
+		domains: map[string]struct{}{}, mailboxes: map[string]struct{}{}, anyUser: map[string]struct{}{},
+		aliases: map[string]string{}, bare: map[string]string{}, catchAll: map[string]string{},
+	}
+}
+
+// LoadTable reads the map files into a new Table. Its error lists every
+// mistake (up to 20) as "file:line: what is wrong"; then no Table is
+// returned.
+func LoadTable(files Files) (*Table, error) {
+	b := &builder{t: emptyTable()}
+	load := func(path string, fn func(*builder, entry) error, presize func(n int)) {
+		if path == "" {
+			return
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			b.errs = append(b.errs, err)
+			return
+		}
+		text := string(data)
+		b.file = path
+		presize(strings.Count(text, "\n") + 1)
+		if err := scanFile(text, func(e entry) error { return fn(b, e) }, b.warn); err != nil {
+			b.errs = append(b.errs, err)
+		}
+	}
+	t := b.t
+	load(files.Domains, (*builder).domain, func(int) {})
+	load(files.Mailboxes, (*builder).mailbox, func(n int) { t.mailboxes = make(map[string]struct{}, n) })
+	load(files.Aliases, (*builder).alias, func(n int) { t.aliases = make(map[string]string, n) })
+	if len(b.errs) > 0 {
+		if b.dropped > 0 {
+			b.errs = append(b.errs, fmt.Errorf("… and %d more mistakes", b.dropped))
+		}
+		return nil, errors.Join(b.errs...)
+	}
+	if b.quiet > 0 {
+		b.t.warnings = append(b.t.warnings, fmt.Sprintf("… and %d more warnings", b.quiet))
+	}
+	b.t.stats.Domains = len(b.t.domains)
+	return b.t, nil
+}
+
+// Warnings returns what loading found odd but accepted, as
+// "file:line: what": duplicates (the first is kept), catch-alls and
+// "@domain" mailboxes (which accept any local part), continuation lines
+// with nothing to continue.
+func (t *Table) Warnings() []string { return t.warnings }
+
+// Stats counts the entries.
+func (t *Table) Stats() Stats { return t.stats }
+
+// HasDomain reports whether the files make domain (normalised) local.
+func (t *Table) HasDomain(domain string) bool {
+	_, ok := t.domains[domain]
+	return ok
+}
+
+// Domains returns the domains the files make local, in no order.
+func (t *Table) Domains() []string {
+	out := make([]string, 0, len(t.domains))
+	for d := range t.domains {
+		out = append(out, d)
+	}
+	return out
+}
+
+// CatchAllDomains returns the domains with a catch-all alias or an
+// "@domain" mailbox: they accept any local part.
+func (t *Table) CatchAllDomains() []string {
+	var out []string
+	for d := range t.catchAll {
+		out = append(out, d)
+	}
+	for d := range t.anyUser {
+		if _, dup := t.catchAll[d]; !dup {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// builder fills a Table from the files.
+type builder struct {
+	t       *Table
+	file    string
+	errs    []error
+	dropped int
+	quiet   int
+	// lastDomain is the domain added last.
+	lastDomain string
+}
+
+// bad records a mistake at line; past maxErrors it only counts them.
+func (b *builder) bad(line int, format string, args ...any) error {
+	if len(b.errs) >= maxErrors {
+		b.dropped++
+		return nil
+	}
+	b.errs = append(b.errs, &SyntaxError{File: b.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	return nil
+}
+
+// warn records a warning at line.
+func (b *builder) warn(line int, msg string) {
+	if len(b.t.warnings) >= maxWarnings {
+		b.quiet++
+		return
+	}
+	b.t.warnings = append(b.t.warnings, fmt.Sprintf("%s:%d: %s", b.file, line, msg))
+}
+
+// addDomain makes d (normalised) local.
+func (b *builder) addDomain(d string) {
+	if d != b.lastDomain { // files are often sorted by domain
+		b.t.domains[d] = struct{}{}
+		b.lastDomain = d
+	}
+}
+
+// domain takes a line of the domains file: its first field.
+func (b *builder) domain(e entry) error {
+	if strings.ContainsRune(e.key, '@') {
+		return b.bad(e.line, "%q is an address; this file lists domains, one a line", e.key)
+	}
+	d := mail.NormDomain(e.key)
+	if why := checkDomain(d); why != "" {
+		return b.bad(e.line, "%q is not a domain: %s", e.key, why)
+	}
+	b.addDomain(d)
+	return nil
+}
+
+// mailbox takes a line of the mailboxes file: "user@domain [anything]",
+// "@domain [anything]" (any local part) or "domain [anything]" (the
+// domain is local).
+func (b *builder) mailbox(e entry) error {
+	local, dom, ok := mail.Split(e.key)
+	if !ok {
+		if strings.ContainsRune(e.key, '.') {
+			return b.domain(e)
+		}
+		return b.bad(e.line, "%q is not an address; write it like \"user@example.com\"", e.key)
+	}
+	d := mail.NormDomain(dom)
+	if why := checkDomain(d); why != "" {
+		return b.bad(e.line, "%q: %s", e.key, why)
+	}
+	if local == "" {
+		if _, dup := b.t.anyUser[d]; dup {
+			b.warn(e.line, fmt.Sprintf("duplicate entry %q (the first is kept)", e.key))
+			return nil
+		}
+		b.t.anyUser[d] = struct{}{}
+		b.addDomain(d)
+		b.warn(e.line, fmt.Sprintf("%q accepts any local part at %s", e.key, d))
+		return nil
+	}
+	if why := checkLocal(local); why != "" {
+		return b.bad(e.line, "%q: %s", e.key, why)
+	}
+	n := len(b.t.mailboxes)
+	b.t.mailboxes[mail.Key(e.key)] = struct{}{}
+	if len(b.t.mailboxes) == n {
+		b.warn(e.line, fmt.Sprintf("duplicate entry %q", e.key))
+		return nil
+	}
+	b.t.stats.Mailboxes++
+	b.addDomain(d)
+	return nil
+}
+
+// alias takes a line of the aliases file (virtual(5)): "user@domain
+// targets", "@domain targets" (catch-all), "user targets" (a bare user at
+// the configured local_domains) or "domain anything" (the domain is
+// local; Postfix's virtual alias domain line).
+func (b *builder) alias(e entry) error {
+	local, dom, hasAt := mail.Split(e.key)
+	if !hasAt {
+		if strings.HasSuffix(e.key, ":") {
+			return b.bad(e.line, "%q ends with ':', as in aliases(5); this file takes virtual(5) lines: \"user@example.com target@example.net\"", e.key)
+		}
+		if strings.ContainsRune(e.key, '.') {
+			return b.domain(e)
+		}
+	}
+	if e.value == "" {
+		return b.bad(e.line, "%q has no target; write \"%s target@example.com\"", e.key, e.key)
+	}
+	if why := b.checkTargets(e.value); why != "" {
+		return b.bad(e.line, "%q: %s", e.key, why)
+	}
+	if !hasAt {
+		if why := checkLocal(local); why != "" {
+			return b.bad(e.line, "%q: %s", e.key, why)
+		}
+		return b.put(b.t.bare, mail.Key(e.key), e, &b.t.stats.Aliases)
+	}
+	d := mail.NormDomain(dom)
+	if why := checkDomain(d); why != "" {
+		return b.bad(e.line, "%q: %s", e.key, why)
+	}
+	b.addDomain(d)
+	if local == "" {
+		if _, dup := b.t.catchAll[d]; !dup {
+			b.warn(e.line, fmt.Sprintf("catch-all %q accepts any local part at %s", e.key, d))
+		}
+		return b.put(b.t.catchAll, d, e, &b.t.stats.CatchAlls)
+	}
+	if why := checkLocal(local); why != "" {
+		return b.bad(e.line, "%q: %s", e.key, why)
+	}
+	return b.put(b.t.aliases, mail.Key(e.key), e, &b.t.stats.Aliases)
+}
+
+// put stores an alias and counts it, keeping the first of duplicates.
+func (b *builder) put(m map[string]string, k string, e entry, count *int) error {
+	if _, dup := m[k]; dup {
+		b.warn(e.line, fmt.Sprintf("duplicate entry %q (the first is kept)", e.key))
+		return nil
+	}
+	m[k] = e.value
+	*count++
+	return nil
+}
+
+// checkTargets returns why an alias value is unusable, or "".
+func (b *builder) checkTargets(v string) string {
+	var buf [8]string
+	targets := splitTargets(v, buf[:0])
+	if len(targets) == 0 {
+		return "no target"
+	}
+	for _, t := range targets {
+		switch {
+		case t[0] == '|' || t[0] == '/' || strings.HasPrefix(t, ":include:"):
+			return fmt.Sprintf("target %q is a command, file or include; virtual(5) targets are addresses (those belong in aliases(5))", t)
+		}
+		local, dom, ok := mail.Split(t)
+		if why := checkLocal(local); why != "" {
+			return fmt.Sprintf("target %q: %s", t, why)
+		}
+		if !ok {
+			if local == "" {
+				return "empty target"
+			}
+			continue // qualified with the origin domain
+		}
+		if why := checkDomain(mail.NormDomain(dom)); why != "" {
+			return fmt.Sprintf("target %q: %s", t, why)
+		}
+	}
+	return ""
+}
