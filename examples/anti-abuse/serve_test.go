@@ -1,0 +1,288 @@
+package antiabuse
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sluice-mta/sluice/core/dns/dnstest"
+	"github.com/sluice-mta/sluice/core/servertest"
+	"github.com/sluice-mta/sluice/sdk/sdktest"
+)
+
+// TestServe runs `sluice serve` on sluice.toml itself, as a provider would
+// start it, with only what cannot be used on a test machine swapped in a
+// copy (each replaced line must be found, so the test follows the file):
+// free ports instead of 25, 587 and 465 (both the 0.0.0.0 and the [::]
+// address of each are kept), a temporary data_dir, an LMTP sink for
+// Dovecot's socket, a self-signed certificate, a test DNS server. The six
+// plugins are built and installed with plugins/NAME.toml. Mail then goes
+// through: inbound over IPv4 and IPv6, and a customer's authenticated
+// submission; the three messages reach the mailbox server.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	lmtpSock := filepath.Join(dir, "lmtp.sock")
+	sink := startLMTPSink(t, lmtpSock)
+	dns := dnstest.Start(t, dnstest.Zone())
+	smtpPort, subPort, tlsPort := freePort(t), freePort(t), freePort(t)
+
+	conf, err := os.ReadFile("sluice.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(conf)
+	for _, r := range []struct{ old, new string }{
+		{`data_dir = "/var/lib/sluice"`, strconv.Quote(data)},
+		{`listen = ["0.0.0.0:25", "[::]:25"]`, `listen = ["0.0.0.0:` + smtpPort + `", "[::]:` + smtpPort + `"]`},
+		{`listen = ["0.0.0.0:587", "[::]:587"]`, `listen = ["0.0.0.0:` + subPort + `", "[::]:` + subPort + `"]`},
+		{`tls_listen = ["0.0.0.0:465", "[::]:465"]`, `tls_listen = ["0.0.0.0:` + tlsPort + `", "[::]:` + tlsPort + `"]`},
+		{`lmtp = "unix:/run/dovecot/lmtp"`, `lmtp = "unix:` + lmtpSock + `"`},
+		{`cert = "/etc/letsencrypt/live/mx1.hosting.example/fullchain.pem"`, `cert = ""`},
+		{`key = "/etc/letsencrypt/live/mx1.hosting.example/privkey.pem"`, `key = ""`},
+		{`servers = ["127.0.0.1:53"]`, `servers = ["` + dns.Addr + `"]`},
+	} {
+		if n := strings.Count(text, r.old); n != 1 {
+			t.Fatalf("sluice.toml has %d lines %s, want 1: update this test with the file", n, r.old)
+		}
+		if strings.HasPrefix(r.old, "data_dir") {
+			r.new = "data_dir = " + r.new
+		}
+		text = strings.Replace(text, r.old, r.new, 1)
+	}
+	cfgPath := filepath.Join(dir, "sluice.toml")
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	plugins := filepath.Join(data, "plugins")
+	if err := os.MkdirAll(plugins, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range order {
+		toml, err := os.ReadFile(filepath.Join("plugins", p.name+".toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(plugins, p.name+".toml"), toml, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		wasm := sdktest.Build(t, filepath.Join("..", "..", "plugins", p.name))
+		if err := os.WriteFile(filepath.Join(plugins, p.name+".wasm"), wasm, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	bin := filepath.Join(dir, "sluice")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sluice-mta/sluice/cmd/sluice").CombinedOutput(); err != nil {
+		t.Fatalf("building sluice: %v\n%s", err, out)
+	}
+	cli := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("sluice %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	cli("customer-password\n", "user", "add", "alice", "--config", cfgPath) // a customer, as in sender-policy.toml
+
+	serve := exec.Command(bin, "serve", "--config", cfgPath)
+	var log lockedBuffer
+	serve.Stdout, serve.Stderr = &log, &log
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	defer func() {
+		_ = serve.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = serve.Process.Kill()
+			t.Error("sluice serve did not stop within 30s of SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", log.String())
+		}
+	}()
+	waitFor(t, exited, &log, "all six plugins loaded", func() bool {
+		out, err := exec.Command(bin, "plugin", "ls", "--config", cfgPath).CombinedOutput()
+		if err != nil {
+			return false
+		}
+		for _, p := range order {
+			if !strings.Contains(string(out), p.name) {
+				return false
+			}
+		}
+		return true
+	})
+
+	v6 := haveIPv6Loopback()
+	inbound := []string{"127.0.0.1"}
+	if v6 {
+		inbound = append(inbound, "::1")
+	} else {
+		t.Log("no IPv6 loopback on this machine: inbound over IPv4 only")
+	}
+	want := 0
+	for _, host := range inbound {
+		addr := net.JoinHostPort(host, smtpPort)
+		servertest.MustSend(t, addr, "someone@sender.example", []string{"postmaster@hosting.example"},
+			servertest.Message("someone@sender.example", "postmaster@hosting.example", "inbound over "+host, "hello\r\n"))
+		want++
+	}
+	login := servertest.Login{User: "alice", Password: "customer-password", StartTLS: true}
+	if _, err := servertest.SendAs(net.JoinHostPort("127.0.0.1", subPort), login, "alice@hosting.example", []string{"orders@customer-shop.example"},
+		servertest.Message("alice@hosting.example", "orders@customer-shop.example", "submitted by alice", "an order\r\n")); err != nil {
+		t.Fatalf("alice's submission: %v", err)
+	}
+	want++
+
+	waitFor(t, exited, &log, strconv.Itoa(want)+" messages at the mailbox server", func() bool { return sink.count() >= want })
+	got := strings.Join(sink.subjects(), "\n")
+	for _, s := range append(inbound, "submitted by alice") {
+		if !strings.Contains(got, s) {
+			t.Errorf("the mailbox server got no message with %q in its subject; it got:\n%s", s, got)
+		}
+	}
+	if ls := cli("", "queue", "ls", "--config", cfgPath); strings.Contains(ls, "@") {
+		t.Errorf("the queue is not empty after delivery:\n%s", ls)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 60s or if the
+// server exits.
+func waitFor(t *testing.T, exited chan error, log *lockedBuffer, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("sluice serve exited (%v) while waiting for %s", err, what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 60s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// freePort returns a TCP port free over IPv4 and IPv6.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// haveIPv6Loopback reports whether ::1 can be bound here.
+func haveIPv6Loopback() bool {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lmtpSink plays Dovecot's LMTP socket: it accepts every recipient and
+// keeps the messages.
+type lmtpSink struct {
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+// startLMTPSink serves LMTP on the unix socket path until the test ends.
+func startLMTPSink(t *testing.T, path string) *lmtpSink {
+	t.Helper()
+	s := &lmtpSink{}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &lmtpSession{s}, nil }))
+	srv.LMTP = true
+	srv.Domain = "dovecot.test"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return s
+}
+
+func (s *lmtpSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+// subjects returns the Subject line of every message received.
+func (s *lmtpSink) subjects() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, m := range s.msgs {
+		for _, line := range strings.Split(string(m), "\r\n") {
+			if strings.HasPrefix(line, "Subject: ") {
+				out = append(out, line)
+			}
+		}
+	}
+	return out
+}
+
+type lmtpSession struct{ sink *lmtpSink }
+
+func (*lmtpSession) Reset()                               {}
+func (*lmtpSession) Logout() error                        { return nil }
+func (*lmtpSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (*lmtpSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+
+func (ss *lmtpSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	ss.sink.mu.Lock()
+	ss.sink.msgs = append(ss.sink.msgs, b)
+	ss.sink.mu.Unlock()
+	return nil
+}
