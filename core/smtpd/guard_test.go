@@ -1,6 +1,9 @@
 package smtpd
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // refDataEnd is go-smtp's dataReader state machine written out byte by
 // byte: it returns the index just past the end marker, or -1.
@@ -43,15 +46,15 @@ func refDataEnd(b []byte) int {
 	return -1
 }
 
-// guardDataEnd feeds b to a guard's scanData in chunks of step bytes.
+// guardDataEnd feeds b to the guard's DATA scanner in chunks of step bytes.
 func guardDataEnd(b []byte, step int) int {
-	g := &guardConn{}
+	var d dataScanner
 	done := 0
 	for done < len(b) {
 		chunk := b[done:min(len(b), done+step)]
-		n := g.scanData(chunk)
+		n := d.scan(chunk)
 		done += n
-		if g.dstate == stateEOF {
+		if d.ended() {
 			return done
 		}
 		if n != len(chunk) {
@@ -96,4 +99,29 @@ func FuzzGuardDataEnd(f *testing.F) {
 			t.Fatalf("%q: guard ends at %d, go-smtp at %d", b, got, want)
 		}
 	})
+}
+
+// TestSTARTTLSOnlyInTheGuard: go-smtp takes any line starting with
+// STARTTLS (in any case) for STARTTLS, the shim only the verb. Were go-smtp to
+// run the handshake itself, the guard would sit below TLS. go-smtp gets no
+// TLS configuration, so such lines get its 502 and the session goes on in
+// plain text, still guarded.
+func TestSTARTTLSOnlyInTheGuard(t *testing.T) {
+	addr := startServer(t, submissionOptions(t, &fakeQueue{}))
+	for _, line := range []string{"STARTTLSX", "starttls\tnow"} {
+		t.Run(line, func(t *testing.T) {
+			rc := dialRaw(t, addr, "")
+			rc.greet()
+			rc.send(line + "\r\n")
+			if code, text := rc.reply(); code != 502 {
+				t.Fatalf("%q got %d %q, want 502", line, code, text)
+			}
+			rc.send("NOOP\r\n")
+			rc.expect(250)
+			rc.send("NOOP\n")
+			if got := rc.readToEOF(); !strings.HasPrefix(got, "500 5.5.2") {
+				t.Errorf("bare LF after %q got %q, want 500 5.5.2 from the guard", line, got)
+			}
+		})
+	}
 }

@@ -170,9 +170,8 @@ func New(opts Options) (*Server, error) {
 	srv.WriteTimeout = lc.CommandTimeout.D()
 	srv.EnableSMTPUTF8 = true
 	srv.EnableDSN = true
-	// go-smtp advertises STARTTLS when TLSConfig is set; the guard runs
-	// it (see guardtls.go). AUTH is offered and refused by the session.
-	srv.TLSConfig = opts.TLSConfig
+	// No srv.TLSConfig: the guard advertises and runs STARTTLS (see
+	// protoshim.go). AUTH is offered and refused by the session.
 	srv.AllowInsecureAuth = true
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	s.smtp = srv
@@ -340,9 +339,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		case s.opts.TLSConfig != nil:
 			g.enableTLS(s.opts.TLSConfig, hs)
 		}
-		g.onTLS = func(n int) {
-			s.log.Warn("starttls: discarded commands pipelined before the handshake", "client", ip.String(), "bytes", n)
-		}
+		g.line.log = s.log.With("client", ip.String())
 		timer.Store(time.AfterFunc(s.lc.SessionTimeout.D(), func() {
 			s.log.Warn("session timeout, closing connection", "client", ip.String(), "timeout", s.lc.SessionTimeout.D())
 			g.Close()

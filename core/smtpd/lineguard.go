@@ -1,0 +1,348 @@
+package smtpd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// lineGuard is the transport half of the SMTP guard (the protocol half is
+// guardConn, in protoshim.go). It owns the raw byte stream under go-smtp:
+// the read buffer, where each command line, DATA body and BDAT chunk ends
+// (the framing), and the checks that must happen on bytes before go-smtp's
+// textproto reader takes them in:
+//
+//   - a command line ending in a bare LF or holding a bare CR ends the
+//     connection with 500 5.5.2 (go-smtp's reader accepts both);
+//   - a command or DATA line longer than maxLine ends it with 500 5.4.0
+//     (go-smtp's own limit is off: it also counts bytes of BDAT chunks,
+//     see RATIONALE.md);
+//   - every read inside DATA or a BDAT chunk gets its own dataTimeout (go-smtp
+//     has one deadline per command line, so a whole message would have to
+//     arrive within the command timeout of its DATA command);
+//   - after a read error inside message data the connection is closed, so
+//     nothing the client sends later is ever read as a command (go-smtp
+//     would go back to reading commands).
+//
+// It hands go-smtp at most one command line per read, and DATA bytes only up
+// to go-smtp's end marker, so go-smtp's buffer never holds bytes the guard has
+// not classified. The framing mirrors go-smtp's (dataScanner is its DATA
+// state machine, bdatChunk its BDAT argument rules).
+type lineGuard struct {
+	hostname    string
+	maxLine     int // longest line without its CRLF; 0 for no limit
+	dataTimeout time.Duration
+	log         *slog.Logger
+
+	// sock is the socket (deadlines); stream is what bytes are read from
+	// and the guard's own replies written to: sock, or TLS over it.
+	sock, stream net.Conn
+	// hangUp closes the connection (guardConn.Close).
+	hangUp func() error
+
+	raw  []byte // read buffer; raw[r:w] is unread
+	r, w int
+
+	mode     int
+	data     dataScanner // in modeData
+	lineLen  int         // length of the current DATA line so far
+	bdatLeft int64       // chunk bytes still to pass in modeBDAT
+	// awaitData is set after a DATA command line; the reply to it, once
+	// written, decides whether DATA mode starts (354) or not.
+	awaitData bool
+	reply     [3]byte
+	replied   bool
+	err       error // latched: the connection is finished
+	// lostCR is set when go-smtp's dataReader dropped a bare CR (see
+	// dataScanner). Atomic: BDAT sessions read it from another goroutine.
+	lostCR atomic.Bool
+}
+
+// Framing modes of a lineGuard.
+const (
+	modeCmd  = iota // command lines
+	modeData        // inside DATA, up to <CRLF>.<CRLF>
+	modeBDAT        // inside a BDAT chunk
+)
+
+// errConnFinished is returned by every read once the guard closed the
+// connection; it wraps net.ErrClosed so go-smtp ends the session quietly.
+var errConnFinished = fmt.Errorf("smtpd: connection closed by the server: %w", net.ErrClosed)
+
+// init sets the limits and allocates the read buffer.
+func (l *lineGuard) init(sock net.Conn, hostname string, maxLine int, dataTimeout time.Duration, hangUp func() error) {
+	l.sock, l.stream, l.hangUp = sock, sock, hangUp
+	l.hostname, l.maxLine, l.dataTimeout = hostname, maxLine, dataTimeout
+	l.raw = make([]byte, max(4096, maxLine+2))
+	l.log = slog.New(slog.DiscardHandler)
+}
+
+// noteReply records the code of the first reply written after a DATA
+// command line.
+func (l *lineGuard) noteReply(p []byte) {
+	if l.awaitData && !l.replied && len(p) >= 3 {
+		copy(l.reply[:], p)
+		l.replied = true
+	}
+}
+
+// inMessage reports whether the next read is message data (DATA or a BDAT
+// chunk), entering DATA mode first if the server answered DATA with 354.
+func (l *lineGuard) inMessage() bool {
+	if l.awaitData {
+		if l.replied && string(l.reply[:]) == "354" {
+			l.mode, l.data, l.lineLen = modeData, dataScanner{}, 0
+			l.lostCR.Store(false)
+		}
+		l.awaitData, l.replied = false, false
+	}
+	return l.mode != modeCmd
+}
+
+// frame looks at a command line go-smtp is about to read for the commands
+// after which message bytes follow.
+func (l *lineGuard) frame(line []byte) {
+	cmd := line[:len(line)-2]
+	switch {
+	case len(cmd) >= 4 && bytes.EqualFold(cmd[:4], []byte("DATA")):
+		l.awaitData, l.replied = true, false
+	case len(cmd) > 5 && bytes.EqualFold(cmd[:4], []byte("BDAT")) && cmd[4] == ' ':
+		if size, ok := bdatChunk(cmd[5:]); ok && size > 0 {
+			l.mode, l.bdatLeft = modeBDAT, size
+			l.lostCR.Store(false)
+		}
+	}
+}
+
+// bdatChunk mirrors go-smtp's handleBdat: the size of the chunk that follows
+// "BDAT args", which follows whenever the arguments parse, even when the
+// command is then refused.
+func bdatChunk(args []byte) (int64, bool) {
+	f := strings.Fields(string(args))
+	if len(f) == 0 || len(f) > 2 || len(f) == 2 && !strings.EqualFold(f[1], "LAST") {
+		return 0, false
+	}
+	size, err := strconv.ParseUint(f[0], 10, 32)
+	return int64(size), err == nil
+}
+
+// readLine returns the next whole command line, CRLF included, after the
+// transport checks; the slice is valid until the next read.
+func (l *lineGuard) readLine() ([]byte, error) {
+	for {
+		if l.err != nil {
+			return nil, l.err
+		}
+		if i := bytes.IndexByte(l.raw[l.r:l.w], '\n'); i >= 0 {
+			line := l.raw[l.r : l.r+i+1]
+			l.r += i + 1
+			if l.maxLine > 0 && len(line) > l.maxLine+2 {
+				return nil, l.fail("500 5.4.0", "Too long line, closing connection")
+			}
+			if len(line) < 2 || line[len(line)-2] != '\r' ||
+				bytes.IndexByte(line[:len(line)-2], '\r') >= 0 {
+				return nil, l.fail("500 5.5.2", "Bare CR or LF in command line, closing connection")
+			}
+			return line, nil
+		}
+		if l.r == 0 && l.w == len(l.raw) {
+			return nil, l.fail("500 5.4.0", "Too long line, closing connection")
+		}
+		if err := l.fill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readMessage passes message bytes: DATA up to and including go-smtp's end
+// marker, or the rest of the current BDAT chunk.
+func (l *lineGuard) readMessage(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if l.r == l.w {
+		if err := l.fill(); err != nil {
+			return 0, err
+		}
+	}
+	b := l.raw[l.r:min(l.w, l.r+len(p))]
+	var n int
+	if l.mode == modeBDAT {
+		n = int(min(int64(len(b)), l.bdatLeft))
+		if l.bdatLeft -= int64(n); l.bdatLeft == 0 {
+			l.mode = modeCmd
+		}
+	} else {
+		n = l.data.scan(b)
+		if l.data.lostCR {
+			l.lostCR.Store(true)
+		}
+		if l.maxLine > 0 && l.longLine(b[:n]) {
+			return 0, l.fail("500 5.4.0", "Too long line, closing connection")
+		}
+		if l.data.ended() {
+			l.mode = modeCmd
+		}
+	}
+	copy(p, b[:n])
+	l.r += n
+	return n, nil
+}
+
+// longLine tracks DATA line lengths over b and reports a line longer than
+// maxLine (plus CRLF).
+func (l *lineGuard) longLine(b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			l.lineLen += len(b)
+			return l.lineLen > l.maxLine+1
+		}
+		if l.lineLen+i > l.maxLine+1 {
+			return true
+		}
+		l.lineLen = 0
+		b = b[i+1:]
+	}
+}
+
+// discard drops every buffered byte not yet read and returns their number
+// (STARTTLS: nothing sent before the handshake may be read after it).
+func (l *lineGuard) discard() int {
+	n := l.w - l.r
+	l.r, l.w = 0, 0
+	return n
+}
+
+// fill reads more bytes from the stream into raw, compacting first. Inside
+// message data each read gets its own deadline, and a failed read finishes
+// the connection.
+func (l *lineGuard) fill() error {
+	if l.r > 0 {
+		l.w = copy(l.raw, l.raw[l.r:l.w])
+		l.r = 0
+	}
+	inData := l.mode != modeCmd
+	if inData && l.dataTimeout > 0 {
+		if err := l.sock.SetReadDeadline(time.Now().Add(l.dataTimeout)); err != nil {
+			return l.finish(err)
+		}
+	}
+	n, err := l.stream.Read(l.raw[l.w:])
+	l.w += n
+	switch {
+	case n > 0:
+		return nil
+	case err != nil && inData:
+		return l.finish(err)
+	}
+	return err
+}
+
+// finish closes the connection after a read error inside message data and
+// latches errConnFinished; it returns err for this one read.
+func (l *lineGuard) finish(err error) error {
+	l.hangUp()
+	l.err = errConnFinished
+	return err
+}
+
+// fail writes a last reply, closes the connection and latches.
+func (l *lineGuard) fail(code, text string) error {
+	l.sock.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	l.stream.Write([]byte(code + " " + l.hostname + " " + text + "\r\n"))
+	return l.finish(errConnFinished)
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// dataScanner is go-smtp's end-of-data state machine (dataReader in its
+// data.go), run over the bytes before go-smtp reads them so the guard hands
+// out nothing past the end marker. It never decides where a message ends on
+// its own account: it must agree with go-smtp byte for byte, which
+// FuzzGuardDataEnd checks.
+type dataScanner struct {
+	state int
+	// lostCR is set when go-smtp's reader drops a bare CR: at a line start
+	// it elides "." and then "\r" even when no "\n" follows, so "\r\n.\rX"
+	// reaches the session as "\r\nX". The session refuses such a message as
+	// holding a bare CR.
+	lostCR bool
+}
+
+// go-smtp's dataReader states.
+const (
+	stateBeginLine = iota
+	stateDot
+	stateDotCR
+	stateCR
+	stateData
+	stateEOF
+)
+
+// ended reports whether the end marker was seen.
+func (d *dataScanner) ended() bool { return d.state == stateEOF }
+
+// scan runs the state machine over b and returns how many bytes belong to
+// the message (all of b, or up to and including the end marker).
+func (d *dataScanner) scan(b []byte) int {
+	s := d.state
+	i := 0
+	for i < len(b) && s != stateEOF {
+		if s == stateData {
+			// Fast path: in the middle of a line only CR matters.
+			j := bytes.IndexByte(b[i:], '\r')
+			if j < 0 {
+				i = len(b)
+				break
+			}
+			i += j + 1
+			s = stateCR
+			continue
+		}
+		c := b[i]
+		i++
+		switch s {
+		case stateBeginLine:
+			switch c {
+			case '.':
+				s = stateDot
+			case '\r':
+				s = stateCR
+			default:
+				s = stateData
+			}
+		case stateDot:
+			if c == '\r' {
+				s = stateDotCR
+			} else {
+				s = stateData
+			}
+		case stateDotCR:
+			if c == '\n' {
+				s = stateEOF
+			} else {
+				s = stateData
+				d.lostCR = true
+			}
+		case stateCR:
+			if c == '\n' {
+				s = stateBeginLine
+			} else {
+				s = stateData
+			}
+		}
+	}
+	d.state = s
+	return i
+}
