@@ -38,6 +38,7 @@ func newApp() *cli.App {
 			userCommand(),
 			dkimCommand(),
 			sendmailCommand(),
+			addressCommand(),
 		},
 	}
 }

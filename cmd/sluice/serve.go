@@ -121,7 +121,11 @@ func configCommand() *cli.Command {
 			Usage: "load a configuration file and report the first mistake with its line",
 			Flags: []cli.Flag{configFlag},
 			Action: func(c *cli.Context) error {
-				if _, err := loadConfig(c); err != nil {
+				cfg, err := loadConfig(c)
+				if err != nil {
+					return err
+				}
+				if err := checkAddressing(os.Stdout, cfg); err != nil {
 					return err
 				}
 				fmt.Println("configuration ok")

@@ -43,3 +43,21 @@ func FromConfig(cfg *config.Config, log *slog.Logger) (Options, error) {
 	}
 	return o, nil
 }
+
+// Check loads cfg's map files the way the server would, without watching
+// them or asking any LMTP server, for `sluice config check`: it returns
+// what to warn about (the configuration's own warnings, then the maps':
+// catch-alls, "@domain" mailboxes, duplicates) with the maps' counts, or
+// the maps' mistakes as "file:line: what is wrong".
+func Check(cfg *config.Config) ([]string, Stats, error) {
+	warnings := cfg.Warnings()
+	o, err := FromConfig(cfg, nil)
+	if err != nil {
+		return warnings, Stats{}, err
+	}
+	t, err := LoadTable(o.Files)
+	if err != nil {
+		return warnings, Stats{}, err
+	}
+	return append(warnings, t.Warnings()...), t.Stats(), nil
+}

@@ -188,6 +188,21 @@ func (r *Resolution) Format(w io.Writer) {
 	}
 }
 
+// WriteReport writes what Resolve or Explain returned, as `sluice address
+// test` shows it: the resolution, then the refusal with its cause.
+func WriteReport(w io.Writer, res *Resolution, err error) {
+	res.Format(w)
+	if err == nil {
+		return
+	}
+	var ref *Refusal
+	if errors.As(err, &ref) {
+		fmt.Fprintf(w, "refused  %s\n  cause: %v\n", ref.Reply.String(), ref.Err)
+		return
+	}
+	fmt.Fprintf(w, "error    %v\n", err)
+}
+
 // Errors a Refusal wraps; test with errors.Is.
 var (
 	// ErrUnknownUser: no mailbox, alias or catch-all.
