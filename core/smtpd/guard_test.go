@@ -1,53 +1,15 @@
 package smtpd
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
 
-// refDataEnd is go-smtp's dataReader state machine written out byte by
-// byte: it returns the index just past the end marker, or -1.
-func refDataEnd(b []byte) int {
-	s := stateBeginLine
-	for i, c := range b {
-		switch s {
-		case stateBeginLine:
-			switch c {
-			case '.':
-				s = stateDot
-			case '\r':
-				s = stateCR
-			default:
-				s = stateData
-			}
-		case stateDot:
-			if c == '\r' {
-				s = stateDotCR
-			} else {
-				s = stateData
-			}
-		case stateDotCR:
-			if c == '\n' {
-				return i + 1
-			}
-			s = stateData
-		case stateCR:
-			if c == '\n' {
-				s = stateBeginLine
-			} else {
-				s = stateData
-			}
-		case stateData:
-			if c == '\r' {
-				s = stateCR
-			}
-		}
-	}
-	return -1
-}
-
-// guardDataEnd feeds b to the guard's DATA scanner in chunks of step bytes.
-func guardDataEnd(b []byte, step int) int {
+// guardDataEnd feeds b to the guard's DATA scanner in chunks of step bytes
+// and returns the index just past the end marker (or -1) and whether the
+// scanner saw go-smtp drop a bare CR.
+func guardDataEnd(b []byte, step int) (int, bool) {
 	var d dataScanner
 	done := 0
 	for done < len(b) {
@@ -55,49 +17,116 @@ func guardDataEnd(b []byte, step int) int {
 		n := d.scan(chunk)
 		done += n
 		if d.ended() {
-			return done
+			return done, d.lostCR
 		}
 		if n != len(chunk) {
-			return -2 // stopped early without an end: a bug
+			return -2, d.lostCR // stopped early without an end: a bug
 		}
 	}
-	return -1
+	return -1, d.lostCR
+}
+
+// droppedCR reports whether go-smtp, having read msg (ending in its end
+// marker), handed the session fewer CRs than msg holds besides the one of
+// the end marker: the bare CR the guard must flag.
+func droppedCR(msg, body []byte) bool {
+	return bytes.Count(msg, []byte("\r"))-bytes.Count(body, []byte("\r")) > 1
+}
+
+// checkDataEnd compares the guard's DATA framing of b, in chunks of step,
+// with a real go-smtp's.
+func checkDataEnd(t *testing.T, o *smtpOracle, b []byte, step int) {
+	t.Helper()
+	want, body := o.dataEnd(t, b)
+	got, lost := guardDataEnd(b, step)
+	if got != want {
+		t.Fatalf("%q in chunks of %d: guard ends DATA at %d, go-smtp at %d", b, step, got, want)
+	}
+	if want >= 0 && lost != droppedCR(b[:want], body) {
+		t.Fatalf("%q: guard says a CR was lost: %v; go-smtp handed the session %q", b, lost, body)
+	}
 }
 
 func TestGuardDataEnd(t *testing.T) {
+	o := newSMTPOracle(t)
 	for _, tc := range []struct {
-		in  string
-		end int
+		in   string
+		end  int
+		lost bool
 	}{
-		{".\r\n", 3},
-		{"a\r\n.\r\nMAIL", 6},
-		{"a\n.\nMAIL\r\n.\r\n", 13},
-		{"a\r.\r\n", -1},
-		{"a\r\n.\rX\r\n.\r\n", 11},
-		{"a\r\r\n.\r\n", -1}, // go-smtp's quirk: CR CR LF does not start a line
-		{"..\r\n.\r\n", 7},
+		{".\r\n", 3, false},
+		{"a\r\n.\r\nMAIL", 6, false},
+		{"a\n.\nMAIL\r\n.\r\n", 13, false},
+		{"a\r.\r\n", -1, false},
+		{"a\r\n.\rX\r\n.\r\n", 11, true},
+		{"a\r\r\n.\r\n", -1, false}, // go-smtp's quirk: CR CR LF does not start a line
+		{"..\r\n.\r\n", 7, false},
+		{"a\r\n..\r\n.\r\n", 10, false},
 	} {
 		for step := 1; step <= len(tc.in); step++ {
-			if got := guardDataEnd([]byte(tc.in), step); got != tc.end {
-				t.Errorf("%q in chunks of %d: end %d, want %d", tc.in, step, got, tc.end)
+			if got, lost := guardDataEnd([]byte(tc.in), step); got != tc.end || lost != tc.lost {
+				t.Errorf("%q in chunks of %d: end %d, lost CR %v; want %d, %v", tc.in, step, got, lost, tc.end, tc.lost)
 			}
 		}
-		if ref := refDataEnd([]byte(tc.in)); ref != tc.end {
-			t.Errorf("reference for %q: %d, want %d", tc.in, ref, tc.end)
-		}
+		// The expectations are go-smtp's.
+		checkDataEnd(t, o, []byte(tc.in), 1)
 	}
 }
 
-// FuzzGuardDataEnd: the guard's fast DATA scanner ends a message exactly
-// where go-smtp does, however the bytes are cut.
+// FuzzGuardDataEnd: the guard's DATA scanner ends a message exactly where
+// the real go-smtp does, however the bytes are cut, and flags exactly the
+// bare CRs go-smtp drops.
 func FuzzGuardDataEnd(f *testing.F) {
 	for _, s := range []string{"a\r\n.\r\n", "\n.\n", "\r.\r\n", "\r\n.\rX", "x\r\r\n.\r\n"} {
 		f.Add([]byte(s), uint8(2))
 	}
+	o := newSMTPOracle(f)
 	f.Fuzz(func(t *testing.T, b []byte, step uint8) {
-		if got, want := guardDataEnd(b, int(step)+1), refDataEnd(b); got != want {
-			t.Fatalf("%q: guard ends at %d, go-smtp at %d", b, got, want)
+		if len(b) > 1<<14 {
+			t.Skip("long inputs add nothing the state machine can see")
 		}
+		checkDataEnd(t, o, b, int(step)+1)
+	})
+}
+
+// checkBDAT compares the chunk the guard expects after "BDAT"+rest, given n
+// bytes, with the bytes the real go-smtp reads before answering.
+func checkBDAT(t *testing.T, o *smtpOracle, rest string, n int) {
+	t.Helper()
+	want := o.bdatChunkLen(t, rest, n)
+	var l lineGuard
+	l.frame([]byte("BDAT" + rest + "\r\n"))
+	got := 0
+	if l.mode == modeBDAT {
+		got = int(min(l.bdatLeft, int64(n)))
+	}
+	if got != want {
+		t.Fatalf("%q with %d bytes: guard passes a chunk of %d, go-smtp reads %d", "BDAT"+rest, n, got, want)
+	}
+}
+
+func TestGuardBDAT(t *testing.T) {
+	o := newSMTPOracle(t)
+	for _, rest := range []string{
+		" 10", " 10 LAST", " 10 last", " 0", " 0 LAST", " 5  ", "  5", " 10 NOTLAST", " 1 2 3", " -1",
+		" +5", " 0x10", " 4294967296", " 4294967295", "", " ", "\t5", " 5\tLAST", " 05",
+	} {
+		checkBDAT(t, o, rest, 20)
+	}
+}
+
+// FuzzGuardBDAT: after a BDAT command the guard passes exactly the chunk the
+// real go-smtp reads, whether or not it accepts the command.
+func FuzzGuardBDAT(f *testing.F) {
+	for _, s := range []string{" 10", " 3 LAST", " 0", " x", " 10 MORE"} {
+		f.Add(s, uint16(12))
+	}
+	o := newSMTPOracle(f)
+	f.Fuzz(func(t *testing.T, rest string, n uint16) {
+		if strings.ContainsAny(rest, "\r\n") {
+			t.Skip("the line guard refuses a bare CR or LF before any framing")
+		}
+		checkBDAT(t, o, rest, int(n%2048))
 	})
 }
 

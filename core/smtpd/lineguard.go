@@ -33,7 +33,8 @@ import (
 // It hands go-smtp at most one command line per read, and DATA bytes only up
 // to go-smtp's end marker, so go-smtp's buffer never holds bytes the guard has
 // not classified. The framing mirrors go-smtp's (dataScanner is its DATA
-// state machine, bdatChunk its BDAT argument rules).
+// state machine, bdatChunk its BDAT argument rules); FuzzGuardDataEnd and
+// FuzzGuardBDAT check both against a real go-smtp server.
 type lineGuard struct {
 	hostname    string
 	maxLine     int // longest line without its CRLF; 0 for no limit
@@ -270,7 +271,7 @@ func isTimeout(err error) bool {
 // data.go), run over the bytes before go-smtp reads them so the guard hands
 // out nothing past the end marker. It never decides where a message ends on
 // its own account: it must agree with go-smtp byte for byte, which
-// FuzzGuardDataEnd checks.
+// FuzzGuardDataEnd checks against a real go-smtp server.
 type dataScanner struct {
 	state int
 	// lostCR is set when go-smtp's reader drops a bare CR: at a line start
