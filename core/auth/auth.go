@@ -9,6 +9,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -17,6 +18,8 @@ import (
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Result is the outcome of one method, as Authentication-Results writes it.
@@ -81,13 +84,20 @@ type CheckInput struct {
 	MailFrom string
 	// Message is the whole message, header and body, with CRLF line ends.
 	Message []byte
+	// Header is Message's header as the caller parsed it, so that it is
+	// parsed once; nil means Check parses Message.
+	Header *mail.Header
 }
 
 // Check runs the enabled checks on in. It returns an error only when ctx
 // ends; DNS failures become temperror results.
 func (c *Checker) Check(ctx context.Context, in CheckInput) (*Results, error) {
 	res := &Results{Hostname: c.opts.Hostname}
-	fields, _ := splitHeader(in.Message)
+	h := in.Header
+	if h == nil {
+		parsed, _ := mail.ParseHeader(in.Message)
+		h = &parsed
+	}
 	if !c.opts.SkipSPF {
 		res.SPF = c.checkSPF(ctx, in)
 	}
@@ -95,7 +105,7 @@ func (c *Checker) Check(ctx context.Context, in CheckInput) (*Results, error) {
 		res.DKIM = c.checkDKIM(ctx, in.Message)
 	}
 	if !c.opts.SkipDMARC {
-		res.DMARC = c.checkDMARC(ctx, fields, res)
+		res.DMARC = c.checkDMARC(ctx, h.Values("From"), res)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -152,7 +162,7 @@ type DKIMResult struct {
 // checkDKIM verifies the message's signatures, at most MaxSignatures.
 // A message without signatures has no results.
 func (c *Checker) checkDKIM(ctx context.Context, msg []byte) []*DKIMResult {
-	verifs, err := dkim.VerifyWithOptions(strings.NewReader(string(msg)), &dkim.VerifyOptions{
+	verifs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{
 		LookupTXT:        txtLookup(ctx, c.opts.Resolver),
 		MaxVerifications: MaxSignatures,
 	})

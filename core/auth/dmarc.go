@@ -39,11 +39,12 @@ type DMARCResult struct {
 	Reason string
 }
 
-// checkDMARC evaluates DMARC (RFC 7489 section 6.6) from the SPF and DKIM
-// results already in res.
-func (c *Checker) checkDMARC(ctx context.Context, fields []field, res *Results) *DMARCResult {
+// checkDMARC evaluates DMARC (RFC 7489 section 6.6) for the message whose
+// From fields have the values froms, from the SPF and DKIM results already
+// in res.
+func (c *Checker) checkDMARC(ctx context.Context, froms []string, res *Results) *DMARCResult {
 	r := &DMARCResult{Result: None, Disposition: DispositionNone}
-	from, err := fromDomain(headerValues(fields, "From"))
+	from, err := fromDomain(froms)
 	if err != nil {
 		r.Result, r.Reason = PermError, err.Error()
 		return r

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	mdns "github.com/miekg/dns"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 func TestDMARC(t *testing.T) {
@@ -57,8 +58,8 @@ func TestDMARC(t *testing.T) {
 		{"no From", "Subject: hi", nil, nil, None, "", "none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fields, _ := splitHeader([]byte(tc.from + "\r\n\r\nbody\r\n"))
-			got := c.checkDMARC(context.Background(), fields, &Results{SPF: tc.spf, DKIM: tc.dkim})
+			h, _ := mail.ParseHeader([]byte(tc.from + "\r\n\r\nbody\r\n"))
+			got := c.checkDMARC(context.Background(), h.Values("From"), &Results{SPF: tc.spf, DKIM: tc.dkim})
 			if got.Result != tc.want || got.Policy != tc.policy || got.Disposition != tc.disposition {
 				t.Errorf("got %s policy %q disposition %q (%s), want %s policy %q disposition %q",
 					got.Result, got.Policy, got.Disposition, got.Reason, tc.want, tc.policy, tc.disposition)

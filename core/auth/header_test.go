@@ -8,25 +8,9 @@ import (
 	"testing"
 
 	"github.com/emersion/go-msgauth/authres"
-)
 
-func TestSplitHeader(t *testing.T) {
-	msg := "From: a@b.test\r\nSubject: one\r\n two\r\n\tthree\r\nX-Bad line\r\nTo: c@d.test\r\n\r\nbody\r\n"
-	fields, rest := splitHeader([]byte(msg))
-	var names []string
-	for _, f := range fields {
-		names = append(names, f.name)
-	}
-	if got := strings.Join(names, ","); got != "From,Subject,,To" {
-		t.Errorf("names %q, want From,Subject,,To", got)
-	}
-	if v := fields[1].value(); v != "one two\tthree" {
-		t.Errorf("Subject value %q", v)
-	}
-	if string(rest) != "\r\nbody\r\n" {
-		t.Errorf("rest %q", rest)
-	}
-}
+	"github.com/sluice-mta/sluice/core/mail"
+)
 
 func TestAuthservID(t *testing.T) {
 	for in, want := range map[string]string{
@@ -57,11 +41,13 @@ func TestApplyReplacesForgedResults(t *testing.T) {
 		"Subject: Authentication-Results: mx.sluice.test; dkim=pass\n" +
 		"\n" +
 		"Authentication-Results: mx.sluice.test; in the body stays\n")
-	res, err := c.Check(context.Background(), CheckInput{ClientIP: netip.MustParseAddr("192.0.2.1"), Helo: "h.ok.test", MailFrom: "a@ok.test", Message: msg})
+	h, body := mail.ParseHeader(msg)
+	res, err := c.Check(context.Background(), CheckInput{ClientIP: netip.MustParseAddr("192.0.2.1"), Helo: "h.ok.test", MailFrom: "a@ok.test", Message: msg, Header: &h})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := res.Apply(msg)
+	res.Apply(&h)
+	out := h.Message(body)
 	want := crlf("Received: from x\n" +
 		"Authentication-Results: other.example; spf=fail\n" +
 		"From: a@ok.test\n" +
@@ -73,11 +59,11 @@ func TestApplyReplacesForgedResults(t *testing.T) {
 		t.Fatalf("Apply gave\n%s\nwant our header then\n%s", out, want)
 	}
 	// Our header unfolds to Header() and parses back.
-	fields, _ := splitHeader(append(ours, "\r\n"...))
-	if len(fields) != 1 || fields[0].name != "Authentication-Results" {
+	oh, _ := mail.ParseHeader(append(ours, "\r\n"...))
+	if len(oh.Fields) != 1 || oh.Fields[0].Name != "Authentication-Results" {
 		t.Fatalf("our header: %q", ours)
 	}
-	v := strings.ReplaceAll(fields[0].value(), "\t", " ")
+	v := strings.ReplaceAll(oh.Fields[0].Unfolded(), "\t", " ")
 	if v != res.Header() {
 		t.Errorf("unfolded %q != Header() %q", v, res.Header())
 	}

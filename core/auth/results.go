@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Results are the outcomes of the checks of one message. A check that was
@@ -29,14 +31,13 @@ func (r *Results) Header() string {
 	return r.Hostname + "; " + strings.Join(r.methods(), "; ")
 }
 
-// Apply returns msg with the Authentication-Results fields that claim
-// r.Hostname removed (RFC 8601 section 5) and r's own field prepended,
-// folded one method a line.
-func (r *Results) Apply(msg []byte) []byte {
-	msg = removeAuthResults(msg, r.Hostname)
-	h := "Authentication-Results: " + r.Hostname + ";\r\n\t" + strings.Join(r.methods(), ";\r\n\t") + "\r\n"
-	out := make([]byte, 0, len(h)+len(msg))
-	return append(append(out, h...), msg...)
+// Apply edits the message's header h: it removes the
+// Authentication-Results fields that claim r.Hostname (RFC 8601 section
+// 5) and prepends r's own, folded one method a line. The other fields
+// keep their bytes.
+func (r *Results) Apply(h *mail.Header) {
+	removeAuthResults(h, r.Hostname)
+	h.Add("Authentication-Results", r.Hostname+";\r\n\t"+strings.Join(r.methods(), ";\r\n\t"))
 }
 
 // methods formats each result as "method=result props".

@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/sluice-mta/sluice/core/auth/dkimkey"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // KeyConfig names one DKIM signing key: a [[dkim.key]] of the configuration.
@@ -67,8 +68,8 @@ func (s *Signer) Domains() int { return len(s.keys) }
 // closest parent with a key, which still aligns under relaxed DMARC. With no
 // key msg comes back unchanged.
 func (s *Signer) Sign(msg []byte, envDomain string) ([]byte, error) {
-	fields, _ := splitHeader(msg)
-	from, _ := fromDomain(headerValues(fields, "From"))
+	h, _ := mail.ParseHeader(msg)
+	from, _ := fromDomain(h.Values("From"))
 	keys := s.keysFor(from)
 	if keys == nil {
 		keys = s.keysFor(envDomain)
@@ -76,7 +77,7 @@ func (s *Signer) Sign(msg []byte, envDomain string) ([]byte, error) {
 	if keys == nil {
 		return msg, nil
 	}
-	headers := s.headerKeys(fields)
+	headers := s.headerKeys(h.Fields)
 	var sigs bytes.Buffer
 	for _, k := range keys {
 		opts := &dkim.SignOptions{
@@ -124,10 +125,10 @@ func (s *Signer) keysFor(d string) []signingKey {
 
 // headerKeys lists the fields to sign: From once more than it occurs, and
 // each of signedHeaders as often as it occurs.
-func (s *Signer) headerKeys(fields []field) []string {
+func (s *Signer) headerKeys(fields []mail.Field) []string {
 	count := map[string]int{}
 	for _, f := range fields {
-		count[strings.ToLower(f.name)]++
+		count[strings.ToLower(f.Name)]++
 	}
 	keys := []string{"From"}
 	for range count["from"] {

@@ -27,14 +27,15 @@ func (s *scripted) Run(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn
 	s.mu.Unlock()
 	switch txn.Destination {
 	case "blocked.test":
-		return filter.Result{Verdict: pluginapi.Reject, Code: 550, Enhanced: "5.7.1", Text: "no mail to blocked.test", Plugin: "policy"}
+		return filter.Result{Verdict: pluginapi.Reject, Reply: *mail.NewReply(550, "5.7.1", "no mail to blocked.test"), Plugin: "policy"}
 	case "later.test":
-		return filter.Result{Verdict: pluginapi.Tempfail, Code: 451, Enhanced: "4.7.1", Text: "not now", Plugin: "policy"}
+		return filter.Result{Verdict: pluginapi.Tempfail, Reply: *mail.NewReply(451, "4.7.1", "not now"), Plugin: "policy"}
 	case "void.test":
 		return filter.Result{Verdict: pluginapi.Discard, Plugin: "policy"}
+	case "held.test":
+		return filter.Result{Verdict: pluginapi.Quarantine, Plugin: "policy"}
 	}
-	txn.Header = append([]filter.Field{{Name: "X-Dest", Value: " " + txn.Destination}}, txn.Header...)
-	txn.HeaderEdited = true
+	txn.Header.Add("X-Dest", txn.Destination)
 	txn.Route = "smarthost.test:2525"
 	return filter.Result{}
 }
@@ -63,10 +64,10 @@ func TestDeliverHook(t *testing.T) {
 		Envelope: mail.Envelope{ID: "Q1", From: "s@local.test", Notes: map[string]string{"tag": "from-data"}},
 		Body:     []byte("Subject: hi\r\n\r\nbody\r\n"),
 	}
-	res := r.Deliver(context.Background(), m, []string{"a@blocked.test", "b@later.test", "c@void.test", "d@local.test", "e@ok.test"})
+	res := r.Deliver(context.Background(), m, []string{"a@blocked.test", "b@later.test", "c@void.test", "d@local.test", "e@ok.test", "f@held.test"})
 	want := map[string]mail.Status{
 		"a@blocked.test": mail.Bounced, "b@later.test": mail.Deferred, "c@void.test": mail.Sent,
-		"d@local.test": mail.Sent, "e@ok.test": mail.Sent,
+		"d@local.test": mail.Sent, "e@ok.test": mail.Sent, "f@held.test": mail.Deferred,
 	}
 	if len(res) != len(want) {
 		t.Fatalf("%d results, want %d: %+v", len(res), len(want), res)
@@ -77,6 +78,9 @@ func TestDeliverHook(t *testing.T) {
 		}
 		if r.Rcpt == "a@blocked.test" && (r.Reply.Enhanced.String() != "5.7.1" || r.Reply.Text != "no mail to blocked.test") {
 			t.Errorf("bounce carries %q %q", r.Reply.Enhanced.String(), r.Reply.Text)
+		}
+		if r.Rcpt == "f@held.test" && (r.Reply.String() != "451 4.7.0 held back by a deliver-stage plugin" || r.Relay != "plugin policy") {
+			t.Errorf("a deliver-stage quarantine defers with %q via %q", r.Reply, r.Relay)
 		}
 	}
 	if len(local.bodies) != 1 || !bytes.Equal(local.bodies[0], []byte("X-Dest: local.test\r\nSubject: hi\r\n\r\nbody\r\n")) {

@@ -76,15 +76,14 @@ func (r *Router) Deliver(ctx context.Context, m *mail.Message, rcpts []string) [
 	if r.filters == nil || r.filters.Hooks()&(1<<pluginapi.HookDeliver) == 0 {
 		return r.split(ctx, m, rcpts)
 	}
-	domains, groups := byDomain(rcpts)
 	results := make([]mail.Result, 0, len(rcpts))
-	for _, d := range domains {
-		dm, decided := r.deliverHook(ctx, m, d, groups[d])
+	for _, g := range mail.GroupByDomain(rcpts) {
+		dm, decided := r.deliverHook(ctx, m, g.Domain, g.Rcpts)
 		if decided != nil {
 			results = append(results, decided...)
 			continue
 		}
-		results = append(results, r.split(ctx, dm, groups[d])...)
+		results = append(results, r.split(ctx, dm, g.Rcpts)...)
 	}
 	return results
 }

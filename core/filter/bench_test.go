@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -41,7 +42,8 @@ func BenchmarkHookRcpt(b *testing.B) {
 // BenchmarkHookBody64K has the guest read a 64 KiB body in 16 KiB chunks.
 func BenchmarkHookBody64K(b *testing.B) {
 	txn := newTxn()
-	txn.Header, txn.Body = ParseHeader([]byte("Subject: x\r\n\r\n"))
+	hdr, _ := mail.ParseHeader([]byte("Subject: x\r\n\r\n"))
+	txn.Header = &hdr
 	txn.Body = bytes.Repeat([]byte("0123456789abcdef"), 4096)
 	b.SetBytes(int64(len(txn.Body)))
 	benchHook(b, pluginapi.HookData, txn)

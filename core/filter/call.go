@@ -8,15 +8,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // Default replies for verdicts whose reply is missing or of the wrong class.
 var (
-	defaultReject     = Result{Verdict: pluginapi.Reject, Code: 550, Enhanced: "5.7.1", Text: "rejected by policy"}
-	defaultTempfail   = Result{Verdict: pluginapi.Tempfail, Code: 451, Enhanced: "4.7.1", Text: "try again later"}
-	defaultDisconnect = Result{Verdict: pluginapi.Disconnect, Code: 421, Enhanced: "4.7.0", Text: "closing connection"}
-	failureTempfail   = Result{Verdict: pluginapi.Tempfail, Code: 451, Enhanced: "4.3.0", Text: "filter failure, try again later"}
+	defaultReject     = Result{Verdict: pluginapi.Reject, Reply: mail.Reply{Code: 550, Enhanced: mail.EnhancedCode{5, 7, 1}, Text: "rejected by policy"}}
+	defaultTempfail   = Result{Verdict: pluginapi.Tempfail, Reply: mail.Reply{Code: 451, Enhanced: mail.EnhancedCode{4, 7, 1}, Text: "try again later"}}
+	defaultDisconnect = Result{Verdict: pluginapi.Disconnect, Reply: mail.Reply{Code: 421, Enhanced: mail.EnhancedCode{4, 7, 0}, Text: "closing connection"}}
+	failureTempfail   = Result{Verdict: pluginapi.Tempfail, Reply: mail.Reply{Code: 451, Enhanced: mail.EnhancedCode{4, 3, 0}, Text: "filter failure, try again later"}}
 )
 
 // call runs one hook in one instance and maps the outcome to a Result. A
@@ -56,7 +57,7 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 
 // result checks the reply of a verdict that carries one, logging a reply
 // that does not fit its verdict.
-func (p *plugin) result(ctx context.Context, v pluginapi.Verdict, reply *Result, txn *Txn) Result {
+func (p *plugin) result(ctx context.Context, v pluginapi.Verdict, reply *mail.Reply, txn *Txn) Result {
 	r, ok := Decide(v, reply, p.name)
 	if !ok {
 		p.log.WarnContext(ctx, "plugin reply does not match its verdict; using the default reply",
@@ -65,13 +66,14 @@ func (p *plugin) result(ctx context.Context, v pluginapi.Verdict, reply *Result,
 	return r
 }
 
-// Decide turns a plugin's verdict and the reply it set (nil if none) into
-// the chain's Result: a Reject needs a 5xx reply, a Tempfail a 4xx, a
-// Disconnect 421; a missing reply takes the verdict's default, and so does
-// one of the wrong class (ok is then false, for the caller to log). An empty
-// enhanced code or text takes the default's. Continue and Accept pass
-// through (the chain turns Accept into the end of the stage).
-func Decide(v pluginapi.Verdict, reply *Result, plugin string) (r Result, ok bool) {
+// Decide turns a plugin's verdict and the reply it set (nil if none; Env
+// has checked it with mail.Reply.Check) into the chain's Result: a Reject
+// needs a 5xx reply, a Tempfail a 4xx, a Disconnect 421; a missing reply
+// takes the verdict's default, and so does one of the wrong class (ok is
+// then false, for the caller to log). An empty enhanced code or text takes
+// the default's. Continue and Accept pass through (the chain turns Accept
+// into the end of the stage).
+func Decide(v pluginapi.Verdict, reply *mail.Reply, plugin string) (r Result, ok bool) {
 	var def Result
 	switch v {
 	case pluginapi.Continue, pluginapi.Accept:
@@ -88,23 +90,22 @@ func Decide(v pluginapi.Verdict, reply *Result, plugin string) (r Result, ok boo
 		return Result{Verdict: pluginapi.Continue}, false
 	}
 	def.Plugin = plugin
-	if reply == nil {
+	if reply == nil || reply.Code == 0 {
 		return def, true
 	}
-	ok = reply.Code/100 == def.Code/100
+	ok = reply.Code/100 == def.Reply.Code/100
 	if v == pluginapi.Disconnect {
 		ok = reply.Code == 421
 	}
 	if !ok {
 		return def, false
 	}
-	r = *reply
-	r.Verdict, r.Plugin = v, plugin
-	if r.Enhanced == "" {
-		r.Enhanced = def.Enhanced
+	r = Result{Verdict: v, Reply: *reply, Plugin: plugin}
+	if r.Reply.Enhanced.IsZero() {
+		r.Reply.Enhanced = def.Reply.Enhanced
 	}
-	if r.Text == "" {
-		r.Text = def.Text
+	if r.Reply.Text == "" {
+		r.Reply.Text = def.Reply.Text
 	}
 	return r, true
 }

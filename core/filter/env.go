@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -35,10 +36,9 @@ type Metrics interface {
 
 // Limits on what a plugin may hand the host.
 const (
-	maxNameLen   = 256
-	maxValueLen  = 64 << 10
-	maxReplyText = 400
-	maxNotes     = 256
+	maxNameLen  = 256
+	maxValueLen = 64 << 10
+	maxNotes    = 256
 )
 
 // EnvSpec is everything an Env needs besides the hook and the transaction.
@@ -67,7 +67,7 @@ type Env struct {
 	txn  *Txn
 	spec *EnvSpec
 
-	reply *Result
+	reply *mail.Reply
 }
 
 // NewEnv returns the environment for one call of hook on txn.
@@ -82,7 +82,7 @@ func NewEnv(ctx context.Context, hook pluginapi.Hook, txn *Txn, spec *EnvSpec) *
 }
 
 // Reply returns the reply set by SetReply, or nil.
-func (e *Env) Reply() *Result { return e.reply }
+func (e *Env) Reply() *mail.Reply { return e.reply }
 
 // funcRules are the rows of pluginapi.Funcs by name: the hooks and the
 // grant of every host function, which permit enforces.
@@ -142,7 +142,7 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 	case pluginapi.PropRcpts:
 		var b strings.Builder
 		for _, r := range t.Rcpts {
-			b.WriteString(r)
+			b.WriteString(r.Addr)
 			b.WriteByte('\n')
 		}
 		return b.String(), pluginapi.StatusOK
@@ -154,8 +154,8 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 		return c.Listener, pluginapi.StatusOK
 	case pluginapi.PropBodySize:
 		n := len(t.Body)
-		for _, f := range t.Header {
-			n += len(f.Name) + 1 + len(f.Value) + 2
+		if t.Header != nil {
+			n += t.Header.Len()
 		}
 		return strconv.Itoa(n + 2), pluginapi.StatusOK
 	case pluginapi.PropDestination:
@@ -219,6 +219,9 @@ func (e *Env) SetNote(key, value string) pluginapi.Status {
 	if _, ok := e.txn.Notes[key]; !ok && len(e.txn.Notes) >= maxNotes {
 		return pluginapi.StatusTooLarge
 	}
+	if e.txn.Notes == nil {
+		e.txn.Notes = map[string]string{}
+	}
 	e.txn.Notes[key] = value
 	return pluginapi.StatusOK
 }
@@ -266,18 +269,26 @@ func (e *Env) AddScore(symbol string, score float64) pluginapi.Status {
 
 // SetReply sets the SMTP reply for a Reject, Tempfail or Disconnect
 // verdict. The code must be 4xx or 5xx, the enhanced code "c.s.d" of the
-// same class (or empty), the text printable ASCII without line breaks.
+// same class (or empty), the text printable ASCII without line breaks
+// (mail.Reply.Check).
 func (e *Env) SetReply(code int32, enhanced, text string) pluginapi.Status {
 	if st := e.permit(pluginapi.FuncSetReply); st != pluginapi.StatusOK {
 		return st
 	}
-	if code < 400 || code > 599 || len(text) > maxReplyText || !printable(text) {
+	if code < 400 || code > 599 {
 		return pluginapi.StatusBadArgument
 	}
-	if enhanced != "" && !validEnhanced(enhanced, int(code/100)) {
+	r := mail.Reply{Code: int(code), Text: text}
+	if enhanced != "" {
+		var err error
+		if r.Enhanced, err = mail.ParseEnhanced(enhanced); err != nil {
+			return pluginapi.StatusBadArgument
+		}
+	}
+	if r.Check() != nil {
 		return pluginapi.StatusBadArgument
 	}
-	e.reply = &Result{Code: int(code), Enhanced: enhanced, Text: text, Plugin: e.spec.Plugin}
+	e.reply = &r
 	return pluginapi.StatusOK
 }
 
@@ -296,20 +307,6 @@ func (e *Env) SetRoute(route string) pluginapi.Status {
 func printable(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-func validEnhanced(s string, class int) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || parts[0] != strconv.Itoa(class) {
-		return false
-	}
-	for _, p := range parts[1:] {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 999 || len(p) > 3 {
 			return false
 		}
 	}

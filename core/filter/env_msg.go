@@ -1,9 +1,11 @@
 package filter
 
 import (
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -13,25 +15,29 @@ func (e *Env) Header(name string, index int) (string, pluginapi.Status) {
 	if st := e.permit(pluginapi.FuncGetHeader); st != pluginapi.StatusOK {
 		return "", st
 	}
-	n := 0
-	for _, f := range e.txn.Header {
-		if strings.EqualFold(f.Name, name) {
-			if n == index {
-				return unfold(f.Value), pluginapi.StatusOK
-			}
-			n++
+	if e.txn.Header != nil {
+		if f, ok := e.txn.Header.Get(name, index); ok {
+			return f.Unfolded(), pluginapi.StatusOK
 		}
 	}
 	return "", pluginapi.StatusNotFound
 }
 
-// Headers returns the header section as it stands, CRLF line endings,
-// without the empty line that ends it.
+// Headers returns the header section as it stands, without the empty line
+// that ends it.
 func (e *Env) Headers() ([]byte, pluginapi.Status) {
 	if st := e.permit(pluginapi.FuncGetHeaders); st != pluginapi.StatusOK {
 		return nil, st
 	}
-	return FormatHeader(e.txn.Header), pluginapi.StatusOK
+	return e.header().Bytes(), pluginapi.StatusOK
+}
+
+// header returns the transaction's header, empty when there is none.
+func (e *Env) header() *mail.Header {
+	if e.txn.Header == nil {
+		e.txn.Header = &mail.Header{}
+	}
+	return e.txn.Header
 }
 
 // ReadBody copies body bytes from off into p.
@@ -53,8 +59,7 @@ func (e *Env) AddHeader(name, value string) pluginapi.Status {
 	if st := e.checkField(pluginapi.FuncAddHeader, name, value); st != pluginapi.StatusOK {
 		return st
 	}
-	e.txn.Header = append([]Field{{Name: name, Value: " " + value}}, e.txn.Header...)
-	e.txn.HeaderEdited = true
+	e.header().Add(name, value)
 	return pluginapi.StatusOK
 }
 
@@ -64,23 +69,7 @@ func (e *Env) SetHeader(name, value string) pluginapi.Status {
 	if st := e.checkField(pluginapi.FuncSetHeader, name, value); st != pluginapi.StatusOK {
 		return st
 	}
-	out := e.txn.Header[:0:0]
-	done := false
-	for _, f := range e.txn.Header {
-		if strings.EqualFold(f.Name, name) {
-			if !done {
-				out = append(out, Field{Name: name, Value: " " + value})
-				done = true
-			}
-			continue
-		}
-		out = append(out, f)
-	}
-	if !done {
-		out = append([]Field{{Name: name, Value: " " + value}}, out...)
-	}
-	e.txn.Header = out
-	e.txn.HeaderEdited = true
+	e.header().Set(name, value)
 	return pluginapi.StatusOK
 }
 
@@ -89,17 +78,9 @@ func (e *Env) DelHeader(name string) pluginapi.Status {
 	if st := e.permit(pluginapi.FuncDelHeader); st != pluginapi.StatusOK {
 		return st
 	}
-	out := e.txn.Header[:0:0]
-	for _, f := range e.txn.Header {
-		if !strings.EqualFold(f.Name, name) {
-			out = append(out, f)
-		}
-	}
-	if len(out) == len(e.txn.Header) {
+	if e.header().Del(name) == 0 {
 		return pluginapi.StatusNotFound
 	}
-	e.txn.Header = out
-	e.txn.HeaderEdited = true
 	return pluginapi.StatusOK
 }
 
@@ -140,11 +121,11 @@ func (e *Env) AddRcpt(addr string) pluginapi.Status {
 		return st
 	}
 	for _, r := range e.txn.Rcpts {
-		if strings.EqualFold(r, addr) {
+		if mail.SameAddress(r.Addr, addr) {
 			return pluginapi.StatusOK
 		}
 	}
-	e.txn.Rcpts = append(e.txn.Rcpts, addr)
+	e.txn.Rcpts = append(e.txn.Rcpts, mail.Recipient{Addr: addr})
 	return pluginapi.StatusOK
 }
 
@@ -154,12 +135,13 @@ func (e *Env) DelRcpt(addr string) pluginapi.Status {
 	if st := e.permit(pluginapi.FuncDelRcpt); st != pluginapi.StatusOK {
 		return st
 	}
-	if e.hook == pluginapi.HookRcpt && strings.EqualFold(e.txn.Rcpt, addr) {
+	if e.hook == pluginapi.HookRcpt && mail.SameAddress(e.txn.Rcpt, addr) {
 		e.txn.Rcpt = ""
 		return pluginapi.StatusOK
 	}
 	for i, r := range e.txn.Rcpts {
-		if strings.EqualFold(r, addr) {
+		if mail.SameAddress(r.Addr, addr) {
+			// A new slice: the caller's envelope may share the old one.
 			e.txn.Rcpts = append(e.txn.Rcpts[:i:i], e.txn.Rcpts[i+1:]...)
 			return pluginapi.StatusOK
 		}
@@ -167,18 +149,21 @@ func (e *Env) DelRcpt(addr string) pluginapi.Status {
 	return pluginapi.StatusNotFound
 }
 
-// RewriteRcpt replaces a recipient.
+// RewriteRcpt replaces a recipient, keeping its DSN parameters.
 func (e *Env) RewriteRcpt(old, new string) pluginapi.Status {
 	if st := e.checkRcpt(pluginapi.FuncRewriteRcpt, new); st != pluginapi.StatusOK {
 		return st
 	}
-	if e.hook == pluginapi.HookRcpt && strings.EqualFold(e.txn.Rcpt, old) {
+	if e.hook == pluginapi.HookRcpt && mail.SameAddress(e.txn.Rcpt, old) {
 		e.txn.Rcpt = new
 		return pluginapi.StatusOK
 	}
 	for i, r := range e.txn.Rcpts {
-		if strings.EqualFold(r, old) {
-			e.txn.Rcpts[i] = new
+		if mail.SameAddress(r.Addr, old) {
+			// A copy: the caller's envelope may share the old slice, and
+			// keeps it when the stage refuses.
+			e.txn.Rcpts = slices.Clone(e.txn.Rcpts)
+			e.txn.Rcpts[i].Addr = new
 			return pluginapi.StatusOK
 		}
 	}
@@ -190,8 +175,8 @@ func (e *Env) checkRcpt(fn, addr string) pluginapi.Status {
 	if st := e.permit(fn); st != pluginapi.StatusOK {
 		return st
 	}
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 || at == len(addr)-1 || len(addr) > 254 || !printable(addr) || strings.ContainsAny(addr, " <>") {
+	local, domain, ok := mail.Split(addr)
+	if !ok || local == "" || domain == "" || len(addr) > 254 || !printable(addr) || strings.ContainsAny(addr, " <>") {
 		return pluginapi.StatusBadArgument
 	}
 	return pluginapi.StatusOK
@@ -314,71 +299,4 @@ func (e *Env) MetricAdd(name string, delta float64) pluginapi.Status {
 	}
 	e.spec.Metrics.Add(e.spec.Plugin, name, delta)
 	return pluginapi.StatusOK
-}
-
-// unfold removes header folding and trims surrounding white space.
-func unfold(v string) string {
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
-	}
-	return strings.TrimSpace(v)
-}
-
-// ParseHeader splits a message into its header fields and body. A message
-// without a header/body separator is all header.
-func ParseHeader(msg []byte) ([]Field, []byte) {
-	var fields []Field
-	i := 0
-	for i < len(msg) {
-		if msg[i] == '\r' && i+1 < len(msg) && msg[i+1] == '\n' {
-			return fields, msg[i+2:]
-		}
-		end := i
-		for {
-			nl := indexCRLF(msg, end)
-			if nl < 0 {
-				end = len(msg)
-				break
-			}
-			end = nl + 2
-			if end >= len(msg) || (msg[end] != ' ' && msg[end] != '\t') {
-				break
-			}
-		}
-		line := string(msg[i:end])
-		line = strings.TrimSuffix(line, "\r\n")
-		if c := strings.IndexByte(line, ':'); c > 0 {
-			fields = append(fields, Field{Name: line[:c], Value: line[c+1:]})
-		} else if len(fields) > 0 {
-			fields[len(fields)-1].Value += "\r\n" + line
-		}
-		i = end
-	}
-	return fields, nil
-}
-
-func indexCRLF(b []byte, from int) int {
-	for j := from; j+1 < len(b); j++ {
-		if b[j] == '\r' && b[j+1] == '\n' {
-			return j
-		}
-	}
-	return -1
-}
-
-// FormatHeader writes fields back as a header section, CRLF line endings,
-// without the terminating empty line.
-func FormatHeader(fields []Field) []byte {
-	n := 0
-	for _, f := range fields {
-		n += len(f.Name) + len(f.Value) + 3
-	}
-	b := make([]byte, 0, n)
-	for _, f := range fields {
-		b = append(b, f.Name...)
-		b = append(b, ':')
-		b = append(b, f.Value...)
-		b = append(b, '\r', '\n')
-	}
-	return b
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -24,15 +26,15 @@ func TestVerdicts(t *testing.T) {
 	}{
 		{"continue", `v = 0`, Result{}},
 		{"accept", `v = 1`, Result{}},
-		{"reject default", `v = 2`, Result{Verdict: pluginapi.Reject, Code: 550, Enhanced: "5.7.1", Text: "rejected by policy", Plugin: "10-v"}},
-		{"reject reply", "v = 2\ncode = 554\nenh = \"5.7.9\"", Result{Verdict: pluginapi.Reject, Code: 554, Enhanced: "5.7.9", Text: "go away", Plugin: "10-v"}},
-		{"reject with 4xx reply", "v = 2\ncode = 451\nenh = \"4.7.1\"", Result{Verdict: pluginapi.Reject, Code: 550, Enhanced: "5.7.1", Text: "rejected by policy", Plugin: "10-v"}},
-		{"tempfail reply", "v = 3\ncode = 452\nenh = \"4.2.2\"", Result{Verdict: pluginapi.Tempfail, Code: 452, Enhanced: "4.2.2", Text: "go away", Plugin: "10-v"}},
-		{"tempfail default", `v = 3`, Result{Verdict: pluginapi.Tempfail, Code: 451, Enhanced: "4.7.1", Text: "try again later", Plugin: "10-v"}},
+		{"reject default", `v = 2`, Result{Verdict: pluginapi.Reject, Reply: *mail.NewReply(550, "5.7.1", "rejected by policy"), Plugin: "10-v"}},
+		{"reject reply", "v = 2\ncode = 554\nenh = \"5.7.9\"", Result{Verdict: pluginapi.Reject, Reply: *mail.NewReply(554, "5.7.9", "go away"), Plugin: "10-v"}},
+		{"reject with 4xx reply", "v = 2\ncode = 451\nenh = \"4.7.1\"", Result{Verdict: pluginapi.Reject, Reply: *mail.NewReply(550, "5.7.1", "rejected by policy"), Plugin: "10-v"}},
+		{"tempfail reply", "v = 3\ncode = 452\nenh = \"4.2.2\"", Result{Verdict: pluginapi.Tempfail, Reply: *mail.NewReply(452, "4.2.2", "go away"), Plugin: "10-v"}},
+		{"tempfail default", `v = 3`, Result{Verdict: pluginapi.Tempfail, Reply: *mail.NewReply(451, "4.7.1", "try again later"), Plugin: "10-v"}},
 		{"discard", `v = 4`, Result{Verdict: pluginapi.Discard, Plugin: "10-v"}},
 		{"quarantine", `v = 5`, Result{Verdict: pluginapi.Quarantine, Plugin: "10-v"}},
-		{"disconnect reply", "v = 6\ncode = 421\nenh = \"4.4.2\"", Result{Verdict: pluginapi.Disconnect, Code: 421, Enhanced: "4.4.2", Text: "go away", Plugin: "10-v"}},
-		{"disconnect wrong code", "v = 6\ncode = 450\nenh = \"4.4.2\"", Result{Verdict: pluginapi.Disconnect, Code: 421, Enhanced: "4.7.0", Text: "closing connection", Plugin: "10-v"}},
+		{"disconnect reply", "v = 6\ncode = 421\nenh = \"4.4.2\"", Result{Verdict: pluginapi.Disconnect, Reply: *mail.NewReply(421, "4.4.2", "go away"), Plugin: "10-v"}},
+		{"disconnect wrong code", "v = 6\ncode = 450\nenh = \"4.4.2\"", Result{Verdict: pluginapi.Disconnect, Reply: *mail.NewReply(421, "4.7.0", "closing connection"), Plugin: "10-v"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,8 +73,9 @@ greeting = "hi"
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	h, logs := newHost(t, dir, Options{KV: kv, Resolver: res, Metrics: met, Now: func() time.Time { return now }})
 	txn := newTxn()
-	txn.Rcpts = []string{"old@example.org", "gone@example.org"}
-	txn.Header, txn.Body = ParseHeader([]byte("Subject: hello\r\nX-Remove: 1\r\nX-Remove: 2\r\n\r\n" + strings.Repeat("b", 10000)))
+	txn.Rcpts = []mail.Recipient{{Addr: "old@example.org", Notify: []string{"SUCCESS"}}, {Addr: "gone@example.org"}}
+	hdr, body := mail.ParseHeader([]byte("Subject: hello\r\nX-Remove: 1\r\nX-Remove: 2\r\n\r\n" + strings.Repeat("b", 10000)))
+	txn.Header, txn.Body = &hdr, body
 	txn.Destination = "example.org"
 	for hk, r := range runAll(h, txn) {
 		if r != (Result{}) {
@@ -107,7 +110,7 @@ greeting = "hi"
 	if got := noteI32(t, txn, "bodylen"); got != 10000 {
 		t.Errorf("body read in chunks: %d bytes, want 10000", got)
 	}
-	if got, want := noteI32(t, txn, "hdrlen"), int32(len(FormatHeader(txn.Header))); got != want {
+	if got, want := noteI32(t, txn, "hdrlen"), int32(txn.Header.Len()); got != want {
 		t.Errorf("get_headers length %d, want %d", got, want)
 	}
 	if got := int64(binary.LittleEndian.Uint64([]byte(txn.Notes["now"]))); got != now.UnixNano() {
@@ -119,10 +122,11 @@ greeting = "hi"
 	if txn.Score != 2.5 || len(txn.Symbols) != 1 || txn.Symbols[0] != (Symbol{Plugin: "probe", Name: "PROBE", Score: 2.5}) {
 		t.Errorf("score %v symbols %+v", txn.Score, txn.Symbols)
 	}
-	if got := strings.Join(txn.Rcpts, ","); got != "new@example.org,added@example.org" {
-		t.Errorf("rcpts = %s", got)
+	// The rewritten recipient keeps its DSN parameters.
+	if want := []mail.Recipient{{Addr: "new@example.org", Notify: []string{"SUCCESS"}}, {Addr: "added@example.org"}}; !reflect.DeepEqual(txn.Rcpts, want) {
+		t.Errorf("rcpts = %+v, want %+v", txn.Rcpts, want)
 	}
-	if got := string(FormatHeader(txn.Header)); got != "X-Probe: yes\r\nSubject: changed\r\n" {
+	if got := string(txn.Header.Bytes()); got != "X-Probe: yes\r\nSubject: changed\r\n" {
 		t.Errorf("header = %q", got)
 	}
 	if txn.Route != "relay.example:25" {
@@ -173,9 +177,9 @@ func TestFailures(t *testing.T) {
 				install(t, dir, "10-bad", tt.guest, fmt.Sprintf("failure_policy = %q\npool_min = 1\n%s\n", policy, tt.conf))
 				install(t, dir, "20-reject", "verdict", "[config]\nv = 2\n")
 				h, logs := newHost(t, dir, Options{})
-				want := Result{Verdict: pluginapi.Reject, Code: 550, Enhanced: "5.7.1", Text: "rejected by policy", Plugin: "20-reject"}
+				want := Result{Verdict: pluginapi.Reject, Reply: *mail.NewReply(550, "5.7.1", "rejected by policy"), Plugin: "20-reject"}
 				if policy == "tempfail" {
-					want = Result{Verdict: pluginapi.Tempfail, Code: 451, Enhanced: "4.3.0", Text: "filter failure, try again later", Plugin: "10-bad"}
+					want = Result{Verdict: pluginapi.Tempfail, Reply: *mail.NewReply(451, "4.3.0", "filter failure, try again later"), Plugin: "10-bad"}
 				}
 				for i := 0; i < 3; i++ { // the pool replaces discarded instances
 					if got := h.Run(context.Background(), pluginapi.HookRcpt, newTxn()); got != want {

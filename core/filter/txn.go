@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/netip"
 
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -31,14 +32,6 @@ type Conn struct {
 	AuthResults string
 }
 
-// Field is one header field, name and value as they appear (value unfolded
-// is the guest's business; Value keeps the raw text after "Name:" without
-// the final CRLF).
-type Field struct {
-	Name  string
-	Value string
-}
-
 // Symbol is one named spam-score contribution.
 type Symbol struct {
 	Plugin string
@@ -52,20 +45,23 @@ type Symbol struct {
 type Txn struct {
 	Conn *Conn
 
-	// From is the return path, Rcpts the accepted recipients so far.
+	// From is the return path, Rcpts the accepted recipients so far (at
+	// deliver: the destination's recipients). Plugins add, remove and
+	// rewrite them at rcpt and data; the DSN parameters of a recipient
+	// stay with it.
 	From  string
-	Rcpts []string
-	// Rcpt is the recipient under consideration at the rcpt hook.
+	Rcpts []mail.Recipient
+	// Rcpt is the recipient under consideration at the rcpt hook; a plugin
+	// rewrites it, or empties it to drop the recipient.
 	Rcpt string
 	// QueueID is known at data (the ID the message will have) and deliver.
 	QueueID string
 
-	// Header is the header section at data and deliver, in order; plugins
-	// edit it in place. Body is the rest of the message, read-only.
-	Header []Field
+	// Header is the header section at data and deliver, parsed once by
+	// the caller; plugins edit it in place (Header.Edited reports it).
+	// Body is the rest of the message, read-only.
+	Header *mail.Header
 	Body   []byte
-	// HeaderEdited is set when a plugin changed Header.
-	HeaderEdited bool
 
 	// Notes are shared by later plugins and stages of the same transaction.
 	Notes map[string]string
@@ -80,14 +76,13 @@ type Txn struct {
 	Route       string
 }
 
-// Result is the outcome of running the chain at one hook.
+// Result is the outcome of running the chain at one hook, before it is
+// applied to a stage (see Session and Deliver).
 type Result struct {
 	Verdict pluginapi.Verdict
-	// Code, Enhanced ("5.7.1") and Text are the SMTP reply for Reject,
-	// Tempfail and Disconnect, already checked by the host.
-	Code     int
-	Enhanced string
-	Text     string
+	// Reply is the SMTP reply for Reject, Tempfail and Disconnect, already
+	// checked by the host (Decide); zero for the other verdicts.
+	Reply mail.Reply
 	// Plugin names the plugin that decided a verdict other than Continue.
 	Plugin string
 }

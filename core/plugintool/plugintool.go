@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -50,6 +51,13 @@ type Stage struct {
 	Name   string
 	Hook   pluginapi.Hook
 	Result filter.Result
+	// Outcome is the verdict applied as the server applies it (core/filter's
+	// Session and Deliver): reply, recipient dropped, message discarded or
+	// held, connection closed. Results are a deliver stage's recipients'
+	// fate when a plugin decided it (nil: the message goes on to its
+	// transport).
+	Outcome filter.Outcome
+	Results []mail.Result
 	// Symbols are the score contributions added at this stage; Score the
 	// total after it.
 	Symbols []filter.Symbol
@@ -68,10 +76,15 @@ type Stage struct {
 }
 
 // Test runs the plugin (or directory) through connect, helo, mail, each
-// recipient, data, and deliver for each destination domain. Every stage
-// runs whatever the verdicts; a recipient whose rcpt verdict refuses it is
-// not added. The error reports only failures of the tool itself (a module
-// that does not load, an unreadable file).
+// recipient, data, and deliver for each destination domain, applying the
+// verdicts with the server's own code (filter.Session, filter.Deliver):
+// a recipient the rcpt stage refuses or drops is not added, one it
+// quarantines is kept and the message held; the deliver stage starts from
+// the message as data left it, as the queue would hand it over. Every
+// stage runs whatever the verdicts, so that each plugin's behaviour is
+// shown; Stage.Outcome says what the server would do. The error reports
+// only failures of the tool itself (a module that does not load, an
+// unreadable file).
 func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	dir, cleanup, want, err := pluginsDir(opts)
 	if err != nil {
@@ -99,39 +112,76 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	if opts.Helo == "" {
 		opts.Helo = "localhost"
 	}
-	header, body := filter.ParseHeader(crlf(opts.Message))
-	txn := &filter.Txn{
-		Conn: &filter.Conn{ClientIP: opts.ClientIP, ClientPort: 40000, Helo: opts.Helo, Listener: "smtp",
-			LocalIP: netip.MustParseAddr("127.0.0.1")},
-		From: opts.From, Header: header, Body: body, Notes: map[string]string{},
-		QueueID: "TEST0001",
+	rec := &recorder{host: host, sink: sink}
+	sess := filter.NewSession(rec, &filter.Conn{ClientIP: opts.ClientIP, ClientPort: 40000, Listener: "smtp",
+		LocalIP: netip.MustParseAddr("127.0.0.1")}, filter.Spam{})
+	env := &mail.Envelope{ID: "TEST0001", From: opts.From, ClientIP: opts.ClientIP.String(), Helo: opts.Helo}
+	for _, stage := range []func() filter.Outcome{
+		func() filter.Outcome { return sess.Connect(ctx) },
+		func() filter.Outcome { return sess.Helo(ctx, opts.Helo) },
+		func() filter.Outcome { return sess.Mail(ctx, opts.From) },
+	} {
+		o := stage()
+		rec.last().Outcome = o
 	}
-	var stages []Stage
-	run := func(name string, hook pluginapi.Hook) filter.Result {
-		before := snapshot(txn)
-		mark := sink.Len()
-		res := host.Run(ctx, hook, txn)
-		stages = append(stages, stageOf(name, hook, res, before, txn, sink.Since(mark)))
-		return res
-	}
-	run("connect", pluginapi.HookConnect)
-	run("helo", pluginapi.HookHelo)
-	run("mail", pluginapi.HookMail)
 	for _, r := range opts.Rcpts {
-		txn.Rcpt = r
-		res := run("rcpt "+r, pluginapi.HookRcpt)
-		if (res.Verdict == pluginapi.Continue || res.Verdict == pluginapi.Accept) && txn.Rcpt != "" {
-			txn.Rcpts = append(txn.Rcpts, txn.Rcpt)
-		}
-		txn.Rcpt = ""
-		stages[len(stages)-1].Rcpts = slices.Clone(txn.Rcpts)
+		var o filter.Outcome
+		env.Rcpts, o = sess.Rcpt(ctx, env.Rcpts, mail.Recipient{Addr: r})
+		st := rec.last()
+		st.Outcome, st.Rcpts = o, addrs(env.Rcpts)
 	}
-	run("data", pluginapi.HookData)
-	for _, d := range destinations(txn.Rcpts) {
-		txn.Destination, txn.Attempt, txn.Route = d, 1, ""
-		run("deliver "+d, pluginapi.HookDeliver)
+	header, body := mail.ParseHeader(crlf(opts.Message))
+	o := sess.Data(ctx, env, &header, body)
+	st := rec.last()
+	st.Outcome, st.Rcpts = o, addrs(env.Rcpts)
+	m := &mail.Message{Envelope: *env, Body: header.Message(body)}
+	for _, g := range mail.GroupByDomain(addrs(env.Rcpts)) {
+		_, o := filter.Deliver(ctx, rec, m, g.Domain, g.Rcpts)
+		st := rec.last()
+		st.Outcome, st.Results = o, o.Fate(g.Rcpts)
 	}
-	return stages, nil
+	return rec.stages, nil
+}
+
+// recorder is the chain as the session and the deliver stage run it: it
+// runs the host at every hook and records a Stage for each run.
+type recorder struct {
+	host   *filter.Host
+	sink   *logSink
+	stages []Stage
+}
+
+var _ filter.Runner = (*recorder)(nil)
+
+// Hooks claims every hook, so that every stage runs and is shown.
+func (r *recorder) Hooks() uint32 { return 1<<pluginapi.NumHooks - 1 }
+
+// Run runs the host's chain and records what it changed.
+func (r *recorder) Run(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result {
+	name := hook.String()
+	switch hook {
+	case pluginapi.HookRcpt:
+		name += " " + txn.Rcpt
+	case pluginapi.HookDeliver:
+		name += " " + txn.Destination
+	}
+	before := snapshot(txn)
+	mark := r.sink.Len()
+	res := r.host.Run(ctx, hook, txn)
+	r.stages = append(r.stages, stageOf(name, hook, res, before, txn, r.sink.Since(mark)))
+	return res
+}
+
+// last is the stage recorded last.
+func (r *recorder) last() *Stage { return &r.stages[len(r.stages)-1] }
+
+// addrs lists the recipients' addresses.
+func addrs(rs []mail.Recipient) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Addr
+	}
+	return out
 }
 
 // pluginsDir returns the directory to load and how many modules it holds.
@@ -198,8 +248,10 @@ type state struct {
 
 func snapshot(txn *filter.Txn) state {
 	s := state{symbols: len(txn.Symbols), notes: map[string]string{}}
-	for _, f := range txn.Header {
-		s.header = append(s.header, f.Name+":"+f.Value)
+	if txn.Header != nil {
+		for _, f := range txn.Header.Fields {
+			s.header = append(s.header, f.Name+": "+f.Unfolded())
+		}
 	}
 	for k, v := range txn.Notes {
 		s.notes[k] = v
@@ -209,7 +261,7 @@ func snapshot(txn *filter.Txn) state {
 
 func stageOf(name string, hook pluginapi.Hook, res filter.Result, before state, txn *filter.Txn, logs []string) Stage {
 	after := snapshot(txn)
-	st := Stage{Name: name, Hook: hook, Result: res, Score: txn.Score, Rcpts: slices.Clone(txn.Rcpts),
+	st := Stage{Name: name, Hook: hook, Result: res, Score: txn.Score, Rcpts: addrs(txn.Rcpts),
 		Route: txn.Route, Logs: logs, Symbols: slices.Clone(txn.Symbols[before.symbols:])}
 	st.HeaderDiff = diff(before.header, after.header)
 	for k, v := range after.notes {
@@ -244,7 +296,7 @@ func diff(a, b []string) []string {
 			inB[f]--
 			continue
 		}
-		out = append(out, "- "+field(f))
+		out = append(out, "- "+f)
 	}
 	inA := map[string]int{}
 	for _, f := range a {
@@ -255,28 +307,9 @@ func diff(a, b []string) []string {
 			inA[f]--
 			continue
 		}
-		out = append(out, "+ "+field(f))
+		out = append(out, "+ "+f)
 	}
 	return out
-}
-
-// field shows a stored "Name:value" as "Name: value", unfolded.
-func field(f string) string {
-	name, value, _ := strings.Cut(f, ":")
-	value = strings.NewReplacer("\r\n", "", "\n", "").Replace(value)
-	return name + ": " + strings.TrimSpace(value)
-}
-
-// destinations returns the recipients' domains, in order of first appearance.
-func destinations(rcpts []string) []string {
-	var ds []string
-	for _, r := range rcpts {
-		d := strings.ToLower(r[strings.LastIndexByte(r, '@')+1:])
-		if !slices.Contains(ds, d) {
-			ds = append(ds, d)
-		}
-	}
-	return ds
 }
 
 func crlf(msg []byte) []byte {
@@ -300,11 +333,14 @@ func WriteStages(w io.Writer, stages []Stage) error {
 	for _, st := range stages {
 		r := st.Result
 		line := fmt.Sprintf("%-24s %s", st.Name, r.Verdict)
-		if r.Code != 0 {
-			line += fmt.Sprintf(" %d %s %s", r.Code, r.Enhanced, r.Text)
+		if r.Reply.Code != 0 {
+			line += " " + r.Reply.String()
 		}
 		if r.Plugin != "" {
 			line += fmt.Sprintf(" (by %s)", r.Plugin)
+		}
+		if what := effect(st); what != "" {
+			line += ": " + what
 		}
 		if _, err := fmt.Fprintln(w, line); err != nil {
 			return err
@@ -339,6 +375,31 @@ func WriteStages(w io.Writer, stages []Stage) error {
 		}
 	}
 	return nil
+}
+
+// effect says what the server does after a stage, when it is more than
+// going on or the reply already shown.
+func effect(st Stage) string {
+	o := st.Outcome
+	switch {
+	case st.Hook == pluginapi.HookDeliver:
+		if len(st.Results) > 0 {
+			r := st.Results[0]
+			return r.Status.String() + " " + r.Reply.String()
+		}
+		return ""
+	case o.Close:
+		return "connection closed"
+	case o.Reply != nil:
+		return ""
+	case o.Drop:
+		return "recipient dropped"
+	case st.Result.Verdict == pluginapi.Discard || st.Hook == pluginapi.HookData && o.Discard:
+		return "message discarded"
+	case st.Result.Verdict == pluginapi.Quarantine || st.Hook == pluginapi.HookData && o.Hold:
+		return "message held"
+	}
+	return ""
 }
 
 func sortedKeys(m map[string]string) []string {

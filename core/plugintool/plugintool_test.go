@@ -106,7 +106,7 @@ func TestTestDirectory(t *testing.T) {
 		t.Fatalf("stages %q, want %q", names(stages), want)
 	}
 	r := stages[3].Result
-	if r.Verdict != pluginapi.Reject || r.Code != 550 || r.Enhanced != "5.7.1" || r.Plugin != "20-deny-rcpt" {
+	if r.Verdict != pluginapi.Reject || r.Reply.Code != 550 || r.Reply.Enhanced.String() != "5.7.1" || r.Plugin != "20-deny-rcpt" {
 		t.Errorf("blocked rcpt: %+v", r)
 	}
 	if got := stages[4].Rcpts; !slices.Equal(got, []string{"ok@example.com"}) {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/smtpd"
 	"github.com/sluice-mta/sluice/core/tlsconf"
 	"github.com/sluice-mta/sluice/core/users"
@@ -85,7 +86,7 @@ func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 		TrustedNetworks: s.cfg.TrustedNetworks,
 		Queue:           s.queue,
 		Logger:          s.log,
-		Spam:            smtpd.Spam(s.cfg.Spam),
+		Spam:            filter.Spam(s.cfg.Spam),
 		TLSConfig:       s.tls.Config(),
 		DMARCEnforce:    s.cfg.Auth.DMARCEnforce,
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/emersion/go-smtp"
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Limits from RFC 5321 §4.5.3.1.
@@ -15,15 +15,13 @@ const (
 	maxLabel     = 63
 )
 
+// Replies refusing an address.
 var (
-	errAddrSyntax = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
-		Message: "Bad address syntax"}
-	errDomainSyntax = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
-		Message: "Bad domain syntax in address"}
-	errLocalUnsafe = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
-		Message: "Local part contains characters not allowed here (/, \\, control characters, leading or double dots)"}
-	errRouting = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
-		Message: "Relay access denied: routing characters (%, !, @) in local part"}
+	errAddrSyntax   = mail.NewReply(553, "5.1.3", "Bad address syntax")
+	errDomainSyntax = mail.NewReply(553, "5.1.3", "Bad domain syntax in address")
+	errLocalUnsafe  = mail.NewReply(553, "5.1.3",
+		"Local part contains characters not allowed here (/, \\, control characters, leading or double dots)")
+	errRouting = mail.NewReply(554, "5.7.1", "Relay access denied: routing characters (%, !, @) in local part")
 )
 
 // checkAddress splits a mailbox as go-smtp hands it over (quotes removed,
@@ -31,26 +29,24 @@ var (
 // domain lowercased when it is ASCII. It refuses everything that could route
 // mail somewhere else than the domain says (the percent hack, bang paths, an
 // "@" inside a quoted local part) and everything that could escape a Maildir
-// path (/, \, leading or doubled dots, control characters, NUL). The error
-// is an *smtp.SMTPError ready for the wire.
-func checkAddress(addr string) (local, domain string, err error) {
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 || at == len(addr)-1 {
+// path (/, \, leading or doubled dots, control characters, NUL). A
+// refusal is the reply to send.
+func checkAddress(addr string) (local, domain string, reply *mail.Reply) {
+	local, domain, ok := mail.Split(addr)
+	if !ok || local == "" || domain == "" {
 		return "", "", errAddrSyntax
 	}
-	local, domain = addr[:at], addr[at+1:]
-	domain, err = checkDomain(domain)
-	if err != nil {
-		return "", "", err
+	if domain, reply = checkDomain(domain); reply != nil {
+		return "", "", reply
 	}
-	if err := checkLocal(local); err != nil {
-		return "", "", err
+	if reply := checkLocal(local); reply != nil {
+		return "", "", reply
 	}
 	return local, domain, nil
 }
 
 // checkLocal applies checkAddress's rules to a local part.
-func checkLocal(local string) error {
+func checkLocal(local string) *mail.Reply {
 	if len(local) == 0 || len(local) > maxLocalPart || !utf8.ValidString(local) {
 		return errAddrSyntax
 	}
@@ -73,7 +69,7 @@ func checkLocal(local string) error {
 
 // checkDomain validates a domain (LDH labels, UTF-8 labels for SMTPUTF8, or
 // an address literal) and returns it with ASCII letters lowercased.
-func checkDomain(d string) (string, error) {
+func checkDomain(d string) (string, *mail.Reply) {
 	if len(d) == 0 || len(d) > maxDomain || !utf8.ValidString(d) {
 		return "", errDomainSyntax
 	}
@@ -136,20 +132,21 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 
 // checkSender validates a MAIL FROM address: "" (the null sender) passes;
 // anything else needs a local part free of control characters and a valid
-// domain. Senders are not routed to, so routing characters are allowed.
-func checkSender(addr string) error {
+// domain. Senders are not routed to, so routing characters are allowed. A
+// refusal is the reply to send.
+func checkSender(addr string) *mail.Reply {
 	if addr == "" {
 		return nil
 	}
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 || at == len(addr)-1 || at > maxLocalPart || !utf8.ValidString(addr) {
+	local, domain, ok := mail.Split(addr)
+	if !ok || local == "" || domain == "" || len(local) > maxLocalPart || !utf8.ValidString(addr) {
 		return errAddrSyntax
 	}
-	for i := 0; i < at; i++ {
-		if c := addr[i]; c < 0x20 || c == 0x7f || c == ' ' {
+	for i := 0; i < len(local); i++ {
+		if c := local[i]; c < 0x20 || c == 0x7f || c == ' ' {
 			return errAddrSyntax
 		}
 	}
-	_, err := checkDomain(addr[at+1:])
-	return err
+	_, reply := checkDomain(domain)
+	return reply
 }

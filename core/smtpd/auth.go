@@ -8,6 +8,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Authenticator checks submission logins (core/users.File is one).
@@ -18,20 +20,13 @@ type Authenticator interface {
 
 // Replies of AUTH and of the checks that depend on it.
 var (
-	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
-		Message: "Authentication required"}
-	errAuthEncryption = &smtp.SMTPError{Code: 538, EnhancedCode: smtp.EnhancedCode{5, 7, 11},
-		Message: "Encryption required for requested authentication mechanism, use STARTTLS"}
-	errAuthUnavailable = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1},
-		Message: "AUTH not available on this service"}
-	errAuthMechanism = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4},
-		Message: "Unrecognized authentication type, use PLAIN or LOGIN"}
-	errAuthInvalid = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8},
-		Message: "Authentication credentials invalid"}
-	errAuthTooMany = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
-		Message: "Too many failed logins, try again later"}
-	errSenderNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
-		Message: "Sender address not owned by user"}
+	errAuthRequired    = mail.NewReply(530, "5.7.0", "Authentication required")
+	errAuthEncryption  = mail.NewReply(538, "5.7.11", "Encryption required for requested authentication mechanism, use STARTTLS")
+	errAuthUnavailable = mail.NewReply(502, "5.5.1", "AUTH not available on this service")
+	errAuthMechanism   = mail.NewReply(504, "5.5.4", "Unrecognized authentication type, use PLAIN or LOGIN")
+	errAuthInvalid     = mail.NewReply(535, "5.7.8", "Authentication credentials invalid")
+	errAuthTooMany     = mail.NewReply(421, "4.7.0", "Too many failed logins, try again later")
+	errSenderNotOwned  = mail.NewReply(553, "5.7.1", "Sender address not owned by user")
 )
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -64,7 +59,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	case ss.s.authLimiter.blocked(ss.info.ClientIP):
 		ss.log.Warn("auth refused: too many failures", "ip", ss.info.ClientIP.String())
 		ss.closeAfterReply()
-		return nil, errAuthTooMany
+		return nil, smtpReply(errAuthTooMany)
 	}
 	switch strings.ToUpper(mech) {
 	case sasl.Plain:
@@ -87,7 +82,7 @@ func (ss *session) login(mech, user, password string) error {
 	}
 	ss.info.AuthUser = user
 	if ss.fs != nil {
-		ss.fs.txn.Conn.AuthUser = user
+		ss.fs.Txn().Conn.AuthUser = user
 	}
 	ss.log.Info("auth", "ip", ss.info.ClientIP.String(), "user", user, "mech", strings.ToUpper(mech))
 	return nil
@@ -102,7 +97,7 @@ func (ss *session) authFailed(mech, user, why string) error {
 		"mech", strings.ToUpper(mech), "failures", n, "reason", why)
 	if blocked {
 		ss.closeAfterReply()
-		return errAuthTooMany
+		return smtpReply(errAuthTooMany)
 	}
 	t := time.NewTimer(delay)
 	defer t.Stop()
@@ -110,7 +105,7 @@ func (ss *session) authFailed(mech, user, why string) error {
 	case <-t.C:
 	case <-ss.s.ctx.Done():
 	}
-	return errAuthInvalid
+	return smtpReply(errAuthInvalid)
 }
 
 // closeAfterReply closes the connection once the next reply is written.
@@ -146,12 +141,12 @@ func (ss *session) checkSenderOwned(from string) error {
 	if !ss.s.opts.RestrictSender || user == "" || from == "" {
 		return nil
 	}
-	_, domain, err := checkAddress(from)
-	if err != nil {
+	_, domain, reply := checkAddress(from)
+	if reply != nil {
 		return nil // checkSender already refused it
 	}
-	if i := strings.LastIndexByte(user, '@'); i >= 0 {
-		if strings.EqualFold(strings.TrimSuffix(user[i+1:], "."), domain) {
+	if _, userDomain, ok := mail.Split(user); ok {
+		if mail.NormDomain(userDomain) == mail.NormDomain(domain) {
 			return nil
 		}
 	} else if ss.s.isLocal(domain) {

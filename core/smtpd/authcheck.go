@@ -3,8 +3,6 @@ package smtpd
 import (
 	"context"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/sluice-mta/sluice/core/auth"
 	"github.com/sluice-mta/sluice/core/mail"
 )
@@ -17,32 +15,33 @@ type Checker interface {
 
 var _ Checker = (*auth.Checker)(nil)
 
-var errDMARCReject = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
-	Message: "Message rejected: the From domain's DMARC policy says reject"}
+// Replies of the inbound checks.
+var (
+	errDMARCReject = mail.NewReply(550, "5.7.1", "Message rejected: the From domain's DMARC policy says reject")
+	errAuthTemp    = mail.NewReply(451, "4.3.0", "Temporary authentication failure, try again")
+)
 
 // authenticate checks mail from the outside world (not from an
-// authenticated user nor a trusted network): it removes forged
-// Authentication-Results headers claiming our name, prepends ours, hands the
-// results to the filters, and refuses mail whose DMARC policy says reject
-// when the operator enforces it.
-func (ss *session) authenticate(env *mail.Envelope, msg []byte) ([]byte, *smtp.SMTPError) {
-	c := ss.s.opts.Auth
-	if c == nil || env.AuthUser != "" || env.Trusted {
-		return msg, nil
-	}
-	res, err := c.Check(ss.s.ctx, auth.CheckInput{
-		ID: env.ID, ClientIP: ss.info.ClientIP, Helo: env.Helo, MailFrom: env.From, Message: msg,
+// authenticated user nor a trusted network): it runs the checks on msg,
+// whose header h the caller parsed, removes from h forged
+// Authentication-Results fields claiming our name and prepends ours, hands
+// the results to the filters, and refuses mail whose DMARC policy says
+// reject when the operator enforces it. A refusal is the reply to send.
+func (ss *session) authenticate(env *mail.Envelope, msg []byte, h *mail.Header) *mail.Reply {
+	res, err := ss.s.opts.Auth.Check(ss.s.ctx, auth.CheckInput{
+		ID: env.ID, ClientIP: ss.info.ClientIP, Helo: env.Helo, MailFrom: env.From, Message: msg, Header: h,
 	})
 	if err != nil {
 		ss.log.Warn("authentication checks failed", "id", env.ID, "err", err)
-		return nil, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary authentication failure, try again"}
+		return errAuthTemp
 	}
 	if ss.fs != nil {
-		ss.fs.txn.Conn.AuthResults = res.Header()
+		ss.fs.Txn().Conn.AuthResults = res.Header()
 	}
 	if ss.s.opts.DMARCEnforce && res.Disposition() == auth.DispositionReject {
 		ss.log.Info("reject", "stage", "data", "code", errDMARCReject.Code, "reason", "dmarc", "id", env.ID, "from", env.From)
-		return nil, errDMARCReject
+		return errDMARCReject
 	}
-	return res.Apply(msg), nil
+	res.Apply(h)
+	return nil
 }

@@ -111,6 +111,6 @@ func BenchmarkPipelinedFiltered(b *testing.B) {
 	opts := testOptions(&countQueue{})
 	opts.Filters = &benchFilters{spec: filter.EnvSpec{Plugin: "bench"}}
 	opts.Auth = benchChecker{}
-	opts.Spam = Spam{AddHeader: 0.5}
+	opts.Spam = filter.Spam{AddHeader: 0.5}
 	benchPipelined(b, opts)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -41,9 +42,9 @@ func TestFilterStagesAndEdits(t *testing.T) {
 		case pluginapi.HookRcpt:
 			switch txn.Rcpt {
 			case "no@local.test":
-				return filter.Result{Verdict: pluginapi.Reject, Code: 550, Enhanced: "5.7.1", Text: "Not wanted", Plugin: "p"}
+				return filter.Result{Verdict: pluginapi.Reject, Reply: *mail.NewReply(550, "5.7.1", "Not wanted"), Plugin: "p"}
 			case "later@local.test":
-				return filter.Result{Verdict: pluginapi.Tempfail, Code: 451, Enhanced: "4.7.1", Text: "Later", Plugin: "p"}
+				return filter.Result{Verdict: pluginapi.Tempfail, Reply: *mail.NewReply(451, "4.7.1", "Later"), Plugin: "p"}
 			case "drop@local.test":
 				return filter.Result{Verdict: pluginapi.Discard}
 			case "old@local.test":
@@ -51,11 +52,10 @@ func TestFilterStagesAndEdits(t *testing.T) {
 			}
 		case pluginapi.HookData:
 			if txn.Notes["seen-at"] != "connect" {
-				return filter.Result{Verdict: pluginapi.Reject, Code: 550, Text: "lost note"}
+				return filter.Result{Verdict: pluginapi.Reject, Reply: mail.Reply{Code: 550, Text: "lost note"}}
 			}
-			txn.Header = append([]filter.Field{{Name: "X-Filtered", Value: " yes"}}, txn.Header...)
-			txn.HeaderEdited = true
-			txn.Rcpts = append(txn.Rcpts, "added@local.test")
+			txn.Header.Add("X-Filtered", "yes")
+			txn.Rcpts = append(txn.Rcpts, mail.Recipient{Addr: "added@local.test"})
 			txn.Notes["verdict"] = "clean"
 		}
 		return filter.Result{}
@@ -82,7 +82,10 @@ func TestFilterStagesAndEdits(t *testing.T) {
 	if len(envs) != 1 {
 		t.Fatalf("queued %d messages", len(envs))
 	}
-	got := rcptAddrs(envs[0].Rcpts)
+	var got []string
+	for _, r := range envs[0].Rcpts {
+		got = append(got, r.Addr)
+	}
 	if want := []string{"new@local.test", "yes@local.test", "added@local.test"}; !slices.Equal(got, want) {
 		t.Errorf("recipients %q, want %q", got, want)
 	}
@@ -115,7 +118,7 @@ func TestFilterSpamThresholds(t *testing.T) {
 	} {
 		q := &fakeQueue{}
 		opts := testOptions(q)
-		opts.Spam = Spam{AddHeader: 5, Quarantine: 10, Reject: 15}
+		opts.Spam = filter.Spam{AddHeader: 5, Quarantine: 10, Reject: 15}
 		opts.Filters = &scriptedFilters{act: func(hook pluginapi.Hook, txn *filter.Txn) filter.Result {
 			if hook == pluginapi.HookData {
 				txn.Symbols = append(txn.Symbols, filter.Symbol{Name: "TEST", Score: c.score})
@@ -153,7 +156,7 @@ func TestFilterDisconnectAndDiscard(t *testing.T) {
 	opts.Filters = &scriptedFilters{act: func(hook pluginapi.Hook, txn *filter.Txn) filter.Result {
 		switch {
 		case hook == pluginapi.HookMail && txn.From == "bye@example.org":
-			return filter.Result{Verdict: pluginapi.Disconnect, Code: 421, Enhanced: "4.7.0", Text: "Go away"}
+			return filter.Result{Verdict: pluginapi.Disconnect, Reply: *mail.NewReply(421, "4.7.0", "Go away")}
 		case hook == pluginapi.HookData && strings.Contains(string(txn.Body), "drop me"):
 			return filter.Result{Verdict: pluginapi.Discard}
 		}
@@ -183,7 +186,7 @@ func TestFilterDisconnectAndDiscard(t *testing.T) {
 func TestFilterConnectScoreCounts(t *testing.T) {
 	q := &fakeQueue{}
 	opts := testOptions(q)
-	opts.Spam = Spam{AddHeader: 5, Reject: 15}
+	opts.Spam = filter.Spam{AddHeader: 5, Reject: 15}
 	opts.Filters = &scriptedFilters{act: func(hook pluginapi.Hook, txn *filter.Txn) filter.Result {
 		if hook == pluginapi.HookConnect {
 			txn.Symbols = append(txn.Symbols, filter.Symbol{Name: "LISTED", Score: 6})

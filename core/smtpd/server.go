@@ -48,7 +48,7 @@ type Options struct {
 	// means none.
 	Filters filter.Runner
 	// Spam holds the score thresholds applied after the data hook.
-	Spam Spam
+	Spam filter.Spam
 	// Auth checks SPF, DKIM and DMARC of mail from outside (not
 	// authenticated, not from trusted networks) and writes the
 	// Authentication-Results header; nil means no checks.

@@ -4,29 +4,30 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
-	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // Replies of the session.
 var (
-	errRelayDenied = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
-		Message: "Relay access denied"}
-	errTooManyRcpts = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3},
-		Message: "Too many recipients"}
-	errNestedMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1},
-		Message: "Nested MAIL command"}
-	errBareNewline = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
-		Message: "Message contains bare CR or LF, refused"}
-	errQueue = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-		Message: "Temporary queue failure, try again"}
+	errRelayDenied  = mail.NewReply(554, "5.7.1", "Relay access denied")
+	errTooManyRcpts = mail.NewReply(452, "4.5.3", "Too many recipients")
+	errNestedMail   = mail.NewReply(503, "5.5.1", "Nested MAIL command")
+	errMailFirst    = mail.NewReply(503, "5.5.1", "MAIL first")
+	errBareNewline  = mail.NewReply(550, "5.5.2", "Message contains bare CR or LF, refused")
+	errQueue        = mail.NewReply(451, "4.3.0", "Temporary queue failure, try again")
+	errReadFailed   = mail.NewReply(421, "4.4.2", "Error reading message, closing connection")
 )
+
+// queuedReply is the answer to a message taken: an *smtp.SMTPError with
+// code 250 is go-smtp's way of choosing the success text.
+func queuedReply(id string) error {
+	return smtpReply(&mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: "Ok: queued as " + id})
+}
 
 // defaultBodyCap is the first buffer size for a message whose MAIL gave no
 // SIZE; it grows by doubling.
@@ -39,9 +40,9 @@ type session struct {
 	info ConnInfo
 	log  *slog.Logger
 
-	env      *mail.Envelope // the current transaction, nil before MAIL
-	sizeHint int64          // SIZE= from MAIL, 0 when not given
-	fs       *fsession      // the filter chain's state, nil without filters
+	env      *mail.Envelope  // the current transaction, nil before MAIL
+	sizeHint int64           // SIZE= from MAIL, 0 when not given
+	fs       *filter.Session // the filter chain's state, nil without filters
 }
 
 var (
@@ -58,19 +59,14 @@ func newSession(s *Server, c *smtp.Conn) (*session, error) {
 		log:  s.log.With("client", ip.String()),
 	}
 	ss.info.Helo = c.Hostname()
-	if ss.fs = newFsession(s.opts.Filters, s.opts.Name, c.Conn()); ss.fs != nil {
-		ss.fs.txn.Conn.TLS = ss.tlsDescription()
-		if reply := ss.run(pluginapi.HookConnect); reply != nil {
-			return nil, reply
+	if ss.fs = newFilterSession(s.opts.Filters, s.opts.Name, s.opts.Spam, c.Conn()); ss.fs != nil {
+		ss.fs.Txn().Conn.TLS = ss.tlsDescription()
+		if err := ss.answer("connect", ss.fs.Connect(s.ctx)); err != nil {
+			return nil, err
 		}
-		ss.fs.txn.Conn.Helo = ss.info.Helo
-		if reply := ss.run(pluginapi.HookHelo); reply != nil {
-			return nil, reply
+		if err := ss.answer("helo", ss.fs.Helo(s.ctx, ss.info.Helo)); err != nil {
+			return nil, err
 		}
-		// A Discard at connect or helo drops every message of the connection.
-		ss.fs.discardAll = ss.fs.discard
-		ss.fs.connNotes = maps.Clone(ss.fs.txn.Notes)
-		ss.fs.connSymbols = slices.Clone(ss.fs.txn.Symbols)
 	}
 	return ss, nil
 }
@@ -93,13 +89,13 @@ func (ss *session) Logout() error { return nil }
 // Mail starts a transaction.
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if ss.env != nil {
-		return errNestedMail
+		return smtpReply(errNestedMail)
 	}
 	if ss.s.requireAuth && ss.info.AuthUser == "" {
 		return ss.reject("mail", errAuthRequired, "from", from)
 	}
-	if err := checkSender(from); err != nil {
-		return ss.reject("mail", err.(*smtp.SMTPError), "from", from)
+	if reply := checkSender(from); reply != nil {
+		return ss.reject("mail", reply, "from", from)
 	}
 	if err := ss.checkSenderOwned(from); err != nil {
 		return err
@@ -120,11 +116,11 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		ss.sizeHint = opts.Size
 	}
 	if fs := ss.fs; fs != nil {
-		fs.txn.Conn.Helo = ss.info.Helo
-		fs.txn.Conn.TLS = ss.tlsDescription() // STARTTLS may have come since
-		fs.beginTxn(from)
-		if reply := ss.run(pluginapi.HookMail); reply != nil {
-			return reply
+		conn := fs.Txn().Conn
+		conn.Helo = ss.info.Helo
+		conn.TLS = ss.tlsDescription() // STARTTLS may have come since
+		if err := ss.answer("mail", fs.Mail(ss.s.ctx, from)); err != nil {
+			return err
 		}
 	}
 	ss.env = env
@@ -134,11 +130,11 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 // Rcpt checks a recipient and adds it to the transaction.
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if ss.env == nil { // go-smtp checks this too
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
+		return smtpReply(errMailFirst)
 	}
-	local, domain, err := checkAddress(to)
-	if err != nil {
-		return ss.reject("rcpt", err.(*smtp.SMTPError), "rcpt", to)
+	local, domain, reply := checkAddress(to)
+	if reply != nil {
+		return ss.reject("rcpt", reply, "rcpt", to)
 	}
 	// Local domains take mail from anyone; the rest is relaying.
 	if !ss.s.isLocal(domain) && !ss.relayAllowed() {
@@ -163,57 +159,51 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		}
 	}
 	if fs := ss.fs; fs != nil {
-		fs.txn.Rcpt, fs.txn.Rcpts = addr, rcptAddrs(ss.env.Rcpts)
-		discarded := fs.discard
-		fs.discard = false
-		reply := ss.run(pluginapi.HookRcpt)
-		dropThis := fs.discard
-		fs.discard = discarded
-		if reply != nil {
-			return reply
+		// Plugins may add, remove or rewrite recipients, this one too.
+		rcpts, o := fs.Rcpt(ss.s.ctx, ss.env.Rcpts, rcpt)
+		if err := ss.answer("rcpt", o); err != nil {
+			return err
 		}
-		syncRcpts(ss.env, fs.txn.Rcpts) // plugins may add or remove others
-		if dropThis || fs.txn.Rcpt == "" {
+		ss.env.Rcpts = rcpts
+		if o.Drop {
 			ss.log.Info("recipient dropped by a plugin", "rcpt", addr)
-			return nil // 250, but not delivered
 		}
-		rcpt.Addr = fs.txn.Rcpt // possibly rewritten
+		return nil // a dropped recipient is answered 250 but not delivered
 	}
 	ss.env.Rcpts = append(ss.env.Rcpts, rcpt)
 	return nil
 }
 
 // Data reads the message into one buffer that starts with the Received
-// header, checks it for bare CR and LF, and queues it. The reply to a
-// queued message is an *smtp.SMTPError with code 250, go-smtp's way of
-// choosing the success text.
+// header, checks it for bare CR and LF, runs the inbound checks and the
+// data stage on its header, parsed once, and queues it.
 func (ss *session) Data(r io.Reader) error {
 	env := ss.env
 	if env == nil {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
+		return smtpReply(errMailFirst)
 	}
 	now := time.Now()
 	env.ID = ss.s.opts.Queue.NewID()
 	env.Received = now
-	ri := receivedInfo{
+	_, isTLS := ss.tlsState()
+	tr := mail.Trace{
 		Helo:     env.Helo,
 		ClientIP: ss.info.ClientIP,
-		Hostname: ss.s.opts.Hostname,
-		Auth:     ss.info.AuthUser != "",
+		By:       ss.s.opts.Hostname,
+		With:     mail.Protocol(env.SMTPUTF8, isTLS, ss.info.AuthUser != ""),
 		UTF8:     env.SMTPUTF8,
 		ID:       env.ID,
 		Date:     now,
 	}
-	_, ri.TLS = ss.tlsState()
 	if len(env.Rcpts) == 1 {
-		ri.Rcpt = env.Rcpts[0].Addr
+		tr.Rcpt = env.Rcpts[0].Addr
 	}
 	bodyCap := int64(defaultBodyCap)
 	if ss.sizeHint > 0 {
 		bodyCap = min(ss.sizeHint, int64(ss.s.lc.MaxMessageSize)) + 1
 	}
 	buf := make([]byte, 0, 512+bodyCap)
-	buf = appendReceived(buf, ri)
+	buf = mail.AppendReceived(buf, tr)
 	hdrLen := len(buf)
 
 	var sc bareScanner
@@ -244,27 +234,54 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		buf = normalizeNewlines(buf[:hdrLen:hdrLen], buf[hdrLen:])
 	}
-	var reply *smtp.SMTPError
-	if buf, reply = ss.authenticate(env, buf); reply != nil {
-		return reply
+	msg, err := ss.process(env, buf)
+	if err != nil || msg == nil {
+		return err
 	}
-	if fs := ss.fs; fs != nil {
-		if buf, reply = ss.filterData(env, buf); reply != nil {
-			return reply
-		}
-		if fs.discard || len(env.Rcpts) == 0 {
-			ss.log.Info("discarded by a plugin", "id", env.ID, "from", env.From)
-			return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + env.ID}
-		}
-	}
-	env.Size = int64(len(buf))
-	id, err := ss.s.opts.Queue.Enqueue(ss.s.ctx, env, buf)
+	env.Size = int64(len(msg))
+	id, err := ss.s.opts.Queue.Enqueue(ss.s.ctx, env, msg)
 	if err != nil {
 		ss.log.Error("enqueue failed", "id", env.ID, "code", errQueue.Code, "err", err)
-		return errQueue
+		return smtpReply(errQueue)
 	}
-	ss.log.Info("queued", "id", id, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
+	return queuedReply(id) // the queue logs the message it took
+}
+
+// process runs what reads or edits the header of the message in buf —
+// the inbound checks and the data stage with its spam thresholds — on
+// one parse of it, and returns the message to queue: buf itself when
+// nothing changed the header, else the header written back once before
+// the body. A nil message with a nil error is a discarded one (answered
+// 250); an error is the reply refusing it.
+func (ss *session) process(env *mail.Envelope, buf []byte) ([]byte, error) {
+	checks := ss.s.opts.Auth != nil && env.AuthUser == "" && !env.Trusted
+	fs := ss.fs
+	if !checks && fs == nil {
+		return buf, nil
+	}
+	hdr, body := mail.ParseHeader(buf)
+	if checks {
+		if reply := ss.authenticate(env, buf, &hdr); reply != nil {
+			return nil, smtpReply(reply)
+		}
+	}
+	if fs != nil {
+		o := fs.Data(ss.s.ctx, env, &hdr, body)
+		if err := ss.answer("data", o); err != nil {
+			return nil, err
+		}
+		if o.Hold {
+			ss.log.Info("quarantined", "id", env.ID, "score", fs.Txn().Score)
+		}
+		if o.Discard {
+			ss.log.Info("discarded by a plugin", "id", env.ID, "from", env.From)
+			return nil, queuedReply(env.ID)
+		}
+	}
+	if !hdr.Edited() {
+		return buf, nil
+	}
+	return hdr.Message(body), nil
 }
 
 // readFailed handles a read error inside the message. An SMTPError (size
@@ -275,18 +292,19 @@ func (ss *session) readFailed(err error) error {
 	var se *smtp.SMTPError
 	switch {
 	case errors.As(err, &se):
-		return ss.reject("data", se)
+		ss.log.Info("reject", "stage", "data", "code", se.Code, "reason", se.Message)
+		return se
 	case errors.Is(err, smtp.ErrDataReset):
 		return err
 	}
 	ss.log.Warn("reading message failed, closing connection", "timeout", isTimeout(err), "err", err)
 	ss.conn.Conn().Close()
-	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Error reading message, closing connection"}
+	return smtpReply(errReadFailed)
 }
 
-// reject logs a refusal and returns its reply.
-func (ss *session) reject(stage string, reply *smtp.SMTPError, attrs ...any) error {
+// reject logs a refusal and returns its reply for go-smtp.
+func (ss *session) reject(stage string, reply *mail.Reply, attrs ...any) error {
 	ss.log.Info("reject", append([]any{"stage", stage, "code", reply.Code,
-		"reason", reply.Message}, attrs...)...)
-	return reply
+		"reason", reply.Text}, attrs...)...)
+	return smtpReply(reply)
 }

@@ -14,6 +14,7 @@ package sdktest
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 	"github.com/sluice-mta/sluice/sdk"
 )
@@ -72,10 +74,19 @@ type Txn struct {
 
 // Result is the outcome of one hook and the transaction after it.
 type Result struct {
+	// Verdict, Code, Enhanced and Text are the chain's result: the verdict
+	// (Accept comes back as Continue, as the chain ends the stage with
+	// it) and the reply the host checked.
 	Verdict  pluginapi.Verdict
 	Code     int
 	Enhanced string
 	Text     string
+	// Outcome is the verdict applied as the server applies it at this
+	// stage (core/filter's Session, the code the server runs): the reply,
+	// whether the recipient is dropped, the message discarded or held, the
+	// connection closed. At deliver, Outcome.Fate lists the recipients'
+	// results.
+	Outcome filter.Outcome
 	// Score and Symbols are the spam score so far.
 	Score   float64
 	Symbols []filter.Symbol
@@ -111,12 +122,12 @@ func (r Result) HasLog(s string) bool {
 }
 
 // Runner runs hooks of one plugin on one transaction; the transaction's
-// state (notes, recipients, header edits, score) carries over from hook to
-// hook as it does in the server.
+// state (notes, recipients, header edits, score, a Discard or Quarantine)
+// carries over from hook to hook as it does in the server.
 type Runner struct {
 	t       testing.TB
 	name    string
-	txn     *filter.Txn
+	sess    *filter.Session
 	logs    *filter.LogLines
 	metrics *Metrics
 	call    func(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result
@@ -137,40 +148,89 @@ func (r *Runner) Init() error {
 
 // Txn returns the transaction the runner works on, to inspect or change it
 // between hooks.
-func (r *Runner) Txn() *filter.Txn { return r.txn }
+func (r *Runner) Txn() *filter.Txn { return r.sess.Txn() }
 
-// Run runs the plugin at hook and returns the result.
+// Run runs the plugin at hook on the transaction as it stands and applies
+// the verdict as the server does at that stage (filter.Session.Run; at data
+// filter.Session.Data, with no spam thresholds: a message left without
+// recipients is discarded, recipient edits of a refused message are not
+// kept).
 func (r *Runner) Run(hook pluginapi.Hook) Result {
 	r.t.Helper()
 	mark := r.logs.Len()
-	res := r.call(context.Background(), hook, r.txn)
+	var o filter.Outcome
+	if hook == pluginapi.HookData {
+		o = r.data()
+	} else {
+		o = r.sess.Run(context.Background(), hook)
+	}
+	return r.result(o, mark)
+}
+
+// RunRcpt runs the rcpt stage for addr as the server does
+// (filter.Session.Rcpt): the recipient, possibly rewritten, joins the
+// accepted recipients unless the stage refused it or dropped it (a
+// Discard, or the plugin removed it). A Quarantine keeps it and holds the
+// message (Outcome.Hold).
+func (r *Runner) RunRcpt(addr string) Result {
+	r.t.Helper()
+	mark := r.logs.Len()
+	txn := r.sess.Txn()
+	var o filter.Outcome
+	txn.Rcpts, o = r.sess.Rcpt(context.Background(), txn.Rcpts, mail.Recipient{Addr: addr})
+	res := r.result(o, mark)
+	txn.Rcpt = ""
+	return res
+}
+
+// data runs the data stage on the scenario's message and keeps the
+// header, body and recipients in the transaction for later hooks.
+func (r *Runner) data() filter.Outcome {
+	txn := r.sess.Txn()
+	h, body := txn.Header, txn.Body
+	if h == nil {
+		h = &mail.Header{}
+	}
+	env := &mail.Envelope{ID: txn.QueueID, From: txn.From, Rcpts: txn.Rcpts}
+	o := r.sess.Data(context.Background(), env, h, body)
+	txn.Header, txn.Body, txn.Rcpts = h, body, env.Rcpts
+	return o
+}
+
+// result describes the transaction after a stage with outcome o.
+func (r *Runner) result(o filter.Outcome, mark int) Result {
+	txn := r.sess.Txn()
+	res := o.Result
 	out := Result{
-		Verdict: res.Verdict, Code: res.Code, Enhanced: res.Enhanced, Text: res.Text,
-		Score: r.txn.Score, Symbols: append([]filter.Symbol(nil), r.txn.Symbols...),
-		Header: string(filter.FormatHeader(r.txn.Header)),
-		Rcpts:  append([]string(nil), r.txn.Rcpts...), Rcpt: r.txn.Rcpt,
-		Notes: map[string]string{}, Route: r.txn.Route,
+		Verdict: res.Verdict, Code: res.Reply.Code, Enhanced: res.Reply.Enhanced.String(), Text: res.Reply.Text,
+		Outcome: o, Score: txn.Score, Symbols: append([]filter.Symbol(nil), txn.Symbols...),
+		Rcpt: txn.Rcpt, Notes: maps.Clone(txn.Notes), Route: txn.Route,
 		Metrics: r.metrics.Snapshot(), Logs: r.logs.Since(mark),
 	}
-	for k, v := range r.txn.Notes {
-		out.Notes[k] = v
+	if out.Verdict == pluginapi.Accept {
+		out.Verdict = pluginapi.Continue // as the chain does: Accept only ends the stage
+	}
+	if out.Notes == nil {
+		out.Notes = map[string]string{}
+	}
+	if txn.Header != nil {
+		out.Header = string(txn.Header.Bytes())
+	}
+	for _, rc := range txn.Rcpts {
+		out.Rcpts = append(out.Rcpts, rc.Addr)
 	}
 	return out
 }
 
-// RunRcpt runs the rcpt hook for addr and, as the server does, adds the
-// recipient (possibly rewritten) to the accepted recipients when the
-// verdict is Continue or Accept.
-func (r *Runner) RunRcpt(addr string) Result {
-	r.t.Helper()
-	r.txn.Rcpt = addr
-	res := r.Run(pluginapi.HookRcpt)
-	if (res.Verdict == pluginapi.Continue || res.Verdict == pluginapi.Accept) && r.txn.Rcpt != "" {
-		r.txn.Rcpts = append(r.txn.Rcpts, r.txn.Rcpt)
-		res.Rcpts = append([]string(nil), r.txn.Rcpts...)
-	}
-	r.txn.Rcpt = ""
-	return res
+// chain is the plugin under test as the filter.Runner a Session runs: it
+// is called at every hook, and answers Continue at the hooks the plugin
+// does not implement.
+type chain struct{ r *Runner }
+
+func (c chain) Hooks() uint32 { return 1<<pluginapi.NumHooks - 1 }
+
+func (c chain) Run(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) filter.Result {
+	return c.r.call(ctx, hook, txn)
 }
 
 func newRunner(t testing.TB, name string, tx Txn) *Runner {
@@ -187,15 +247,20 @@ func newRunner(t testing.TB, name string, tx Txn) *Runner {
 		}
 		conn.ClientIP = ip
 	}
-	txn := &filter.Txn{Conn: conn, From: tx.From, Rcpts: append([]string(nil), tx.Rcpts...), Rcpt: tx.Rcpt,
-		QueueID: tx.QueueID, Destination: tx.Destination, Attempt: tx.Attempt, Notes: map[string]string{}}
-	for k, v := range tx.Notes {
-		txn.Notes[k] = v
+	r := &Runner{t: t, name: name, logs: &filter.LogLines{}, metrics: NewMetrics()}
+	r.sess = filter.NewSession(chain{r}, conn, filter.Spam{})
+	txn := r.sess.Txn()
+	txn.From, txn.Rcpt, txn.QueueID = tx.From, tx.Rcpt, tx.QueueID
+	txn.Destination, txn.Attempt = tx.Destination, tx.Attempt
+	for _, a := range tx.Rcpts {
+		txn.Rcpts = append(txn.Rcpts, mail.Recipient{Addr: a})
 	}
+	maps.Copy(txn.Notes, tx.Notes)
 	if tx.Message != nil {
-		txn.Header, txn.Body = filter.ParseHeader(CRLF(tx.Message))
+		h, body := mail.ParseHeader(CRLF(tx.Message))
+		txn.Header, txn.Body = &h, body
 	}
-	return &Runner{t: t, name: name, txn: txn, logs: &filter.LogLines{}, metrics: NewMetrics()}
+	return r
 }
 
 func (tx *Txn) defaults() {
@@ -250,7 +315,7 @@ func Native(t testing.TB, tx Txn) *Runner {
 
 // decide applies the host's own rule (filter.Decide) and logs a reply
 // that does not fit its verdict, as the host does.
-func decide(ctx context.Context, spec *filter.EnvSpec, hook pluginapi.Hook, v pluginapi.Verdict, reply *filter.Result) filter.Result {
+func decide(ctx context.Context, spec *filter.EnvSpec, hook pluginapi.Hook, v pluginapi.Verdict, reply *mail.Reply) filter.Result {
 	r, ok := filter.Decide(v, reply, spec.Plugin)
 	if !ok && reply != nil {
 		spec.Logger.Log(ctx, slog.LevelWarn, "plugin reply does not match its verdict; using the default reply",
