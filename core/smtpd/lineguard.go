@@ -26,9 +26,9 @@ import (
 //   - every read inside DATA or a BDAT chunk gets its own dataTimeout (go-smtp
 //     has one deadline per command line, so a whole message would have to
 //     arrive within the command timeout of its DATA command);
-//   - after a read error inside message data the connection is closed, so
-//     nothing the client sends later is ever read as a command (go-smtp
-//     would go back to reading commands).
+//   - after a read error inside message data the connection is finished: a
+//     stall gets 421 4.4.2 and a hang-up, and nothing the client sends later
+//     is ever read as a command (go-smtp would go back to reading commands).
 //
 // It hands go-smtp at most one command line per read, and DATA bytes only up
 // to go-smtp's end marker, so go-smtp's buffer never holds bytes the guard has
@@ -54,6 +54,7 @@ type lineGuard struct {
 	data     dataScanner // in modeData
 	lineLen  int         // length of the current DATA line so far
 	bdatLeft int64       // chunk bytes still to pass in modeBDAT
+	got      int64       // bytes passed in the current DATA or chunk
 	// awaitData is set after a DATA command line; the reply to it, once
 	// written, decides whether DATA mode starts (354) or not.
 	awaitData bool
@@ -98,7 +99,7 @@ func (l *lineGuard) noteReply(p []byte) {
 func (l *lineGuard) inMessage() bool {
 	if l.awaitData {
 		if l.replied && string(l.reply[:]) == "354" {
-			l.mode, l.data, l.lineLen = modeData, dataScanner{}, 0
+			l.mode, l.data, l.lineLen, l.got = modeData, dataScanner{}, 0, 0
 			l.lostCR.Store(false)
 		}
 		l.awaitData, l.replied = false, false
@@ -115,7 +116,7 @@ func (l *lineGuard) frame(line []byte) {
 		l.awaitData, l.replied = true, false
 	case len(cmd) > 5 && bytes.EqualFold(cmd[:4], []byte("BDAT")) && cmd[4] == ' ':
 		if size, ok := bdatChunk(cmd[5:]); ok && size > 0 {
-			l.mode, l.bdatLeft = modeBDAT, size
+			l.mode, l.bdatLeft, l.got = modeBDAT, size, 0
 			l.lostCR.Store(false)
 		}
 	}
@@ -193,6 +194,7 @@ func (l *lineGuard) readMessage(p []byte) (int, error) {
 	}
 	copy(p, b[:n])
 	l.r += n
+	l.got += int64(n)
 	return n, nil
 }
 
@@ -240,6 +242,13 @@ func (l *lineGuard) fill() error {
 	switch {
 	case n > 0:
 		return nil
+	case err != nil && inData && isTimeout(err):
+		// The client went quiet inside the message: say why, then hang up.
+		l.log.Warn("message data timed out, closing connection", "bytes", l.got,
+			"timeout", l.dataTimeout, "bdat", l.mode == modeBDAT, "code", 421)
+		l.fail("421 4.4.2", "Timeout waiting for message data, closing connection")
+		// Answered and logged here; the session sees both causes.
+		return fmt.Errorf("%w: no message data for %v after %d bytes: %w", errConnFinished, l.dataTimeout, l.got, err)
 	case err != nil && inData:
 		return l.finish(err)
 	}

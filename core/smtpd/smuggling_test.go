@@ -155,35 +155,63 @@ func TestBareLFCommandLines(t *testing.T) {
 	}
 }
 
-// TestStalledData: a client stalls inside DATA past the data timeout; the
-// server hangs up, and what the client sends afterwards is never read as
-// commands.
+// TestStalledData: a client stalls inside DATA (or a BDAT chunk) past the
+// data timeout. Everything it sent before the stall is read and handled: a
+// whole message first, pipelined, is queued; the stalled one's bytes are
+// read up to the last. Then the server answers 421 4.4.2 no sooner than
+// the data timeout after the last byte, hangs up, and what the client sends
+// afterwards is never read as commands.
 func TestStalledData(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	const first = "Subject: first\r\n\r\nhello\r\n"
 	for _, bdat := range []bool{false, true} {
 		t.Run(fmt.Sprintf("bdat=%v", bdat), func(t *testing.T) {
 			q := &fakeQueue{}
+			logs := &logBuffer{}
 			opts := testOptions(q)
-			opts.Listener.DataTimeout = config.Duration(50 * time.Millisecond)
+			opts.Listener.DataTimeout = config.Duration(timeout)
+			opts.Logger = logs.logger()
 			rc := dialRaw(t, startServer(t, opts), "")
 			rc.greet()
-			rc.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<user@local.test>\r\n")
-			rc.expect(250)
-			rc.expect(250)
+			txn := "MAIL FROM:<a@example.org>\r\nRCPT TO:<user@local.test>\r\n"
+			var partial string
 			if bdat {
-				rc.send("BDAT 1000 LAST\r\nSubject: stalled\r\n")
+				partial = "Subject: stalled\r\n\r\npartial"
+				rc.send(txn + fmt.Sprintf("BDAT %d LAST\r\n%s", len(first), first) +
+					txn + "BDAT 9\r\nSubject: ")
+				for _, code := range []int{250, 250, 250, 250, 250, 250} { // the last: 9 bytes read
+					rc.expect(code)
+				}
+				rc.send("BDAT 1000 LAST\r\n" + partial)
 			} else {
-				rc.send("DATA\r\n")
-				rc.expect(354)
-				rc.send("Subject: stalled\r\n\r\npartial")
+				partial = "Subject: stalled\r\n\r\npartial"
+				rc.send(txn + "DATA\r\n" + first + ".\r\n" + txn + "DATA\r\n")
+				for _, code := range []int{250, 250, 354, 250, 250, 250, 354} {
+					rc.expect(code)
+				}
+				rc.send(partial)
 			}
-			out := rc.readToEOF() // returns once the server hung up
-			if strings.Contains(out, "250") {
-				t.Errorf("server accepted something: %q", out)
+			sent := time.Now()
+			rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			code, text := rc.reply()
+			waited := time.Since(sent)
+			if code != 421 || !strings.HasPrefix(text, "4.4.2 ") {
+				t.Fatalf("after the stall got %d %q, want 421 4.4.2", code, text)
 			}
-			// Too late: this must never be read.
-			rc.c.Write([]byte("\r\n.\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<user@local.test>\r\nDATA\r\n\r\nlate\r\n.\r\n"))
-			if envs, _ := q.got(); len(envs) != 0 {
-				t.Errorf("enqueued %d messages, want none", len(envs))
+			if waited < timeout {
+				t.Errorf("421 after %v, before the data timeout of %v", waited, timeout)
+			}
+			// The server hung up: nothing sent later can be read as commands.
+			if rest := rc.readToEOF(); rest != "" {
+				t.Errorf("server said more after 421: %q", rest)
+			}
+			envs, bodies := q.got()
+			if len(envs) != 1 || !bytes.HasSuffix(bodies[0], []byte(first)) {
+				t.Fatalf("queued %d messages %q, want only the first", len(envs), bodies)
+			}
+			want := fmt.Sprintf("bytes=%d ", len(partial))
+			if !strings.Contains(logs.String(), "message data timed out") || !strings.Contains(logs.String(), want) {
+				t.Errorf("no log line for the stall with %s; logs:\n%s", want, logs)
 			}
 		})
 	}
