@@ -31,13 +31,13 @@ func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, m
 	env := &mail.Envelope{From: from, ClientIP: "127.0.0.1", Helo: "localhost", Trusted: true}
 	seen := map[string]bool{}
 	for _, r := range rcpts {
-		at := strings.LastIndexByte(r, '@')
-		if at <= 0 || at == len(r)-1 || strings.ContainsAny(r, " <>\r\n") {
+		local, domain, ok := mail.Split(r)
+		if !ok || local == "" || domain == "" || strings.ContainsAny(r, " <>\r\n") {
 			return "", fmt.Errorf("recipient %q is not an address", r)
 		}
-		r = r[:at] + "@" + strings.ToLower(r[at+1:])
-		if !seen[r] {
-			seen[r] = true
+		r = local + "@" + mail.NormDomain(domain)
+		if k := mail.Key(r); !seen[k] {
+			seen[k] = true
 			env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: r})
 		}
 	}
@@ -45,9 +45,10 @@ func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, m
 		return "", errors.New("message has bare CR or LF line endings")
 	}
 	env.ID = s.queue.NewID()
-	received := fmt.Sprintf("Received: by %s (Sluice, from local sendmail)\r\n\tid %s; %s\r\n",
-		s.cfg.Hostname, env.ID, time.Now().Format(time.RFC1123Z))
-	body := append([]byte(received), msg...)
+	body := mail.AppendReceived(make([]byte, 0, 200+len(msg)), mail.Trace{
+		By: s.cfg.Hostname, Comment: "Sluice, from local sendmail", ID: env.ID, Date: time.Now(),
+	})
+	body = append(body, msg...)
 	id, err := s.queue.Enqueue(ctx, env, body)
 	if err != nil {
 		return "", err
