@@ -5,7 +5,9 @@
 # wabt (wat2wasm, which assembles the filter tests' WebAssembly text guests)
 # and python3-dkim (core/auth checks its DKIM signatures with an independent
 # verifier), and systemd (for systemd-analyze, which checks
-# examples/systemd/sluice.service; no systemd is started).
+# examples/systemd/sluice.service; no systemd is started), and postsrsd
+# (core/addressing/srs checks its addresses against the reference SRS
+# daemon's).
 #
 # It is idempotent and quick when everything is already there. It must run as
 # root (or with sudo available) on Debian or Ubuntu. No daemon is left
@@ -23,6 +25,7 @@ command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing="$
 command -v wat2wasm >/dev/null 2>&1 || missing="$missing wabt"
 /usr/bin/python3 -c "import dkim, dns.resolver" >/dev/null 2>&1 || missing="$missing python3-dkim python3-dnspython"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+command -v postsrsd >/dev/null 2>&1 || [ -x /usr/sbin/postsrsd ] || missing="$missing postsrsd"
 
 if [ -z "$missing" ]; then
 	exit 0

@@ -152,10 +152,12 @@ func (r *Rewriter) Forward(sender string) (string, error) {
 	if !ok || local == "" || domain == "" {
 		return "", fmt.Errorf("srs: cannot rewrite %q: not user@domain", sender)
 	}
-	domain = mail.NormDomain(domain)
-	if domain == r.domain {
+	// The domain is compared normalised and written as given, as
+	// postsrsd writes it (the hash is over lowercased fields anyway).
+	if mail.NormDomain(domain) == r.domain {
 		return sender, nil
 	}
+	domain = strings.TrimSuffix(domain, ".")
 	tag, sep, rest := cutTag(local)
 	switch tag {
 	case "SRS0":
