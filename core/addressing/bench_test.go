@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -57,12 +58,12 @@ func heap() uint64 {
 func BenchmarkLoad1M(b *testing.B) {
 	files := writeMaps(b, b.TempDir(), 1_000_000)
 	var retained uint64
-	var took time.Duration
+	var took, cpu time.Duration
 	for b.Loop() {
 		before := heap()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		t, err := LoadTable(files)
-		took = time.Since(start)
+		took, cpu = time.Since(start), cpuTime()-cpu0
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -74,10 +75,22 @@ func BenchmarkLoad1M(b *testing.B) {
 	}
 	mib := float64(retained) / (1 << 20)
 	b.ReportMetric(float64(took.Milliseconds()), "ms/load")
+	b.ReportMetric(float64(cpu.Milliseconds()), "cpu-ms/load")
 	b.ReportMetric(mib, "MiB-retained")
-	if took > 2*time.Second || mib > 200 {
-		b.Errorf("1M entries: %v and %.0f MiB; the budget is 2s and 200 MiB", took, mib)
+	if cpu > 2*time.Second || mib > 200 {
+		b.Errorf("1M entries: %v (CPU %v) and %.0f MiB; the budget is 2s and 200 MiB", took, cpu, mib)
 	}
+}
+
+// cpuTime is the CPU time this process has used (all threads, so the
+// garbage collector's work counts), which a busy machine does not inflate
+// the way it does wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkResolve looks up mailboxes and aliases in tables of 10k and 1M

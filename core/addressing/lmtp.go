@@ -238,17 +238,20 @@ func (l *lmtpChecker) put(server string, lc *lmtpConn) {
 	l.pools[server] = append(l.pools[server], lc)
 }
 
-// close closes every idle connection.
+// close says QUIT on every idle connection (waiting a second at most for
+// each answer) and closes it.
 func (l *lmtpChecker) close() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, idle := range l.pools {
+	pools := l.pools
+	l.pools = nil
+	l.mu.Unlock()
+	for _, idle := range pools {
 		for _, lc := range idle {
+			lc.c.CommandTimeout = time.Second
 			lc.c.Quit()
 			lc.c.Close()
 		}
 	}
-	l.pools = nil
 }
 
 // stats returns how many connections were dialled and transactions run.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/sluice-mta/sluice/core/mail"
@@ -136,7 +137,7 @@ func (r *Resolution) Recipients(notify []string, orcpt string) []mail.Recipient 
 	}
 	out := make([]mail.Recipient, len(r.Targets))
 	for i, t := range r.Targets {
-		out[i] = mail.Recipient{Addr: t.Addr, Notify: notify, ORCPT: orcpt}
+		out[i] = mail.Recipient{Addr: t.Addr, Notify: slices.Clone(notify), ORCPT: orcpt}
 	}
 	return out
 }

@@ -134,30 +134,6 @@ func (t *Table) HasDomain(domain string) bool {
 	return ok
 }
 
-// Domains returns the domains the files make local, in no order.
-func (t *Table) Domains() []string {
-	out := make([]string, 0, len(t.domains))
-	for d := range t.domains {
-		out = append(out, d)
-	}
-	return out
-}
-
-// CatchAllDomains returns the domains with a catch-all alias or an
-// "@domain" mailbox: they accept any local part.
-func (t *Table) CatchAllDomains() []string {
-	var out []string
-	for d := range t.catchAll {
-		out = append(out, d)
-	}
-	for d := range t.anyUser {
-		if _, dup := t.catchAll[d]; !dup {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 // builder fills a Table from the files.
 type builder struct {
 	t       *Table
