@@ -211,3 +211,38 @@ func TestFilterConnectScoreCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterConnectionQuarantine: a Quarantine at connect or helo holds
+// every message of the connection, as one at mail holds its transaction's
+// (it was forgotten at the next MAIL).
+func TestFilterConnectionQuarantine(t *testing.T) {
+	for _, hook := range []pluginapi.Hook{pluginapi.HookConnect, pluginapi.HookHelo} {
+		q := &fakeQueue{}
+		opts := testOptions(q)
+		opts.Filters = &scriptedFilters{act: func(h pluginapi.Hook, txn *filter.Txn) filter.Result {
+			if h == hook {
+				return filter.Result{Verdict: pluginapi.Quarantine}
+			}
+			return filter.Result{}
+		}}
+		rc := dialRaw(t, startServer(t, opts), "")
+		rc.greet()
+		for range 2 {
+			rc.send("MAIL FROM:<s@example.org>\r\nRCPT TO:<a@local.test>\r\nDATA\r\n")
+			rc.expect(250)
+			rc.expect(250)
+			rc.expect(354)
+			rc.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+			rc.expect(250)
+		}
+		envs, _ := q.got()
+		if len(envs) != 2 || !envs[0].Held || !envs[1].Held {
+			t.Errorf("quarantine at %v: queued %d, held %v", hook, len(envs), func() (h []bool) {
+				for _, e := range envs {
+					h = append(h, e.Held)
+				}
+				return h
+			}())
+		}
+	}
+}

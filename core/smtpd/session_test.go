@@ -3,12 +3,14 @@ package smtpd
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-smtp"
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -207,4 +209,28 @@ func TestEnqueueFailure(t *testing.T) {
 	// The session goes on.
 	rc.send("NOOP\r\n")
 	rc.expect(250)
+}
+
+// TestQueuedLoggedByQueueOnly: the session does not log "queued"; the
+// queue logs the message it took (it was logged twice, with different
+// keys).
+func TestQueuedLoggedByQueueOnly(t *testing.T) {
+	logs := &filter.LogLines{WithValues: true}
+	opts := testOptions(&fakeQueue{})
+	opts.Logger = slog.New(logs)
+	rc := dialRaw(t, startServer(t, opts), "")
+	rc.greet()
+	rc.send("MAIL FROM:<s@example.org>\r\nRCPT TO:<a@local.test>\r\nDATA\r\n")
+	rc.expect(250)
+	rc.expect(250)
+	rc.expect(354)
+	rc.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+	if text := rc.expect(250); !strings.HasPrefix(text, "2.0.0 Ok: queued as FAKE") {
+		t.Errorf("reply %q", text)
+	}
+	for _, l := range logs.Since(0) {
+		if strings.HasPrefix(l, "INFO queued") {
+			t.Errorf("the session logged %q", l)
+		}
+	}
 }
