@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/sluice-mta/sluice/core/config"
@@ -61,7 +62,11 @@ func (a *account) become(cfg *config.Config, log *slog.Logger) error {
 	if os.Geteuid() == a.uid {
 		return nil // already that user
 	}
-	if err := chownTree(cfg.DataDir, a.uid, a.gid); err != nil {
+	abs, err := a.dataDir(cfg)
+	if err != nil {
+		return err
+	}
+	if err := chownTree(abs, a.uid, a.gid); err != nil {
 		return fmt.Errorf("--user %s: giving %s to it: %w", a.name, cfg.DataDir, err)
 	}
 	if err := os.Lchown(cfg.Admin.Socket, a.uid, -1); err != nil {
@@ -85,6 +90,19 @@ func (a *account) become(cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("running as "+a.name, "uid", a.uid, "gid", a.gid)
 	return nil
+}
+
+// dataDir returns data_dir as an absolute path, refusing one that is not
+// a directory of its own ("/", "/var"): all of it is given to the account.
+func (a *account) dataDir(cfg *config.Config) (string, error) {
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return "", fmt.Errorf("--user %s: data_dir: %w", a.name, err)
+	}
+	if strings.Count(abs, "/") < 2 {
+		return "", fmt.Errorf("--user %s: data_dir %s is a top-level directory, and all of data_dir is given to %s: use a directory of its own, like /var/lib/sluice", a.name, abs, a.name)
+	}
+	return abs, nil
 }
 
 // chownTree gives dir and everything under it to uid:gid, without

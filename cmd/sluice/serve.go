@@ -43,6 +43,9 @@ func serveCommand() *cli.Command {
 				if runAs, err = lookupAccount(name); err != nil {
 					return err
 				}
+				if _, err := runAs.dataDir(cfg); err != nil {
+					return err
+				}
 			} else if os.Geteuid() == 0 {
 				log.Warn("running as root: start with --user NAME (or systemd's User=) so that only the port binding runs as root")
 			}

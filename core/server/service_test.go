@@ -252,13 +252,26 @@ socket_group = "sluicetestweb"
 	}
 }
 
-// TestServeUserRefused: --user names a user that does not exist: the
-// server does not start, and says so.
+// TestServeUserRefused: --user names a user that does not exist, or
+// data_dir is a top-level directory that would be given away whole: the
+// server does not start, touches nothing, and says why.
 func TestServeUserRefused(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := procConfig(t, dir, reserveAddr(t), "", "")
 	r := runBin(t, "", nil, "", nil, "serve", "--config", cfgPath, "--user", "no-such-user-sluice")
 	if r.code == 0 || !strings.Contains(r.stderr, "no such user") {
 		t.Errorf("serve --user no-such-user-sluice: exit %d %q", r.code, r.stderr)
+	}
+	testUser(t, "sluicetest")
+	top := filepath.Join(dir, "top.toml")
+	if err := os.WriteFile(top, []byte("data_dir = \"/tmp\"\n[smtp]\nlisten = []\n[submission]\nlisten = []\ntls_listen = []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runBin(t, "", nil, "", nil, "serve", "--config", top, "--user", "sluicetest")
+	if r.code == 0 || !strings.Contains(r.stderr, "top-level directory") {
+		t.Errorf("serve --user with data_dir /tmp: exit %d %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat("/tmp/admin.sock"); err == nil {
+		t.Errorf("serve --user with data_dir /tmp made /tmp/admin.sock before refusing")
 	}
 }
