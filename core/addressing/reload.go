@@ -63,11 +63,13 @@ func (r *Resolver) Watch(ctx context.Context) {
 }
 
 // poll looks at the files once and reloads them when they changed and
-// have settled.
+// have settled: unchanged since the previous poll, or last written at
+// least a poll interval ago.
 func (r *Resolver) poll() {
 	now := r.stampAll()
+	quiet := time.Now().Add(-r.opts.Poll).UnixNano()
 	r.mu.Lock()
-	settled := slices.Equal(now, r.seen)
+	settled := slices.Equal(now, r.seen) || !slices.ContainsFunc(now, func(s fileStamp) bool { return s.mtime > quiet })
 	r.seen = now
 	changed := !slices.Equal(now, r.loaded) && !slices.Equal(now, r.failed)
 	r.mu.Unlock()
