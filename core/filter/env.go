@@ -84,24 +84,55 @@ func NewEnv(ctx context.Context, hook pluginapi.Hook, txn *Txn, spec *EnvSpec) *
 // Reply returns the reply set by SetReply, or nil.
 func (e *Env) Reply() *mail.Reply { return e.reply }
 
-// funcRules are the rows of pluginapi.Funcs by name: the hooks and the
-// grant of every host function, which permit enforces.
-var funcRules = func() map[string]pluginapi.Func {
-	m := map[string]pluginapi.Func{}
-	for _, f := range pluginapi.Funcs() {
-		m[f.Name] = f
+// row returns the row of pluginapi.Funcs for the host function named fn:
+// the hooks and the grant permit enforces. It panics, at package
+// initialization, when the table has no such row.
+func row(fn string) *pluginapi.Func {
+	for _, f := range funcTable {
+		if f.Name == fn {
+			return &f
+		}
 	}
-	return m
-}()
+	panic("filter: pluginapi.Funcs has no row for " + fn)
+}
 
-// permit reports whether this call may use the host function named fn, by
-// its row of pluginapi.Funcs: StatusWrongStage at a hook the row does not
-// allow, StatusDenied without the grant it names. Every Env method that
-// returns a status checks it first; log and now cannot report a refusal,
-// and pluginapi's tests keep them unrestricted.
-func (e *Env) permit(fn string) pluginapi.Status {
-	f, ok := funcRules[fn]
-	if !ok || !f.AllowedAt(e.hook) {
+var funcTable = pluginapi.Funcs()
+
+// The rows the Env methods check, looked up once so that the check costs a
+// few instructions per call. Each method names its own function; the data
+// (hooks, grant) is the table's.
+var (
+	rowGetProp     = row(pluginapi.FuncGetProp)
+	rowGetHeader   = row(pluginapi.FuncGetHeader)
+	rowGetHeaders  = row(pluginapi.FuncGetHeaders)
+	rowReadBody    = row(pluginapi.FuncReadBody)
+	rowAddHeader   = row(pluginapi.FuncAddHeader)
+	rowSetHeader   = row(pluginapi.FuncSetHeader)
+	rowDelHeader   = row(pluginapi.FuncDelHeader)
+	rowAddRcpt     = row(pluginapi.FuncAddRcpt)
+	rowDelRcpt     = row(pluginapi.FuncDelRcpt)
+	rowRewriteRcpt = row(pluginapi.FuncRewriteRcpt)
+	rowGetNote     = row(pluginapi.FuncGetNote)
+	rowSetNote     = row(pluginapi.FuncSetNote)
+	rowGetConfig   = row(pluginapi.FuncGetConfig)
+	rowAddScore    = row(pluginapi.FuncAddScore)
+	rowSetReply    = row(pluginapi.FuncSetReply)
+	rowSetRoute    = row(pluginapi.FuncSetRoute)
+	rowDNSLookup   = row(pluginapi.FuncDNSLookup)
+	rowKVGet       = row(pluginapi.FuncKVGet)
+	rowKVSet       = row(pluginapi.FuncKVSet)
+	rowKVIncr      = row(pluginapi.FuncKVIncr)
+	rowKVDel       = row(pluginapi.FuncKVDel)
+	rowMetricAdd   = row(pluginapi.FuncMetricAdd)
+)
+
+// permit reports whether this call may use the host function of row f:
+// StatusWrongStage at a hook the row does not allow, StatusDenied without
+// the grant it names. Every Env method that returns a status checks it
+// first; log and now cannot report a refusal, and pluginapi's tests keep
+// them unrestricted.
+func (e *Env) permit(f *pluginapi.Func) pluginapi.Status {
+	if !f.AllowedAt(e.hook) {
 		return pluginapi.StatusWrongStage
 	}
 	if f.Cap != "" && !slices.Contains(e.spec.Grants, f.Cap) {
@@ -112,7 +143,7 @@ func (e *Env) permit(fn string) pluginapi.Status {
 
 // Prop returns a property of the connection or transaction.
 func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
-	if st := e.permit(pluginapi.FuncGetProp); st != pluginapi.StatusOK {
+	if st := e.permit(rowGetProp); st != pluginapi.StatusOK {
 		return "", st
 	}
 	if p >= 0 && p < pluginapi.NumProps && !p.AllowedAt(e.hook) {
@@ -194,7 +225,7 @@ func (e *Env) Now() int64 {
 
 // Note returns a transaction note.
 func (e *Env) Note(key string) (string, pluginapi.Status) {
-	if st := e.permit(pluginapi.FuncGetNote); st != pluginapi.StatusOK {
+	if st := e.permit(rowGetNote); st != pluginapi.StatusOK {
 		return "", st
 	}
 	v, ok := e.txn.Notes[key]
@@ -206,7 +237,7 @@ func (e *Env) Note(key string) (string, pluginapi.Status) {
 
 // SetNote sets a transaction note; an empty value deletes it.
 func (e *Env) SetNote(key, value string) pluginapi.Status {
-	if st := e.permit(pluginapi.FuncSetNote); st != pluginapi.StatusOK {
+	if st := e.permit(rowSetNote); st != pluginapi.StatusOK {
 		return st
 	}
 	if key == "" || len(key) > maxNameLen || len(value) > maxValueLen {
@@ -229,7 +260,7 @@ func (e *Env) SetNote(key, value string) pluginapi.Status {
 // Config returns the JSON encoding of the plugin's config value at a
 // dotted key; "" is the whole table.
 func (e *Env) Config(key string) ([]byte, pluginapi.Status) {
-	if st := e.permit(pluginapi.FuncGetConfig); st != pluginapi.StatusOK {
+	if st := e.permit(rowGetConfig); st != pluginapi.StatusOK {
 		return nil, st
 	}
 	var v any = e.spec.Config
@@ -256,7 +287,7 @@ func (e *Env) Config(key string) ([]byte, pluginapi.Status) {
 
 // AddScore adds to the message's spam score under a symbol.
 func (e *Env) AddScore(symbol string, score float64) pluginapi.Status {
-	if st := e.permit(pluginapi.FuncAddScore); st != pluginapi.StatusOK {
+	if st := e.permit(rowAddScore); st != pluginapi.StatusOK {
 		return st
 	}
 	if symbol == "" || len(symbol) > maxNameLen || !printable(symbol) || score != score || score > 1e6 || score < -1e6 {
@@ -272,7 +303,7 @@ func (e *Env) AddScore(symbol string, score float64) pluginapi.Status {
 // same class (or empty), the text printable ASCII without line breaks
 // (mail.Reply.Check).
 func (e *Env) SetReply(code int32, enhanced, text string) pluginapi.Status {
-	if st := e.permit(pluginapi.FuncSetReply); st != pluginapi.StatusOK {
+	if st := e.permit(rowSetReply); st != pluginapi.StatusOK {
 		return st
 	}
 	if code < 400 || code > 599 {
@@ -294,7 +325,7 @@ func (e *Env) SetReply(code int32, enhanced, text string) pluginapi.Status {
 
 // SetRoute sends this delivery attempt via host:port.
 func (e *Env) SetRoute(route string) pluginapi.Status {
-	if st := e.permit(pluginapi.FuncSetRoute); st != pluginapi.StatusOK {
+	if st := e.permit(rowSetRoute); st != pluginapi.StatusOK {
 		return st
 	}
 	if len(route) > maxNameLen || !printable(route) || strings.ContainsAny(route, " \t") {

@@ -12,7 +12,7 @@ import (
 // Header returns the index-th (0-based) value of the named field, with
 // folding removed and surrounding space trimmed.
 func (e *Env) Header(name string, index int) (string, pluginapi.Status) {
-	if st := e.permit(pluginapi.FuncGetHeader); st != pluginapi.StatusOK {
+	if st := e.permit(rowGetHeader); st != pluginapi.StatusOK {
 		return "", st
 	}
 	if e.txn.Header != nil {
@@ -26,7 +26,7 @@ func (e *Env) Header(name string, index int) (string, pluginapi.Status) {
 // Headers returns the header section as it stands, without the empty line
 // that ends it.
 func (e *Env) Headers() ([]byte, pluginapi.Status) {
-	if st := e.permit(pluginapi.FuncGetHeaders); st != pluginapi.StatusOK {
+	if st := e.permit(rowGetHeaders); st != pluginapi.StatusOK {
 		return nil, st
 	}
 	return e.header().Bytes(), pluginapi.StatusOK
@@ -42,7 +42,7 @@ func (e *Env) header() *mail.Header {
 
 // ReadBody copies body bytes from off into p.
 func (e *Env) ReadBody(off int64, p []byte) (int, pluginapi.Status) {
-	if st := e.permit(pluginapi.FuncReadBody); st != pluginapi.StatusOK {
+	if st := e.permit(rowReadBody); st != pluginapi.StatusOK {
 		return 0, st
 	}
 	if off < 0 {
@@ -56,7 +56,7 @@ func (e *Env) ReadBody(off int64, p []byte) (int, pluginapi.Status) {
 
 // AddHeader prepends a field (as trace and filter headers are).
 func (e *Env) AddHeader(name, value string) pluginapi.Status {
-	if st := e.checkField(pluginapi.FuncAddHeader, name, value); st != pluginapi.StatusOK {
+	if st := e.checkField(rowAddHeader, name, value); st != pluginapi.StatusOK {
 		return st
 	}
 	e.header().Add(name, value)
@@ -66,7 +66,7 @@ func (e *Env) AddHeader(name, value string) pluginapi.Status {
 // SetHeader replaces every occurrence of a field with one, in the place of
 // the first, or prepends it when absent.
 func (e *Env) SetHeader(name, value string) pluginapi.Status {
-	if st := e.checkField(pluginapi.FuncSetHeader, name, value); st != pluginapi.StatusOK {
+	if st := e.checkField(rowSetHeader, name, value); st != pluginapi.StatusOK {
 		return st
 	}
 	e.header().Set(name, value)
@@ -75,7 +75,7 @@ func (e *Env) SetHeader(name, value string) pluginapi.Status {
 
 // DelHeader deletes every occurrence of a field; StatusNotFound if none.
 func (e *Env) DelHeader(name string) pluginapi.Status {
-	if st := e.permit(pluginapi.FuncDelHeader); st != pluginapi.StatusOK {
+	if st := e.permit(rowDelHeader); st != pluginapi.StatusOK {
 		return st
 	}
 	if e.header().Del(name) == 0 {
@@ -85,7 +85,7 @@ func (e *Env) DelHeader(name string) pluginapi.Status {
 }
 
 // checkField checks the permission for fn and a field it would write.
-func (e *Env) checkField(fn, name, value string) pluginapi.Status {
+func (e *Env) checkField(fn *pluginapi.Func, name, value string) pluginapi.Status {
 	if st := e.permit(fn); st != pluginapi.StatusOK {
 		return st
 	}
@@ -117,7 +117,7 @@ func validFieldName(name string) bool {
 
 // AddRcpt adds a recipient.
 func (e *Env) AddRcpt(addr string) pluginapi.Status {
-	if st := e.checkRcpt(pluginapi.FuncAddRcpt, addr); st != pluginapi.StatusOK {
+	if st := e.checkRcpt(rowAddRcpt, addr); st != pluginapi.StatusOK {
 		return st
 	}
 	for _, r := range e.txn.Rcpts {
@@ -132,7 +132,7 @@ func (e *Env) AddRcpt(addr string) pluginapi.Status {
 // DelRcpt removes a recipient; at the rcpt hook removing the recipient under
 // consideration drops it.
 func (e *Env) DelRcpt(addr string) pluginapi.Status {
-	if st := e.permit(pluginapi.FuncDelRcpt); st != pluginapi.StatusOK {
+	if st := e.permit(rowDelRcpt); st != pluginapi.StatusOK {
 		return st
 	}
 	if e.hook == pluginapi.HookRcpt && mail.SameAddress(e.txn.Rcpt, addr) {
@@ -151,7 +151,7 @@ func (e *Env) DelRcpt(addr string) pluginapi.Status {
 
 // RewriteRcpt replaces a recipient, keeping its DSN parameters.
 func (e *Env) RewriteRcpt(old, new string) pluginapi.Status {
-	if st := e.checkRcpt(pluginapi.FuncRewriteRcpt, new); st != pluginapi.StatusOK {
+	if st := e.checkRcpt(rowRewriteRcpt, new); st != pluginapi.StatusOK {
 		return st
 	}
 	if e.hook == pluginapi.HookRcpt && mail.SameAddress(e.txn.Rcpt, old) {
@@ -171,7 +171,7 @@ func (e *Env) RewriteRcpt(old, new string) pluginapi.Status {
 }
 
 // checkRcpt checks the permission for fn and an address it would write.
-func (e *Env) checkRcpt(fn, addr string) pluginapi.Status {
+func (e *Env) checkRcpt(fn *pluginapi.Func, addr string) pluginapi.Status {
 	if st := e.permit(fn); st != pluginapi.StatusOK {
 		return st
 	}
@@ -184,7 +184,7 @@ func (e *Env) checkRcpt(fn, addr string) pluginapi.Status {
 
 // DNSLookup answers a query; needs the "dns" grant.
 func (e *Env) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status) {
-	if st := e.permit(pluginapi.FuncDNSLookup); st != pluginapi.StatusOK {
+	if st := e.permit(rowDNSLookup); st != pluginapi.StatusOK {
 		return nil, st
 	}
 	if e.spec.Resolver == nil {
@@ -214,7 +214,7 @@ func (e *Env) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status) {
 }
 
 // kvKey checks the permission for fn and namespaces key.
-func (e *Env) kvKey(fn, key string) (string, pluginapi.Status) {
+func (e *Env) kvKey(fn *pluginapi.Func, key string) (string, pluginapi.Status) {
 	if st := e.permit(fn); st != pluginapi.StatusOK {
 		return "", st
 	}
@@ -229,7 +229,7 @@ func (e *Env) kvKey(fn, key string) (string, pluginapi.Status) {
 
 // KVGet reads a key of the plugin's store.
 func (e *Env) KVGet(key string) ([]byte, pluginapi.Status) {
-	k, st := e.kvKey(pluginapi.FuncKVGet, key)
+	k, st := e.kvKey(rowKVGet, key)
 	if st != pluginapi.StatusOK {
 		return nil, st
 	}
@@ -245,7 +245,7 @@ func (e *Env) KVGet(key string) ([]byte, pluginapi.Status) {
 
 // KVSet writes a key with a time to live (0: none).
 func (e *Env) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
-	k, st := e.kvKey(pluginapi.FuncKVSet, key)
+	k, st := e.kvKey(rowKVSet, key)
 	if st != pluginapi.StatusOK {
 		return st
 	}
@@ -260,7 +260,7 @@ func (e *Env) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
 
 // KVIncr atomically adds delta to a counter and returns the new value.
 func (e *Env) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
-	k, st := e.kvKey(pluginapi.FuncKVIncr, key)
+	k, st := e.kvKey(rowKVIncr, key)
 	if st != pluginapi.StatusOK {
 		return 0, st
 	}
@@ -276,7 +276,7 @@ func (e *Env) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
 
 // KVDel deletes a key.
 func (e *Env) KVDel(key string) pluginapi.Status {
-	k, st := e.kvKey(pluginapi.FuncKVDel, key)
+	k, st := e.kvKey(rowKVDel, key)
 	if st != pluginapi.StatusOK {
 		return st
 	}
@@ -288,7 +288,7 @@ func (e *Env) KVDel(key string) pluginapi.Status {
 
 // MetricAdd adds to a counter; needs the "metrics" grant.
 func (e *Env) MetricAdd(name string, delta float64) pluginapi.Status {
-	if st := e.permit(pluginapi.FuncMetricAdd); st != pluginapi.StatusOK {
+	if st := e.permit(rowMetricAdd); st != pluginapi.StatusOK {
 		return st
 	}
 	if e.spec.Metrics == nil {
