@@ -43,6 +43,8 @@ type TestOptions struct {
 	Resolver filter.Resolver
 	// Now is the clock plugins see (nil: time.Now).
 	Now func() time.Time
+	// CacheDir keeps wazero's compiled modules between runs ("": none).
+	CacheDir string
 }
 
 // Stage is the outcome of one hook.
@@ -96,7 +98,7 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	if kv == nil {
 		kv = newMemKV()
 	}
-	host, err := filter.New(ctx, filter.Options{Dir: dir, KV: kv, Resolver: opts.Resolver,
+	host, err := filter.New(ctx, filter.Options{Dir: dir, CacheDir: opts.CacheDir, KV: kv, Resolver: opts.Resolver,
 		Metrics: sink, Logger: slog.New(sink), Now: opts.Now, ReloadInterval: time.Hour})
 	if err != nil {
 		return nil, err

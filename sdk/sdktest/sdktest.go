@@ -123,7 +123,9 @@ func (r Result) HasLog(s string) bool {
 
 // Runner runs hooks of one plugin on one transaction; the transaction's
 // state (notes, recipients, header edits, score, a Discard or Quarantine)
-// carries over from hook to hook as it does in the server.
+// carries over from hook to hook as it does in the server. A Runner is one
+// connection with one transaction: Run at mail does not start another
+// (the scenario's recipients and message stay).
 type Runner struct {
 	t       testing.TB
 	name    string
