@@ -18,9 +18,11 @@ type expander struct {
 	// trace fills in Resolution.Steps.
 	trace bool
 	// expanded holds the keys of the aliases expanded; taken those of
-	// the targets, once there are many (few are compared in a loop).
-	expanded map[string]bool
-	taken    map[string]bool
+	// the targets once there are many (until then they are compared in a
+	// loop).
+	expanded    []string
+	expandedSet map[string]bool
+	taken       map[string]bool
 	// lmtpNo is the LMTP server's refusal of the address as given.
 	lmtpNo *mail.Reply
 }
@@ -138,13 +140,10 @@ func (x *expander) alias(addr, k, raw, rule string, path []string, depth int) (b
 	if depth == 0 {
 		x.res.Kind = Alias
 	}
-	if x.expanded[k] {
+	if x.wasExpanded(k) {
 		return true, nil // expanded already through another alias
 	}
-	if x.expanded == nil {
-		x.expanded = make(map[string]bool)
-	}
-	x.expanded[k] = true
+	x.expanded = append(x.expanded, k)
 	path = append(path, addr)
 	found := false
 	local, _, _ := mail.Split(addr)
@@ -178,7 +177,7 @@ func (x *expander) alias(addr, k, raw, rule string, path []string, depth int) (b
 			found = true
 			continue
 		}
-		if x.expanded[tk] {
+		if x.wasExpanded(tk) {
 			found = true
 			continue
 		}
@@ -195,6 +194,22 @@ func (x *expander) alias(addr, k, raw, rule string, path []string, depth int) (b
 		return false, fmt.Errorf("%w: more than %d", ErrTooMany, x.r.opts.MaxTargets)
 	}
 	return found, nil
+}
+
+// wasExpanded reports whether the alias k was expanded already. Aliases
+// are bounded by MaxDepth deep but not wide, so the list is searched
+// linearly only while short.
+func (x *expander) wasExpanded(k string) bool {
+	if len(x.expanded) > 64 {
+		if x.expandedSet == nil {
+			x.expandedSet = make(map[string]bool, 2*len(x.expanded))
+		}
+		for _, e := range x.expanded {
+			x.expandedSet[e] = true
+		}
+		x.expanded = x.expanded[:0]
+	}
+	return slices.Contains(x.expanded, k) || x.expandedSet[k]
 }
 
 // self delivers an alias's copy to its own address, when that is a

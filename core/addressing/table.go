@@ -3,8 +3,10 @@ package addressing
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/sluice-mta/sluice/core/mail"
 )
@@ -81,42 +83,117 @@ func emptyTable() *Table {
 	}
 }
 
-// LoadTable reads the map files into a new Table. Its error lists every
-// mistake (up to 20) as "file:line: what is wrong"; then no Table is
-// returned.
+// LoadTable reads the map files into a new Table, each file on its own
+// goroutine. Its error lists every mistake (up to 20) as
+// "file:line: what is wrong"; then no Table is returned.
 func LoadTable(files Files) (*Table, error) {
-	b := &builder{t: emptyTable()}
-	load := func(path string, fn func(*builder, entry) error, presize func(n int)) {
-		if path == "" {
-			return
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			b.errs = append(b.errs, err)
-			return
-		}
-		text := string(data)
-		b.file = path
-		presize(strings.Count(text, "\n") + 1)
-		if err := scanFile(text, func(e entry) error { return fn(b, e) }, b.warn); err != nil {
-			b.errs = append(b.errs, err)
-		}
+	parts := []struct {
+		path string
+		fn   func(*builder, entry) error
+		grow func(t *Table, n int)
+	}{
+		{files.Domains, (*builder).domain, func(*Table, int) {}},
+		{files.Mailboxes, (*builder).mailbox, func(t *Table, n int) { t.mailboxes = make(map[string]struct{}, n) }},
+		{files.Aliases, (*builder).alias, func(t *Table, n int) { t.aliases = make(map[string]string, n) }},
 	}
-	t := b.t
-	load(files.Domains, (*builder).domain, func(int) {})
-	load(files.Mailboxes, (*builder).mailbox, func(n int) { t.mailboxes = make(map[string]struct{}, n) })
-	load(files.Aliases, (*builder).alias, func(n int) { t.aliases = make(map[string]string, n) })
-	if len(b.errs) > 0 {
-		if b.dropped > 0 {
-			b.errs = append(b.errs, fmt.Errorf("… and %d more mistakes", b.dropped))
+	builders := make([]*builder, 0, len(parts))
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		if p.path == "" {
+			continue
 		}
-		return nil, errors.Join(b.errs...)
+		b := &builder{t: emptyTable(), file: p.path}
+		builders = append(builders, b)
+		wg.Go(func() { b.load(p.fn, p.grow) })
 	}
-	if b.quiet > 0 {
-		b.t.warnings = append(b.t.warnings, fmt.Sprintf("… and %d more warnings", b.quiet))
+	wg.Wait()
+	return merge(builders)
+}
+
+// load reads b.file and takes each of its lines with fn.
+func (b *builder) load(fn func(*builder, entry) error, grow func(*Table, int)) {
+	text, err := readText(b.file)
+	if err != nil {
+		b.errs = append(b.errs, err)
+		return
 	}
-	b.t.stats.Domains = len(b.t.domains)
-	return b.t, nil
+	grow(b.t, strings.Count(text, "\n")+1)
+	if err := scanFile(text, func(e entry) error { return fn(b, e) }, b.warn); err != nil {
+		b.errs = append(b.errs, err)
+	}
+}
+
+// readText reads a whole file into one string without a second copy.
+func readText(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var sb strings.Builder
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		sb.Grow(int(fi.Size()) + 1)
+	}
+	if _, err := io.Copy(&sb, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return sb.String(), nil
+}
+
+// merge joins what each file's builder made into one Table, or their
+// mistakes, in file order.
+func merge(builders []*builder) (*Table, error) {
+	var errs []error
+	dropped := 0
+	for _, b := range builders {
+		for _, e := range b.errs {
+			if len(errs) < maxErrors {
+				errs = append(errs, e)
+			} else {
+				dropped++
+			}
+		}
+		dropped += b.dropped
+	}
+	if len(errs) > 0 {
+		if dropped > 0 {
+			errs = append(errs, fmt.Errorf("… and %d more mistakes", dropped))
+		}
+		return nil, errors.Join(errs...)
+	}
+	t := emptyTable()
+	quiet := 0
+	for _, b := range builders {
+		bt := b.t
+		if len(bt.domains) > len(t.domains) {
+			bt.domains, t.domains = t.domains, bt.domains
+		}
+		for d := range bt.domains {
+			t.domains[d] = struct{}{}
+		}
+		if len(bt.mailboxes) > 0 || len(bt.anyUser) > 0 {
+			t.mailboxes, t.anyUser = bt.mailboxes, bt.anyUser
+		}
+		if len(bt.aliases) > 0 || len(bt.bare) > 0 || len(bt.catchAll) > 0 {
+			t.aliases, t.bare, t.catchAll = bt.aliases, bt.bare, bt.catchAll
+		}
+		t.stats.Mailboxes += bt.stats.Mailboxes
+		t.stats.Aliases += bt.stats.Aliases
+		t.stats.CatchAlls += bt.stats.CatchAlls
+		for _, w := range bt.warnings {
+			if len(t.warnings) < maxWarnings {
+				t.warnings = append(t.warnings, w)
+			} else {
+				quiet++
+			}
+		}
+		quiet += b.quiet
+	}
+	if quiet > 0 {
+		t.warnings = append(t.warnings, fmt.Sprintf("… and %d more warnings", quiet))
+	}
+	t.stats.Domains = len(t.domains)
+	return t, nil
 }
 
 // Warnings returns what loading found odd but accepted, as
