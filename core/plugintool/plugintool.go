@@ -385,11 +385,14 @@ func effect(st Stage) string {
 	o := st.Outcome
 	switch {
 	case st.Hook == pluginapi.HookDeliver:
-		if len(st.Results) > 0 {
-			r := st.Results[0]
-			return r.Status.String() + " " + r.Reply.String()
+		if len(st.Results) == 0 {
+			return ""
 		}
-		return ""
+		r := st.Results[0]
+		if st.Result.Reply.Code != 0 {
+			return r.Status.String() // with the reply shown
+		}
+		return r.Status.String() + " " + r.Reply.String()
 	case o.Close:
 		return "connection closed"
 	case o.Reply != nil:

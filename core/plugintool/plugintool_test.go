@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/pluginapi"
 	"github.com/sluice-mta/sluice/sdk/sdktest"
 )
@@ -153,5 +154,40 @@ func TestCheck(t *testing.T) {
 	os.WriteFile(bad, []byte("not wasm"), 0o644)
 	if err := Check(context.Background(), &out, bad); err == nil {
 		t.Error("check accepted a file that is not wasm")
+	}
+}
+
+// TestWriteStagesEffects: the printed stages say what the server does
+// after a verdict when the reply alone does not.
+func TestWriteStagesEffects(t *testing.T) {
+	at := func(hook pluginapi.Hook, v pluginapi.Verdict) Stage {
+		r, _ := filter.Decide(v, nil, "p")
+		return Stage{Name: hook.String(), Hook: hook, Result: r, Outcome: filter.Apply(hook, r)}
+	}
+	deliver := at(pluginapi.HookDeliver, pluginapi.Reject)
+	deliver.Results = deliver.Outcome.Fate([]string{"a@example.com"})
+	held := at(pluginapi.HookDeliver, pluginapi.Quarantine)
+	held.Results = held.Outcome.Fate([]string{"a@example.com"})
+	noRcpts := Stage{Name: "data", Hook: pluginapi.HookData, Outcome: filter.Outcome{Discard: true}}
+	for _, tc := range []struct {
+		st   Stage
+		want string
+	}{
+		{at(pluginapi.HookRcpt, pluginapi.Discard), "rcpt                     discard (by p): recipient dropped\n"},
+		{at(pluginapi.HookRcpt, pluginapi.Quarantine), "rcpt                     quarantine (by p): message held\n"},
+		{at(pluginapi.HookMail, pluginapi.Discard), "mail                     discard (by p): message discarded\n"},
+		{at(pluginapi.HookMail, pluginapi.Disconnect), "mail                     disconnect 421 4.7.0 closing connection (by p): connection closed\n"},
+		{at(pluginapi.HookMail, pluginapi.Reject), "mail                     reject 550 5.7.1 rejected by policy (by p)\n"},
+		{deliver, "deliver                  reject 550 5.7.1 rejected by policy (by p): bounced\n"},
+		{held, "deliver                  quarantine (by p): deferred 451 4.7.0 held back by a deliver-stage plugin\n"},
+		{noRcpts, "data                     continue: message discarded\n"},
+	} {
+		var out bytes.Buffer
+		if err := WriteStages(&out, []Stage{tc.st}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := strings.Cut(out.String(), "\n"); got+"\n" != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
 	}
 }
