@@ -247,6 +247,15 @@ func TestResolveOptions(t *testing.T) {
 		if rc := res.Recipients(nil, "rfc822;given@x"); rc[0].ORCPT != "rfc822;given@x" {
 			t.Errorf("the client's ORCPT is not kept: %+v", rc[0])
 		}
+		// A mailbox that is the address as given needs no ORCPT.
+		plain, _ := r.Resolve(ctx, "Alice@example.com")
+		if rc := plain.Recipients(nil, ""); len(rc) != 1 || rc[0].ORCPT != "" || rc[0].Addr != "Alice@example.com" {
+			t.Errorf("Recipients of a plain mailbox = %+v", rc)
+		}
+		detail, _ := r.Resolve(ctx, "alice+tag@example.com")
+		if rc := detail.Recipients(nil, ""); rc[0].ORCPT != "rfc822;alice+tag@example.com" || rc[0].Addr != "alice@example.com" {
+			t.Errorf("Recipients of alice+tag = %+v", rc)
+		}
 		if s := res.Summary(); s != "alias: alice@example.com (maildir), bob@example.com (maildir), friend@remote.example (forward)" {
 			t.Errorf("Summary = %q", s)
 		}

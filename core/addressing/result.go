@@ -129,15 +129,18 @@ func (r *Resolution) Addrs() []string {
 }
 
 // Recipients returns the targets as queue recipients, each with the DSN
-// NOTIFY given at RCPT and the original recipient: orcpt when the client
-// gave one ("rfc822;addr"), else Original.
+// NOTIFY given at RCPT and the original recipient, so that a DSN names
+// what the sender wrote: orcpt when the client gave one
+// ("rfc822;addr"), else "rfc822;" + Original for a target that is not
+// Original itself.
 func (r *Resolution) Recipients(notify []string, orcpt string) []mail.Recipient {
-	if orcpt == "" && r.Original != "" {
-		orcpt = "rfc822;" + r.Original
-	}
 	out := make([]mail.Recipient, len(r.Targets))
 	for i, t := range r.Targets {
-		out[i] = mail.Recipient{Addr: t.Addr, Notify: slices.Clone(notify), ORCPT: orcpt}
+		o := orcpt
+		if o == "" && r.Original != "" && !mail.SameAddress(t.Addr, r.Original) {
+			o = "rfc822;" + r.Original
+		}
+		out[i] = mail.Recipient{Addr: t.Addr, Notify: slices.Clone(notify), ORCPT: o}
 	}
 	return out
 }
