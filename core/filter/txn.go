@@ -1,7 +1,9 @@
 // Package filter is the WebAssembly filter host: it loads the plugins in
 // the plugins directory with wazero, keeps pools of instances, implements
 // the host functions of pluginapi, enforces each plugin's limits and grants,
-// and runs the chain of plugins at each hook.
+// and runs the chain of plugins at each hook. It also gives the chain's
+// verdicts their meaning, once for every caller: Session applies them to an
+// SMTP connection stage by stage and Deliver to a delivery attempt.
 package filter
 
 import (
@@ -40,8 +42,8 @@ type Symbol struct {
 }
 
 // Txn is one SMTP transaction, or one delivery attempt, as plugins see and
-// change it. The host functions read and edit it; the caller (smtpd or the
-// queue) applies the edits after the chain has run.
+// change it. The host functions read and edit it; Session and Deliver apply
+// the edits after the chain has run.
 type Txn struct {
 	Conn *Conn
 
