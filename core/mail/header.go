@@ -172,17 +172,24 @@ func (h *Header) Del(name string) int {
 // DelFunc deletes the fields for which del returns true and returns how
 // many it deleted.
 func (h *Header) DelFunc(del func(Field) bool) int {
-	out := h.Fields[:0:0]
-	for _, f := range h.Fields {
-		if !del(f) {
+	var out []Field // allocated at the first deletion only
+	for i, f := range h.Fields {
+		switch {
+		case del(f):
+			if out == nil {
+				out = make([]Field, i, len(h.Fields)-1)
+				copy(out, h.Fields[:i])
+			}
+		case out != nil:
 			out = append(out, f)
 		}
 	}
-	n := len(h.Fields) - len(out)
-	if n > 0 {
-		h.Fields = out
-		h.edited = true
+	if out == nil {
+		return 0
 	}
+	n := len(h.Fields) - len(out)
+	h.Fields = out
+	h.edited = true
 	return n
 }
 
