@@ -241,7 +241,7 @@ func TestResolveOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		rc := res.Recipients([]string{"FAILURE"}, "")
-		if len(rc) != 3 || rc[2].Addr != "friend@remote.example" || rc[0].ORCPT != "rfc822;Team@example.com" || rc[1].Notify[0] != "FAILURE" {
+		if len(rc) != 3 || rc[2].Addr != "friend@remote.example" || !rc[2].Forward || rc[0].Forward || rc[0].ORCPT != "rfc822;Team@example.com" || rc[1].Notify[0] != "FAILURE" {
 			t.Errorf("Recipients = %+v", rc)
 		}
 		if rc := res.Recipients(nil, "rfc822;given@x"); rc[0].ORCPT != "rfc822;given@x" {

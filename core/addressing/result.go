@@ -132,7 +132,8 @@ func (r *Resolution) Addrs() []string {
 // NOTIFY given at RCPT and the original recipient, so that a DSN names
 // what the sender wrote: orcpt when the client gave one
 // ("rfc822;addr"), else "rfc822;" + Original for a target that is not
-// Original itself.
+// Original itself. Forward targets are marked Forward, for the SRS
+// sender at delivery.
 func (r *Resolution) Recipients(notify []string, orcpt string) []mail.Recipient {
 	out := make([]mail.Recipient, len(r.Targets))
 	for i, t := range r.Targets {
@@ -140,7 +141,7 @@ func (r *Resolution) Recipients(notify []string, orcpt string) []mail.Recipient 
 		if o == "" && r.Original != "" && !mail.SameAddress(t.Addr, r.Original) {
 			o = "rfc822;" + r.Original
 		}
-		out[i] = mail.Recipient{Addr: t.Addr, Notify: slices.Clone(notify), ORCPT: o}
+		out[i] = mail.Recipient{Addr: t.Addr, Notify: slices.Clone(notify), ORCPT: o, Forward: t.Forward}
 	}
 	return out
 }

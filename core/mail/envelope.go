@@ -41,6 +41,10 @@ type Recipient struct {
 	Notify []string `json:"notify,omitempty"`
 	// ORCPT is the original recipient, "rfc822;addr".
 	ORCPT string `json:"orcpt,omitempty"`
+	// Forward marks a remote target of a local alias: it is relayed with
+	// the envelope sender rewritten (SRS) when forwarding is configured,
+	// so that SPF passes at the next hop.
+	Forward bool `json:"forward,omitempty"`
 
 	State    RcptState `json:"state"`
 	Attempts int       `json:"attempts"`
