@@ -40,7 +40,7 @@ type Server struct {
 	pluginClock func() time.Time
 	checker     *auth.Checker // nil when every inbound check is off
 	signer      *auth.Signer  // nil without DKIM keys
-	metrics     *metrics.Counters
+	metrics     *metrics.Registry
 	admin       *admin.Server
 	services    []*Service
 }
@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue: %w", err)
 	}
-	s.metrics = metrics.New()
+	s.metrics = newMetrics(cfg)
 	if s.resolver, err = dns.New(dns.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout.D()}); err != nil {
 		return nil, fmt.Errorf("[dns]: %w", err)
 	}

@@ -1,0 +1,99 @@
+package metrics
+
+import "strings"
+
+// Reasons are the values of sluice_smtp_rejects_total's reason label: a
+// small fixed set, so that a refusal's free text never becomes a label.
+var reasons = []string{"relay", "unknown_user", "size", "syntax", "bare_newline", "rate", "auth",
+	"tls_required", "spam", "dmarc", "plugin", "limits"}
+
+// reasonList is reasons joined for a HELP text.
+func reasonList() string { return strings.Join(reasons, ", ") }
+
+// Reasons returns the reject reasons, in the order the issue and the README
+// list them.
+func Reasons() []string { return append([]string(nil), reasons...) }
+
+// oneOf returns v when it is in set, else def.
+func oneOf(v string, set []string, def string) string {
+	for _, s := range set {
+		if v == s {
+			return v
+		}
+	}
+	return def
+}
+
+var (
+	services     = []string{"smtp", "submission"}
+	stages       = []string{"connect", "helo", "auth", "mail", "rcpt", "data"}
+	msgResults   = []string{"accepted", "rejected", "tempfailed", "discarded", "held"}
+	connResults  = []string{"accepted", "refused"}
+	authResults  = []string{"success", "failure", "refused"}
+	tlsVersions  = []string{"tls1.0", "tls1.1", "tls1.2", "tls1.3"}
+	authMechs    = []string{"plain", "login"}
+	otherService = "other"
+)
+
+// SMTPConnection counts a connection to service: result "accepted" or
+// "refused" (over a connection limit).
+func (r *Registry) SMTPConnection(service, result string) {
+	r.smtpConns.WithLabelValues(oneOf(service, services, otherService), oneOf(result, connResults, "refused")).Inc()
+}
+
+// SMTPSession adds delta (+1 at connect, -1 at disconnect) to the sessions
+// open on service.
+func (r *Registry) SMTPSession(service string, delta int) {
+	r.smtpSessions.WithLabelValues(oneOf(service, services, otherService)).Add(float64(delta))
+}
+
+// SMTPMessage counts a message at the end of DATA on service: result is
+// accepted, rejected, tempfailed, discarded or held.
+func (r *Registry) SMTPMessage(service, result string) {
+	result = oneOf(result, msgResults, "rejected")
+	r.smtpMessages.WithLabelValues(oneOf(service, services, otherService), result).Inc()
+	switch result {
+	case "accepted", "held":
+		r.activity.count(seriesAccepted)
+	}
+}
+
+// SMTPReject counts a refusal on service at stage for reason, one of
+// Reasons. The caller classifies (smtpd does, with a listed reason for every
+// refusal it makes); a value outside the set is counted as "other" rather
+// than let free text into the label.
+func (r *Registry) SMTPReject(service, stage, reason string) {
+	r.smtpRejects.WithLabelValues(oneOf(service, services, otherService), oneOf(stage, stages, "other"),
+		oneOf(reason, reasons, "other")).Inc()
+}
+
+// SMTPTLS counts a completed inbound TLS handshake of version ("tls1.2",
+// "tls1.3"; see TLSVersion) on service.
+func (r *Registry) SMTPTLS(service, version string) {
+	r.smtpTLS.WithLabelValues(oneOf(service, services, otherService), oneOf(version, tlsVersions, "other")).Inc()
+}
+
+// AuthAttempt counts an SMTP AUTH attempt with mechanism (any case; other
+// than PLAIN and LOGIN counts as "other") and result: success, failure
+// (bad credentials) or refused (not offered here, throttled, unknown
+// mechanism).
+func (r *Registry) AuthAttempt(mechanism, result string) {
+	r.authAttempts.WithLabelValues(oneOf(strings.ToLower(mechanism), authMechs, "other"),
+		oneOf(result, authResults, "refused")).Inc()
+}
+
+// TLSVersion names a TLS protocol version (crypto/tls's VersionTLS12…) as
+// the version label does.
+func TLSVersion(v uint16) string {
+	switch v {
+	case 0x0301:
+		return "tls1.0"
+	case 0x0302:
+		return "tls1.1"
+	case 0x0303:
+		return "tls1.2"
+	case 0x0304:
+		return "tls1.3"
+	}
+	return "other"
+}
