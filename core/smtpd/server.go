@@ -20,6 +20,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sluice-mta/sluice/core/addressing"
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
@@ -72,6 +73,11 @@ type Options struct {
 	RestrictSender bool
 	// AuthLimits throttle failed logins per client IP.
 	AuthLimits AuthLimits
+	// Recipients resolves recipients at RCPT (core/addressing): it says
+	// which domains are local (with LocalDomains), refuses unknown users
+	// before DATA and expands aliases into the recipients queued. nil:
+	// LocalDomains alone are local, and any local part is taken.
+	Recipients *addressing.Resolver
 }
 
 // Defaults for zero values in Options.Listener.
@@ -251,8 +257,13 @@ func (s *Server) postmaster() string {
 	return "postmaster@" + s.local[0]
 }
 
-// isLocal reports whether domain (already lowercased) is a local domain.
+// isLocal reports whether domain (already lowercased) is a local domain:
+// configured, or made local by Options.Recipients (its map files, the SRS
+// domain, the domains with a transport of their own).
 func (s *Server) isLocal(domain string) bool {
+	if s.opts.Recipients != nil && s.opts.Recipients.IsLocal(domain) {
+		return true
+	}
 	for _, d := range s.local {
 		if d == domain {
 			return true

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -41,6 +42,7 @@ type session struct {
 	log  *slog.Logger
 
 	env      *mail.Envelope  // the current transaction, nil before MAIL
+	given    []string        // the recipients accepted at RCPT, as given
 	sizeHint int64           // SIZE= from MAIL, 0 when not given
 	fs       *filter.Session // the filter chain's state, nil without filters
 }
@@ -80,6 +82,7 @@ func (ss *session) relayAllowed() bool {
 // Reset drops the current transaction.
 func (ss *session) Reset() {
 	ss.env = nil
+	ss.given = nil
 	ss.sizeHint = 0
 }
 
@@ -124,10 +127,14 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	ss.env = env
+	ss.given = ss.given[:0]
 	return nil
 }
 
-// Rcpt checks a recipient and adds it to the transaction.
+// Rcpt checks a recipient and adds to the transaction what it resolves to
+// (Options.Recipients): a recipient unknown at a local domain is refused
+// here, before DATA; an alias is queued as its targets. max_recipients
+// counts the addresses the client gave, as Postfix does.
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if ss.env == nil { // go-smtp checks this too
 		return smtpReply(errMailFirst)
@@ -141,12 +148,10 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return ss.reject("rcpt", errRelayDenied, "rcpt", to)
 	}
 	addr := local + "@" + domain
-	for _, r := range ss.env.Rcpts {
-		if r.Addr == addr {
-			return nil // a duplicate is accepted once
-		}
+	if slices.Contains(ss.given, addr) {
+		return nil // a duplicate is accepted once
 	}
-	if len(ss.env.Rcpts) >= ss.s.lc.MaxRecipients {
+	if len(ss.given) >= ss.s.lc.MaxRecipients {
 		return ss.reject("rcpt", errTooManyRcpts, "rcpt", to)
 	}
 	rcpt := mail.Recipient{Addr: addr}
@@ -158,19 +163,15 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			rcpt.ORCPT = string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
 		}
 	}
-	if fs := ss.fs; fs != nil {
-		// Plugins may add, remove or rewrite recipients, this one too.
-		rcpts, o := fs.Rcpt(ss.s.ctx, ss.env.Rcpts, rcpt)
-		if err := ss.answer("rcpt", o); err != nil {
-			return err
-		}
-		ss.env.Rcpts = rcpts
-		if o.Drop {
-			ss.log.Info("recipient dropped by a plugin", "rcpt", addr)
-		}
-		return nil // a dropped recipient is answered 250 but not delivered
+	targets, summary, err := ss.resolve(rcpt)
+	if err != nil {
+		return err
 	}
-	ss.env.Rcpts = append(ss.env.Rcpts, rcpt)
+	if fs := ss.fs; fs != nil {
+		return ss.rcptStage(fs, rcpt, targets, summary)
+	}
+	ss.given = append(ss.given, addr)
+	ss.env.Rcpts = addRcpts(ss.env.Rcpts, targets)
 	return nil
 }
 
