@@ -191,10 +191,5 @@ func (c *Checker) checkDKIM(ctx context.Context, msg []byte) []*DKIMResult {
 
 // domainOf returns the domain of an address, or "" if it has none.
 func domainOf(addr string) string {
-	addr = strings.Trim(strings.TrimSpace(addr), "<>")
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.TrimSuffix(addr[i+1:], ".")
+	return mail.Domain(strings.Trim(strings.TrimSpace(addr), "<>"))
 }

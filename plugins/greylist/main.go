@@ -71,7 +71,7 @@ func onRcpt(c *sdk.Ctx) sdk.Verdict {
 		return sdk.Continue()
 	}
 	secs := int64((wait + time.Second - 1) / time.Second)
-	if cfg.spfDomain(domainOf(from)) {
+	if cfg.spfDomain(sdk.Domain(from)) {
 		// SPF is checked after DATA: decide there.
 		if prev, ok := c.Note(noteKey); ok {
 			if p, err := strconv.ParseInt(prev, 10, 64); err == nil {
@@ -99,7 +99,7 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 		return sdk.Continue()
 	}
 	from := c.MailFrom()
-	if spfPass(c.AuthResults(), domainOf(from)) {
+	if spfPass(c.AuthResults(), sdk.Domain(from)) {
 		c.Info("greylist: <%s> passed SPF: not greylisted", from)
 		return sdk.Continue()
 	}
@@ -188,15 +188,6 @@ func tripletKey(network, from, rcpt string) string {
 	return "t:" + network + ":" + hex.EncodeToString(h[:16])
 }
 
-// domainOf returns the lower-case domain of an address, "" for none.
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
-}
-
 // spfPass reports whether an Authentication-Results value
 // ("mx.example; spf=pass smtp.mailfrom=a@example.com; dkim=none") holds an
 // SPF pass for domain.
@@ -215,7 +206,7 @@ func spfPass(ar, domain string) bool {
 		}
 		for _, p := range f[1:] {
 			if v, ok := strings.CutPrefix(strings.ToLower(p), "smtp.mailfrom="); ok {
-				if d := domainOf(v); d == domain || (d == "" && v == domain) {
+				if d := sdk.Domain(v); d == domain || (d == "" && v == domain) {
 					return true
 				}
 			}

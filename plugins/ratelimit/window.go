@@ -32,12 +32,7 @@ func subject(c *sdk.Ctx, key string) string {
 	case keySender:
 		return strings.ToLower(c.MailFrom())
 	case keySenderDomain:
-		from := c.MailFrom()
-		i := strings.LastIndexByte(from, '@')
-		if i < 0 || i == len(from)-1 {
-			return ""
-		}
-		return strings.ToLower(strings.TrimSuffix(from[i+1:], "."))
+		return sdk.Domain(c.MailFrom())
 	case keyIP:
 		ip := c.ClientIP()
 		switch {

@@ -137,7 +137,7 @@ func parsePatterns(raw json.RawMessage) ([]string, error) {
 // owns reports whether user may send as addr (both any case).
 func (p *policy) owns(user, addr string) bool {
 	addr = strings.ToLower(addr)
-	dom := domainOf(addr)
+	dom := sdk.Domain(addr)
 	for _, a := range p.owners[strings.ToLower(user)] {
 		if a == addr || (strings.HasPrefix(a, "@") && a[1:] == dom) {
 			return true
@@ -165,16 +165,6 @@ func blocked(patterns []string, addr string) string {
 		}
 	}
 	return ""
-}
-
-// domainOf is the lower-case domain of an address, without a final dot
-// ("" when it has none).
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.TrimSuffix(strings.ToLower(addr[i+1:]), ".")
 }
 
 // aligned reports whether header domain h and envelope domain e align:

@@ -101,9 +101,9 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 		c.Info("sender-policy: user %s sent an unreadable From %q: %v", user, fields[0], err)
 		return sdk.Reject(550, "5.7.1", "The From header field is not a valid address list")
 	}
-	envDom := domainOf(env)
+	envDom := sdk.Domain(env)
 	for _, a := range list {
-		if !aligned(p.align, domainOf(a.Address), envDom) {
+		if !aligned(p.align, sdk.Domain(a.Address), envDom) {
 			c.Info("sender-policy: user %s: From <%s> does not align with <%s>", user, a.Address, env)
 			return sdk.Reject(550, "5.7.1", fmt.Sprintf("From <%s> does not match the envelope sender <%s>", sanitize(a.Address), env))
 		}

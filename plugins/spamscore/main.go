@@ -96,11 +96,11 @@ func checkHeaders(r *rules, h mail.Header, mailFrom string, hits map[string]bool
 		hits[symMissingFrom] = true
 		return
 	}
-	fromDom := domainOf(from.Address)
-	if rt, err := mail.ParseAddress(h.Get("Reply-To")); err == nil && !sameOrg(domainOf(rt.Address), fromDom) {
+	fromDom := sdk.Domain(from.Address)
+	if rt, err := mail.ParseAddress(h.Get("Reply-To")); err == nil && !sameOrg(sdk.Domain(rt.Address), fromDom) {
 		hits[symReplyToMismatch] = true
 	}
-	if mailFrom != "" && !sameOrg(domainOf(mailFrom), fromDom) {
+	if mailFrom != "" && !sameOrg(sdk.Domain(mailFrom), fromDom) {
 		hits[symEnvMismatch] = true
 	}
 	if spoofsLocal(r, from, fromDom) {
@@ -147,12 +147,6 @@ func allCaps(s string) bool {
 		}
 	}
 	return letters >= 6
-}
-
-// domainOf is the lower-cased domain of an address.
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
 }
 
 // sameOrg reports whether a and b are equal or one is a subdomain of the
