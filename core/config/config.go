@@ -48,6 +48,8 @@ type Config struct {
 	// Addressing is recipient resolution: local mailboxes, aliases and
 	// forwards, verified at RCPT (core/addressing).
 	Addressing Addressing `toml:"addressing"`
+	// HTTP is the optional metrics, health and dashboard listener.
+	HTTP HTTP `toml:"http"`
 }
 
 // Delivery configures outbound SMTP to other domains' mail exchangers.

@@ -94,6 +94,7 @@ func (c *Config) normalize() {
 	c.TLS.Cert = c.Path(c.TLS.Cert)
 	c.TLS.Key = c.Path(c.TLS.Key)
 	c.Submission.UsersFile = c.Path(c.Submission.UsersFile)
+	c.HTTP.UsersFile = c.Path(c.HTTP.UsersFile)
 	c.Addressing.normalize(c)
 }
 

@@ -78,6 +78,7 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 	ck.delivery(&c.Delivery)
 	ck.addressing(c)
 	ck.admin(&c.Admin)
+	ck.http(c)
 	return ck.errs
 }
 
