@@ -123,10 +123,10 @@ func NewServer(socket string, b Backend, log *slog.Logger, opts ...Option) (*Ser
 	mux.HandleFunc("GET /queue", s.list)
 	mux.HandleFunc("GET /queue/{id}", s.show)
 	mux.HandleFunc("POST /queue/flush", s.flush)
-	mux.HandleFunc("POST /queue/{id}/hold", s.action(q.Hold))
-	mux.HandleFunc("POST /queue/{id}/release", s.action(q.Release))
-	mux.HandleFunc("POST /queue/{id}/bounce", s.action(q.Bounce))
-	mux.HandleFunc("DELETE /queue/{id}", s.action(q.Remove))
+	mux.HandleFunc("POST /queue/{id}/hold", s.action(OpHold))
+	mux.HandleFunc("POST /queue/{id}/release", s.action(OpRelease))
+	mux.HandleFunc("POST /queue/{id}/bounce", s.action(OpBounce))
+	mux.HandleFunc("DELETE /queue/{id}", s.action(OpRemove))
 	mux.HandleFunc("GET /plugins", s.plugins)
 	mux.HandleFunc("POST /submit", s.submit)
 	mux.HandleFunc("GET /metrics", s.metrics)
@@ -215,29 +215,22 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 // flush serves POST /queue/flush: every message, or with ?domain=D those
 // with a pending recipient in D.
 func (s *Server) flush(w http.ResponseWriter, r *http.Request) {
-	domain := r.URL.Query().Get("domain")
-	var err error
-	if domain == "" {
-		err = s.q.Flush(r.Context())
-	} else {
-		err = s.q.FlushDomain(r.Context(), domain)
-	}
-	if err != nil {
+	if err := s.acts().Flush(r.Context(), r.URL.Query().Get("domain"), "socket"); err != nil {
 		writeError(w, err)
 		return
 	}
-	s.log.Info("admin", "op", r.Method+" "+r.URL.Path, "domain", domain)
 	writeJSON(w, http.StatusOK, map[string]string{"ok": "true"})
 }
 
-func (s *Server) action(f func(ctx context.Context, id string) error) http.HandlerFunc {
+// acts are the server's queue operations (shared with the dashboard).
+func (s *Server) acts() Actions { return Actions{Queue: s.q, Log: s.log} }
+
+func (s *Server) action(op Op) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if err := f(r.Context(), id); err != nil {
+		if err := s.acts().Do(r.Context(), op, r.PathValue("id"), "socket"); err != nil {
 			writeError(w, err)
 			return
 		}
-		s.log.Info("admin", "op", r.Method+" "+r.URL.Path, "id", id)
 		writeJSON(w, http.StatusOK, map[string]string{"ok": "true"})
 	}
 }
