@@ -14,11 +14,13 @@ type recorder struct {
 	name  string
 	mu    sync.Mutex
 	calls [][]string
+	froms []string // the envelope sender of each call
 }
 
 func (r *recorder) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
 	r.mu.Lock()
 	r.calls = append(r.calls, slices.Clone(rcpts))
+	r.froms = append(r.froms, m.From)
 	r.mu.Unlock()
 	out := make([]mail.Result, len(rcpts))
 	for i, rc := range rcpts {
