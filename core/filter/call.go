@@ -61,7 +61,7 @@ func (p *plugin) result(ctx context.Context, v pluginapi.Verdict, reply *mail.Re
 	r, ok := Decide(v, reply, p.name)
 	if !ok {
 		p.log.WarnContext(ctx, "plugin reply does not match its verdict; using the default reply",
-			"plugin", p.name, "verdict", v.String(), "code", reply.Code, "id", txn.QueueID)
+			withID([]any{"plugin", p.name, "verdict", v.String(), "code", reply.Code}, txn)...)
 	}
 	return r
 }
@@ -113,8 +113,8 @@ func Decide(v pluginapi.Verdict, reply *mail.Reply, plugin string) (r Result, ok
 // fail logs a failed call, counts it and applies the failure policy.
 func (p *plugin) fail(ctx context.Context, hook pluginapi.Hook, txn *Txn, reason string) Result {
 	p.stats.errors.Add(1)
-	p.log.ErrorContext(ctx, "plugin failed; instance discarded", "plugin", p.name, "hook", hook.String(),
-		"reason", reason, "policy", p.conf.FailurePolicy, "id", txn.QueueID)
+	p.log.ErrorContext(ctx, "plugin failed; instance discarded", withID([]any{"plugin", p.name, "hook", hook.String(),
+		"reason", reason, "policy", p.conf.FailurePolicy}, txn)...)
 	if p.conf.FailurePolicy == "tempfail" {
 		r := failureTempfail
 		r.Plugin = p.name

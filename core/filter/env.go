@@ -204,7 +204,9 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 	return "", pluginapi.StatusNotFound
 }
 
-// Log writes a line tagged with the plugin.
+// Log writes a line tagged with the plugin, the hook and the queue ID once
+// the transaction has one; it is logged with the call's context, which
+// carries the SMTP session's ID during a session's hooks.
 func (e *Env) Log(level int32, msg string) {
 	if e.spec.Logger == nil {
 		return
@@ -212,7 +214,16 @@ func (e *Env) Log(level int32, msg string) {
 	if len(msg) > maxValueLen {
 		msg = msg[:maxValueLen]
 	}
-	e.spec.Logger.Log(e.ctx, slog.Level(level), msg, "plugin", e.spec.Plugin, "hook", e.hook.String(), "id", e.txn.QueueID)
+	e.spec.Logger.Log(e.ctx, slog.Level(level), msg, withID([]any{"plugin", e.spec.Plugin, "hook", e.hook.String()}, e.txn)...)
+}
+
+// withID appends the transaction's queue ID to a line's attributes when
+// it has one (from the data stage on).
+func withID(args []any, txn *Txn) []any {
+	if txn != nil && txn.QueueID != "" {
+		args = append(args, "id", txn.QueueID)
+	}
+	return args
 }
 
 // Now returns the host clock in Unix nanoseconds.

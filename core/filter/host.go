@@ -15,6 +15,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
+	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -44,7 +45,8 @@ type Options struct {
 	Resolver Resolver
 	// Metrics backs the "metrics" grant; nil makes it unusable.
 	Metrics Metrics
-	// Logger receives load, failure and plugin log lines; nil discards.
+	// Logger receives load, failure and plugin log lines; nil discards. The
+	// lines of a hook call carry what its context carries (core/logctx).
 	Logger *slog.Logger
 	// Now is the clock plugins see; nil means time.Now.
 	Now func() time.Time
@@ -116,10 +118,9 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	if opts.ReloadInterval <= 0 {
 		opts.ReloadInterval = time.Second
 	}
-	h := &Host{opts: opts, log: opts.Logger, base: time.Now(), pools: map[*pool]struct{}{}, failed: map[string]fingerprint{}}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
-	}
+	// The logger adds what the caller's context carries (logctx: the SMTP
+	// session ID) to the lines of calls made for it.
+	h := &Host{opts: opts, log: logctx.Logger(opts.Logger), base: time.Now(), pools: map[*pool]struct{}{}, failed: map[string]fingerprint{}}
 	if opts.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
 		if err != nil {

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"sync"
 )
@@ -10,10 +11,14 @@ import (
 const maxLogLine = 4 << 10
 
 // logWriter turns a guest's stdout and stderr into log lines tagged with
-// the plugin, one line per line written.
+// the plugin, one line per line written. Each instance has its own, so
+// that the lines of a call are logged with that call's context (the SMTP
+// session's ID), hook and queue ID; the instance writes only from inside
+// a call, on the caller's goroutine.
 type logWriter struct {
 	log    *slog.Logger
 	plugin string
+	in     *instance // set once instantiated; nil in a unit test
 	mu     sync.Mutex
 	buf    []byte
 }
@@ -51,6 +56,12 @@ func (w *logWriter) flush() {
 	if len(w.buf) > maxLogLine {
 		w.buf = w.buf[:maxLogLine]
 	}
-	w.log.Info(string(bytes.TrimRight(w.buf, "\r")), "plugin", w.plugin, "stream", "stdio")
+	ctx := context.Background()
+	args := []any{"plugin", w.plugin, "stream", "stdio"}
+	if in := w.in; in != nil && in.env.ctx != nil {
+		ctx = in.env.ctx
+		args = withID(append(args, "hook", in.env.hook.String()), in.env.txn)
+	}
+	w.log.Log(ctx, slog.LevelInfo, string(bytes.TrimRight(w.buf, "\r")), args...)
 	w.buf = w.buf[:0]
 }

@@ -154,9 +154,8 @@ func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.Compilati
 	if err := checkExports(p.compiled); err != nil {
 		return err
 	}
-	w := newLogWriter(p.log, p.name)
 	p.modCfg = wazero.NewModuleConfig().WithName("").WithStartFunctions().
-		WithStdout(w).WithStderr(w).WithSysWalltime().WithSysNanotime().WithRandSource(crand.Reader)
+		WithSysWalltime().WithSysNanotime().WithRandSource(crand.Reader)
 	ok = true
 	return nil
 }
@@ -255,13 +254,15 @@ func sameTypes(a, b []api.ValueType) bool {
 // newInstance instantiates the module, runs _initialize under the watchdog
 // and negotiates the ABI. The caller has reserved a slot in the pool.
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
-	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg)
+	w := newLogWriter(p.log, p.name)
+	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg.WithStdout(w).WithStderr(w))
 	if err != nil {
 		return nil, fmt.Errorf("cannot instantiate: %w", err)
 	}
 	fuse, _ := mod.ExportedGlobal(fuseExport).(api.MutableGlobal)
 	fuel, _ := mod.ExportedGlobal(fuelExport).(api.MutableGlobal)
 	in := &instance{p: p, mod: mod, mem: mod.Memory(), onHook: mod.ExportedFunction(pluginapi.ExportOnHook), fuse: fuse, fuel: fuel}
+	w.in = in
 	if fuse == nil || fuel == nil {
 		_ = mod.Close(ctx)
 		return nil, errors.New("instrumentation missing")
