@@ -12,9 +12,10 @@ import (
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
-// newRouter assembles delivery: the local transport, outbound SMTP to
-// other domains' mail exchangers (or a smarthost), and the deliver-stage
-// plugins in front of both.
+// newRouter assembles delivery: the local transports (Maildir, LMTP
+// servers per domain as [addressing] says), outbound SMTP to other
+// domains' mail exchangers (or a smarthost) with SRS for forwards, and the
+// deliver-stage plugins in front of them.
 func (s *Server) newRouter() (*delivery.Router, error) {
 	cfg := s.cfg
 	dc := cfg.Delivery
@@ -49,7 +50,7 @@ func (s *Server) newRouter() (*delivery.Router, error) {
 	if s.remote, err = remote.New(opts); err != nil {
 		return nil, fmt.Errorf("[delivery]: %w", err)
 	}
-	ro := delivery.RouterOptions{LocalDomains: cfg.LocalDomains, Local: s.newLocal(), Remote: s.remote}
+	ro := delivery.RouterOptions{Addressing: s.addressing, Local: s.newMaildir(), NewLMTP: s.newLMTP, Remote: s.remote, Logger: s.log}
 	if s.filters != nil {
 		ro.Filters = s.filters
 	}
@@ -84,20 +85,22 @@ func (s *Server) ownAddrs() []netip.AddrPort {
 	return out
 }
 
-// newLocal returns the configured local transport.
-func (s *Server) newLocal() mail.Deliverer {
-	cfg := s.cfg
-	if cfg.Local.Transport == "lmtp" {
-		return local.NewLMTP(local.LMTPOptions{
-			Addr:     cfg.Local.LMTP,
-			Hostname: cfg.Hostname,
-			Timeout:  5 * time.Minute,
-			Logger:   s.log,
-		})
-	}
+// newMaildir returns the Maildir transport ([local] maildir).
+func (s *Server) newMaildir() mail.Deliverer {
 	return local.NewMaildir(local.MaildirOptions{
-		Template: cfg.Local.Maildir,
-		Create:   cfg.Local.CreateMailboxes,
+		Template: s.cfg.Local.Maildir,
+		Create:   s.cfg.Local.CreateMailboxes,
+		Logger:   s.log,
+	})
+}
+
+// newLMTP returns the transport to one LMTP server: [local] lmtp, or a
+// domain's own ([[addressing.transport]]).
+func (s *Server) newLMTP(addr string) mail.Deliverer {
+	return local.NewLMTP(local.LMTPOptions{
+		Addr:     addr,
+		Hostname: s.cfg.Hostname,
+		Timeout:  5 * time.Minute,
 		Logger:   s.log,
 	})
 }

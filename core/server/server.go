@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/addressing"
 	"github.com/sluice-mta/sluice/core/admin"
 	"github.com/sluice-mta/sluice/core/auth"
 	"github.com/sluice-mta/sluice/core/config"
@@ -43,6 +44,10 @@ type Server struct {
 	metrics     *metrics.Registry
 	admin       *admin.Server
 	services    []*Service
+
+	// addressing resolves recipients: at RCPT, at local submission and
+	// for the delivery router's transports.
+	addressing *addressing.Resolver
 }
 
 // New opens the queue, binds every listener and the admin socket, and
@@ -81,6 +86,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, fmt.Errorf("[dns]: %w", err)
 	}
 	if err := s.newAuth(); err != nil {
+		return nil, err
+	}
+	if err := s.newAddressing(); err != nil {
 		return nil, err
 	}
 	if cfg.Plugins.Dir != "" {
@@ -186,6 +194,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("listening", "service", svc.Name, "addrs", fmt.Sprint(svc.Addrs), "tls_addrs", fmt.Sprint(svc.TLSAddrs))
 	}
 	go s.tls.Watch(ctx, 2*time.Second)
+	go s.addressing.Watch(ctx)
 	run(s.admin.Serve)
 	run(func() error { return s.queue.Run(ctx) })
 
@@ -214,6 +223,9 @@ func (s *Server) close() {
 // closeBack stops outbound connections and the filter host, then closes
 // the queue.
 func (s *Server) closeBack() {
+	if s.addressing != nil {
+		s.addressing.Close()
+	}
 	if s.remote != nil {
 		if err := s.remote.Close(); err != nil {
 			s.log.Warn("closing outbound connections", "err", err)

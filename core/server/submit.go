@@ -16,7 +16,8 @@ const maxLocalRcpts = 1000
 // submitLocal queues a message handed over by `sluice sendmail` through
 // the admin socket, which only the owner of the data directory can use. It
 // is the operator's own mail: it may go anywhere, and is DKIM-signed on the
-// way out like mail from trusted networks. No SMTP session exists, so the
+// way out like mail from trusted networks. Its recipients are resolved as
+// at RCPT (aliases expanded, unknown local users refused). No SMTP session exists, so the
 // connect…data plugins do not run; the deliver stage does.
 func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, msg []byte) (string, error) {
 	if strings.ContainsAny(from, " <>\r\n") || (from != "" && !strings.Contains(from, "@")) {
@@ -41,6 +42,11 @@ func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, m
 			env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: r})
 		}
 	}
+	expanded, err := s.expandLocal(ctx, env.Rcpts)
+	if err != nil {
+		return "", err
+	}
+	env.Rcpts = expanded
 	if hasBareNewline(msg) {
 		return "", errors.New("message has bare CR or LF line endings")
 	}
