@@ -13,8 +13,9 @@ import (
 // after the commit, so that nothing is logged twice and no line names a
 // record (a bounce's ID) that was never stored.
 type effects struct {
-	logs []logLine
-	kick bool
+	logs       []logLine
+	kick       bool
+	deliveries []Delivery // for Options.Observer
 }
 
 // logLine is one line to log, its attributes taken when it was collected.
@@ -32,13 +33,19 @@ func (fx *effects) log(level slog.Level, msg string, args ...any) {
 	fx.logs = append(fx.logs, logLine{level, msg, args})
 }
 
-// do logs the collected lines and wakes the scheduler if asked to.
+// do logs the collected lines, wakes the scheduler if asked to and tells
+// the observer of the deliveries recorded.
 func (q *Queue) do(fx *effects) {
 	for _, l := range fx.logs {
 		q.log.Log(context.Background(), l.level, l.msg, l.args...)
 	}
 	if fx.kick {
 		q.kick()
+	}
+	if o := q.opts.Observer; o != nil {
+		for _, d := range fx.deliveries {
+			o.Recorded(d)
+		}
 	}
 }
 

@@ -39,7 +39,8 @@ func wantsNotice(r *mail.Recipient, kind string) bool {
 }
 
 // logDelivery writes the one line per recipient and attempt, as Postfix
-// does: to, relay, delay, dsn, status and the reply.
+// does: to, relay, delay, dsn, status and the reply; the Observer is told
+// of it with the other effects.
 func (q *Queue) logDelivery(fx *effects, id string, r *mail.Recipient, delay time.Duration, status mail.Status, text string) {
 	relay := r.Relay
 	if relay == "" {
@@ -47,6 +48,10 @@ func (q *Queue) logDelivery(fx *effects, id string, r *mail.Recipient, delay tim
 	}
 	fx.info("delivery", "id", id, "to", r.Addr, "relay", relay, "delay", delay.String(),
 		"dsn", r.DSNCode, "status", status.String(), "text", text)
+	if q.opts.Observer != nil {
+		fx.deliveries = append(fx.deliveries, Delivery{ID: id, Rcpt: r.Addr, Status: status, Relay: r.Relay,
+			DSN: r.DSNCode, Text: text, Delay: delay, At: q.opts.Now()})
+	}
 }
 
 // reportRcpt describes recipient r for a report with the given action; code

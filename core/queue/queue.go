@@ -58,6 +58,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Observer is told of commits and delivery outcomes (metrics); nil
+	// for none.
+	Observer Observer
 
 	// memTableSize overrides Badger's memtable size (tests force rotations).
 	memTableSize int64

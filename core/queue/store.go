@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/mail"
@@ -26,10 +27,12 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 	env.Received = now
 	env.NextAttempt = now
 	env.Size = int64(len(body))
+	t0 := time.Now()
 	err := q.update(ctx, func(txn *badger.Txn) error { return q.insert(txn, env, body) })
 	if err != nil {
 		return "", fmt.Errorf("queue: store message in %s: %w (check free disk space)", q.opts.Dir, err)
 	}
+	q.observeCommit(time.Since(t0))
 	q.log.Info("queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
 	q.offer(env)
 	return env.ID, nil
