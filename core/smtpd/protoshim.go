@@ -62,6 +62,8 @@ type guardConn struct {
 	needHelo bool
 	// sasl is set after a 334 reply; authed after a 235 reply.
 	sasl, authed bool
+	// drain follows the transaction for a graceful stop (drain.go).
+	drain drainState
 }
 
 // Replies the shim sends itself.
@@ -105,6 +107,7 @@ func (g *guardConn) Close() error {
 		if g.onClose != nil {
 			g.onClose()
 		}
+		g.forget()
 	})
 	return g.Conn.Close()
 }
@@ -124,7 +127,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		return g.line.readMessage(p)
 	}
 	for {
-		line, err := g.line.readLine()
+		line, err := g.readCommand()
 		if err != nil {
 			return 0, err
 		}
@@ -149,6 +152,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 // connection after the reply when closeAfterReply is set.
 func (g *guardConn) Write(p []byte) (int, error) {
 	g.line.noteReply(p)
+	g.noteTxnReply(p)
 	if len(p) >= 4 {
 		g.sasl = string(p[:4]) == "334 "
 		if string(p[:4]) == "235 " {

@@ -94,7 +94,8 @@ const (
 const handshakeTimeout = 30 * time.Second
 
 // Server is one SMTP service (port 25 or submission), serving any number of
-// listeners with shared limits.
+// listeners with shared limits. A Server's options do not change: Replace
+// gives the service a Server with new ones (see front.go).
 type Server struct {
 	opts      Options
 	lc        config.Listener // opts.Listener with defaults filled in
@@ -108,11 +109,15 @@ type Server struct {
 	requireAuth bool
 	authLimiter *authLimiter
 
-	mu        sync.Mutex
-	closed    bool
-	listeners []net.Listener
-	conns     int
-	perIP     map[netip.Addr]int
+	// fr is what every Server of the service shares; feed hands this one's
+	// go-smtp server its connections.
+	fr         *front
+	feed       *connFeed
+	startOnce  sync.Once
+	started    atomic.Bool
+	served     chan struct{} // closed when go-smtp's Serve has returned
+	retireOnce sync.Once
+	retired    chan struct{} // closed when retire is done
 }
 
 // New checks opts and builds a Server; call Serve for each listener.
@@ -148,7 +153,8 @@ func New(opts Options) (*Server, error) {
 	if lc.SessionTimeout == 0 {
 		lc.SessionTimeout = config.Duration(DefaultSessionTimeout)
 	}
-	s := &Server{opts: opts, lc: lc, perIP: make(map[netip.Addr]int),
+	s := &Server{opts: opts, lc: lc, feed: newConnFeed(),
+		served: make(chan struct{}), retired: make(chan struct{}),
 		requireAuth: opts.RequireAuth || opts.Name == "submission",
 		authLimiter: newAuthLimiter(opts.AuthLimits)}
 	s.log = opts.Logger.With("service", opts.Name)
@@ -182,6 +188,7 @@ func New(opts Options) (*Server, error) {
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	s.smtp = srv
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.fr = newFront(s)
 	return s, nil
 }
 
@@ -203,50 +210,51 @@ func (s *Server) ServeTLS(l net.Listener) error {
 }
 
 func (s *Server) serve(l net.Listener, implicitTLS bool) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	f := s.fr
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
 		l.Close()
 		return nil
 	}
-	ll := &limitListener{Listener: l, s: s, implicitTLS: implicitTLS}
-	s.listeners = append(s.listeners, ll)
-	s.mu.Unlock()
-	err := s.smtp.Serve(ll)
-	if s.isClosed() {
-		return nil
+	f.listeners[l] = true
+	if cur := f.cur; !cur.started.Load() {
+		f.gens[cur] = struct{}{}
+		cur.start()
 	}
-	return err
+	f.mu.Unlock()
+	return f.acceptLoop(&limitListener{Listener: l, s: s, implicitTLS: implicitTLS})
 }
 
-// Close stops accepting and closes all sessions; messages not yet
-// acknowledged are not queued.
+// Close stops accepting and closes all sessions at once; messages not yet
+// acknowledged are not queued. Shutdown is the graceful way.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
+	f := s.fr
+	f.mu.Lock()
+	f.closed = true
+	lns := f.listeners
+	f.listeners = make(map[net.Listener]bool)
+	var gens []*Server
+	for g := range f.gens {
+		gens = append(gens, g)
 	}
-	s.closed = true
-	s.mu.Unlock()
+	open := f.openConns()
+	f.mu.Unlock()
+	var errs []error
+	for l := range lns {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for _, g := range gens {
+		g.cancel()
+		g.feed.Close()
+	}
 	s.cancel()
-	err := s.smtp.Close()
-	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
-		err = nil
+	for _, g := range open {
+		g.Close()
 	}
-	// Listeners handed to Serve after go-smtp's Close are not in its list.
-	s.mu.Lock()
-	for _, l := range s.listeners {
-		l.Close()
-	}
-	s.mu.Unlock()
-	return err
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+	return errors.Join(errs...)
 }
 
 // postmaster is the address a bare "<postmaster>" stands for, or "".
@@ -285,28 +293,11 @@ func (s *Server) isTrusted(ip netip.Addr) bool {
 // admit counts a new connection from ip, or reports false when a limit is
 // reached.
 func (s *Server) admit(ip netip.Addr) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lc.MaxConnections > 0 && s.conns >= s.lc.MaxConnections {
-		return false
-	}
-	if s.lc.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.lc.MaxConnectionsPerIP {
-		return false
-	}
-	s.conns++
-	s.perIP[ip]++
-	return true
+	return s.fr.admit(ip, s.lc.MaxConnections, s.lc.MaxConnectionsPerIP)
 }
 
 // release undoes admit.
-func (s *Server) release(ip netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.conns--
-	if s.perIP[ip]--; s.perIP[ip] <= 0 {
-		delete(s.perIP, ip)
-	}
-}
+func (s *Server) release(ip netip.Addr) { s.fr.release(ip) }
 
 // limitListener enforces the connection limits and wraps every admitted
 // connection in a guardConn with the session timeout.
@@ -320,12 +311,12 @@ type limitListener struct {
 // Accept returns the next admitted connection; over-limit ones get a 421
 // and are closed without a session.
 func (l *limitListener) Accept() (net.Conn, error) {
-	s := l.s
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
+		s := l.s.fr.current() // the service's options as they are now
 		ip := remoteIP(c)
 		if !s.admit(ip) {
 			s.log.Warn("connection refused: too many connections", "client", ip.String(), "code", 421)
