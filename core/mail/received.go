@@ -128,3 +128,20 @@ func appendComment(dst []byte, s string) []byte {
 	}
 	return dst
 }
+
+// ReturnPath returns the value of the Return-Path field with which final
+// delivery records the envelope sender (RFC 5321 section 4.4):
+// "<sender>", and "<>" for the null sender of a bounce. Control characters
+// are written as '?', so that the field stays one line.
+func ReturnPath(sender string) string {
+	b := make([]byte, 0, len(sender)+2)
+	b = append(b, '<')
+	for i := 0; i < len(sender); i++ {
+		c := sender[i]
+		if c < ' ' || c == 0x7f {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(append(b, '>'))
+}

@@ -55,3 +55,17 @@ func TestProtocol(t *testing.T) {
 		}
 	}
 }
+
+func TestReturnPath(t *testing.T) {
+	for _, tc := range []struct{ sender, want string }{
+		{"alice@example.org", "<alice@example.org>"},
+		{"", "<>"},
+		{`"a b"@example.org`, `<"a b"@example.org>`},
+		{"jö@example.org", "<jö@example.org>"},
+		{"a@x\r\nX-Evil: 1", "<a@x??X-Evil: 1>"},
+	} {
+		if got := ReturnPath(tc.sender); got != tc.want {
+			t.Errorf("ReturnPath(%q) = %q, want %q", tc.sender, got, tc.want)
+		}
+	}
+}
