@@ -32,7 +32,10 @@ type LMTPOptions struct {
 
 // LMTP hands messages to a local delivery agent such as Dovecot over LMTP
 // (RFC 2033), which answers for each recipient separately after the data.
-// It opens one connection per Deliver call.
+// It opens one connection per Deliver call. The message goes without the
+// Return-Path fields it came with: the server, making the final delivery,
+// writes the one from MAIL FROM (Dovecot and Cyrus do), so the stored
+// message has exactly one.
 type LMTP struct {
 	opts    LMTPOptions
 	log     *slog.Logger
@@ -151,7 +154,7 @@ func (l *LMTP) deliver(ctx context.Context, m *mail.Message, rcpts []string) []m
 	if err != nil {
 		return failAll(err, "4.4.2")
 	}
-	if _, err := w.Write(m.Body); err != nil {
+	if _, err := w.Write(withoutReturnPath(m.Body)); err != nil {
 		return failAll(err, "4.4.2")
 	}
 	resp, err := w.CloseWithLMTPResponse()

@@ -40,8 +40,9 @@ type MaildirOptions struct {
 
 // Maildir delivers into Maildirs on the local filesystem, following the
 // Maildir protocol: write to tmp/, fsync, rename into new/, fsync new/.
-// Each delivered file is the queued message with a Delivered-To header
-// line prepended.
+// Each delivered file is the queued message with Return-Path (the envelope
+// sender) and Delivered-To header lines prepended, and without any
+// Return-Path it came with.
 type Maildir struct {
 	opts MaildirOptions
 	log  *slog.Logger
@@ -79,6 +80,7 @@ func NewMaildir(opts MaildirOptions) *Maildir {
 // Deliver writes m into the Maildir of each recipient in rcpts.
 func (d *Maildir) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
 	results := make([]mail.Result, 0, len(rcpts))
+	body := withoutReturnPath(m.Body)
 	// Two spellings of one mailbox ("Bob@x", "bob@x") get one copy.
 	done := make(map[string]mail.Result)
 	for _, rcpt := range rcpts {
@@ -94,7 +96,7 @@ func (d *Maildir) Deliver(ctx context.Context, m *mail.Message, rcpts []string) 
 				r = prev
 				r.Rcpt = rcpt
 			} else {
-				r = d.deliverOne(rcpt, dir, user+"@"+domain, m.Body)
+				r = d.deliverOne(rcpt, dir, m.From, user+"@"+domain, body)
 				done[dir] = r
 			}
 		}
@@ -142,15 +144,16 @@ func unsafeName(s string) string {
 	return ""
 }
 
-// deliverOne writes body to the Maildir dir and returns the Result for rcpt.
-func (d *Maildir) deliverOne(rcpt, dir, deliveredTo string, body []byte) mail.Result {
+// deliverOne writes body from sender to the Maildir dir and returns the
+// Result for rcpt.
+func (d *Maildir) deliverOne(rcpt, dir, sender, deliveredTo string, body []byte) mail.Result {
 	if err := d.ensure(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return mail.BouncedResult(rcpt, maildirRelay, reason(550, "5.1.1", "mailbox unavailable: no such user"))
 		}
 		return fsFailure(rcpt, err)
 	}
-	name, err := d.write(dir, deliveredTo, body)
+	name, err := d.write(dir, sender, deliveredTo, body)
 	if err != nil {
 		return fsFailure(rcpt, err)
 	}
@@ -186,9 +189,9 @@ func (d *Maildir) ensure(dir string) error {
 	return d.syncDir(filepath.Dir(dir), dir)
 }
 
-// write stores body in dir/new with a Delivered-To header and returns the
-// file name.
-func (d *Maildir) write(dir, deliveredTo string, body []byte) (string, error) {
+// write stores body in dir/new with Return-Path and Delivered-To header
+// lines and returns the file name.
+func (d *Maildir) write(dir, sender, deliveredTo string, body []byte) (string, error) {
 	var f *os.File
 	var name string
 	for {
@@ -204,7 +207,7 @@ func (d *Maildir) write(dir, deliveredTo string, body []byte) (string, error) {
 		break
 	}
 	tmp := f.Name()
-	err := writeAll(f, header(deliveredTo, body), body)
+	err := writeAll(f, header(sender, deliveredTo, body), body)
 	if err == nil {
 		err = d.sync(f)
 	}
@@ -257,14 +260,28 @@ func (d *Maildir) syncDir(dirs ...string) error {
 	return nil
 }
 
-// header returns the Delivered-To line for rcpt, ending the way body's
-// first line ends (CRLF or LF).
-func header(rcpt string, body []byte) []byte {
+// header returns the lines a Maildir delivery prepends: Return-Path with
+// the envelope sender (first, as RFC 5321 section 4.4 has final delivery
+// write it) and Delivered-To with the mailbox's address, each ending the
+// way body's first line ends (CRLF or LF).
+func header(sender, rcpt string, body []byte) []byte {
 	eol := "\r\n"
 	if i := bytes.IndexByte(body, '\n'); i >= 0 && (i == 0 || body[i-1] != '\r') {
 		eol = "\n"
 	}
-	return []byte("Delivered-To: " + rcpt + eol)
+	return []byte("Return-Path: " + mail.ReturnPath(sender) + eol + "Delivered-To: " + rcpt + eol)
+}
+
+// withoutReturnPath returns msg without the Return-Path fields it came
+// with (msg itself when it has none): the one that counts is written at
+// final delivery from the envelope, and one a message brings along is
+// not to be believed (RFC 5321 section 4.4 lets final delivery remove it).
+func withoutReturnPath(msg []byte) []byte {
+	h, body := mail.ParseHeader(msg)
+	if h.Del("Return-Path") == 0 {
+		return msg
+	}
+	return h.Message(body)
 }
 
 // writeAll writes each chunk to f.

@@ -88,7 +88,7 @@ func TestMaildirDeliversBytes(t *testing.T) {
 				if len(files) != 1 {
 					t.Fatalf("%s: %d files in new/, want 1", user, len(files))
 				}
-				want := "Delivered-To: " + user + "@example.com" + tt.eol + string(body)
+				want := "Return-Path: <sender@example.org>" + tt.eol + "Delivered-To: " + user + "@example.com" + tt.eol + string(body)
 				for name, got := range files {
 					if string(got) != want {
 						t.Errorf("%s: file %s =\n%q\nwant\n%q", user, name, got, want)
