@@ -1,8 +1,13 @@
 package server
 
 import (
+	"context"
+	"time"
+
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/core/metrics"
+	"github.com/sluice-mta/sluice/core/queue"
 )
 
 // newMetrics makes the server's one metrics registry; the configured
@@ -13,4 +18,56 @@ func newMetrics(cfg *config.Config) *metrics.Registry {
 		routes = append(routes, r.Domain)
 	}
 	return metrics.New(metrics.Options{Routes: routes})
+}
+
+// queueObserver passes the queue's events to the metrics registry.
+type queueObserver struct{ m *metrics.Registry }
+
+var _ queue.Observer = queueObserver{}
+
+// Committed records an Enqueue's durable-commit time.
+func (o queueObserver) Committed(d time.Duration) { o.m.QueueCommit(d) }
+
+// Recorded records one recipient's delivery outcome.
+func (o queueObserver) Recorded(d queue.Delivery) {
+	result := metrics.Deferred
+	switch d.Status {
+	case mail.Sent:
+		result = metrics.Delivered
+	case mail.Bounced:
+		result = metrics.Bounced
+	}
+	o.m.Delivery(metrics.Delivery{ID: d.ID, Rcpt: d.Rcpt, Result: result, Relay: d.Relay, DSN: d.DSN,
+		Text: d.Text, Delay: d.Delay, Time: d.At})
+}
+
+// metricSources tells the registry where to read the queue, the plugins'
+// instances and the certificate's expiry at scrape time.
+func (s *Server) metricSources() {
+	src := metrics.Sources{
+		Queue: func(ctx context.Context) (metrics.QueueStats, error) {
+			st, err := s.queue.Stats(ctx)
+			qs := metrics.QueueStats{Queued: st.Queued, Deferred: st.Deferred, Held: st.Held, Oldest: st.Oldest, Bytes: st.Bytes}
+			for _, d := range st.Destinations {
+				qs.Destinations = append(qs.Destinations, metrics.DestinationStats(d))
+			}
+			return qs, err
+		},
+		CertExpiry: func() time.Time {
+			if c := s.tls.Certificate(); c != nil && c.Leaf != nil {
+				return c.Leaf.NotAfter
+			}
+			return time.Time{}
+		},
+	}
+	if s.filters != nil {
+		src.PluginInstances = func() map[string]int {
+			out := map[string]int{}
+			for _, p := range s.filters.Plugins() {
+				out[p.Name] = p.Pool
+			}
+			return out
+		}
+	}
+	s.metrics.SetSources(src)
 }

@@ -43,6 +43,7 @@ type Server struct {
 	signer      *auth.Signer  // nil without DKIM keys
 	metrics     *metrics.Registry
 	admin       *admin.Server
+	web         *web // the [http] listener
 	services    []*Service
 
 	// addressing resolves recipients: at RCPT, at local submission and
@@ -67,6 +68,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 	}()
 
+	s.metrics = newMetrics(cfg)
 	s.queue, err = queue.Open(ctx, queue.Options{
 		Dir:          filepath.Join(cfg.DataDir, "queue"),
 		Hostname:     cfg.Hostname,
@@ -77,11 +79,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Workers:      cfg.Queue.Workers,
 		GCInterval:   cfg.Queue.GCInterval.D(),
 		Logger:       log,
+		Observer:     queueObserver{s.metrics},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue: %w", err)
 	}
-	s.metrics = newMetrics(cfg)
 	if s.resolver, err = dns.New(dns.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout.D()}); err != nil {
 		return nil, fmt.Errorf("[dns]: %w", err)
 	}
@@ -121,6 +123,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	s.queue.SetDeliverer(router)
+	if err := s.listenHTTP(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -197,6 +202,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.addressing.Watch(ctx)
 	run(s.admin.Serve)
 	run(func() error { return s.queue.Run(ctx) })
+	s.runHTTP(run)
 
 	<-ctx.Done()
 	s.closeFront()
@@ -256,6 +262,7 @@ func (s *Server) closeFront() {
 	if s.admin != nil {
 		errs = append(errs, s.admin.Close())
 	}
+	errs = append(errs, s.closeHTTP())
 	if err := errors.Join(errs...); err != nil {
 		s.log.Warn("shutdown", "err", err)
 	}
