@@ -28,7 +28,7 @@ var (
 // the results to the filters, and refuses mail whose DMARC policy says
 // reject when the operator enforces it. A refusal is the reply to send.
 func (ss *session) authenticate(env *mail.Envelope, msg []byte, h *mail.Header) *mail.Reply {
-	res, err := ss.s.opts.Auth.Check(ss.s.ctx, auth.CheckInput{
+	res, err := ss.s.opts.Auth.Check(ss.ctx, auth.CheckInput{
 		ID: env.ID, ClientIP: ss.info.ClientIP, Helo: env.Helo, MailFrom: env.From, Message: msg, Header: h,
 	})
 	if err != nil {
@@ -39,7 +39,7 @@ func (ss *session) authenticate(env *mail.Envelope, msg []byte, h *mail.Header) 
 		ss.fs.Txn().Conn.AuthResults = res.Header()
 	}
 	if ss.s.opts.DMARCEnforce && res.Disposition() == auth.DispositionReject {
-		ss.log.Info("reject", "stage", "data", "code", errDMARCReject.Code, "reason", "dmarc", "id", env.ID, "from", env.From)
+		ss.logReject("data", errDMARCReject)
 		return errDMARCReject
 	}
 	res.Apply(h)

@@ -57,10 +57,9 @@ func (ss *session) answer(stage string, o filter.Outcome) error {
 	}
 	if o.Spam {
 		t := ss.fs.Txn()
-		ss.log.Info("reject", "stage", stage, "code", o.Reply.Code, "reason", "spam", "score", t.Score,
-			"symbols", filter.SymbolList(t.Symbols))
+		ss.logReject(stage, o.Reply, "rule", "spam", "score", t.Score, "symbols", filter.SymbolList(t.Symbols))
 	} else {
-		ss.log.Info("reject", "stage", stage, "code", o.Reply.Code, "reason", o.Reply.Text, "plugin", o.Result.Plugin)
+		ss.logReject(stage, o.Reply, "plugin", o.Result.Plugin)
 	}
 	return smtpReply(o.Reply)
 }

@@ -145,16 +145,16 @@ func (l *lineGuard) readLine() ([]byte, error) {
 			line := l.raw[l.r : l.r+i+1]
 			l.r += i + 1
 			if l.maxLine > 0 && len(line) > l.maxLine+2 {
-				return nil, l.fail("500 5.4.0", "Too long line, closing connection")
+				return nil, l.fail("max_line_length", "500 5.4.0", "Too long line, closing connection")
 			}
 			if len(line) < 2 || line[len(line)-2] != '\r' ||
 				bytes.IndexByte(line[:len(line)-2], '\r') >= 0 {
-				return nil, l.fail("500 5.5.2", "Bare CR or LF in command line, closing connection")
+				return nil, l.fail("bare_newline", "500 5.5.2", "Bare CR or LF in command line, closing connection")
 			}
 			return line, nil
 		}
 		if l.r == 0 && l.w == len(l.raw) {
-			return nil, l.fail("500 5.4.0", "Too long line, closing connection")
+			return nil, l.fail("max_line_length", "500 5.4.0", "Too long line, closing connection")
 		}
 		if err := l.fill(); err != nil {
 			return nil, err
@@ -186,7 +186,7 @@ func (l *lineGuard) readMessage(p []byte) (int, error) {
 			l.lostCR.Store(true)
 		}
 		if l.maxLine > 0 && l.longLine(b[:n]) {
-			return 0, l.fail("500 5.4.0", "Too long line, closing connection")
+			return 0, l.fail("max_line_length", "500 5.4.0", "Too long line, closing connection")
 		}
 		if l.data.ended() {
 			l.mode = modeCmd
@@ -246,7 +246,7 @@ func (l *lineGuard) fill() error {
 		// The client went quiet inside the message: say why, then hang up.
 		l.log.Warn("message data timed out, closing connection", "bytes", l.got,
 			"timeout", l.dataTimeout, "bdat", l.mode == modeBDAT, "code", 421)
-		l.fail("421 4.4.2", "Timeout waiting for message data, closing connection")
+		l.hangUpWith("421 4.4.2", "Timeout waiting for message data, closing connection")
 		// Answered and logged here; the session sees both causes.
 		return fmt.Errorf("%w: no message data for %v after %d bytes: %w", errConnFinished, l.dataTimeout, l.got, err)
 	case err != nil && inData:
@@ -263,8 +263,19 @@ func (l *lineGuard) finish(err error) error {
 	return err
 }
 
-// fail writes a last reply, closes the connection and latches.
-func (l *lineGuard) fail(code, text string) error {
+// fail writes a last reply, logs it as a reject at the command or data
+// stage by rule, closes the connection and latches.
+func (l *lineGuard) fail(rule, code, text string) error {
+	stage := "command"
+	if l.mode != modeCmd {
+		stage = "data"
+	}
+	l.log.Info("reject", "stage", stage, "reply", code+" "+text, "rule", rule)
+	return l.hangUpWith(code, text)
+}
+
+// hangUpWith writes a last reply, closes the connection and latches.
+func (l *lineGuard) hangUpWith(code, text string) error {
 	l.sock.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	l.stream.Write([]byte(code + " " + l.hostname + " " + text + "\r\n"))
 	return l.finish(errConnFinished)

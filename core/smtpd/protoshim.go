@@ -38,6 +38,8 @@ import (
 type guardConn struct {
 	net.Conn // the socket
 
+	// session is the session ID; line.log carries it.
+	session    string
 	line       lineGuard
 	postmaster string // "postmaster@domain", or "" to leave the line alone
 	out        []byte // a command line not yet handed to go-smtp
@@ -212,7 +214,7 @@ func (g *guardConn) intercept(line []byte) (bool, error) {
 		return false, nil
 	case bytes.EqualFold(verb, []byte("BDAT")):
 		// A chunk may follow that must not be read as commands.
-		return true, g.line.fail("503 5.5.1", "Send EHLO after STARTTLS, closing connection")
+		return true, g.line.fail("helo_after_starttls", "503 5.5.1", "Send EHLO after STARTTLS, closing connection")
 	case bytes.EqualFold(verb, []byte("MAIL")) || bytes.EqualFold(verb, []byte("RCPT")) ||
 		bytes.EqualFold(verb, []byte("DATA")) || bytes.EqualFold(verb, []byte("AUTH")):
 		return true, g.say(replyHeloFirst)
@@ -282,9 +284,12 @@ func (g *guardConn) handshake() error {
 	ctx, cancel := context.WithTimeout(context.Background(), g.handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		g.line.log.Info("tls handshake failed", "err", err)
 		return g.line.finish(err)
 	}
 	g.handshaken = true
+	st := tc.ConnectionState()
+	g.line.log.Info("tls", "version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
 	return nil
 }
 

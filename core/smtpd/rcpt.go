@@ -25,7 +25,7 @@ func (ss *session) resolve(rcpt mail.Recipient) ([]mail.Recipient, string, error
 	if r == nil {
 		return []mail.Recipient{rcpt}, "", nil
 	}
-	res, err := r.Resolve(ss.s.ctx, rcpt.Addr)
+	res, err := r.Resolve(ss.ctx, rcpt.Addr)
 	for _, p := range res.Problems {
 		ss.log.Warn("addressing: "+p, "rcpt", rcpt.Addr)
 	}
@@ -86,7 +86,7 @@ func (ss *session) rcptStage(fs *filter.Session, rcpt mail.Recipient, targets []
 	if summary != "" && t.Notes != nil {
 		t.Notes[noteResolved] = summary
 	}
-	got, o := fs.Rcpt(ss.s.ctx, ss.env.Rcpts, rcpt)
+	got, o := fs.Rcpt(ss.ctx, ss.env.Rcpts, rcpt)
 	delete(t.Notes, noteResolved)
 	if err := ss.answer("rcpt", o); err != nil {
 		return err

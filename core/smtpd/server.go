@@ -324,7 +324,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		start := time.Now()
-		s.log.Info("connect", "client", ip.String())
+		session, log := connLogger(s.log, ip.String())
+		log.Info("connect")
 		var timer atomic.Pointer[time.Timer]
 		g := newGuardConn(c, s.opts.Hostname, s.lc.MaxLineLength, s.lc.DataTimeout.D(), s.postmaster(),
 			func() {
@@ -332,8 +333,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 					t.Stop()
 				}
 				s.release(ip)
-				s.log.Info("disconnect", "client", ip.String(), "duration", time.Since(start).Round(time.Millisecond))
+				log.Info("disconnect", "duration", time.Since(start).Round(time.Millisecond))
 			})
+		g.session, g.line.log = session, log
 		hs := min(s.lc.CommandTimeout.D(), handshakeTimeout)
 		switch {
 		case l.implicitTLS:
@@ -341,9 +343,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		case s.opts.TLSConfig != nil:
 			g.enableTLS(s.opts.TLSConfig, hs)
 		}
-		g.line.log = s.log.With("client", ip.String())
 		timer.Store(time.AfterFunc(s.lc.SessionTimeout.D(), func() {
-			s.log.Warn("session timeout, closing connection", "client", ip.String(), "timeout", s.lc.SessionTimeout.D())
+			log.Warn("session timeout, closing connection", "timeout", s.lc.SessionTimeout.D())
 			g.Close()
 		}))
 		return g, nil

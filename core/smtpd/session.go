@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -39,7 +40,8 @@ type session struct {
 	s    *Server
 	conn *smtp.Conn
 	info ConnInfo
-	log  *slog.Logger
+	log  *slog.Logger    // the connection's logger: session ID and client
+	ctx  context.Context // the server's, carrying the session ID (logctx)
 
 	env      *mail.Envelope  // the current transaction, nil before MAIL
 	given    []string        // the recipients accepted at RCPT, as given
@@ -54,19 +56,21 @@ var (
 // newSession starts a session at the client's first HELO or EHLO.
 func newSession(s *Server, c *smtp.Conn) (*session, error) {
 	ip := remoteIP(c.Conn())
+	id, log := s.sessionLog(c.Conn())
 	ss := &session{
 		s:    s,
 		conn: c,
 		info: ConnInfo{Service: s.opts.Name, ClientIP: ip},
-		log:  s.log.With("client", ip.String()),
+		log:  log,
+		ctx:  sessionContext(s.ctx, id),
 	}
 	ss.info.Helo = c.Hostname()
 	if ss.fs = newFilterSession(s.opts.Filters, s.opts.Name, s.opts.Spam, c.Conn()); ss.fs != nil {
 		ss.fs.Txn().Conn.TLS = ss.tlsDescription()
-		if err := ss.answer("connect", ss.fs.Connect(s.ctx)); err != nil {
+		if err := ss.answer("connect", ss.fs.Connect(ss.ctx)); err != nil {
 			return nil, err
 		}
-		if err := ss.answer("helo", ss.fs.Helo(s.ctx, ss.info.Helo)); err != nil {
+		if err := ss.answer("helo", ss.fs.Helo(ss.ctx, ss.info.Helo)); err != nil {
 			return nil, err
 		}
 	}
@@ -122,7 +126,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		conn := fs.Txn().Conn
 		conn.Helo = ss.info.Helo
 		conn.TLS = ss.tlsDescription() // STARTTLS may have come since
-		if err := ss.answer("mail", fs.Mail(ss.s.ctx, from)); err != nil {
+		if err := ss.answer("mail", fs.Mail(ss.ctx, from)); err != nil {
 			return err
 		}
 	}
@@ -215,7 +219,7 @@ func (ss *session) Data(r io.Reader) error {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		if sc.scan(buf[len(buf):len(buf)+n]) && !ss.s.normalize {
 			// go-smtp reads and drops the rest up to the real end.
-			return ss.reject("data", errBareNewline, "from", env.From)
+			return ss.reject("data", errBareNewline)
 		}
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
@@ -227,11 +231,11 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	if lostBareCR(ss.conn.Conn()) {
 		// The bytes are gone, so even "normalize" cannot repair this.
-		return ss.reject("data", errBareNewline, "from", env.From)
+		return ss.reject("data", errBareNewline)
 	}
 	if sc.end() {
 		if !ss.s.normalize {
-			return ss.reject("data", errBareNewline, "from", env.From)
+			return ss.reject("data", errBareNewline)
 		}
 		buf = normalizeNewlines(buf[:hdrLen:hdrLen], buf[hdrLen:])
 	}
@@ -240,7 +244,7 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	env.Size = int64(len(msg))
-	id, err := ss.s.opts.Queue.Enqueue(ss.s.ctx, env, msg)
+	id, err := ss.s.opts.Queue.Enqueue(ss.ctx, env, msg)
 	if err != nil {
 		ss.log.Error("enqueue failed", "id", env.ID, "code", errQueue.Code, "err", err)
 		return smtpReply(errQueue)
@@ -267,7 +271,7 @@ func (ss *session) process(env *mail.Envelope, buf []byte) ([]byte, error) {
 		}
 	}
 	if fs != nil {
-		o := fs.Data(ss.s.ctx, env, &hdr, body)
+		o := fs.Data(ss.ctx, env, &hdr, body)
 		if err := ss.answer("data", o); err != nil {
 			return nil, err
 		}
@@ -293,19 +297,23 @@ func (ss *session) readFailed(err error) error {
 	var se *smtp.SMTPError
 	switch {
 	case errors.As(err, &se):
-		ss.log.Info("reject", "stage", "data", "code", se.Code, "reason", se.Message)
+		reply := mail.WireReply(se.Code, se.EnhancedCode, se.Message)
+		if se.Code == 552 {
+			ss.logReject("data", &reply, "rule", "max_message_size")
+		} else {
+			ss.logReject("data", &reply)
+		}
 		return se
 	case errors.Is(err, smtp.ErrDataReset):
 		return err
 	}
-	ss.log.Warn("reading message failed, closing connection", "timeout", isTimeout(err), "err", err)
+	ss.log.Warn("reading message failed, closing connection", "id", ss.env.ID, "timeout", isTimeout(err), "err", err)
 	ss.conn.Conn().Close()
 	return smtpReply(errReadFailed)
 }
 
-// reject logs a refusal and returns its reply for go-smtp.
+// reject logs a refusal (logReject) and returns its reply for go-smtp.
 func (ss *session) reject(stage string, reply *mail.Reply, attrs ...any) error {
-	ss.log.Info("reject", append([]any{"stage", stage, "code", reply.Code,
-		"reason", reply.Text}, attrs...)...)
+	ss.logReject(stage, reply, attrs...)
 	return smtpReply(reply)
 }
