@@ -7,7 +7,10 @@
 # verifier), and systemd (for systemd-analyze, which checks
 # examples/systemd/sluice.service; no systemd is started), and postsrsd
 # (core/addressing/srs checks its addresses against the reference SRS
-# daemon's).
+# daemon's), and prometheus (for promtool, which checks the /metrics output,
+# the alert rules and their unit tests in examples/monitoring; no Prometheus
+# is started) and chromium with a font (the dashboard's browser test drives
+# headless Chromium over the DevTools protocol).
 #
 # It is idempotent and quick when everything is already there. It must run as
 # root (or with sudo available) on Debian or Ubuntu. No daemon is left
@@ -26,6 +29,9 @@ command -v wat2wasm >/dev/null 2>&1 || missing="$missing wabt"
 /usr/bin/python3 -c "import dkim, dns.resolver" >/dev/null 2>&1 || missing="$missing python3-dkim python3-dnspython"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 command -v postsrsd >/dev/null 2>&1 || [ -x /usr/sbin/postsrsd ] || missing="$missing postsrsd"
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
 
 if [ -z "$missing" ]; then
 	exit 0
@@ -51,7 +57,8 @@ export DEBIAN_FRONTEND=noninteractive
 # Keep Postfix unconfigured so that it neither asks questions nor binds port 25.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 
-# Suppress service starts during the install (no daemon on 25, 143, 24...),
+# Suppress service starts during the install (no daemon on 25, 143, 24,
+# 9090...),
 # unless the system already has its own policy.
 policy=/usr/sbin/policy-rc.d
 ours=""
