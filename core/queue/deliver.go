@@ -96,8 +96,8 @@ func (q *Queue) dropLease(id string) {
 // record applies an attempt's results to the current envelope of id (an
 // admin may have held or removed it meanwhile) in txn: it finishes, bounces
 // or reschedules the message. With shutdown set, recipients without a final
-// result neither count an attempt nor get rescheduled: the message stays
-// leased and is due again at the next Open. It runs again when txn
+// result neither count an attempt nor get a backoff: the message is
+// released, due again at once (at the next Run). It runs again when txn
 // conflicts, so it logs only through fx.
 func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, results []mail.Result, shutdown bool) error {
 	env, err := getEnvelope(txn, id)
@@ -176,7 +176,10 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 		return deleteMessage(txn, env)
 	}
 	if shutdown {
-		return putEnvelope(txn, env) // stays leased
+		if err := txn.Delete(leaseKey(id)); err != nil {
+			return err
+		}
+		return q.dueNow(txn, env)
 	}
 	if err := txn.Delete(leaseKey(id)); err != nil {
 		return err

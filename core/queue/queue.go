@@ -106,8 +106,12 @@ type Queue struct {
 	mu        sync.Mutex
 	deliverer mail.Deliverer
 	cancelRun context.CancelFunc
+	stopSched context.CancelFunc // stops leasing (Drain)
 	runDone   chan struct{}
+	drained   DrainStats
 	closed    bool
+	// leasingStopped is set once Drain has stopped leasing.
+	leasingStopped atomic.Bool
 
 	// gsMu guards lastListing, the directory listing last fsynced.
 	gsMu        sync.Mutex
@@ -203,7 +207,8 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	return q, nil
 }
 
-// SetDeliverer sets the Deliverer used by Run; call it before Run.
+// SetDeliverer sets the Deliverer used by Run: before Run, or while it
+// runs (a reload), for every delivery that starts afterwards.
 func (q *Queue) SetDeliverer(d mail.Deliverer) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

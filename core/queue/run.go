@@ -7,19 +7,25 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // Run schedules and delivers due messages with Options.Workers concurrent
 // workers and collects value-log garbage every Options.GCInterval, until
-// ctx is done (or Close is called). Deliveries in flight then finish, or
-// stay leased and are due again at the next Open.
+// ctx is done (or Close or Drain is called). Deliveries in flight are then
+// cancelled: what they had not delivered is released, due again at once,
+// at the next Run. Each delivery uses the deliverer set last
+// (SetDeliverer may be called while Run runs).
 func (q *Queue) Run(ctx context.Context) error {
-	d := q.getDeliverer()
-	if d == nil {
+	if q.getDeliverer() == nil {
 		return errors.New("queue: no deliverer set; call SetDeliverer before Run")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// sched stops leasing (Drain) before the deliveries are cancelled.
+	sched, stopSched := context.WithCancel(ctx)
+	defer stopSched()
 	done := make(chan struct{})
 	defer close(done)
 	q.mu.Lock()
@@ -31,7 +37,9 @@ func (q *Queue) Run(ctx context.Context) error {
 		q.mu.Unlock()
 		return errors.New("queue: Run called twice")
 	}
-	q.cancelRun, q.runDone = cancel, done
+	q.cancelRun, q.stopSched, q.runDone = cancel, stopSched, done
+	q.drained = DrainStats{}
+	q.leasingStopped.Store(false)
 	q.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -40,7 +48,10 @@ func (q *Queue) Run(ctx context.Context) error {
 	for range q.opts.Workers {
 		wg.Go(func() {
 			for id := range jobs {
-				scheduled := q.deliver(ctx, d, id)
+				scheduled := q.deliver(ctx, q.getDeliverer(), id)
+				if sched.Err() != nil { // finished during a drain, or cut short
+					q.countDrained(ctx.Err() != nil)
+				}
 				<-busy
 				if scheduled {
 					q.kick()
@@ -50,9 +61,9 @@ func (q *Queue) Run(ctx context.Context) error {
 			}
 		})
 	}
-	wg.Go(func() { q.gcLoop(ctx) })
+	wg.Go(func() { q.gcLoop(sched) })
 
-	q.schedule(ctx, jobs, busy)
+	q.schedule(sched, jobs, busy)
 	close(jobs)
 	wg.Wait()
 	return nil
@@ -85,6 +96,7 @@ func (q *Queue) schedule(ctx context.Context, jobs chan<- string, busy chan stru
 		select {
 		case jobs <- e.id:
 		case <-ctx.Done():
+			q.unlease(e.id) // no worker will have it
 		}
 		return true
 	}
@@ -242,4 +254,80 @@ func (q *Queue) gcLoop(ctx context.Context) {
 			q.log.Info("queue: value-log GC rewrote files", "files", n)
 		}
 	}
+}
+
+// DrainStats is what Drain did with the deliveries in flight.
+type DrainStats struct {
+	// Finished deliveries ran to their end during the drain.
+	Finished int
+	// Released ones were cancelled at the drain's deadline; their
+	// recipients without a result are due again at once, at the next Run.
+	Released int
+}
+
+// Drain stops Run gracefully: no message is leased any more, and the
+// deliveries in flight may finish until ctx is done, after which they are
+// cancelled and released. It returns when Run has returned (at once when
+// Run is not running), with what became of the deliveries.
+func (q *Queue) Drain(ctx context.Context) DrainStats {
+	q.mu.Lock()
+	stop, cancel, done := q.stopSched, q.cancelRun, q.runDone
+	q.mu.Unlock()
+	if done == nil {
+		return DrainStats{}
+	}
+	stop()
+	q.leasingStopped.Store(true)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		cancel()
+		<-done
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.drained
+}
+
+// countDrained counts a delivery that ended after leasing stopped.
+func (q *Queue) countDrained(cut bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if cut {
+		q.drained.Released++
+	} else {
+		q.drained.Finished++
+	}
+}
+
+// unlease makes a leased message due at once again.
+func (q *Queue) unlease(id string) {
+	err := q.commit(context.Background(), func(txn *badger.Txn) error {
+		if err := txn.Delete(leaseKey(id)); err != nil {
+			return err
+		}
+		env, err := getEnvelope(txn, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return q.dueNow(txn, env)
+	})
+	if err != nil {
+		q.log.Error("queue: releasing a lease failed; the message is due at the next start", "id", id, "err", err)
+	}
+}
+
+// dueNow schedules env, leased, for now (unless it is held).
+func (q *Queue) dueNow(txn *badger.Txn, env *mail.Envelope) error {
+	env.NextAttempt = q.opts.Now()
+	if err := putEnvelope(txn, env); err != nil {
+		return err
+	}
+	if env.Held {
+		return nil
+	}
+	return txn.Set(schedKey(env.NextAttempt, env.ID), nil)
 }
