@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/sluice-mta/sluice/core/addressing"
+	"github.com/sluice-mta/sluice/core/addressing/srs"
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
 )
@@ -40,6 +41,25 @@ func (ss *session) resolve(rcpt mail.Recipient) ([]mail.Recipient, string, error
 		ss.log.Debug("recipient resolved", "rcpt", rcpt.Addr, "to", res.Summary())
 	}
 	return res.Recipients(rcpt.Notify, rcpt.ORCPT), res.Summary(), nil
+}
+
+// srsAddress lets through an address at our SRS domain that checkAddress
+// refused with reply for its local part: an SRS hash is base64 ('/' and
+// '+') and the original sender's local part in it may hold what senders
+// may ('%', '!'). Such an address is only reversed, never used as a path
+// or a route. It must still pass the sender checks (no spaces or control
+// characters).
+func (ss *session) srsAddress(to string, reply *mail.Reply) (string, string, *mail.Reply) {
+	r := ss.s.opts.Recipients
+	if r == nil || r.SRS() == nil || !srs.IsSRS(to) || checkSender(to) != nil {
+		return "", "", reply
+	}
+	local, d, _ := mail.Split(to)
+	domain, dreply := checkDomain(d)
+	if dreply != nil || mail.NormDomain(domain) != r.SRS().Domain() {
+		return "", "", reply
+	}
+	return local, domain, nil
 }
 
 // errResolve answers a recipient whose resolution failed without a reply

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluice-mta/sluice/core/addressing"
+	"github.com/sluice-mta/sluice/core/addressing/srs"
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -159,6 +160,65 @@ func TestRcptResolvedPlugins(t *testing.T) {
 		"bob@local.test rfc822;old@local.test false",
 		"friend@remote.example rfc822;old@local.test true",
 	}
+	if got := rcptsOf(envs[0]); !slices.Equal(got, want) {
+		t.Errorf("queued recipients:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestRcptSRSBounce: a bounce to an SRS address of ours is taken from the
+// null sender even when the SRS hash holds a '/' or the original local
+// part a '%' (which RCPT refuses elsewhere), and queued to the original
+// sender, marked Forward; a forged one is refused, and '/' stays refused
+// everywhere else.
+func TestRcptSRSBounce(t *testing.T) {
+	rw, err := srs.New(srs.Options{Domain: "fwd.test", Secrets: [][]byte{[]byte("a-secret-of-enough-length")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := addressing.New(addressing.Options{LocalDomains: []string{"local.test"}, SRS: rw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slash, slashFrom string
+	for i := 0; slash == "" && i < 10000; i++ {
+		from := fmt.Sprintf("s%d@orig.example", i)
+		if a, _ := rw.Forward(from); strings.Contains(a, "/") {
+			slash, slashFrom = a, from
+		}
+	}
+	if slash == "" {
+		t.Fatal("no SRS address with '/' in its hash")
+	}
+	percent, err := rw.Forward("us%er@orig.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &fakeQueue{}
+	opts := testOptions(q)
+	opts.Recipients = r
+	rc := dialRaw(t, startServer(t, opts), "")
+	rc.greet()
+	rc.send("MAIL FROM:<>\r\n")
+	rc.expect(250)
+	forged := strings.Replace(slash, "SRS0=", "SRS0=x", 1)
+	for _, c := range []struct {
+		rcpt string
+		code int
+	}{{slash, 250}, {percent, 250}, {forged, 550}, {"a/b@local.test", 553}, {"SRS0=a/b@local.test", 553}} {
+		rc.send("RCPT TO:<" + c.rcpt + ">\r\n")
+		if code, text := rc.reply(); code != c.code {
+			t.Errorf("RCPT %s: %d %s, want %d", c.rcpt, code, text, c.code)
+		}
+	}
+	rc.send("DATA\r\n")
+	rc.expect(354)
+	rc.send("Subject: bounce\r\n\r\nbody\r\n.\r\n")
+	rc.expect(250)
+	envs, _ := q.got()
+	if len(envs) != 1 {
+		t.Fatalf("queued %d messages, want 1", len(envs))
+	}
+	want := []string{slashFrom + " rfc822;" + slash + " true", "us%er@orig.example rfc822;" + percent + " true"}
 	if got := rcptsOf(envs[0]); !slices.Equal(got, want) {
 		t.Errorf("queued recipients:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

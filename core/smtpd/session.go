@@ -144,6 +144,9 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return smtpReply(errMailFirst)
 	}
 	local, domain, reply := checkAddress(to)
+	if reply == errLocalUnsafe || reply == errRouting {
+		local, domain, reply = ss.srsAddress(to, reply)
+	}
 	if reply != nil {
 		return ss.reject("rcpt", reply, "rcpt", to)
 	}
