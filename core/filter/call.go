@@ -50,8 +50,13 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	case !v.Valid():
 		p.pool.discard(in)
 		return p.fail(ctx, hook, txn, fmt.Sprintf("invalid verdict %d", int32(v)))
+	case in.grown.Get() != 0:
+		// Its table grew: what it took goes back now, not when the pool
+		// shrinks.
+		p.pool.discard(in)
+	default:
+		p.pool.put(in)
 	}
-	p.pool.put(in)
 	return p.result(ctx, v, reply, txn)
 }
 

@@ -26,8 +26,22 @@ type ModuleInfo struct {
 	// MemoryMinPages and MemoryMaxPages are its declared memory limits in
 	// 64 KiB pages (MemoryMaxPages 0: no maximum declared).
 	MemoryMinPages, MemoryMaxPages uint32
-	// TableMin is the largest minimum size of its tables.
-	TableMin uint32
+	// TableMin is the largest minimum size of its tables; Tables counts
+	// them. TableLimit is the bound each table gets (its [limits]
+	// table_elements): table.grow fails beyond it.
+	TableMin   uint32
+	Tables     int
+	TableLimit uint32
+	// Functions and Globals count its functions and globals, imported and
+	// defined; DataBytes is the size of its data segments, ModuleBytes the
+	// size of the module.
+	Functions, Globals     int
+	DataBytes, ModuleBytes int64
+	// InstanceMemory is what one instance may take at most (memory_limit
+	// and its tables at their bound); PoolMax instances of it count
+	// against the server's plugin memory budget.
+	InstanceMemory int64
+	PoolMax        int
 }
 
 // HookNames returns the names of the hooks in Hooks.
@@ -66,5 +80,5 @@ func Check(ctx context.Context, wasmPath string) (*ModuleInfo, error) {
 
 // loadPluginMin loads a plugin with a pool of one instance.
 func (h *Host) loadPluginMin(ctx context.Context, path string, fp fingerprint) (*plugin, error) {
-	return h.loadPluginWith(ctx, path, fp, func(c *pluginConf) { c.PoolMin = min(c.PoolMin, 1) })
+	return h.loadPlugin(ctx, path, fp, loadOpts{adjust: func(c *pluginConf) { c.PoolMin = min(c.PoolMin, 1) }})
 }

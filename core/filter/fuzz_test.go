@@ -65,7 +65,8 @@ func checkRewrite(t testing.TB, rt wazero.Runtime, bin []byte) bool {
 	ctx := context.Background()
 	// The host refuses what inspectBinary refuses before wazero sees it
 	// (wazero itself would allocate gigabytes for some refused inputs).
-	_, secs, err := inspectBinary(bin, defaultMemoryLimit)
+	conf := defaultConf()
+	_, secs, err := inspectBinary(bin, &conf)
 	if err != nil {
 		return false
 	}
@@ -74,7 +75,7 @@ func checkRewrite(t testing.TB, rt wazero.Runtime, bin []byte) bool {
 		validBefore = true
 		_ = cm.Close(ctx)
 	}
-	out, err := instrument(secs)
+	out, err := instrument(secs, uint32(conf.Limits.TableElements))
 	if err != nil {
 		if validBefore {
 			t.Fatalf("instrument refuses a module wazero accepts: %v", err)
@@ -91,7 +92,7 @@ func checkRewrite(t testing.TB, rt wazero.Runtime, bin []byte) bool {
 	defer cm.Close(ctx)
 	if validBefore {
 		globals := exportedGlobals(t, out)
-		for _, name := range []string{fuseExport, fuelExport} {
+		for _, name := range []string{fuseExport, fuelExport, grownExport} {
 			if !globals[name] {
 				t.Fatalf("rewritten module does not export global %s (exports %v)", name, globals)
 			}

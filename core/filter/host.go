@@ -53,6 +53,11 @@ type Options struct {
 	// ReloadInterval is the directory poll period; 0 means 1s (changes
 	// apply within 2s).
 	ReloadInterval time.Duration
+	// MemoryBudget bounds what all the plugins' pools together may take:
+	// the sum over plugins of pool_max × (memory_limit + tables at their
+	// bound). A plugin that would go over it is refused at load (0: no
+	// budget).
+	MemoryBudget int64
 }
 
 // Host loads the plugins of a directory and runs them at each hook.
@@ -360,7 +365,20 @@ func (h *Host) reload(ctx context.Context) {
 	changed := false
 	var next []*plugin
 	var retired []*plugin
+	// The plugins that stay as they are count against the memory budget
+	// first; new and changed ones then load in file-name order while they
+	// fit.
+	paths := make([]string, 0, len(files))
+	var used int64
 	for path, fp := range files {
+		paths = append(paths, path)
+		if old := byFile[path]; old != nil && (old.finger == fp || h.failed[path] == fp) {
+			used += old.memory()
+		}
+	}
+	sort.Strings(paths)
+	for _, path := range paths {
+		fp := files[path]
 		old := byFile[path]
 		if old != nil && old.finger == fp {
 			next = append(next, old)
@@ -372,17 +390,19 @@ func (h *Host) reload(ctx context.Context) {
 			}
 			continue
 		}
-		p, err := h.loadPlugin(ctx, path, fp)
+		p, err := h.loadPlugin(ctx, path, fp, loadOpts{limited: h.opts.MemoryBudget > 0, budget: h.opts.MemoryBudget - used})
 		if err != nil {
 			h.failed[path] = fp
 			if old != nil {
 				next = append(next, old)
+				used += old.memory()
 				h.log.Error("plugin failed to load; the previous version keeps running", "plugin", old.name, "err", err)
 			} else {
 				h.log.Error("plugin failed to load; skipped", "file", path, "err", err)
 			}
 			continue
 		}
+		used += p.memory()
 		delete(h.failed, path)
 		next = append(next, p)
 		changed = true

@@ -67,21 +67,31 @@ type fingerprint struct {
 	wasmSize, tomlSize int64
 }
 
-// loadPlugin compiles, validates and instantiates the plugin at path. On
-// error nothing of it is left running.
-func (h *Host) loadPlugin(ctx context.Context, path string, fp fingerprint) (*plugin, error) {
-	return h.loadPluginWith(ctx, path, fp, nil)
+// loadOpts adjust how a plugin is loaded.
+type loadOpts struct {
+	// conf is its NAME.toml ("": the one beside the module, if any).
+	conf string
+	// adjust changes the configuration read (nil: none).
+	adjust func(*pluginConf)
+	// budget is what is left of the server's plugin memory budget, when
+	// limited: pool_max instances at their largest must fit in it.
+	budget  int64
+	limited bool
 }
 
-// loadPluginWith is loadPlugin with the configuration adjusted by adjust.
-func (h *Host) loadPluginWith(ctx context.Context, path string, fp fingerprint, adjust func(*pluginConf)) (_ *plugin, err error) {
+// loadPlugin compiles, validates and instantiates the plugin at path. On
+// error nothing of it is left running.
+func (h *Host) loadPlugin(ctx context.Context, path string, fp fingerprint, o loadOpts) (_ *plugin, err error) {
 	name := strings.TrimSuffix(filepath.Base(path), ".wasm")
-	conf, err := loadConf(strings.TrimSuffix(path, ".wasm") + ".toml")
+	if o.conf == "" {
+		o.conf = strings.TrimSuffix(path, ".wasm") + ".toml"
+	}
+	conf, err := loadConf(o.conf)
 	if err != nil {
 		return nil, err
 	}
-	if adjust != nil {
-		adjust(&conf)
+	if o.adjust != nil {
+		o.adjust(&conf)
 	}
 	bin, err := os.ReadFile(path)
 	if err != nil {
@@ -91,6 +101,10 @@ func (h *Host) loadPluginWith(ctx context.Context, path string, fp fingerprint, 
 	p.spec = EnvSpec{Plugin: name, Config: conf.Config, Grants: conf.Grants, KV: h.opts.KV,
 		Resolver: h.opts.Resolver, Metrics: h.opts.Metrics, Logger: h.log, Now: h.opts.Now}
 	if err := p.compile(ctx, bin, h.cache); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := p.checkBudget(o.limited, o.budget); err != nil {
+		_ = p.rt.Close(ctx)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	p.pool = newPool(p, conf.PoolMin, conf.PoolMax)
@@ -116,15 +130,31 @@ func (h *Host) loadPluginWith(ctx context.Context, path string, fp fingerprint, 
 	return p, nil
 }
 
+// memory is what the plugin's pool may take at most: pool_max instances,
+// each with its memory and tables at their limits.
+func (p *plugin) memory() int64 { return int64(p.info.PoolMax) * p.info.InstanceMemory }
+
+// checkBudget refuses a plugin whose pool could take more than what is
+// left of the budget, when it is limited.
+func (p *plugin) checkBudget(limited bool, budget int64) error {
+	if !limited || p.memory() <= budget {
+		return nil
+	}
+	budget = max(budget, 0)
+	return fmt.Errorf("its pool may take %s (pool_max %d × %s per instance: memory_limit and tables), over the %s left of the server's plugin memory budget; lower pool_max or memory_limit in its .toml, or raise [plugins] memory_budget",
+		sizeStr(p.memory()), p.info.PoolMax, sizeStr(p.info.InstanceMemory), sizeStr(budget))
+}
+
 // compile checks the binary, instruments it and compiles it in a runtime of
 // its own (the memory ceiling is a runtime setting) with the host modules.
 func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.CompilationCache) error {
-	info, secs, err := inspectBinary(bin, int64(p.conf.MemoryLimit))
+	info, secs, err := inspectBinary(bin, &p.conf)
 	if err != nil {
 		return err
 	}
+	info.InstanceMemory, info.PoolMax = p.conf.instanceMemory(info.Tables), p.conf.PoolMax
 	p.info = info
-	inst, err := instrument(secs)
+	inst, err := instrument(secs, uint32(p.conf.Limits.TableElements))
 	if err != nil {
 		return fmt.Errorf("cannot instrument module: %w", err)
 	}
@@ -160,9 +190,16 @@ func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.Compilati
 	return nil
 }
 
-// inspectBinary parses bin and refuses absurd memories and tables and
-// imports outside "sluice" and the WASI functions Go needs.
-func inspectBinary(bin []byte, memLimit int64) (*ModuleInfo, []section, error) {
+// inspectBinary parses bin and refuses, with a message saying which key of
+// NAME.toml would let it load, a module over conf's limits (size,
+// functions, globals, data, tables, memory) and imports outside "sluice"
+// and the WASI functions Go needs.
+func inspectBinary(bin []byte, conf *pluginConf) (*ModuleInfo, []section, error) {
+	lim := &conf.Limits
+	if int64(len(bin)) > int64(lim.ModuleSize) {
+		return nil, nil, fmt.Errorf("the module is %s, over the limit of %s; raise [limits] module_size in its .toml",
+			sizeStr(int64(len(bin))), sizeStr(int64(lim.ModuleSize)))
+	}
 	secs, err := sections(bin)
 	if err != nil {
 		return nil, nil, err
@@ -178,7 +215,9 @@ func inspectBinary(bin []byte, memLimit int64) (*ModuleInfo, []section, error) {
 	for _, f := range pluginapi.Funcs() {
 		funcs[f.Name] = true
 	}
-	info := &ModuleInfo{MemoryMinPages: bi.memMin, TableMin: bi.tableMin}
+	info := &ModuleInfo{MemoryMinPages: bi.memMin, TableMin: bi.tableMin, Tables: bi.tables,
+		TableLimit: uint32(lim.TableElements), Functions: int(bi.functions), Globals: int(bi.globals),
+		DataBytes: int64(bi.dataBytes), ModuleBytes: int64(len(bin))}
 	if bi.hasMemMax {
 		info.MemoryMaxPages = bi.memMax
 	}
@@ -195,17 +234,36 @@ func inspectBinary(bin []byte, memLimit int64) (*ModuleInfo, []section, error) {
 				full, pluginapi.Version)
 		}
 	}
-	if bi.memories > 1 {
+	memLimit := int64(conf.MemoryLimit)
+	switch {
+	case bi.functions > uint64(lim.Functions):
+		return nil, nil, fmt.Errorf("declares %d functions, over the limit of %d; raise [limits] functions in its .toml", bi.functions, lim.Functions)
+	case bi.globals > uint64(lim.Globals):
+		return nil, nil, fmt.Errorf("declares %d globals, over the limit of %d; raise [limits] globals in its .toml", bi.globals, lim.Globals)
+	case bi.dataBytes > uint64(lim.DataSize):
+		return nil, nil, fmt.Errorf("has %s of data segments, over the limit of %s; raise [limits] data_size in its .toml",
+			sizeStr(int64(bi.dataBytes)), sizeStr(int64(lim.DataSize)))
+	case bi.memories > 1:
 		return nil, nil, fmt.Errorf("declares %d memories; a plugin may have one", bi.memories)
-	}
-	if int64(bi.memMin)*pageSize > memLimit {
+	case int64(bi.memMin)*pageSize > memLimit:
 		return nil, nil, fmt.Errorf("declares a memory of at least %d pages (%d MiB), over its memory_limit of %d MiB; raise memory_limit in its .toml or shrink the module",
 			bi.memMin, int64(bi.memMin)*pageSize>>20, memLimit>>20)
-	}
-	if bi.tableMin > maxTableElems {
-		return nil, nil, fmt.Errorf("declares a table of at least %d elements, over the limit of %d", bi.tableMin, maxTableElems)
+	case bi.tableMin > uint32(lim.TableElements):
+		return nil, nil, fmt.Errorf("declares a table of at least %d elements, over the limit of %d; raise [limits] table_elements in its .toml",
+			bi.tableMin, lim.TableElements)
 	}
 	return info, secs, nil
+}
+
+// sizeStr writes a byte count for a message: "120 MiB", "300 KiB", "12 B".
+func sizeStr(n int64) string {
+	switch {
+	case n >= 10<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 10<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // checkExports checks the guest exports' signatures.
@@ -261,9 +319,10 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	fuse, _ := mod.ExportedGlobal(fuseExport).(api.MutableGlobal)
 	fuel, _ := mod.ExportedGlobal(fuelExport).(api.MutableGlobal)
-	in := &instance{p: p, mod: mod, mem: mod.Memory(), onHook: mod.ExportedFunction(pluginapi.ExportOnHook), fuse: fuse, fuel: fuel}
+	grown := mod.ExportedGlobal(grownExport)
+	in := &instance{p: p, mod: mod, mem: mod.Memory(), onHook: mod.ExportedFunction(pluginapi.ExportOnHook), fuse: fuse, fuel: fuel, grown: grown}
 	w.in = in
-	if fuse == nil || fuel == nil {
+	if fuse == nil || fuel == nil || grown == nil {
 		_ = mod.Close(ctx)
 		return nil, errors.New("instrumentation missing")
 	}

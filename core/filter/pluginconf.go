@@ -22,12 +22,44 @@ const (
 	defaultPoolMin     = 2
 	maxMemoryLimit     = 4 << 30 // the wasm32 address space
 	maxTimeout         = time.Minute
-	// maxTableElems bounds a declared table's minimum size. Go's wasip1
-	// binaries hold a few thousand function references; a million is
-	// already absurd (8 MiB of host memory per instance).
-	maxTableElems = 1 << 20
-	pageSize      = 64 << 10
+	pageSize           = 64 << 10
+	// tableElemSize is what one table element costs the host (wazero keeps
+	// a pointer per element); tables count in a plugin's memory.
+	tableElemSize = 8
 )
+
+// Load-time limits on a module: defaults generous for real Go plugins (a
+// first-party plugin is a 4.5 MB module of 2,800 functions, 8 globals,
+// 1.5 MB of data and a table of 6,900 elements), each up to a hard
+// ceiling. [limits] in NAME.toml raises or lowers them.
+const (
+	defaultModuleSize    = 64 << 20
+	defaultFunctions     = 100_000
+	defaultGlobals       = 10_000
+	defaultDataSize      = 32 << 20
+	defaultTableElements = 1 << 18 // 2 MiB of host memory per instance
+	maxModuleSize        = 1 << 30
+	maxFunctions         = 1 << 27 // wazero's own ceilings
+	maxGlobals           = 1 << 27
+	maxDataSize          = 4 << 30
+	maxTableElements     = 1 << 22
+)
+
+// Limits bound what a module may declare, checked before it is compiled;
+// a table is also bounded at run time (table.grow fails beyond
+// TableElements).
+type Limits struct {
+	// ModuleSize bounds the .wasm file.
+	ModuleSize config.Size `toml:"module_size"`
+	// Functions bounds the functions, imported and defined.
+	Functions int `toml:"functions"`
+	// Globals bounds the globals, imported and defined.
+	Globals int `toml:"globals"`
+	// DataSize bounds the bytes of all data segments together.
+	DataSize config.Size `toml:"data_size"`
+	// TableElements bounds each table, at load and when it grows.
+	TableElements int `toml:"table_elements"`
+}
 
 // pluginConf is a plugin's NAME.toml.
 type pluginConf struct {
@@ -38,6 +70,7 @@ type pluginConf struct {
 	PoolMin       int             `toml:"pool_min"`
 	PoolMax       int             `toml:"pool_max"`
 	Grants        []string        `toml:"grants"`
+	Limits        Limits          `toml:"limits"`
 	Config        map[string]any  `toml:"config"`
 }
 
@@ -49,7 +82,15 @@ func defaultConf() pluginConf {
 		Timeout:       config.Duration(defaultTimeout),
 		PoolMin:       defaultPoolMin,
 		PoolMax:       2*runtime.GOMAXPROCS(0) + 2,
+		Limits: Limits{ModuleSize: defaultModuleSize, Functions: defaultFunctions, Globals: defaultGlobals,
+			DataSize: defaultDataSize, TableElements: defaultTableElements},
 	}
+}
+
+// instanceMemory is what one instance may take at most: its linear memory
+// up to memory_limit and its tables at their bound.
+func (c *pluginConf) instanceMemory(tables int) int64 {
+	return int64(c.MemoryLimit) + int64(tables)*int64(c.Limits.TableElements)*tableElemSize
 }
 
 // loadConf reads path (NAME.toml); a missing file gives the defaults.
@@ -76,7 +117,7 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 		if errors.As(err, &strict) && len(strict.Errors) > 0 {
 			de := &strict.Errors[0]
 			line, _ := de.Position()
-			return c, fmt.Errorf("%s:%d: unknown key %q (known: order, failure_policy, memory_limit, timeout, pool_min, pool_max, grants, [config])",
+			return c, fmt.Errorf("%s:%d: unknown key %q (known: order, failure_policy, memory_limit, timeout, pool_min, pool_max, grants, [limits] module_size, functions, globals, data_size, table_elements, [config])",
 				file, line, strings.Join(de.Key(), "."))
 		}
 		var de *toml.DecodeError
@@ -114,6 +155,11 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 	if c.PoolMax < 1 || c.PoolMax < c.PoolMin {
 		return c, bad("pool_max", "must be at least 1 and at least pool_min (%d)", c.PoolMin)
 	}
+	if err := c.Limits.check(func(key, format string, args ...any) error {
+		return fmt.Errorf("%s:%d: limits.%s: %s", file, lines["limits"], key, fmt.Sprintf(format, args...))
+	}); err != nil {
+		return c, err
+	}
 	for _, g := range c.Grants {
 		switch g {
 		case pluginapi.CapDNS, pluginapi.CapKV, pluginapi.CapMetrics:
@@ -122,6 +168,23 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 		}
 	}
 	return c, nil
+}
+
+// check refuses limits out of their range.
+func (l *Limits) check(bad func(key, format string, args ...any) error) error {
+	switch {
+	case l.ModuleSize < 8 || l.ModuleSize > maxModuleSize:
+		return bad("module_size", "must be between 8B and 1GiB, like \"64MiB\"")
+	case l.Functions < 1 || l.Functions > maxFunctions:
+		return bad("functions", "must be between 1 and %d", maxFunctions)
+	case l.Globals < 0 || l.Globals > maxGlobals:
+		return bad("globals", "must be between 0 and %d", maxGlobals)
+	case l.DataSize < 0 || l.DataSize > maxDataSize:
+		return bad("data_size", "must be between 0 and 4GiB, like \"32MiB\"")
+	case l.TableElements < 0 || l.TableElements > maxTableElements:
+		return bad("table_elements", "must be between 0 and %d", maxTableElements)
+	}
+	return nil
 }
 
 // keyLines maps each top-level key of a TOML document, lower-cased (the

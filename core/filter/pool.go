@@ -31,7 +31,9 @@ type instance struct {
 	onHook api.Function
 	fuse   api.MutableGlobal
 	fuel   api.MutableGlobal
-	stack  [1]uint64
+	// grown is set by the guest's table.grow (see instrument).
+	grown api.Global
+	stack [1]uint64
 	// features are the ABI features the guest requires (sluice_features).
 	features pluginapi.Features
 

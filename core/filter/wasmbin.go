@@ -19,6 +19,11 @@ const fuseExport = "__sluice_fuse"
 // fuelExport counts down the checks until the next exit to Go.
 const fuelExport = "__sluice_fuel"
 
+// grownExport is set to 1 by every table.grow the guest runs: an instance
+// whose table grew is discarded after its call, never returned to the
+// pool, so that what it took is given back at once.
+const grownExport = "__sluice_grown"
+
 // binInfo is what the host learned from a module's binary.
 type binInfo struct {
 	imports   []wasmImport
@@ -28,6 +33,19 @@ type binInfo struct {
 	memories  int
 	tableMin  uint32 // the largest minimum of any table
 	tables    int
+	functions uint64 // imported and defined
+	globals   uint64 // imported and defined
+	dataBytes uint64 // the bytes of every data segment
+}
+
+// tableBound is the maximum size instrument gives a table: its declared
+// maximum, but at most limit elements. wazero lets a table without a
+// maximum grow to 2^32-1 elements in one uninterruptible table.grow.
+func tableBound(hasMax bool, declared, limit uint32) uint32 {
+	if hasMax && declared < limit {
+		return declared
+	}
+	return limit
 }
 
 // wasmImport is one entry of the import section.
@@ -144,6 +162,7 @@ func inspect(secs []section) (*binInfo, error) {
 				switch im.kind {
 				case 0:
 					r.u32()
+					bi.functions++
 				case 1:
 					r.byte()
 					min, _, _ := r.limits()
@@ -155,6 +174,7 @@ func inspect(secs []section) (*binInfo, error) {
 				case 3:
 					r.byte()
 					r.byte()
+					bi.globals++
 				case 4:
 					r.byte()
 					r.u32()
@@ -174,6 +194,21 @@ func inspect(secs []section) (*binInfo, error) {
 			for n := r.u32(); n > 0 && r.err == nil; n-- {
 				bi.memories++
 				bi.memMin, bi.memMax, bi.hasMemMax = r.limits()
+			}
+		case 3: // function
+			bi.functions += uint64(r.u32())
+		case 6: // global
+			bi.globals += uint64(r.u32())
+		case 11: // data (checkBounds has checked its lengths)
+			for n := r.u32(); n > 0 && r.err == nil; n-- {
+				switch r.u32() {
+				case 0:
+					r.skipExpr()
+				case 2:
+					r.u32()
+					r.skipExpr()
+				}
+				bi.dataBytes += uint64(len(r.bytes(r.u32())))
 			}
 		}
 		if r.err != nil {
@@ -204,7 +239,12 @@ const fuelPeriod = 1 << 14
 // gets an empty one for that. This costs a few instructions per check,
 // far less than wazero's WithCloseOnContextDone, which on v1.12 starts a
 // goroutine for every call (see RATIONALE.md).
-func instrument(secs []section) ([]byte, error) {
+//
+// Every table gets a maximum of at most tableLimit elements (tableBound),
+// so that table.grow fails beyond it, and every table.grow first sets a
+// third exported global, grownExport, for the host to discard the
+// instance after the call.
+func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 	importedGlobals := uint32(0)
 	hasMemory := false
 	for _, s := range secs {
@@ -243,12 +283,16 @@ func instrument(secs []section) ([]byte, error) {
 			definedGlobals = r.u32()
 		}
 	}
-	fuse, fuel := importedGlobals+definedGlobals, importedGlobals+definedGlobals+1
+	fuse, fuel, grown := importedGlobals+definedGlobals, importedGlobals+definedGlobals+1, importedGlobals+definedGlobals+2
+	const nNew = 3
 	newGlobals := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b} // fuse: i32 mut = 0
 	newGlobals = append(append(append(newGlobals, 0x7f, 0x01, 0x41), sleb(fuelPeriod)...), 0x0b)
+	newGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, 0x0b) // grown: i32 mut = 0
 	newExports := append(exportEntry(fuseExport, fuse), exportEntry(fuelExport, fuel)...)
+	newExports = append(newExports, exportEntry(grownExport, grown)...)
 	gget := func(g uint32) []byte { return append([]byte{0x23}, uleb(g)...) }
 	gset := func(g uint32) []byte { return append([]byte{0x24}, uleb(g)...) }
+	setGrown := append([]byte{0x41, 0x01}, gset(grown)...) // i32.const 1, global.set grown
 	var check []byte
 	check = append(check, gget(fuel)...)
 	check = append(check, 0x41, 0x01, 0x6b) // i32.const 1, i32.sub
@@ -273,26 +317,32 @@ func instrument(secs []section) ([]byte, error) {
 			hasMemory = true
 		}
 		if !haveGlobal && sectionRank[s.id] > sectionRank[6] {
-			emit(6, append(uleb(2), newGlobals...))
+			emit(6, append(uleb(nNew), newGlobals...))
 			haveGlobal = true
 		}
 		if !haveExport && sectionRank[s.id] > sectionRank[7] {
-			emit(7, append(uleb(2), newExports...))
+			emit(7, append(uleb(nNew), newExports...))
 			haveExport = true
 		}
 		switch s.id {
+		case 4:
+			body, err := boundTables(s.body, tableLimit)
+			if err != nil {
+				return nil, err
+			}
+			emit(4, body)
 		case 6:
 			r := &reader{b: s.body}
 			n := r.u32()
-			emit(6, append(append(uleb(n+2), s.body[r.pos:]...), newGlobals...))
+			emit(6, append(append(uleb(n+nNew), s.body[r.pos:]...), newGlobals...))
 			haveGlobal = true
 		case 7:
 			r := &reader{b: s.body}
 			n := r.u32()
-			emit(7, append(append(uleb(n+2), s.body[r.pos:]...), newExports...))
+			emit(7, append(append(uleb(n+nNew), s.body[r.pos:]...), newExports...))
 			haveExport = true
 		case 10:
-			body, err := instrumentCode(s.body, check)
+			body, err := instrumentCode(s.body, check, setGrown)
 			if err != nil {
 				return nil, err
 			}
@@ -305,10 +355,41 @@ func instrument(secs []section) ([]byte, error) {
 		emit(5, []byte{0x01, 0x00, 0x00})
 	}
 	if !haveGlobal {
-		emit(6, append(uleb(2), newGlobals...))
+		emit(6, append(uleb(nNew), newGlobals...))
 	}
 	if !haveExport {
-		emit(7, append(uleb(2), newExports...))
+		emit(7, append(uleb(nNew), newExports...))
+	}
+	return out, nil
+}
+
+// boundTables rewrites the table section so that every table has a
+// maximum of at most limit elements (tableBound). inspectBinary has
+// refused a table whose minimum is over the limit.
+func boundTables(sec []byte, limit uint32) ([]byte, error) {
+	r := &reader{b: sec}
+	n := r.u32()
+	out := uleb(n)
+	for ; n > 0 && r.err == nil; n-- {
+		ref := r.byte()
+		if ref == 0x40 {
+			return nil, errors.New("table section: tables with an initializer expression are not supported")
+		}
+		flags := r.byte()
+		tmin := r.u32()
+		var tmax uint32
+		if flags&1 != 0 {
+			tmax = r.u32()
+		}
+		if tmin > limit {
+			return nil, fmt.Errorf("declares a table of at least %d elements, over the limit of %d", tmin, limit)
+		}
+		out = append(out, ref, flags|1)
+		out = append(out, uleb(tmin)...)
+		out = append(out, uleb(tableBound(flags&1 != 0, tmax, limit))...)
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("table section: %w", r.err)
 	}
 	return out, nil
 }
@@ -344,9 +425,10 @@ func uleb(v uint32) []byte {
 	}
 }
 
-// instrumentCode rewrites the code section, inserting check after the block
-// type of every loop.
-func instrumentCode(sec []byte, check []byte) ([]byte, error) {
+// instrumentCode rewrites the code section, inserting check at the entry
+// of every function and after the block type of every loop, and setGrown
+// before every table.grow.
+func instrumentCode(sec []byte, check, setGrown []byte) ([]byte, error) {
 	r := &reader{b: sec}
 	n := r.u32()
 	out := uleb(n)
@@ -355,7 +437,7 @@ func instrumentCode(sec []byte, check []byte) ([]byte, error) {
 		if r.err != nil {
 			break
 		}
-		nb, err := instrumentBody(body, check)
+		nb, err := instrumentBody(body, check, setGrown)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -368,7 +450,7 @@ func instrumentCode(sec []byte, check []byte) ([]byte, error) {
 	return out, nil
 }
 
-func instrumentBody(body []byte, check []byte) ([]byte, error) {
+func instrumentBody(body []byte, check, setGrown []byte) ([]byte, error) {
 	r := &reader{b: body}
 	for n := r.u32(); n > 0 && r.err == nil; n-- { // locals
 		r.u32()
@@ -379,7 +461,15 @@ func instrumentBody(body []byte, check []byte) ([]byte, error) {
 	out = append(out, check...) // function entry: stops unbounded recursion
 	last := r.pos
 	for r.pos < len(r.b) && r.err == nil {
+		at := r.pos
 		op := r.byte()
+		if op == 0xfc && r.err == nil {
+			if sub := (&reader{b: r.b, pos: r.pos}).u32(); sub == 15 { // table.grow
+				out = append(out, body[last:at]...)
+				out = append(out, setGrown...)
+				last = at
+			}
+		}
 		if err := skipImmediates(r, op); err != nil {
 			return nil, err
 		}
