@@ -15,6 +15,8 @@ import (
 type sink struct {
 	mu   sync.Mutex
 	msgs [][]byte
+	// envs are the envelopes of msgs, in the same order.
+	envs []sinkEnvelope
 	srv  *smtp.Server
 	// refuse maps a recipient to the reply that refuses it.
 	refuse map[string]*smtp.SMTPError
@@ -75,16 +77,36 @@ func (s *sink) all() [][]byte {
 	return append([][]byte(nil), s.msgs...)
 }
 
-type sinkSession struct{ sink *sink }
+// sinkEnvelope is the MAIL FROM and the accepted RCPT TOs of a message.
+type sinkEnvelope struct {
+	From  string
+	Rcpts []string
+}
 
-func (*sinkSession) Reset()                               {}
-func (*sinkSession) Logout() error                        { return nil }
-func (*sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+// envelopes returns a copy of the envelopes received.
+func (s *sink) envelopes() []sinkEnvelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sinkEnvelope(nil), s.envs...)
+}
+
+type sinkSession struct {
+	sink *sink
+	env  sinkEnvelope
+}
+
+func (ss *sinkSession) Reset()     { ss.env = sinkEnvelope{} }
+func (*sinkSession) Logout() error { return nil }
+func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	ss.env = sinkEnvelope{From: from}
+	return nil
+}
 
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if e := ss.sink.refuse[to]; e != nil {
 		return e
 	}
+	ss.env.Rcpts = append(ss.env.Rcpts, to)
 	return nil
 }
 
@@ -104,6 +126,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	}
 	ss.sink.mu.Lock()
 	ss.sink.msgs = append(ss.sink.msgs, b)
+	ss.sink.envs = append(ss.sink.envs, ss.env)
 	ss.sink.mu.Unlock()
 	return nil
 }
