@@ -123,7 +123,7 @@ func New(opts Options) *Registry {
 	r.smtpMessages = counter("sluice_smtp_messages_total",
 		"Messages at the end of DATA by service and result (accepted, rejected, tempfailed, discarded, held).", "service", "result")
 	r.smtpRejects = counter("sluice_smtp_rejects_total",
-		"SMTP refusals by service, stage (connect, helo, auth, mail, rcpt, data) and reason ("+reasonList()+").",
+		"SMTP refusals by service, stage (connect, command, helo, auth, mail, rcpt, data) and reason ("+reasonList()+").",
 		"service", "stage", "reason")
 	r.smtpTLS = counter("sluice_smtp_tls_total",
 		"Inbound TLS handshakes completed, by service and protocol version.", "service", "version")

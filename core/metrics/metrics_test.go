@@ -34,7 +34,7 @@ func populated(t *testing.T) (*Registry, *time.Time) {
 	for _, reason := range reasons {
 		r.SMTPReject("smtp", "rcpt", reason)
 	}
-	r.SMTPTLS("submission", TLSVersion(0x0304))
+	r.SMTPTLS("submission", 0x0304)
 	r.AuthAttempt("PLAIN", "success")
 	r.AuthAttempt("CRAM-MD5", "refused")
 	r.QueueCommit(3 * time.Millisecond)

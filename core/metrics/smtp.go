@@ -26,11 +26,10 @@ func oneOf(v string, set []string, def string) string {
 
 var (
 	services     = []string{"smtp", "submission"}
-	stages       = []string{"connect", "helo", "auth", "mail", "rcpt", "data"}
+	stages       = []string{"connect", "command", "helo", "auth", "mail", "rcpt", "data"}
 	msgResults   = []string{"accepted", "rejected", "tempfailed", "discarded", "held"}
 	connResults  = []string{"accepted", "refused"}
 	authResults  = []string{"success", "failure", "refused"}
-	tlsVersions  = []string{"tls1.0", "tls1.1", "tls1.2", "tls1.3"}
 	authMechs    = []string{"plain", "login"}
 	otherService = "other"
 )
@@ -67,10 +66,10 @@ func (r *Registry) SMTPReject(service, stage, reason string) {
 		oneOf(reason, reasons, "other")).Inc()
 }
 
-// SMTPTLS counts a completed inbound TLS handshake of version ("tls1.2",
-// "tls1.3"; see TLSVersion) on service.
-func (r *Registry) SMTPTLS(service, version string) {
-	r.smtpTLS.WithLabelValues(oneOf(service, services, otherService), oneOf(version, tlsVersions, "other")).Inc()
+// SMTPTLS counts a completed inbound TLS handshake of version (crypto/tls's
+// VersionTLS12…, labelled as TLSVersion names it) on service.
+func (r *Registry) SMTPTLS(service string, version uint16) {
+	r.smtpTLS.WithLabelValues(oneOf(service, services, otherService), TLSVersion(version)).Inc()
 }
 
 // AuthAttempt counts an SMTP AUTH attempt with mechanism (any case; other

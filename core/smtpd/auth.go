@@ -50,7 +50,12 @@ func (ss *session) AuthMechanisms() []string {
 }
 
 // Auth starts a login with mech.
-func (ss *session) Auth(mech string) (sasl.Server, error) {
+func (ss *session) Auth(mech string) (_ sasl.Server, err error) {
+	defer func() {
+		if err != nil {
+			ss.s.opts.Observer.AuthAttempt(mech, "refused")
+		}
+	}()
 	switch {
 	case ss.s.opts.Users == nil:
 		return nil, ss.reject("auth", errAuthUnavailable)
@@ -85,6 +90,7 @@ func (ss *session) login(mech, user, password string) error {
 		ss.fs.Txn().Conn.AuthUser = user
 	}
 	ss.log.Info("auth", "ip", ss.info.ClientIP.String(), "user", user, "mech", strings.ToUpper(mech))
+	ss.s.opts.Observer.AuthAttempt(mech, "success")
 	return nil
 }
 
@@ -93,6 +99,7 @@ func (ss *session) login(mech, user, password string) error {
 // 421 and the end of the connection after too many failures.
 func (ss *session) authFailed(mech, user, why string) error {
 	n, delay, blocked := ss.s.authLimiter.fail(ss.info.ClientIP)
+	ss.s.opts.Observer.AuthAttempt(mech, "failure")
 	ss.log.Warn("auth failed", "ip", ss.info.ClientIP.String(), "user", user,
 		"mech", strings.ToUpper(mech), "failures", n, "reason", why)
 	if blocked {

@@ -40,6 +40,8 @@ type lineGuard struct {
 	maxLine     int // longest line without its CRLF; 0 for no limit
 	dataTimeout time.Duration
 	log         *slog.Logger
+	// observe, when set, is told of each refusal the guard makes.
+	observe func(stage, rule string)
 
 	// sock is the socket (deadlines); stream is what bytes are read from
 	// and the guard's own replies written to: sock, or TLS over it.
@@ -271,6 +273,9 @@ func (l *lineGuard) fail(rule, code, text string) error {
 		stage = "data"
 	}
 	l.log.Info("reject", "stage", stage, "reply", code+" "+text, "rule", rule)
+	if l.observe != nil {
+		l.observe(stage, rule)
+	}
 	return l.hangUpWith(code, text)
 }
 

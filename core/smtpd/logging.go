@@ -92,4 +92,5 @@ func (ss *session) logReject(stage string, reply *mail.Reply, attrs ...any) {
 		args = append(args, "from", env.From)
 	}
 	ss.log.Info("reject", append(args, attrs...)...)
+	ss.observeReject(stage, reply, attrs)
 }

@@ -57,6 +57,8 @@ type guardConn struct {
 	tlsConn atomic.Pointer[tls.Conn]
 	// handshaken is false while an implicit-TLS handshake is pending.
 	handshaken bool
+	// onTLS, when set, is told the version of each completed handshake.
+	onTLS func(version uint16)
 	// advertise adds STARTTLS to the reply being written (to EHLO).
 	advertise bool
 	// needHelo refuses transaction commands after STARTTLS until the
@@ -290,6 +292,9 @@ func (g *guardConn) handshake() error {
 	g.handshaken = true
 	st := tc.ConnectionState()
 	g.line.log.Info("tls", "version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
+	if g.onTLS != nil {
+		g.onTLS(st.Version)
+	}
 	return nil
 }
 

@@ -78,6 +78,9 @@ type Options struct {
 	// before DATA and expands aliases into the recipients queued. nil:
 	// LocalDomains alone are local, and any local part is taken.
 	Recipients *addressing.Resolver
+	// Observer is told of connections, sessions, messages, refusals, TLS
+	// handshakes and logins (metrics); nil for none.
+	Observer Observer
 }
 
 // Defaults for zero values in Options.Listener.
@@ -130,6 +133,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	if opts.Name == "" {
 		opts.Name = "smtp"
@@ -318,11 +324,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		s := l.s.fr.current() // the service's options as they are now
 		ip := remoteIP(c)
+		obs, name := s.opts.Observer, s.opts.Name
 		if !s.admit(ip) {
 			s.log.Warn("connection refused: too many connections", "client", ip.String(), "code", 421)
+			obs.SMTPConnection(name, "refused")
+			obs.SMTPReject(name, "connect", "limits")
 			go refuse(c, s.opts.Hostname)
 			continue
 		}
+		obs.SMTPConnection(name, "accepted")
+		obs.SMTPSession(name, 1)
 		start := time.Now()
 		session, log := connLogger(s.log, ip.String())
 		log.Info("connect")
@@ -333,9 +344,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 					t.Stop()
 				}
 				s.release(ip)
+				obs.SMTPSession(name, -1)
 				log.Info("disconnect", "duration", time.Since(start).Round(time.Millisecond))
 			})
 		g.session, g.line.log = session, log
+		g.line.observe = func(stage, rule string) { obs.SMTPReject(name, stage, reasonOfRule[rule]) }
+		g.onTLS = func(v uint16) { obs.SMTPTLS(name, v) }
 		hs := min(s.lc.CommandTimeout.D(), handshakeTimeout)
 		switch {
 		case l.implicitTLS:

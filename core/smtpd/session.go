@@ -185,11 +185,17 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 // Data reads the message into one buffer that starts with the Received
 // header, checks it for bare CR and LF, runs the inbound checks and the
 // data stage on its header, parsed once, and queues it.
-func (ss *session) Data(r io.Reader) error {
+func (ss *session) Data(r io.Reader) (err error) {
 	env := ss.env
 	if env == nil {
 		return smtpReply(errMailFirst)
 	}
+	discarded := false
+	defer func() {
+		if res := messageResult(err, env.Held, discarded); res != "" {
+			ss.s.opts.Observer.SMTPMessage(ss.s.opts.Name, res)
+		}
+	}()
 	now := time.Now()
 	env.ID = ss.s.opts.Queue.NewID()
 	env.Received = now
@@ -244,6 +250,7 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	msg, err := ss.process(env, buf)
 	if err != nil || msg == nil {
+		discarded = msg == nil // a 250 without a message to queue
 		return err
 	}
 	env.Size = int64(len(msg))
