@@ -20,6 +20,9 @@ type Config struct {
 	// LogFormat is "text" (slog's key=value lines) or "json" (one JSON
 	// object a line).
 	LogFormat string `toml:"log_format"`
+	// ShutdownTimeout is how long a stop (SIGTERM) lets sessions in the
+	// middle of a transaction and deliveries in flight finish.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 
 	// SMTP is the inbound service, normally port 25.
 	SMTP Listener `toml:"smtp"`

@@ -139,6 +139,7 @@ func TestDefault(t *testing.T) {
 		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		LogLevel:        "info",
 		LogFormat:       "text",
+		ShutdownTimeout: Duration(30 * time.Second),
 		SMTP:            smtp,
 		Submission: Submission{
 			Listener:         sub,

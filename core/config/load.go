@@ -44,12 +44,21 @@ func Load(path string) (*Config, error) {
 // checks every value and expands {data_dir} in the paths that use it. An
 // empty data yields the defaults.
 func Parse(name string, data []byte) (*Config, error) {
+	return parse(name, data, nil)
+}
+
+// parse is Parse with adjust, when not nil, run on the decoded values
+// before they are checked and expanded.
+func parse(name string, data []byte, adjust func(*Config)) (*Config, error) {
 	c, err := decodeDefault()
 	if err != nil {
 		return nil, err
 	}
 	if err := decodeStrict(data, c); err != nil {
 		return nil, decodeErrors(name, err)
+	}
+	if adjust != nil {
+		adjust(c)
 	}
 	ix := indexKeys(data)
 	if err := joinErrors(c.validate(name, ix)); err != nil {

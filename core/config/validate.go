@@ -55,6 +55,7 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 	}
 	ck.oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	ck.oneOf("log_format", c.LogFormat, "text", "json")
+	ck.duration("shutdown_timeout", c.ShutdownTimeout)
 	ck.listener("smtp", &c.SMTP)
 	ck.listener("submission", &c.Submission.Listener)
 	ck.submission(&c.Submission)
