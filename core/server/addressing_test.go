@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/internal/dovecot"
 	"github.com/sluice-mta/sluice/core/server"
 	"github.com/sluice-mta/sluice/core/servertest"
 )
@@ -338,5 +342,144 @@ func TestAliasForwardSRS(t *testing.T) {
 	waitQueueEmpty(t, s)
 	if n := mx.count(); n != 2 {
 		t.Errorf("the MX got %d messages, want 2", n)
+	}
+}
+
+// TestAddressingReloadUnderLoad: clients keep sending RCPTs for a known
+// mailbox while the mailboxes file is replaced again and again: none is
+// refused, and each new mailbox is taken within 2 seconds of its file.
+// A file with a mistake is logged as file:line and changes nothing.
+func TestAddressingReloadUnderLoad(t *testing.T) {
+	cfg := servertest.Config(t)
+	var filler strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&filler, "user%d@localhost\n", i)
+	}
+	base := "alice@localhost\n" + filler.String()
+	mb, _ := withMaps(t, cfg, base, "")
+	s, log := startLogged(t, cfg)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var refused []string
+	rcpts := 0
+	for range 4 {
+		wg.Go(func() {
+			c, err := smtp.Dial(s.addr)
+			if err != nil {
+				mu.Lock()
+				refused = append(refused, err.Error())
+				mu.Unlock()
+				return
+			}
+			defer c.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := c.Mail("someone@example.org", nil)
+				if err == nil {
+					err = c.Rcpt("alice@localhost", nil)
+				}
+				mu.Lock()
+				rcpts++
+				if err != nil {
+					refused = append(refused, err.Error())
+				}
+				mu.Unlock()
+				if err := c.Reset(); err != nil {
+					return
+				}
+			}
+		})
+	}
+
+	probe := func(addr string) bool {
+		c, err := smtp.Dial(s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Mail("someone@example.org", nil); err != nil {
+			t.Fatal(err)
+		}
+		return c.Rcpt(addr, nil) == nil
+	}
+	var slowest time.Duration
+	for i := range 5 {
+		added := fmt.Sprintf("new%d@localhost", i)
+		if probe(added) {
+			t.Fatalf("%s taken before it was added", added)
+		}
+		base += added + "\n"
+		writeByRename(t, mb, base)
+		written := time.Now()
+		for !probe(added) {
+			if time.Since(written) > 2*time.Second {
+				t.Fatalf("%s still refused 2s after the file named it", added)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		slowest = max(slowest, time.Since(written))
+	}
+	t.Logf("slowest reload seen: %v", slowest)
+
+	// A mistake: logged with its line, the previous maps kept.
+	writeByRename(t, mb, "alice@localhost\nbob\n")
+	log.waitLog(t, mb+`:2: \"bob\" is not an address`, 5*time.Second) // quotes escaped by the text log
+	if !probe("new4@localhost") || probe("bob@localhost") {
+		t.Error("a file with a mistake changed the maps")
+	}
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(refused) > 0 {
+		t.Errorf("%d of %d RCPTs for alice refused during the reloads, first: %s", len(refused), rcpts, refused[0])
+	}
+	if rcpts < 100 {
+		t.Errorf("only %d RCPTs sent during the reloads", rcpts)
+	}
+	t.Logf("%d RCPTs for alice during the reloads, none refused", rcpts)
+}
+
+// TestAddressingDovecot: a real Dovecot (passwd-file userdb) is asked at
+// RCPT with verify = "lmtp" and holds the mailboxes of dove.test, its own
+// transport ([[addressing.transport]]), while localhost stays in Maildirs
+// decided by the maps: a user Dovecot knows is taken and delivered there,
+// Dovecot's 550 for one it does not know becomes our reply, and a domain
+// whose LMTP server is down gets 451 4.3.0, never a 250.
+func TestAddressingDovecot(t *testing.T) {
+	dc := dovecot.Start(t)
+	cfg := servertest.Config(t)
+	withMaps(t, cfg, "carol@localhost\n", "")
+	cfg.Addressing.Verify = "lmtp"
+	cfg.Addressing.Transports = []config.AddressingTransport{
+		{Domain: "dove.test", LMTP: dc.Addr},
+		{Domain: "down.test", LMTP: reserveAddr(t)},
+	}
+	s := start(t, cfg)
+
+	rcpts := []string{"alice@dove.test", "bob+x@dove.test", "nosuch@dove.test", "x@down.test", "carol@localhost", "dave@localhost"}
+	got := rcptReplies(t, s.addr, "someone@example.org", rcpts,
+		servertest.Message("someone@example.org", "alice@dove.test", "to dovecot", "hello dovecot\r\n"))
+	checkReplies(t, rcpts, got, []string{"250 ", "250 ", "550 5.1.1 ", "451 4.3.0 ", "250 ", "550 5.1.1 <dave@localhost>: Recipient address rejected: User unknown"})
+	if !strings.Contains(got[2], "nosuch") || strings.Contains(got[2], "virtual mailbox table") {
+		t.Errorf("nosuch@dove.test: %q is not Dovecot's own refusal", got[2])
+	}
+	t.Logf("Dovecot's refusal, as we gave it: %s", got[2])
+	for _, user := range []string{"alice", "bob"} {
+		files := servertest.WaitFiles(t, dc.Maildir(user), 1, 15*time.Second)
+		b, _ := os.ReadFile(files[0])
+		if !bytes.Contains(b, []byte("hello dovecot")) {
+			t.Errorf("%s's message in Dovecot:\n%s", user, b)
+		}
+	}
+	waitMaildir(t, s, filepath.Join(cfg.DataDir, "mail", "localhost", "carol"), 1)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "mail", "dove.test")); err == nil {
+		t.Error("dove.test's mail went to a Maildir of ours instead of Dovecot")
 	}
 }
