@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -481,5 +482,35 @@ func TestAddressingDovecot(t *testing.T) {
 	waitMaildir(t, s, filepath.Join(cfg.DataDir, "mail", "localhost", "carol"), 1)
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "mail", "dove.test")); err == nil {
 		t.Error("dove.test's mail went to a Maildir of ours instead of Dovecot")
+	}
+}
+
+// TestSendmailResolved: local submission (`sluice sendmail`) resolves its
+// recipients as RCPT does: an alias reaches its mailboxes, an unknown
+// user is an error and nothing is queued.
+func TestSendmailResolved(t *testing.T) {
+	cfg := servertest.Config(t)
+	withMaps(t, cfg, "alice@localhost\nbob@localhost\n", "root@localhost  alice@localhost, bob@localhost\n")
+	s := start(t, cfg)
+	sendmail := func(rcpt string) (string, error) {
+		cmd := exec.Command(sluiceBin, "sendmail", "-f", "cron@localhost", rcpt)
+		cmd.Env = append(os.Environ(), "SLUICE_SOCKET="+cfg.Admin.Socket)
+		cmd.Stdin = strings.NewReader("Subject: nightly\n\nreport\n")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := sendmail("root@localhost"); err != nil {
+		t.Fatalf("sendmail root@localhost: %v %s", err, out)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		waitMaildir(t, s, filepath.Join(cfg.DataDir, "mail", "localhost", u), 1)
+	}
+	out, err := sendmail("nobody@localhost")
+	if err == nil || !strings.Contains(out, "550 5.1.1 <nobody@localhost>: Recipient address rejected: User unknown") {
+		t.Errorf("sendmail nobody@localhost: %v %q", err, out)
+	}
+	waitQueueEmpty(t, s)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "mail", "localhost", "nobody")); err == nil {
+		t.Error("a Maildir was created for nobody")
 	}
 }
