@@ -219,14 +219,15 @@ func (s *Session) Mail(ctx context.Context, from string) Outcome {
 // far (the transaction shares the slice, it does not copy it); Rcpt
 // returns them with the plugins' edits and, unless the stage refused or
 // dropped it, rcpt appended, possibly rewritten, its DSN parameters kept.
-// On a refusal rcpts come back as they were.
+// On a refusal rcpts come back as they were, and Txn().Rcpt is rcpt as
+// given (the refusal's log line names it).
 func (s *Session) Rcpt(ctx context.Context, rcpts []mail.Recipient, rcpt mail.Recipient) ([]mail.Recipient, Outcome) {
 	t := &s.txn
 	t.Rcpt, t.Rcpts = rcpt.Addr, rcpts
 	o := s.Run(ctx, pluginapi.HookRcpt)
 	switch {
-	case o.Reply != nil:
-		t.Rcpts = rcpts
+	case o.Reply != nil: // the refusing stage's edits are dropped
+		t.Rcpt, t.Rcpts = rcpt.Addr, rcpts
 	case o.Drop || t.Rcpt == "":
 		o.Drop = true
 	default:

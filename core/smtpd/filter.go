@@ -55,10 +55,12 @@ func (ss *session) answer(stage string, o filter.Outcome) error {
 	if o.Close {
 		ss.closeAfterReply()
 	}
-	if o.Spam {
-		t := ss.fs.Txn()
+	switch t := ss.fs.Txn(); {
+	case o.Spam:
 		ss.logReject(stage, o.Reply, "rule", "spam", "score", t.Score, "symbols", filter.SymbolList(t.Symbols))
-	} else {
+	case stage == "rcpt":
+		ss.logReject(stage, o.Reply, "rcpt", t.Rcpt, "plugin", o.Result.Plugin)
+	default:
 		ss.logReject(stage, o.Reply, "plugin", o.Result.Plugin)
 	}
 	return smtpReply(o.Reply)
