@@ -33,7 +33,8 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 		return "", fmt.Errorf("queue: store message in %s: %w (check free disk space)", q.opts.Dir, err)
 	}
 	q.observeCommit(time.Since(t0))
-	q.log.Info("queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
+	// With ctx: a message taken over SMTP names its session (core/logctx).
+	q.log.InfoContext(ctx, "queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
 	q.offer(env)
 	return env.ID, nil
 }

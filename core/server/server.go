@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/kvstore"
+	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/core/queue"
 	"github.com/sluice-mta/sluice/core/tlsconf"
@@ -57,6 +58,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
 	}
+	// A line logged with an SMTP session's context carries its ID, from
+	// whichever package logs it (core/logctx).
+	log = logctx.Logger(log)
 	s = &Server{cfg: cfg, log: log}
 	for _, o := range opts {
 		o(s)

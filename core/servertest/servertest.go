@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,13 +52,23 @@ type Server struct {
 
 	t    testing.TB
 	stop func()
+	logs *logBuffer
 }
 
 // Start runs a server from cfg until the test ends (or Stop is called);
-// its log goes to the test log.
+// its log, at debug level, goes to the test log and is kept for Logs: as
+// JSON lines when cfg.LogFormat is "json", else as key=value lines.
 func Start(t testing.TB, cfg *config.Config, opts ...server.Option) *Server {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &logBuffer{}
+	w := io.MultiWriter(testWriter{t}, logs)
+	hopts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	var log *slog.Logger
+	if cfg.LogFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(w, hopts))
+	} else {
+		log = slog.New(slog.NewTextHandler(w, hopts))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, log, opts...)
 	if err != nil {
@@ -83,7 +94,29 @@ func Start(t testing.TB, cfg *config.Config, opts ...server.Option) *Server {
 		}
 	}
 	t.Cleanup(stop)
-	return &Server{Server: srv, Addr: srv.Services()[0].Addrs[0].String(), Config: cfg, t: t, stop: stop}
+	return &Server{Server: srv, Addr: srv.Services()[0].Addrs[0].String(), Config: cfg, t: t, stop: stop, logs: logs}
+}
+
+// Logs returns the lines the server has logged so far, one record each.
+func (s *Server) Logs() []string {
+	s.logs.mu.Lock()
+	defer s.logs.mu.Unlock()
+	if s.logs.b.Len() == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s.logs.b.String(), "\n"), "\n")
+}
+
+// logBuffer keeps a server's log; safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }
 
 // Stop shuts the server down (Start arranges it at the end of the test).

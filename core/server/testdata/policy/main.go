@@ -29,6 +29,7 @@ type rule struct {
 	Note    string  `json:"note"`
 	KV      bool    `json:"kv"`
 	Route   string  `json:"route"`
+	Log     string  `json:"log"`
 }
 
 // subject is what a rule's match is looked for in, per hook.
@@ -60,6 +61,9 @@ func run(c *sdk.Ctx) sdk.Verdict {
 	for _, r := range rules {
 		if r.Hook != c.Hook().String() || !strings.Contains(subject(c), r.Match) {
 			continue
+		}
+		if r.Log != "" {
+			c.Info("%s", r.Log)
 		}
 		if r.Note != "" {
 			if old, ok := c.Note("trail"); ok {
