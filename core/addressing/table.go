@@ -333,7 +333,7 @@ func (b *builder) alias(e entry) error {
 	}
 	b.addDomain(d)
 	if local == "" {
-		if _, dup := b.t.catchAll[d]; !dup {
+		if _, dup := b.t.catchAll[d]; !dup && !domainAlias(e.value) {
 			b.warn(e.line, fmt.Sprintf("catch-all %q accepts any local part at %s", e.key, d))
 		}
 		return b.put(b.t.catchAll, d, e, &b.t.stats.CatchAlls)
@@ -342,6 +342,20 @@ func (b *builder) alias(e entry) error {
 		return b.bad(e.line, "%q: %s", e.key, why)
 	}
 	return b.put(b.t.aliases, mail.Key(e.key), e, &b.t.stats.Aliases)
+}
+
+// domainAlias reports whether every target is "@domain": a domain alias,
+// whose addresses are looked up again at the other domain (and are refused
+// there when unknown), so it accepts no more than that domain does.
+func domainAlias(targets string) bool {
+	var buf [8]string
+	ts := splitTargets(targets, buf[:0])
+	for _, t := range ts {
+		if !strings.HasPrefix(t, "@") {
+			return false
+		}
+	}
+	return len(ts) > 0
 }
 
 // put stores an alias and counts it, keeping the first of duplicates.
