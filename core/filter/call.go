@@ -21,21 +21,38 @@ var (
 )
 
 // call runs one hook in one instance and maps the outcome to a Result. A
-// failure discards the instance and applies the failure policy.
+// failure discards the instance and applies the failure policy. The
+// plugin's timeout counts from the call's start: waiting for an instance
+// uses it up, and the host functions that can block (DNS, KV) end at it.
+// A suspended plugin (see breaker) is not run: its failure policy answers.
 func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result {
-	in, err := p.pool.get(ctx)
+	t0 := p.h.nanotime()
+	if ok, resumed := p.brk.allow(t0); !ok {
+		return p.policy()
+	} else if resumed {
+		p.log.InfoContext(ctx, "plugin resumed after its suspension", "plugin", p.name, "hook", hook.String())
+	}
+	deadline := t0 + int64(p.timeout)
+	in, err := p.pool.get(ctx, deadline)
 	if err != nil {
 		if errors.Is(err, errPoolClosed) {
 			return Result{} // replaced or removed under us: the new chain runs it
 		}
-		return p.fail(ctx, hook, txn, err.Error())
+		p.stats.observe(p.h.nanotime() - t0)
+		return p.notRun(ctx, hook, txn, err.Error())
+	}
+	left := time.Duration(deadline - p.h.nanotime())
+	if left <= 0 {
+		p.pool.put(in)
+		p.stats.observe(p.h.nanotime() - t0)
+		return p.notRun(ctx, hook, txn, errWaitDeadline.Error())
 	}
 	in.parent = ctx
-	in.env = Env{ctx: ctx, hook: hook, txn: txn, spec: &p.spec}
+	in.env = Env{ctx: ctx, hook: hook, txn: txn, spec: &p.spec, deadline: p.h.base.Add(time.Duration(deadline))}
 	in.stack[0] = uint64(uint32(hook))
-	t0 := p.h.nanotime()
-	err, killed := in.guarded(in.onHook, in.stack[:], p.timeout)
-	p.stats.observe(p.h.nanotime() - t0)
+	err, killed := in.guarded(in.onHook, in.stack[:], left)
+	t1 := p.h.nanotime()
+	p.stats.observe(t1 - t0)
 	v := pluginapi.Verdict(int32(uint32(in.stack[0])))
 	reply := in.env.reply
 	in.env = Env{}
@@ -43,12 +60,15 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	switch {
 	case killed:
 		p.pool.discard(in)
+		p.recordFailure(ctx, hook, t1)
 		return p.fail(ctx, hook, txn, fmt.Sprintf("deadline of %v exceeded (%v)", p.timeout, err))
 	case err != nil:
 		p.pool.discard(in)
+		p.recordFailure(ctx, hook, t1)
 		return p.fail(ctx, hook, txn, "trap: "+err.Error())
 	case !v.Valid():
 		p.pool.discard(in)
+		p.recordFailure(ctx, hook, t1)
 		return p.fail(ctx, hook, txn, fmt.Sprintf("invalid verdict %d", int32(v)))
 	case in.grown.Get() != 0:
 		// Its table grew: what it took goes back now, not when the pool
@@ -57,6 +77,7 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	default:
 		p.pool.put(in)
 	}
+	p.brk.succeeded()
 	return p.result(ctx, v, reply, txn)
 }
 
@@ -120,6 +141,21 @@ func (p *plugin) fail(ctx context.Context, hook pluginapi.Hook, txn *Txn, reason
 	p.stats.errors.Add(1)
 	p.log.ErrorContext(ctx, "plugin failed; instance discarded", withID([]any{"plugin", p.name, "hook", hook.String(),
 		"reason", reason, "policy", p.conf.FailurePolicy}, txn)...)
+	return p.policy()
+}
+
+// notRun logs a call that could not start (no instance within its
+// deadline, or none could be made), counts it and applies the failure
+// policy.
+func (p *plugin) notRun(ctx context.Context, hook pluginapi.Hook, txn *Txn, reason string) Result {
+	p.stats.errors.Add(1)
+	p.log.WarnContext(ctx, "plugin not run", withID([]any{"plugin", p.name, "hook", hook.String(),
+		"reason", reason, "policy", p.conf.FailurePolicy}, txn)...)
+	return p.policy()
+}
+
+// policy is the Result of the plugin's failure policy.
+func (p *plugin) policy() Result {
 	if p.conf.FailurePolicy == "tempfail" {
 		r := failureTempfail
 		r.Plugin = p.name

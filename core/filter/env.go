@@ -66,6 +66,9 @@ type Env struct {
 	hook pluginapi.Hook
 	txn  *Txn
 	spec *EnvSpec
+	// deadline is the call's (zero: none): host functions that can block
+	// end at it.
+	deadline time.Time
 
 	reply *mail.Reply
 }
@@ -79,6 +82,19 @@ func NewEnv(ctx context.Context, hook pluginapi.Hook, txn *Txn, spec *EnvSpec) *
 		txn.Conn = &Conn{}
 	}
 	return &Env{ctx: ctx, hook: hook, txn: txn, spec: spec}
+}
+
+// blockingCtx returns the context for a host call that can block: the
+// call's, ending at its deadline. ok is false once the deadline has passed.
+func (e *Env) blockingCtx() (ctx context.Context, cancel context.CancelFunc, ok bool) {
+	if e.deadline.IsZero() {
+		return e.ctx, func() {}, true
+	}
+	if !time.Now().Before(e.deadline) {
+		return nil, nil, false
+	}
+	ctx, cancel = context.WithDeadline(e.ctx, e.deadline)
+	return ctx, cancel, true
 }
 
 // Reply returns the reply set by SetReply, or nil.

@@ -198,7 +198,12 @@ func (e *Env) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status) {
 	if name == "" || len(name) > 255 || !printable(name) {
 		return nil, pluginapi.StatusBadArgument
 	}
-	answers, err := e.spec.Resolver.Lookup(e.ctx, uint16(qtype), name)
+	ctx, cancel, ok := e.blockingCtx()
+	if !ok {
+		return nil, pluginapi.StatusTempFail
+	}
+	answers, err := e.spec.Resolver.Lookup(ctx, uint16(qtype), name)
+	cancel()
 	if err != nil {
 		return nil, pluginapi.StatusTempFail
 	}
@@ -233,7 +238,12 @@ func (e *Env) KVGet(key string) ([]byte, pluginapi.Status) {
 	if st != pluginapi.StatusOK {
 		return nil, st
 	}
-	v, ok, err := e.spec.KV.Get(e.ctx, k)
+	ctx, cancel, live := e.blockingCtx()
+	if !live {
+		return nil, pluginapi.StatusTempFail
+	}
+	v, ok, err := e.spec.KV.Get(ctx, k)
+	cancel()
 	switch {
 	case err != nil:
 		return nil, pluginapi.StatusTempFail
@@ -252,7 +262,12 @@ func (e *Env) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
 	if len(value) > maxValueLen || ttlMS < 0 {
 		return pluginapi.StatusBadArgument
 	}
-	if err := e.spec.KV.Set(e.ctx, k, value, time.Duration(ttlMS)*time.Millisecond); err != nil {
+	ctx, cancel, ok := e.blockingCtx()
+	if !ok {
+		return pluginapi.StatusTempFail
+	}
+	defer cancel()
+	if err := e.spec.KV.Set(ctx, k, value, time.Duration(ttlMS)*time.Millisecond); err != nil {
 		return pluginapi.StatusTempFail
 	}
 	return pluginapi.StatusOK
@@ -267,7 +282,12 @@ func (e *Env) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
 	if ttlMS < 0 {
 		return 0, pluginapi.StatusBadArgument
 	}
-	n, err := e.spec.KV.Incr(e.ctx, k, delta, time.Duration(ttlMS)*time.Millisecond)
+	ctx, cancel, ok := e.blockingCtx()
+	if !ok {
+		return 0, pluginapi.StatusTempFail
+	}
+	defer cancel()
+	n, err := e.spec.KV.Incr(ctx, k, delta, time.Duration(ttlMS)*time.Millisecond)
 	if err != nil {
 		return 0, pluginapi.StatusTempFail
 	}
@@ -280,7 +300,12 @@ func (e *Env) KVDel(key string) pluginapi.Status {
 	if st != pluginapi.StatusOK {
 		return st
 	}
-	if err := e.spec.KV.Del(e.ctx, k); err != nil {
+	ctx, cancel, ok := e.blockingCtx()
+	if !ok {
+		return pluginapi.StatusTempFail
+	}
+	defer cancel()
+	if err := e.spec.KV.Del(ctx, k); err != nil {
 		return pluginapi.StatusTempFail
 	}
 	return pluginapi.StatusOK

@@ -115,6 +115,11 @@ type PluginInfo struct {
 	P50, P99      time.Duration
 	// Pool is the number of live instances; PoolMin and PoolMax its bounds.
 	Pool, PoolMin, PoolMax int
+	// Suspended reports that its calls kept failing and its failure policy
+	// answers for it for a while; Suspensions counts the times it was
+	// suspended and Skipped the calls answered so.
+	Suspended            bool
+	Suspensions, Skipped uint64
 }
 
 // New loads every plugin in opts.Dir and starts watching it. A module that
@@ -188,6 +193,7 @@ func (h *Host) Hooks() uint32 { return h.chain.Load().hooks }
 func (h *Host) Plugins() []PluginInfo {
 	c := h.chain.Load()
 	out := make([]PluginInfo, 0, len(c.plugins))
+	now := h.nanotime()
 	for _, p := range c.plugins {
 		out = append(out, PluginInfo{
 			Name: p.name, File: p.file, Order: p.conf.Order, Hooks: p.hooks,
@@ -195,6 +201,7 @@ func (h *Host) Plugins() []PluginInfo {
 			Calls: p.stats.calls.Load(), Errors: p.stats.errors.Load(),
 			P50: p.stats.quantile(0.5), P99: p.stats.quantile(0.99),
 			Pool: p.pool.size(), PoolMin: p.pool.min, PoolMax: p.pool.max,
+			Suspended: p.brk.openUntil.Load() > now, Suspensions: p.brk.suspensions.Load(), Skipped: p.brk.skipped.Load(),
 		})
 	}
 	return out

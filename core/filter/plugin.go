@@ -55,6 +55,7 @@ type plugin struct {
 	modCfg   wazero.ModuleConfig
 	pool     *pool
 	stats    stats
+	brk      breaker
 	log      *slog.Logger
 	timeout  time.Duration
 	info     *ModuleInfo
@@ -98,6 +99,7 @@ func (h *Host) loadPlugin(ctx context.Context, path string, fp fingerprint, o lo
 		return nil, err
 	}
 	p := &plugin{h: h, name: name, file: path, conf: conf, log: h.log, timeout: conf.Timeout.D(), finger: fp}
+	p.brk.threshold, p.brk.cooldown = int64(conf.BreakerFailures), int64(conf.BreakerCooldown)
 	p.spec = EnvSpec{Plugin: name, Config: conf.Config, Grants: conf.Grants, KV: h.opts.KV,
 		Resolver: h.opts.Resolver, Metrics: h.opts.Metrics, Logger: h.log, Now: h.opts.Now}
 	if err := p.compile(ctx, bin, h.cache); err != nil {
@@ -115,7 +117,7 @@ func (h *Host) loadPlugin(ctx context.Context, path string, fp fingerprint, o lo
 		}
 	}()
 	// The first instance answers the ABI version and the hook set.
-	in, err := p.pool.get(ctx)
+	in, err := p.pool.get(ctx, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

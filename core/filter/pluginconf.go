@@ -70,18 +70,24 @@ type pluginConf struct {
 	PoolMin       int             `toml:"pool_min"`
 	PoolMax       int             `toml:"pool_max"`
 	Grants        []string        `toml:"grants"`
-	Limits        Limits          `toml:"limits"`
-	Config        map[string]any  `toml:"config"`
+	// BreakerFailures failed calls (at least half of the calls) within
+	// 10s suspend the plugin for BreakerCooldown; 0 never suspends it.
+	BreakerFailures int             `toml:"breaker_failures"`
+	BreakerCooldown config.Duration `toml:"breaker_cooldown"`
+	Limits          Limits          `toml:"limits"`
+	Config          map[string]any  `toml:"config"`
 }
 
 // defaultConf is the configuration of a plugin without NAME.toml.
 func defaultConf() pluginConf {
 	return pluginConf{
-		FailurePolicy: "continue",
-		MemoryLimit:   defaultMemoryLimit,
-		Timeout:       config.Duration(defaultTimeout),
-		PoolMin:       defaultPoolMin,
-		PoolMax:       2*runtime.GOMAXPROCS(0) + 2,
+		FailurePolicy:   "continue",
+		MemoryLimit:     defaultMemoryLimit,
+		Timeout:         config.Duration(defaultTimeout),
+		PoolMin:         defaultPoolMin,
+		PoolMax:         2*runtime.GOMAXPROCS(0) + 2,
+		BreakerFailures: defaultBreakerFailures,
+		BreakerCooldown: config.Duration(defaultBreakerCooldown),
 		Limits: Limits{ModuleSize: defaultModuleSize, Functions: defaultFunctions, Globals: defaultGlobals,
 			DataSize: defaultDataSize, TableElements: defaultTableElements},
 	}
@@ -117,7 +123,7 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 		if errors.As(err, &strict) && len(strict.Errors) > 0 {
 			de := &strict.Errors[0]
 			line, _ := de.Position()
-			return c, fmt.Errorf("%s:%d: unknown key %q (known: order, failure_policy, memory_limit, timeout, pool_min, pool_max, grants, [limits] module_size, functions, globals, data_size, table_elements, [config])",
+			return c, fmt.Errorf("%s:%d: unknown key %q (known: order, failure_policy, memory_limit, timeout, pool_min, pool_max, grants, breaker_failures, breaker_cooldown, [limits] module_size, functions, globals, data_size, table_elements, [config])",
 				file, line, strings.Join(de.Key(), "."))
 		}
 		var de *toml.DecodeError
@@ -154,6 +160,12 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 	}
 	if c.PoolMax < 1 || c.PoolMax < c.PoolMin {
 		return c, bad("pool_max", "must be at least 1 and at least pool_min (%d)", c.PoolMin)
+	}
+	if c.BreakerFailures < 0 {
+		return c, bad("breaker_failures", "must not be negative (0 never suspends the plugin)")
+	}
+	if c.BreakerCooldown <= 0 || c.BreakerCooldown.D() > time.Hour {
+		return c, bad("breaker_cooldown", "must be more than 0 and at most 1h, like \"30s\"")
 	}
 	if err := c.Limits.check(func(key, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: limits.%s: %s", file, lines["limits"], key, fmt.Sprintf(format, args...))

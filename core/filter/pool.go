@@ -20,6 +20,10 @@ const idleTimeout = 30 * time.Second
 // errPoolClosed is returned by get once the plugin was replaced or removed.
 var errPoolClosed = errors.New("plugin unloaded")
 
+// errWaitDeadline is returned by get when the call's deadline passed while
+// it waited for an instance.
+var errWaitDeadline = errors.New("deadline exceeded waiting for an idle instance (every instance busy)")
+
 // instance is one instantiated module. It is also the context.Context of
 // every call into it, so host functions find it (and the call's Env)
 // without a map lookup or a context.WithValue allocation per call; its
@@ -112,8 +116,15 @@ func newPool(p *plugin, min, max int) *pool {
 }
 
 // get returns an idle instance, creates one when none is idle and the pool
-// is below max, or waits for one.
-func (pl *pool) get(ctx context.Context) (*instance, error) {
+// is below max, or waits for one until deadline (host clock; 0: none).
+func (pl *pool) get(ctx context.Context, deadline int64) (*instance, error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	var expired <-chan time.Time
 	for {
 		pl.mu.Lock()
 		if pl.closed {
@@ -142,16 +153,26 @@ func (pl *pool) get(ctx context.Context) (*instance, error) {
 		}
 		pl.waiters++
 		pl.mu.Unlock()
+		if deadline > 0 && timer == nil {
+			timer = time.NewTimer(time.Duration(deadline - pl.p.h.nanotime()))
+			expired = timer.C
+		}
+		timedOut := false
 		select {
 		case <-pl.avail:
 		case <-pl.stop:
 		case <-ctx.Done():
+		case <-expired:
+			timedOut = true
 		}
 		pl.mu.Lock()
 		pl.waiters--
 		pl.mu.Unlock()
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if timedOut {
+			return nil, errWaitDeadline
 		}
 	}
 }
@@ -305,6 +326,13 @@ func (pl *pool) fill(ctx context.Context) error {
 		}
 		pl.put(in)
 	}
+}
+
+// idleCount returns the number of idle instances.
+func (pl *pool) idleCount() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return len(pl.idle)
 }
 
 // size returns the number of live instances.
