@@ -102,6 +102,11 @@ type Plugins struct {
 	Dir string `toml:"dir"`
 	// CacheDir keeps compiled modules between restarts ("" = none).
 	CacheDir string `toml:"cache_dir"`
+	// MemoryBudget bounds what the plugins' instances may take together,
+	// each plugin counted at pool_max × (memory_limit + its tables); a
+	// plugin over what is left is refused at load. 0 means the machine's
+	// memory (or its cgroup's limit).
+	MemoryBudget Size `toml:"memory_budget"`
 }
 
 // Spam holds the thresholds applied to the sum of the plugins' scores

@@ -134,3 +134,12 @@ func TestMemoryBudget(t *testing.T) {
 		t.Errorf("log lacks the refusal of c:\n%s", l)
 	}
 }
+
+func TestMachineMemory(t *testing.T) {
+	if _, err := os.Stat("/proc/meminfo"); err != nil {
+		t.Skip("no /proc/meminfo")
+	}
+	if m := MachineMemory(); m < 64<<20 || m > 1<<50 {
+		t.Errorf("MachineMemory = %d, want the machine's memory", m)
+	}
+}

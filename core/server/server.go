@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -152,6 +153,8 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugins in %s: %w", cfg.Dir, err)
 	}
+		// The plugins' memory budget: the configured one, or the machine's.
+		MemoryBudget: cmp.Or(int64(cfg.MemoryBudget), filter.MachineMemory()),
 	return h, nil
 }
 
