@@ -149,12 +149,12 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 		Metrics:  s.metrics,
 		Logger:   s.log,
 		Now:      s.pluginClock,
+		// The plugins' memory budget: the configured one, or the machine's.
+		MemoryBudget: cmp.Or(int64(cfg.MemoryBudget), filter.MachineMemory()),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plugins in %s: %w", cfg.Dir, err)
 	}
-		// The plugins' memory budget: the configured one, or the machine's.
-		MemoryBudget: cmp.Or(int64(cfg.MemoryBudget), filter.MachineMemory()),
 	return h, nil
 }
 
