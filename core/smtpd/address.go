@@ -1,152 +1,24 @@
 package smtpd
 
-import (
-	"net/netip"
-	"strings"
-	"unicode/utf8"
+import "github.com/sluice-mta/sluice/core/mail"
 
-	"github.com/sluice-mta/sluice/core/mail"
-)
-
-// Limits from RFC 5321 §4.5.3.1.
-const (
-	maxLocalPart = 64
-	maxDomain    = 255
-	maxLabel     = 63
-)
+// The address checks live in core/mail, shared with the filter host.
 
 // Replies refusing an address.
 var (
-	errAddrSyntax   = mail.NewReply(553, "5.1.3", "Bad address syntax")
-	errDomainSyntax = mail.NewReply(553, "5.1.3", "Bad domain syntax in address")
-	errLocalUnsafe  = mail.NewReply(553, "5.1.3",
-		"Local part contains characters not allowed here (/, \\, control characters, leading or double dots)")
-	errRouting = mail.NewReply(554, "5.7.1", "Relay access denied: routing characters (%, !, @) in local part")
+	errAddrSyntax   = mail.ReplyAddrSyntax
+	errDomainSyntax = mail.ReplyDomainSyntax
+	errLocalUnsafe  = mail.ReplyLocalUnsafe
+	errRouting      = mail.ReplyRouting
 )
 
-// checkAddress splits a mailbox as go-smtp hands it over (quotes removed,
-// source route already dropped) into its local part and its domain, the
-// domain lowercased when it is ASCII. It refuses everything that could route
-// mail somewhere else than the domain says (the percent hack, bang paths, an
-// "@" inside a quoted local part) and everything that could escape a Maildir
-// path (/, \, leading or doubled dots, control characters, NUL). A
-// refusal is the reply to send.
+// checkAddress is mail.CheckAddress: an RCPT address.
 func checkAddress(addr string) (local, domain string, reply *mail.Reply) {
-	local, domain, ok := mail.Split(addr)
-	if !ok || local == "" || domain == "" {
-		return "", "", errAddrSyntax
-	}
-	if domain, reply = checkDomain(domain); reply != nil {
-		return "", "", reply
-	}
-	if reply := checkLocal(local); reply != nil {
-		return "", "", reply
-	}
-	return local, domain, nil
+	return mail.CheckAddress(addr)
 }
 
-// checkLocal applies checkAddress's rules to a local part.
-func checkLocal(local string) *mail.Reply {
-	if len(local) == 0 || len(local) > maxLocalPart || !utf8.ValidString(local) {
-		return errAddrSyntax
-	}
-	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
-		return errLocalUnsafe
-	}
-	for i := 0; i < len(local); i++ {
-		switch c := local[i]; {
-		case c == '%' || c == '!' || c == '@':
-			return errRouting
-		case c == '/' || c == '\\' || c < 0x20 || c == 0x7f:
-			return errLocalUnsafe
-		case c == ' ' || c == '"' || c == '<' || c == '>' || c == '(' || c == ')' ||
-			c == ',' || c == ';' || c == ':' || c == '[' || c == ']':
-			return errAddrSyntax
-		}
-	}
-	return nil
-}
+// checkDomain is mail.CheckDomain.
+func checkDomain(d string) (string, *mail.Reply) { return mail.CheckDomain(d) }
 
-// checkDomain validates a domain (LDH labels, UTF-8 labels for SMTPUTF8, or
-// an address literal) and returns it with ASCII letters lowercased.
-func checkDomain(d string) (string, *mail.Reply) {
-	if len(d) == 0 || len(d) > maxDomain || !utf8.ValidString(d) {
-		return "", errDomainSyntax
-	}
-	if d[0] == '[' {
-		if !validAddrLiteral(d) {
-			return "", errDomainSyntax
-		}
-		return strings.ToLower(d), nil
-	}
-	label := 0
-	for i := 0; i < len(d); i++ {
-		c := d[i]
-		switch {
-		case c == '.':
-			if label == 0 || d[i-1] == '-' {
-				return "", errDomainSyntax
-			}
-			label = 0
-			continue
-		case c == '-':
-			if label == 0 {
-				return "", errDomainSyntax
-			}
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c >= 0x80:
-		default:
-			return "", errDomainSyntax
-		}
-		label++
-		if label > maxLabel {
-			return "", errDomainSyntax
-		}
-	}
-	if label == 0 || d[len(d)-1] == '-' {
-		return "", errDomainSyntax
-	}
-	return strings.ToLower(d), nil
-}
-
-// validAddrLiteral reports whether d is "[IPv4]" or "[IPv6:addr]".
-func validAddrLiteral(d string) bool {
-	if len(d) < 3 || d[len(d)-1] != ']' {
-		return false
-	}
-	in := d[1 : len(d)-1]
-	if v6, ok := cutPrefixFold(in, "IPv6:"); ok {
-		a, err := netip.ParseAddr(v6)
-		return err == nil && a.Is6() && a.Zone() == ""
-	}
-	a, err := netip.ParseAddr(in)
-	return err == nil && a.Is4()
-}
-
-// cutPrefixFold is strings.CutPrefix ignoring ASCII case.
-func cutPrefixFold(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
-		return s, false
-	}
-	return s[len(prefix):], true
-}
-
-// checkSender validates a MAIL FROM address: "" (the null sender) passes;
-// anything else needs a local part free of control characters and a valid
-// domain. Senders are not routed to, so routing characters are allowed. A
-// refusal is the reply to send.
-func checkSender(addr string) *mail.Reply {
-	if addr == "" {
-		return nil
-	}
-	local, domain, ok := mail.Split(addr)
-	if !ok || local == "" || domain == "" || len(local) > maxLocalPart || !utf8.ValidString(addr) {
-		return errAddrSyntax
-	}
-	for i := 0; i < len(local); i++ {
-		if c := local[i]; c < 0x20 || c == 0x7f || c == ' ' {
-			return errAddrSyntax
-		}
-	}
-	_, reply := checkDomain(domain)
-	return reply
-}
+// checkSender is mail.CheckSender: a MAIL FROM address.
+func checkSender(addr string) *mail.Reply { return mail.CheckSender(addr) }

@@ -1,0 +1,156 @@
+package mail
+
+import (
+	"net/netip"
+	"strings"
+	"unicode/utf8"
+)
+
+// The address checks of the SMTP server, shared with the filter host, which
+// applies them to the recipients plugins add or rewrite.
+
+// Limits from RFC 5321 §4.5.3.1.
+const (
+	// MaxLocalPart is the longest local part.
+	MaxLocalPart = 64
+	maxDomain    = 255
+	maxLabel     = 63
+)
+
+// Replies refusing an address (CheckAddress, CheckSender, CheckDomain),
+// as the SMTP server sends them; callers may compare with them.
+var (
+	ReplyAddrSyntax   = NewReply(553, "5.1.3", "Bad address syntax")
+	ReplyDomainSyntax = NewReply(553, "5.1.3", "Bad domain syntax in address")
+	ReplyLocalUnsafe  = NewReply(553, "5.1.3",
+		"Local part contains characters not allowed here (/, \\, control characters, leading or double dots)")
+	ReplyRouting = NewReply(554, "5.7.1", "Relay access denied: routing characters (%, !, @) in local part")
+)
+
+// CheckAddress checks a recipient as an SMTP server takes it at RCPT: it
+// splits a mailbox as go-smtp hands it over (quotes removed,
+// source route already dropped) into its local part and its domain, the
+// domain lowercased when it is ASCII. It refuses everything that could route
+// mail somewhere else than the domain says (the percent hack, bang paths, an
+// "@" inside a quoted local part) and everything that could escape a Maildir
+// path (/, \, leading or doubled dots, control characters, NUL). A
+// refusal is the reply to send.
+func CheckAddress(addr string) (local, domain string, reply *Reply) {
+	local, domain, ok := Split(addr)
+	if !ok || local == "" || domain == "" {
+		return "", "", ReplyAddrSyntax
+	}
+	if domain, reply = CheckDomain(domain); reply != nil {
+		return "", "", reply
+	}
+	if reply := checkLocal(local); reply != nil {
+		return "", "", reply
+	}
+	return local, domain, nil
+}
+
+// checkLocal applies CheckAddress's rules to a local part.
+func checkLocal(local string) *Reply {
+	if len(local) == 0 || len(local) > MaxLocalPart || !utf8.ValidString(local) {
+		return ReplyAddrSyntax
+	}
+	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+		return ReplyLocalUnsafe
+	}
+	for i := 0; i < len(local); i++ {
+		switch c := local[i]; {
+		case c == '%' || c == '!' || c == '@':
+			return ReplyRouting
+		case c == '/' || c == '\\' || c < 0x20 || c == 0x7f:
+			return ReplyLocalUnsafe
+		case c == ' ' || c == '"' || c == '<' || c == '>' || c == '(' || c == ')' ||
+			c == ',' || c == ';' || c == ':' || c == '[' || c == ']':
+			return ReplyAddrSyntax
+		}
+	}
+	return nil
+}
+
+// CheckDomain validates a domain (LDH labels, UTF-8 labels for SMTPUTF8, or
+// an address literal) and returns it with ASCII letters lowercased.
+func CheckDomain(d string) (string, *Reply) {
+	if len(d) == 0 || len(d) > maxDomain || !utf8.ValidString(d) {
+		return "", ReplyDomainSyntax
+	}
+	if d[0] == '[' {
+		if !validAddrLiteral(d) {
+			return "", ReplyDomainSyntax
+		}
+		return strings.ToLower(d), nil
+	}
+	label := 0
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		switch {
+		case c == '.':
+			if label == 0 || d[i-1] == '-' {
+				return "", ReplyDomainSyntax
+			}
+			label = 0
+			continue
+		case c == '-':
+			if label == 0 {
+				return "", ReplyDomainSyntax
+			}
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c >= 0x80:
+		default:
+			return "", ReplyDomainSyntax
+		}
+		label++
+		if label > maxLabel {
+			return "", ReplyDomainSyntax
+		}
+	}
+	if label == 0 || d[len(d)-1] == '-' {
+		return "", ReplyDomainSyntax
+	}
+	return strings.ToLower(d), nil
+}
+
+// validAddrLiteral reports whether d is "[IPv4]" or "[IPv6:addr]".
+func validAddrLiteral(d string) bool {
+	if len(d) < 3 || d[len(d)-1] != ']' {
+		return false
+	}
+	in := d[1 : len(d)-1]
+	if v6, ok := cutPrefixFold(in, "IPv6:"); ok {
+		a, err := netip.ParseAddr(v6)
+		return err == nil && a.Is6() && a.Zone() == ""
+	}
+	a, err := netip.ParseAddr(in)
+	return err == nil && a.Is4()
+}
+
+// cutPrefixFold is strings.CutPrefix ignoring ASCII case.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
+}
+
+// CheckSender validates a MAIL FROM address: "" (the null sender) passes;
+// anything else needs a local part free of control characters and a valid
+// domain. Senders are not routed to, so routing characters are allowed. A
+// refusal is the reply to send.
+func CheckSender(addr string) *Reply {
+	if addr == "" {
+		return nil
+	}
+	local, domain, ok := Split(addr)
+	if !ok || local == "" || domain == "" || len(local) > MaxLocalPart || !utf8.ValidString(addr) {
+		return ReplyAddrSyntax
+	}
+	for i := 0; i < len(local); i++ {
+		if c := local[i]; c < 0x20 || c == 0x7f || c == ' ' {
+			return ReplyAddrSyntax
+		}
+	}
+	_, reply := CheckDomain(domain)
+	return reply
+}
