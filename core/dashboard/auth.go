@@ -148,11 +148,15 @@ func (d *Dashboard) login(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // sameOrigin refuses a request that a browser says comes from another
-// site: Sec-Fetch-Site, or else an Origin naming another host. A request
-// with neither (curl) passes; the CSRF token still guards it.
+// site: by Sec-Fetch-Site when it sends one, else by an Origin naming
+// another host (or "null"). A request with neither (curl) passes; the
+// CSRF token still guards it.
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "cross-site", "same-site":
+	case "same-origin", "none":
+		return true
+	case "":
+	default:
 		return false
 	}
 	o := r.Header.Get("Origin")

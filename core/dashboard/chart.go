@@ -40,7 +40,7 @@ func chart(minutes []metrics.Minute) template.HTML {
 	}
 	y := func(v int) float64 { return padT + (chartH-padT-padB)*(1-float64(v)/float64(top)) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %g %g" role="img" aria-label="Mail per minute over the last hour" preserveAspectRatio="none">`, chartW, chartH)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %g %g" role="img" aria-label="Mail per minute over the last hour">`, chartW, chartH)
 	for _, v := range []int{0, top / 2, top} {
 		fmt.Fprintf(&b, `<line class="grid" x1="%g" x2="%g" y1="%.1f" y2="%.1f"/>`, padL, chartW-padR, y(v), y(v))
 		fmt.Fprintf(&b, `<text class="axis" x="%g" y="%.1f" text-anchor="end">%d</text>`, padL-4, y(v)+4, v)
