@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-mta/sluice/core/addressing"
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/sdk/sdktest"
@@ -23,10 +24,33 @@ var order = []struct {
 	{"dnsbl", 10}, {"greylist", 20}, {"ratelimit", 30}, {"sender-policy", 40}, {"spamscore", 50}, {"headers", 60},
 }
 
+// TestSluiceTOML loads sluice.toml, with its /etc/sluice (the
+// [addressing] files, which must exist) a directory holding the example
+// maps of addressing/, and checks what the plugins rely on. The maps must
+// load too, with one warning: the law firm's catch-all, which is meant.
 func TestSluiceTOML(t *testing.T) {
-	cfg, err := config.Load("sluice.toml")
+	text, err := os.ReadFile("sluice.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(text), `"/etc/sluice/`); n != 3 {
+		t.Fatalf("sluice.toml names /etc/sluice %d times, want 3 (domains, aliases, srs_secret_file): update this test", n)
+	}
+	path := filepath.Join(t.TempDir(), "sluice.toml")
+	text = []byte(strings.ReplaceAll(string(text), `"/etc/sluice/`, `"`+mapsDir(t)+"/"))
+	if err := os.WriteFile(path, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("examples/anti-abuse/sluice.toml does not load: %v", err)
+	}
+	warnings, st, err := addressing.Check(cfg)
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], `catch-all "@customer-lawfirm.example"`) || st.Aliases == 0 {
+		t.Errorf("the example maps: %v, warnings %q, %+v", err, warnings, st)
+	}
+	if cfg.Addressing.Verify != "lmtp" || cfg.Addressing.SRSDomain != "srs.hosting.example" {
+		t.Errorf("[addressing] %+v", cfg.Addressing)
 	}
 	if cfg.Plugins.Dir != "/var/lib/sluice/plugins" {
 		t.Errorf("plugins dir %q, want /var/lib/sluice/plugins", cfg.Plugins.Dir)

@@ -3,11 +3,13 @@ package antiabuse
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,15 +29,19 @@ import (
 // copy (each replaced line must be found, so the test follows the file):
 // free ports instead of 25, 587 and 465 (both the 0.0.0.0 and the [::]
 // address of each are kept), a temporary data_dir, an LMTP sink for
-// Dovecot's socket, a self-signed certificate, a test DNS server. The six
+// Dovecot's socket (knowing a few users), a self-signed certificate, a
+// test DNS server, the maps of addressing/ for /etc/sluice. The six
 // plugins are built and installed with plugins/NAME.toml. Mail then goes
-// through: inbound over IPv4 and IPv6, and a customer's authenticated
-// submission; the three messages reach the mailbox server.
+// through: inbound over IPv4 and IPv6, a customer's authenticated
+// submission, a role address through the aliases file; the messages reach
+// the mailbox server. Mail to an unknown user is refused at RCPT with
+// the mailbox server's own reply.
 func TestServe(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	lmtpSock := filepath.Join(dir, "lmtp.sock")
 	sink := startLMTPSink(t, lmtpSock)
+	maps := mapsDir(t)
 	dns := dnstest.Start(t, dnstest.Zone())
 	smtpPort, subPort, tlsPort := freePort(t), freePort(t), freePort(t)
 
@@ -53,6 +59,9 @@ func TestServe(t *testing.T) {
 		{`cert = "/etc/letsencrypt/live/mx1.hosting.example/fullchain.pem"`, `cert = ""`},
 		{`key = "/etc/letsencrypt/live/mx1.hosting.example/privkey.pem"`, `key = ""`},
 		{`servers = ["127.0.0.1:53"]`, `servers = ["` + dns.Addr + `"]`},
+		{`domains = "/etc/sluice/domains"`, `domains = "` + maps + `/domains"`},
+		{`aliases = "/etc/sluice/aliases"`, `aliases = "` + maps + `/aliases"`},
+		{`srs_secret_file = "/etc/sluice/srs.secret"`, `srs_secret_file = "` + maps + `/srs.secret"`},
 	} {
 		if n := strings.Count(text, r.old); n != 1 {
 			t.Fatalf("sluice.toml has %d lines %s, want 1: update this test with the file", n, r.old)
@@ -155,9 +164,29 @@ func TestServe(t *testing.T) {
 	}
 	want++
 
+	// [addressing]: an unknown user is refused at RCPT with the mailbox
+	// server's own words; a role address of a domain from the domains
+	// file reaches the team's mailbox through the aliases file.
+	smtpAddr := net.JoinHostPort("127.0.0.1", smtpPort)
+	_, err = servertest.Send(smtpAddr, "someone@sender.example", []string{"nobody@hosting.example"},
+		servertest.Message("someone@sender.example", "nobody@hosting.example", "to nobody", "hello\r\n"))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 550 || se.EnhancedCode != (smtp.EnhancedCode{5, 1, 1}) || se.Message != "<nobody@hosting.example> User doesn't exist: nobody@hosting.example" {
+		t.Errorf("mail to an unknown user: %v, want the mailbox server's 550 5.1.1 at RCPT", err)
+	}
+	servertest.MustSend(t, smtpAddr, "someone@sender.example", []string{"abuse@customer-bakery.example"},
+		servertest.Message("someone@sender.example", "abuse@customer-bakery.example", "abuse report", "spam from you\r\n"))
+	want++
+
 	waitFor(t, exited, &log, strconv.Itoa(want)+" messages at the mailbox server", func() bool { return sink.count() >= want })
 	got := strings.Join(sink.subjects(), "\n")
-	for _, s := range append(inbound, "submitted by alice") {
+	if n := sink.count(); n != want {
+		t.Errorf("the mailbox server got %d messages, want %d", n, want)
+	}
+	if rcpts := sink.rcptsOf("abuse report"); len(rcpts) != 1 || rcpts[0] != "postmaster@hosting.example" {
+		t.Errorf("the abuse report went to %v, want postmaster@hosting.example (aliases)", rcpts)
+	}
+	for _, s := range append(inbound, "submitted by alice", "abuse report") {
 		if !strings.Contains(got, s) {
 			t.Errorf("the mailbox server got no message with %q in its subject; it got:\n%s", s, got)
 		}
@@ -225,18 +254,43 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// lmtpSink plays Dovecot's LMTP socket: it accepts every recipient and
-// keeps the messages.
+// lmtpSink plays Dovecot's LMTP socket: it knows the users in lmtpUsers
+// (at any domain), refuses others as Dovecot does, and keeps the messages
+// with their recipients.
 type lmtpSink struct {
-	mu   sync.Mutex
-	msgs [][]byte
+	mu    sync.Mutex
+	msgs  [][]byte
+	rcpts [][]string
+}
+
+// lmtpUsers are the mailboxes the test's Dovecot knows.
+var lmtpUsers = []string{"postmaster", "orders", "anna", "ben", "owner", "office"}
+
+// mapsDir copies the example map files of addressing/ into a directory
+// of the test's, with an SRS secret, for the /etc/sluice of sluice.toml.
+func mapsDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{"domains", "aliases"} {
+		b, err := os.ReadFile(filepath.Join("addressing", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "srs.secret"), []byte("a-test-secret-of-enough-length\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // startLMTPSink serves LMTP on the unix socket path until the test ends.
 func startLMTPSink(t *testing.T, path string) *lmtpSink {
 	t.Helper()
 	s := &lmtpSink{}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &lmtpSession{s}, nil }))
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &lmtpSession{sink: s}, nil }))
 	srv.LMTP = true
 	srv.Domain = "dovecot.test"
 	ln, err := net.Listen("unix", path)
@@ -269,12 +323,36 @@ func (s *lmtpSink) subjects() []string {
 	return out
 }
 
-type lmtpSession struct{ sink *lmtpSink }
+// rcptsOf returns the recipients of the message whose Subject holds s.
+func (s *lmtpSink) rcptsOf(subject string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, m := range s.msgs {
+		if strings.Contains(string(m), "Subject: "+subject+"\r\n") {
+			return s.rcpts[i]
+		}
+	}
+	return nil
+}
 
-func (*lmtpSession) Reset()                               {}
-func (*lmtpSession) Logout() error                        { return nil }
-func (*lmtpSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (*lmtpSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+type lmtpSession struct {
+	sink  *lmtpSink
+	rcpts []string
+}
+
+func (ss *lmtpSession) Reset()                               { ss.rcpts = nil }
+func (*lmtpSession) Logout() error                           { return nil }
+func (ss *lmtpSession) Mail(string, *smtp.MailOptions) error { ss.rcpts = nil; return nil }
+
+// Rcpt refuses an unknown user with Dovecot's reply.
+func (ss *lmtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	local, _, _ := strings.Cut(to, "@")
+	if !slices.Contains(lmtpUsers, local) {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + "> User doesn't exist: " + to}
+	}
+	ss.rcpts = append(ss.rcpts, to)
+	return nil
+}
 
 func (ss *lmtpSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
@@ -283,6 +361,7 @@ func (ss *lmtpSession) Data(r io.Reader) error {
 	}
 	ss.sink.mu.Lock()
 	ss.sink.msgs = append(ss.sink.msgs, b)
+	ss.sink.rcpts = append(ss.sink.rcpts, ss.rcpts)
 	ss.sink.mu.Unlock()
 	return nil
 }
