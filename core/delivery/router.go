@@ -176,7 +176,7 @@ func (r *Router) split(ctx context.Context, m *mail.Message, rcpts []string) []m
 	results = append(results, route(ctx, r.remote, out, remote,
 		"4.4.1", "no remote delivery configured yet")...)
 	if len(forward) > 0 {
-		results = append(results, route(ctx, r.remote, r.forwardMessage(out), forward,
+		results = append(results, route(ctx, r.remote, r.forwardMessage(ctx, out, len(forward)), forward,
 			"4.4.1", "no remote delivery configured yet")...)
 	}
 	return results
@@ -194,19 +194,20 @@ func forwarded(m *mail.Message) map[string]bool {
 	return fwd
 }
 
-// forwardMessage returns m with the envelope sender forwarded mail is
-// relayed with: its SRS rewrite, so that SPF passes at the next hop and
-// bounces come back to us to be reversed. A sender SRS cannot rewrite is
-// kept (and logged): the mail still goes.
-func (r *Router) forwardMessage(m *mail.Message) *mail.Message {
+// forwardMessage returns m with the envelope sender its n forwarded
+// recipients are relayed with: its SRS rewrite, so that SPF passes at the
+// next hop and bounces come back to us to be reversed. A sender SRS cannot
+// rewrite is kept (and logged): the mail still goes.
+func (r *Router) forwardMessage(ctx context.Context, m *mail.Message, n int) *mail.Message {
 	from, err := r.addressing.ForwardSender(m.From)
 	if err != nil {
-		r.log.Warn("forwarding with the original sender: SRS cannot rewrite it", "id", m.ID, "from", m.From, "err", err)
+		r.log.WarnContext(ctx, "forwarding with the original sender: SRS cannot rewrite it", "id", m.ID, "from", m.From, "err", err)
 		return m
 	}
 	if from == m.From {
 		return m
 	}
+	r.log.InfoContext(ctx, "forward", "id", m.ID, "from", m.From, "srs_from", from, "nrcpt", n)
 	fm := *m
 	fm.From = from
 	return &fm
