@@ -18,7 +18,7 @@ import (
 
 // populated returns a registry with every metric given a value, and its
 // clock.
-func populated(t *testing.T) (*Registry, *time.Time) {
+func populated(t testing.TB) (*Registry, *time.Time) {
 	t.Helper()
 	now := time.Date(2025, 3, 1, 12, 0, 30, 0, time.UTC)
 	r := New(Options{Routes: []string{"Partner.EXAMPLE."}, TopDestinations: 2, QueueMaxAge: -1,

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"net"
@@ -76,6 +78,11 @@ func TestHTTPListener(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	metricstest.CheckMetrics(t, []byte(metricsText))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(metricsText))
+	zw.Close()
+	t.Logf("one scrape of /metrics: %d bytes, %d gzipped", len(metricsText), gz.Len())
 	for _, want := range []string{"sluice_queue_commit_seconds_count 1", `sluice_queue_messages{state="queued"} `,
 		"sluice_delivery_seconds_count 1", "sluice_tls_certificate_expiry_timestamp_seconds ", "process_resident_memory_bytes "} {
 		if !strings.Contains(metricsText, want) {
