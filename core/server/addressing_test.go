@@ -514,3 +514,25 @@ func TestSendmailResolved(t *testing.T) {
 		t.Error("a Maildir was created for nobody")
 	}
 }
+
+// TestAliasBounceNamesOriginal: when a target of an alias fails, the DSN
+// to the sender names the address the sender wrote (Original-Recipient)
+// beside the target that failed; the alias's other target is delivered.
+func TestAliasBounceNamesOriginal(t *testing.T) {
+	addr := reserveAddr(t)
+	startSink(t, addr, false, func(s *sink) {
+		s.refuse["gone@remote.test"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "gone"}
+	})
+	cfg := outboundConfig(t, addr)
+	withMaps(t, cfg, "alice@localhost\nsender@localhost\n", "team@localhost  alice@localhost, gone@remote.test\n")
+	s := start(t, cfg)
+	servertest.MustSend(t, s.addr, "sender@localhost", []string{"team@localhost"},
+		servertest.Message("sender@localhost", "team@localhost", "to the team", "hello\r\n"))
+	waitMaildir(t, s, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 1)
+	dsn := waitMaildir(t, s, filepath.Join(cfg.DataDir, "mail", "localhost", "sender"), 1)[0]
+	for _, want := range []string{"Final-Recipient: rfc822; gone@remote.test", "Original-Recipient: rfc822; team@localhost", "5.1.1"} {
+		if !bytes.Contains(dsn, []byte(want)) {
+			t.Errorf("the DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+}
