@@ -100,7 +100,7 @@ func TestBrowser(t *testing.T) {
 	// Hold, then release, the deferred message from its page.
 	var state string
 	run("open the message", chromedp.Navigate(base+"/queue/"+deferred), chromedp.WaitVisible("#op-hold", chromedp.ByID))
-	run("hold it", chromedp.Click("#op-hold", chromedp.ByID), chromedp.WaitVisible("#flash", chromedp.ByID),
+	run("hold it", chromedp.Click("#op-hold", chromedp.ByID), chromedp.WaitVisible(`#flash[data-done="hold"]`, chromedp.ByQuery),
 		chromedp.Text("#msg-state", &state, chromedp.ByID))
 	if state != "held" {
 		t.Errorf("state after hold = %q", state)
@@ -109,7 +109,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("after hold in the browser the queue has held=%v (err %v)", m != nil && m.Held, err)
 	}
 	shot("message-held.png")
-	run("release it", chromedp.Click("#op-release", chromedp.ByID), chromedp.WaitVisible("#flash", chromedp.ByID),
+	run("release it", chromedp.Click("#op-release", chromedp.ByID), chromedp.WaitVisible(`#flash[data-done="release"]`, chromedp.ByQuery),
 		chromedp.Text("#msg-state", &state, chromedp.ByID))
 	if state == "held" {
 		t.Errorf("state after release still %q", state)

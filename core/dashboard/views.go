@@ -30,6 +30,7 @@ type page struct {
 	User  string
 	CSRF  string
 	Flash string
+	Done  string // the action Flash reports
 	Now   time.Time
 	Data  any
 }
@@ -37,7 +38,7 @@ type page struct {
 // render executes template name with data inside the common layout.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, name string, data any) {
 	p := page{Title: name, Host: d.opts.Hostname, Nav: name, Now: d.opts.Now(), Data: data,
-		Flash: flashText(r.URL.Query().Get("done"))}
+		Flash: flashText(r.URL.Query().Get("done")), Done: r.URL.Query().Get("done")}
 	if ss := sessionOf(r); ss != nil {
 		p.User, p.CSRF = ss.user, ss.csrf
 	}
