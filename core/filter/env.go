@@ -55,6 +55,8 @@ type EnvSpec struct {
 	Logger   *slog.Logger
 	// Now is the clock plugins see; nil means time.Now.
 	Now func() time.Time
+	// Quota bounds what the plugin logs and writes to KV (nil: nothing).
+	Quota *Quota
 }
 
 // Env is one hook call's view of the host: the semantics of every host
@@ -69,6 +71,10 @@ type Env struct {
 	// deadline is the call's (zero: none): host functions that can block
 	// end at it.
 	deadline time.Time
+	// What the call wrote so far, against EnvSpec.Quota; quotaNoted once
+	// a refusal was logged.
+	logLines, logBytes, kvBytes int
+	quotaNoted                  bool
 
 	reply *mail.Reply
 }
@@ -224,11 +230,14 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 // the transaction has one; it is logged with the call's context, which
 // carries the SMTP session's ID during a session's hooks.
 func (e *Env) Log(level int32, msg string) {
-	if e.spec.Logger == nil {
+	if e.spec.Logger == nil || !e.spec.Logger.Enabled(e.ctx, slog.Level(level)) {
 		return
 	}
 	if len(msg) > maxValueLen {
 		msg = msg[:maxValueLen]
+	}
+	if !e.allowLog(len(msg)) {
+		return
 	}
 	e.spec.Logger.Log(e.ctx, slog.Level(level), msg, withID([]any{"plugin", e.spec.Plugin, "hook", e.hook.String()}, e.txn)...)
 }

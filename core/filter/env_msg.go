@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -84,20 +85,16 @@ func (e *Env) DelHeader(name string) pluginapi.Status {
 	return pluginapi.StatusOK
 }
 
-// checkField checks the permission for fn and a field it would write.
+// checkField checks the permission for fn and a field it would write
+// (mail.CheckField: no control characters or line breaks but folding, no
+// line over 998 octets), at most maxValueLen bytes: a plugin cannot inject
+// fields, end the header section or break a line limit.
 func (e *Env) checkField(fn *pluginapi.Func, name, value string) pluginapi.Status {
 	if st := e.permit(fn); st != pluginapi.StatusOK {
 		return st
 	}
-	if !validFieldName(name) || len(value) > maxValueLen {
+	if len(value) > maxValueLen || mail.CheckField(name, value) != nil {
 		return pluginapi.StatusBadArgument
-	}
-	// Values may not carry line breaks: a plugin cannot inject fields or
-	// end the header section.
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; c == '\r' || c == '\n' || c == 0 {
-			return pluginapi.StatusBadArgument
-		}
 	}
 	return pluginapi.StatusOK
 }
@@ -115,6 +112,10 @@ func validFieldName(name string) bool {
 	return true
 }
 
+// maxRcpts bounds the recipients plugins may bring a transaction to when
+// the caller sets no Txn.MaxRcpts.
+const maxRcpts = 1000
+
 // AddRcpt adds a recipient.
 func (e *Env) AddRcpt(addr string) pluginapi.Status {
 	if st := e.checkRcpt(rowAddRcpt, addr); st != pluginapi.StatusOK {
@@ -124,6 +125,9 @@ func (e *Env) AddRcpt(addr string) pluginapi.Status {
 		if mail.SameAddress(r.Addr, addr) {
 			return pluginapi.StatusOK
 		}
+	}
+	if limit := cmp.Or(e.txn.MaxRcpts, maxRcpts); len(e.txn.Rcpts) >= limit {
+		return pluginapi.StatusTooLarge
 	}
 	e.txn.Rcpts = append(e.txn.Rcpts, mail.Recipient{Addr: addr})
 	return pluginapi.StatusOK
@@ -170,13 +174,21 @@ func (e *Env) RewriteRcpt(old, new string) pluginapi.Status {
 	return pluginapi.StatusNotFound
 }
 
-// checkRcpt checks the permission for fn and an address it would write.
+// checkRcpt checks the permission for fn and an address it would add or
+// rewrite a recipient to, as an RCPT from the client is checked: its
+// syntax (mail.CheckAddress: no routing characters, nothing that escapes a
+// mailbox path), in ASCII, then the caller's Txn.CheckRcpt (relay control).
 func (e *Env) checkRcpt(fn *pluginapi.Func, addr string) pluginapi.Status {
 	if st := e.permit(fn); st != pluginapi.StatusOK {
 		return st
 	}
-	local, domain, ok := mail.Split(addr)
-	if !ok || local == "" || domain == "" || len(addr) > 254 || !printable(addr) || strings.ContainsAny(addr, " <>") {
+	if len(addr) > 254 || !printable(addr) {
+		return pluginapi.StatusBadArgument
+	}
+	if _, _, reply := mail.CheckAddress(addr); reply != nil {
+		return pluginapi.StatusBadArgument
+	}
+	if e.txn.CheckRcpt != nil && e.txn.CheckRcpt(addr) != nil {
 		return pluginapi.StatusBadArgument
 	}
 	return pluginapi.StatusOK
@@ -262,6 +274,9 @@ func (e *Env) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
 	if len(value) > maxValueLen || ttlMS < 0 {
 		return pluginapi.StatusBadArgument
 	}
+	if !e.allowKV(len(key) + len(value)) {
+		return pluginapi.StatusTooLarge
+	}
 	ctx, cancel, ok := e.blockingCtx()
 	if !ok {
 		return pluginapi.StatusTempFail
@@ -281,6 +296,9 @@ func (e *Env) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
 	}
 	if ttlMS < 0 {
 		return 0, pluginapi.StatusBadArgument
+	}
+	if !e.allowKV(len(key) + 8) {
+		return 0, pluginapi.StatusTooLarge
 	}
 	ctx, cancel, ok := e.blockingCtx()
 	if !ok {

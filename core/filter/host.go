@@ -120,6 +120,8 @@ type PluginInfo struct {
 	// suspended and Skipped the calls answered so.
 	Suspended            bool
 	Suspensions, Skipped uint64
+	// QuotaRefused counts the log lines and KV writes its quotas refused.
+	QuotaRefused uint64
 }
 
 // New loads every plugin in opts.Dir and starts watching it. A module that
@@ -202,6 +204,7 @@ func (h *Host) Plugins() []PluginInfo {
 			P50: p.stats.quantile(0.5), P99: p.stats.quantile(0.99),
 			Pool: p.pool.size(), PoolMin: p.pool.min, PoolMax: p.pool.max,
 			Suspended: p.brk.openUntil.Load() > now, Suspensions: p.brk.suspensions.Load(), Skipped: p.brk.skipped.Load(),
+			QuotaRefused: p.spec.Quota.Refused(),
 		})
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // maxLogLine bounds one line of a guest's stdout or stderr in the log.
@@ -62,6 +63,30 @@ func (w *logWriter) flush() {
 		ctx = in.env.ctx
 		args = withID(append(args, "hook", in.env.hook.String()), in.env.txn)
 	}
+	if !w.allow(ctx, len(w.buf)) {
+		w.buf = w.buf[:0]
+		return
+	}
 	w.log.Log(ctx, slog.LevelInfo, string(bytes.TrimRight(w.buf, "\r")), args...)
 	w.buf = w.buf[:0]
+}
+
+// allow counts a line of n bytes against the plugin's log quota: the
+// call's, during a call, else the plugin's per minute.
+func (w *logWriter) allow(ctx context.Context, n int) bool {
+	in := w.in
+	switch {
+	case !w.log.Enabled(ctx, slog.LevelInfo):
+		return false
+	case in == nil || in.p.spec.Quota == nil:
+		return true
+	case in.env.spec != nil:
+		return in.env.allowLog(n)
+	}
+	q := in.p.spec.Quota
+	if !q.log.take(time.Now().UnixNano(), n, q.LogBytesPerMinute) {
+		q.refused.Add(1)
+		return false
+	}
+	return true
 }

@@ -38,6 +38,11 @@ const (
 	defaultGlobals       = 10_000
 	defaultDataSize      = 32 << 20
 	defaultTableElements = 1 << 18 // 2 MiB of host memory per instance
+	defaultLogLines      = 100
+	defaultLogBytes      = 64 << 10
+	defaultKVBytes       = 256 << 10
+	defaultLogPerMinute  = 4 << 20
+	defaultKVPerMinute   = 16 << 20
 	maxModuleSize        = 1 << 30
 	maxFunctions         = 1 << 27 // wazero's own ceilings
 	maxGlobals           = 1 << 27
@@ -59,6 +64,22 @@ type Limits struct {
 	DataSize config.Size `toml:"data_size"`
 	// TableElements bounds each table, at load and when it grows.
 	TableElements int `toml:"table_elements"`
+
+	// The quotas (Quota; 0: none): what one call may log (lines and
+	// bytes, its stdout and stderr included) and write to the key-value
+	// store (keys and values), and what the plugin may log and write over
+	// all its calls per minute.
+	LogLines          int         `toml:"log_lines"`
+	LogBytes          config.Size `toml:"log_bytes"`
+	KVBytes           config.Size `toml:"kv_bytes"`
+	LogBytesPerMinute config.Size `toml:"log_bytes_per_minute"`
+	KVBytesPerMinute  config.Size `toml:"kv_bytes_per_minute"`
+}
+
+// quota returns a plugin's Quota.
+func (l *Limits) quota() *Quota {
+	return &Quota{LogLines: l.LogLines, LogBytes: int(l.LogBytes), KVBytes: int(l.KVBytes),
+		LogBytesPerMinute: int64(l.LogBytesPerMinute), KVBytesPerMinute: int64(l.KVBytesPerMinute)}
 }
 
 // pluginConf is a plugin's NAME.toml.
@@ -89,7 +110,9 @@ func defaultConf() pluginConf {
 		BreakerFailures: defaultBreakerFailures,
 		BreakerCooldown: config.Duration(defaultBreakerCooldown),
 		Limits: Limits{ModuleSize: defaultModuleSize, Functions: defaultFunctions, Globals: defaultGlobals,
-			DataSize: defaultDataSize, TableElements: defaultTableElements},
+			DataSize: defaultDataSize, TableElements: defaultTableElements,
+			LogLines: defaultLogLines, LogBytes: defaultLogBytes, KVBytes: defaultKVBytes,
+			LogBytesPerMinute: defaultLogPerMinute, KVBytesPerMinute: defaultKVPerMinute},
 	}
 }
 
@@ -123,7 +146,7 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 		if errors.As(err, &strict) && len(strict.Errors) > 0 {
 			de := &strict.Errors[0]
 			line, _ := de.Position()
-			return c, fmt.Errorf("%s:%d: unknown key %q (known: order, failure_policy, memory_limit, timeout, pool_min, pool_max, grants, breaker_failures, breaker_cooldown, [limits] module_size, functions, globals, data_size, table_elements, [config])",
+			return c, fmt.Errorf("%s:%d: unknown key %q (known: order, failure_policy, memory_limit, timeout, pool_min, pool_max, grants, breaker_failures, breaker_cooldown, [limits] module_size, functions, globals, data_size, table_elements, log_lines, log_bytes, kv_bytes, log_bytes_per_minute, kv_bytes_per_minute, [config])",
 				file, line, strings.Join(de.Key(), "."))
 		}
 		var de *toml.DecodeError
@@ -195,6 +218,10 @@ func (l *Limits) check(bad func(key, format string, args ...any) error) error {
 		return bad("data_size", "must be between 0 and 4GiB, like \"32MiB\"")
 	case l.TableElements < 0 || l.TableElements > maxTableElements:
 		return bad("table_elements", "must be between 0 and %d", maxTableElements)
+	case l.LogLines < 0:
+		return bad("log_lines", "must not be negative (0: no bound)")
+	case l.LogBytes > 1<<30 || l.KVBytes > 1<<30 || l.LogBytesPerMinute > 1<<40 || l.KVBytesPerMinute > 1<<40:
+		return bad("log_bytes", "a quota must be at most 1GiB per call and 1TiB per minute (0: no bound)")
 	}
 	return nil
 }

@@ -67,7 +67,8 @@ var (
 //
 //   - Continue and Accept go on.
 //   - Reject and Tempfail refuse with the plugin's checked reply (or the
-//     verdict's default); Disconnect too, and closes the connection.
+//     verdict's default); Disconnect too, and closes the connection, as
+//     does any 421 reply.
 //   - Discard drops the recipient at rcpt, else the message (answered 250).
 //   - Quarantine holds the message. At deliver, where a queued message
 //     cannot be put on hold, it defers with 451 4.7.0 (RATIONALE.md).
@@ -81,7 +82,9 @@ func Apply(hook pluginapi.Hook, res Result) Outcome {
 		o.Result = r
 		reply := r.Reply
 		o.Reply = &reply
-		o.Close = res.Verdict == pluginapi.Disconnect && hook != pluginapi.HookDeliver
+		// A 421 closes the connection whatever the verdict that sent it
+		// (RFC 5321 4.2.2: the server is closing the channel).
+		o.Close = (res.Verdict == pluginapi.Disconnect || reply.Code == 421) && hook != pluginapi.HookDeliver
 	case pluginapi.Discard:
 		if hook == pluginapi.HookRcpt {
 			o.Drop = true

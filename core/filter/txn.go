@@ -58,6 +58,13 @@ type Txn struct {
 	Rcpt string
 	// QueueID is known at data (the ID the message will have) and deliver.
 	QueueID string
+	// CheckRcpt, when set, checks an address a plugin adds or rewrites a
+	// recipient to beyond its syntax, as the server checks one given at
+	// RCPT (relay control); a refusal is StatusBadArgument for the plugin.
+	// MaxRcpts bounds the recipients plugins may bring the transaction to
+	// (0: 1000). The SMTP server sets both.
+	CheckRcpt func(addr string) *mail.Reply
+	MaxRcpts  int
 
 	// Header is the header section at data and deliver, parsed once by
 	// the caller; plugins edit it in place (Header.Edited reports it).

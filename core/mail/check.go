@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
@@ -153,4 +154,63 @@ func CheckSender(addr string) *Reply {
 	}
 	_, reply := CheckDomain(domain)
 	return reply
+}
+
+// MaxLineLength is the longest line of a message RFC 5322 allows, without
+// its CRLF.
+const MaxLineLength = 998
+
+// Field refusals (CheckField).
+var (
+	ErrFieldName    = errors.New("a field name is 1 to 256 printable ASCII characters without ':'")
+	ErrFieldControl = errors.New("a field value may not hold control characters, invalid UTF-8, or line breaks other than folding (CRLF followed by a space or tab)")
+	ErrFieldFold    = errors.New("a folded line of a field value must hold more than white space, and the value may not end with a line break")
+	ErrFieldLine    = errors.New("a line of a field may not exceed 998 octets")
+)
+
+// CheckField checks a field that comes from outside (a plugin) before it is
+// written with NewField: a name of printable ASCII without ':', and a value
+// of UTF-8 text (RFC 6532) without control characters (HTAB allowed),
+// folded only as CRLF followed by a space or tab, every line of the field
+// at most MaxLineLength octets, the first counted with "Name: ".
+func CheckField(name, value string) error {
+	if name == "" || len(name) > 256 {
+		return ErrFieldName
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 33 || c > 126 || c == ':' {
+			return ErrFieldName
+		}
+	}
+	if !utf8.ValidString(value) {
+		return ErrFieldControl
+	}
+	line := len(name) + 2 // "Name: "
+	for i, r := range value {
+		switch {
+		case r == '\r':
+			if i+2 >= len(value) || value[i+1] != '\n' || (value[i+2] != ' ' && value[i+2] != '\t') {
+				return ErrFieldControl
+			}
+			next, _, _ := strings.Cut(value[i+2:], "\r")
+			if strings.TrimLeft(next, " \t") == "" {
+				return ErrFieldFold
+			}
+			line = -1 // the LF that follows starts the next line at 0
+			continue
+		case r == '\n':
+			if i == 0 || value[i-1] != '\r' {
+				return ErrFieldControl
+			}
+			line = 0
+			continue
+		case r < 0x20 && r != '\t', r == 0x7f, r >= 0x80 && r <= 0x9f:
+			return ErrFieldControl
+		}
+		line += utf8.RuneLen(r)
+		if line > MaxLineLength {
+			return ErrFieldLine
+		}
+	}
+	return nil
 }

@@ -127,3 +127,39 @@ func FuzzCheckAddress(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckField(t *testing.T) {
+	long := strings.Repeat("x", MaxLineLength-len("X-Long: "))
+	for _, tc := range []struct {
+		name, value string
+		want        error
+	}{
+		{"X-Ok", "a value; with (comments) and \t tabs", nil},
+		{"X-Utf8", "Grüße, 日本", nil},
+		{"X-Fold", "a;\r\n\tb;\r\n c", nil},
+		{"X-Empty", "", nil},
+		{"X-Long", long, nil},
+		{"X-Long", long + "x", ErrFieldLine},
+		{"X-Fold-Long", "a\r\n " + strings.Repeat("y", MaxLineLength), ErrFieldLine},
+		{"X-Fold-Long", "a\r\n " + strings.Repeat("y", MaxLineLength-1), nil},
+		{"X-CR", "a\rb", ErrFieldControl},
+		{"X-LF", "a\nb", ErrFieldControl},
+		{"X-CRLF-field", "a\r\nX-Injected: 1", ErrFieldControl},
+		{"X-End", "a\r\n", ErrFieldControl},
+		{"X-Blank-fold", "a\r\n \r\n b", ErrFieldFold},
+		{"X-Blank-end", "a\r\n  ", ErrFieldFold},
+		{"X-VT", "a\vb", ErrFieldControl},
+		{"X-ESC", "a\x1b[31mred", ErrFieldControl},
+		{"X-DEL", "a\x7f", ErrFieldControl},
+		{"X-NUL", "a\x00", ErrFieldControl},
+		{"X-FF", "a\xff", ErrFieldControl},
+		{"X-C1", "a\u0085b", ErrFieldControl},
+		{"Bad:Name", "v", ErrFieldName},
+		{"Bad Name", "v", ErrFieldName},
+		{"", "v", ErrFieldName},
+	} {
+		if got := CheckField(tc.name, tc.value); got != tc.want {
+			t.Errorf("CheckField(%q, %q) = %v, want %v", tc.name, tc.value, got, tc.want)
+		}
+	}
+}

@@ -45,6 +45,17 @@ func newFilterSession(f filter.Runner, service string, spam filter.Spam, c net.C
 	return filter.NewSession(f, conn, spam)
 }
 
+// checkPluginRcpt checks an address a plugin adds or rewrites a recipient
+// to as Rcpt checks the client's beyond the syntax, which the filter host
+// checks (mail.CheckAddress): a domain not ours needs a client allowed to
+// relay.
+func (ss *session) checkPluginRcpt(addr string) *mail.Reply {
+	if !ss.s.isLocal(mail.Domain(addr)) && !ss.relayAllowed() {
+		return errRelayDenied
+	}
+	return nil
+}
+
 // answer turns a stage's outcome into the session's answer: nil to go on,
 // or the reply, logged, with the connection closing after it on a
 // Disconnect.

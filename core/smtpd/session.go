@@ -67,6 +67,7 @@ func newSession(s *Server, c *smtp.Conn) (*session, error) {
 	ss.info.Helo = c.Hostname()
 	if ss.fs = newFilterSession(s.opts.Filters, s.opts.Name, s.opts.Spam, c.Conn()); ss.fs != nil {
 		ss.fs.Txn().Conn.TLS = ss.tlsDescription()
+		ss.fs.Txn().CheckRcpt, ss.fs.Txn().MaxRcpts = ss.checkPluginRcpt, s.lc.MaxRecipients
 		if err := ss.answer("connect", ss.fs.Connect(ss.ctx)); err != nil {
 			return nil, err
 		}
