@@ -39,6 +39,7 @@ func newApp() *cli.App {
 			dkimCommand(),
 			sendmailCommand(),
 			addressCommand(),
+			reloadCommand(),
 		},
 	}
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -37,7 +39,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			log := newLogger(cfg.LogLevel, cfg.LogFormat)
+			log, logCtl := server.NewLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 			var runAs *account
 			if name := c.String("user"); name != "" {
 				if runAs, err = lookupAccount(name); err != nil {
@@ -49,9 +51,15 @@ func serveCommand() *cli.Command {
 			} else if os.Geteuid() == 0 {
 				log.Warn("running as root: start with --user NAME (or systemd's User=) so that only the port binding runs as root")
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			ctx, stop := stopOnSignal(c.Context, log)
 			defer stop()
-			srv, err := server.New(ctx, cfg, log)
+			path := c.String("config")
+			if path != "" { // a reload reads it again, whatever the directory then
+				if path, err = filepath.Abs(path); err != nil {
+					return err
+				}
+			}
+			srv, err := server.New(ctx, cfg, log, server.WithConfigFile(path), server.WithLogControl(logCtl))
 			if err != nil {
 				return err
 			}
@@ -75,16 +83,9 @@ func serveCommand() *cli.Command {
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
-					if err := srv.Reload(); err != nil {
-						log.Error("reload on SIGHUP failed; keeping the old certificate", "err", err)
-					} else {
-						log.Info("reloaded on SIGHUP")
-					}
+					// The server logs what changed, or why nothing did.
+					_, _ = srv.Reload(ctx)
 				}
-			}()
-			go func() {
-				<-ctx.Done()
-				_ = sdNotify("STOPPING=1")
 			}()
 			if err := sdNotify("READY=1"); err != nil {
 				log.Warn("telling systemd the server is ready", "err", err)
@@ -94,18 +95,28 @@ func serveCommand() *cli.Command {
 	}
 }
 
-// newLogger writes to standard error at level, as "text" (key=value) or
-// "json" lines.
-func newLogger(level, format string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+// stopOnSignal returns a context cancelled at the first SIGTERM or SIGINT,
+// which stops the server gracefully; a second one exits at once (status
+// 1): what was acknowledged is on disk already, deliveries in flight are
+// due again at the next start.
+func stopOnSignal(parent context.Context, log *slog.Logger) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Info("stopping on a signal; send it again to stop at once", "signal", sig.String())
+			_ = sdNotify("STOPPING=1")
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		sig := <-sigs
+		log.Warn("second signal: exiting at once", "signal", sig.String())
+		os.Exit(1)
+	}()
+	return ctx, func() { signal.Stop(sigs); cancel() }
 }
 
 func configCommand() *cli.Command {

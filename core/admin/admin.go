@@ -52,6 +52,9 @@ type Backend struct {
 	// Submit queues a message handed over locally (`sluice sendmail`) and
 	// returns its queue ID; nil refuses local submission.
 	Submit func(ctx context.Context, from string, rcpts []string, msg []byte) (string, error)
+	// Reload reads the configuration file again and applies it (`sluice
+	// reload`); nil refuses.
+	Reload func(ctx context.Context) (*ReloadReport, error)
 }
 
 // Submission is the body of POST /submit.
@@ -130,6 +133,7 @@ func NewServer(socket string, b Backend, log *slog.Logger, opts ...Option) (*Ser
 	mux.HandleFunc("GET /plugins", s.plugins)
 	mux.HandleFunc("POST /submit", s.submit)
 	mux.HandleFunc("GET /metrics", s.metrics)
+	mux.HandleFunc("POST /reload", s.reload)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

@@ -54,20 +54,18 @@ func (s *Server) metricSources() {
 			return qs, err
 		},
 		CertExpiry: func() time.Time {
-			if c := s.tls.Certificate(); c != nil && c.Leaf != nil {
+			if c := s.live().tls.Certificate(); c != nil && c.Leaf != nil {
 				return c.Leaf.NotAfter
 			}
 			return time.Time{}
 		},
 	}
-	if s.filters != nil {
-		src.PluginInstances = func() map[string]int {
-			out := map[string]int{}
-			for _, p := range s.filters.Plugins() {
-				out[p.Name] = p.Pool
-			}
-			return out
+	src.PluginInstances = func() map[string]int {
+		out := map[string]int{}
+		for _, p := range s.plugins() { // the live filter host's (reload.go)
+			out[p.Name] = p.Pool
 		}
+		return out
 	}
 	s.metrics.SetSources(src)
 }

@@ -51,6 +51,11 @@ type Server struct {
 	// addressing resolves recipients: at RCPT, at local submission and
 	// for the delivery router's transports.
 	addressing *addressing.Resolver
+
+	// router is the deliverer the queue has; sh is what every snapshot of
+	// the server shares (reload.go).
+	router *tracked
+	sh     *shared
 }
 
 // New opens the queue, binds every listener and the admin socket, and
@@ -63,6 +68,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	// whichever package logs it (core/logctx).
 	log = logctx.Logger(log)
 	s = &Server{cfg: cfg, log: log}
+	s.sh = newShared(s)
 	for _, o := range opts {
 		o(s)
 	}
@@ -103,10 +109,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, err
 		}
 	}
-	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics, Submit: s.submitLocal}
-	if s.filters != nil {
-		backend.Plugins = s.filters.Plugins
-	}
+	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics, Submit: s.submitLocal, Reload: s.Reload, Plugins: s.plugins}
 
 	gid := -1
 	if cfg.Admin.SocketGroup != "" {
@@ -127,7 +130,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	s.queue.SetDeliverer(router)
+	s.router = newTracked(router)
+	s.queue.SetDeliverer(s.router)
 	if err := s.listenHTTP(); err != nil {
 		return nil, err
 	}
@@ -168,52 +172,68 @@ func WithPluginClock(now func() time.Time) Option {
 	return func(s *Server) { s.pluginClock = now }
 }
 
-// Reload re-reads what an operator may change under a running server
-// without a restart (SIGHUP): the TLS certificate. The users file and the
-// plugins directory are watched and reloaded by themselves.
-func (s *Server) Reload() error { return s.tls.Reload() }
+// plugins lists the plugins of the live filter host (none without one).
+func (s *Server) plugins() []filter.PluginInfo {
+	if f := s.live().filters; f != nil {
+		return f.Plugins()
+	}
+	return nil
+}
 
-// Services returns the bound SMTP services, in configuration order.
-func (s *Server) Services() []*Service { return s.services }
+// Services returns the bound SMTP services, in configuration order, as
+// they are now (a reload may add listeners and services).
+func (s *Server) Services() []*Service { return s.live().services }
 
 // Queue returns the server's queue.
 func (s *Server) Queue() *queue.Queue { return s.queue }
 
-// Run serves until ctx is done, then shuts down: listeners close first, so
-// no new message is acknowledged, then the queue stops and is closed.
+// Run serves until ctx is done, then stops gracefully (stop.go): nothing
+// new is accepted, sessions and deliveries in progress may finish within
+// shutdown_timeout; then the queue is closed.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 16)
+	errc := make(chan error, 1)
 	run := func(f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := f(); err != nil && ctx.Err() == nil {
-				errc <- err
+				select {
+				case errc <- err:
+				default:
+				}
 				cancel()
 			}
 		}()
 	}
-	for _, svc := range s.services {
+	sh := s.sh
+	sh.mu.Lock()
+	sh.running, sh.run, sh.runCtx = true, run, ctx
+	l := s.live()
+	for _, svc := range l.services {
 		for _, ln := range svc.lns {
-			run(func() error { return svc.srv.Serve(ln) })
+			s.serveLocked(svc, ln, false)
 		}
 		for _, ln := range svc.tlsLns {
-			run(func() error { return svc.srv.ServeTLS(ln) })
+			s.serveLocked(svc, ln, true)
 		}
 		s.log.Info("listening", "service", svc.Name, "addrs", fmt.Sprint(svc.Addrs), "tls_addrs", fmt.Sprint(svc.TLSAddrs))
 	}
-	go s.tls.Watch(ctx, 2*time.Second)
-	go s.addressing.Watch(ctx)
+	s.watchLocked(l)
+	sh.mu.Unlock()
 	run(s.admin.Serve)
-	run(func() error { return s.queue.Run(ctx) })
+	// The queue outlives ctx: a stop drains it (stop.go).
+	qctx, stopQueue := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopQueue()
+	run(func() error { return s.queue.Run(qctx) })
 	s.runHTTP(run)
 
 	<-ctx.Done()
-	s.closeFront()
-	wg.Wait() // the queue's Run has returned: in-flight deliveries are done
+	s.stop()
+	stopQueue()
+	wg.Wait() // the queue's Run has returned: no delivery is in flight
 	s.closeBack()
 	select {
 	case err := <-errc:
@@ -233,9 +253,25 @@ func (s *Server) close() {
 	s.closeBack()
 }
 
-// closeBack stops outbound connections and the filter host, then closes
-// the queue.
+// closeBack stops outbound connections and the filter host, also those a
+// reload replaced, then closes the queue.
 func (s *Server) closeBack() {
+	sh := s.sh
+	sh.mu.Lock()
+	select {
+	case <-sh.stopped:
+	default:
+		close(sh.stopped)
+	}
+	var retiring []*retiree
+	for r := range sh.retiring {
+		retiring = append(retiring, r)
+	}
+	sh.mu.Unlock()
+	for _, r := range retiring {
+		r.close()
+	}
+	s = s.live()
 	if s.addressing != nil {
 		s.addressing.Close()
 	}
@@ -260,7 +296,7 @@ func (s *Server) closeBack() {
 // reaches the queue.
 func (s *Server) closeFront() {
 	var errs []error
-	for _, svc := range s.services {
+	for _, svc := range s.live().services {
 		errs = append(errs, svc.srv.Close())
 		for _, ln := range append(svc.lns, svc.tlsLns...) {
 			ln.Close()

@@ -23,6 +23,10 @@ type Service struct {
 
 	srv         *smtpd.Server
 	lns, tlsLns []net.Listener
+	// gen is the service's configuration now (srv until a reload replaces
+	// it); conf and tlsConf are the configured address of each listener.
+	gen           *smtpd.Server
+	conf, tlsConf []string
 }
 
 // listenAll loads the certificate and the users file and binds every SMTP
@@ -45,7 +49,47 @@ func (s *Server) listenAll() error {
 		return fmt.Errorf("submission.users_file: %w", err)
 	}
 
-	mx := s.smtpdOptions("smtp", cfg.SMTP)
+	all := s.allAddrs()
+	for _, name := range serviceNames {
+		plain, implicitTLS := s.serviceAddrs(name)
+		if len(plain)+len(implicitTLS) == 0 {
+			continue
+		}
+		service, err := s.listen(s.serviceOptions(name), plain, implicitTLS, all)
+		if err != nil {
+			return err
+		}
+		s.services = append(s.services, service)
+	}
+	return nil
+}
+
+// serviceNames are the SMTP services, in configuration order.
+var serviceNames = []string{"smtp", "submission"}
+
+// serviceAddrs returns the configured addresses of service name: plain
+// (or STARTTLS) and implicit TLS.
+func (s *Server) serviceAddrs(name string) (plain, implicitTLS []string) {
+	if name == "smtp" {
+		return s.cfg.SMTP.Listen, nil
+	}
+	return s.cfg.Submission.Listen, s.cfg.Submission.TLSListen
+}
+
+// allAddrs is every address configured, which decides how each IPv6
+// socket is made (see listenTCP).
+func (s *Server) allAddrs() []string {
+	cfg := s.cfg
+	return append(append(append([]string(nil), cfg.SMTP.Listen...), cfg.Submission.Listen...), cfg.Submission.TLSListen...)
+}
+
+// serviceOptions are the options of service name: port 25, or submission
+// with required AUTH.
+func (s *Server) serviceOptions(name string) smtpd.Options {
+	cfg := s.cfg
+	if name == "smtp" {
+		return s.smtpdOptions("smtp", cfg.SMTP)
+	}
 	sub := s.smtpdOptions("submission", cfg.Submission.Listener)
 	sub.RequireAuth = true
 	sub.Users = s.users
@@ -57,23 +101,7 @@ func (s *Server) listenAll() error {
 		MaxFailures: cfg.Submission.AuthMaxFailures,
 		Window:      cfg.Submission.AuthFailWindow.D(),
 	}
-	// every address bound, which decides how each IPv6 socket is made
-	all := append(append(append([]string(nil), cfg.SMTP.Listen...), cfg.Submission.Listen...), cfg.Submission.TLSListen...)
-	for _, svc := range []struct {
-		opts    smtpd.Options
-		listen  []string
-		tlsOnly []string
-	}{{mx, cfg.SMTP.Listen, nil}, {sub, cfg.Submission.Listen, cfg.Submission.TLSListen}} {
-		if len(svc.listen)+len(svc.tlsOnly) == 0 {
-			continue
-		}
-		service, err := s.listen(svc.opts, svc.listen, svc.tlsOnly, all)
-		if err != nil {
-			return err
-		}
-		s.services = append(s.services, service)
-	}
-	return nil
+	return sub
 }
 
 // smtpdOptions are the options every SMTP service shares.
@@ -108,7 +136,7 @@ func (s *Server) listen(opts smtpd.Options, plain, implicitTLS, all []string) (*
 	if err != nil {
 		return nil, fmt.Errorf("[%s]: %w", opts.Name, err)
 	}
-	svc := &Service{Name: opts.Name, srv: srv}
+	svc := &Service{Name: opts.Name, srv: srv, gen: srv, conf: plain, tlsConf: implicitTLS}
 	bind := func(addrs []string, lns *[]net.Listener, bound *[]net.Addr, key string) error {
 		for _, addr := range addrs {
 			ln, err := listenTCP(context.Background(), addr, all)

@@ -20,6 +20,7 @@ const maxLocalRcpts = 1000
 // at RCPT (aliases expanded, unknown local users refused). No SMTP session exists, so the
 // connect…data plugins do not run; the deliver stage does.
 func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, msg []byte) (string, error) {
+	s = s.live() // the configuration and maps as they are now
 	if strings.ContainsAny(from, " <>\r\n") || (from != "" && !strings.Contains(from, "@")) {
 		return "", fmt.Errorf("sender %q is not an address", from)
 	}

@@ -36,9 +36,7 @@ func (s *Server) listenHTTP() error {
 		Metrics: s.metrics, Queue: s.queue, Ready: s.web.ready.Load, Token: cfg.Token,
 		MetricsLogin: cfg.MetricsLogin, Secure: cfg.TLS, Hostname: s.cfg.Hostname, Logger: s.log,
 	}
-	if s.filters != nil {
-		opts.Plugins = s.filters.Plugins
-	}
+	opts.Plugins = s.plugins // the live filter host's (reload.go)
 	if cfg.UsersFile != "" {
 		f, err := users.Open(cfg.UsersFile, s.log)
 		if err != nil {

@@ -121,6 +121,10 @@ func (s *Server) retire() {
 	<-s.retired
 }
 
+// Retired returns a channel closed once s, replaced (Replace) or shut
+// down, has no session left: what its options named may then be closed.
+func (s *Server) Retired() <-chan struct{} { return s.retired }
+
 // Replace makes next serve this service from now on — a reload: every
 // connection accepted afterwards gets next's options, while the sessions
 // already open finish with the options they started with. next comes from
