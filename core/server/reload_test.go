@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/servertest"
+	"github.com/sluice-mta/sluice/core/tlsconf"
 )
 
 // reloadConf is a configuration a reload test rewrites.
@@ -183,5 +185,85 @@ func TestReload(t *testing.T) {
 	}
 	if n < 3 {
 		t.Errorf("only %d log lines from the reload on:\n%s", n, strings.Join(lines[first:], "\n"))
+	}
+}
+
+// writeCert writes a certificate for host to dir/name.{crt,key}.
+func writeCert(t *testing.T, dir, name, host string) (string, string) {
+	t.Helper()
+	certPEM, keyPEM, err := tlsconf.GenerateSelfSigned(host, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	for p, b := range map[string][]byte{cert: certPEM, key: keyPEM} {
+		if err := os.WriteFile(p+".new", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".new", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cert, key
+}
+
+// servedCert returns the name in the certificate addr serves after
+// STARTTLS.
+func servedCert(t *testing.T, addr string) string {
+	t.Helper()
+	s := dialRaw(t, addr)
+	s.cmdExpect("EHLO client.test", "250")
+	s.cmdExpect("STARTTLS", "220")
+	tc := tls.Client(s.conn, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
+	defer tc.Close()
+	return tc.ConnectionState().PeerCertificates[0].DNSNames[0]
+}
+
+// TestReloadCertificate: SIGHUP still reloads the certificate files in
+// place; a reload that names other files serves them; a broken
+// certificate fails the reload and the one in use stays.
+func TestReloadCertificate(t *testing.T) {
+	dir := t.TempDir()
+	addr := reserveAddr(t)
+	cert, key := writeCert(t, dir, "a", "one.test")
+	tlsConf := func(cert, key string) string { return fmt.Sprintf("[tls]\ncert = %q\nkey = %q\n", cert, key) }
+	conf := reloadConf{domains: `"localhost"`, maxRcpts: 10, logLevel: "info", logFormat: "text", listen: []string{addr}, extra: tlsConf(cert, key)}
+	cfgPath := conf.write(t, dir)
+	p := startServe(t, cfgPath, addr, nil)
+	if got := servedCert(t, addr); got != "one.test" {
+		t.Fatalf("serving %s, want one.test", got)
+	}
+
+	writeCert(t, dir, "a", "two.test")
+	p.signal(t, syscall.SIGHUP)
+	p.waitLog(t, `msg=reloaded`)
+	if got := servedCert(t, addr); got != "two.test" {
+		t.Errorf("after SIGHUP serving %s, want two.test", got)
+	}
+
+	cert3, key3 := writeCert(t, dir, "b", "three.test")
+	conf.extra = tlsConf(cert3, key3)
+	conf.write(t, dir)
+	if r := runBin(t, "", nil, "", nil, "reload", "--config", cfgPath); r.code != 0 || !strings.Contains(r.stdout, "changed: tls.cert, tls.key") {
+		t.Fatalf("sluice reload: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := servedCert(t, addr); got != "three.test" {
+		t.Errorf("after naming other files serving %s, want three.test", got)
+	}
+
+	if err := os.WriteFile(cert3, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf.maxRcpts = 11
+	conf.write(t, dir)
+	r := runBin(t, "", nil, "", nil, "reload", "--config", cfgPath)
+	if r.code != 1 || !strings.Contains(r.stderr, cert3) {
+		t.Errorf("sluice reload with a broken certificate: %d %q, want 1 naming %s", r.code, r.stderr, cert3)
+	}
+	if got := servedCert(t, addr); got != "three.test" {
+		t.Errorf("after a failed reload serving %s, want three.test", got)
 	}
 }
