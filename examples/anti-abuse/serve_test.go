@@ -94,10 +94,7 @@ func TestServe(t *testing.T) {
 		}
 	}
 
-	bin := filepath.Join(dir, "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sluice-mta/sluice/cmd/sluice").CombinedOutput(); err != nil {
-		t.Fatalf("building sluice: %v\n%s", err, out)
-	}
+	bin := sluiceBin
 	cli := func(stdin string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
@@ -365,3 +362,8 @@ func (ss *lmtpSession) Data(r io.Reader) error {
 	ss.sink.mu.Unlock()
 	return nil
 }
+
+// sluiceBin is the real binary, built once by TestMain.
+var sluiceBin string
+
+func TestMain(m *testing.M) { os.Exit(servertest.RunWithBinary(m, &sluiceBin)) }

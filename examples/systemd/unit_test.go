@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-mta/sluice/core/servertest"
 )
 
 // TestUnitVerifies runs `systemd-analyze verify` on sluice.service, with
@@ -29,10 +31,7 @@ func TestUnitVerifies(t *testing.T) {
 		t.Fatalf("sluice.service has no ExecStart=%s serve …", installed)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sluice-mta/sluice/cmd/sluice").CombinedOutput(); err != nil {
-		t.Fatalf("building sluice: %v\n%s", err, out)
-	}
+	bin := sluiceBin
 	path := filepath.Join(dir, "sluice.service")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(unit), installed, bin)), 0o644); err != nil {
 		t.Fatal(err)
@@ -85,3 +84,8 @@ func TestUnitSettings(t *testing.T) {
 		t.Error("MemoryDenyWriteExecute would stop the plugin host from compiling WebAssembly")
 	}
 }
+
+// sluiceBin is the real binary, built once by TestMain.
+var sluiceBin string
+
+func TestMain(m *testing.M) { os.Exit(servertest.RunWithBinary(m, &sluiceBin)) }
