@@ -151,6 +151,10 @@ type Listener struct {
 	MaxConnections int `toml:"max_connections"`
 	// MaxConnectionsPerIP from one client address.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// RDNSTimeout bounds the reverse DNS lookup of a client and its
+	// forward confirmation (FCrDNS), which run from connect while the
+	// banner is sent; past it the client is "unknown".
+	RDNSTimeout Duration `toml:"rdns_timeout"`
 }
 
 // Submission is the service for the operator's own users: a Listener

@@ -128,6 +128,7 @@ func TestDefault(t *testing.T) {
 		SessionTimeout:      Duration(time.Hour),
 		MaxConnections:      1000,
 		MaxConnectionsPerIP: 50,
+		RDNSTimeout:         Duration(2 * time.Second),
 	}
 	smtp, sub := lis, lis
 	smtp.Listen = []string{"127.0.0.1:2525"}

@@ -129,6 +129,7 @@ func (ck *checker) listener(sec string, l *Listener) {
 	ck.duration(sec+".command_timeout", l.CommandTimeout)
 	ck.duration(sec+".data_timeout", l.DataTimeout)
 	ck.duration(sec+".session_timeout", l.SessionTimeout)
+	ck.duration(sec+".rdns_timeout", l.RDNSTimeout)
 	ck.atLeast(sec+".max_connections", l.MaxConnections, 1)
 	ck.atLeast(sec+".max_connections_per_ip", l.MaxConnectionsPerIP, 1)
 	if l.MaxConnectionsPerIP > l.MaxConnections && l.MaxConnections >= 1 {
