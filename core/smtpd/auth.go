@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"strings"
@@ -61,8 +62,8 @@ func (ss *session) Auth(mech string) (_ sasl.Server, err error) {
 		return nil, ss.reject("auth", errAuthUnavailable)
 	case !ss.authUsable():
 		return nil, ss.reject("auth", errAuthEncryption)
-	case ss.s.authLimiter.blocked(ss.info.ClientIP):
-		ss.log.Warn("auth refused: too many failures", "ip", ss.info.ClientIP.String())
+	case ss.addressBlocked():
+		ss.log.Warn("auth refused: too many failures", "ip", ss.info.ClientIP.String(), "blocked", AuthKindAddress)
 		ss.closeAfterReply()
 		return nil, smtpReply(errAuthTooMany)
 	}
@@ -70,7 +71,7 @@ func (ss *session) Auth(mech string) (_ sasl.Server, err error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, user, password string) error {
 			if identity != "" && identity != user {
-				return ss.authFailed(mech, user, "authorization identity differs from the user")
+				return ss.authFailed(mech, user, password, "authorization identity differs from the user")
 			}
 			return ss.login(mech, user, password)
 		}), nil
@@ -82,8 +83,23 @@ func (ss *session) Auth(mech string) (_ sasl.Server, err error) {
 
 // login checks a user's password; nil means go-smtp answers 235.
 func (ss *session) login(mech, user, password string) error {
+	th := ss.s.authThrottle
+	kind, err := th.Blocked(ss.ctx, ss.info.ClientIP, user)
+	if err != nil {
+		ss.log.Warn("auth throttle: store failed, not throttling", "err", err)
+	}
+	if kind != "" {
+		ss.s.opts.Observer.AuthAttempt(mech, "refused")
+		ss.log.Warn("auth refused: too many failures", "ip", ss.info.ClientIP.String(), "user", user,
+			"mech", strings.ToUpper(mech), "blocked", kind)
+		ss.closeAfterReply()
+		return smtpReply(errAuthTooMany)
+	}
 	if !ss.s.opts.Users.Authenticate(user, password) {
-		return ss.authFailed(mech, user, "bad user or password")
+		return ss.authFailed(mech, user, password, "bad user or password")
+	}
+	if err := th.Succeeded(ss.ctx, ss.info.ClientIP, user); err != nil {
+		ss.log.Warn("auth throttle: store failed", "err", err)
 	}
 	ss.info.AuthUser = user
 	if ss.fs != nil {
@@ -95,17 +111,31 @@ func (ss *session) login(mech, user, password string) error {
 }
 
 // authFailed logs a failed login (one line with ip= and user= for
-// fail2ban), waits the progressive delay and returns the reply: 535, or
-// 421 and the end of the connection after too many failures.
-func (ss *session) authFailed(mech, user, why string) error {
-	n, delay, blocked := ss.s.authLimiter.fail(ss.info.ClientIP)
+// fail2ban), counts it, waits the delay and returns the reply: 535, or 421
+// and the end of the connection when a counter reaches its limit. The same
+// user and password failing again in one session (smtplib tries PLAIN, then
+// LOGIN with the same credentials) is one attempt: counted once, answered
+// at once.
+func (ss *session) authFailed(mech, user, password, why string) error {
 	ss.s.opts.Observer.AuthAttempt(mech, "failure")
-	ss.log.Warn("auth failed", "ip", ss.info.ClientIP.String(), "user", user,
-		"mech", strings.ToUpper(mech), "failures", n, "reason", why)
-	if blocked {
+	attempt := sha256.Sum256([]byte(user + "\x00" + password))
+	if attempt == ss.authLast {
+		ss.log.Warn("auth failed", "ip", ss.info.ClientIP.String(), "user", user,
+			"mech", strings.ToUpper(mech), "reason", why, "repeat", true)
+		return smtpReply(errAuthInvalid)
+	}
+	ss.authLast = attempt
+	n, delay, blocked, err := ss.s.authThrottle.Fail(ss.ctx, ss.info.ClientIP, user)
+	if err != nil {
+		ss.log.Warn("auth throttle: store failed", "err", err)
+	}
+	args := []any{"ip", ss.info.ClientIP.String(), "user", user, "mech", strings.ToUpper(mech), "failures", n, "reason", why}
+	if blocked != "" {
+		ss.log.Warn("auth failed", append(args, "blocked", blocked)...)
 		ss.closeAfterReply()
 		return smtpReply(errAuthTooMany)
 	}
+	ss.log.Warn("auth failed", args...)
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
@@ -113,6 +143,16 @@ func (ss *session) authFailed(mech, user, why string) error {
 	case <-ss.s.ctx.Done():
 	}
 	return smtpReply(errAuthInvalid)
+}
+
+// addressBlocked reports whether the client's address may not log in at
+// all; a failing store does not block.
+func (ss *session) addressBlocked() bool {
+	b, err := ss.s.authThrottle.AddressBlocked(ss.ctx, ss.info.ClientIP)
+	if err != nil {
+		ss.log.Warn("auth throttle: store failed, not throttling", "err", err)
+	}
+	return b
 }
 
 // closeAfterReply closes the connection once the next reply is written.

@@ -147,8 +147,8 @@ func (s *Server) Replace(next *Server) error {
 	}
 	old := f.cur
 	next.fr = f
-	if next.opts.AuthLimits == old.opts.AuthLimits {
-		next.authLimiter = old.authLimiter
+	if next.opts.AuthKV == nil { // keep the in-memory failure counts
+		next.authThrottle.kv = old.authThrottle.kv
 	}
 	f.cur = next
 	f.gens[next] = struct{}{}

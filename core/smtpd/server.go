@@ -71,8 +71,11 @@ type Options struct {
 	// domain of its login (a local domain for a login without '@'),
 	// refusing others with 553 5.7.1.
 	RestrictSender bool
-	// AuthLimits throttle failed logins per client IP.
+	// AuthLimits throttle failed logins (see AuthThrottle).
 	AuthLimits AuthLimits
+	// AuthKV keeps the failure counts, shared by every service and node
+	// using the same store; nil keeps them in this process's memory.
+	AuthKV filter.KV
 	// Recipients resolves recipients at RCPT (core/addressing): it says
 	// which domains are local (with LocalDomains), refuses unknown users
 	// before DATA and expands aliases into the recipients queued. nil:
@@ -109,8 +112,8 @@ type Server struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	// requireAuth is Options.RequireAuth or a submission service.
-	requireAuth bool
-	authLimiter *authLimiter
+	requireAuth  bool
+	authThrottle *AuthThrottle
 
 	// fr is what every Server of the service shares; feed hands this one's
 	// go-smtp server its connections.
@@ -161,8 +164,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, lc: lc, feed: newConnFeed(),
 		served: make(chan struct{}), retired: make(chan struct{}),
-		requireAuth: opts.RequireAuth || opts.Name == "submission",
-		authLimiter: newAuthLimiter(opts.AuthLimits)}
+		requireAuth:  opts.RequireAuth || opts.Name == "submission",
+		authThrottle: NewAuthThrottle(opts.AuthKV, opts.AuthLimits, opts.TrustedNetworks)}
 	s.log = opts.Logger.With("service", opts.Name)
 	switch lc.BareNewline {
 	case "", "reject":

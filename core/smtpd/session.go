@@ -47,6 +47,7 @@ type session struct {
 	given    []string        // the recipients accepted at RCPT, as given
 	sizeHint int64           // SIZE= from MAIL, 0 when not given
 	fs       *filter.Session // the filter chain's state, nil without filters
+	authLast [32]byte        // hash of the last failed AUTH's user and password
 }
 
 var (
