@@ -158,6 +158,9 @@ func TestWriteListGolden(t *testing.T) {
 			}},
 		{ID: "0000AAAAAAAA0002", From: "", Size: 99, Received: now, NextAttempt: now, Held: true,
 			Rcpts: []mail.Recipient{{Addr: "s@src.test"}}},
+		{ID: "0000AAAAAAAA0003", From: "t@src.test", Size: 500, Received: now.Add(-time.Hour), Held: true,
+			HoldReason: "quarantined by plugin spamscore: score 12", HeldAt: now.Add(-time.Hour), NextAttempt: now.Add(47 * time.Hour),
+			Rcpts: []mail.Recipient{{Addr: "u@d.test"}}},
 	}
 	var b bytes.Buffer
 	if err := WriteList(&b, envs, now); err != nil {

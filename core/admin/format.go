@@ -3,6 +3,7 @@ package admin
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -16,14 +17,17 @@ import (
 
 // WriteList prints the queue as `sluice queue ls` shows it: one line a
 // message with its attempts and next attempt, then one indented line a
-// recipient with its state, attempts, relay and last error. Message lines
-// and recipient lines are aligned each among themselves.
+// recipient with its state, attempts, relay and last error; a held message
+// has a line with the reason and when it was held, and its next attempt is
+// when its hold expires. Message lines and recipient lines are aligned
+// each among themselves.
 func WriteList(w io.Writer, envs []mail.Envelope, now time.Time) error {
 	var msgs, rcpts bytes.Buffer
 	mw := tabwriter.NewWriter(&msgs, 0, 0, 2, ' ', 0)
 	rw := tabwriter.NewWriter(&rcpts, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(mw, "ID\tSIZE\tARRIVED\tSTATE\tATTEMPTS\tNEXT ATTEMPT\tFROM")
 	counts := make([]int, len(envs))
+	holds := make([]string, len(envs))
 	for i, e := range envs {
 		state := "queued"
 		if e.Held {
@@ -33,11 +37,21 @@ func WriteList(w io.Writer, envs []mail.Envelope, now time.Time) error {
 			state += ",warned"
 		}
 		next := "-"
-		if !e.Held && !e.NextAttempt.IsZero() {
+		if (!e.Held || !e.HeldAt.IsZero() && e.NextAttempt.After(e.HeldAt)) && !e.NextAttempt.IsZero() {
 			next = "now"
 			if e.NextAttempt.After(now) {
 				next = fmt.Sprintf("%s (in %s)", e.NextAttempt.Local().Format(time.DateTime), e.NextAttempt.Sub(now).Round(time.Second))
 			}
+			if e.Held {
+				next = "expires " + next
+			}
+		}
+		if e.Held {
+			holds[i] = "  held: " + cmp.Or(oneLine(e.HoldReason), "no reason recorded")
+			if !e.HeldAt.IsZero() {
+				holds[i] += ", since " + e.HeldAt.Local().Format(time.DateTime)
+			}
+			holds[i] += "\n"
 		}
 		from := e.From
 		if from == "" {
@@ -69,6 +83,7 @@ func WriteList(w io.Writer, envs []mail.Envelope, now time.Time) error {
 	out.WriteString(ml[0])
 	for i, n := range counts {
 		out.WriteString(ml[i+1])
+		out.WriteString(holds[i])
 		for _, l := range rl[:n] {
 			out.WriteString(l)
 		}
@@ -83,7 +98,17 @@ func WriteDetail(w io.Writer, d *Detail) error {
 	e := d.Envelope
 	fmt.Fprintf(w, "ID:        %s\nFrom:      <%s>\nReceived:  %s\nSize:      %d\nAttempts:  %d\nHeld:      %v\n",
 		e.ID, e.From, e.Received.Format(time.RFC3339), e.Size, e.Attempts, e.Held)
-	if !e.NextAttempt.IsZero() {
+	if e.Held {
+		fmt.Fprintf(w, "Hold:      %s", cmp.Or(oneLine(e.HoldReason), "no reason recorded"))
+		if !e.HeldAt.IsZero() {
+			fmt.Fprintf(w, ", since %s", e.HeldAt.Format(time.RFC3339))
+		}
+		fmt.Fprintln(w)
+	}
+	switch {
+	case e.Held && !e.HeldAt.IsZero() && e.NextAttempt.After(e.HeldAt):
+		fmt.Fprintf(w, "Expires:   %s (bounced unless released)\n", e.NextAttempt.Format(time.RFC3339))
+	case !e.Held && !e.NextAttempt.IsZero():
 		fmt.Fprintf(w, "Next:      %s\n", e.NextAttempt.Format(time.RFC3339))
 	}
 	if e.ClientIP != "" {

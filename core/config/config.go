@@ -141,7 +141,8 @@ type Listener struct {
 	MaxLineLength int `toml:"max_line_length"`
 	// BareNewline is "reject" (default) or "normalize".
 	BareNewline string `toml:"bare_newline"`
-	// CommandTimeout is how long the server waits for each command line.
+	// CommandTimeout bounds the time a whole command line may take to
+	// arrive, from the end of the previous reply (not each read).
 	CommandTimeout Duration `toml:"command_timeout"`
 	// DataTimeout is how long the server waits for each read inside DATA.
 	DataTimeout Duration `toml:"data_timeout"`
@@ -151,6 +152,15 @@ type Listener struct {
 	MaxConnections int `toml:"max_connections"`
 	// MaxConnectionsPerIP from one client address.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// MinDataRate in bytes a second is what DATA and BDAT must keep up
+	// once their grace period (the command timeout) has passed.
+	MinDataRate int `toml:"min_data_rate"`
+	// StressThreshold is the number of connections at which the service
+	// enters stress mode; 0 means 80% of MaxConnections.
+	StressThreshold int `toml:"stress_threshold"`
+	// StressTimeout replaces the command and data timeouts (when shorter)
+	// while the service is in stress mode.
+	StressTimeout Duration `toml:"stress_timeout"`
 	// RDNSTimeout bounds the reverse DNS lookup of a client and its
 	// forward confirmation (FCrDNS), which run from connect while the
 	// banner is sent; past it the client is "unknown".
@@ -218,6 +228,10 @@ type Queue struct {
 	// DelayWarning, when not zero, sends the sender one "delayed" DSN once
 	// a message has been queued this long (zero is off).
 	DelayWarning Duration `toml:"delay_warning"`
+	// HoldLifetime is how long a held message (quarantined by a plugin or
+	// the spam threshold, or held by the administrator) is kept before it
+	// is bounced with a DSN; zero keeps it until released.
+	HoldLifetime Duration `toml:"hold_lifetime"`
 }
 
 // Admin configures the admin socket used by `sluice queue …`.

@@ -128,6 +128,8 @@ func TestDefault(t *testing.T) {
 		SessionTimeout:      Duration(time.Hour),
 		MaxConnections:      1000,
 		MaxConnectionsPerIP: 50,
+		MinDataRate:         500,
+		StressTimeout:       Duration(10 * time.Second),
 		RDNSTimeout:         Duration(2 * time.Second),
 	}
 	smtp, sub := lis, lis
@@ -165,6 +167,7 @@ func TestDefault(t *testing.T) {
 			Workers:     16,
 			GCInterval:  Duration(10 * time.Minute),
 			// DelayWarning: 0, off by default.
+			HoldLifetime: Duration(168 * time.Hour),
 		},
 		Admin:   Admin{Socket: "./sluice-data/admin.sock", SocketMode: 0o600},
 		Plugins: Plugins{Dir: "./sluice-data/plugins", CacheDir: "./sluice-data/plugin-cache"},

@@ -136,6 +136,12 @@ func (ck *checker) listener(sec string, l *Listener) {
 		ck.bad(sec+".max_connections_per_ip", "%d is more than %s.max_connections (%d); lower it or raise max_connections",
 			l.MaxConnectionsPerIP, sec, l.MaxConnections)
 	}
+	ck.atLeast(sec+".min_data_rate", l.MinDataRate, 1)
+	ck.duration(sec+".stress_timeout", l.StressTimeout)
+	if l.StressThreshold < 0 || l.StressThreshold > l.MaxConnections && l.MaxConnections >= 1 {
+		ck.bad(sec+".stress_threshold", "%d is not between 1 and %s.max_connections (%d); use 0 for 80%% of max_connections",
+			l.StressThreshold, sec, l.MaxConnections)
+	}
 }
 
 // submission checks the keys that only [submission] has.
@@ -208,6 +214,9 @@ func (ck *checker) queue(q *Queue) {
 	if q.DelayWarning > 0 && q.MaxLifetime > 0 && q.DelayWarning >= q.MaxLifetime {
 		ck.bad("queue.delay_warning", `%v is not shorter than queue.max_lifetime (%v), so no warning would come before the bounce; lower it, or set "0s" to turn warnings off`,
 			q.DelayWarning.D(), q.MaxLifetime.D())
+	}
+	if q.HoldLifetime != 0 || ck.ix.kinds["queue.hold_lifetime"] == unstable.Integer {
+		ck.duration("queue.hold_lifetime", q.HoldLifetime)
 	}
 	ck.atLeast("queue.workers", q.Workers, 1)
 	if q.Workers > 10000 {

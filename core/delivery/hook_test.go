@@ -67,7 +67,7 @@ func TestDeliverHook(t *testing.T) {
 	res := r.Deliver(context.Background(), m, []string{"a@blocked.test", "b@later.test", "c@void.test", "d@local.test", "e@ok.test", "f@held.test"})
 	want := map[string]mail.Status{
 		"a@blocked.test": mail.Bounced, "b@later.test": mail.Deferred, "c@void.test": mail.Sent,
-		"d@local.test": mail.Sent, "e@ok.test": mail.Sent, "f@held.test": mail.Deferred,
+		"d@local.test": mail.Sent, "e@ok.test": mail.Sent, "f@held.test": mail.Held,
 	}
 	if len(res) != len(want) {
 		t.Fatalf("%d results, want %d: %+v", len(res), len(want), res)
@@ -79,8 +79,8 @@ func TestDeliverHook(t *testing.T) {
 		if r.Rcpt == "a@blocked.test" && (r.Reply.Enhanced.String() != "5.7.1" || r.Reply.Text != "no mail to blocked.test") {
 			t.Errorf("bounce carries %q %q", r.Reply.Enhanced.String(), r.Reply.Text)
 		}
-		if r.Rcpt == "f@held.test" && (r.Reply.String() != "451 4.7.0 held back by a deliver-stage plugin" || r.Relay != "plugin policy") {
-			t.Errorf("a deliver-stage quarantine defers with %q via %q", r.Reply, r.Relay)
+		if r.Rcpt == "f@held.test" && (r.Reply.String() != "451 4.7.0 quarantined by plugin policy" || r.Relay != "plugin policy") {
+			t.Errorf("a deliver-stage quarantine holds with %q via %q", r.Reply, r.Relay)
 		}
 	}
 	if len(local.bodies) != 1 || !bytes.Equal(local.bodies[0], []byte("X-Dest: local.test\r\nSubject: hi\r\n\r\nbody\r\n")) {

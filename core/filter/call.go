@@ -39,12 +39,14 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 			return Result{} // replaced or removed under us: the new chain runs it
 		}
 		p.stats.observe(p.h.nanotime() - t0)
+		p.observeFailure(hook, notRunKind(err), p.h.nanotime()-t0)
 		return p.notRun(ctx, hook, txn, err.Error())
 	}
 	left := time.Duration(deadline - p.h.nanotime())
 	if left <= 0 {
 		p.pool.put(in)
 		p.stats.observe(p.h.nanotime() - t0)
+		p.observeFailure(hook, FailTimeout, p.h.nanotime()-t0)
 		return p.notRun(ctx, hook, txn, errWaitDeadline.Error())
 	}
 	in.parent = ctx
@@ -59,14 +61,17 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	in.parent = nil
 	switch {
 	case killed:
+		p.observeFailure(hook, FailTimeout, t1-t0)
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
 		return p.fail(ctx, hook, txn, fmt.Sprintf("deadline of %v exceeded (%v)", p.timeout, err))
 	case err != nil:
+		p.observeFailure(hook, in.trapKind(), t1-t0) // reads in: before discard
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
 		return p.fail(ctx, hook, txn, "trap: "+err.Error())
 	case !v.Valid():
+		p.observeFailure(hook, FailTrap, t1-t0)
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
 		return p.fail(ctx, hook, txn, fmt.Sprintf("invalid verdict %d", int32(v)))
@@ -78,7 +83,9 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 		p.pool.put(in)
 	}
 	p.brk.succeeded()
-	return p.result(ctx, v, reply, txn)
+	r := p.result(ctx, v, reply, txn)
+	p.observe(hook, r.Verdict, t1-t0)
+	return r
 }
 
 // result checks the reply of a verdict that carries one, logging a reply
@@ -98,14 +105,23 @@ func (p *plugin) result(ctx context.Context, v pluginapi.Verdict, reply *mail.Re
 // takes the verdict's default, and so does one of the wrong class (ok is
 // then false, for the caller to log). An empty enhanced code or text takes
 // the default's. Continue and Accept pass through (the chain turns Accept
-// into the end of the stage).
+// into the end of the stage). A Quarantine keeps a reply set before it,
+// whose text is the reason the message is held.
 func Decide(v pluginapi.Verdict, reply *mail.Reply, plugin string) (r Result, ok bool) {
 	var def Result
 	switch v {
 	case pluginapi.Continue, pluginapi.Accept:
 		return Result{Verdict: v}, true
-	case pluginapi.Discard, pluginapi.Quarantine:
+	case pluginapi.Discard:
 		return Result{Verdict: v, Plugin: plugin}, true
+	case pluginapi.Quarantine:
+		// A reply set before quarantine gives the reason stored with the
+		// held message (its code is not used).
+		r = Result{Verdict: v, Plugin: plugin}
+		if reply != nil {
+			r.Reply = *reply
+		}
+		return r, true
 	case pluginapi.Reject:
 		def = defaultReject
 	case pluginapi.Tempfail:

@@ -49,19 +49,28 @@ type Outcome struct {
 	// Discard: the transaction's message is answered 250 and dropped; at
 	// data, do not queue it. At deliver: the recipients count as sent.
 	Discard bool
-	// Hold: the transaction's message goes into the queue held
-	// (Quarantine at any stage before deliver, or the spam quarantine
-	// threshold).
-	Hold bool
+	// Hold: the transaction's message goes into the queue held, or, at
+	// deliver, the queued message is put on hold (Quarantine at any stage,
+	// or the spam quarantine threshold); HoldReason says why, for the
+	// queue to store and show.
+	Hold       bool
+	HoldReason string
 	// Spam reports that Reply is the spam reject threshold's.
 	Spam bool
 }
 
-// Replies of the deliver stage that no plugin wrote.
-var (
-	heldBack  = mail.Reply{Code: 451, Enhanced: mail.EnhancedCode{4, 7, 0}, Text: "held back by a deliver-stage plugin"}
-	discarded = mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: "discarded by a deliver-stage plugin"}
-)
+// discarded is the reply of the deliver stage's Discard.
+var discarded = mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: "discarded by a deliver-stage plugin"}
+
+// holdReason says why a Quarantine holds a message: the plugin, and the
+// text of the reply it set, if any.
+func holdReason(res Result) string {
+	r := "quarantined by plugin " + res.Plugin
+	if res.Reply.Text != "" {
+		r += ": " + res.Reply.Text
+	}
+	return r
+}
 
 // Apply gives a chain Result its meaning at a stage:
 //
@@ -70,8 +79,9 @@ var (
 //     verdict's default); Disconnect too, and closes the connection, as
 //     does any 421 reply.
 //   - Discard drops the recipient at rcpt, else the message (answered 250).
-//   - Quarantine holds the message. At deliver, where a queued message
-//     cannot be put on hold, it defers with 451 4.7.0 (RATIONALE.md).
+//   - Quarantine holds the message, at every stage alike: a message taken
+//     over SMTP is queued held, a queued one is put on hold (see Fate);
+//     Outcome.HoldReason names the plugin and the text of a reply it set.
 //
 // At deliver a refusal is the recipients' fate: see Outcome.Fate.
 func Apply(hook pluginapi.Hook, res Result) Outcome {
@@ -92,20 +102,16 @@ func Apply(hook pluginapi.Hook, res Result) Outcome {
 			o.Discard = true
 		}
 	case pluginapi.Quarantine:
-		if hook == pluginapi.HookDeliver {
-			reply := heldBack
-			o.Reply = &reply
-		} else {
-			o.Hold = true
-		}
+		o.Hold, o.HoldReason = true, holdReason(res)
 	}
 	return o
 }
 
 // Fate lists the results of a deliver-stage outcome for rcpts: bounced
 // on a permanent reply, deferred on a temporary one, sent when a plugin
-// discarded the message. It returns nil when the message goes on to its
-// transport.
+// discarded the message, held (the queue puts the message on hold, with
+// the reason as the reply's text) when one quarantined it. It returns nil
+// when the message goes on to its transport.
 func (o Outcome) Fate(rcpts []string) []mail.Result {
 	var mk func(rcpt, relay string, r mail.Reply) mail.Result
 	var reply mail.Reply
@@ -116,6 +122,8 @@ func (o Outcome) Fate(rcpts []string) []mail.Result {
 		mk, reply = mail.DeferredResult, *o.Reply
 	case o.Discard:
 		mk, reply = mail.SentResult, discarded
+	case o.Hold:
+		mk, reply = mail.HeldResult, mail.Reply{Code: 451, Enhanced: mail.EnhancedCode{4, 7, 0}, Text: o.HoldReason}
 	default:
 		return nil
 	}
@@ -147,6 +155,9 @@ type Session struct {
 	discardAll, holdAll bool
 	// discard and hold are the current transaction's.
 	discard, hold bool
+	// holdReason is the first hold's reason, holdAllReason that of a hold
+	// at connect or helo.
+	holdReason, holdAllReason string
 }
 
 // NewSession starts the chain's view of a connection described by conn
@@ -173,9 +184,12 @@ func (s *Session) Run(ctx context.Context, hook pluginapi.Hook) Outcome {
 		o = Apply(hook, s.r.Run(ctx, hook, &s.txn))
 	}
 	if hook != pluginapi.HookDeliver {
+		if o.Hold && !s.hold {
+			s.holdReason = o.HoldReason
+		}
 		s.discard = s.discard || o.Discard
 		s.hold = s.hold || o.Hold
-		o.Discard, o.Hold = s.discard, s.hold
+		o.Discard, o.Hold, o.HoldReason = s.discard, s.hold, s.holdReason
 	}
 	return o
 }
@@ -193,7 +207,7 @@ func (s *Session) Helo(ctx context.Context, helo string) Outcome {
 	o := s.Run(ctx, pluginapi.HookHelo)
 	s.connNotes = maps.Clone(s.txn.Notes)
 	s.connSymbols = slices.Clone(s.txn.Symbols)
-	s.discardAll, s.holdAll = s.discard, s.hold
+	s.discardAll, s.holdAll, s.holdAllReason = s.discard, s.hold, s.holdReason
 	return o
 }
 
@@ -214,7 +228,7 @@ func (s *Session) Mail(ctx context.Context, from string) Outcome {
 	for _, sym := range s.connSymbols {
 		t.Score += sym.Score
 	}
-	s.discard, s.hold = s.discardAll, s.holdAll
+	s.discard, s.hold, s.holdReason = s.discardAll, s.holdAll, s.holdAllReason
 	return s.Run(ctx, pluginapi.HookMail)
 }
 
@@ -261,13 +275,30 @@ func (s *Session) Data(ctx context.Context, env *mail.Envelope, h *mail.Header, 
 		o.Reply, o.Spam = reply, true
 		return o
 	}
-	env.Held = env.Held || s.hold
+	if s.hold && !env.Held {
+		env.Held, env.HoldReason = true, s.holdReason
+	}
 	if len(t.Notes) > 0 {
 		env.Notes = maps.Clone(t.Notes)
 	}
-	o.Hold = env.Held
+	s.keepConn(env)
+	o.Hold, o.HoldReason = env.Held, env.HoldReason
 	o.Discard = s.discard || len(env.Rcpts) == 0
 	return o
+}
+
+// keepConn stores in env what the deliver stage's plugins read of the
+// connection (get_prop at deliver), as Deliver gives it back to them.
+func (s *Session) keepConn(env *mail.Envelope) {
+	c := s.txn.Conn
+	env.ClientPort, env.ClientRDNS, env.TLS = c.ClientPort, c.RDNS, c.TLS
+	env.Listener, env.AuthResults = c.Listener, c.AuthResults
+	if env.AuthUser == "" {
+		env.AuthUser = c.AuthUser
+	}
+	if c.LocalIP.IsValid() {
+		env.LocalIP = c.LocalIP.String()
+	}
 }
 
 // applySpam applies the score thresholds after the data hook: it returns
@@ -282,8 +313,10 @@ func (s *Session) applySpam(h *mail.Header) *mail.Reply {
 		return &mail.Reply{Code: 550, Enhanced: mail.EnhancedCode{5, 7, 1},
 			Text: fmt.Sprintf("Message rejected as spam (score %.1f)", t.Score)}
 	}
-	if sp.Quarantine > 0 && t.Score >= sp.Quarantine {
+	if sp.Quarantine > 0 && t.Score >= sp.Quarantine && !s.hold {
 		s.hold = true
+		s.holdReason = fmt.Sprintf("spam score %.1f at or over the quarantine threshold %.1f (symbols %s)",
+			t.Score, sp.Quarantine, SymbolList(t.Symbols))
 	}
 	if sp.AddHeader > 0 && t.Score >= sp.AddHeader {
 		h.Add("X-Spam-Status", fmt.Sprintf("Yes, score=%.1f symbols=%s", t.Score, SymbolList(t.Symbols)))
@@ -310,12 +343,18 @@ func SymbolList(syms []Symbol) string {
 // Deliver runs the deliver stage for rcpts, the recipients of queued
 // message m that go to one destination domain. It returns the message to
 // hand to the transport — a copy of m with the plugins' header edits and
-// route — or nil when a plugin decided the recipients' fate, which
-// Outcome.Fate(rcpts) then lists. m is not changed.
+// route — or nil when a plugin decided the recipients' fate (refused,
+// discarded, held), which Outcome.Fate(rcpts) then lists. m is not
+// changed. The plugins see the connection the message came in on as the
+// envelope recorded it (Session.Data stores it).
 func Deliver(ctx context.Context, r Runner, m *mail.Message, domain string, rcpts []string) (*mail.Message, Outcome) {
-	conn := &Conn{Helo: m.Helo}
+	conn := &Conn{Helo: m.Helo, ClientPort: m.ClientPort, RDNS: m.ClientRDNS, TLS: m.TLS, AuthUser: m.AuthUser,
+		Listener: m.Listener, AuthResults: m.AuthResults}
 	if ip, err := netip.ParseAddr(m.ClientIP); err == nil {
 		conn.ClientIP = ip
+	}
+	if ip, err := netip.ParseAddr(m.LocalIP); err == nil {
+		conn.LocalIP = ip
 	}
 	attempt := 1
 	for _, rc := range m.Rcpts {
@@ -329,7 +368,7 @@ func Deliver(ctx context.Context, r Runner, m *mail.Message, domain string, rcpt
 	txn := &Txn{Conn: conn, From: m.From, Rcpts: rs, QueueID: m.ID, Notes: maps.Clone(m.Notes),
 		Header: &h, Body: body, Destination: domain, Attempt: attempt}
 	o := Apply(pluginapi.HookDeliver, r.Run(ctx, pluginapi.HookDeliver, txn))
-	if o.Reply != nil || o.Discard {
+	if o.Reply != nil || o.Discard || o.Hold {
 		return nil, o
 	}
 	out := *m

@@ -51,8 +51,7 @@ func TestApply(t *testing.T) {
 		{pluginapi.Disconnect, []pluginapi.Hook{pluginapi.HookDeliver}, want{reply: &closing}},
 		{pluginapi.Discard, append(smtpStages, pluginapi.HookDeliver), want{discard: true}},
 		{pluginapi.Discard, []pluginapi.Hook{pluginapi.HookRcpt}, want{drop: true}},
-		{pluginapi.Quarantine, append(smtpStages, pluginapi.HookRcpt), want{hold: true}},
-		{pluginapi.Quarantine, []pluginapi.Hook{pluginapi.HookDeliver}, want{reply: &heldBack}},
+		{pluginapi.Quarantine, append(smtpStages, pluginapi.HookRcpt, pluginapi.HookDeliver), want{hold: true}},
 	} {
 		for _, hook := range tc.hooks {
 			r, _ := Decide(tc.verdict, nil, "p")
@@ -82,7 +81,7 @@ func TestFate(t *testing.T) {
 		{pluginapi.Reject, mail.Bounced, "550 5.7.1 rejected by policy"},
 		{pluginapi.Tempfail, mail.Deferred, "451 4.7.1 try again later"},
 		{pluginapi.Disconnect, mail.Deferred, "421 4.7.0 closing connection"},
-		{pluginapi.Quarantine, mail.Deferred, "451 4.7.0 held back by a deliver-stage plugin"},
+		{pluginapi.Quarantine, mail.Held, "451 4.7.0 quarantined by plugin p"},
 		{pluginapi.Discard, mail.Sent, "250 2.0.0 discarded by a deliver-stage plugin"},
 	} {
 		r, _ := Decide(tc.verdict, nil, "p")

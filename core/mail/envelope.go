@@ -78,11 +78,27 @@ type Envelope struct {
 	// DKIM-signed on the way out.
 	AuthUser string `json:"auth_user,omitempty"`
 	Trusted  bool   `json:"trusted,omitempty"`
+	// What else the deliver-stage plugins read of the connection the
+	// message came in on (their get_prop): the client's port and verified
+	// reverse DNS name, the TLS session, the listener ("smtp",
+	// "submission"), the local address, and the Authentication-Results
+	// value computed for it.
+	ClientPort  int    `json:"client_port,omitempty"`
+	ClientRDNS  string `json:"client_rdns,omitempty"`
+	TLS         string `json:"tls,omitempty"`
+	Listener    string `json:"listener,omitempty"`
+	LocalIP     string `json:"local_ip,omitempty"`
+	AuthResults string `json:"auth_results,omitempty"`
 
 	Received    time.Time `json:"received"`
 	NextAttempt time.Time `json:"next_attempt"`
 	Attempts    int       `json:"attempts"`
 	Held        bool      `json:"held,omitempty"`
+	// HoldReason says why a held message is held ("plugin NAME: text",
+	// a spam score, "held by the administrator"); HeldAt is when. A held
+	// message expires the queue's hold lifetime after HeldAt.
+	HoldReason string    `json:"hold_reason,omitempty"`
+	HeldAt     time.Time `json:"held_at,omitzero"`
 	// DelayWarned records that the sender got the one delay warning
 	// (Options.DelayWarning) this message may cause.
 	DelayWarned bool `json:"delay_warned,omitempty"`
@@ -122,6 +138,10 @@ const (
 	Deferred
 	// Bounced: permanent failure; a DSN goes to the sender.
 	Bounced
+	// Held: the message is put on hold (a deliver-stage quarantine) and
+	// waits, its recipients pending, for a release or its hold lifetime;
+	// the Reply's text is the reason. No attempt is counted.
+	Held
 )
 
 // String names the outcome as Postfix logs do.
@@ -133,6 +153,8 @@ func (s Status) String() string {
 		return "deferred"
 	case Bounced:
 		return "bounced"
+	case Held:
+		return "held"
 	}
 	return "unknown"
 }
@@ -165,6 +187,11 @@ func DeferredResult(rcpt, relay string, r Reply) Result {
 // BouncedResult builds a Bounced Result.
 func BouncedResult(rcpt, relay string, r Reply) Result {
 	return Result{Rcpt: rcpt, Status: Bounced, Reply: r, Relay: relay}
+}
+
+// HeldResult builds a Held Result; r's text is the reason.
+func HeldResult(rcpt, relay string, r Reply) Result {
+	return Result{Rcpt: rcpt, Status: Held, Reply: r, Relay: relay}
 }
 
 // Deliverer delivers one message to some of its recipients. The queue calls

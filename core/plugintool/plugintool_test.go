@@ -179,7 +179,7 @@ func TestWriteStagesEffects(t *testing.T) {
 		{at(pluginapi.HookMail, pluginapi.Disconnect), "mail                     disconnect 421 4.7.0 closing connection (by p): connection closed\n"},
 		{at(pluginapi.HookMail, pluginapi.Reject), "mail                     reject 550 5.7.1 rejected by policy (by p)\n"},
 		{deliver, "deliver                  reject 550 5.7.1 rejected by policy (by p): bounced\n"},
-		{held, "deliver                  quarantine (by p): deferred 451 4.7.0 held back by a deliver-stage plugin\n"},
+		{held, "deliver                  quarantine (by p): held 451 4.7.0 quarantined by plugin p\n"},
 		{noRcpts, "data                     continue: message discarded\n"},
 	} {
 		var out bytes.Buffer

@@ -170,9 +170,9 @@ func (c verdictCase) want() outcome {
 		}
 		return outcome{} // answered 250, never queued
 	case "quarantine":
-		if c.stage == pluginapi.HookDeliver { // a queued message cannot be held from there
+		if c.stage == pluginapi.HookDeliver { // the queued message is put on hold
 			return outcome{Queued: all, Deliver: []string{"other@localhost transport",
-				"u@" + c.domain() + " deferred 4.7.0 held back by a deliver-stage plugin"}}
+				"u@" + c.domain() + " held 4.7.0 quarantined by plugin policy"}}
 		}
 		return outcome{Queued: all, Held: true} // every recipient kept
 	case "disconnect":
@@ -516,7 +516,7 @@ func (s *verdictServer) outcome(t *testing.T, run *smtpRun) outcome {
 	}
 	m, err := s.srv.Queue().Get(context.Background(), run.id)
 	switch {
-	case err == nil && m.Held:
+	case err == nil && m.Held && len(s.log.all("delivery", run.id)) == 0: // held when queued
 		for _, r := range m.Rcpts {
 			out.Queued = append(out.Queued, r.Addr)
 		}

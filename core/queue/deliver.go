@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -112,6 +113,7 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 	take := resultsByRcpt(results)
 	var failed, delivered []dsn.Rcpt
 	deferred := false
+	hold := "" // a deliver-stage quarantine's reason
 	for _, r := range env.Pending() {
 		res, ok := take(r.Addr)
 		if !ok {
@@ -136,6 +138,9 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 		case mail.Bounced:
 			r.State = mail.Failed
 			failed = append(failed, reportRcpt(r, "failed", res.Reply.Code, r.LastError))
+		case mail.Held:
+			// Pending, no attempt counted: the message is put on hold.
+			hold = cmp.Or(res.Reply.Text, "held by a deliver-stage plugin")
 		default:
 			r.Attempts++
 			deferred = true
@@ -184,12 +189,18 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 	if err := txn.Delete(leaseKey(id)); err != nil {
 		return err
 	}
+	if env.Held {
+		// Held by an administrator during the attempt: it keeps the
+		// schedule entry Hold gave it (its expiry, if any).
+		return putEnvelope(txn, env)
+	}
+	if hold != "" {
+		fx.info("held", "id", id, "reason", hold)
+		return q.held(txn, env, hold, now)
+	}
 	env.NextAttempt = q.nextAttempt(env, now)
 	if err := putEnvelope(txn, env); err != nil {
 		return err
-	}
-	if env.Held {
-		return nil
 	}
 	return txn.Set(schedKey(env.NextAttempt, id), nil)
 }

@@ -43,6 +43,10 @@ type Options struct {
 	// MaxLifetime is how long a message may stay queued before its pending
 	// recipients expire and are bounced.
 	MaxLifetime time.Duration
+	// HoldLifetime is how long a held message is kept: then its pending
+	// recipients expire and are bounced with a DSN (as their NOTIFY
+	// allows). Zero keeps held messages until they are released.
+	HoldLifetime time.Duration
 	// DelayWarning, when positive, sends the sender one "delayed" DSN once a
 	// message has waited this long with recipients still pending (checked
 	// at the first deferral after it passes, as Postfix does). Zero is off.

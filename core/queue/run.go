@@ -195,7 +195,9 @@ func (q *Queue) due(limit int) (time.Time, []schedEntry, error) {
 func (q *Queue) lease(e schedEntry) (bool, error) {
 	now := q.opts.Now()
 	leased, stray := false, false
+	var fx *effects
 	err := q.db.Update(func(txn *badger.Txn) error {
+		fx = new(effects)
 		if _, err := txn.Get(e.key); err != nil {
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				return nil
@@ -214,6 +216,18 @@ func (q *Queue) lease(e schedEntry) (bool, error) {
 			return err
 		}
 		if env.Held {
+			// A held message's entry is its expiry (HoldLifetime, which
+			// a reload may have changed since).
+			switch {
+			case q.holdExpired(env, now):
+				return q.expireHeld(txn, fx, env, now)
+			case q.opts.HoldLifetime > 0:
+				env.NextAttempt = env.HeldAt.Add(q.opts.HoldLifetime)
+				if err := txn.Set(schedKey(env.NextAttempt, e.id), nil); err != nil {
+					return err
+				}
+				return putEnvelope(txn, env)
+			}
 			return nil
 		}
 		b, _ := now.MarshalText()
@@ -223,6 +237,7 @@ func (q *Queue) lease(e schedEntry) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	q.do(fx)
 	if stray {
 		q.log.Warn("queue: dropped a schedule entry without envelope", "id", e.id)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/dsn"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -55,9 +56,69 @@ func (q *Queue) insert(txn *badger.Txn, env *mail.Envelope, body []byte) error {
 		return err
 	}
 	if env.Held {
-		return nil
+		return q.held(txn, env, env.HoldReason, env.Received)
 	}
 	return txn.Set(schedKey(env.NextAttempt, env.ID), nil)
+}
+
+// held puts env on hold at now for reason (kept if it has one) and stores
+// it: without a schedule entry until released, or, when held mail expires
+// (HoldLifetime), scheduled at its expiry. The caller has removed any
+// other schedule entry.
+func (q *Queue) held(txn *badger.Txn, env *mail.Envelope, reason string, now time.Time) error {
+	env.Held = true
+	if env.HoldReason == "" {
+		env.HoldReason = reason
+	}
+	if env.HeldAt.IsZero() {
+		env.HeldAt = now
+	}
+	if q.opts.HoldLifetime > 0 {
+		env.NextAttempt = env.HeldAt.Add(q.opts.HoldLifetime)
+		if err := txn.Set(schedKey(env.NextAttempt, env.ID), nil); err != nil {
+			return err
+		}
+	}
+	return putEnvelope(txn, env)
+}
+
+// holdExpired reports whether held env has passed its hold lifetime at now.
+func (q *Queue) holdExpired(env *mail.Envelope, now time.Time) bool {
+	return env.Held && q.opts.HoldLifetime > 0 && !now.Before(env.HeldAt.Add(q.opts.HoldLifetime))
+}
+
+// holdExpiredDSN is the status of the recipients of a held message not
+// released within the hold lifetime.
+const holdExpiredDSN = "5.7.1"
+
+// expireHeld bounces the pending recipients of a held message whose hold
+// lifetime has passed, with one DSN to the sender, and removes it.
+func (q *Queue) expireHeld(txn *badger.Txn, fx *effects, env *mail.Envelope, now time.Time) error {
+	item, err := txn.Get(bodyKey(env.ID))
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	body, err := item.ValueCopy(nil)
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	text := fmt.Sprintf("held and not released within %v", q.opts.HoldLifetime)
+	if env.HoldReason != "" {
+		text = fmt.Sprintf("held (%s) and not released within %v", env.HoldReason, q.opts.HoldLifetime)
+	}
+	delay := now.Sub(env.Received).Round(time.Second)
+	var failed []dsn.Rcpt
+	for _, r := range env.Pending() {
+		r.State, r.DSNCode, r.LastError = mail.Failed, holdExpiredDSN, text
+		q.logDelivery(fx, env.ID, r, delay, mail.Bounced, text)
+		failed = append(failed, reportRcpt(r, "failed", 0, text))
+	}
+	if err := q.report(txn, fx, env, body, notifyFailure, failed, now); err != nil {
+		return err
+	}
+	fx.info("removed", "id", env.ID, "reason", "hold expired")
+	fx.kick = true
+	return deleteMessage(txn, env)
 }
 
 // List returns every queued envelope, ordered by ID (arrival).
@@ -124,8 +185,7 @@ func (q *Queue) Hold(ctx context.Context, id string) error {
 		if err := txn.Delete(schedKey(env.NextAttempt, id)); err != nil {
 			return err
 		}
-		env.Held = true
-		return putEnvelope(txn, env)
+		return q.held(txn, env, "held by the administrator", q.opts.Now())
 	})
 	if err != nil {
 		return wrapID("hold", id, err)
@@ -151,15 +211,14 @@ func (q *Queue) Release(ctx context.Context, id string) error {
 	return nil
 }
 
-// makeDue clears env's hold and moves its schedule entry to now, unless a
-// worker holds it leased (the worker reschedules it when done).
+// makeDue clears env's hold and moves its schedule entry (a held
+// message's is its expiry) to now, unless a worker holds it leased (the
+// worker reschedules it when done).
 func (q *Queue) makeDue(txn *badger.Txn, env *mail.Envelope) error {
-	if !env.Held {
-		if err := txn.Delete(schedKey(env.NextAttempt, env.ID)); err != nil {
-			return err
-		}
+	if err := txn.Delete(schedKey(env.NextAttempt, env.ID)); err != nil {
+		return err
 	}
-	env.Held = false
+	env.Held, env.HoldReason, env.HeldAt = false, "", time.Time{}
 	_, err := txn.Get(leaseKey(env.ID))
 	leased := err == nil
 	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
