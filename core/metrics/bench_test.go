@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // BenchmarkMessagePath is what one message costs the metrics on its way
@@ -31,7 +33,7 @@ func BenchmarkPluginCall(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			r.PluginCall("ratelimit", "rcpt", "continue", 3*time.Microsecond)
+			r.PluginCall("ratelimit", pluginapi.HookRcpt, pluginapi.Continue, 3*time.Microsecond)
 		}
 	})
 }

@@ -87,6 +87,10 @@ type Registry struct {
 	pluginSeconds  *prometheus.HistogramVec
 	pluginFailures *prometheus.CounterVec
 	counters       *pluginCounters
+	// plugins caches each plugin's call series (plugins.go); pluginsMu
+	// serialises its replacement.
+	plugins   atomic.Pointer[pluginSet]
+	pluginsMu sync.Mutex
 
 	sources  atomic.Pointer[Sources]
 	queueMu  sync.Mutex // serialises scans; guards the cache below
@@ -110,6 +114,7 @@ func New(opts Options) *Registry {
 	}
 	r := &Registry{opts: opts, reg: prometheus.NewRegistry()}
 	r.sources.Store(&Sources{})
+	r.plugins.Store(&pluginSet{})
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 		r.reg.MustRegister(c)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/metrics/metricstest"
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // populated returns a registry with every metric given a value, and its
@@ -41,8 +42,8 @@ func populated(t testing.TB) (*Registry, *time.Time) {
 	r.Delivery(Delivery{ID: "A", Rcpt: "bob@partner.example", Result: Delivered, Relay: "mx[192.0.2.1]:25", Delay: 2 * time.Second})
 	r.Delivery(Delivery{ID: "B", Rcpt: "eve@far.example", Result: Deferred, Text: "451 try later"})
 	r.Delivery(Delivery{ID: "C", Rcpt: "al@localhost", Result: Bounced, Relay: "local", Delay: time.Minute})
-	r.PluginCall("greylist", "rcpt", "tempfail", 40*time.Microsecond)
-	r.PluginFailure("greylist", FailTimeout)
+	r.PluginCall("greylist", pluginapi.HookRcpt, pluginapi.Tempfail, 40*time.Microsecond)
+	r.PluginFailure("greylist", pluginapi.HookRcpt, FailTimeout, 2*time.Second)
 	r.Add("ratelimit", "ratelimit_exceeded", 1)
 	r.Add("odd", "spam-hits.total", 2.5)
 	r.SetSources(Sources{
@@ -88,7 +89,9 @@ func TestExposition(t *testing.T) {
 		`sluice_delivery_destination_attempts_total{destination="partner.example",result="delivered"} 1`,
 		`sluice_delivery_destination_attempts_total{destination="other",result="deferred"} 1`,
 		`sluice_plugin_calls_total{hook="rcpt",plugin="greylist",verdict="tempfail"} 1`,
+		`sluice_plugin_calls_total{hook="rcpt",plugin="greylist",verdict="error"} 1`,
 		`sluice_plugin_call_seconds_bucket{hook="rcpt",plugin="greylist",le="5e-05"} 1`,
+		`sluice_plugin_call_seconds_count{hook="rcpt",plugin="greylist"} 2`,
 		`sluice_plugin_failures_total{kind="timeout",plugin="greylist"} 1`,
 		`sluice_plugin_instances{plugin="greylist"} 2`,
 		"# HELP sluice_plugin_metric_ratelimit_exceeded_total ",
@@ -119,7 +122,7 @@ func TestFixedLabels(t *testing.T) {
 	r.SMTPConnection("weird", "whatever")
 	r.SMTPReject("smtp", "bdat", "free text from a client")
 	r.SMTPMessage("smtp", "???")
-	r.PluginFailure("p", "oops")
+	r.PluginFailure("p", pluginapi.HookInit, "oops", 0)
 	r.Delivery(Delivery{Rcpt: "x@y.example", Result: "nonsense"})
 	for _, c := range []struct {
 		name, labels string

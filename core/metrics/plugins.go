@@ -4,9 +4,12 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // Plugin failure kinds.
@@ -19,17 +22,90 @@ const (
 
 var failKinds = []string{FailTrap, FailTimeout, FailMemory, FailLoad}
 
-// PluginCall records one hook call of plugin: its verdict ("continue",
-// "reject"…, or "error" for a call that failed) and how long it ran.
-func (r *Registry) PluginCall(plugin, hook, verdict string, d time.Duration) {
-	r.pluginCalls.WithLabelValues(plugin, hook, verdict).Inc()
-	r.pluginSeconds.WithLabelValues(plugin, hook).Observe(d.Seconds())
+// verdictError is the verdict label of a call that failed.
+const verdictError = "error"
+
+// verdictSlots is the number of verdict labels a plugin's calls at one
+// hook can have: every pluginapi verdict and verdictError (the last).
+const verdictSlots = int(pluginapi.Disconnect) + 2
+
+// pluginSeries caches one plugin's series, so that recording a call is two
+// atomic loads and the updates, with neither a label hash nor a lock.
+type pluginSeries struct {
+	calls   [pluginapi.NumHooks][verdictSlots]atomic.Pointer[prometheus.Counter]
+	seconds [pluginapi.NumHooks]atomic.Pointer[prometheus.Observer]
 }
 
-// PluginFailure counts a failure of plugin of kind trap, timeout, memory
-// or load.
-func (r *Registry) PluginFailure(plugin, kind string) {
+// pluginSet maps plugin names to their series; it is replaced, never
+// changed, when a plugin is first seen (plugins are few and change rarely).
+type pluginSet map[string]*pluginSeries
+
+// series returns plugin's series, making them on its first call.
+func (r *Registry) series(plugin string) *pluginSeries {
+	if s := (*r.plugins.Load())[plugin]; s != nil {
+		return s
+	}
+	r.pluginsMu.Lock()
+	defer r.pluginsMu.Unlock()
+	cur := *r.plugins.Load()
+	if s := cur[plugin]; s != nil {
+		return s
+	}
+	next := make(pluginSet, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	s := &pluginSeries{}
+	next[plugin] = s
+	r.plugins.Store(&next)
+	return s
+}
+
+// PluginCall records a call of plugin at hook that ran to verdict (the
+// verdict label is its name, pluginapi.Verdict.String) in d. It implements
+// filter.Observer and does not allocate once the series exist.
+func (r *Registry) PluginCall(plugin string, hook pluginapi.Hook, verdict pluginapi.Verdict, d time.Duration) {
+	v := int(verdict)
+	if !verdict.Valid() {
+		v = verdictSlots - 1
+	}
+	r.pluginCall(plugin, hook, v, d)
+}
+
+// PluginFailure records a failure of plugin of kind trap, timeout, memory
+// or load (anything else counts as trap). A failed call (a hook other
+// than pluginapi.HookInit) also counts as a call with the verdict "error"
+// and its time d. It implements filter.Observer.
+func (r *Registry) PluginFailure(plugin string, hook pluginapi.Hook, kind string, d time.Duration) {
 	r.pluginFailures.WithLabelValues(plugin, oneOf(kind, failKinds, FailTrap)).Inc()
+	r.pluginCall(plugin, hook, verdictSlots-1, d)
+}
+
+// pluginCall counts a call with verdict slot v and observes its time. A
+// hook outside the hooks (pluginapi.HookInit) is no call.
+func (r *Registry) pluginCall(plugin string, hook pluginapi.Hook, v int, d time.Duration) {
+	if hook < 0 || hook >= pluginapi.NumHooks {
+		return
+	}
+	s := r.series(plugin)
+	c := s.calls[hook][v].Load()
+	if c == nil {
+		name := verdictError
+		if v < verdictSlots-1 {
+			name = pluginapi.Verdict(v).String()
+		}
+		cc := r.pluginCalls.WithLabelValues(plugin, hook.String(), name)
+		s.calls[hook][v].CompareAndSwap(nil, &cc)
+		c = s.calls[hook][v].Load()
+	}
+	o := s.seconds[hook].Load()
+	if o == nil {
+		oo := r.pluginSeconds.WithLabelValues(plugin, hook.String())
+		s.seconds[hook].CompareAndSwap(nil, &oo)
+		o = s.seconds[hook].Load()
+	}
+	(*c).Inc()
+	(*o).Observe(d.Seconds())
 }
 
 // Add adds delta to the counter name of plugin (the plugins' metric_add,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/core/metrics/metricstest"
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // TestRules: the rule file and the scrape configuration load, and the
@@ -42,8 +43,8 @@ func exported(t *testing.T) map[string]bool {
 	r.AuthAttempt("plain", "success")
 	r.QueueCommit(time.Millisecond)
 	r.Delivery(metrics.Delivery{Rcpt: "a@partner.example", Result: metrics.Delivered, Relay: "local"})
-	r.PluginCall("p", "rcpt", "continue", time.Microsecond)
-	r.PluginFailure("p", metrics.FailTrap)
+	r.PluginCall("p", pluginapi.HookRcpt, pluginapi.Continue, time.Microsecond)
+	r.PluginFailure("p", pluginapi.HookRcpt, metrics.FailTrap, time.Millisecond)
 	r.SetSources(metrics.Sources{
 		Queue:           func(context.Context) (metrics.QueueStats, error) { return metrics.QueueStats{}, nil },
 		PluginInstances: func() map[string]int { return map[string]int{"p": 1} },
