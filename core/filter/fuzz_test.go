@@ -92,7 +92,7 @@ func checkRewrite(t testing.TB, rt wazero.Runtime, bin []byte) bool {
 	defer cm.Close(ctx)
 	if validBefore {
 		globals := exportedGlobals(t, out)
-		for _, name := range []string{fuseExport, fuelExport, grownExport} {
+		for _, name := range []string{fuseExport, fuelExport, grownExport, oomExport} {
 			if !globals[name] {
 				t.Fatalf("rewritten module does not export global %s (exports %v)", name, globals)
 			}

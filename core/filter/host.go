@@ -45,6 +45,9 @@ type Options struct {
 	Resolver Resolver
 	// Metrics backs the "metrics" grant; nil makes it unusable.
 	Metrics Metrics
+	// Observer is told of every hook call and plugin failure (metrics);
+	// nil: none, at no cost.
+	Observer Observer
 	// Logger receives load, failure and plugin log lines; nil discards. The
 	// lines of a hook call carry what its context carries (core/logctx).
 	Logger *slog.Logger
@@ -403,6 +406,7 @@ func (h *Host) reload(ctx context.Context) {
 		p, err := h.loadPlugin(ctx, path, fp, loadOpts{limited: h.opts.MemoryBudget > 0, budget: h.opts.MemoryBudget - used})
 		if err != nil {
 			h.failed[path] = fp
+			h.observeLoadFailure(path)
 			if old != nil {
 				next = append(next, old)
 				used += old.memory()

@@ -303,7 +303,9 @@ func (pl *pool) maintain(now int64) {
 	if short && pl.filling.CompareAndSwap(false, true) {
 		go func() {
 			defer pl.filling.Store(false)
-			_ = pl.fill(context.Background())
+			if err := pl.fill(context.Background()); err != nil {
+				pl.p.observeFailure(pluginapi.HookInit, FailLoad, 0)
+			}
 		}()
 	}
 }

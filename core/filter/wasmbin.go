@@ -24,6 +24,12 @@ const fuelExport = "__sluice_fuel"
 // pool, so that what it took is given back at once.
 const grownExport = "__sluice_grown"
 
+// oomExport is set to 1 by every memory.grow or table.grow of the guest
+// that fails (returns -1: the memory_limit or the table's bound is
+// reached), for the host to tell a failure after it (FailMemory) from
+// other traps. wazero does not report it otherwise.
+const oomExport = "__sluice_oom"
+
 // binInfo is what the host learned from a module's binary.
 type binInfo struct {
 	imports   []wasmImport
@@ -243,7 +249,11 @@ const fuelPeriod = 1 << 14
 // Every table gets a maximum of at most tableLimit elements (tableBound),
 // so that table.grow fails beyond it, and every table.grow first sets a
 // third exported global, grownExport, for the host to discard the
-// instance after the call.
+// instance after the call. After every memory.grow and table.grow, a
+// result of -1 sets a fourth, oomExport (through a fifth global, not
+// exported, that holds the result):
+//
+//	r = grow(…); if r == -1 { oom = 1 }; r
 func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 	importedGlobals := uint32(0)
 	hasMemory := false
@@ -283,16 +293,27 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 			definedGlobals = r.u32()
 		}
 	}
-	fuse, fuel, grown := importedGlobals+definedGlobals, importedGlobals+definedGlobals+1, importedGlobals+definedGlobals+2
-	const nNew = 3
+	first := importedGlobals + definedGlobals
+	fuse, fuel, grown, oom, growResult := first, first+1, first+2, first+3, first+4
+	const nGlobals, nExports = 5, 4
 	newGlobals := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b} // fuse: i32 mut = 0
 	newGlobals = append(append(append(newGlobals, 0x7f, 0x01, 0x41), sleb(fuelPeriod)...), 0x0b)
 	newGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, 0x0b) // grown: i32 mut = 0
+	newGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, 0x0b) // oom: i32 mut = 0
+	newGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, 0x0b) // growResult: i32 mut = 0
 	newExports := append(exportEntry(fuseExport, fuse), exportEntry(fuelExport, fuel)...)
 	newExports = append(newExports, exportEntry(grownExport, grown)...)
+	newExports = append(newExports, exportEntry(oomExport, oom)...)
 	gget := func(g uint32) []byte { return append([]byte{0x23}, uleb(g)...) }
 	gset := func(g uint32) []byte { return append([]byte{0x24}, uleb(g)...) }
 	setGrown := append([]byte{0x41, 0x01}, gset(grown)...) // i32.const 1, global.set grown
+	var afterGrow []byte
+	afterGrow = append(afterGrow, gset(growResult)...)
+	afterGrow = append(afterGrow, gget(growResult)...)
+	afterGrow = append(afterGrow, 0x41, 0x7f, 0x46, 0x04, 0x40)     // i32.const -1, i32.eq, if
+	afterGrow = append(append(afterGrow, 0x41, 0x01), gset(oom)...) // i32.const 1, global.set oom
+	afterGrow = append(afterGrow, 0x0b)                             // end
+	afterGrow = append(afterGrow, gget(growResult)...)
 	var check []byte
 	check = append(check, gget(fuel)...)
 	check = append(check, 0x41, 0x01, 0x6b) // i32.const 1, i32.sub
@@ -317,11 +338,11 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 			hasMemory = true
 		}
 		if !haveGlobal && sectionRank[s.id] > sectionRank[6] {
-			emit(6, append(uleb(nNew), newGlobals...))
+			emit(6, append(uleb(nGlobals), newGlobals...))
 			haveGlobal = true
 		}
 		if !haveExport && sectionRank[s.id] > sectionRank[7] {
-			emit(7, append(uleb(nNew), newExports...))
+			emit(7, append(uleb(nExports), newExports...))
 			haveExport = true
 		}
 		switch s.id {
@@ -334,15 +355,15 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 		case 6:
 			r := &reader{b: s.body}
 			n := r.u32()
-			emit(6, append(append(uleb(n+nNew), s.body[r.pos:]...), newGlobals...))
+			emit(6, append(append(uleb(n+nGlobals), s.body[r.pos:]...), newGlobals...))
 			haveGlobal = true
 		case 7:
 			r := &reader{b: s.body}
 			n := r.u32()
-			emit(7, append(append(uleb(n+nNew), s.body[r.pos:]...), newExports...))
+			emit(7, append(append(uleb(n+nExports), s.body[r.pos:]...), newExports...))
 			haveExport = true
 		case 10:
-			body, err := instrumentCode(s.body, check, setGrown)
+			body, err := instrumentCode(s.body, probes{check, setGrown, afterGrow})
 			if err != nil {
 				return nil, err
 			}
@@ -355,10 +376,10 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 		emit(5, []byte{0x01, 0x00, 0x00})
 	}
 	if !haveGlobal {
-		emit(6, append(uleb(nNew), newGlobals...))
+		emit(6, append(uleb(nGlobals), newGlobals...))
 	}
 	if !haveExport {
-		emit(7, append(uleb(nNew), newExports...))
+		emit(7, append(uleb(nExports), newExports...))
 	}
 	return out, nil
 }
@@ -425,10 +446,16 @@ func uleb(v uint32) []byte {
 	}
 }
 
-// instrumentCode rewrites the code section, inserting check at the entry
-// of every function and after the block type of every loop, and setGrown
-// before every table.grow.
-func instrumentCode(sec []byte, check, setGrown []byte) ([]byte, error) {
+// probes are the code instrument inserts (see instrument).
+type probes struct {
+	// check goes at the entry of every function and after the block type
+	// of every loop, setGrown before every table.grow, afterGrow after
+	// every memory.grow and table.grow.
+	check, setGrown, afterGrow []byte
+}
+
+// instrumentCode rewrites the code section, inserting pr's probes.
+func instrumentCode(sec []byte, pr probes) ([]byte, error) {
 	r := &reader{b: sec}
 	n := r.u32()
 	out := uleb(n)
@@ -437,7 +464,7 @@ func instrumentCode(sec []byte, check, setGrown []byte) ([]byte, error) {
 		if r.err != nil {
 			break
 		}
-		nb, err := instrumentBody(body, check, setGrown)
+		nb, err := instrumentBody(body, pr)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -450,7 +477,7 @@ func instrumentCode(sec []byte, check, setGrown []byte) ([]byte, error) {
 	return out, nil
 }
 
-func instrumentBody(body []byte, check, setGrown []byte) ([]byte, error) {
+func instrumentBody(body []byte, pr probes) ([]byte, error) {
 	r := &reader{b: body}
 	for n := r.u32(); n > 0 && r.err == nil; n-- { // locals
 		r.u32()
@@ -458,24 +485,34 @@ func instrumentBody(body []byte, check, setGrown []byte) ([]byte, error) {
 	}
 	out := make([]byte, 0, len(body)+64)
 	out = append(out, body[:r.pos]...)
-	out = append(out, check...) // function entry: stops unbounded recursion
+	out = append(out, pr.check...) // function entry: stops unbounded recursion
 	last := r.pos
 	for r.pos < len(r.b) && r.err == nil {
 		at := r.pos
 		op := r.byte()
+		grow := op == 0x40 // memory.grow
 		if op == 0xfc && r.err == nil {
 			if sub := (&reader{b: r.b, pos: r.pos}).u32(); sub == 15 { // table.grow
 				out = append(out, body[last:at]...)
-				out = append(out, setGrown...)
+				out = append(out, pr.setGrown...)
 				last = at
+				grow = true
 			}
 		}
 		if err := skipImmediates(r, op); err != nil {
 			return nil, err
 		}
-		if op == 0x03 && r.err == nil { // loop
+		if r.err != nil {
+			break
+		}
+		switch {
+		case op == 0x03: // loop
 			out = append(out, body[last:r.pos]...)
-			out = append(out, check...)
+			out = append(out, pr.check...)
+			last = r.pos
+		case grow:
+			out = append(out, body[last:r.pos]...)
+			out = append(out, pr.afterGrow...)
 			last = r.pos
 		}
 	}
