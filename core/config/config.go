@@ -165,6 +165,12 @@ type Listener struct {
 	// forward confirmation (FCrDNS), which run from connect while the
 	// banner is sent; past it the client is "unknown".
 	RDNSTimeout Duration `toml:"rdns_timeout"`
+	// ProxyProtocol makes every connection to this service's addresses
+	// start with a PROXY protocol header (v1 or v2) naming the client, as
+	// a load balancer sends; only ProxyTrusted may connect.
+	ProxyProtocol bool `toml:"proxy_protocol"`
+	// ProxyTrusted are the networks of the load balancers.
+	ProxyTrusted []netip.Prefix `toml:"proxy_trusted"`
 }
 
 // Submission is the service for the operator's own users: a Listener
@@ -180,14 +186,24 @@ type Submission struct {
 	// RestrictSender limits an authenticated user's MAIL FROM to the
 	// domain of its login.
 	RestrictSender bool `toml:"restrict_sender"`
-	// AuthFailDelay is added before the reply to each failed login, times
-	// the failures so far from that IP, up to AuthFailMaxDelay.
+	// AuthFailDelay is waited before the reply to a failed login, doubled
+	// with each failure of that user from that address, up to
+	// AuthFailMaxDelay.
 	AuthFailDelay    Duration `toml:"auth_fail_delay"`
 	AuthFailMaxDelay Duration `toml:"auth_fail_max_delay"`
-	// AuthMaxFailures failed logins from one IP within AuthFailWindow get
-	// 421 4.7.0, and that IP's logins are refused until the window passes.
+	// AuthMaxFailures failed logins of one user from one address within
+	// AuthFailWindow get 421 4.7.0, and that user's logins from that
+	// address are refused until the window passes.
 	AuthMaxFailures int      `toml:"auth_max_failures"`
 	AuthFailWindow  Duration `toml:"auth_fail_window"`
+	// AuthMaxUserFailures of one user from any addresses block that user
+	// everywhere; AuthMaxAddressFailures from one address for any users
+	// block that address.
+	AuthMaxUserFailures    int `toml:"auth_max_user_failures"`
+	AuthMaxAddressFailures int `toml:"auth_max_address_failures"`
+	// AuthLimitTrusted throttles logins from trusted_networks too (they
+	// are exempt by default).
+	AuthLimitTrusted bool `toml:"auth_limit_trusted"`
 }
 
 // TLS names the server certificate. Both empty means a self-signed

@@ -131,6 +131,7 @@ func TestDefault(t *testing.T) {
 		MinDataRate:         500,
 		StressTimeout:       Duration(10 * time.Second),
 		RDNSTimeout:         Duration(2 * time.Second),
+		ProxyTrusted:        []netip.Prefix{},
 	}
 	smtp, sub := lis, lis
 	smtp.Listen = []string{"127.0.0.1:2525"}
@@ -145,14 +146,16 @@ func TestDefault(t *testing.T) {
 		ShutdownTimeout: Duration(30 * time.Second),
 		SMTP:            smtp,
 		Submission: Submission{
-			Listener:         sub,
-			TLSListen:        []string{"127.0.0.1:2465"},
-			UsersFile:        "./sluice-data/users",
-			RestrictSender:   true,
-			AuthFailDelay:    Duration(time.Second),
-			AuthFailMaxDelay: Duration(5 * time.Second),
-			AuthMaxFailures:  5,
-			AuthFailWindow:   Duration(15 * time.Minute),
+			Listener:               sub,
+			TLSListen:              []string{"127.0.0.1:2465"},
+			UsersFile:              "./sluice-data/users",
+			RestrictSender:         true,
+			AuthFailDelay:          Duration(time.Second),
+			AuthFailMaxDelay:       Duration(5 * time.Second),
+			AuthMaxFailures:        5,
+			AuthFailWindow:         Duration(15 * time.Minute),
+			AuthMaxUserFailures:    15,
+			AuthMaxAddressFailures: 30,
 		},
 		Local: Local{
 			Transport:       "maildir",

@@ -115,6 +115,7 @@ func LookupGroup(name string) (int, error) {
 
 // listener checks one SMTP service.
 func (ck *checker) listener(sec string, l *Listener) {
+	ck.proxy(sec, l)
 	for i, a := range l.Listen {
 		if why := checkHostPort(a); why != "" {
 			ck.bad(fmt.Sprintf("%s.listen[%d]", sec, i), `bad address %q: %s; write it like "0.0.0.0:25" or "[::]:25"`, a, why)
@@ -158,6 +159,12 @@ func (ck *checker) submission(sub *Submission) {
 	ck.duration("submission.auth_fail_max_delay", sub.AuthFailMaxDelay)
 	ck.duration("submission.auth_fail_window", sub.AuthFailWindow)
 	ck.atLeast("submission.auth_max_failures", sub.AuthMaxFailures, 1)
+	ck.atLeast("submission.auth_max_user_failures", sub.AuthMaxUserFailures, 1)
+	ck.atLeast("submission.auth_max_address_failures", sub.AuthMaxAddressFailures, 1)
+	if sub.AuthMaxAddressFailures < sub.AuthMaxFailures && sub.AuthMaxAddressFailures >= 1 {
+		ck.bad("submission.auth_max_address_failures", "%d is less than submission.auth_max_failures (%d): one user's mistakes would block everyone at that address; make it larger",
+			sub.AuthMaxAddressFailures, sub.AuthMaxFailures)
+	}
 	if sub.AuthFailMaxDelay < sub.AuthFailDelay {
 		ck.bad("submission.auth_fail_max_delay", "is shorter than submission.auth_fail_delay (%v): make it at least as long", sub.AuthFailDelay.D())
 	}
@@ -438,5 +445,21 @@ func (ck *checker) auth(c *Config) {
 		} else if _, err := dkimkey.Load(c.Path(k.PrivateKey)); err != nil {
 			ck.bad(key+".private_key", "%v", err)
 		}
+	}
+}
+
+// proxy checks a service's PROXY protocol keys: a service behind a load
+// balancer must say which addresses the balancers have.
+func (ck *checker) proxy(sec string, l *Listener) {
+	for i, p := range l.ProxyTrusted {
+		if !p.IsValid() {
+			ck.bad(fmt.Sprintf("%s.proxy_trusted[%d]", sec, i), "%s", badNetwork(`""`, "empty"))
+		}
+	}
+	if l.ProxyProtocol && len(l.ProxyTrusted) == 0 {
+		ck.bad(sec+".proxy_protocol", `is true but %s.proxy_trusted is empty: no load balancer could connect; list their networks, like proxy_trusted = ["10.0.0.0/8"]`, sec)
+	}
+	if !l.ProxyProtocol && len(l.ProxyTrusted) > 0 && ck.inFile(sec+".proxy_trusted") {
+		ck.bad(sec+".proxy_trusted", "is set but %s.proxy_protocol is false: set proxy_protocol = true for a service behind a load balancer, or remove proxy_trusted", sec)
 	}
 }
