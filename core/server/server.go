@@ -87,6 +87,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		MaxBackoff:   cfg.Queue.MaxBackoff.D(),
 		MaxLifetime:  cfg.Queue.MaxLifetime.D(),
 		DelayWarning: cfg.Queue.DelayWarning.D(),
+		HoldLifetime: cfg.Queue.HoldLifetime.D(),
 		Workers:      cfg.Queue.Workers,
 		GCInterval:   cfg.Queue.GCInterval.D(),
 		Logger:       log,
