@@ -237,7 +237,7 @@ type Prop int32
 const (
 	PropClientIP    Prop = iota // "192.0.2.1" or "2001:db8::1"
 	PropClientPort              // decimal
-	PropClientRDNS              // verified reverse DNS name, "" if none
+	PropClientRDNS              // verified (forward-confirmed) reverse DNS name, "" if none
 	PropHelo                    // HELO/EHLO argument
 	PropTLS                     // "TLS1.3 TLS_AES_128_GCM_SHA256" or ""
 	PropAuthUser                // authenticated user, "" if none
@@ -252,6 +252,8 @@ const (
 	PropAttempt                 // deliver: attempt number, decimal
 	PropLocalIP                 // the address the client connected to
 	PropAuthResults             // Authentication-Results value we computed
+	PropRDNSStatus              // "confirmed", "unconfirmed", "none", "tempfail"; "" when not looked up
+	PropClientPTR               // the first PTR name of the client, unverified, "" if none
 	NumProps
 )
 
@@ -264,6 +266,8 @@ func (p Prop) Hooks() uint32 {
 		return 1<<HookData | 1<<HookDeliver
 	case PropDestination, PropAttempt:
 		return 1 << HookDeliver
+	case PropRDNSStatus, PropClientPTR:
+		return 1<<HookConnect | 1<<HookHelo | 1<<HookMail | 1<<HookRcpt | 1<<HookData
 	}
 	return 0
 }

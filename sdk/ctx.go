@@ -50,8 +50,19 @@ func (c *Ctx) LocalIP() netip.Addr {
 	return a
 }
 
-// RDNS returns the client's verified reverse DNS name, "" when none.
+// RDNS returns the client's verified reverse DNS name: a PTR name of its
+// address that resolves back to it; "" when none.
 func (c *Ctx) RDNS() string { return c.prop(pluginapi.PropClientRDNS) }
+
+// RDNSStatus says how the client's reverse DNS lookup ended: "confirmed"
+// (RDNS is the name), "unconfirmed" (it has PTR names, none resolving
+// back), "none" (no PTR), "tempfail" (failed or out of time); "" when none
+// was made, and at the deliver hook.
+func (c *Ctx) RDNSStatus() string { return c.prop(pluginapi.PropRDNSStatus) }
+
+// PTR returns the client's first PTR name, not verified (see RDNSStatus);
+// "" when none, and at the deliver hook.
+func (c *Ctx) PTR() string { return c.prop(pluginapi.PropClientPTR) }
 
 // Helo returns the HELO/EHLO argument.
 func (c *Ctx) Helo() string { return c.prop(pluginapi.PropHelo) }

@@ -222,6 +222,10 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 		return c.LocalIP.String(), pluginapi.StatusOK
 	case pluginapi.PropAuthResults:
 		return c.AuthResults, pluginapi.StatusOK
+	case pluginapi.PropRDNSStatus:
+		return c.RDNSStatus, pluginapi.StatusOK
+	case pluginapi.PropClientPTR:
+		return c.PTR, pluginapi.StatusOK
 	}
 	return "", pluginapi.StatusNotFound
 }

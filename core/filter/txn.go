@@ -19,7 +19,12 @@ type Conn struct {
 	ClientIP   netip.Addr
 	ClientPort int
 	// RDNS is the client's verified reverse DNS name, "" when none.
-	RDNS string
+	// RDNSStatus says how its lookup ended (dns.ReverseConfirmed and the
+	// others; "" when none was made) and PTR is the first PTR name,
+	// unverified.
+	RDNS       string
+	RDNSStatus string
+	PTR        string
 	// Helo is the HELO/EHLO argument.
 	Helo string
 	// TLS describes the TLS session ("TLS1.3 TLS_AES_128_GCM_SHA256"), "" for none.

@@ -10,9 +10,11 @@ import (
 type Trace struct {
 	// Helo and ClientIP name the sending client in the "from" clause;
 	// both zero leave the clause out (a message that did not come over
-	// the network).
-	Helo     string
-	ClientIP netip.Addr
+	// the network). ClientName is the client's verified reverse DNS name,
+	// written before the address; "" writes "unknown", as Postfix does.
+	Helo       string
+	ClientName string
+	ClientIP   netip.Addr
 	// By is this host's name. Comment follows it in parentheses; ""
 	// means "Sluice".
 	By      string
@@ -52,7 +54,7 @@ func Protocol(utf8, tls, auth bool) string {
 // AppendReceived appends the Received field for t to dst, folded and
 // CRLF-terminated:
 //
-//	Received: from HELO ([IP])
+//	Received: from HELO (NAME [IP])
 //		by HOSTNAME (Sluice) with ESMTPS id ID
 //		for <RCPT>; Mon, 02 Jan 2006 15:04:05 -0700
 //
@@ -64,7 +66,9 @@ func AppendReceived(dst []byte, t Trace) []byte {
 	if t.Helo != "" || t.ClientIP.IsValid() {
 		dst = append(dst, "from "...)
 		dst = appendSafe(dst, t.Helo, false)
-		dst = append(dst, " (["...)
+		dst = append(dst, " ("...)
+		dst = appendSafe(dst, t.ClientName, false)
+		dst = append(dst, " ["...)
 		if t.ClientIP.Is6() && !t.ClientIP.Is4In6() {
 			dst = append(dst, "IPv6:"...)
 		}

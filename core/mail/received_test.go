@@ -13,21 +13,21 @@ func TestAppendReceived(t *testing.T) {
 		tr   Trace
 		want string
 	}{
-		{"one rcpt", Trace{Helo: "client.example", ClientIP: netip.MustParseAddr("192.0.2.7"),
+		{"one rcpt", Trace{Helo: "client.example", ClientName: "mail.client.example", ClientIP: netip.MustParseAddr("192.0.2.7"),
 			By: "mx.test", With: Protocol(false, false, false), ID: "ABC", Rcpt: "u@local.test", Date: date},
-			"Received: from client.example ([192.0.2.7])\r\n\tby mx.test (Sluice) with ESMTP id ABC\r\n" +
+			"Received: from client.example (mail.client.example [192.0.2.7])\r\n\tby mx.test (Sluice) with ESMTP id ABC\r\n" +
 				"\tfor <u@local.test>; Wed, 04 Mar 2026 05:06:07 +0100\r\n"},
 		{"ipv6 tls auth several rcpts", Trace{Helo: "c", ClientIP: netip.MustParseAddr("2001:db8::1"),
 			By: "mx.test", With: Protocol(false, true, true), ID: "X", Date: date},
-			"Received: from c ([IPv6:2001:db8::1])\r\n\tby mx.test (Sluice) with ESMTPSA id X; " +
+			"Received: from c (unknown [IPv6:2001:db8::1])\r\n\tby mx.test (Sluice) with ESMTPSA id X; " +
 				"Wed, 04 Mar 2026 05:06:07 +0100\r\n"},
-		{"hostile helo, utf8", Trace{Helo: "a(b)\r\nX-Evil: 1", ClientIP: netip.MustParseAddr("::ffff:192.0.2.1"),
+		{"hostile helo, utf8", Trace{Helo: "a(b)\r\nX-Evil: 1", ClientName: "x (y)", ClientIP: netip.MustParseAddr("::ffff:192.0.2.1"),
 			By: "mx.test", With: Protocol(true, false, false), UTF8: true, ID: "Y", Rcpt: "jö@x.example", Date: date},
-			"Received: from a?b???X-Evil:?1 ([192.0.2.1])\r\n\tby mx.test (Sluice) with UTF8SMTP id Y\r\n" +
+			"Received: from a?b???X-Evil:?1 (x??y? [192.0.2.1])\r\n\tby mx.test (Sluice) with UTF8SMTP id Y\r\n" +
 				"\tfor <jö@x.example>; Wed, 04 Mar 2026 05:06:07 +0100\r\n"},
 		{"non-ascii rcpt without SMTPUTF8", Trace{Helo: "c", ClientIP: netip.MustParseAddr("192.0.2.1"),
 			By: "mx.test", With: Protocol(true, true, false), Rcpt: "jö@x", Date: date},
-			"Received: from c ([192.0.2.1])\r\n\tby mx.test (Sluice) with UTF8SMTPS\r\n" +
+			"Received: from c (unknown [192.0.2.1])\r\n\tby mx.test (Sluice) with UTF8SMTPS\r\n" +
 				"\tfor <j??@x>; Wed, 04 Mar 2026 05:06:07 +0100\r\n"},
 		{"local submission", Trace{By: "mx.test", Comment: "Sluice, from local (sendmail)\r\n", ID: "Z", Date: date},
 			"Received: by mx.test (Sluice, from local ?sendmail???) id Z; Wed, 04 Mar 2026 05:06:07 +0100\r\n"},

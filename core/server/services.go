@@ -119,6 +119,7 @@ func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 		DMARCEnforce:    s.cfg.Auth.DMARCEnforce,
 		Observer:        s.metrics,
 		Recipients:      s.addressing,
+		Resolver:        s.resolver,
 	}
 	if s.filters != nil {
 		opts.Filters = s.filters

@@ -68,6 +68,9 @@ type guardConn struct {
 	sasl, authed bool
 	// drain follows the transaction for a graceful stop (drain.go).
 	drain drainState
+	// rdns is the client's reverse DNS lookup, nil without one (rdns.go).
+	rdns       *rdnsLookup
+	rdnsLogged atomic.Bool
 }
 
 // Replies the shim sends itself.

@@ -84,6 +84,9 @@ type Options struct {
 	// Observer is told of connections, sessions, messages, refusals, TLS
 	// handshakes and logins (metrics); nil for none.
 	Observer Observer
+	// Resolver looks up each client's reverse DNS from connect on, within
+	// Listener.RDNSTimeout; nil makes no lookups (every client "unknown").
+	Resolver ReverseResolver
 }
 
 // Defaults for zero values in Options.Listener.
@@ -161,6 +164,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if lc.SessionTimeout == 0 {
 		lc.SessionTimeout = config.Duration(DefaultSessionTimeout)
+	}
+	if lc.RDNSTimeout == 0 {
+		lc.RDNSTimeout = config.Duration(DefaultRDNSTimeout)
 	}
 	s := &Server{opts: opts, lc: lc, feed: newConnFeed(),
 		served: make(chan struct{}), retired: make(chan struct{}),
@@ -351,6 +357,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 				log.Info("disconnect", "duration", time.Since(start).Round(time.Millisecond))
 			})
 		g.session, g.line.log = session, log
+		g.rdns = s.startRDNS(ip)
 		g.line.observe = func(stage, rule string) { obs.SMTPReject(name, stage, reasonOfRule[rule]) }
 		g.onTLS = func(v uint16) { obs.SMTPTLS(name, v) }
 		hs := min(s.lc.CommandTimeout.D(), handshakeTimeout)

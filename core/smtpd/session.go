@@ -67,7 +67,10 @@ func newSession(s *Server, c *smtp.Conn) (*session, error) {
 	}
 	ss.info.Helo = c.Hostname()
 	if ss.fs = newFilterSession(s.opts.Filters, s.opts.Name, s.opts.Spam, c.Conn()); ss.fs != nil {
-		ss.fs.Txn().Conn.TLS = ss.tlsDescription()
+		conn := ss.fs.Txn().Conn
+		conn.TLS = ss.tlsDescription()
+		rd := ss.rdns()
+		conn.RDNS, conn.RDNSStatus, conn.PTR = rd.Name, rd.Status, rd.PTR
 		ss.fs.Txn().CheckRcpt, ss.fs.Txn().MaxRcpts = ss.checkPluginRcpt, s.lc.MaxRecipients
 		if err := ss.answer("connect", ss.fs.Connect(ss.ctx)); err != nil {
 			return nil, err
@@ -202,14 +205,16 @@ func (ss *session) Data(r io.Reader) (err error) {
 	env.ID = ss.s.opts.Queue.NewID()
 	env.Received = now
 	_, isTLS := ss.tlsState()
+	env.ClientRDNS = ss.rdns().Name
 	tr := mail.Trace{
-		Helo:     env.Helo,
-		ClientIP: ss.info.ClientIP,
-		By:       ss.s.opts.Hostname,
-		With:     mail.Protocol(env.SMTPUTF8, isTLS, ss.info.AuthUser != ""),
-		UTF8:     env.SMTPUTF8,
-		ID:       env.ID,
-		Date:     now,
+		Helo:       env.Helo,
+		ClientName: env.ClientRDNS,
+		ClientIP:   ss.info.ClientIP,
+		By:         ss.s.opts.Hostname,
+		With:       mail.Protocol(env.SMTPUTF8, isTLS, ss.info.AuthUser != ""),
+		UTF8:       env.SMTPUTF8,
+		ID:         env.ID,
+		Date:       now,
 	}
 	if len(env.Rcpts) == 1 {
 		tr.Rcpt = env.Rcpts[0].Addr

@@ -85,7 +85,7 @@ func TestAcceptMessage(t *testing.T) {
 	if fmt.Sprint(env) != fmt.Sprint(want) {
 		t.Errorf("envelope\n got %+v\nwant %+v", env, want)
 	}
-	re := regexp.MustCompile(`^Received: from client\.example \(\[127\.0\.0\.1\]\)\r\n` +
+	re := regexp.MustCompile(`^Received: from client\.example \(unknown \[127\.0\.0\.1\]\)\r\n` +
 		`\tby mx\.test \(Sluice\) with UTF8SMTP id ` + env.ID + `\r\n` +
 		`\tfor <User@local\.test>; [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}\r\n`)
 	loc := re.FindStringIndex(body)

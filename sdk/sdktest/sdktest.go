@@ -41,7 +41,9 @@ type Txn struct {
 
 	ClientIP   string // "192.0.2.1"; parsed, a bad address fails the test
 	ClientPort int
-	RDNS       string
+	RDNS       string // the verified reverse DNS name
+	RDNSStatus string // "confirmed", "unconfirmed", "none", "tempfail" or ""
+	PTR        string // the first PTR name, unverified
 	Helo       string
 	TLS        string
 	AuthUser   string
@@ -237,8 +239,8 @@ func (c chain) Run(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) fi
 
 func newRunner(t testing.TB, name string, tx Txn) *Runner {
 	t.Helper()
-	conn := &filter.Conn{ClientPort: tx.ClientPort, RDNS: tx.RDNS, Helo: tx.Helo, TLS: tx.TLS,
-		AuthUser: tx.AuthUser, Listener: tx.Listener}
+	conn := &filter.Conn{ClientPort: tx.ClientPort, RDNS: tx.RDNS, RDNSStatus: tx.RDNSStatus, PTR: tx.PTR,
+		Helo: tx.Helo, TLS: tx.TLS, AuthUser: tx.AuthUser, Listener: tx.Listener}
 	if conn.Listener == "" {
 		conn.Listener = "smtp"
 	}
