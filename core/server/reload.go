@@ -201,7 +201,7 @@ func (b *reloadBuild) build(ctx context.Context) error {
 	// Last, the files reloaded in place: a mistake leaves them as they
 	// were, and nothing after can fail.
 	if n.addressing == old.addressing {
-		if err := old.addressing.Reload(); err != nil {
+		if err := old.ReloadAddressing(); err != nil {
 			return fmt.Errorf("[addressing]: %w", err)
 		}
 	}
