@@ -8,10 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/sluice-mta/sluice/core/admin"
+	"github.com/sluice-mta/sluice/core/dns"
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/plugintool"
 )
 
@@ -33,6 +36,8 @@ func pluginCommand() *cli.Command {
 					&cli.StringFlag{Name: "helo", Usage: "the client's HELO `NAME`", Value: "localhost"},
 					&cli.StringFlag{Name: "config", Usage: "the plugin's NAME.toml `FILE` (default: the one beside FILE.wasm)"},
 					&cli.StringFlag{Name: "dir", Usage: "run every plugin of the plugins `DIR` instead of FILE.wasm"},
+					dnsFlag,
+					&cli.StringFlag{Name: "now", Usage: "the plugins' clock, a fixed `TIME` (RFC 3339, like 2025-03-01T12:00:00Z; default: the real clock)"},
 				},
 				Action: pluginTest,
 			},
@@ -54,21 +59,36 @@ func pluginCommand() *cli.Command {
 			},
 			{
 				Name:      "check",
-				Usage:     "validate a plugin's exports, ABI version and limits without running it",
+				Usage:     "validate a plugin's exports, ABI version and limits, with its NAME.toml, without running a hook",
 				ArgsUsage: "FILE.wasm...",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "config", Usage: "the plugin's NAME.toml `FILE` (default: the one beside each FILE.wasm); one FILE.wasm only"},
+					dnsFlag,
+				},
 				Action: func(c *cli.Context) error {
-					if c.NArg() == 0 {
+					f, args, err := parseInterspersed(c)
+					if err != nil {
+						return fmt.Errorf("plugin check: %w", err)
+					}
+					if len(args) == 0 {
 						return errors.New("plugin check: give at least one FILE.wasm")
 					}
+					opts := plugintool.CheckOptions{Config: f.str("config")}
+					if opts.Config != "" && len(args) > 1 {
+						return errors.New("plugin check: --config names the NAME.toml of one FILE.wasm; give one")
+					}
+					if opts.Resolver, err = offlineDNS(f.str("dns")); err != nil {
+						return fmt.Errorf("plugin check: %w", err)
+					}
 					failed := 0
-					for _, path := range c.Args().Slice() {
-						if err := plugintool.Check(c.Context, os.Stdout, path); err != nil {
+					for _, path := range args {
+						if err := plugintool.Check(c.Context, os.Stdout, path, opts); err != nil {
 							fmt.Fprintf(os.Stderr, "%s: %v\n", path, err)
 							failed++
 						}
 					}
 					if failed > 0 {
-						return fmt.Errorf("plugin check: %d of %d plugins failed", failed, c.NArg())
+						return fmt.Errorf("plugin check: %d of %d plugins failed", failed, len(args))
 					}
 					return nil
 				},
@@ -106,11 +126,37 @@ func pluginTest(c *cli.Context) error {
 	if opts.Message, err = os.ReadFile(f.str("eml")); err != nil {
 		return fmt.Errorf("plugin test: --eml: %w", err)
 	}
+	if opts.Resolver, err = offlineDNS(f.str("dns")); err != nil {
+		return fmt.Errorf("plugin test: %w", err)
+	}
+	if now := f.str("now"); now != "" {
+		t, err := time.Parse(time.RFC3339, now)
+		if err != nil {
+			return fmt.Errorf("plugin test: --now %q is not an RFC 3339 time like 2025-03-01T12:00:00Z", now)
+		}
+		opts.Now = func() time.Time { return t }
+	}
 	stages, err := plugintool.Test(c.Context, opts)
 	if err != nil {
 		return fmt.Errorf("plugin test: %w", err)
 	}
 	return plugintool.WriteStages(os.Stdout, stages)
+}
+
+// dnsFlag names the DNS server an offline run may ask for plugins granted
+// "dns"; without it their lookups fail, and the output says why.
+var dnsFlag = &cli.StringFlag{Name: "dns", Usage: "serve the plugins' dns grant from the DNS server `ADDR` (host or host:port); default: none, lookups fail"}
+
+// offlineDNS is the resolver of --dns ADDR, nil without it.
+func offlineDNS(addr string) (filter.Resolver, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	r, err := dns.New(dns.Options{Servers: []string{addr}})
+	if err != nil {
+		return nil, fmt.Errorf("--dns %s: %w", addr, err)
+	}
+	return r, nil
 }
 
 // flags reads a flag from the flags given after the first argument (urfave/cli

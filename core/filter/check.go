@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -42,6 +44,8 @@ type ModuleInfo struct {
 	// against the server's plugin memory budget.
 	InstanceMemory int64
 	PoolMax        int
+	// Grants are the capabilities its configuration grants.
+	Grants []string
 }
 
 // HookNames returns the names of the hooks in Hooks.
@@ -54,11 +58,32 @@ func (m *ModuleInfo) HookNames() []string {
 
 // Check validates the module at wasmPath and its NAME.toml, if any, as the
 // host would load them: imports, limits, exports, ABI version and features,
-// its sluice_init. It
-// instantiates the module once to read its ABI version and hooks but runs
-// no hook.
+// its sluice_init. It instantiates the module once to read its ABI version
+// and hooks but runs no hook. Its sluice_init runs without the services of
+// the grants (KV, DNS, metrics calls are denied); CheckWith gives them.
 func Check(ctx context.Context, wasmPath string) (*ModuleInfo, error) {
-	h := &Host{opts: Options{}, log: slog.New(slog.DiscardHandler), base: time.Now(), pools: map[*pool]struct{}{}}
+	return CheckWith(ctx, wasmPath, CheckOptions{})
+}
+
+// CheckOptions are what CheckWith loads a module with.
+type CheckOptions struct {
+	// Config is the plugin's NAME.toml ("": the one beside the module, if
+	// any).
+	Config string
+	// KV, Resolver and Metrics serve the grants during its sluice_init
+	// (nil: such a call is denied, as on a host without the service).
+	KV       KV
+	Resolver Resolver
+	Metrics  Metrics
+	// Logger receives its log lines (nil: discarded); Now is its clock.
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// CheckWith is Check with the configuration file and services of opts.
+func CheckWith(ctx context.Context, wasmPath string, opts CheckOptions) (*ModuleInfo, error) {
+	h := &Host{opts: Options{KV: opts.KV, Resolver: opts.Resolver, Metrics: opts.Metrics, Now: opts.Now},
+		log: logctx.Logger(opts.Logger), base: time.Now(), pools: map[*pool]struct{}{}}
 	h.chain.Store(&chain{})
 	h.startWatchdog(ctx)
 	defer func() { _ = h.Close(context.WithoutCancel(ctx)) }()
@@ -69,16 +94,18 @@ func Check(ctx context.Context, wasmPath string) (*ModuleInfo, error) {
 	if filepath.Ext(wasmPath) != ".wasm" {
 		return nil, fmt.Errorf("%s: a plugin's file name must end in .wasm", wasmPath)
 	}
-	p, err := h.loadPluginMin(ctx, wasmPath, fingerprint{wasmMod: fi.ModTime(), wasmSize: fi.Size()})
+	if opts.Config != "" {
+		if _, err := os.Stat(opts.Config); err != nil {
+			return nil, err
+		}
+	}
+	p, err := h.loadPlugin(ctx, wasmPath, fingerprint{wasmMod: fi.ModTime(), wasmSize: fi.Size()},
+		loadOpts{conf: opts.Config, adjust: func(c *pluginConf) { c.PoolMin = min(c.PoolMin, 1) }})
 	if err != nil {
 		return nil, err
 	}
 	defer p.pool.close()
 	info := *p.info
+	info.Grants = slices.Clone(p.conf.Grants)
 	return &info, nil
-}
-
-// loadPluginMin loads a plugin with a pool of one instance.
-func (h *Host) loadPluginMin(ctx context.Context, path string, fp fingerprint) (*plugin, error) {
-	return h.loadPlugin(ctx, path, fp, loadOpts{adjust: func(c *pluginConf) { c.PoolMin = min(c.PoolMin, 1) }})
 }

@@ -38,7 +38,8 @@ type TestOptions struct {
 	Helo     string     // default "localhost"
 
 	// KV and Resolver serve the "kv" and "dns" grants; nil KV is an
-	// in-memory store, nil Resolver leaves DNS lookups denied.
+	// in-memory store; without a Resolver a plugin's lookups fail as
+	// temporary failures (-5) and the log says why.
 	KV       filter.KV
 	Resolver filter.Resolver
 	// Now is the clock plugins see (nil: time.Now).
@@ -98,7 +99,11 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	if kv == nil {
 		kv = newMemKV()
 	}
-	host, err := filter.New(ctx, filter.Options{Dir: dir, CacheDir: opts.CacheDir, KV: kv, Resolver: opts.Resolver,
+	res := opts.Resolver
+	if res == nil {
+		res = &offlineResolver{sink: sink}
+	}
+	host, err := filter.New(ctx, filter.Options{Dir: dir, CacheDir: opts.CacheDir, KV: kv, Resolver: res,
 		Metrics: sink, Logger: slog.New(sink), Now: opts.Now, ReloadInterval: time.Hour})
 	if err != nil {
 		return nil, err

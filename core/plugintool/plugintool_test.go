@@ -142,7 +142,7 @@ func TestTestErrors(t *testing.T) {
 func TestCheck(t *testing.T) {
 	dir := plugins(t, map[string]string{"deny-rcpt.wasm": "../../examples/deny-rcpt"})
 	var out bytes.Buffer
-	if err := Check(context.Background(), &out, filepath.Join(dir, "deny-rcpt.wasm")); err != nil {
+	if err := Check(context.Background(), &out, filepath.Join(dir, "deny-rcpt.wasm"), CheckOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []string{": ok\n", "abi version 1\n", "hooks       rcpt\n", "sluice.get_config", "sluice.set_reply"} {
@@ -152,7 +152,7 @@ func TestCheck(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad.wasm")
 	os.WriteFile(bad, []byte("not wasm"), 0o644)
-	if err := Check(context.Background(), &out, bad); err == nil {
+	if err := Check(context.Background(), &out, bad, CheckOptions{}); err == nil {
 		t.Error("check accepted a file that is not wasm")
 	}
 }
