@@ -53,6 +53,8 @@ type Config struct {
 	Addressing Addressing `toml:"addressing"`
 	// HTTP is the optional metrics, health and dashboard listener.
 	HTTP HTTP `toml:"http"`
+	// Metrics turns the counting behind the metrics on and off.
+	Metrics Metrics `toml:"metrics"`
 }
 
 // Delivery configures outbound SMTP to other domains' mail exchangers.

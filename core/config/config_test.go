@@ -187,6 +187,7 @@ func TestDefault(t *testing.T) {
 		Addressing: Addressing{
 			RecipientDelimiter: "+", Verify: "none", Transports: []AddressingTransport{},
 		},
+		Metrics: Metrics{Enabled: true},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

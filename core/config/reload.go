@@ -22,8 +22,9 @@ type Change struct {
 // running server cannot change: where its data lives, the name it is
 // known by (in the queue's bounces and the generated certificate too), the
 // admin socket a reload is asked through, the queue's workers and timings,
-// and the HTTP listener.
-var restartKeys = []string{"data_dir", "hostname", "admin.", "queue.", "http."}
+// the HTTP listener, and whether metrics are counted (the observers are
+// handed to the queue and the services at start).
+var restartKeys = []string{"data_dir", "hostname", "admin.", "queue.", "http.", "metrics."}
 
 // NeedsRestart reports whether a running server cannot change key.
 func NeedsRestart(key string) bool {
@@ -68,7 +69,7 @@ func Reload(path string, cur *Config) (*Config, []Change, error) {
 		ch.Restart = NeedsRestart(ch.Key)
 		changes = append(changes, ch)
 	}
-	c.Hostname, c.Admin, c.Queue, c.HTTP = cur.Hostname, cur.Admin, cur.Queue, cur.HTTP
+	c.Hostname, c.Admin, c.Queue, c.HTTP, c.Metrics = cur.Hostname, cur.Admin, cur.Queue, cur.HTTP, cur.Metrics
 	return c, changes, nil
 }
 

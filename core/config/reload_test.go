@@ -79,6 +79,16 @@ max_recipients = 7
 			},
 		},
 		{
+			name: "metrics kept",
+			text: base + "[metrics]\nenabled = false\n",
+			want: []Change{{Key: "metrics.enabled", Restart: true}},
+			check: func(t *testing.T, c *Config) {
+				if !c.Metrics.Enabled {
+					t.Error("metrics.enabled changed under a running server")
+				}
+			},
+		},
+		{
 			name:        "mistake",
 			text:        base + "[delivery]\nport = 0\n",
 			errContains: "sluice.toml:7: delivery.port",
