@@ -23,9 +23,7 @@ type Quota struct {
 
 	log, kv byteBucket
 	refused atomic.Uint64
-	// onRefuse, when set, is told of each refusal (metrics).
-	onRefuse func()
-	warned   atomic.Int64 // Unix ns of the last line saying so
+	warned  atomic.Int64 // Unix ns of the last line saying so
 }
 
 // Refused returns how many log lines and KV writes were refused.
@@ -106,9 +104,6 @@ func (e *Env) allowKV(n int) bool {
 // at most every quotaWarnEvery for the plugin.
 func (e *Env) refuse(q *Quota, what, per string) {
 	q.refused.Add(1)
-	if q.onRefuse != nil {
-		q.onRefuse()
-	}
 	if e.quotaNoted || e.spec.Logger == nil {
 		return
 	}

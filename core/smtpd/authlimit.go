@@ -131,10 +131,13 @@ func (a *AuthThrottle) exempt(ip netip.Addr) bool {
 	return false
 }
 
+// maxUserKey bounds the part of a user name a key holds.
+const maxUserKey = 256
+
 func loginKey(ip netip.Addr, user string) string {
-	return authKeyPrefix + "l/" + ip.String() + "/" + user
+	return authKeyPrefix + "l/" + ip.String() + "/" + user[:min(len(user), maxUserKey)]
 }
-func userKey(user string) string     { return authKeyPrefix + "u/" + user }
+func userKey(user string) string     { return authKeyPrefix + "u/" + user[:min(len(user), maxUserKey)] }
 func addrKey(ip netip.Addr) string   { return authKeyPrefix + "a/" + ip.String() }
 func (a *AuthThrottle) epoch() int64 { return a.now().UnixNano() / int64(a.lim.Window) }
 func indexKey(epoch int64) string    { return authKeyPrefix + "i/" + strconv.FormatInt(epoch, 10) }

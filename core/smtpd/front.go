@@ -176,7 +176,7 @@ func (s *Server) CloseListener(l net.Listener) error {
 func (f *front) listening(l net.Listener) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.listeners[l] && !f.closed
+	return f.listeners[rawListener(l)] && !f.closed
 }
 
 // acceptLoop accepts on ll until it is closed and hands every admitted

@@ -238,7 +238,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		cur.start()
 	}
 	f.mu.Unlock()
-	return f.acceptLoop(&limitListener{Listener: l, s: s, implicitTLS: implicitTLS})
+	return f.acceptLoop(&limitListener{Listener: newProxyListener(l, f), s: s, implicitTLS: implicitTLS})
 }
 
 // Close stops accepting and closes all sessions at once; messages not yet
