@@ -28,6 +28,7 @@ var (
 func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result {
 	t0 := p.h.nanotime()
 	if ok, resumed := p.brk.allow(t0); !ok {
+		p.observeFailure(hook, FailSuspended, p.h.nanotime()-t0)
 		return p.policy()
 	} else if resumed {
 		p.log.InfoContext(ctx, "plugin resumed after its suspension", "plugin", p.name, "hook", hook.String())

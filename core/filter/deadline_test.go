@@ -167,3 +167,27 @@ func TestBreaker(t *testing.T) {
 		return info().Suspensions == 2
 	})
 }
+
+// TestContainmentObserved: the calls a suspended plugin's policy answers
+// and the writes its quotas refuse reach the Observer (metrics).
+func TestContainmentObserved(t *testing.T) {
+	dir := t.TempDir()
+	install(t, dir, "flaky", "flaky", "breaker_failures = 2\n")
+	install(t, dir, "flood", "flood", "grants = [\"kv\"]\ntimeout = \"10s\"\n[limits]\nlog_lines = 1\nkv_bytes = 0\nkv_bytes_per_minute = 0\n")
+	rec := &recorder{}
+	h, _ := newHost(t, dir, Options{KV: &fakeKV{}, Observer: rec})
+	for range 3 {
+		h.Run(context.Background(), pluginapi.HookMail, newTxn())
+	}
+	counts := map[string]int{}
+	for _, e := range rec.list() {
+		counts[e]++
+	}
+	if counts["failure flaky mail trap"] != 2 || counts["failure flaky mail suspended"] != 1 {
+		t.Errorf("breaker not observed: %v", counts)
+	}
+	// Each call logs 2,000 lines (log and stdout), one allowed.
+	if n := counts["failure flood init quota"]; n != 3*1999 {
+		t.Errorf("%d quota refusals observed, want %d: %v", n, 3*1999, counts)
+	}
+}

@@ -20,7 +20,7 @@ type Observer interface {
 	// time, waiting for an instance included.
 	PluginCall(plugin string, hook pluginapi.Hook, verdict pluginapi.Verdict, d time.Duration)
 	// PluginFailure reports a failure of plugin of kind FailTrap,
-	// FailTimeout, FailMemory or FailLoad. A failed call gives its hook
+	// FailTimeout, FailMemory, FailLoad, FailSuspended or FailQuota. A failed call gives its hook
 	// and time (its failure policy answered for it); a module that failed
 	// to load gives pluginapi.HookInit and 0.
 	PluginFailure(plugin string, hook pluginapi.Hook, kind string, d time.Duration)
@@ -42,6 +42,14 @@ const (
 	// FailLoad: the module failed to load, or an instance of it failed to
 	// start (instantiate, _initialize, ABI negotiation).
 	FailLoad = "load"
+	// FailSuspended: the plugin is suspended, its calls having kept
+	// failing (see breaker): its failure policy answered the call
+	// without running it (time 0).
+	FailSuspended = "suspended"
+	// FailQuota: a log line or KV write of the plugin was refused by its
+	// quota (Quota). It is not a call: it is reported with
+	// pluginapi.HookInit and 0.
+	FailQuota = "quota"
 )
 
 // observe reports a call that ran to verdict v in d ns.

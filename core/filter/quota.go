@@ -23,7 +23,9 @@ type Quota struct {
 
 	log, kv byteBucket
 	refused atomic.Uint64
-	warned  atomic.Int64 // Unix ns of the last line saying so
+	// onRefuse, when set, is told of each refusal (metrics).
+	onRefuse func()
+	warned   atomic.Int64 // Unix ns of the last line saying so
 }
 
 // Refused returns how many log lines and KV writes were refused.
@@ -104,6 +106,9 @@ func (e *Env) allowKV(n int) bool {
 // at most every quotaWarnEvery for the plugin.
 func (e *Env) refuse(q *Quota, what, per string) {
 	q.refused.Add(1)
+	if q.onRefuse != nil {
+		q.onRefuse()
+	}
 	if e.quotaNoted || e.spec.Logger == nil {
 		return
 	}

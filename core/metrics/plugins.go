@@ -18,9 +18,13 @@ const (
 	FailTimeout = "timeout"
 	FailMemory  = "memory"
 	FailLoad    = "load"
+	// FailSuspended counts calls a suspended plugin's failure policy
+	// answered; FailQuota log lines and KV writes its quotas refused.
+	FailSuspended = "suspended"
+	FailQuota     = "quota"
 )
 
-var failKinds = []string{FailTrap, FailTimeout, FailMemory, FailLoad}
+var failKinds = []string{FailTrap, FailTimeout, FailMemory, FailLoad, FailSuspended, FailQuota}
 
 // verdictError is the verdict label of a call that failed.
 const verdictError = "error"
@@ -72,8 +76,8 @@ func (r *Registry) PluginCall(plugin string, hook pluginapi.Hook, verdict plugin
 	r.pluginCall(plugin, hook, v, d)
 }
 
-// PluginFailure records a failure of plugin of kind trap, timeout, memory
-// or load (anything else counts as trap). A failed call (a hook other
+// PluginFailure records a failure of plugin of kind trap, timeout, memory,
+// load, suspended or quota (anything else counts as trap). A failed call (a hook other
 // than pluginapi.HookInit) also counts as a call with the verdict "error"
 // and its time d. It implements filter.Observer.
 func (r *Registry) PluginFailure(plugin string, hook pluginapi.Hook, kind string, d time.Duration) {
