@@ -74,6 +74,8 @@ type Registry struct {
 	smtpMessages *prometheus.CounterVec
 	smtpRejects  *prometheus.CounterVec
 	smtpTLS      *prometheus.CounterVec
+	smtpStress   *prometheus.GaugeVec
+	smtpStressN  *prometheus.CounterVec
 	authAttempts *prometheus.CounterVec
 
 	queueCommit prometheus.Histogram
@@ -121,7 +123,7 @@ func New(opts Options) *Registry {
 		return c
 	}
 	r.smtpConns = counter("sluice_smtp_connections_total",
-		"SMTP connections by service and result (accepted, refused: over a connection limit).", "service", "result")
+		"SMTP connections by service and result (accepted; refused: over a connection limit; evicted: its slot given to a newcomer in stress mode).", "service", "result")
 	r.smtpSessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_smtp_sessions",
 		Help: "SMTP sessions open now, by service."}, []string{"service"})
 	r.reg.MustRegister(r.smtpSessions)
@@ -132,6 +134,11 @@ func New(opts Options) *Registry {
 		"service", "stage", "reason")
 	r.smtpTLS = counter("sluice_smtp_tls_total",
 		"Inbound TLS handshakes completed, by service and protocol version.", "service", "version")
+	r.smtpStress = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_smtp_stress",
+		Help: "1 while the SMTP service is in stress mode (connections past stress_threshold), else 0."}, []string{"service"})
+	r.reg.MustRegister(r.smtpStress)
+	r.smtpStressN = counter("sluice_smtp_stress_total",
+		"Times the SMTP service entered stress mode.", "service")
 	r.authAttempts = counter("sluice_auth_attempts_total",
 		"SMTP AUTH attempts by mechanism (plain, login, other) and result (success, failure, refused).", "mechanism", "result")
 

@@ -28,16 +28,28 @@ var (
 	services     = []string{"smtp", "submission"}
 	stages       = []string{"connect", "command", "helo", "auth", "mail", "rcpt", "data"}
 	msgResults   = []string{"accepted", "rejected", "tempfailed", "discarded", "held"}
-	connResults  = []string{"accepted", "refused"}
+	connResults  = []string{"accepted", "refused", "evicted"}
 	authResults  = []string{"success", "failure", "refused"}
 	authMechs    = []string{"plain", "login"}
 	otherService = "other"
 )
 
-// SMTPConnection counts a connection to service: result "accepted" or
-// "refused" (over a connection limit).
+// SMTPConnection counts a connection to service: result "accepted",
+// "refused" (over a connection limit) or "evicted" (its slot given to a
+// newcomer in stress mode).
 func (r *Registry) SMTPConnection(service, result string) {
 	r.smtpConns.WithLabelValues(oneOf(service, services, otherService), oneOf(result, connResults, "refused")).Inc()
+}
+
+// SMTPStress sets the stress gauge of service, and counts entering.
+func (r *Registry) SMTPStress(service string, on bool) {
+	service = oneOf(service, services, otherService)
+	if on {
+		r.smtpStress.WithLabelValues(service).Set(1)
+		r.smtpStressN.WithLabelValues(service).Inc()
+	} else {
+		r.smtpStress.WithLabelValues(service).Set(0)
+	}
 }
 
 // SMTPSession adds delta (+1 at connect, -1 at disconnect) to the sessions

@@ -84,6 +84,7 @@ type drainState struct {
 // that a command read woken by a drain can wait again until go-smtp's
 // command timeout.
 func (g *guardConn) SetReadDeadline(t time.Time) error {
+	t = g.line.commandDeadline(t) // within the command timeout, stress mode's too
 	g.drain.mu.Lock()
 	g.drain.deadline = t
 	g.drain.mu.Unlock()

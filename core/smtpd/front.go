@@ -27,6 +27,7 @@ type front struct {
 	conns     int
 	perIP     map[netip.Addr]int
 	open      map[*guardConn]struct{}
+	stress    stressState // stress.go, like admit and release
 	drained   drainCounts
 }
 
@@ -239,31 +240,5 @@ func (g *guardConn) forget() {
 		f.mu.Lock()
 		delete(f.open, g)
 		f.mu.Unlock()
-	}
-}
-
-// admit counts a new connection from ip, or reports false when there
-// are maxConns connections already, or maxPerIP from ip (0: no limit).
-func (f *front) admit(ip netip.Addr, maxConns, maxPerIP int) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if maxConns > 0 && f.conns >= maxConns {
-		return false
-	}
-	if maxPerIP > 0 && f.perIP[ip] >= maxPerIP {
-		return false
-	}
-	f.conns++
-	f.perIP[ip]++
-	return true
-}
-
-// release undoes admit.
-func (f *front) release(ip netip.Addr) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.conns--
-	if f.perIP[ip]--; f.perIP[ip] <= 0 {
-		delete(f.perIP, ip)
 	}
 }

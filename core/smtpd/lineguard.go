@@ -23,9 +23,13 @@ import (
 //   - a command or DATA line longer than maxLine ends it with 500 5.4.0
 //     (go-smtp's own limit is off: it also counts bytes of BDAT chunks,
 //     see RATIONALE.md);
-//   - every read inside DATA or a BDAT chunk gets its own dataTimeout (go-smtp
+//   - a command line must arrive whole within the command timeout, counted
+//     from go-smtp's read deadline for it (commandDeadline), not per read;
+//   - every read inside DATA or a BDAT chunk gets its own data timeout (go-smtp
 //     has one deadline per command line, so a whole message would have to
-//     arrive within the command timeout of its DATA command);
+//     arrive within the command timeout of its DATA command), and the
+//     message must keep up the minimum data rate after its grace period
+//     (dataDeadline); both timeouts shrink in stress mode (stress.go);
 //   - after a read error inside message data the connection is finished: a
 //     stall gets 421 4.4.2 and a hang-up, and nothing the client sends later
 //     is ever read as a command (go-smtp would go back to reading commands).
@@ -36,10 +40,10 @@ import (
 // state machine, bdatChunk its BDAT argument rules); FuzzGuardDataEnd and
 // FuzzGuardBDAT check both against a real go-smtp server.
 type lineGuard struct {
-	hostname    string
-	maxLine     int // longest line without its CRLF; 0 for no limit
-	dataTimeout time.Duration
-	log         *slog.Logger
+	hostname string
+	maxLine  int   // longest line without its CRLF; 0 for no limit
+	pace     *pace // timeouts and minimum data rate
+	log      *slog.Logger
 	// observe, when set, is told of each refusal the guard makes.
 	observe func(stage, rule string)
 
@@ -66,6 +70,18 @@ type lineGuard struct {
 	// lostCR is set when go-smtp's dataReader dropped a bare CR (see
 	// dataScanner). Atomic: BDAT sessions read it from another goroutine.
 	lostCR atomic.Bool
+
+	// The command line being waited for: when the wait started, and its
+	// deadline (commandDeadline); lineOpen until readLine returns it.
+	lineStart, cmdDeadline time.Time
+	lineOpen               bool
+	msgStart               time.Time // when the DATA body or BDAT chunk began
+	// wait tells other goroutines what the guard is waiting for (eviction
+	// in stress mode); wake is bumped by whoever shortens a deadline from
+	// outside (retime, evict), kicked is set on an evicted connection.
+	wait   waitState
+	wake   atomic.Uint32
+	kicked atomic.Bool
 }
 
 // Framing modes of a lineGuard.
@@ -82,7 +98,8 @@ var errConnFinished = fmt.Errorf("smtpd: connection closed by the server: %w", n
 // init sets the limits and allocates the read buffer.
 func (l *lineGuard) init(sock net.Conn, hostname string, maxLine int, dataTimeout time.Duration, hangUp func() error) {
 	l.sock, l.stream, l.hangUp = sock, sock, hangUp
-	l.hostname, l.maxLine, l.dataTimeout = hostname, maxLine, dataTimeout
+	l.hostname, l.maxLine = hostname, maxLine
+	l.pace = &pace{data: dataTimeout, minRate: DefaultMinDataRate, stressed: new(atomic.Bool)}
 	l.raw = make([]byte, max(4096, maxLine+2))
 	l.log = slog.New(slog.DiscardHandler)
 }
@@ -102,6 +119,7 @@ func (l *lineGuard) inMessage() bool {
 	if l.awaitData {
 		if l.replied && string(l.reply[:]) == "354" {
 			l.mode, l.data, l.lineLen, l.got = modeData, dataScanner{}, 0, 0
+			l.msgStart = time.Now()
 			l.lostCR.Store(false)
 		}
 		l.awaitData, l.replied = false, false
@@ -119,6 +137,7 @@ func (l *lineGuard) frame(line []byte) {
 	case len(cmd) > 5 && bytes.EqualFold(cmd[:4], []byte("BDAT")) && cmd[4] == ' ':
 		if size, ok := bdatChunk(cmd[5:]); ok && size > 0 {
 			l.mode, l.bdatLeft, l.got = modeBDAT, size, 0
+			l.msgStart = time.Now()
 			l.lostCR.Store(false)
 		}
 	}
@@ -146,6 +165,8 @@ func (l *lineGuard) readLine() ([]byte, error) {
 		if i := bytes.IndexByte(l.raw[l.r:l.w], '\n'); i >= 0 {
 			line := l.raw[l.r : l.r+i+1]
 			l.r += i + 1
+			l.lineOpen = false
+			l.wait.set(waitBusy, time.Time{})
 			if l.maxLine > 0 && len(line) > l.maxLine+2 {
 				return nil, l.fail("max_line_length", "500 5.4.0", "Too long line, closing connection")
 			}
@@ -226,35 +247,141 @@ func (l *lineGuard) discard() int {
 }
 
 // fill reads more bytes from the stream into raw, compacting first. Inside
-// message data each read gets its own deadline, and a failed read finishes
-// the connection.
+// message data each read gets its own deadline (dataDeadline), and a failed
+// read finishes the connection. A command line's deadline is set by go-smtp
+// through commandDeadline; a timeout there is the caller's to answer
+// (guardConn.Read), since a draining server wakes such reads on purpose.
 func (l *lineGuard) fill() error {
 	if l.r > 0 {
 		l.w = copy(l.raw, l.raw[l.r:l.w])
 		l.r = 0
 	}
 	inData := l.mode != modeCmd
-	if inData && l.dataTimeout > 0 {
-		if err := l.sock.SetReadDeadline(time.Now().Add(l.dataTimeout)); err != nil {
+	start := time.Now()
+	for {
+		woken := l.wake.Load()
+		var dl time.Time
+		var rate bool
+		if inData {
+			dl, rate = l.dataDeadline(start)
+			l.wait.set(waitData, l.schedule())
+			if err := l.sock.SetReadDeadline(dl); err != nil {
+				return l.finish(err)
+			}
+		} else {
+			l.wait.set(waitCommand, l.lineStart)
+		}
+		if l.kicked.Load() {
+			return l.evicted()
+		}
+		if l.wake.Load() != woken {
+			continue // a deadline was shortened meanwhile: take it
+		}
+		n, err := l.stream.Read(l.raw[l.w:])
+		l.w += n
+		switch {
+		case n > 0:
+			if inData {
+				l.wait.set(waitBusy, time.Time{})
+			}
+			return nil
+		case err != nil && l.kicked.Load():
+			return l.evicted()
+		case err != nil && inData && isTimeout(err):
+			if dl, rate = l.dataDeadline(start); time.Now().Before(dl) {
+				continue // woken by stress mode: wait on with its timeouts
+			}
+			return l.dataTimedOut(rate, err)
+		case err != nil && inData:
 			return l.finish(err)
 		}
+		return err
 	}
-	n, err := l.stream.Read(l.raw[l.w:])
-	l.w += n
-	switch {
-	case n > 0:
+}
+
+// dataDeadline returns the deadline of a read inside message data that
+// started at start: its data timeout, or earlier when the message is
+// falling behind the minimum data rate (rate true): the body or chunk may
+// take a grace period (the command timeout) plus its bytes so far at
+// minRate.
+func (l *lineGuard) dataDeadline(start time.Time) (dl time.Time, rate bool) {
+	dl = start.Add(l.pace.dataTimeout())
+	if l.pace.minRate <= 0 {
+		return dl, false
+	}
+	if r := l.schedule().Add(l.pace.commandTimeout()); r.Before(dl) {
+		return r, true
+	}
+	return dl, false
+}
+
+// schedule is when the message would have its bytes so far at the minimum
+// data rate: a message sending faster is ahead of it, a slow one behind.
+func (l *lineGuard) schedule() time.Time {
+	if l.pace.minRate <= 0 {
+		return l.msgStart
+	}
+	return l.msgStart.Add(time.Duration(l.got) * time.Second / time.Duration(l.pace.minRate))
+}
+
+// dataTimedOut says why message data stopped being read — too slow
+// (rate) or quiet for the data timeout — then hangs up.
+func (l *lineGuard) dataTimedOut(rate bool, err error) error {
+	elapsed := time.Since(l.msgStart).Round(time.Millisecond)
+	if rate {
+		l.log.Warn("message data below the minimum rate, closing connection", "bytes", l.got,
+			"elapsed", elapsed, "min_data_rate", l.pace.minRate, "bdat", l.mode == modeBDAT, "code", 421)
+		if l.observe != nil {
+			l.observe("data", "min_data_rate")
+		}
+		l.hangUpWith("421 4.4.2", "Message data too slow, closing connection")
+		return fmt.Errorf("%w: message data below %d bytes/s: %d bytes in %v: %w", errConnFinished, l.pace.minRate, l.got, elapsed, err)
+	}
+	// The client went quiet inside the message: say why, then hang up.
+	timeout := l.pace.dataTimeout()
+	l.log.Warn("message data timed out, closing connection", "bytes", l.got,
+		"timeout", timeout, "bdat", l.mode == modeBDAT, "code", 421)
+	l.hangUpWith("421 4.4.2", "Timeout waiting for message data, closing connection")
+	// Answered and logged here; the session sees both causes.
+	return fmt.Errorf("%w: no message data for %v after %d bytes: %w", errConnFinished, timeout, l.got, err)
+}
+
+// commandDeadline is go-smtp's read deadline t for a command line, bounded
+// by the command timeout from the start of the wait for that line; a later
+// call for the same line (a deadline shortened in stress mode) keeps the
+// start. It remembers the result for commandTimedOut.
+func (l *lineGuard) commandDeadline(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	if !l.lineOpen {
+		l.lineOpen, l.lineStart = true, time.Now()
+	}
+	if dl := l.lineStart.Add(l.pace.commandTimeout()); dl.Before(t) {
+		t = dl
+	}
+	l.cmdDeadline = t
+	return t
+}
+
+// commandTimedOut answers a command line that did not arrive whole in time
+// (err is the read's timeout) with 421 4.4.2 and hangs up. It returns nil,
+// doing nothing, when the line's deadline — shortened or not by stress mode
+// meanwhile — is still ahead: the read was woken to take a shorter one, and
+// the caller sets it again (commandDeadline) and reads on.
+func (l *lineGuard) commandTimedOut(err error) error {
+	if l.cmdDeadline.IsZero() || !l.lineOpen {
+		return err
+	}
+	if time.Now().Before(l.commandDeadline(l.cmdDeadline)) {
 		return nil
-	case err != nil && inData && isTimeout(err):
-		// The client went quiet inside the message: say why, then hang up.
-		l.log.Warn("message data timed out, closing connection", "bytes", l.got,
-			"timeout", l.dataTimeout, "bdat", l.mode == modeBDAT, "code", 421)
-		l.hangUpWith("421 4.4.2", "Timeout waiting for message data, closing connection")
-		// Answered and logged here; the session sees both causes.
-		return fmt.Errorf("%w: no message data for %v after %d bytes: %w", errConnFinished, l.dataTimeout, l.got, err)
-	case err != nil && inData:
-		return l.finish(err)
 	}
-	return err
+	l.log.Warn("command timed out, closing connection", "timeout", l.pace.commandTimeout(),
+		"waited", time.Since(l.lineStart).Round(time.Millisecond), "bytes", l.w-l.r, "code", 421)
+	if l.observe != nil {
+		l.observe("command", "command_timeout")
+	}
+	return l.hangUpWith("421 4.4.2", "Timeout waiting for a command, closing connection")
 }
 
 // finish closes the connection after a read error inside message data and

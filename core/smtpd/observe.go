@@ -12,8 +12,9 @@ import (
 // (core/metrics.Registry implements it). Its methods must return quickly;
 // every label it is given comes from a small fixed set.
 type Observer interface {
-	// SMTPConnection counts a connection: result "accepted" or "refused"
-	// (over a connection limit).
+	// SMTPConnection counts a connection: result "accepted", "refused"
+	// (over a connection limit) or "evicted" (in stress mode, for a
+	// newcomer).
 	SMTPConnection(service, result string)
 	// SMTPSession adds +1 at connect and -1 at disconnect.
 	SMTPSession(service string, delta int)
@@ -25,6 +26,8 @@ type Observer interface {
 	SMTPReject(service, stage, reason string)
 	// SMTPTLS counts a completed TLS handshake of version (VersionTLS12…).
 	SMTPTLS(service string, version uint16)
+	// SMTPStress reports a service entering (on) or leaving stress mode.
+	SMTPStress(service string, on bool)
 	// AuthAttempt counts a login: mechanism as given, result success,
 	// failure (bad credentials) or refused (not offered, throttled,
 	// unknown mechanism).
@@ -40,6 +43,7 @@ func (nopObserver) SMTPMessage(string, string)        {}
 func (nopObserver) SMTPReject(string, string, string) {}
 func (nopObserver) SMTPTLS(string, uint16)            {}
 func (nopObserver) AuthAttempt(string, string)        {}
+func (nopObserver) SMTPStress(string, bool)           {}
 
 // reasonOfRule maps the rules the session and the guard name in their
 // "reject" lines to the small fixed set of reasons of the metric
@@ -62,6 +66,9 @@ var reasonOfRule = map[string]string{
 	"max_line_length":     "limits",
 	"helo_after_starttls": "syntax",
 	"max_connections":     "limits",
+	"command_timeout":     "limits",
+	"min_data_rate":       "limits",
+	"stress_evict":        "limits",
 }
 
 // rateLimitPlugin is the first-party plugin whose refusals count as

@@ -30,6 +30,9 @@ func (o *countObserver) SMTPMessage(s, r string)     { o.add("msg:"+s+","+r, 1) 
 func (o *countObserver) SMTPReject(s, st, r string)  { o.add("reject:"+s+","+st+","+r, 1) }
 func (o *countObserver) SMTPTLS(s string, v uint16)  { o.add(fmt.Sprintf("tls:%s,%x", s, v), 1) }
 func (o *countObserver) AuthAttempt(m, r string)     { o.add("auth:"+m+","+r, 1) }
+func (o *countObserver) SMTPStress(s string, on bool) {
+	o.add(fmt.Sprintf("stress:%s,%v", s, on), 1)
+}
 
 func (o *countObserver) get(ev string) int {
 	o.mu.Lock()

@@ -135,6 +135,12 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	}
 	for {
 		line, err := g.readCommand()
+		if err != nil && isTimeout(err) {
+			if err = g.line.commandTimedOut(err); err == nil {
+				_ = g.SetReadDeadline(g.line.cmdDeadline) // shortened by stress mode
+				continue
+			}
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -286,9 +292,12 @@ func (g *guardConn) handshake() error {
 		return nil
 	}
 	// The context closes the socket when it expires.
-	ctx, cancel := context.WithTimeout(context.Background(), g.handshakeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), min(g.handshakeTimeout, g.line.pace.commandTimeout()))
 	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	g.line.wait.set(waitHandshake, time.Now())
+	err := tc.HandshakeContext(ctx)
+	g.line.wait.set(waitBusy, time.Time{})
+	if err != nil {
 		g.line.log.Info("tls handshake failed", "err", err)
 		return g.line.finish(err)
 	}

@@ -165,6 +165,15 @@ func New(opts Options) (*Server, error) {
 	if lc.SessionTimeout == 0 {
 		lc.SessionTimeout = config.Duration(DefaultSessionTimeout)
 	}
+	if lc.MinDataRate == 0 {
+		lc.MinDataRate = DefaultMinDataRate
+	}
+	if lc.StressTimeout == 0 {
+		lc.StressTimeout = config.Duration(DefaultStressTimeout)
+	}
+	if lc.StressThreshold == 0 && lc.MaxConnections > 0 {
+		lc.StressThreshold = max(1, lc.MaxConnections*DefaultStressPercent/100)
+	}
 	if lc.RDNSTimeout == 0 {
 		lc.RDNSTimeout = config.Duration(DefaultRDNSTimeout)
 	}
@@ -305,15 +314,6 @@ func (s *Server) isTrusted(ip netip.Addr) bool {
 	return false
 }
 
-// admit counts a new connection from ip, or reports false when a limit is
-// reached.
-func (s *Server) admit(ip netip.Addr) bool {
-	return s.fr.admit(ip, s.lc.MaxConnections, s.lc.MaxConnectionsPerIP)
-}
-
-// release undoes admit.
-func (s *Server) release(ip netip.Addr) { s.fr.release(ip) }
-
 // limitListener enforces the connection limits and wraps every admitted
 // connection in a guardConn with the session timeout.
 type limitListener struct {
@@ -334,8 +334,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		s := l.s.fr.current() // the service's options as they are now
 		ip := remoteIP(c)
 		obs, name := s.opts.Observer, s.opts.Name
-		if !s.admit(ip) {
-			s.log.Warn("connection refused: too many connections", "client", ip.String(), "code", 421)
+		if !s.admit(ip) { // logged there
 			obs.SMTPConnection(name, "refused")
 			obs.SMTPReject(name, "connect", "limits")
 			go refuse(c, s.opts.Hostname)
@@ -356,7 +355,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 				obs.SMTPSession(name, -1)
 				log.Info("disconnect", "duration", time.Since(start).Round(time.Millisecond))
 			})
-		g.session, g.line.log = session, log
+		g.session, g.line.log, g.line.pace = session, log, s.newPace()
 		g.rdns = s.startRDNS(ip)
 		g.line.observe = func(stage, rule string) { obs.SMTPReject(name, stage, reasonOfRule[rule]) }
 		g.onTLS = func(v uint16) { obs.SMTPTLS(name, v) }
