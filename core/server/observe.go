@@ -5,9 +5,11 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/core/queue"
+	"github.com/sluice-mta/sluice/core/smtpd"
 )
 
 // newMetrics makes the server's one metrics registry; the configured
@@ -18,6 +20,25 @@ func newMetrics(cfg *config.Config) *metrics.Registry {
 		routes = append(routes, r.Domain)
 	}
 	return metrics.New(metrics.Options{Routes: routes})
+}
+
+// observers are told what the SMTP services, the queue and the plugins
+// do, for the metrics.
+type observers struct {
+	smtp    smtpd.Observer
+	queue   queue.Observer
+	plugins filter.Observer
+}
+
+var _ filter.Observer = (*metrics.Registry)(nil)
+
+// observers returns the metrics registry for each, or none at all (nil:
+// no cost on the message path) with [metrics] enabled = false.
+func (s *Server) observers() observers {
+	if !s.cfg.Metrics.Enabled {
+		return observers{}
+	}
+	return observers{smtp: s.metrics, queue: queueObserver{s.metrics}, plugins: s.metrics}
 }
 
 // queueObserver passes the queue's events to the metrics registry.

@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Workers:      cfg.Queue.Workers,
 		GCInterval:   cfg.Queue.GCInterval.D(),
 		Logger:       log,
-		Observer:     queueObserver{s.metrics},
+		Observer:     s.observers().queue,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue: %w", err)
@@ -152,6 +152,7 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 		KV:       kvstore.New(s.queue.DB()),
 		Resolver: s.resolver,
 		Metrics:  s.metrics,
+		Observer: s.observers().plugins,
 		Logger:   s.log,
 		Now:      s.pluginClock,
 		// The plugins' memory budget: the configured one, or the machine's.

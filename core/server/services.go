@@ -117,7 +117,7 @@ func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 		Spam:            filter.Spam(s.cfg.Spam),
 		TLSConfig:       s.tls.Config(),
 		DMARCEnforce:    s.cfg.Auth.DMARCEnforce,
-		Observer:        s.metrics,
+		Observer:        s.observers().smtp,
 		Recipients:      s.addressing,
 		Resolver:        s.resolver,
 	}
