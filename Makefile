@@ -22,12 +22,12 @@ run: build
 	sh scripts/build-plugins.sh dev sluice-data/plugins
 	./$(BIN) serve
 
-# The same server with the six first-party anti-abuse plugins, configured
+# The same server with the seven first-party anti-abuse plugins, configured
 # as in examples/anti-abuse/plugins (dnsbl asks the public lists configured
 # there through the system resolver).
 run-anti-abuse: build plugins
 	mkdir -p sluice-data/plugins
-	for p in dnsbl greylist ratelimit sender-policy spamscore headers; do \
+	for p in dnsbl helo greylist ratelimit sender-policy spamscore headers; do \
 		cp plugins/$$p/$$p.wasm examples/anti-abuse/plugins/$$p.toml sluice-data/plugins/; \
 	done
 	./$(BIN) serve

@@ -21,7 +21,7 @@ var order = []struct {
 	name  string
 	order int
 }{
-	{"dnsbl", 10}, {"greylist", 20}, {"ratelimit", 30}, {"sender-policy", 40}, {"spamscore", 50}, {"headers", 60},
+	{"dnsbl", 10}, {"helo", 15}, {"greylist", 20}, {"ratelimit", 30}, {"sender-policy", 40}, {"spamscore", 50}, {"headers", 60},
 }
 
 // TestSluiceTOML loads sluice.toml, with its /etc/sluice (the

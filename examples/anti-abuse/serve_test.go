@@ -30,19 +30,23 @@ import (
 // free ports instead of 25, 587 and 465 (both the 0.0.0.0 and the [::]
 // address of each are kept), a temporary data_dir, an LMTP sink for
 // Dovecot's socket (knowing a few users), a self-signed certificate, a
-// test DNS server, the maps of addressing/ for /etc/sluice. The six
+// test DNS server, the maps of addressing/ for /etc/sluice. The seven
 // plugins are built and installed with plugins/NAME.toml. Mail then goes
 // through: inbound over IPv4 and IPv6, a customer's authenticated
 // submission, a role address through the aliases file; the messages reach
-// the mailbox server. Mail to an unknown user is refused at RCPT with
-// the mailbox server's own reply.
+// the mailbox server, the inbound one from 127.0.0.1 with the client's
+// forward-confirmed reverse DNS name in its Received header. Mail to an
+// unknown user is refused at RCPT with the mailbox server's own reply.
 func TestServe(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	lmtpSock := filepath.Join(dir, "lmtp.sock")
 	sink := startLMTPSink(t, lmtpSock)
 	maps := mapsDir(t)
-	dns := dnstest.Start(t, dnstest.Zone())
+	dns := dnstest.Start(t, dnstest.Zone(
+		"1.0.0.127.in-addr.arpa. 300 IN PTR client.test.",
+		"client.test. 300 IN A 127.0.0.1",
+	))
 	smtpPort, subPort, tlsPort := freePort(t), freePort(t), freePort(t)
 
 	conf, err := os.ReadFile("sluice.toml")
@@ -127,7 +131,7 @@ func TestServe(t *testing.T) {
 			t.Logf("server log:\n%s", log.String())
 		}
 	}()
-	waitFor(t, exited, &log, "all six plugins loaded", func() bool {
+	waitFor(t, exited, &log, "all seven plugins loaded", func() bool {
 		out, err := exec.Command(bin, "plugin", "ls", "--config", cfgPath).CombinedOutput()
 		if err != nil {
 			return false
@@ -179,6 +183,9 @@ func TestServe(t *testing.T) {
 	got := strings.Join(sink.subjects(), "\n")
 	if n := sink.count(); n != want {
 		t.Errorf("the mailbox server got %d messages, want %d", n, want)
+	}
+	if msg := sink.message("inbound over 127.0.0.1"); !strings.Contains(msg, "Received: from client.test (client.test [127.0.0.1])\r\n") {
+		t.Errorf("the message from 127.0.0.1 does not name its reverse DNS in Received:\n%s", msg)
 	}
 	if rcpts := sink.rcptsOf("abuse report"); len(rcpts) != 1 || rcpts[0] != "postmaster@hosting.example" {
 		t.Errorf("the abuse report went to %v, want postmaster@hosting.example (aliases)", rcpts)
@@ -318,6 +325,18 @@ func (s *lmtpSink) subjects() []string {
 		}
 	}
 	return out
+}
+
+// message returns the message with the given subject, "" if none came.
+func (s *lmtpSink) message(subject string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.msgs {
+		if strings.Contains(string(m), "Subject: "+subject+"\r\n") {
+			return string(m)
+		}
+	}
+	return ""
 }
 
 // rcptsOf returns the recipients of the message whose Subject holds s.

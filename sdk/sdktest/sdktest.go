@@ -48,6 +48,7 @@ type Txn struct {
 	TLS        string
 	AuthUser   string
 	Listener   string // default "smtp"
+	LocalIP    string // the address the client connected to; parsed like ClientIP
 
 	From    string
 	Rcpts   []string // recipients accepted so far
@@ -250,6 +251,13 @@ func newRunner(t testing.TB, name string, tx Txn) *Runner {
 			t.Fatalf("sdktest: Txn.ClientIP: %v", err)
 		}
 		conn.ClientIP = ip
+	}
+	if tx.LocalIP != "" {
+		ip, err := netip.ParseAddr(tx.LocalIP)
+		if err != nil {
+			t.Fatalf("sdktest: Txn.LocalIP: %v", err)
+		}
+		conn.LocalIP = ip
 	}
 	r := &Runner{t: t, name: name, logs: &filter.LogLines{}, metrics: NewMetrics()}
 	r.sess = filter.NewSession(chain{r}, conn, filter.Spam{})
