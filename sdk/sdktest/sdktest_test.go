@@ -20,6 +20,7 @@ func scenario() sdktest.Txn {
 	return sdktest.Txn{
 		Plugin:   "exercise",
 		ClientIP: "192.0.2.1", ClientPort: 40000, RDNS: "mail.example.org", Helo: "mail.example.org",
+		RDNSStatus: "confirmed", PTR: "mx.example.org",
 		TLS: "TLS1.3 TLS_AES_128_GCM_SHA256", AuthUser: "alice",
 		From: "alice@example.org", QueueID: "Q1", Message: []byte(msg),
 		Destination: "example.com", Attempt: 2,
@@ -71,6 +72,8 @@ func check(t *testing.T, mode string, res []sdktest.Result) {
 		{"connect.ip", "192.0.2.1"},
 		{"connect.port", "40000"},
 		{"connect.rdns", "mail.example.org"},
+		{"connect.rdns_status", "confirmed"},
+		{"connect.ptr", "mx.example.org"},
 		{"connect.listener", "smtp"},
 		{"connect.tls", "TLS1.3 TLS_AES_128_GCM_SHA256"},
 		{"connect.auth", "alice"},

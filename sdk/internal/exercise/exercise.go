@@ -78,6 +78,8 @@ func connect(c *sdk.Ctx) sdk.Verdict {
 	note(c, "port", c.ClientPort())
 	note(c, "local", c.LocalIP())
 	note(c, "rdns", c.RDNS())
+	note(c, "rdns_status", c.RDNSStatus())
+	note(c, "ptr", c.PTR())
 	note(c, "listener", c.Listener())
 	note(c, "tls", c.TLS())
 	note(c, "auth", c.AuthUser())
