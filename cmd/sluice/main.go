@@ -40,6 +40,7 @@ func newApp() *cli.App {
 			sendmailCommand(),
 			addressCommand(),
 			reloadCommand(),
+			authCommand(),
 		},
 	}
 }

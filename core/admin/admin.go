@@ -55,6 +55,8 @@ type Backend struct {
 	// Reload reads the configuration file again and applies it (`sluice
 	// reload`); nil refuses.
 	Reload func(ctx context.Context) (*ReloadReport, error)
+	// Auth is the AUTH failure throttle (`sluice auth`); nil for none.
+	Auth AuthThrottle
 }
 
 // Submission is the body of POST /submit.
@@ -134,6 +136,8 @@ func NewServer(socket string, b Backend, log *slog.Logger, opts ...Option) (*Ser
 	mux.HandleFunc("POST /submit", s.submit)
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("POST /reload", s.reload)
+	mux.HandleFunc("GET /auth", s.authStatus)
+	mux.HandleFunc("POST /auth/unblock", s.authUnblock)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

@@ -110,7 +110,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, err
 		}
 	}
-	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics, Submit: s.submitLocal, Reload: s.Reload, Plugins: s.plugins}
+	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics, Submit: s.submitLocal, Reload: s.Reload, Plugins: s.plugins,
+		Auth: authAdmin{s}}
 
 	gid := -1
 	if cfg.Admin.SocketGroup != "" {

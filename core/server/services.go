@@ -95,12 +95,7 @@ func (s *Server) serviceOptions(name string) smtpd.Options {
 	sub.Users = s.users
 	sub.AllowInsecureAuth = cfg.Submission.AllowInsecureAuth
 	sub.RestrictSender = cfg.Submission.RestrictSender
-	sub.AuthLimits = smtpd.AuthLimits{
-		Delay:       cfg.Submission.AuthFailDelay.D(),
-		MaxDelay:    cfg.Submission.AuthFailMaxDelay.D(),
-		MaxFailures: cfg.Submission.AuthMaxFailures,
-		Window:      cfg.Submission.AuthFailWindow.D(),
-	}
+	sub.AuthLimits, sub.AuthKV = authLimits(cfg), s.authKV()
 	return sub
 }
 
