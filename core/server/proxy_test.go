@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/netip"
@@ -143,5 +144,39 @@ func TestProxyProtocolSilent(t *testing.T) {
 	closedWithoutBanner(t, c, 10*time.Second)
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Errorf("closed after %v, before the command timeout", d)
+	}
+}
+
+// TestProxyProtocolImplicitTLS: on an implicit-TLS submission address the
+// header comes first, then the TLS handshake; the session is the proxied
+// client's.
+func TestProxyProtocolImplicitTLS(t *testing.T) {
+	cfg := servertest.Config(t)
+	cfg.Auth = config.Auth{}
+	cfg.Submission.TLSListen = []string{"127.0.0.1:0"}
+	cfg.Submission.ProxyProtocol = true
+	cfg.Submission.ProxyTrusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	s := servertest.Start(t, cfg)
+	var addr string
+	for _, svc := range s.Services() {
+		if svc.Name == "submission" {
+			addr = svc.TLSAddrs[0].String()
+		}
+	}
+	c := dialFrom(t, "127.0.0.1", addr)
+	proxyHeader(t, c, 2, "203.0.113.9")
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	rs := &rawSession{t: t, conn: tc, r: bufio.NewReader(tc)}
+	rs.expect("220")
+	rs.cmdExpect("EHLO client.example", "250")
+	rs.cmdExpect("QUIT", "221")
+	found := false
+	for _, l := range s.Logs() {
+		if strings.Contains(l, " msg=connect service=submission ") && strings.HasSuffix(l, " client=203.0.113.9") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no connect line from the proxied client 203.0.113.9 on submission")
 	}
 }
