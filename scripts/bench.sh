@@ -7,6 +7,8 @@
 #                  machine do.
 #   sluice         the real server (go build ./cmd/sluice) with a fresh
 #                  data_dir, local domain bench.test delivered to Maildir.
+#   sluice-nometrics  the same with [metrics] enabled = false, right after
+#                  it: what counting the metrics costs.
 #   sluice-6quiet  the same with six plugins at every stage: scripts/benchplugin
 #                  (reads a property at each hook, adds a header at data,
 #                  logs nothing) installed as 10-a … 60-f.
@@ -17,9 +19,10 @@
 #                  directory, fsync'd queue, discard transport), when
 #                  Postfix is installed.
 #
-# It prints Markdown tables (load, plugin cost, memory, Go benchmarks) and
-# keeps every output in $BENCH_OUT. Everything it starts is stopped on
-# exit; the whole run takes about 5 minutes with the defaults.
+# It prints Markdown tables (load, plugin cost, metrics cost, memory, Go
+# benchmarks) and keeps every output in $BENCH_OUT. Everything it starts
+# is stopped on exit; the whole run takes about 6 minutes with the
+# defaults.
 #
 # Settings (environment):
 #   BENCH_DURATION  length of each load run          (default 10s)
@@ -145,11 +148,12 @@ load() {
 	done
 }
 
-# 1. Go benchmarks of the hot paths: the filter host's per-hook overhead,
-# the durable enqueue, the SMTP server, the plugin key-value store and the
-# DNS cache.
-bench_re='BenchmarkHook|BenchmarkEnqueue|BenchmarkPipelinedMessages|BenchmarkDataScan|BenchmarkIncr|BenchmarkLookup'
-bench_pkgs="./core/filter ./core/queue ./core/smtpd ./core/kvstore ./core/dns"
+# 1. Go benchmarks of the hot paths: the filter host's per-hook overhead
+# (without and with the metrics as its observer), the durable enqueue, the
+# SMTP server, the plugin key-value store, the DNS cache and what the
+# metrics cost per message, per plugin call and per scrape.
+bench_re='BenchmarkHook|BenchmarkEnqueue|BenchmarkPipelinedMessages|BenchmarkDataScan|BenchmarkIncr|BenchmarkLookup|BenchmarkMessagePath|BenchmarkPluginCall|BenchmarkScrape'
+bench_pkgs="./core/filter ./core/queue ./core/smtpd ./core/kvstore ./core/dns ./core/metrics"
 gobench_cmd="go test -run '^\$' -bench '$bench_re' -benchmem $bench_pkgs"
 if [ "${BENCH_GO:-1}" != 0 ]; then
 	say "$gobench_cmd (output in $out/go-bench.txt)"
@@ -209,11 +213,12 @@ fi
 # 3. Sluice: without plugins, then with six plugins at every stage.
 mem_rows=()
 
-# sluice_run TARGET [WASM [TOML]] starts sluice with a fresh data_dir, with
-# WASM (and TOML beside it) installed as six plugins 10-a … 60-f, runs the
-# load, records the process's memory after the last run and stops it.
+# sluice_run TARGET [WASM [TOML [EXTRA]]] starts sluice with a fresh
+# data_dir, with WASM (and TOML beside it) installed as six plugins 10-a …
+# 60-f and EXTRA appended to its configuration, runs the load, records the
+# process's memory after the last run and stops it.
 sluice_run() {
-	local target=$1 wasm=${2:-} toml=${3:-} data="$tmp/data-$1" n want=0 pid
+	local target=$1 wasm=${2:-} toml=${3:-} extra=${4:-} data="$tmp/data-$1" n want=0 pid
 	mkdir -p "$data/plugins"
 	if [ -n "$wasm" ]; then
 		for n in 10-a 20-b 30-c 40-d 50-e 60-f; do
@@ -251,6 +256,7 @@ workers = 16
 [admin]
 socket = "{data_dir}/admin.sock"
 EOF
+	[ -z "$extra" ] || printf '\n%s\n' "$extra" >>"$tmp/$target.toml"
 	cp "$tmp/$target.toml" "$out/$target.toml"
 	"$tmp/sluice" serve --config "$tmp/$target.toml" >"$out/$target.log" 2>&1 &
 	pid=$!
@@ -313,6 +319,9 @@ EOF
 
 if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
 	sluice_run sluice
+	# The same with the metrics off, at once, so that the machine has not
+	# drifted in between.
+	sluice_run sluice-nometrics "" "" $'[metrics]\nenabled = false'
 	if [ "${BENCH_PLUGINS:-1}" != 0 ]; then
 		if GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/benchplugin.wasm" ./scripts/benchplugin &&
 			GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/hello.wasm" ./examples/hello; then
@@ -432,6 +441,18 @@ msgs() {
 			BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c, b, ratio(pf), (sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–"),
 				(q == "" ? "–" : q), cost(q), (h == "" ? "–" : h), cost(h) }'
 	done
+	if [ -n "$(msgs sluice-nometrics "${conns%% *}")" ]; then
+		echo
+		echo "Metrics on against off (same run): sluice counts for /metrics, sluice-nometrics runs right after it with [metrics] enabled = false; \"cost\" is the share of the off throughput that counting costs (negative: within the noise). CPU per message is in the process table below."
+		echo
+		echo "| conns | sluice msgs/s | sluice-nometrics msgs/s | cost |"
+		echo "| ---: | ---: | ---: | ---: |"
+		for c in $conns; do
+			awk -v on="$(msgs sluice "$c")" -v off="$(msgs sluice-nometrics "$c")" -v c="$c" '
+				BEGIN { printf "| %s | %s | %s | %s |\n", c, (on == "" ? "–" : on), (off == "" ? "–" : off),
+					(on > 0 && off > 0 ? sprintf("%.1f %%", (off - on) / off * 100) : "–") }'
+		done
+	fi
 	if [ "${#mem_rows[@]}" -gt 0 ]; then
 		echo
 		echo "The sluice process after its last run (/proc/PID/status and stat; CPU includes delivering into the Maildir):"
