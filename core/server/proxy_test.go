@@ -180,3 +180,19 @@ func TestProxyProtocolImplicitTLS(t *testing.T) {
 		t.Errorf("no connect line from the proxied client 203.0.113.9 on submission")
 	}
 }
+
+// TestProxyProtocolLimits: the per-address connection limit counts the
+// proxied clients, not the balancer they all come through.
+func TestProxyProtocolLimits(t *testing.T) {
+	cfg := proxyConfig(t)
+	cfg.SMTP.MaxConnectionsPerIP = 1
+	s := servertest.Start(t, cfg)
+	open := func(client string) *rawSession {
+		c := dialFrom(t, "127.0.0.1", s.Addr)
+		proxyHeader(t, c, 1, client)
+		return &rawSession{t: t, conn: c, r: bufio.NewReader(c)}
+	}
+	open("192.0.2.1").expect("220")
+	open("192.0.2.1").expect("421 4.7.0")
+	open("192.0.2.2").expect("220")
+}
