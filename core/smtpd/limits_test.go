@@ -145,6 +145,11 @@ func TestMaxConnections(t *testing.T) {
 			opts := testOptions(&fakeQueue{})
 			opts.Listener.MaxConnections = tc.total
 			opts.Listener.MaxConnectionsPerIP = tc.perIP
+			if tc.total > 0 {
+				// No stress mode, which could evict an idle session
+				// for the newcomer instead (stress_test.go).
+				opts.Listener.StressThreshold = tc.total + 1
+			}
 			addr := startServer(t, opts)
 			var conns []*rawConn
 			for i, src := range tc.sources {

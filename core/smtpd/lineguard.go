@@ -341,6 +341,9 @@ func (l *lineGuard) dataTimedOut(rate bool, err error) error {
 	timeout := l.pace.dataTimeout()
 	l.log.Warn("message data timed out, closing connection", "bytes", l.got,
 		"timeout", timeout, "bdat", l.mode == modeBDAT, "code", 421)
+	if l.observe != nil {
+		l.observe("data", "data_timeout")
+	}
 	l.hangUpWith("421 4.4.2", "Timeout waiting for message data, closing connection")
 	// Answered and logged here; the session sees both causes.
 	return fmt.Errorf("%w: no message data for %v after %d bytes: %w", errConnFinished, timeout, l.got, err)

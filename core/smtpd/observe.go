@@ -67,6 +67,7 @@ var reasonOfRule = map[string]string{
 	"helo_after_starttls": "syntax",
 	"max_connections":     "limits",
 	"command_timeout":     "limits",
+	"data_timeout":        "limits",
 	"min_data_rate":       "limits",
 	"stress_evict":        "limits",
 }

@@ -117,6 +117,7 @@ type admission struct {
 	victim  *guardConn // to evict for it
 	entered []*guardConn
 	enter   bool // stress mode starts: entered are the sessions to retime
+	conns   int  // the service's connections, this one counted
 }
 
 // stressThreshold returns s's stress threshold, 0 for none.
@@ -153,7 +154,7 @@ func (f *front) admit(s *Server, ip netip.Addr) admission {
 	}
 	f.conns++
 	f.perIP[ip]++
-	a.ok = true
+	a.ok, a.conns = true, f.conns
 	if thr > 0 && !f.stress.on.Load() && f.conns >= thr {
 		f.stress.on.Store(true)
 		f.stress.since, f.stress.evicts = time.Now(), 0
@@ -237,7 +238,7 @@ func (f *front) leave(s *Server) (left bool, lasted time.Duration, evicts int) {
 func (s *Server) admit(ip netip.Addr) bool {
 	a := s.fr.admit(s, ip)
 	if a.enter {
-		s.log.Warn("stress mode: entering", "connections", s.lc.StressThreshold,
+		s.log.Warn("stress mode: entering", "connections", a.conns,
 			"max_connections", s.lc.MaxConnections, "stress_timeout", s.lc.StressTimeout.D())
 		s.opts.Observer.SMTPStress(s.opts.Name, true)
 		go func() {

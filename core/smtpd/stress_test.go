@@ -116,13 +116,16 @@ func TestStressEvict(t *testing.T) {
 		rc := dialRaw(t, addr, src)
 		rc.greet()
 		idle = append(idle, rc)
+		// Apart, so that their waits for a command (which start once the
+		// server has written the reply) come in this order.
+		time.Sleep(300 * time.Millisecond)
 	}
 	obs.waitFor(t, "stress:smtp,true", 1)
 	// Full, and nobody idle long enough yet: refused.
 	if code, _ := dialRaw(t, addr, "127.0.0.9").reply(); code != 421 {
 		t.Fatalf("newcomer with nobody to evict: %d, want 421", code)
 	}
-	time.Sleep(evictMinLag + 200*time.Millisecond) // the idle sessions' lag
+	time.Sleep(evictMinLag) // the idle sessions' lag, 2.3 s for the last
 	for i, src := range []string{"127.0.0.10", "127.0.0.11"} {
 		rc := dialRaw(t, addr, src)
 		rc.greet()
@@ -143,4 +146,30 @@ func TestStressEvict(t *testing.T) {
 		t.Errorf("the active session was cut: %s", err)
 	}
 	obs.waitFor(t, "conn:smtp,evicted", 2)
+}
+
+// TestStressDataTimeout: a session quiet inside DATA when stress mode
+// begins gets the stress timeout (and a grace period as short) at once.
+func TestStressDataTimeout(t *testing.T) {
+	obs := newCountObserver()
+	addr := startServer(t, stressOptions(obs, 10, 2, 500*time.Millisecond))
+	rc := dialRaw(t, addr, "127.0.0.2")
+	rc.greet()
+	rc.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<u@local.test>\r\nDATA\r\n")
+	rc.expect(250)
+	rc.expect(250)
+	rc.expect(354)
+	rc.send("Subject: x\r\n") // then nothing: the one-minute data timeout
+	time.Sleep(700 * time.Millisecond)
+	dialRaw(t, addr, "127.0.0.3").expect(220)
+	start := time.Now()
+	obs.waitFor(t, "stress:smtp,true", 1)
+	out := rc.readToEOF()
+	if !strings.HasPrefix(out, "421 4.4.2 ") {
+		t.Errorf("quiet DATA session: %q, want 421 4.4.2", out)
+	}
+	if took := time.Since(start); took > 400*time.Millisecond {
+		t.Errorf("closed %v after stress mode began, want at once", took)
+	}
+	obs.waitFor(t, "reject:smtp,data,limits", 1)
 }
