@@ -26,6 +26,10 @@ func populated(t testing.TB) (*Registry, *time.Time) {
 		Now: func() time.Time { return now }})
 	r.SMTPConnection("smtp", "accepted")
 	r.SMTPConnection("smtp", "refused")
+	r.SMTPConnection("smtp", "evicted")
+	r.SMTPStress("smtp", true)
+	r.SMTPStress("smtp", false)
+	r.SMTPStress("submission", true)
 	r.SMTPSession("smtp", 1)
 	r.SMTPSession("submission", 1)
 	r.SMTPSession("submission", -1)
@@ -70,6 +74,10 @@ func TestExposition(t *testing.T) {
 	for _, want := range []string{
 		"# TYPE sluice_smtp_connections_total counter",
 		`sluice_smtp_connections_total{result="refused",service="smtp"} 1`,
+		`sluice_smtp_connections_total{result="evicted",service="smtp"} 1`,
+		`sluice_smtp_stress{service="smtp"} 0`,
+		`sluice_smtp_stress{service="submission"} 1`,
+		`sluice_smtp_stress_total{service="smtp"} 1`,
 		`sluice_smtp_sessions{service="smtp"} 1`,
 		`sluice_smtp_sessions{service="submission"} 0`,
 		`sluice_smtp_messages_total{result="held",service="smtp"} 1`,
