@@ -187,6 +187,15 @@ socket_group = "sluicetestweb"
 		t.Fatal(err)
 	}
 	p := startServe(t, cfgPath, addr, nil, "--user", "sluicetest")
+	// The port accepts from New on; the switch comes after, and then the
+	// "data in" line.
+	deadline := time.Now().Add(15 * time.Second)
+	for out, _ := os.ReadFile(cfgPath + ".stdout"); !strings.Contains(string(out), "sluice: data in "); out, _ = os.ReadFile(cfgPath + ".stdout") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"data in\" line within 15s:\n%s\n%s", out, p.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	status, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
 	if err != nil {
