@@ -10,7 +10,9 @@
 # daemon's), and prometheus (for promtool, which checks the /metrics output,
 # the alert rules and their unit tests in examples/monitoring; no Prometheus
 # is started) and chromium with a font (the dashboard's browser test drives
-# headless Chromium over the DevTools protocol).
+# headless Chromium over the DevTools protocol), and redis-server with
+# redis-tools (core/kvstore's Redis backend and the several-node tests start
+# their own servers on free loopback ports; no daemon is started).
 #
 # It is idempotent and quick when everything is already there. It must run as
 # root (or with sudo available) on Debian or Ubuntu. No daemon is left
@@ -32,6 +34,8 @@ command -v postsrsd >/dev/null 2>&1 || [ -x /usr/sbin/postsrsd ] || missing="$mi
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v redis-cli >/dev/null 2>&1 || missing="$missing redis-tools"
 
 if [ -z "$missing" ]; then
 	exit 0
