@@ -55,6 +55,9 @@ type Config struct {
 	HTTP HTTP `toml:"http"`
 	// Metrics turns the counting behind the metrics on and off.
 	Metrics Metrics `toml:"metrics"`
+	// KV is where the plugins' store and the AUTH throttle keep their
+	// state: this node's database or a shared Redis.
+	KV KV `toml:"kv"`
 }
 
 // Delivery configures outbound SMTP to other domains' mail exchangers.

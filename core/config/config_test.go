@@ -188,6 +188,10 @@ func TestDefault(t *testing.T) {
 			RecipientDelimiter: "+", Verify: "none", Transports: []AddressingTransport{},
 		},
 		Metrics: Metrics{Enabled: true},
+		KV: KV{
+			Backend: "badger", Redis: []string{"127.0.0.1:6379"}, Prefix: "sluice:",
+			Timeout: Duration(50 * time.Millisecond), OnError: "fail_open",
+		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)

@@ -80,6 +80,7 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 	ck.addressing(c)
 	ck.admin(&c.Admin)
 	ck.http(c)
+	ck.kv(c)
 	return ck.errs
 }
 
