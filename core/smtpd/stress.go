@@ -146,10 +146,15 @@ func (f *front) admit(s *Server, ip netip.Addr) admission {
 			a.why = "max_connections"
 			return a
 		}
-		if a.victim = f.slowest(time.Now()); a.victim == nil {
+		victim, leaving := f.slowest(time.Now())
+		if f.conns-leaving < maxConns {
+			break // slots being freed by sessions evicted before
+		}
+		if victim == nil || !victim.line.kicked.CompareAndSwap(false, true) {
 			a.why = "max_connections"
 			return a
 		}
+		a.victim = victim
 		f.stress.evicts++
 	}
 	f.conns++
@@ -174,22 +179,20 @@ func (f *front) fairShare(maxConns, held int) int {
 }
 
 // slowest returns the open session furthest behind at now, by at least
-// evictMinLag, and marks it evicted; nil when there is none. f.mu is held.
-func (f *front) slowest(now time.Time) *guardConn {
-	var victim *guardConn
+// evictMinLag (nil when there is none), and the number of sessions evicted
+// already that still hold their slot. f.mu is held.
+func (f *front) slowest(now time.Time) (victim *guardConn, leaving int) {
 	worst := evictMinLag
 	for g := range f.open {
 		if g.line.kicked.Load() {
+			leaving++
 			continue
 		}
 		if lag, _ := g.line.wait.lag(now); lag >= worst {
 			victim, worst = g, lag
 		}
 	}
-	if victim == nil || !victim.line.kicked.CompareAndSwap(false, true) {
-		return nil
-	}
-	return victim
+	return victim, leaving
 }
 
 // release undoes admit; it reports whether stress mode ended, and then
