@@ -40,7 +40,9 @@ func dkimCommand() *cli.Command {
 
 // dkimKeygen makes a key, writes it to dir/DOMAIN.SELECTOR.key (mode 0600,
 // never over an existing file) and prints the TXT record and the
-// configuration lines that use it.
+// configuration lines that use it. The printed private_key is absolute:
+// the server resolves a relative path against its own working directory,
+// which is seldom the one keygen ran in.
 func dkimKeygen(w io.Writer, domain, selector string, t dkimkey.Type, bits int, dir string) error {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	if domain == "" || strings.ContainsAny(domain, "/ \t") || strings.ContainsAny(selector, "/ \t.") || selector == "" {
@@ -57,6 +59,10 @@ func dkimKeygen(w io.Writer, domain, selector string, t dkimkey.Type, bits int, 
 	rec, err := dkimkey.ZoneRecord(domain, selector, key)
 	if err != nil {
 		return fmt.Errorf("dkim keygen: %w", err)
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("dkim keygen: --out: %w", err)
 	}
 	path := filepath.Join(dir, domain+"."+selector+".key")
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

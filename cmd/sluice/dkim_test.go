@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,6 +75,37 @@ func TestDKIMKeygen(t *testing.T) {
 				t.Error("keygen overwrote an existing key")
 			}
 		})
+	}
+}
+
+// TestDKIMKeygenAbsolutePath: keygen run with a relative --out prints an
+// absolute private_key, and that path loads the key from another working
+// directory (where the server may run).
+func TestDKIMKeygenAbsolutePath(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	var out bytes.Buffer
+	if err := dkimKeygen(&out, "example.com", "s1", dkimkey.Ed25519, 0, "keys"); err != nil {
+		t.Fatal(err)
+	}
+	var path string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, "private_key = "); ok {
+			var err error
+			if path, err = strconv.Unquote(v); err != nil {
+				t.Fatalf("private_key line %q: %v", l, err)
+			}
+		}
+	}
+	if !filepath.IsAbs(path) {
+		t.Fatalf("printed private_key %q is not absolute:\n%s", path, out.String())
+	}
+	t.Chdir(t.TempDir())
+	if _, err := auth.NewSigner([]auth.KeyConfig{{Domain: "example.com", Selector: "s1", PrivateKeyPath: path}}); err != nil {
+		t.Errorf("the printed path does not load from another directory: %v", err)
 	}
 }
 
