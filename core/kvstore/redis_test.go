@@ -1,0 +1,360 @@
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/kvstore/redistest"
+)
+
+var _ filter.KV = (*Redis)(nil)
+
+// redisSrv is the redis-server TestMain starts for the package (nil when
+// redis-server is not installed).
+var redisSrv *redistest.Server
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if redistest.Available() {
+			dir, err := os.MkdirTemp("", "kvstore-redis")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			redisSrv, err = redistest.Start(dir)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer redisSrv.Stop()
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// counter is a RedisObserver recording what it was told.
+type counter struct {
+	errs atomic.Int64
+	mu   sync.Mutex
+	ups  []bool
+}
+
+func (c *counter) KVError(string) { c.errs.Add(1) }
+func (c *counter) KVUp(up bool) {
+	c.mu.Lock()
+	c.ups = append(c.ups, up)
+	c.mu.Unlock()
+}
+
+// newRedis returns a store on the package's server under a prefix of the
+// test's own.
+func newRedis(t *testing.T, obs RedisObserver) *Redis {
+	t.Helper()
+	if redisSrv == nil {
+		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
+	}
+	r, err := NewRedis(RedisOptions{Addrs: []string{redisSrv.Addr}, Prefix: "test:" + t.Name() + ":", Timeout: time.Second, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// testOps runs every operation's contract against kv.
+func testOps(t *testing.T, kv filter.KV) {
+	ctx := context.Background()
+	if v, ok, err := kv.Get(ctx, "a"); err != nil || ok || v != nil {
+		t.Fatalf("Get missing = %q, %v, %v; want nil, false, nil", v, ok, err)
+	}
+	if err := kv.Set(ctx, "a", []byte("one"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Set(ctx, "a", []byte("two"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := kv.Get(ctx, "a"); err != nil || !ok || string(v) != "two" {
+		t.Fatalf("Get = %q, %v, %v; want two, true, nil", v, ok, err)
+	}
+	if err := kv.Set(ctx, "empty", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := kv.Get(ctx, "empty"); err != nil || !ok || len(v) != 0 {
+		t.Fatalf("Get empty = %q, %v, %v; want \"\", true, nil", v, ok, err)
+	}
+	if err := kv.Del(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := kv.Get(ctx, "a"); err != nil || ok {
+		t.Fatalf("Get after Del = %v, %v; want false, nil", ok, err)
+	}
+	if err := kv.Del(ctx, "never-set"); err != nil {
+		t.Fatalf("Del missing: %v", err)
+	}
+	if err := kv.Set(ctx, "a", []byte("x"), -time.Second); err == nil {
+		t.Error("Set with negative TTL: no error")
+	}
+	for i, want := range []int64{5, 8, 6} {
+		n, err := kv.Incr(ctx, "n", []int64{5, 3, -2}[i], 0)
+		if err != nil || n != want {
+			t.Fatalf("Incr #%d = %d, %v; want %d", i, n, err, want)
+		}
+	}
+	if v, _, _ := kv.Get(ctx, "n"); string(v) != "6" {
+		t.Errorf("Get counter = %q; want 6", v)
+	}
+	if err := kv.Set(ctx, "text", []byte("abc"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Incr(ctx, "text", 1, 0); err == nil {
+		t.Error("Incr on text: no error")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := kv.Get(cctx, "n"); err == nil {
+		t.Error("Get on a canceled context: no error")
+	}
+}
+
+func TestRedisOps(t *testing.T) {
+	obs := &counter{}
+	r := newRedis(t, obs)
+	testOps(t, r)
+	if r.Down() {
+		t.Error("a canceled context marked Redis down")
+	}
+}
+
+// TestBadgerOps holds the Badger store to the same contract.
+func TestBadgerOps(t *testing.T) { testOps(t, New(openDB(t))) }
+
+func TestRedisTTL(t *testing.T) {
+	ctx := context.Background()
+	r := newRedis(t, nil)
+	if err := r.Set(ctx, "short", []byte("v"), 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Incr(ctx, "win", 1, 300*time.Millisecond); err != nil || n != 1 {
+		t.Fatalf("Incr = %d, %v", n, err)
+	}
+	if err := r.Set(ctx, "forever", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Incr(ctx, "forever-n", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Redis's own TTLs: the set key has its PX, the counter got its
+	// PEXPIRE on creation, and a later Incr keeps it (a fixed window).
+	for _, k := range []string{"short", "win"} {
+		pttl, err := r.c.PTTL(ctx, r.Key(k)).Result()
+		if err != nil || pttl <= 0 || pttl > 300*time.Millisecond {
+			t.Errorf("PTTL %s = %v, %v; want within (0, 300ms]", k, pttl, err)
+		}
+	}
+	time.Sleep(10 * time.Millisecond)
+	before, _ := r.c.PTTL(ctx, r.Key("win")).Result()
+	if n, err := r.Incr(ctx, "win", 1, time.Hour); err != nil || n != 2 {
+		t.Fatalf("Incr = %d, %v", n, err)
+	}
+	if after, _ := r.c.PTTL(ctx, r.Key("win")).Result(); after > before || after <= 0 {
+		t.Errorf("Incr on an existing counter moved its TTL from %v to %v", before, after)
+	}
+	for _, k := range []string{"forever", "forever-n"} {
+		if pttl, err := r.c.PTTL(ctx, r.Key(k)).Result(); err != nil || pttl != -1 {
+			t.Errorf("PTTL %s = %v, %v; want -1 (no expiry)", k, pttl, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, k := range []string{"short", "win"} {
+		for {
+			_, ok, err := r.Get(ctx, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s outlived its TTL", k)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if n, err := r.Incr(ctx, "win", 1, time.Minute); err != nil || n != 1 {
+		t.Errorf("Incr after expiry = %d, %v; want a new window from 1", n, err)
+	}
+}
+
+// TestRedisConcurrentIncr: many goroutines on several clients (as several
+// nodes would be) never lose a count, and the counter keeps its TTL.
+func TestRedisConcurrentIncr(t *testing.T) {
+	ctx := context.Background()
+	const clients, workers, each = 4, 16, 50
+	var stores []*Redis
+	for i := 0; i < clients; i++ {
+		stores = append(stores, newRedis(t, nil))
+	}
+	var wg sync.WaitGroup
+	var maxSeen atomic.Int64
+	seen := make([]atomic.Bool, clients*workers*each+1)
+	for w := 0; w < clients*workers; w++ {
+		wg.Add(1)
+		go func(s *Redis) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				n, err := s.Incr(ctx, "hot", 1, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n < 1 || int(n) >= len(seen) || seen[n].Swap(true) {
+					t.Errorf("Incr returned %d twice or out of range", n)
+				}
+				for m := maxSeen.Load(); n > m && !maxSeen.CompareAndSwap(m, n); m = maxSeen.Load() {
+				}
+			}
+		}(stores[w%clients])
+	}
+	wg.Wait()
+	v, ok, err := stores[0].Get(ctx, "hot")
+	if want := strconv.Itoa(clients * workers * each); err != nil || !ok || string(v) != want {
+		t.Fatalf("counter = %q, %v, %v; want %s", v, ok, err, want)
+	}
+	if pttl, _ := stores[0].c.PTTL(ctx, stores[0].Key("hot")).Result(); pttl <= 0 {
+		t.Errorf("counter lost its TTL: PTTL %v", pttl)
+	}
+}
+
+// TestRedisOutage: with Redis killed, calls fail with ErrUnavailable within
+// the timeout, the outage is reported once, not per call, and the store
+// works again when Redis is back, without a new client.
+func TestRedisOutage(t *testing.T) {
+	obs := &counter{}
+	if redisSrv == nil {
+		t.Skip("redis-server not installed")
+	}
+	r, err := NewRedis(RedisOptions{Addrs: []string{redisSrv.Addr}, Prefix: "test:outage:", Timeout: 100 * time.Millisecond, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	if _, err := r.Incr(ctx, "k", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	redisSrv.Stop()
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = redisSrv.Start()
+		}
+	}()
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		_, err := r.Incr(ctx, "k", 1, time.Minute)
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Incr with Redis down: %v; want ErrUnavailable", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("Incr with Redis down took %v; the timeout is 100ms", d)
+		}
+	}
+	// A short hook deadline ends a call sooner than the store's timeout.
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+	_, _, err = r.Get(hctx, "k")
+	cancel()
+	if err == nil {
+		t.Error("Get with Redis down: no error")
+	}
+	if !r.Down() || obs.errs.Load() < 5 {
+		t.Errorf("Down = %v, errors counted %d; want true, >= 5", r.Down(), obs.errs.Load())
+	}
+	if err := redisSrv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := r.Incr(ctx, "k", 1, time.Minute); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the store never recovered after Redis came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.ups) != 2 || obs.ups[0] || !obs.ups[1] {
+		t.Errorf("state changes reported %v; want [false true] (once each, not per call)", obs.ups)
+	}
+}
+
+// TestRedisCluster: the operations on a three-master Redis Cluster, keys
+// spread over the masters, each op on its key's slot.
+func TestRedisCluster(t *testing.T) {
+	if testing.Short() || redisSrv == nil {
+		t.Skip("needs redis-server; slow")
+	}
+	c, err := redistest.StartCluster(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	r, err := NewRedis(RedisOptions{Addrs: c.Addrs, Cluster: true, Prefix: "sluice:", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	testOps(t, r)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func(k string) {
+				defer wg.Done()
+				for j := 0; j < 25; j++ {
+					if _, err := r.Incr(ctx, k, 1, time.Minute); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}("ratelimit/sender-" + strconv.Itoa(i))
+		}
+	}
+	wg.Wait()
+	for i := 0; i < 30; i++ {
+		k := "ratelimit/sender-" + strconv.Itoa(i)
+		v, ok, err := r.Get(ctx, k)
+		if err != nil || !ok || string(v) != "100" {
+			t.Fatalf("%s = %q, %v, %v; want 100", k, v, ok, err)
+		}
+	}
+	holding := 0
+	for _, n := range c.Nodes {
+		nc := redis.NewClient(&redis.Options{Addr: n.Addr})
+		size, err := nc.DBSize(ctx).Result()
+		nc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size > 0 {
+			holding++
+		}
+	}
+	if holding < 2 {
+		t.Errorf("the keys sit on %d of 3 masters; want them spread by their hash tags", holding)
+	}
+}

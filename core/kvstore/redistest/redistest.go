@@ -1,0 +1,195 @@
+// Package redistest starts real redis-server processes on free loopback
+// ports for tests: a standalone server that a test can stop and start again
+// on the same port, and a three-master Redis Cluster. Tests that need one
+// skip when redis-server is not installed (scripts/install-test-deps.sh
+// installs it).
+package redistest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is one redis-server process on 127.0.0.1.
+type Server struct {
+	// Addr is "127.0.0.1:port"; it stays the same across Stop and Start.
+	Addr string
+	dir  string
+	args []string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Available reports whether redis-server (and redis-cli) can be run.
+func Available() bool {
+	_, err := exec.LookPath("redis-server")
+	return err == nil
+}
+
+// freePort returns a loopback port nobody listens on now.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start starts a standalone redis-server on a free port with no
+// persistence, its working files under dir.
+func Start(dir string, extra ...string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return start(dir, port, extra...)
+}
+
+func start(dir string, port int, extra ...string) (*Server, error) {
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir}
+	s.args = append([]string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir,
+		"--logfile", filepath.Join(dir, "redis-"+strconv.Itoa(port)+".log"),
+	}, extra...)
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start (re)starts the server on its port and waits until it answers PING.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return errors.New("redistest: already running")
+	}
+	cmd := exec.Command("redis-server", s.args...)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	s.cmd = cmd
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := ping(s.Addr); err == nil {
+			return nil
+		} else if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			s.cmd = nil
+			return fmt.Errorf("redistest: %s does not answer: %w", s.Addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server (as a crash would) and waits for it to exit.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// ping sends PING in the inline protocol and expects +PONG.
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// Cluster is a Redis Cluster of three masters and no replicas.
+type Cluster struct {
+	// Nodes are the masters; Addrs their addresses, the seeds to give a
+	// client.
+	Nodes []*Server
+	Addrs []string
+}
+
+// StartCluster starts three redis-server --cluster-enabled yes processes
+// under dir, joins them with redis-cli --cluster create and waits until
+// the cluster reports ok.
+func StartCluster(dir string) (*Cluster, error) {
+	c := &Cluster{}
+	for i := 0; i < 3; i++ {
+		port, err := freePort()
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		nd := filepath.Join(dir, "node"+strconv.Itoa(i))
+		if err := os.MkdirAll(nd, 0o755); err != nil {
+			c.Stop()
+			return nil, err
+		}
+		s, err := start(nd, port, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(nd, "nodes.conf"), "--cluster-node-timeout", "2000")
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		c.Nodes = append(c.Nodes, s)
+		c.Addrs = append(c.Addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		c.Stop()
+		return nil, fmt.Errorf("redistest: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok := true
+		for _, s := range c.Nodes {
+			host, port, _ := net.SplitHostPort(s.Addr)
+			out, err := exec.Command("redis-cli", "-h", host, "-p", port, "cluster", "info").Output()
+			if err != nil || !strings.Contains(string(out), "cluster_state:ok") {
+				ok = false
+			}
+		}
+		if ok {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			c.Stop()
+			return nil, errors.New("redistest: the cluster never reported cluster_state:ok")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop kills every node.
+func (c *Cluster) Stop() {
+	for _, s := range c.Nodes {
+		s.Stop()
+	}
+}
