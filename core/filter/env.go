@@ -3,6 +3,7 @@ package filter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -21,6 +22,12 @@ type KV interface {
 	Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
 	Del(ctx context.Context, key string) error
 }
+
+// ErrAbortHook, wrapped in an error a KV returns, aborts the calling hook
+// as a plugin failure (its failure_policy applies) instead of handing the
+// plugin a temporary-failure status: a shared store configured
+// on_error = "fail_closed" wraps its outage errors in it.
+var ErrAbortHook = errors.New("filter: the KV store is unavailable and fails closed")
 
 // Resolver answers DNS lookups behind the "dns" grant: each answer as text
 // (an address, a host name, "pref host" for MX, the joined strings of a TXT

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -244,6 +245,16 @@ func (e *Env) kvKey(fn *pluginapi.Func, key string) (string, pluginapi.Status) {
 	return e.spec.Plugin + "/" + key, pluginapi.StatusOK
 }
 
+// kvFailed turns a KV error into the plugin's status: StatusTempFail, or,
+// for an error wrapping ErrAbortHook, a panic that ends the guest's call
+// (the host function traps), so the hook fails as a plugin failure.
+func (e *Env) kvFailed(err error) pluginapi.Status {
+	if errors.Is(err, ErrAbortHook) {
+		panic(err)
+	}
+	return pluginapi.StatusTempFail
+}
+
 // KVGet reads a key of the plugin's store.
 func (e *Env) KVGet(key string) ([]byte, pluginapi.Status) {
 	k, st := e.kvKey(rowKVGet, key)
@@ -258,7 +269,7 @@ func (e *Env) KVGet(key string) ([]byte, pluginapi.Status) {
 	cancel()
 	switch {
 	case err != nil:
-		return nil, pluginapi.StatusTempFail
+		return nil, e.kvFailed(err)
 	case !ok:
 		return nil, pluginapi.StatusNotFound
 	}
@@ -283,7 +294,7 @@ func (e *Env) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
 	}
 	defer cancel()
 	if err := e.spec.KV.Set(ctx, k, value, time.Duration(ttlMS)*time.Millisecond); err != nil {
-		return pluginapi.StatusTempFail
+		return e.kvFailed(err)
 	}
 	return pluginapi.StatusOK
 }
@@ -307,7 +318,7 @@ func (e *Env) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
 	defer cancel()
 	n, err := e.spec.KV.Incr(ctx, k, delta, time.Duration(ttlMS)*time.Millisecond)
 	if err != nil {
-		return 0, pluginapi.StatusTempFail
+		return 0, e.kvFailed(err)
 	}
 	return n, pluginapi.StatusOK
 }
@@ -324,7 +335,7 @@ func (e *Env) KVDel(key string) pluginapi.Status {
 	}
 	defer cancel()
 	if err := e.spec.KV.Del(ctx, k); err != nil {
-		return pluginapi.StatusTempFail
+		return e.kvFailed(err)
 	}
 	return pluginapi.StatusOK
 }

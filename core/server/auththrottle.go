@@ -5,7 +5,7 @@ import (
 
 	"github.com/sluice-mta/sluice/core/admin"
 	"github.com/sluice-mta/sluice/core/config"
-	"github.com/sluice-mta/sluice/core/kvstore"
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/smtpd"
 )
 
@@ -24,9 +24,9 @@ func authLimits(cfg *config.Config) smtpd.AuthLimits {
 }
 
 // authKV is where the AUTH throttle keeps its counts: the plugins'
-// key-value store, so that another store shared by several nodes shares
+// key-value store ([kv]), so that a Redis shared by several nodes shares
 // them too.
-func (s *Server) authKV() *kvstore.Store { return kvstore.New(s.queue.DB()) }
+func (s *Server) authKV() filter.KV { return s.kv }
 
 // authAdmin is the AUTH throttle for the admin socket, with the limits of
 // the configuration in force at each request.

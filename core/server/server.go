@@ -21,7 +21,6 @@ import (
 	"github.com/sluice-mta/sluice/core/delivery/remote"
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/filter"
-	"github.com/sluice-mta/sluice/core/kvstore"
 	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/core/queue"
@@ -56,6 +55,12 @@ type Server struct {
 	// the server shares (reload.go).
 	router *tracked
 	sh     *shared
+
+	// kv is the shared state's store ([kv]): the plugins' KV and the AUTH
+	// throttle's counts; kvClose closes it (nil for Badger, which the
+	// queue closes).
+	kv      filter.KV
+	kvClose func() error
 }
 
 // New opens the queue, binds every listener and the admin socket, and
@@ -95,6 +100,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue: %w", err)
+	}
+	if err := s.newKV(); err != nil {
+		return nil, err
 	}
 	if s.resolver, err = dns.New(dns.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout.D()}); err != nil {
 		return nil, fmt.Errorf("[dns]: %w", err)
@@ -150,7 +158,7 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 	h, err := filter.New(ctx, filter.Options{
 		Dir:      cfg.Dir,
 		CacheDir: cfg.CacheDir,
-		KV:       kvstore.New(s.queue.DB()),
+		KV:       s.kv,
 		Resolver: s.resolver,
 		Metrics:  s.metrics,
 		Observer: s.observers().plugins,
@@ -286,6 +294,11 @@ func (s *Server) closeBack() {
 	if s.filters != nil {
 		if err := s.filters.Close(context.Background()); err != nil {
 			s.log.Warn("closing the filter host", "err", err)
+		}
+	}
+	if s.kvClose != nil {
+		if err := s.kvClose(); err != nil {
+			s.log.Warn("closing the KV store", "err", err)
 		}
 	}
 	if s.queue != nil {
