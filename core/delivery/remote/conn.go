@@ -29,6 +29,9 @@ type conn struct {
 	msgs int
 	// reused is set when the connection came from the pool.
 	reused bool
+	// open is set while the server holds a transaction (MAIL accepted, no
+	// reply to the end of the data yet): the next MAIL needs RSET first.
+	open bool
 	// timer closes the connection while it is idle in the pool.
 	timer *time.Timer
 }

@@ -7,19 +7,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
+// TestConnectionReuse: messages to one destination share a connection,
+// which carries them without a round trip between them: one EHLO per
+// connection (two with STARTTLS, as RFC 3207 requires) and no RSET, as
+// counted at the sink (in plain text only: the TLS case is not counted).
 func TestConnectionReuse(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		tls       bool
 		perConn   int
 		wantConns int
+		wantEHLO  int
 	}{
-		{"one connection for all", false, 0, 1},
-		{"one TLS connection for all", true, 0, 1},
-		{"capped messages per connection", false, 2, 3},
+		{"one connection for all", false, 0, 1, 1},
+		{"one TLS connection for all", true, 0, 1, -1},
+		{"capped messages per connection", false, 2, 3, 3},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, twoMX...)
@@ -41,9 +48,35 @@ func TestConnectionReuse(t *testing.T) {
 			if conns, _, _ := s.counts(); conns != tt.wantConns {
 				t.Errorf("sink saw %d connections, want %d", conns, tt.wantConns)
 			}
+			if cmds := s.commands(); tt.wantEHLO >= 0 && (cmds["EHLO"] != tt.wantEHLO || cmds["RSET"] != 0 || cmds["MAIL"] != 5) {
+				t.Errorf("sink saw commands %v, want %d EHLO, no RSET, 5 MAIL", cmds, tt.wantEHLO)
+			}
 			d.Close()
 			waitFor(t, "the pooled connection to close", func() bool { _, open, _ := s.counts(); return open == 0 })
 		})
+	}
+}
+
+// TestResetAfterFailedTransaction: a transaction left open (its only
+// recipient refused) is ended with RSET before the next message on the
+// connection; go-smtp's Client.Reset forgets the EHLO, so EHLO follows it.
+func TestResetAfterFailedTransaction(t *testing.T) {
+	e := newEnv(t, twoMX...)
+	s := startSink(t, sinkOptions{replies: map[string][]*smtp.SMTPError{
+		"nobody@example.test": {{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}},
+	}})
+	e.route("192.0.2.1:25", s.addr)
+	d := e.deliverer(nil)
+	defer d.Close()
+	check(t, deliver(d, message("Q1", "nobody@example.test")), []string{"nobody@example.test"}, want{status: mail.Bounced, dsn: "5.1.1"})
+	for _, id := range []string{"Q2", "Q3"} {
+		check(t, deliver(d, message(id, "a@example.test")), []string{"a@example.test"}, want{status: mail.Sent})
+	}
+	if conns, _, _ := s.counts(); conns != 1 {
+		t.Errorf("sink saw %d connections, want 1", conns)
+	}
+	if cmds := s.commands(); cmds["RSET"] != 1 || cmds["EHLO"] != 2 || cmds["MAIL"] != 3 {
+		t.Errorf("sink saw commands %v, want 1 RSET (after the refused transaction only), 2 EHLO, 3 MAIL", cmds)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	mdns "github.com/miekg/dns"
@@ -181,6 +182,59 @@ func TestSMTPUTF8AndSize(t *testing.T) {
 	check(t, deliver(d2, m), rcpts, want{status: mail.Sent})
 	if txns := utf8.transactions(); len(txns) != 1 || !txns[0].utf8 {
 		t.Errorf("transactions = %+v, want one with SMTPUTF8", txns)
+	}
+}
+
+// TestNeedsSMTPUTF8: a non-ASCII address needs SMTPUTF8 even when MAIL
+// did not declare it: to a server without it the message bounces with
+// 5.6.7 and nothing is sent; to one with it, MAIL carries SMTPUTF8.
+func TestNeedsSMTPUTF8(t *testing.T) {
+	e := newEnv(t, twoMX...)
+	plain := startSink(t, sinkOptions{})
+	utf8 := startSink(t, sinkOptions{smtputf8: true})
+	e.route("192.0.2.1:25", plain.addr)
+	e.route("192.0.2.2:25", utf8.addr)
+	for _, tc := range []struct {
+		name, from, rcpt string
+	}{
+		{"recipient", "sender@origin.test", "jösé@example.test"},
+		{"sender", "jösé@origin.test", "a@example.test"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := message("Q-"+tc.name, tc.rcpt)
+			m.From = tc.from
+			d := e.deliverer(nil)
+			defer d.Close()
+			check(t, deliver(d, m), []string{tc.rcpt}, want{status: mail.Bounced, dsn: "5.6.7", text: "SMTPUTF8"})
+			if n := plain.commands()["MAIL"]; n != 0 {
+				t.Errorf("the sink without SMTPUTF8 saw %d MAIL commands, want none", n)
+			}
+			d2 := e.deliverer(func(o *Options) { o.Routes = map[string]string{"example.test": "192.0.2.2:25"} })
+			defer d2.Close()
+			check(t, deliver(d2, m), []string{tc.rcpt}, want{status: mail.Sent})
+			txns := utf8.transactions()
+			if last := txns[len(txns)-1]; !last.utf8 || last.rcpts[0] != tc.rcpt || last.from != tc.from {
+				t.Errorf("transaction %+v, want one with SMTPUTF8 from %s to %s", last, tc.from, tc.rcpt)
+			}
+		})
+	}
+}
+
+// Test8BitBody: an 8-bit body to a server without 8BITMIME bounces with
+// 5.6.3 and is not sent (RFC 6152: never raw); a 7-bit one is sent.
+func Test8BitBody(t *testing.T) {
+	e := newEnv(t, twoMX...)
+	s := startSink(t, sinkOptions{no8bit: true})
+	e.route("192.0.2.1:25", s.addr)
+	d := e.deliverer(nil)
+	defer d.Close()
+	rcpts := []string{"a@example.test"}
+	m := message("Q8", rcpts...)
+	m.Body = []byte("From: sender@origin.test\r\nSubject: caf\xc3\xa9\r\n\r\nd\xc3\xa9j\xc3\xa0 vu\r\n")
+	check(t, deliver(d, m), rcpts, want{status: mail.Bounced, dsn: "5.6.3", text: "8BITMIME"})
+	check(t, deliver(d, message("Q7", rcpts...)), rcpts, want{status: mail.Sent})
+	if txns := s.transactions(); len(txns) != 1 || !strings.Contains(txns[0].data, "Subject: Q7") {
+		t.Errorf("sink took %+v, want only the 7-bit message", txns)
 	}
 }
 

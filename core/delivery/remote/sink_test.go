@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,8 +10,10 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"maps"
 	"math/big"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +26,7 @@ import (
 type sinkOptions struct {
 	tls      bool  // offer STARTTLS with a self-signed certificate
 	smtputf8 bool  // offer SMTPUTF8
+	no8bit   bool  // do not offer 8BITMIME (go-smtp always does: it is cut from the reply)
 	maxSize  int64 // announce SIZE
 	// user and pass, when set, offer AUTH PLAIN and require it for MAIL.
 	user, pass string
@@ -57,12 +61,14 @@ type sink struct {
 	open    int // connections open now
 	maxOpen int
 	inData  int // sessions inside DATA now
+	// cmds counts the commands received by verb ("EHLO", "RSET", …).
+	cmds    map[string]int
 	replies map[string][]*smtp.SMTPError
 }
 
 func startSink(t *testing.T, o sinkOptions) *sink {
 	t.Helper()
-	s := &sink{o: o, replies: make(map[string][]*smtp.SMTPError)}
+	s := &sink{o: o, replies: make(map[string][]*smtp.SMTPError), cmds: make(map[string]int)}
 	for k, v := range o.replies {
 		s.replies[k] = append([]*smtp.SMTPError(nil), v...)
 	}
@@ -99,6 +105,13 @@ func (s *sink) counts() (conns, open, maxOpen int) {
 	return s.conns, s.open, s.maxOpen
 }
 
+// commands returns how many times each command verb was received.
+func (s *sink) commands() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.cmds)
+}
+
 func (s *sink) dataSessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,10 +137,53 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	return &countedConn{Conn: c, s: l.s}, nil
 }
 
+// countedConn counts the commands it reads in plain text (the first word of
+// each line outside DATA; nothing after STARTTLS) and hides 8BITMIME when
+// the sink is not to offer it.
 type countedConn struct {
 	net.Conn
 	s    *sink
 	once sync.Once
+	line []byte // the partial line read so far
+	data bool   // inside DATA's content
+	tls  bool   // after STARTTLS: the bytes are ciphertext, not counted
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.tls {
+		return n, err
+	}
+	c.line = append(c.line, p[:n]...)
+	for !c.tls {
+		i := bytes.IndexByte(c.line, '\n')
+		if i < 0 {
+			break
+		}
+		l := strings.TrimRight(string(c.line[:i]), "\r")
+		c.line = c.line[i+1:]
+		switch {
+		case c.data:
+			c.data = l != "."
+		default:
+			verb, _, _ := strings.Cut(l, " ")
+			verb = strings.ToUpper(verb)
+			c.data = verb == "DATA"
+			c.tls = verb == "STARTTLS"
+			c.s.mu.Lock()
+			c.s.cmds[verb]++
+			c.s.mu.Unlock()
+		}
+	}
+	return n, err
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	if c.s.o.no8bit && bytes.Contains(p, []byte("250-8BITMIME\r\n")) {
+		_, err := c.Conn.Write(bytes.Replace(p, []byte("250-8BITMIME\r\n"), nil, 1))
+		return len(p), err
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *countedConn) Close() error {

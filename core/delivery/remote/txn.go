@@ -67,7 +67,7 @@ func (d *Deliverer) session(ctx context.Context, cn *conn, m *mail.Message, rcpt
 			return nil, true
 		}
 		if ok && end < len(rcpts) {
-			ok = d.reset(cn) == nil
+			ok = d.ready(cn) == nil
 		}
 		if !ok {
 			usable = false
@@ -83,7 +83,7 @@ func (d *Deliverer) session(ctx context.Context, cn *conn, m *mail.Message, rcpt
 	switch {
 	case !usable:
 		cn.c.Close()
-	case cn.msgs < d.opts.MaxMsgsPerConn && d.reset(cn) == nil:
+	case cn.msgs < d.opts.MaxMsgsPerConn && d.ready(cn) == nil:
 		cn.reused = false
 		d.pool.put(cn)
 	default:
@@ -92,12 +92,21 @@ func (d *Deliverer) session(ctx context.Context, cn *conn, m *mail.Message, rcpt
 	return out, false
 }
 
-// reset ends the transaction with RSET and says EHLO again, so the
-// connection is ready for the next MAIL.
-func (d *Deliverer) reset(cn *conn) error {
+// ready makes cn fit for the next MAIL. After a completed transaction
+// (the reply to the end of the data, or a refused MAIL) the server holds no
+// transaction and nothing is sent: a reused connection costs no round trip.
+// Only a transaction left open (every RCPT refused, DATA refused) is ended
+// with RSET; go-smtp's Client.Reset then forgets the EHLO (it clears its
+// unexported didHello), so EHLO is said again there, or the next MAIL would
+// make it say EHLO as "localhost".
+func (d *Deliverer) ready(cn *conn) error {
+	if !cn.open {
+		return nil
+	}
 	if err := cn.c.Reset(); err != nil {
 		return err
 	}
+	cn.open = false
 	return cn.c.Hello(d.opts.Hostname)
 }
 
@@ -130,23 +139,31 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 		return se.Code != 421
 	}
 
-	if m.SMTPUTF8 {
+	utf8 := needsUTF8(m, rcpts)
+	if utf8 {
 		if has, _ := c.Extension("SMTPUTF8"); !has {
-			setAll(all, bounced(553, "5.6.7", relay, "%s does not support SMTPUTF8, which this message needs", relay).result)
+			setAll(all, bounced(553, "5.6.7", relay, "%s does not support SMTPUTF8, which this message needs (a non-ASCII address or header); not sent", relay).result)
 			return true, false
 		}
+	}
+	// RFC 6152: an 8-bit body goes only to a server offering 8BITMIME; we do
+	// not convert to 7-bit (that would break DKIM signatures), so it bounces.
+	if has, _ := c.Extension("8BITMIME"); !has && !is7bit(m.Body) {
+		setAll(all, bounced(554, "5.6.3", relay, "%s does not support 8BITMIME and this message has an 8-bit body; not sent", relay).result)
+		return true, false
 	}
 	if limit, has := c.MaxMessageSize(); has && limit > 0 && len(m.Body) > limit {
 		setAll(all, bounced(552, "5.3.4", relay, "message of %d bytes is larger than the %d bytes %s accepts", len(m.Body), limit, relay).result)
 		return true, false
 	}
-	if err := c.Mail(m.From, mailOptions(m)); err != nil {
+	if err := c.Mail(m.From, mailOptions(m, utf8)); err != nil {
 		var se *smtp.SMTPError
 		if first && (!errors.As(err, &se) || se.Code == 421) {
 			return false, true
 		}
 		return reply(all, err), false
 	}
+	cn.open = true // until the reply to the end of the data
 	info := recipientInfo(m)
 	var accepted []int
 	for i, rc := range rcpts {
@@ -178,6 +195,7 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 		return false, false
 	}
 	resp, err := w.CloseWithResponse()
+	cn.open = false // the reply, whatever it says, ends the transaction
 	if err != nil {
 		return reply(accepted, err), false
 	}
@@ -191,10 +209,11 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	return true, false
 }
 
-// mailOptions are the MAIL parameters for m; go-smtp adds only those the
-// peer supports (BODY=8BITMIME whenever it offers 8BITMIME).
-func mailOptions(m *mail.Message) *smtp.MailOptions {
-	o := &smtp.MailOptions{Size: int64(len(m.Body)), UTF8: m.SMTPUTF8}
+// mailOptions are the MAIL parameters for m (SMTPUTF8 when utf8); go-smtp
+// adds only those the peer supports (BODY=8BITMIME whenever it offers
+// 8BITMIME).
+func mailOptions(m *mail.Message, utf8 bool) *smtp.MailOptions {
+	o := &smtp.MailOptions{Size: int64(len(m.Body)), UTF8: utf8}
 	switch strings.ToUpper(m.Ret) {
 	case "FULL":
 		o.Return = smtp.DSNReturnFull
@@ -205,6 +224,30 @@ func mailOptions(m *mail.Message) *smtp.MailOptions {
 		o.EnvelopeID = m.EnvID
 	}
 	return o
+}
+
+// needsUTF8 reports that sending m to rcpts needs SMTPUTF8 (RFC 6531):
+// MAIL declared it, or the sender or a recipient is not ASCII.
+func needsUTF8(m *mail.Message, rcpts []string) bool {
+	if m.SMTPUTF8 || !is7bit([]byte(m.From)) {
+		return true
+	}
+	for _, rc := range rcpts {
+		if !is7bit([]byte(rc)) {
+			return true
+		}
+	}
+	return false
+}
+
+// is7bit reports that b has no byte above 127.
+func is7bit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // recipientInfo maps each address of m to its envelope recipient.
