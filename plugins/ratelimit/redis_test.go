@@ -177,4 +177,3 @@ func TestRedisOutage(t *testing.T) {
 		})
 	}
 }
-
