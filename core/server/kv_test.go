@@ -1,0 +1,79 @@
+package server_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/kvstore/redistest"
+	"github.com/sluice-mta/sluice/core/servertest"
+	"github.com/sluice-mta/sluice/core/users"
+)
+
+// redisAuthNode runs a submission node like authThrottleServer's, its
+// shared state in the Redis at redis.
+func redisAuthNode(t *testing.T, redis string) string {
+	t.Helper()
+	cfg := servertest.Config(t)
+	cfg.Auth = config.Auth{}
+	cfg.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.Submission.Listen = []string{"127.0.0.1:0"}
+	cfg.Submission.AllowInsecureAuth = true
+	cfg.Submission.AuthFailDelay = config.Duration(10 * time.Millisecond)
+	cfg.Submission.AuthFailMaxDelay = config.Duration(50 * time.Millisecond)
+	cfg.Submission.AuthMaxFailures = 3
+	cfg.Submission.AuthMaxUserFailures = 5
+	cfg.Submission.AuthMaxAddressFailures = 10
+	cfg.KV = config.KV{Backend: config.KVRedis, Redis: []string{redis}, Prefix: "auth2:",
+		Timeout: config.Duration(time.Second), OnError: config.KVFailOpen}
+	for user, pw := range map[string]string{"alice@localhost": "alice-pw", "bob@localhost": "bob-pw"} {
+		if err := users.Set(cfg.Submission.UsersFile, user, pw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := servertest.Start(t, cfg)
+	for _, svc := range s.Services() {
+		if svc.Name == "submission" {
+			return svc.Addrs[0].String()
+		}
+	}
+	t.Fatal("no submission service")
+	return ""
+}
+
+// TestAuthThrottleTwoNodes: a brute force against alice split across two
+// nodes sharing a Redis is throttled as one: the per-login limit of 3 is
+// reached with failures on both, blocks her on the other node too, and the
+// per-user limit adds up failures from two addresses on two nodes.
+func TestAuthThrottleTwoNodes(t *testing.T) {
+	if !redistest.Available() {
+		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
+	}
+	rd, err := redistest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rd.Stop)
+	nodes := []string{redisAuthNode(t, rd.Addr), redisAuthNode(t, rd.Addr)}
+	steps := []struct {
+		node                 int
+		from, user, password string
+		want                 int
+	}{
+		{0, "127.0.0.5", "alice@localhost", "guess1", 535},
+		{1, "127.0.0.5", "alice@localhost", "guess2", 535},
+		{0, "127.0.0.5", "alice@localhost", "guess3", 421}, // the third, over both nodes
+		{1, "127.0.0.5", "alice@localhost", "alice-pw", 421},
+		{1, "127.0.0.5", "bob@localhost", "bob-pw", 235},
+		{1, "127.0.0.6", "alice@localhost", "guess4", 535},
+		{0, "127.0.0.6", "alice@localhost", "guess5", 421}, // her fifth on any node
+		{1, "127.0.0.7", "alice@localhost", "alice-pw", 421},
+		{0, "127.0.0.7", "bob@localhost", "bob-pw", 235},
+	}
+	for i, st := range steps {
+		if got := login(t, nodes[st.node], st.from, st.user, st.password); got != st.want {
+			t.Fatalf("step %d: node %d, %s from %s with %q: %d, want %d", i+1, st.node, st.user, st.from, st.password, got, st.want)
+		}
+	}
+}
