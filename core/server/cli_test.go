@@ -171,7 +171,7 @@ func TestSendmail(t *testing.T) {
 
 	box := func(u string) string { return filepath.Join(cfg.DataDir, "mail", "localhost", u) }
 	a, _ := os.ReadFile(servertest.WaitFiles(t, box("alice"), 1, 10*time.Second)[0])
-	for _, want := range []string{"Received: by " + cfg.Hostname + " (Sluice, from local sendmail)", "From: <cron@localhost>\r\n", "Date: ", "\r\n\r\nnightly report\r\n"} {
+	for _, want := range []string{"Received: by " + cfg.Hostname + " (Sluice, from local sendmail)", "From: <cron@localhost>\n", "Date: ", "\n\nnightly report\n"} {
 		if !strings.Contains(string(a), want) {
 			t.Errorf("alice's message lacks %q:\n%s", want, a)
 		}

@@ -119,7 +119,7 @@ maildir = "{data_dir}/mail/{domain}/{user}"
 			}
 			if i := strings.Index(string(b), "Subject: "); i >= 0 {
 				subj := string(b[i+len("Subject: "):])
-				have[subj[:strings.IndexByte(subj, '\r')]] = true
+				have[subj[:strings.IndexByte(subj, '\n')]] = true // Maildir files have LF line endings
 			}
 		}
 		missing = missing[:0]

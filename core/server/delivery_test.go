@@ -26,11 +26,12 @@ func TestLocalDeliveryMaildir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	msg = strings.ReplaceAll(msg, "\r\n", "\n") // Maildir files have LF line endings.
 	if !bytes.HasSuffix(got, []byte(msg)) {
 		t.Errorf("mailbox bytes do not end with the message sent:\n%q\nwant suffix\n%q", got, msg)
 	}
 	trace := string(got[:len(got)-len(msg)])
-	for _, want := range []string{"Delivered-To: alice@localhost\r\n", "Received: from client.test", "by " + cfg.Hostname, id} {
+	for _, want := range []string{"Delivered-To: alice@localhost\n", "Received: from client.test", "by " + cfg.Hostname, id} {
 		if !strings.Contains(trace, want) {
 			t.Errorf("trace headers %q lack %q", trace, want)
 		}

@@ -128,7 +128,7 @@ func TestPluginVerdictsOverSMTP(t *testing.T) {
 	for _, user := range []string{"new", "copy", "archive"} {
 		files := servertest.WaitFiles(t, box(user), 1, 10*time.Second)
 		b, _ := os.ReadFile(files[0])
-		for _, want := range []string{"X-Policy: trail=mail,data\r\n", "X-KV: 1\r\n", "X-Deliver: trail=mail,data\r\n"} {
+		for _, want := range []string{"X-Policy: trail=mail,data\n", "X-KV: 1\n", "X-Deliver: trail=mail,data\n"} {
 			if !bytes.Contains(b, []byte(want)) {
 				t.Errorf("%s's copy lacks %q:\n%s", user, want, b)
 			}
@@ -166,7 +166,7 @@ func TestPluginVerdictsOverSMTP(t *testing.T) {
 	waitQueueHeldOnly(t, s)
 	files := servertest.MaildirFiles(box("carol"))
 	for _, f := range files {
-		if b, _ := os.ReadFile(f); !bytes.Contains(b, []byte("Subject: control\r\n")) {
+		if b, _ := os.ReadFile(f); !bytes.Contains(b, []byte("Subject: control\n")) {
 			t.Errorf("carol received a message other than the control:\n%s", b)
 		}
 	}
@@ -214,7 +214,7 @@ func TestPluginGrantRefused(t *testing.T) {
 	s := start(t, cfg)
 	servertest.MustSend(t, s.addr, "a@remote.test", []string{"alice@localhost"}, servertest.Message("a@remote.test", "alice@localhost", "KV", "x\r\n"))
 	files := servertest.WaitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 1, 10*time.Second)
-	if b, _ := os.ReadFile(files[0]); !bytes.Contains(b, []byte("X-KV: denied\r\n")) {
+	if b, _ := os.ReadFile(files[0]); !bytes.Contains(b, []byte("X-KV: denied\n")) {
 		t.Errorf("without the grant the plugin did not see a denial:\n%s", b)
 	}
 }
@@ -289,7 +289,7 @@ func TestPluginHotReload(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 		for _, f := range servertest.MaildirFiles(box) {
-			if b, _ := os.ReadFile(f); bytes.Contains(b, []byte("X-Hello: world\r\n")) {
+			if b, _ := os.ReadFile(f); bytes.Contains(b, []byte("X-Hello: world\n")) {
 				return true
 			}
 		}
@@ -356,7 +356,7 @@ func TestPluginConcurrentSessions(t *testing.T) {
 	}
 	files := servertest.WaitFiles(t, filepath.Join(cfg.DataDir, "mail", "localhost", "alice"), 64, 20*time.Second)
 	for _, f := range files {
-		if b, _ := os.ReadFile(f); !bytes.Contains(b, []byte("X-Hello: world\r\n")) {
+		if b, _ := os.ReadFile(f); !bytes.Contains(b, []byte("X-Hello: world\n")) {
 			t.Errorf("%s lacks X-Hello", f)
 		}
 	}

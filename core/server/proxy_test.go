@@ -99,8 +99,8 @@ func TestProxyProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rcvd, _ := strings.Cut(string(msg), "\r\nReceived: ")
-	if rcvd, _, _ = strings.Cut(rcvd, "\r\n"); !strings.HasPrefix(rcvd, "from client.example (") || !strings.HasSuffix(rcvd, " [203.0.113.5])") {
+	_, rcvd, _ := strings.Cut(string(msg), "\nReceived: ")
+	if rcvd, _, _ = strings.Cut(rcvd, "\n"); !strings.HasPrefix(rcvd, "from client.example (") || !strings.HasSuffix(rcvd, " [203.0.113.5])") {
 		t.Errorf("Received: %q, want it from the proxied client [203.0.113.5]", rcvd)
 	}
 

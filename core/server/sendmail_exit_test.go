@@ -33,7 +33,7 @@ func TestSendmailMessageID(t *testing.T) {
 		}
 		return string(b)
 	}
-	if a := box("alice"); !regexp.MustCompile(`\r\nMessage-ID: <[0-9]{14}\.[0-9a-f]{16}@proc\.test>\r\n`).MatchString(a) {
+	if a := box("alice"); !regexp.MustCompile(`\nMessage-ID: <[0-9]{14}\.[0-9a-f]{16}@proc\.test>\n`).MatchString(a) {
 		t.Errorf("alice's message has no Message-ID with the hostname proc.test:\n%s", a)
 	}
 	b := box("bob")

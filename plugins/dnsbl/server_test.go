@@ -113,7 +113,7 @@ func checkHeader(t *testing.T, file, want string) {
 	switch {
 	case want == "" && strings.Contains(string(b), "X-Spam-Status"):
 		t.Errorf("%s has an X-Spam-Status header:\n%s", file, b)
-	case want != "" && !strings.Contains(string(b), want+"\r\n"):
+	case want != "" && !strings.Contains(string(b), want+"\n"):
 		t.Errorf("%s lacks %q:\n%s", file, want, b)
 	}
 }

@@ -56,7 +56,7 @@ func TestSMTP(t *testing.T) {
 			t.Errorf("header still contains %q:\n%s", bad, got)
 		}
 	}
-	for _, want := range []string{"Received: by localhost (Sluice) with ESMTPA id ", "X-Customer-ID: C-1001\r\n", "Subject: Invoice\r\n"} {
+	for _, want := range []string{"Received: by localhost (Sluice) with ESMTPA id ", "X-Customer-ID: C-1001\n", "Subject: Invoice\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("header lacks %q:\n%s", want, got)
 		}
@@ -74,7 +74,7 @@ func TestSMTP(t *testing.T) {
 			tagged = h
 		}
 	}
-	for _, want := range []string{"Subject: [SPAM] CLAIM YOUR PRIZE\r\n", "X-Spam-Status: Yes, score=6.0"} {
+	for _, want := range []string{"Subject: [SPAM] CLAIM YOUR PRIZE\n", "X-Spam-Status: Yes, score=6.0"} {
 		if !strings.Contains(tagged, want) {
 			t.Errorf("header lacks %q:\n%s", want, tagged)
 		}
@@ -102,6 +102,6 @@ func header(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _, _ := strings.Cut(string(b), "\r\n\r\n")
-	return h + "\r\n"
+	h, _, _ := strings.Cut(string(b), "\n\n") // Maildir files have LF line endings.
+	return h + "\n"
 }

@@ -120,13 +120,13 @@ func TestSMTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg := string(b)
-		if !strings.Contains(msg, "Received: "+tc.received+"\r\n") {
+		if !strings.Contains(msg, "Received: "+tc.received+"\n") {
 			t.Errorf("%s: no %q in\n%s", tc.name, tc.received, msg)
 		}
 		switch {
 		case tc.spam == "" && strings.Contains(msg, "X-Spam-Status"):
 			t.Errorf("%s: scored:\n%s", tc.name, msg)
-		case tc.spam != "" && !strings.Contains(msg, "X-Spam-Status: "+tc.spam+"\r\n"):
+		case tc.spam != "" && !strings.Contains(msg, "X-Spam-Status: "+tc.spam+"\n"):
 			t.Errorf("%s: no X-Spam-Status %q in\n%s", tc.name, tc.spam, msg)
 		}
 	}

@@ -70,8 +70,8 @@ func readMail(t *testing.T, path string) string {
 
 // headerLine returns the first "Name: value" line of msg's header section.
 func headerLine(msg, name string) string {
-	hdr, _, _ := strings.Cut(msg, "\r\n\r\n")
-	for _, l := range strings.Split(hdr, "\r\n") {
+	hdr, _, _ := strings.Cut(msg, "\n\n") // Maildir files have LF line endings.
+	for _, l := range strings.Split(hdr, "\n") {
 		if strings.HasPrefix(strings.ToLower(l), strings.ToLower(name)+":") {
 			return l
 		}

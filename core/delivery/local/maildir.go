@@ -42,7 +42,10 @@ type MaildirOptions struct {
 // Maildir protocol: write to tmp/, fsync, rename into new/, fsync new/.
 // Each delivered file is the queued message with Return-Path (the envelope
 // sender) and Delivered-To header lines prepended, and without any
-// Return-Path it came with.
+// Return-Path it came with, stored with LF line endings as Maildir files
+// conventionally are (Postfix and Dovecot write them so; mail readers and
+// scripts expect it): every CRLF becomes LF. (LMTP keeps CRLF: that is the
+// protocol's wire form.)
 type Maildir struct {
 	opts MaildirOptions
 	log  *slog.Logger
@@ -80,7 +83,7 @@ func NewMaildir(opts MaildirOptions) *Maildir {
 // Deliver writes m into the Maildir of each recipient in rcpts.
 func (d *Maildir) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
 	results := make([]mail.Result, 0, len(rcpts))
-	body := withoutReturnPath(m.Body)
+	body := toLF(withoutReturnPath(m.Body))
 	// Two spellings of one mailbox ("Bob@x", "bob@x") get one copy.
 	done := make(map[string]mail.Result)
 	for _, rcpt := range rcpts {
@@ -207,7 +210,7 @@ func (d *Maildir) write(dir, sender, deliveredTo string, body []byte) (string, e
 		break
 	}
 	tmp := f.Name()
-	err := writeAll(f, header(sender, deliveredTo, body), body)
+	err := writeAll(f, header(sender, deliveredTo), body)
 	if err == nil {
 		err = d.sync(f)
 	}
@@ -262,14 +265,18 @@ func (d *Maildir) syncDir(dirs ...string) error {
 
 // header returns the lines a Maildir delivery prepends: Return-Path with
 // the envelope sender (first, as RFC 5321 section 4.4 has final delivery
-// write it) and Delivered-To with the mailbox's address, each ending the
-// way body's first line ends (CRLF or LF).
-func header(sender, rcpt string, body []byte) []byte {
-	eol := "\r\n"
-	if i := bytes.IndexByte(body, '\n'); i >= 0 && (i == 0 || body[i-1] != '\r') {
-		eol = "\n"
+// write it) and Delivered-To with the mailbox's address, each ending in LF.
+func header(sender, rcpt string) []byte {
+	return []byte("Return-Path: " + mail.ReturnPath(sender) + "\n" + "Delivered-To: " + rcpt + "\n")
+}
+
+// toLF returns msg with every CRLF replaced by LF (msg itself when it has
+// none). A CR not followed by LF is message data and stays.
+func toLF(msg []byte) []byte {
+	if !bytes.Contains(msg, []byte("\r\n")) {
+		return msg
 	}
-	return []byte("Return-Path: " + mail.ReturnPath(sender) + eol + "Delivered-To: " + rcpt + eol)
+	return bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n"))
 }
 
 // withoutReturnPath returns msg without the Return-Path fields it came

@@ -60,13 +60,15 @@ func makeMaildir(t *testing.T, dir string) {
 	}
 }
 
+// TestMaildirDeliversBytes: a message with CRLF and one with LF line
+// endings are each stored as the same bytes with LF line endings: no CR
+// anywhere in the file, the Return-Path and Delivered-To lines included.
 func TestMaildirDeliversBytes(t *testing.T) {
 	tests := []struct {
 		fixture string
-		eol     string
 	}{
-		{"message.eml", "\r\n"},
-		{"message-lf.eml", "\n"},
+		{"message.eml"},
+		{"message-lf.eml"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
@@ -88,8 +90,11 @@ func TestMaildirDeliversBytes(t *testing.T) {
 				if len(files) != 1 {
 					t.Fatalf("%s: %d files in new/, want 1", user, len(files))
 				}
-				want := "Return-Path: <sender@example.org>" + tt.eol + "Delivered-To: " + user + "@example.com" + tt.eol + string(body)
+				want := "Return-Path: <sender@example.org>\nDelivered-To: " + user + "@example.com\n" + strings.ReplaceAll(string(body), "\r\n", "\n")
 				for name, got := range files {
+					if i := strings.IndexByte(string(got), '\r'); i >= 0 {
+						t.Errorf("%s: file %s has a CR at byte %d: %q", user, name, i, got)
+					}
 					if string(got) != want {
 						t.Errorf("%s: file %s =\n%q\nwant\n%q", user, name, got, want)
 					}

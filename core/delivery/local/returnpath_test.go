@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sluice-mta/sluice/core/internal/dovecot"
@@ -26,10 +27,11 @@ func returnPaths(msg []byte) []string {
 }
 
 // checkReturnPath fails unless msg starts with exactly one Return-Path,
-// naming sender, and keeps the rest of forged but its Return-Path fields.
-func checkReturnPath(t *testing.T, who string, msg []byte, sender string) {
+// naming sender, and keeps the rest of forged but its Return-Path fields,
+// its lines ending in eol.
+func checkReturnPath(t *testing.T, who string, msg []byte, sender, eol string) {
 	t.Helper()
-	want := "Return-Path: <" + sender + ">\r\n"
+	want := "Return-Path: <" + sender + ">" + eol
 	if !bytes.HasPrefix(msg, []byte(want)) {
 		t.Errorf("%s: stored message does not start with %q:\n%s", who, want, msg)
 	}
@@ -37,6 +39,7 @@ func checkReturnPath(t *testing.T, who string, msg []byte, sender string) {
 		t.Errorf("%s: %d Return-Path fields %q, want exactly one:\n%s", who, len(got), got, msg)
 	}
 	for _, keep := range []string{"Subject: return path\r\n", "\r\n\r\nReturn-Path: <in-the-body@example.org> stays\r\n"} {
+		keep = strings.ReplaceAll(keep, "\r\n", eol)
 		if !bytes.Contains(msg, []byte(keep)) {
 			t.Errorf("%s: stored message lost %q:\n%s", who, keep, msg)
 		}
@@ -54,8 +57,8 @@ func TestMaildirReturnPath(t *testing.T) {
 			t.Fatalf("sender %q: results %+v, want sent", sender, res)
 		}
 		got := stored(t, filepath.Join(root, "example.com", "alice"))
-		checkReturnPath(t, "sender <"+sender+">", got, sender)
-		if !bytes.HasPrefix(got, []byte("Return-Path: <"+sender+">\r\nDelivered-To: alice@example.com\r\n")) {
+		checkReturnPath(t, "sender <"+sender+">", got, sender, "\n")
+		if !bytes.HasPrefix(got, []byte("Return-Path: <"+sender+">\nDelivered-To: alice@example.com\n")) {
 			t.Errorf("sender %q: Delivered-To is not second:\n%s", sender, got)
 		}
 	}
@@ -74,6 +77,6 @@ func TestLMTPReturnPathDovecot(t *testing.T) {
 		if len(res) != 1 || res[0].Status != mail.Sent {
 			t.Fatalf("sender %q: results %+v, want sent", tc.sender, res)
 		}
-		checkReturnPath(t, "sender <"+tc.sender+">", stored(t, s.Maildir(tc.user)), tc.sender)
+		checkReturnPath(t, "sender <"+tc.sender+">", stored(t, s.Maildir(tc.user)), tc.sender, "\r\n")
 	}
 }
