@@ -1,0 +1,78 @@
+package kvstore
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/filter"
+)
+
+// BenchmarkKVLatency measures one operation's latency, one at a time, on
+// the Badger store and on the local Redis TestMain started, and reports
+// the median and 99th percentile besides the mean:
+//
+//	go test -run '^$' -bench KVLatency -benchtime 20000x ./core/kvstore
+func BenchmarkKVLatency(b *testing.B) {
+	stores := []struct {
+		name string
+		kv   func(b *testing.B) filter.KV
+	}{
+		{"badger", func(b *testing.B) filter.KV { return New(openDB(b)) }},
+		{"redis", func(b *testing.B) filter.KV {
+			if redisSrv == nil {
+				b.Skip("redis-server not installed")
+			}
+			r, err := NewRedis(RedisOptions{Addrs: []string{redisSrv.Addr}, Prefix: "bench:", Timeout: time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { r.Close() })
+			return r
+		}},
+	}
+	ops := []struct {
+		name string
+		op   func(ctx context.Context, kv filter.KV, i int) error
+	}{
+		{"get", func(ctx context.Context, kv filter.KV, i int) error {
+			_, _, err := kv.Get(ctx, "ratelimit/k"+strconv.Itoa(i%64))
+			return err
+		}},
+		{"set", func(ctx context.Context, kv filter.KV, i int) error {
+			return kv.Set(ctx, "greylist/k"+strconv.Itoa(i%1024), []byte("1700000000"), time.Hour)
+		}},
+		{"incr", func(ctx context.Context, kv filter.KV, i int) error {
+			_, err := kv.Incr(ctx, "ratelimit/k"+strconv.Itoa(i%64), 1, time.Hour)
+			return err
+		}},
+	}
+	for _, st := range stores {
+		for _, op := range ops {
+			b.Run(st.name+"/"+op.name, func(b *testing.B) {
+				kv := st.kv(b)
+				ctx := context.Background()
+				for i := range 64 {
+					if _, err := kv.Incr(ctx, "ratelimit/k"+strconv.Itoa(i), 1, time.Hour); err != nil {
+						b.Fatal(err)
+					}
+				}
+				lat := make([]time.Duration, 0, b.N)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					t0 := time.Now()
+					if err := op.op(ctx, kv, i); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(t0))
+				}
+				b.StopTimer()
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+			})
+		}
+	}
+}
