@@ -176,6 +176,9 @@ type Listener struct {
 	ProxyProtocol bool `toml:"proxy_protocol"`
 	// ProxyTrusted are the networks of the load balancers.
 	ProxyTrusted []netip.Prefix `toml:"proxy_trusted"`
+	// TLSMinVersion is the oldest TLS version this service accepts ("1.0"
+	// to "1.3"); "" takes [tls] min_version.
+	TLSMinVersion string `toml:"tls_min_version"`
 }
 
 // Submission is the service for the operator's own users: a Listener
@@ -218,6 +221,9 @@ type TLS struct {
 	Cert string `toml:"cert"`
 	// Key is the PEM private key for Cert.
 	Key string `toml:"key"`
+	// MinVersion is the oldest TLS version accepted ("1.0" to "1.3");
+	// a service's tls_min_version overrides it.
+	MinVersion string `toml:"min_version"`
 }
 
 // Local configures local delivery.

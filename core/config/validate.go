@@ -66,6 +66,9 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 		}
 		ck.bad(set, "is set but %s is empty; set both, or leave both empty for a self-signed certificate", empty)
 	}
+	ck.oneOf("tls.min_version", c.TLS.MinVersion, "", "1.0", "1.1", "1.2", "1.3")
+	ck.oneOf("smtp.tls_min_version", c.SMTP.TLSMinVersion, "", "1.0", "1.1", "1.2", "1.3")
+	ck.oneOf("submission.tls_min_version", c.Submission.TLSMinVersion, "", "1.0", "1.1", "1.2", "1.3")
 	ck.local(&c.Local)
 	ck.queue(&c.Queue)
 	ck.spam(&c.Spam)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -99,6 +100,19 @@ func (s *Server) serviceOptions(name string) smtpd.Options {
 	return sub
 }
 
+// tlsMinVersion is a service's oldest TLS version: its own tls_min_version,
+// else [tls] min_version, else TLS 1.2 (the names are validated).
+func tlsMinVersion(global, service string) uint16 {
+	if service == "" {
+		service = global
+	}
+	v, err := tlsconf.ParseVersion(service)
+	if err != nil {
+		return tls.VersionTLS12
+	}
+	return v
+}
+
 // smtpdOptions are the options every SMTP service shares.
 func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 	opts := smtpd.Options{
@@ -110,7 +124,7 @@ func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 		Queue:           s.queue,
 		Logger:          s.log,
 		Spam:            filter.Spam(s.cfg.Spam),
-		TLSConfig:       s.tls.Config(),
+		TLSConfig:       s.tls.ConfigMin(tlsMinVersion(s.cfg.TLS.MinVersion, lc.TLSMinVersion)),
 		DMARCEnforce:    s.cfg.Auth.DMARCEnforce,
 		Observer:        s.observers().smtp,
 		Recipients:      s.addressing,

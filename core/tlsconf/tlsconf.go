@@ -1,7 +1,8 @@
 // Package tlsconf holds the server's TLS certificate: it loads the PEM files
 // named in [tls], reloads them on demand (SIGHUP) and when they change on
-// disk, and, when none are configured, generates a self-signed certificate
-// for the hostname once so that STARTTLS works out of the box.
+// disk, and, when none are configured, generates self-signed certificates
+// for the hostname once (an ECDSA and an RSA one, each client getting one it
+// supports) so that STARTTLS works out of the box.
 package tlsconf
 
 import (
@@ -36,7 +37,8 @@ type Store struct {
 	opts     Options
 	log      *slog.Logger
 	cur      atomic.Pointer[tls.Certificate]
-	mu       sync.Mutex // serialises Reload and the stamps
+	rsa      atomic.Pointer[tls.Certificate] // the self-signed RSA certificate
+	mu       sync.Mutex                      // serialises Reload and the stamps
 	stamp    [2]fileStamp
 	selfSign bool
 }
@@ -60,6 +62,9 @@ func stampOf(path string) fileStamp {
 const (
 	SelfSignedCert = "cert.pem"
 	SelfSignedKey  = "key.pem"
+	// The RSA certificate served beside the ECDSA one.
+	SelfSignedRSACert = "cert-rsa.pem"
+	SelfSignedRSAKey  = "key-rsa.pem"
 )
 
 // New loads the configured certificate, or generates (or reuses) the
@@ -77,10 +82,15 @@ func New(opts Options) (*Store, error) {
 		s.selfSign = true
 		s.opts.CertFile = filepath.Join(opts.Dir, SelfSignedCert)
 		s.opts.KeyFile = filepath.Join(opts.Dir, SelfSignedKey)
-		generated, err := ensureSelfSigned(s.opts.CertFile, s.opts.KeyFile, opts.Hostname, time.Now())
+		generated, err := ensureSelfSigned(s.opts.CertFile, s.opts.KeyFile, opts.Hostname, time.Now(), GenerateSelfSigned)
 		if err != nil {
 			return nil, fmt.Errorf("tlsconf: self-signed certificate in %s: %w", opts.Dir, err)
 		}
+		genRSA, err := ensureSelfSigned(filepath.Join(opts.Dir, SelfSignedRSACert), filepath.Join(opts.Dir, SelfSignedRSAKey), opts.Hostname, time.Now(), GenerateSelfSignedRSA)
+		if err != nil {
+			return nil, fmt.Errorf("tlsconf: self-signed RSA certificate in %s: %w", opts.Dir, err)
+		}
+		generated = generated || genRSA
 		if generated {
 			s.log.Warn("tls: no [tls] cert configured; generated a self-signed certificate",
 				"hostname", opts.Hostname, "cert", s.opts.CertFile)
@@ -114,6 +124,13 @@ func (s *Store) reloadLocked() error {
 	if err != nil {
 		return fmt.Errorf("tlsconf: loading [tls] cert %s and key %s: %w; fix the files (the previous certificate stays in use)",
 			s.opts.CertFile, s.opts.KeyFile, err)
+	}
+	if s.selfSign {
+		rsaCert, err := tls.LoadX509KeyPair(filepath.Join(s.opts.Dir, SelfSignedRSACert), filepath.Join(s.opts.Dir, SelfSignedRSAKey))
+		if err != nil {
+			return fmt.Errorf("tlsconf: loading the self-signed RSA certificate in %s: %w", s.opts.Dir, err)
+		}
+		s.rsa.Store(&rsaCert)
 	}
 	old := s.cur.Swap(&cert)
 	if old != nil {
@@ -153,16 +170,44 @@ func (s *Store) Watch(ctx context.Context, interval time.Duration) {
 func (s *Store) Certificate() *tls.Certificate { return s.cur.Load() }
 
 // GetCertificate is a tls.Config.GetCertificate returning the current
-// certificate.
-func (s *Store) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return s.cur.Load(), nil
+// certificate, or the self-signed RSA one to a client that cannot use it
+// (one offering only RSA-authenticated cipher suites or signatures).
+func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cur := s.cur.Load()
+	if r := s.rsa.Load(); r != nil && hello != nil && hello.SupportsCertificate(cur) != nil && hello.SupportsCertificate(r) == nil {
+		return r, nil
+	}
+	return cur, nil
 }
 
 // Config returns a server tls.Config (TLS 1.2 minimum) that always serves
 // the current certificate.
-func (s *Store) Config() *tls.Config {
+func (s *Store) Config() *tls.Config { return s.ConfigMin(tls.VersionTLS12) }
+
+// ConfigMin is Config with min as the lowest protocol version.
+func (s *Store) ConfigMin(min uint16) *tls.Config {
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
+		MinVersion:     min,
 		GetCertificate: s.GetCertificate,
 	}
+}
+
+// Versions are the names [tls] min_version takes.
+var Versions = map[string]uint16{
+	"1.0": tls.VersionTLS10,
+	"1.1": tls.VersionTLS11,
+	"1.2": tls.VersionTLS12,
+	"1.3": tls.VersionTLS13,
+}
+
+// ParseVersion returns the protocol version named v ("1.0" to "1.3"; ""
+// is the default, 1.2).
+func ParseVersion(v string) (uint16, error) {
+	if v == "" {
+		return tls.VersionTLS12, nil
+	}
+	if n, ok := Versions[v]; ok {
+		return n, nil
+	}
+	return 0, fmt.Errorf("TLS version %q: want \"1.0\", \"1.1\", \"1.2\" or \"1.3\"", v)
 }

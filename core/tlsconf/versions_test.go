@@ -1,0 +1,65 @@
+package tlsconf
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"path/filepath"
+	"testing"
+)
+
+// TestSelfSignedServesRSAAndECDSA: the self-signed default is a pair, and
+// a TLS 1.2 client offering only RSA-authenticated suites completes the
+// handshake with the RSA certificate while a modern one gets ECDSA.
+func TestSelfSignedServesRSAAndECDSA(t *testing.T) {
+	s, err := New(Options{Dir: filepath.Join(t.TempDir(), "tls"), Hostname: "mx.example.com", Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  *tls.Config
+		want x509.PublicKeyAlgorithm
+	}{
+		{"RSA only", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}}, x509.RSA},
+		{"TLS 1.3", &tls.Config{}, x509.ECDSA},
+		{"ECDSA suites", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}, x509.ECDSA},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, sc := net.Pipe()
+			defer cc.Close()
+			defer sc.Close()
+			srv := tls.Server(sc, s.Config())
+			go srv.Handshake()
+			tc.cfg.InsecureSkipVerify = true
+			cl := tls.Client(cc, tc.cfg)
+			if err := cl.Handshake(); err != nil {
+				t.Fatalf("handshake: %v", err)
+			}
+			if got := cl.ConnectionState().PeerCertificates[0].PublicKeyAlgorithm; got != tc.want {
+				t.Errorf("served %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint16
+		ok   bool
+	}{
+		{"", tls.VersionTLS12, true},
+		{"1.0", tls.VersionTLS10, true},
+		{"1.1", tls.VersionTLS11, true},
+		{"1.2", tls.VersionTLS12, true},
+		{"1.3", tls.VersionTLS13, true},
+		{"TLS1.0", 0, false},
+		{"1.4", 0, false},
+	} {
+		got, err := ParseVersion(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("ParseVersion(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
