@@ -99,10 +99,12 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	}
 	now := c.Now()
 	var done []slider
-	counted := map[string]bool{} // two limits sharing key and window share a counter
+	// counted is the current bucket's count after our increment, by key:
+	// two limits sharing key and window share a counter.
+	counted := map[string]int64{}
 	undo := func() {
 		for _, s := range done {
-			if err := s.incr(c, -1); err != nil {
+			if _, err := s.incr(c, -1); err != nil {
 				c.Error("ratelimit: taking back a count: %v", err)
 			}
 		}
@@ -116,12 +118,15 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		if s.max() == 0 {
 			continue
 		}
-		if k := s.key(s.idx); !counted[k] {
-			if err := s.incr(c, 1); err != nil {
+		k := s.key(s.idx)
+		mine, ok := counted[k]
+		if !ok {
+			n, err := s.incr(c, 1)
+			if err != nil {
 				c.Error("ratelimit: %v; not limiting", err)
 				continue
 			}
-			counted[k] = true
+			mine, counted[k] = n, n
 			done = append(done, s)
 		}
 		counts, err := s.counts(c)
@@ -129,6 +134,12 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 			c.Error("ratelimit: %v; not limiting", err)
 			continue
 		}
+		// The current bucket counts as the increment returned it: this
+		// event's place in the bucket, which the store's atomic increment
+		// gives each concurrent event once, on every node sharing it. A
+		// fresh read would also see increments made after ours, some of
+		// them about to be taken back, and refuse events that fit.
+		counts[subWindows-1] = mine
 		if sum(counts) > s.max() {
 			undo()
 			return exceeded(c, s, sum(counts)-1, s.retryAfter(counts))

@@ -118,12 +118,13 @@ func (s slider) counts(c *sdk.Ctx) ([subWindows]int64, error) {
 	return out, nil
 }
 
-// incr adds delta to the current bucket.
-func (s slider) incr(c *sdk.Ctx, delta int64) error {
-	if _, err := c.KVIncr(s.key(s.idx), delta, s.ttl()); err != nil {
-		return fmt.Errorf("counting %s: %w", s.key(s.idx), err)
+// incr adds delta to the current bucket and returns its new count.
+func (s slider) incr(c *sdk.Ctx, delta int64) (int64, error) {
+	n, err := c.KVIncr(s.key(s.idx), delta, s.ttl())
+	if err != nil {
+		return 0, fmt.Errorf("counting %s: %w", s.key(s.idx), err)
 	}
-	return nil
+	return n, nil
 }
 
 // retryAfter is how long until the window, counted as counts, has room for
