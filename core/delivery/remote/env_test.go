@@ -19,7 +19,7 @@ import (
 // the addresses the zone names ("192.0.2.1:25") to sinks on 127.0.0.1.
 // Unmapped addresses refuse connections.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	dns *dnstest.Server
 	res *sdns.Resolver
 
@@ -27,7 +27,7 @@ type env struct {
 	hosts map[string]string
 }
 
-func newEnv(t *testing.T, records ...string) *env {
+func newEnv(t testing.TB, records ...string) *env {
 	t.Helper()
 	srv := dnstest.Start(t, dnstest.Zone(records...))
 	res, err := sdns.New(sdns.Options{Servers: []string{srv.Addr}, CacheSize: -1, Timeout: 500 * time.Millisecond, Attempts: 1})

@@ -24,10 +24,13 @@ import (
 
 // sinkOptions shape a sink's behaviour.
 type sinkOptions struct {
-	tls      bool  // offer STARTTLS with a self-signed certificate
-	smtputf8 bool  // offer SMTPUTF8
-	no8bit   bool  // do not offer 8BITMIME (go-smtp always does: it is cut from the reply)
-	maxSize  int64 // announce SIZE
+	tls      bool // offer STARTTLS with a self-signed certificate
+	smtputf8 bool // offer SMTPUTF8
+	no8bit   bool // do not offer 8BITMIME (go-smtp always does: it is cut from the reply)
+	// delay is waited before each reply is written, as a network round
+	// trip would (benchmarks).
+	delay   time.Duration
+	maxSize int64 // announce SIZE
 	// user and pass, when set, offer AUTH PLAIN and require it for MAIL.
 	user, pass string
 	// replies scripts RCPT replies per recipient, one per RCPT in turn; a
@@ -66,7 +69,7 @@ type sink struct {
 	replies map[string][]*smtp.SMTPError
 }
 
-func startSink(t *testing.T, o sinkOptions) *sink {
+func startSink(t testing.TB, o sinkOptions) *sink {
 	t.Helper()
 	s := &sink{o: o, replies: make(map[string][]*smtp.SMTPError), cmds: make(map[string]int)}
 	for k, v := range o.replies {
@@ -179,6 +182,9 @@ func (c *countedConn) Read(p []byte) (int, error) {
 }
 
 func (c *countedConn) Write(p []byte) (int, error) {
+	if c.s.o.delay > 0 {
+		time.Sleep(c.s.o.delay)
+	}
 	if c.s.o.no8bit && bytes.Contains(p, []byte("250-8BITMIME\r\n")) {
 		_, err := c.Conn.Write(bytes.Replace(p, []byte("250-8BITMIME\r\n"), nil, 1))
 		return len(p), err
@@ -300,7 +306,7 @@ func startRefuser(t *testing.T) string {
 }
 
 // selfSigned makes a certificate for the sink.
-func selfSigned(t *testing.T) tls.Certificate {
+func selfSigned(t testing.TB) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
