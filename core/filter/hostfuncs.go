@@ -268,6 +268,12 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 			fn(in, s)
 		}), valTypes(f.Params), valTypes(f.Results)).Export(f.Name)
 	}
+	// The guests' deadline check (instrument), not a pluginapi function.
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, _ []uint64) {
+		if in := instanceOf(ctx); in != nil {
+			in.tick()
+		}
+	}), nil, nil).Export(tickImport)
 	_, err := b.Instantiate(ctx)
 	return err
 }

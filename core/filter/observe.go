@@ -46,9 +46,9 @@ const (
 	// failing (see breaker): its failure policy answered the call
 	// without running it (time 0).
 	FailSuspended = "suspended"
-	// FailQuota: a log line or KV write of the plugin was refused by its
-	// quota (Quota). It is not a call: it is reported with
-	// pluginapi.HookInit and 0.
+	// FailQuota: a call of the plugin had a log line or KV write refused
+	// by its quota (Quota), reported once per call. It is not a failed
+	// call: it is reported with pluginapi.HookInit and 0.
 	FailQuota = "quota"
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,6 +270,31 @@ func (pl *pool) watch(now, closeBy int64) {
 		if s := in.start.Load(); s > 0 && (closing || now-s > in.limit.Load()) {
 			in.fire(s)
 		}
+	}
+}
+
+// yieldAfter is how long a call runs before its ticks yield the thread:
+// a call of a well-behaved plugin never does; one that runs longer shares
+// the CPUs with the other goroutines (sessions, other calls, the
+// watchdog) every fuelPeriod checks.
+const yieldAfter = time.Millisecond
+
+// tick is the guest's own check, every fuelPeriod checks (instrument): it
+// stops the running call once it is past its deadline (or the Host is
+// closing), else, once it has run for yieldAfter, yields the thread.
+func (in *instance) tick() {
+	s := in.start.Load()
+	if s <= 0 {
+		return // no call, or stopped already
+	}
+	h := in.p.h
+	now := h.nanotime()
+	if cb := h.closeBy.Load(); now-s > in.limit.Load() || cb > 0 && now >= cb {
+		in.fire(s)
+		return
+	}
+	if now-s > int64(yieldAfter) {
+		runtime.Gosched()
 	}
 }
 

@@ -23,7 +23,8 @@ type Quota struct {
 
 	log, kv byteBucket
 	refused atomic.Uint64
-	// onRefuse, when set, is told of each refusal (metrics).
+	// onRefuse, when set, is told of the first refusal of each call
+	// (metrics).
 	onRefuse func()
 	warned   atomic.Int64 // Unix ns of the last line saying so
 }
@@ -102,17 +103,21 @@ func (e *Env) allowKV(n int) bool {
 	return true
 }
 
-// refuse counts a refused write and says so in the log, once per call and
-// at most every quotaWarnEvery for the plugin.
+// refuse counts a refused write; the first of a call is reported to
+// onRefuse and said in the log, at most every quotaWarnEvery for the
+// plugin.
 func (e *Env) refuse(q *Quota, what, per string) {
 	q.refused.Add(1)
-	if q.onRefuse != nil {
-		q.onRefuse()
-	}
-	if e.quotaNoted || e.spec.Logger == nil {
+	if e.quotaNoted {
 		return
 	}
 	e.quotaNoted = true
+	if q.onRefuse != nil {
+		q.onRefuse()
+	}
+	if e.spec.Logger == nil {
+		return
+	}
 	now := time.Now().UnixNano()
 	if w := q.warned.Load(); now-w < int64(quotaWarnEvery) || !q.warned.CompareAndSwap(w, now) {
 		return

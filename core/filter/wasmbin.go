@@ -236,31 +236,38 @@ const fuelPeriod = 1 << 14
 // (wazero would stop unbounded recursion only at a 400 MB stack):
 //
 //	fuel -= 1
-//	if fuel <= 0 { fuel = fuelPeriod; memory.grow(0); if fuse { unreachable } }
+//	if fuel <= 0 { fuel = fuelPeriod; sluice.__tick(); if fuse { unreachable } }
 //
-// The watchdog sets fuse and zeroes fuel when a call is past its deadline.
-// memory.grow(0) exits to Go now and then: native code cannot be
-// preempted, and a guest that never left it would stall the Go runtime's
-// stop-the-world (and with it the watchdog). A module without a memory
-// gets an empty one for that. This costs a few instructions per check,
-// far less than wazero's WithCloseOnContextDone, which on v1.12 starts a
-// goroutine for every call (see RATIONALE.md).
+// The tick (a host function import added by withTick) exits to Go every
+// fuelPeriod checks: there the guest checks its own deadline and, once it
+// has run for a while, yields its thread (instance.tick), so that a call
+// is stopped at its deadline and other goroutines run even when more
+// guests loop than there are CPUs (the watchdog alone, a goroutine among
+// them, fired up to 100 ms late with eight looping guests on two CPUs).
+// Native code cannot be preempted, and a guest that never left it would
+// also stall the Go runtime's stop-the-world. The watchdog still sets fuse
+// and zeroes fuel, for a call past its deadline in a host function. This
+// costs a few instructions per check, far less than wazero's
+// WithCloseOnContextDone, which on v1.12 starts a goroutine for every call
+// (see RATIONALE.md).
 //
 // Every table gets a maximum of at most tableLimit elements (tableBound),
 // so that table.grow fails beyond it, and every table.grow first sets a
 // third exported global, grownExport, for the host to discard the
 // instance after the call. After every memory.grow and table.grow, a
 // result of -1 sets a fourth, oomExport (through a fifth global, not
-// exported, that holds the result):
+// exported, that holds the result), and zeroes the fuel, so that the next
+// check ticks:
 //
-//	r = grow(…); if r == -1 { oom = 1 }; r
+//	r = grow(…); fuel = 0; if r == -1 { oom = 1 }; r
 func instrument(secs []section, tableLimit uint32) ([]byte, error) {
+	secs, tick, err := withTick(secs)
+	if err != nil {
+		return nil, err
+	}
 	importedGlobals := uint32(0)
-	hasMemory := false
 	for _, s := range secs {
 		switch s.id {
-		case 5:
-			hasMemory = true
 		case 2:
 			r := &reader{b: s.body}
 			for n := r.u32(); n > 0 && r.err == nil; n-- {
@@ -274,7 +281,6 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 					r.limits()
 				case 2:
 					r.limits()
-					hasMemory = true
 				case 3:
 					r.byte()
 					r.byte()
@@ -308,6 +314,9 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 	gset := func(g uint32) []byte { return append([]byte{0x24}, uleb(g)...) }
 	setGrown := append([]byte{0x41, 0x01}, gset(grown)...) // i32.const 1, global.set grown
 	var afterGrow []byte
+	// A grow is work in Go (an allocation and a copy of the memory): the
+	// next check ticks, so that a loop of grows meets its deadline.
+	afterGrow = append(append(afterGrow, 0x41, 0x00), gset(fuel)...) // i32.const 0, global.set fuel
 	afterGrow = append(afterGrow, gset(growResult)...)
 	afterGrow = append(afterGrow, gget(growResult)...)
 	afterGrow = append(afterGrow, 0x41, 0x7f, 0x46, 0x04, 0x40)     // i32.const -1, i32.eq, if
@@ -321,7 +330,7 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 	check = append(check, gget(fuel)...)
 	check = append(check, 0x41, 0x00, 0x4c, 0x04, 0x40) // i32.const 0, i32.le_s, if
 	check = append(append(append(check, 0x41), sleb(fuelPeriod)...), gset(fuel)...)
-	check = append(check, 0x41, 0x00, 0x40, 0x00, 0x1a) // memory.grow(0), drop
+	check = append(append(check, 0x10), uleb(tick)...) // call tick
 	check = append(check, gget(fuse)...)
 	check = append(check, 0x04, 0x40, 0x00, 0x0b, 0x0b) // if unreachable end, end
 
@@ -333,10 +342,6 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 	}
 	haveGlobal, haveExport := false, false
 	for _, s := range secs {
-		if !hasMemory && sectionRank[s.id] > sectionRank[5] {
-			emit(5, []byte{0x01, 0x00, 0x00})
-			hasMemory = true
-		}
 		if !haveGlobal && sectionRank[s.id] > sectionRank[6] {
 			emit(6, append(uleb(nGlobals), newGlobals...))
 			haveGlobal = true
@@ -363,7 +368,7 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 			emit(7, append(append(uleb(n+nExports), s.body[r.pos:]...), newExports...))
 			haveExport = true
 		case 10:
-			body, err := instrumentCode(s.body, probes{check, setGrown, afterGrow})
+			body, err := instrumentCode(s.body, probes{check, setGrown, afterGrow, tick})
 			if err != nil {
 				return nil, err
 			}
@@ -371,9 +376,6 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 		default:
 			emit(s.id, s.body)
 		}
-	}
-	if !hasMemory {
-		emit(5, []byte{0x01, 0x00, 0x00})
 	}
 	if !haveGlobal {
 		emit(6, append(uleb(nGlobals), newGlobals...))
@@ -452,6 +454,9 @@ type probes struct {
 	// of every loop, setGrown before every table.grow, afterGrow after
 	// every memory.grow and table.grow.
 	check, setGrown, afterGrow []byte
+	// tick is tickImport's index: function indices from it on move up
+	// by one (withTick).
+	tick uint32
 }
 
 // instrumentCode rewrites the code section, inserting pr's probes.
@@ -490,6 +495,16 @@ func instrumentBody(body []byte, pr probes) ([]byte, error) {
 	for r.pos < len(r.b) && r.err == nil {
 		at := r.pos
 		op := r.byte()
+		if op == 0x10 || op == 0x12 || op == 0xd2 { // call, return_call, ref.func
+			imm := r.pos
+			f := r.u32()
+			if nf := shiftFunc(f, pr.tick); nf != f && r.err == nil {
+				out = append(out, body[last:imm]...)
+				out = append(out, uleb(nf)...)
+				last = r.pos
+			}
+			continue
+		}
 		grow := op == 0x40 // memory.grow
 		if op == 0xfc && r.err == nil {
 			if sub := (&reader{b: r.b, pos: r.pos}).u32(); sub == 15 { // table.grow

@@ -167,7 +167,7 @@ func New(opts Options) *Registry {
 		[]string{"plugin", "hook"})
 	r.reg.MustRegister(r.pluginSeconds)
 	r.pluginFailures = counter("sluice_plugin_failures_total",
-		"Plugin failures by plugin and kind (trap, timeout, memory, load; suspended: a call answered by the failure policy of a plugin suspended for failing; quota: a log line or KV write refused).", "plugin", "kind")
+		"Plugin failures by plugin and kind (trap, timeout, memory, load; suspended: a call answered by the failure policy of a plugin suspended for failing; quota: a call that had a log line or KV write refused by its quotas).", "plugin", "kind")
 	r.counters = newPluginCounters()
 	r.reg.MustRegister(r.counters)
 

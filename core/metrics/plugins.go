@@ -19,7 +19,8 @@ const (
 	FailMemory  = "memory"
 	FailLoad    = "load"
 	// FailSuspended counts calls a suspended plugin's failure policy
-	// answered; FailQuota log lines and KV writes its quotas refused.
+	// answered; FailQuota calls that had a log line or KV write refused
+	// by its quotas.
 	FailSuspended = "suspended"
 	FailQuota     = "quota"
 )
