@@ -224,6 +224,18 @@ type TLS struct {
 	// MinVersion is the oldest TLS version accepted ("1.0" to "1.3");
 	// a service's tls_min_version overrides it.
 	MinVersion string `toml:"min_version"`
+	// Extra are more certificates served beside Cert (an RSA one beside
+	// an ECDSA one): a client gets Cert if it supports it, else the first
+	// of these it does.
+	Extra []TLSPair `toml:"extra"`
+}
+
+// TLSPair is one more certificate: [[tls.extra]] cert and key.
+type TLSPair struct {
+	// Cert is a PEM certificate chain (path template with {data_dir}).
+	Cert string `toml:"cert"`
+	// Key is the PEM private key for Cert.
+	Key string `toml:"key"`
 }
 
 // Local configures local delivery.

@@ -175,7 +175,7 @@ func TestDefault(t *testing.T) {
 		Admin:   Admin{Socket: "./sluice-data/admin.sock", SocketMode: 0o600},
 		Plugins: Plugins{Dir: "./sluice-data/plugins", CacheDir: "./sluice-data/plugin-cache"},
 		Spam:    Spam{AddHeader: 5, Quarantine: 10, Reject: 15},
-		TLS:     TLS{MinVersion: "1.2"},
+		TLS:     TLS{MinVersion: "1.2", Extra: []TLSPair{}},
 		DNS:     DNS{Servers: []string{}, Timeout: Duration(2 * time.Second)},
 		Delivery: Delivery{
 			Port: 25, MaxConnections: 100, MaxPerDestination: 20,

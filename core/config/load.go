@@ -102,6 +102,10 @@ func (c *Config) normalize() {
 	}
 	c.TLS.Cert = c.Path(c.TLS.Cert)
 	c.TLS.Key = c.Path(c.TLS.Key)
+	for i := range c.TLS.Extra {
+		c.TLS.Extra[i].Cert = c.Path(c.TLS.Extra[i].Cert)
+		c.TLS.Extra[i].Key = c.Path(c.TLS.Extra[i].Key)
+	}
 	c.Submission.UsersFile = c.Path(c.Submission.UsersFile)
 	c.HTTP.UsersFile = c.Path(c.HTTP.UsersFile)
 	c.Addressing.normalize(c)

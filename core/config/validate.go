@@ -66,6 +66,14 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 		}
 		ck.bad(set, "is set but %s is empty; set both, or leave both empty for a self-signed certificate", empty)
 	}
+	for i, x := range c.TLS.Extra {
+		switch {
+		case c.TLS.Cert == "":
+			ck.bad(fmt.Sprintf("tls.extra[%d]", i), "needs tls.cert and tls.key set: extra certificates are served beside a configured one")
+		case x.Cert == "" || x.Key == "":
+			ck.bad(fmt.Sprintf("tls.extra[%d]", i), "needs both cert and key")
+		}
+	}
 	ck.oneOf("tls.min_version", c.TLS.MinVersion, "", "1.0", "1.1", "1.2", "1.3")
 	ck.oneOf("smtp.tls_min_version", c.SMTP.TLSMinVersion, "", "1.0", "1.1", "1.2", "1.3")
 	ck.oneOf("submission.tls_min_version", c.Submission.TLSMinVersion, "", "1.0", "1.1", "1.2", "1.3")

@@ -171,8 +171,8 @@ func (b *reloadBuild) build(ctx context.Context) error {
 			return fmt.Errorf("submission.users_file: %w", err)
 		}
 	}
-	if nc.TLS != oc.TLS {
-		if n.tls, err = tlsconf.New(tlsconf.Options{CertFile: nc.TLS.Cert, KeyFile: nc.TLS.Key,
+	if !reflect.DeepEqual(nc.TLS, oc.TLS) {
+		if n.tls, err = tlsconf.New(tlsconf.Options{CertFile: nc.TLS.Cert, KeyFile: nc.TLS.Key, Extra: tlsExtra(nc.TLS),
 			Dir: filepath.Join(nc.DataDir, "tls"), Hostname: nc.Hostname, Logger: n.log}); err != nil {
 			return fmt.Errorf("[tls]: %w", err)
 		}

@@ -39,6 +39,7 @@ func (s *Server) listenAll() error {
 	s.tls, err = tlsconf.New(tlsconf.Options{
 		CertFile: cfg.TLS.Cert,
 		KeyFile:  cfg.TLS.Key,
+		Extra:    tlsExtra(cfg.TLS),
 		Dir:      filepath.Join(cfg.DataDir, "tls"),
 		Hostname: cfg.Hostname,
 		Logger:   s.log,
@@ -98,6 +99,15 @@ func (s *Server) serviceOptions(name string) smtpd.Options {
 	sub.RestrictSender = cfg.Submission.RestrictSender
 	sub.AuthLimits, sub.AuthKV = authLimits(cfg), s.authKV()
 	return sub
+}
+
+// tlsExtra are the [[tls.extra]] certificates.
+func tlsExtra(c config.TLS) []tlsconf.KeyPair {
+	var out []tlsconf.KeyPair
+	for _, x := range c.Extra {
+		out = append(out, tlsconf.KeyPair{CertFile: x.Cert, KeyFile: x.Key})
+	}
+	return out
 }
 
 // tlsMinVersion is a service's oldest TLS version: its own tls_min_version,

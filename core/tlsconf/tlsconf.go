@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,20 +27,28 @@ type Options struct {
 	// Dir holds the generated self-signed certificate (cert.pem, key.pem);
 	// used only when CertFile and KeyFile are empty.
 	Dir string
+	// Extra are more certificates served beside CertFile (an RSA one
+	// beside an ECDSA one, say): each client gets CertFile if it supports
+	// it, else the first of Extra it does. Ignored with a self-signed
+	// certificate, which has its RSA companion.
+	Extra []KeyPair
 	// Hostname is the name a generated certificate is made for.
 	Hostname string
 	// Logger receives reloads and reload failures; nil means slog.Default.
 	Logger *slog.Logger
 }
 
+// KeyPair names a PEM certificate chain and its key.
+type KeyPair struct{ CertFile, KeyFile string }
+
 // Store is the current certificate. It is safe for concurrent use.
 type Store struct {
 	opts     Options
 	log      *slog.Logger
 	cur      atomic.Pointer[tls.Certificate]
-	rsa      atomic.Pointer[tls.Certificate] // the self-signed RSA certificate
-	mu       sync.Mutex                      // serialises Reload and the stamps
-	stamp    [2]fileStamp
+	more     atomic.Pointer[[]*tls.Certificate] // Extra (or the self-signed RSA one)
+	mu       sync.Mutex                         // serialises Reload and the stamps
+	stamp    []fileStamp
 	selfSign bool
 }
 
@@ -91,6 +100,7 @@ func New(opts Options) (*Store, error) {
 			return nil, fmt.Errorf("tlsconf: self-signed RSA certificate in %s: %w", opts.Dir, err)
 		}
 		generated = generated || genRSA
+		s.opts.Extra = []KeyPair{{filepath.Join(opts.Dir, SelfSignedRSACert), filepath.Join(opts.Dir, SelfSignedRSAKey)}}
 		if generated {
 			s.log.Warn("tls: no [tls] cert configured; generated a self-signed certificate",
 				"hostname", opts.Hostname, "cert", s.opts.CertFile)
@@ -118,31 +128,42 @@ func (s *Store) Reload() error {
 	return s.reloadLocked()
 }
 
+// pairs are every certificate and key file, CertFile's first.
+func (s *Store) pairs() []KeyPair {
+	return append([]KeyPair{{s.opts.CertFile, s.opts.KeyFile}}, s.opts.Extra...)
+}
+
+// stamps identifies the current version of every file.
+func (s *Store) stamps() []fileStamp {
+	var st []fileStamp
+	for _, p := range s.pairs() {
+		st = append(st, stampOf(p.CertFile), stampOf(p.KeyFile))
+	}
+	return st
+}
+
 func (s *Store) reloadLocked() error {
-	s.stamp = [2]fileStamp{stampOf(s.opts.CertFile), stampOf(s.opts.KeyFile)}
-	cert, err := tls.LoadX509KeyPair(s.opts.CertFile, s.opts.KeyFile)
-	if err != nil {
-		return fmt.Errorf("tlsconf: loading [tls] cert %s and key %s: %w; fix the files (the previous certificate stays in use)",
-			s.opts.CertFile, s.opts.KeyFile, err)
-	}
-	if s.selfSign {
-		rsaCert, err := tls.LoadX509KeyPair(filepath.Join(s.opts.Dir, SelfSignedRSACert), filepath.Join(s.opts.Dir, SelfSignedRSAKey))
+	s.stamp = s.stamps()
+	var certs []*tls.Certificate
+	for _, p := range s.pairs() {
+		c, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
 		if err != nil {
-			return fmt.Errorf("tlsconf: loading the self-signed RSA certificate in %s: %w", s.opts.Dir, err)
+			return fmt.Errorf("tlsconf: loading [tls] cert %s and key %s: %w; fix the files (the previous certificate stays in use)",
+				p.CertFile, p.KeyFile, err)
 		}
-		s.rsa.Store(&rsaCert)
+		certs = append(certs, &c)
 	}
-	old := s.cur.Swap(&cert)
+	cert, more := certs[0], certs[1:]
+	s.more.Store(&more)
+	old := s.cur.Swap(cert)
 	if old != nil {
 		s.log.Info("tls: certificate reloaded", "cert", s.opts.CertFile, "not_after", cert.Leaf.NotAfter)
 	}
 	return nil
 }
 
-// changed reports whether either file differs from the last load.
-func (s *Store) changed() bool {
-	return stampOf(s.opts.CertFile) != s.stamp[0] || stampOf(s.opts.KeyFile) != s.stamp[1]
-}
+// changed reports whether any file differs from the last load.
+func (s *Store) changed() bool { return !slices.Equal(s.stamps(), s.stamp) }
 
 // Watch polls the files every interval and reloads them when they change,
 // until ctx is done. A failed reload is logged and retried at the next
@@ -170,12 +191,16 @@ func (s *Store) Watch(ctx context.Context, interval time.Duration) {
 func (s *Store) Certificate() *tls.Certificate { return s.cur.Load() }
 
 // GetCertificate is a tls.Config.GetCertificate returning the current
-// certificate, or the self-signed RSA one to a client that cannot use it
-// (one offering only RSA-authenticated cipher suites or signatures).
+// certificate, or to a client that cannot use it (one offering only
+// RSA-authenticated cipher suites, say) the first extra one it can.
 func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	cur := s.cur.Load()
-	if r := s.rsa.Load(); r != nil && hello != nil && hello.SupportsCertificate(cur) != nil && hello.SupportsCertificate(r) == nil {
-		return r, nil
+	if more := s.more.Load(); more != nil && hello != nil && hello.SupportsCertificate(cur) != nil {
+		for _, c := range *more {
+			if hello.SupportsCertificate(c) == nil {
+				return c, nil
+			}
+		}
 	}
 	return cur, nil
 }

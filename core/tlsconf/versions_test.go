@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestSelfSignedServesRSAAndECDSA: the self-signed default is a pair, and
@@ -61,5 +63,58 @@ func TestParseVersion(t *testing.T) {
 		if got != tc.want || (err == nil) != tc.ok {
 			t.Errorf("ParseVersion(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+// TestConfiguredExtraCertificate: a configured ECDSA certificate with an
+// RSA one in Extra serves each client one it supports, and a change to
+// the extra file is noticed by Watch's check.
+func TestConfiguredExtraCertificate(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, gen func(string, time.Time) ([]byte, []byte, error)) KeyPair {
+		c, k, err := gen("mx.example.com", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := KeyPair{filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")}
+		if err := os.WriteFile(p.CertFile, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p.KeyFile, k, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ec, rsa := write("ec", GenerateSelfSigned), write("rsa", GenerateSelfSignedRSA)
+	s, err := New(Options{CertFile: ec.CertFile, KeyFile: ec.KeyFile, Extra: []KeyPair{rsa}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		suite uint16
+		want  x509.PublicKeyAlgorithm
+	}{
+		{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, x509.RSA},
+		{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, x509.ECDSA},
+	} {
+		cc, sc := net.Pipe()
+		go tls.Server(sc, s.Config()).Handshake()
+		cl := tls.Client(cc, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tc.suite}})
+		if err := cl.Handshake(); err != nil {
+			t.Fatalf("suite %s: %v", tls.CipherSuiteName(tc.suite), err)
+		}
+		if got := cl.ConnectionState().PeerCertificates[0].PublicKeyAlgorithm; got != tc.want {
+			t.Errorf("suite %s: served %v, want %v", tls.CipherSuiteName(tc.suite), got, tc.want)
+		}
+		cc.Close()
+		sc.Close()
+	}
+	if s.changed() {
+		t.Error("changed() right after loading")
+	}
+	write("rsa", GenerateSelfSignedRSA)
+	os.Chtimes(rsa.CertFile, time.Now().Add(time.Hour), time.Now().Add(time.Hour))
+	if !s.changed() {
+		t.Error("a new extra certificate file is not noticed")
 	}
 }
