@@ -9,6 +9,11 @@ import "net/netip"
 type Config struct {
 	// Hostname names this server in the banner, HELO and Received headers.
 	Hostname string `toml:"hostname"`
+	// NodeID names this node among several sharing state ([kv]): in the
+	// metrics (sluice_node_info; "" means the machine's host name there)
+	// and, when set, in the Received: header's comment and on every log
+	// line.
+	NodeID string `toml:"node_id"`
 	// DataDir holds the queue database, local mailboxes and the admin socket.
 	DataDir string `toml:"data_dir"`
 	// LocalDomains are delivered locally; anyone may send mail to them.

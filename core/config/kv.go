@@ -50,8 +50,23 @@ const (
 	KVFailClosed = "fail_closed"
 )
 
+// nodeID checks node_id: a short name of letters, digits, '.', '-', '_'.
+func (ck *checker) nodeID(id string) {
+	if len(id) > 64 {
+		ck.bad("node_id", "is %d characters long; keep it to 64 or fewer, like \"mx2\"", len(id))
+		return
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			ck.bad("node_id", "%q has %q; use letters, digits, '.', '-' and '_', like \"mx2\"", id, r)
+			return
+		}
+	}
+}
+
 // kv checks [kv].
 func (ck *checker) kv(c *Config) {
+	ck.nodeID(c.NodeID)
 	k := &c.KV
 	switch k.Backend {
 	case KVBadger:

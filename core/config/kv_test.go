@@ -30,6 +30,8 @@ func TestKVConfig(t *testing.T) {
 		{"brace prefix", "[kv]\nbackend = \"redis\"\nprefix = \"a{b}\"\n", "kv.prefix:"},
 		{"zero timeout", "[kv]\nbackend = \"redis\"\ntimeout = \"0s\"\n", "cfg.toml:3: kv.timeout: must be longer than zero"},
 		{"long timeout", "[kv]\nbackend = \"redis\"\ntimeout = \"1m\"\n", "kv.timeout: 1m0s is longer"},
+		{"node id", "node_id = \"mx-2.a_b\"\n", ""},
+		{"bad node id", "node_id = \"mx 2\"\n", "cfg.toml:1: node_id: \"mx 2\" has ' '"},
 		{"bad on_error", "[kv]\nbackend = \"redis\"\non_error = \"ignore\"\n", "cfg.toml:3: kv.on_error: \"ignore\""},
 	}
 	for _, tt := range tests {

@@ -25,7 +25,7 @@ type Change struct {
 // the HTTP listener, and whether metrics are counted (the observers are
 // handed to the queue and the services at start), and where the shared
 // state lives (the store is opened once).
-var restartKeys = []string{"data_dir", "hostname", "admin.", "queue.", "http.", "metrics.", "kv."}
+var restartKeys = []string{"data_dir", "hostname", "node_id", "admin.", "queue.", "http.", "metrics.", "kv."}
 
 // NeedsRestart reports whether a running server cannot change key.
 func NeedsRestart(key string) bool {
@@ -70,7 +70,7 @@ func Reload(path string, cur *Config) (*Config, []Change, error) {
 		ch.Restart = NeedsRestart(ch.Key)
 		changes = append(changes, ch)
 	}
-	c.Hostname, c.Admin, c.Queue, c.HTTP, c.Metrics, c.KV = cur.Hostname, cur.Admin, cur.Queue, cur.HTTP, cur.Metrics, cur.KV
+	c.Hostname, c.NodeID, c.Admin, c.Queue, c.HTTP, c.Metrics, c.KV = cur.Hostname, cur.NodeID, cur.Admin, cur.Queue, cur.HTTP, cur.Metrics, cur.KV
 	return c, changes, nil
 }
 

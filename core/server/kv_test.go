@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +77,36 @@ func TestAuthThrottleTwoNodes(t *testing.T) {
 		if got := login(t, nodes[st.node], st.from, st.user, st.password); got != st.want {
 			t.Fatalf("step %d: node %d, %s from %s with %q: %d, want %d", i+1, st.node, st.user, st.from, st.password, got, st.want)
 		}
+	}
+}
+
+// TestNodeID: a configured node_id is in the Received: header's comment,
+// on the log lines and in sluice_node_info.
+func TestNodeID(t *testing.T) {
+	cfg := servertest.Config(t)
+	cfg.Auth = config.Auth{}
+	cfg.NodeID = "mx2"
+	s := servertest.Start(t, cfg)
+	servertest.MustSend(t, s.Addr, "someone@example.net", []string{"alice@localhost"},
+		servertest.Message("someone@example.net", "alice@localhost", "node", "hi\r\n"))
+	files := servertest.WaitFiles(t, s.Mailbox("alice", "localhost"), 1, 10*time.Second)
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "by localhost (Sluice node mx2) with ESMTP id ") {
+		t.Errorf("no node in the Received: header:\n%s", data)
+	}
+	if values, text := scrape(t, cfg); values[`sluice_node_info{node="mx2"}`] != 1 {
+		t.Errorf("no sluice_node_info{node=\"mx2\"} 1 in:\n%s", text)
+	}
+	tagged := false
+	for _, l := range s.Logs() {
+		if strings.Contains(l, "msg=delivered") || strings.Contains(l, "msg=queued") {
+			tagged = tagged || strings.Contains(l, " node=mx2")
+		}
+	}
+	if !tagged {
+		t.Errorf("no queued/delivered line with node=mx2 in:\n%s", strings.Join(s.Logs(), "\n"))
 	}
 }

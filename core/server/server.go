@@ -61,6 +61,10 @@ type Server struct {
 	// queue closes).
 	kv      filter.KV
 	kvClose func() error
+	// nodeID is node_id, or the machine's host name (for the metrics;
+	// the Received: comment and the log lines carry only a configured
+	// node_id).
+	nodeID string
 }
 
 // New opens the queue, binds every listener and the admin socket, and
@@ -72,7 +76,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	// A line logged with an SMTP session's context carries its ID, from
 	// whichever package logs it (core/logctx).
 	log = logctx.Logger(log)
-	s = &Server{cfg: cfg, log: log}
+	nodeID := cfg.NodeID
+	if nodeID != "" {
+		log = log.With("node", nodeID)
+	} else if h, err := os.Hostname(); err == nil {
+		nodeID = h
+	}
+	s = &Server{cfg: cfg, log: log, nodeID: nodeID}
 	s.sh = newShared(s)
 	for _, o := range opts {
 		o(s)
@@ -85,6 +95,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}()
 
 	s.metrics = newMetrics(cfg)
+	metrics.SetNode(s.metrics, s.nodeID)
 	s.queue, err = queue.Open(ctx, queue.Options{
 		Dir:          filepath.Join(cfg.DataDir, "queue"),
 		Hostname:     cfg.Hostname,

@@ -128,6 +128,7 @@ func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 	opts := smtpd.Options{
 		Name:            name,
 		Hostname:        s.cfg.Hostname,
+		NodeID:          s.cfg.NodeID,
 		Listener:        lc,
 		LocalDomains:    s.cfg.LocalDomains,
 		TrustedNetworks: s.cfg.TrustedNetworks,

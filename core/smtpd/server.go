@@ -40,6 +40,7 @@ type Enqueuer interface {
 type Options struct {
 	Name            string          // "smtp" or "submission", for logs
 	Hostname        string          // banner, Received
+	NodeID          string          // Received's comment ("Sluice node ID"); "" for none
 	Listener        config.Listener // limits and timeouts; zero values take the defaults below
 	LocalDomains    []string
 	TrustedNetworks []netip.Prefix

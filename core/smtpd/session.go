@@ -217,6 +217,7 @@ func (ss *session) Data(r io.Reader) (err error) {
 		ClientName: env.ClientRDNS,
 		ClientIP:   ss.info.ClientIP,
 		By:         ss.s.opts.Hostname,
+		Comment:    nodeComment(ss.s.opts.NodeID),
 		With:       mail.Protocol(env.SMTPUTF8, isTLS, ss.info.AuthUser != ""),
 		UTF8:       env.SMTPUTF8,
 		ID:         env.ID,
@@ -339,4 +340,13 @@ func (ss *session) readFailed(err error) error {
 func (ss *session) reject(stage string, reply *mail.Reply, attrs ...any) error {
 	ss.logReject(stage, reply, attrs...)
 	return smtpReply(reply)
+}
+
+// nodeComment is the Received: comment naming node id ("" keeps
+// "Sluice").
+func nodeComment(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "Sluice node " + id
 }
