@@ -15,7 +15,7 @@ import (
 
 // redisAuthNode runs a submission node like authThrottleServer's, its
 // shared state in the Redis at redis.
-func redisAuthNode(t *testing.T, redis string) string {
+func redisAuthNode(t *testing.T, redis, onError string) string {
 	t.Helper()
 	cfg := servertest.Config(t)
 	cfg.Auth = config.Auth{}
@@ -28,7 +28,7 @@ func redisAuthNode(t *testing.T, redis string) string {
 	cfg.Submission.AuthMaxUserFailures = 5
 	cfg.Submission.AuthMaxAddressFailures = 10
 	cfg.KV = config.KV{Backend: config.KVRedis, Redis: []string{redis}, Prefix: "auth2:",
-		Timeout: config.Duration(time.Second), OnError: config.KVFailOpen}
+		Timeout: config.Duration(time.Second), OnError: onError}
 	for user, pw := range map[string]string{"alice@localhost": "alice-pw", "bob@localhost": "bob-pw"} {
 		if err := users.Set(cfg.Submission.UsersFile, user, pw); err != nil {
 			t.Fatal(err)
@@ -57,7 +57,7 @@ func TestAuthThrottleTwoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rd.Stop)
-	nodes := []string{redisAuthNode(t, rd.Addr), redisAuthNode(t, rd.Addr)}
+	nodes := []string{redisAuthNode(t, rd.Addr, config.KVFailOpen), redisAuthNode(t, rd.Addr, config.KVFailOpen)}
 	steps := []struct {
 		node                 int
 		from, user, password string
@@ -108,5 +108,47 @@ func TestNodeID(t *testing.T) {
 	}
 	if !tagged {
 		t.Errorf("no queued/delivered line with node=mx2 in:\n%s", strings.Join(s.Logs(), "\n"))
+	}
+}
+
+// TestAuthThrottleRedisDown: with the throttle's Redis killed, fail_open
+// lets a right password in (not throttled) and fail_closed answers 454;
+// with Redis back, both log in again without a restart.
+func TestAuthThrottleRedisDown(t *testing.T) {
+	if !redistest.Available() {
+		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
+	}
+	for _, tc := range []struct {
+		onError  string
+		downCode int
+	}{
+		{config.KVFailOpen, 235},
+		{config.KVFailClosed, 454},
+	} {
+		t.Run(tc.onError, func(t *testing.T) {
+			rd, err := redistest.Start(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(rd.Stop)
+			addr := redisAuthNode(t, rd.Addr, tc.onError)
+			if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != 235 {
+				t.Fatalf("login with Redis up: %d, want 235", got)
+			}
+			rd.Stop()
+			if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != tc.downCode {
+				t.Fatalf("login with Redis down: %d, want %d", got, tc.downCode)
+			}
+			if err := rd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The first call may find a connection Redis's restart broke.
+			deadline := time.Now().Add(5 * time.Second)
+			for got := 0; got != 235; {
+				if got = login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != 235 && time.Now().After(deadline) {
+					t.Fatalf("login with Redis back: %d, want 235", got)
+				}
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -27,7 +28,10 @@ var (
 	errAuthMechanism   = mail.NewReply(504, "5.5.4", "Unrecognized authentication type, use PLAIN or LOGIN")
 	errAuthInvalid     = mail.NewReply(535, "5.7.8", "Authentication credentials invalid")
 	errAuthTooMany     = mail.NewReply(421, "4.7.0", "Too many failed logins, try again later")
-	errSenderNotOwned  = mail.NewReply(553, "5.7.1", "Sender address not owned by user")
+	// errAuthStore answers a login while a shared throttle store that
+	// fails closed ([kv] on_error) cannot be reached (RFC 4954's 454).
+	errAuthStore      = mail.NewReply(454, "4.7.0", "Temporary authentication failure, try again later")
+	errSenderNotOwned = mail.NewReply(553, "5.7.1", "Sender address not owned by user")
 )
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -85,6 +89,12 @@ func (ss *session) Auth(mech string) (_ sasl.Server, err error) {
 func (ss *session) login(mech, user, password string) error {
 	th := ss.s.authThrottle
 	kind, err := th.Blocked(ss.ctx, ss.info.ClientIP, user)
+	if errors.Is(err, filter.ErrAbortHook) {
+		// The shared store fails closed: no login it cannot count.
+		ss.s.opts.Observer.AuthAttempt(mech, "refused")
+		ss.log.Warn("auth refused: the throttle's store is unavailable", "ip", ss.info.ClientIP.String(), "user", user, "err", err)
+		return smtpReply(errAuthStore)
+	}
 	if err != nil {
 		ss.log.Warn("auth throttle: store failed, not throttling", "err", err)
 	}
