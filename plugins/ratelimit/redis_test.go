@@ -19,11 +19,17 @@ import (
 // shared state in the Redis at addr, under prefix.
 func redisNode(t *testing.T, addr, prefix, onError, toml string, now *testclock.Clock) *servertest.Server {
 	t.Helper()
+	return kvNode(t, config.KV{Backend: config.KVRedis, Redis: []string{addr}, Prefix: prefix,
+		Timeout: config.Duration(time.Second), OnError: onError}, toml, now)
+}
+
+// kvNode starts one Sluice node with the plugin under toml and [kv] kv.
+func kvNode(t *testing.T, kv config.KV, toml string, now *testclock.Clock) *servertest.Server {
+	t.Helper()
 	cfg := servertest.Config(t)
 	cfg.LocalDomains = []string{"localhost", "example.test"}
 	cfg.Auth.SPF, cfg.Auth.DKIMVerify, cfg.Auth.DMARC = false, false, false
-	cfg.KV = config.KV{Backend: config.KVRedis, Redis: []string{addr}, Prefix: prefix,
-		Timeout: config.Duration(time.Second), OnError: onError}
+	cfg.KV = kv
 	servertest.Install(t, cfg, "ratelimit", sdktest.Build(t, "."), toml)
 	return servertest.Start(t, cfg, server.WithPluginClock(now.Now))
 }
@@ -57,13 +63,29 @@ limits = [{key = "sender", window = "1m", messages = %d}]
 // exactly N accepted in total, and the next is refused on either node.
 func TestTwoNodesOneLimit(t *testing.T) {
 	rd := startRedis(t)
+	twoNodesOneLimit(t, config.KV{Backend: config.KVRedis, Redis: []string{rd.Addr}, Prefix: "two:",
+		Timeout: config.Duration(time.Second), OnError: config.KVFailOpen})
+}
+
+// TestTwoNodesOneLimitCluster: the same on a three-master Redis Cluster.
+func TestTwoNodesOneLimitCluster(t *testing.T) {
+	if testing.Short() || !redistest.Available() {
+		t.Skip("needs redis-server; slow")
+	}
+	c, err := redistest.StartCluster(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	twoNodesOneLimit(t, config.KV{Backend: config.KVRedis, Redis: c.Addrs, Cluster: true, Prefix: "two:",
+		Timeout: config.Duration(time.Second), OnError: config.KVFailOpen})
+}
+
+func twoNodesOneLimit(t *testing.T, kv config.KV) {
 	const n = 5
 	now := testclock.New(t0)
 	toml := fmt.Sprintf(senderLimit, "continue", n)
-	nodes := []*servertest.Server{
-		redisNode(t, rd.Addr, "two:", config.KVFailOpen, toml, now),
-		redisNode(t, rd.Addr, "two:", config.KVFailOpen, toml, now),
-	}
+	nodes := []*servertest.Server{kvNode(t, kv, toml, now), kvNode(t, kv, toml, now)}
 	if nodes[0].Addr == nodes[1].Addr {
 		t.Fatal("both nodes on one address")
 	}
