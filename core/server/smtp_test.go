@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/server"
 	"github.com/sluice-mta/sluice/core/servertest"
 )
@@ -62,6 +63,15 @@ func TestRelayDenied(t *testing.T) {
 // TestRelayTrusted: a client in trusted_networks may send anywhere.
 func TestRelayTrusted(t *testing.T) {
 	cfg := servertest.Config(t)
+	// remote.example goes to a closed port, so the message stays deferred
+	// in the queue to be looked at (an MX lookup could bounce it first).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	cfg.Delivery.Routes = append(cfg.Delivery.Routes, config.DeliveryRoute{Domain: "remote.example", Relay: closed})
 	s := start(t, cfg) // default trusted_networks include 127.0.0.0/8
 	id := servertest.MustSend(t, s.addr, "me@localhost", []string{"friend@remote.example"}, servertest.Message("me@localhost", "friend@remote.example", "out", "hi\r\n"))
 	m, err := s.srv.Queue().Get(context.Background(), id)
