@@ -30,7 +30,9 @@
 #   BENCH_SIZE      message size in bytes              (default 10240)
 #   BENCH_OUT       where outputs go                   (default /tmp/sluice-bench)
 #   BENCH_GO=0      skip the Go benchmarks
-#   BENCH_PLUGINS=0 skip the two runs with six plugins
+#   BENCH_PLUGINS=0 skip the runs with six plugins
+#   BENCH_REDIS=0   skip the two runs with six ratelimit plugins, their
+#                   state in Badger and in a local redis-server ([kv])
 #   BENCH_POSTFIX=0 skip the Postfix run
 #   BENCH_PERF=1    record a CPU profile of each sluice run with perf
 #                   (perf-TARGET.txt: the top functions)
@@ -218,7 +220,7 @@ mem_rows=()
 # 60-f and EXTRA appended to its configuration, runs the load, records the
 # process's memory after the last run and stops it.
 sluice_run() {
-	local target=$1 wasm=${2:-} toml=${3:-} extra=${4:-} data="$tmp/data-$1" n want=0 pid
+	local target=$1 wasm=${2:-} toml=${3:-} extra=${4:-} noheaders=${5:-} data="$tmp/data-$1" n want=0 pid
 	mkdir -p "$data/plugins"
 	if [ -n "$wasm" ]; then
 		for n in 10-a 20-b 30-c 40-d 50-e 60-f; do
@@ -306,7 +308,7 @@ EOF
 	say "$target: $delivered of $accepted accepted messages were in the Maildir when the load ended; VmHWM $hwm"
 	echo "$delivered of $accepted accepted messages were in the Maildir when the load ended" >"$out/$target-delivered.txt"
 	# The plugins ran: each of the six added its header to a delivered message.
-	if [ -n "$wasm" ]; then
+	if [ -n "$wasm" ] && [ -z "$noheaders" ]; then
 		local f hdr
 		f=$(find "$data/mail" -path '*/new/*' -type f -print -quit 2>/dev/null)
 		hdr=$(grep -c -E '^X-(Bench|Hello): ' "$f" 2>/dev/null || true)
@@ -327,6 +329,25 @@ if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
 			GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/hello.wasm" ./examples/hello; then
 			sluice_run sluice-6quiet "$tmp/benchplugin.wasm"
 			sluice_run sluice-6hello "$tmp/hello.wasm" examples/hello/hello.toml
+			# Six ratelimit plugins (each its own namespace, limits never
+			# reached, so every message makes all its KV operations) on
+			# Badger, then on a local Redis: the cost of shared state.
+			if [ "${BENCH_REDIS:-1}" != 0 ] && command -v redis-server >/dev/null 2>&1 &&
+				(cd plugins/ratelimit && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/ratelimit.wasm" .); then
+				printf '%s\n' 'grants = ["kv", "metrics"]' 'timeout = "1s"' '[config]' \
+					'limits = [{key = "ip", window = "1m", messages = 1000000000, recipients = 1000000000}, {key = "sender", window = "1h", messages = 1000000000}]' \
+					>"$tmp/ratelimit.toml"
+				sluice_run sluice-6ratelimit-badger "$tmp/ratelimit.wasm" "$tmp/ratelimit.toml" "" noheaders
+				free_port redis_port
+				redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+					--dir "$tmp" --logfile "$out/redis.log" &
+				redis_pid=$!
+				pids+=("$redis_pid")
+				wait_port "$redis_port" "$redis_pid" || say "redis-server did not start; see $out/redis.log"
+				sluice_run sluice-6ratelimit-redis "$tmp/ratelimit.wasm" "$tmp/ratelimit.toml" \
+					$'[kv]\nbackend = "redis"\nredis = ["127.0.0.1:'"$redis_port"$'"]\ntimeout = "1s"' noheaders
+				stop "$redis_pid" redis-server
+			fi
 			# Once more without plugins: the drift of the machine over the
 			# three runs, and a fairer base for the plugins' cost.
 			sluice_run sluice-again
