@@ -358,3 +358,35 @@ func TestRedisCluster(t *testing.T) {
 		t.Errorf("the keys sit on %d of 3 masters; want them spread by their hash tags", holding)
 	}
 }
+
+// TestRedisAuth: a server with an ACL user answers only a store that logs
+// in as it.
+func TestRedisAuth(t *testing.T) {
+	if redisSrv == nil {
+		t.Skip("redis-server not installed")
+	}
+	srv, err := redistest.Start(t.TempDir(), "--user", "default", "off", "--user", "sluice", "on", ">s3cret", "~*", "+@all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		user, password string
+		ok             bool
+	}{
+		{"sluice", "s3cret", true},
+		{"sluice", "wrong", false},
+		{"", "", false},
+	} {
+		r, err := NewRedis(RedisOptions{Addrs: []string{srv.Addr}, Username: tc.user, Password: tc.password, Prefix: "auth:", Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Incr(ctx, "n", 1, time.Minute)
+		r.Close()
+		if (err == nil) != tc.ok {
+			t.Errorf("user %q password %q: Incr error %v; want ok=%v", tc.user, tc.password, err, tc.ok)
+		}
+	}
+}

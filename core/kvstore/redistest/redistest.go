@@ -107,7 +107,7 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
-// ping sends PING in the inline protocol and expects +PONG.
+// ping sends PING in the inline protocol and expects +PONG (or -NOAUTH).
 func ping(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -122,7 +122,8 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
+	// A server that wants a login answers, too.
+	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
