@@ -166,10 +166,13 @@ func (r *Redis) done(ctx context.Context, op, key string, err error) error {
 }
 
 // isOutageReply reports error replies that mean the server cannot serve
-// now rather than that the operation is wrong.
+// this store now, rather than that the operation is wrong: it is loading,
+// failing over or busy, or it refuses the store's login or its ACL
+// forbids the commands (a configuration mistake, which must not pass for
+// a working store).
 func isOutageReply(err redis.Error) bool {
 	msg := err.Error()
-	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY"} {
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "WRONGPASS", "NOAUTH", "NOPERM"} {
 		if len(msg) >= len(p) && msg[:len(p)] == p {
 			return true
 		}

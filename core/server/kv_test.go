@@ -15,7 +15,7 @@ import (
 
 // redisAuthNode runs a submission node like authThrottleServer's, its
 // shared state in the Redis at redis.
-func redisAuthNode(t *testing.T, redis, onError string) string {
+func redisAuthNode(t *testing.T, redis, onError string, adjust ...func(*config.Config)) string {
 	t.Helper()
 	cfg := servertest.Config(t)
 	cfg.Auth = config.Auth{}
@@ -33,6 +33,9 @@ func redisAuthNode(t *testing.T, redis, onError string) string {
 		if err := users.Set(cfg.Submission.UsersFile, user, pw); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, f := range adjust {
+		f(cfg)
 	}
 	s := servertest.Start(t, cfg)
 	for _, svc := range s.Services() {
@@ -150,5 +153,37 @@ func TestAuthThrottleRedisDown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKVPasswordFile: [kv] username and password_file log in to a Redis
+// with an ACL user; a wrong password is an unreachable store (fail_closed:
+// 454).
+func TestKVPasswordFile(t *testing.T) {
+	if !redistest.Available() {
+		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
+	}
+	rd, err := redistest.Start(t.TempDir(), "--user", "default", "off", "--user", "sluice", "on", ">s3cret", "~*", "+@all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rd.Stop)
+	for _, tc := range []struct {
+		password string
+		want     int
+	}{
+		{"s3cret\n", 235},
+		{"wrong\n", 454},
+	} {
+		pw := t.TempDir() + "/redis.pw"
+		if err := os.WriteFile(pw, []byte(tc.password), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		addr := redisAuthNode(t, rd.Addr, config.KVFailClosed, func(c *config.Config) {
+			c.KV.Username, c.KV.PasswordFile = "sluice", pw
+		})
+		if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != tc.want {
+			t.Errorf("password %q: login %d, want %d", tc.password, got, tc.want)
+		}
 	}
 }
