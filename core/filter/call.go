@@ -43,8 +43,8 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 		p.observeFailure(hook, notRunKind(err), p.h.nanotime()-t0)
 		return p.notRun(ctx, hook, txn, err.Error())
 	}
-	left := time.Duration(deadline - p.h.nanotime())
-	if left <= 0 {
+	start := p.h.nanotime()
+	if start >= deadline {
 		p.pool.put(in)
 		p.stats.observe(p.h.nanotime() - t0)
 		p.observeFailure(hook, FailTimeout, p.h.nanotime()-t0)
@@ -53,11 +53,12 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	in.parent = ctx
 	in.env = Env{ctx: ctx, hook: hook, txn: txn, spec: &p.spec, deadline: p.h.base.Add(time.Duration(deadline))}
 	in.stack[0] = uint64(uint32(hook))
-	err, killed := in.guarded(in.onHook, in.stack[:], left)
+	err, killed := in.run(in.onHook, in.stack[:], start, deadline-start)
 	t1 := p.h.nanotime()
 	p.stats.observe(t1 - t0)
 	v := pluginapi.Verdict(int32(uint32(in.stack[0])))
 	reply := in.env.reply
+	in.env.release()
 	in.env = Env{}
 	in.parent = nil
 	switch {

@@ -76,8 +76,9 @@ type Env struct {
 	txn  *Txn
 	spec *EnvSpec
 	// deadline is the call's (zero: none): host functions that can block
-	// end at it.
+	// end at it, given cctx (set up at its first use).
 	deadline time.Time
+	cctx     *callContext
 	// What the call wrote so far, against EnvSpec.Quota; quotaNoted once
 	// a refusal was logged.
 	logLines, logBytes, kvBytes int
@@ -98,16 +99,29 @@ func NewEnv(ctx context.Context, hook pluginapi.Hook, txn *Txn, spec *EnvSpec) *
 }
 
 // blockingCtx returns the context for a host call that can block: the
-// call's, ending at its deadline. ok is false once the deadline has passed.
+// call's, ending at its deadline (cancel does nothing: the call's end
+// releases it). ok is false once the deadline has passed.
 func (e *Env) blockingCtx() (ctx context.Context, cancel context.CancelFunc, ok bool) {
 	if e.deadline.IsZero() {
-		return e.ctx, func() {}, true
+		return e.ctx, nop, true
 	}
 	if !time.Now().Before(e.deadline) {
 		return nil, nil, false
 	}
-	ctx, cancel = context.WithDeadline(e.ctx, e.deadline)
-	return ctx, cancel, true
+	if e.cctx == nil {
+		// On the heap: a timer Done started may fire after the call.
+		e.cctx = &callContext{Context: e.ctx, deadline: e.deadline}
+	}
+	return e.cctx, nop, true
+}
+
+func nop() {}
+
+// release ends what the call's blocking host calls started.
+func (e *Env) release() {
+	if e.cctx != nil {
+		e.cctx.release()
+	}
 }
 
 // Reply returns the reply set by SetReply, or nil.

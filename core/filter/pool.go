@@ -80,9 +80,14 @@ func (in *instance) Value(key any) any {
 
 // guarded calls fn with the watchdog armed for limit.
 func (in *instance) guarded(fn api.Function, stack []uint64, limit time.Duration) (err error, killed bool) {
+	return in.run(fn, stack, in.p.h.nanotime(), int64(limit))
+}
+
+// run calls fn, started at t0 (host clock, taken just before), with the
+// watchdog and the guest's ticks armed for limit ns.
+func (in *instance) run(fn api.Function, stack []uint64, t0, limit int64) (err error, killed bool) {
 	h := in.p.h
-	in.limit.Store(int64(limit))
-	t0 := h.nanotime()
+	in.limit.Store(limit)
 	in.start.Store(t0)
 	if h.killAll.Load() {
 		in.fire(t0) // the Host is closing and its watchdog may be gone
