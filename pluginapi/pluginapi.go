@@ -209,9 +209,11 @@ const (
 	// StatusWrongStage: the call is not available at this hook (e.g. a
 	// header edit at rcpt).
 	StatusWrongStage Status = -4
-	// StatusTempFail: a temporary failure (DNS timeout, store busy).
+	// StatusTempFail: a temporary failure (DNS timeout, store busy), or
+	// the call's deadline reached in a DNS or KV call.
 	StatusTempFail Status = -5
-	// StatusTooLarge: a value over the host's limit for it.
+	// StatusTooLarge: a value over the host's limit for it (too many notes
+	// or recipients), or over a quota of the plugin (log or KV bytes).
 	StatusTooLarge Status = -6
 )
 
