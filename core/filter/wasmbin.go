@@ -44,16 +44,6 @@ type binInfo struct {
 	dataBytes uint64 // the bytes of every data segment
 }
 
-// tableBound is the maximum size instrument gives a table: its declared
-// maximum, but at most limit elements. wazero lets a table without a
-// maximum grow to 2^32-1 elements in one uninterruptible table.grow.
-func tableBound(hasMax bool, declared, limit uint32) uint32 {
-	if hasMax && declared < limit {
-		return declared
-	}
-	return limit
-}
-
 // wasmImport is one entry of the import section.
 type wasmImport struct {
 	module, name string
@@ -382,37 +372,6 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 	}
 	if !haveExport {
 		emit(7, append(uleb(nExports), newExports...))
-	}
-	return out, nil
-}
-
-// boundTables rewrites the table section so that every table has a
-// maximum of at most limit elements (tableBound). inspectBinary has
-// refused a table whose minimum is over the limit.
-func boundTables(sec []byte, limit uint32) ([]byte, error) {
-	r := &reader{b: sec}
-	n := r.u32()
-	out := uleb(n)
-	for ; n > 0 && r.err == nil; n-- {
-		ref := r.byte()
-		if ref == 0x40 {
-			return nil, errors.New("table section: tables with an initializer expression are not supported")
-		}
-		flags := r.byte()
-		tmin := r.u32()
-		var tmax uint32
-		if flags&1 != 0 {
-			tmax = r.u32()
-		}
-		if tmin > limit {
-			return nil, fmt.Errorf("declares a table of at least %d elements, over the limit of %d", tmin, limit)
-		}
-		out = append(out, ref, flags|1)
-		out = append(out, uleb(tmin)...)
-		out = append(out, uleb(tableBound(flags&1 != 0, tmax, limit))...)
-	}
-	if r.err != nil {
-		return nil, fmt.Errorf("table section: %w", r.err)
 	}
 	return out, nil
 }

@@ -1,6 +1,9 @@
 package filter
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // maxLocals bounds the locals one function declares (what browsers allow).
 const maxLocals = 50000
@@ -136,4 +139,45 @@ func checkNameSection(r *reader) {
 			r.fail(sub.err)
 		}
 	}
+}
+
+// tableBound is the maximum size instrument gives a table: its declared
+// maximum, but at most limit elements. wazero lets a table without a
+// maximum grow to 2^32-1 elements in one uninterruptible table.grow.
+func tableBound(hasMax bool, declared, limit uint32) uint32 {
+	if hasMax && declared < limit {
+		return declared
+	}
+	return limit
+}
+
+// boundTables rewrites the table section so that every table has a
+// maximum of at most limit elements (tableBound). inspectBinary has
+// refused a table whose minimum is over the limit.
+func boundTables(sec []byte, limit uint32) ([]byte, error) {
+	r := &reader{b: sec}
+	n := r.u32()
+	out := uleb(n)
+	for ; n > 0 && r.err == nil; n-- {
+		ref := r.byte()
+		if ref == 0x40 {
+			return nil, errors.New("table section: tables with an initializer expression are not supported")
+		}
+		flags := r.byte()
+		tmin := r.u32()
+		var tmax uint32
+		if flags&1 != 0 {
+			tmax = r.u32()
+		}
+		if tmin > limit {
+			return nil, fmt.Errorf("declares a table of at least %d elements, over the limit of %d", tmin, limit)
+		}
+		out = append(out, ref, flags|1)
+		out = append(out, uleb(tmin)...)
+		out = append(out, uleb(tableBound(flags&1 != 0, tmax, limit))...)
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("table section: %w", r.err)
+	}
+	return out, nil
 }
