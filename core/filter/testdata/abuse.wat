@@ -10,7 +10,9 @@
 ;;   verd  the verdict 99              code  set_reply(250) (must fail), then
 ;;                                           tempfail with set_reply(421)
 ;;   inje  CR/LF in every host call that takes text, at mail, rcpt and
-;;         data: it rejects (554 "injection accepted") if any call took it
+;;         data, and a recipient added at a domain not ours for a client
+;;         that may not relay: it rejects (554 "injection accepted") if
+;;         any call took one
 (module
   (import "sluice" "get_prop" (func $get_prop (param i32 i32 i32) (result i32)))
   (import "sluice" "set_reply" (func $set_reply (param i32 i32 i32 i32 i32) (result i32)))
@@ -37,6 +39,7 @@
   (data (i32.const 192) "sym\r\nX")
   (data (i32.const 200) "X-Bad\r\nName")
   (data (i32.const 224) "key-")
+  (data (i32.const 288) "x@remote.example")
   (func (export "sluice_abi_version") (result i32) (i32.const 1))
   (func (export "sluice_hooks") (result i32) (i32.const 63))
 
@@ -70,6 +73,8 @@
         (if (i32.eq (local.get $h) (i32.const 3))
           (then
             (call $check (call $add_rcpt (i32.const 80) (i32.const 41)))
+            ;; well formed, but not ours, and the client may not relay
+            (call $check (call $add_rcpt (i32.const 288) (i32.const 16)))
             (call $check (call $rewrite_rcpt (i32.const 80) (i32.const 14) (i32.const 80) (i32.const 41)))))
         (if (i32.eq (local.get $h) (i32.const 4))
           (then
