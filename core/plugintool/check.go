@@ -35,7 +35,7 @@ func Check(ctx context.Context, w io.Writer, path string, opts CheckOptions) err
 		offline = &offlineResolver{sink: sink}
 		res = offline
 	}
-	info, err := filter.CheckWith(ctx, path, filter.CheckOptions{Config: opts.Config, KV: newMemKV(), Resolver: res,
+	info, err := filter.CheckWith(ctx, path, filter.CheckOptions{Config: opts.Config, KV: filter.NewMemKV(nil), Resolver: res,
 		Metrics: sink, Logger: slog.New(sink)})
 	if err != nil {
 		if offline != nil && offline.used.Load() {

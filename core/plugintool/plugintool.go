@@ -97,7 +97,7 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	sink := &logSink{LogLines: filter.LogLines{WithValues: true}}
 	kv := opts.KV
 	if kv == nil {
-		kv = newMemKV()
+		kv = filter.NewMemKV(opts.Now)
 	}
 	res := opts.Resolver
 	if res == nil {

@@ -92,7 +92,7 @@ type AuthThrottle struct {
 // l.LimitTrusted.
 func NewAuthThrottle(kv filter.KV, l AuthLimits, trusted []netip.Prefix) *AuthThrottle {
 	if kv == nil {
-		kv = newMemKV()
+		kv = filter.NewMemKV(nil)
 	}
 	if l.Delay == 0 {
 		l.Delay = DefaultAuthDelay

@@ -6,14 +6,15 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/filter"
 )
 
 func TestAuthThrottleCounts(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	kv := newMemKV()
-	kv.now = clock
+	kv := filter.NewMemKV(clock)
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	a := NewAuthThrottle(kv, AuthLimits{Delay: time.Second, MaxDelay: 5 * time.Second,
 		MaxFailures: 4, MaxUserFailures: 6, MaxAddressFailures: 8, Window: time.Minute}, trusted)
