@@ -251,14 +251,7 @@ func (s *Server) Shutdown(ctx context.Context) (Drained, error) {
 		f.mu.Unlock()
 		return Drained{}, errors.New("smtpd: Shutdown after Close or Shutdown")
 	}
-	f.closed = true
-	lns := f.listeners
-	f.listeners = make(map[net.Listener]bool)
-	var gens []*Server
-	for g := range f.gens {
-		gens = append(gens, g)
-	}
-	open := f.openConns()
+	lns, gens, open := f.closeLocked()
 	f.mu.Unlock()
 
 	for l := range lns {
@@ -294,6 +287,19 @@ func (s *Server) Shutdown(ctx context.Context) (Drained, error) {
 	case <-time.After(cutWait):
 		return f.drained.snapshot(), errors.New("smtpd: sessions still running after they were cut at the shutdown deadline")
 	}
+}
+
+// closeLocked marks the front closed and hands over what Close and
+// Shutdown stop: the listeners (taken away), the server generations and
+// the open connections. f.mu is held.
+func (f *front) closeLocked() (lns map[net.Listener]bool, gens []*Server, open []*guardConn) {
+	f.closed = true
+	lns = f.listeners
+	f.listeners = make(map[net.Listener]bool)
+	for g := range f.gens {
+		gens = append(gens, g)
+	}
+	return lns, gens, f.openConns()
 }
 
 // openConns lists the open connections; f.mu is held.

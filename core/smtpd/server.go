@@ -256,14 +256,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 func (s *Server) Close() error {
 	f := s.fr
 	f.mu.Lock()
-	f.closed = true
-	lns := f.listeners
-	f.listeners = make(map[net.Listener]bool)
-	var gens []*Server
-	for g := range f.gens {
-		gens = append(gens, g)
-	}
-	open := f.openConns()
+	lns, gens, open := f.closeLocked()
 	f.mu.Unlock()
 	var errs []error
 	for l := range lns {
