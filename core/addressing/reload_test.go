@@ -116,7 +116,9 @@ func TestReloadBroken(t *testing.T) {
 	if !known(r, "team@example.com") || !known(r, "alice@example.com") {
 		t.Error("the previous maps were not kept")
 	}
-	time.Sleep(200 * time.Millisecond) // four polls: logged once until the files change
+	for range 4 { // four more polls: logged once until the files change
+		r.poll()
+	}
 	if n := mistakes(); n != 1 {
 		t.Errorf("the mistake was logged %d times, want once until the file changes", n)
 	}
