@@ -257,29 +257,8 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 	}
 	importedGlobals := uint32(0)
 	for _, s := range secs {
-		switch s.id {
-		case 2:
-			r := &reader{b: s.body}
-			for n := r.u32(); n > 0 && r.err == nil; n-- {
-				r.name()
-				r.name()
-				switch r.byte() {
-				case 0:
-					r.u32()
-				case 1:
-					r.byte()
-					r.limits()
-				case 2:
-					r.limits()
-				case 3:
-					r.byte()
-					r.byte()
-					importedGlobals++
-				case 4:
-					r.byte()
-					r.u32()
-				}
-			}
+		if s.id == 2 {
+			_, importedGlobals, _ = countImports(s.body) // withTick checked the section
 		}
 	}
 	var definedGlobals uint32

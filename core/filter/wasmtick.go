@@ -29,26 +29,7 @@ func withTick(secs []section) (out []section, tick uint32, err error) {
 			types, haveTypes = r.u32(), true
 		case 2:
 			haveImports = true
-			for n := r.u32(); n > 0 && r.err == nil; n-- {
-				r.name()
-				r.name()
-				switch r.byte() {
-				case 0:
-					r.u32()
-					tick++
-				case 1:
-					r.byte()
-					r.limits()
-				case 2:
-					r.limits()
-				case 3:
-					r.byte()
-					r.byte()
-				case 4:
-					r.byte()
-					r.u32()
-				}
-			}
+			tick, _, r.err = countImports(s.body)
 		}
 		if r.err != nil {
 			return nil, 0, fmt.Errorf("section %d: %w", s.id, r.err)
@@ -240,4 +221,32 @@ func shiftNames(sec []byte, r *reader, tick uint32) (_ []byte, ok bool) {
 		out = append(append(append(out, id), uleb(uint32(len(body)))...), body...)
 	}
 	return out, r.err == nil
+}
+
+// countImports walks an import section's body and counts the imported
+// functions and globals (the first indices of each space).
+func countImports(body []byte) (funcs, globals uint32, err error) {
+	r := &reader{b: body}
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		r.name()
+		r.name()
+		switch r.byte() {
+		case 0:
+			r.u32()
+			funcs++
+		case 1:
+			r.byte()
+			r.limits()
+		case 2:
+			r.limits()
+		case 3:
+			r.byte()
+			r.byte()
+			globals++
+		case 4:
+			r.byte()
+			r.u32()
+		}
+	}
+	return funcs, globals, r.err
 }
