@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sluice-mta/sluice/core/admin"
+	"github.com/sluice-mta/sluice/core/queue"
 )
 
 // adminFlags find the running server's admin socket.
@@ -51,17 +53,68 @@ func queueCommand() *cli.Command {
 		Name:  "queue",
 		Usage: "inspect and manage the running server's queue",
 		Subcommands: []*cli.Command{
-			{Name: "ls", Usage: "list queued messages and their recipients", Flags: flags,
+			{Name: "ls", Usage: "list queued messages and their recipients, page by page",
+				Flags: append([]cli.Flag{
+					&cli.IntFlag{Name: "limit", Usage: "list at most `N` messages (0: all)"},
+					&cli.StringFlag{Name: "after", Usage: "start after queue `ID` (the last one of a previous listing)"},
+					&cli.StringFlag{Name: "state", Usage: "only messages in `STATE`: queued, deferred or held"},
+					&cli.StringFlag{Name: "sender", Usage: "only messages from `ADDRESS` (<> for bounces)"},
+					&cli.StringFlag{Name: "rcpt", Usage: "only messages with a pending recipient `ADDRESS`"},
+					&cli.StringFlag{Name: "domain", Usage: "only messages with a pending recipient in `DOMAIN`"},
+				}, flags...),
 				Action: func(c *cli.Context) error {
 					cl, err := client(c)
 					if err != nil {
 						return err
 					}
-					envs, err := cl.List(c.Context)
+					o := queue.ListOptions{After: c.String("after"), State: c.String("state"), Sender: c.String("sender"),
+						Rcpt: c.String("rcpt"), Domain: c.String("domain")}
+					limit := c.Int("limit")
+					if limit < 0 {
+						return fmt.Errorf("ls: --limit %d: must not be negative", limit)
+					}
+					if err := queue.CheckListOptions(o); err != nil {
+						return fmt.Errorf("ls: %w", err)
+					}
+					out := bufio.NewWriter(os.Stdout)
+					defer out.Flush()
+					lw := admin.NewListWriter(out, time.Now())
+					for left := limit; ; {
+						o.Limit = queue.MaxPageLimit
+						if limit > 0 {
+							o.Limit = min(left, queue.MaxPageLimit)
+						}
+						p, err := cl.Page(c.Context, o)
+						if err != nil {
+							return err
+						}
+						if err := lw.Write(p.Messages); err != nil {
+							return err
+						}
+						out.Flush()
+						left -= len(p.Messages)
+						if p.Next == "" || (limit > 0 && left <= 0) {
+							break
+						}
+						o.After = p.Next
+					}
+					return lw.Close()
+				}},
+			{Name: "stats", Usage: "count queued messages by state, and pending recipients by destination domain and age (like qshape)",
+				Flags: append([]cli.Flag{&cli.IntFlag{Name: "top", Value: 20, Usage: "list the `N` domains with the most recipients (0: all)"}}, flags...),
+				Action: func(c *cli.Context) error {
+					if c.Int("top") < 0 {
+						return fmt.Errorf("stats: --top %d: must not be negative", c.Int("top"))
+					}
+					cl, err := client(c)
 					if err != nil {
 						return err
 					}
-					return admin.WriteList(os.Stdout, envs, time.Now())
+					st, err := cl.Stats(c.Context, c.Int("top"))
+					if err != nil {
+						return err
+					}
+					return admin.WriteStats(os.Stdout, st, time.Now())
 				}},
 			byID("show", "show one message's envelope, state and headers", func(cl *admin.Client, c *cli.Context, id string) error {
 				d, err := cl.Show(c.Context, id)

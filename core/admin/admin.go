@@ -14,8 +14,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/sluice-mta/sluice/core/filter"
@@ -26,6 +28,11 @@ import (
 // Queue is what the admin API needs from the queue.
 type Queue interface {
 	List(ctx context.Context) ([]mail.Envelope, error)
+	// Page returns one page of the queue, filtered; its cost does not
+	// grow with the queue.
+	Page(ctx context.Context, o queue.ListOptions) (queue.Page, error)
+	// Stats counts the queue by state and destination domain.
+	Stats(ctx context.Context) (queue.Stats, error)
 	Get(ctx context.Context, id string) (*mail.Message, error)
 	Hold(ctx context.Context, id string) error
 	Release(ctx context.Context, id string) error
@@ -126,6 +133,7 @@ func NewServer(socket string, b Backend, log *slog.Logger, opts ...Option) (*Ser
 	s := &Server{b: b, q: q, log: log, socket: socket, ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /queue", s.list)
+	mux.HandleFunc("GET /queue/stats", s.stats)
 	mux.HandleFunc("GET /queue/{id}", s.show)
 	mux.HandleFunc("POST /queue/flush", s.flush)
 	mux.HandleFunc("POST /queue/{id}/hold", s.action(OpHold))
@@ -138,6 +146,7 @@ func NewServer(socket string, b Backend, log *slog.Logger, opts ...Option) (*Ser
 	mux.HandleFunc("POST /reload", s.reload)
 	mux.HandleFunc("GET /auth", s.authStatus)
 	mux.HandleFunc("POST /auth/unblock", s.authUnblock)
+	handlePprof(mux)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -165,16 +174,57 @@ type Detail struct {
 	Headers string `json:"headers"`
 }
 
+// list serves GET /queue: one page of the queue (limit, after, state,
+// sender, rcpt, domain), as queue.Page returns it.
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
-	envs, err := s.q.List(r.Context())
+	o, err := listOptions(r.URL.Query())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
+	p, err := s.q.Page(r.Context(), o)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if envs == nil {
-		envs = []mail.Envelope{}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// listOptions reads GET /queue's query.
+func listOptions(v url.Values) (queue.ListOptions, error) {
+	o := queue.ListOptions{After: v.Get("after"), State: v.Get("state"), Sender: v.Get("sender"),
+		Rcpt: v.Get("rcpt"), Domain: v.Get("domain")}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			return o, fmt.Errorf("limit %q: not a number", l)
+		}
+		o.Limit = n
 	}
-	writeJSON(w, http.StatusOK, envs)
+	return o, queue.CheckListOptions(o)
+}
+
+// stats serves GET /queue/stats: the counts of queue.Stats, with at most
+// top domains (?top=N; 0 for all).
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	top := -1
+	if t := r.URL.Query().Get("top"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("top %q: want a number of domains, 0 for all", t)})
+			return
+		}
+		top = n
+	}
+	st, err := s.q.Stats(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if top > 0 && len(st.Domains) > top {
+		st.Domains = st.Domains[:top]
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) plugins(w http.ResponseWriter, r *http.Request) {

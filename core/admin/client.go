@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"syscall"
 
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
+	"github.com/sluice-mta/sluice/core/queue"
 )
 
 // Client talks to a running server's admin socket.
@@ -31,10 +33,48 @@ func NewClient(socket string) *Client {
 	return &Client{socket: socket, http: &http.Client{Transport: tr}}
 }
 
-// List returns every queued message.
+// List returns every queued message, reading the queue page by page.
 func (c *Client) List(ctx context.Context) ([]mail.Envelope, error) {
 	var out []mail.Envelope
-	return out, c.do(ctx, http.MethodGet, "/queue", &out)
+	o := queue.ListOptions{Limit: queue.MaxPageLimit}
+	for {
+		p, err := c.Page(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Messages...)
+		if p.Next == "" {
+			return out, nil
+		}
+		o.After = p.Next
+	}
+}
+
+// Page returns one page of the queue: at most o.Limit messages after
+// o.After that pass o's filters (o.Match is not sent).
+func (c *Client) Page(ctx context.Context, o queue.ListOptions) (queue.Page, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"after": o.After, "state": o.State, "sender": o.Sender, "rcpt": o.Rcpt, "domain": o.Domain} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if o.Limit != 0 {
+		v.Set("limit", strconv.Itoa(o.Limit))
+	}
+	var p queue.Page
+	path := "/queue"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	return p, c.do(ctx, http.MethodGet, path, &p)
+}
+
+// Stats returns the queue's counts by state and destination domain, with
+// at most top domains (0: all).
+func (c *Client) Stats(ctx context.Context, top int) (queue.Stats, error) {
+	var st queue.Stats
+	return st, c.do(ctx, http.MethodGet, "/queue/stats?top="+strconv.Itoa(top), &st)
 }
 
 // Show returns one message's envelope and headers.

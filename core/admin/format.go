@@ -12,27 +12,70 @@ import (
 
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/mail"
+	"github.com/sluice-mta/sluice/core/queue"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
-// WriteList prints the queue as `sluice queue ls` shows it: one line a
-// message with its attempts and next attempt, then one indented line a
-// recipient with its state, attempts, relay and last error; a held message
-// has a line with the reason and when it was held, and its next attempt is
-// when its hold expires. Message lines and recipient lines are aligned
-// each among themselves.
+// WriteList prints the queue as `sluice queue ls` shows it (see
+// ListWriter), all of envs as one page.
 func WriteList(w io.Writer, envs []mail.Envelope, now time.Time) error {
+	lw := NewListWriter(w, now)
+	if err := lw.Write(envs); err != nil {
+		return err
+	}
+	return lw.Close()
+}
+
+// ListWriter prints the queue page by page as `sluice queue ls` shows it:
+// one line a message with its attempts and next attempt, then one
+// indented line a recipient with its state, attempts, relay and last
+// error; a held message has a line with the reason and when it was held,
+// and its next attempt is when its hold expires. Message lines and
+// recipient lines are aligned each among themselves, within a page; the
+// column header comes first and a count of the messages last (Close).
+type ListWriter struct {
+	w      io.Writer
+	now    time.Time
+	n      int  // messages written
+	header bool // the header is written
+}
+
+// NewListWriter returns a ListWriter printing to w, with next attempts
+// relative to now.
+func NewListWriter(w io.Writer, now time.Time) *ListWriter {
+	return &ListWriter{w: w, now: now}
+}
+
+// Close prints the count of the messages written.
+func (l *ListWriter) Close() error {
+	if !l.header {
+		if err := l.Write(nil); err != nil { // the header alone
+			return err
+		}
+	}
+	_, err := fmt.Fprintf(l.w, "-- %d message(s)\n", l.n)
+	return err
+}
+
+// Write prints one page.
+func (l *ListWriter) Write(envs []mail.Envelope) error {
+	if l.header && len(envs) == 0 {
+		return nil
+	}
+	now := l.now
 	var msgs, rcpts bytes.Buffer
 	mw := tabwriter.NewWriter(&msgs, 0, 0, 2, ' ', 0)
 	rw := tabwriter.NewWriter(&rcpts, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(mw, "ID\tSIZE\tARRIVED\tSTATE\tATTEMPTS\tNEXT ATTEMPT\tFROM")
+	first := !l.header
+	l.header = true
+	if first {
+		fmt.Fprintln(mw, "ID\tSIZE\tARRIVED\tSTATE\tATTEMPTS\tNEXT ATTEMPT\tFROM")
+	}
+	l.n += len(envs)
 	counts := make([]int, len(envs))
 	holds := make([]string, len(envs))
 	for i, e := range envs {
-		state := "queued"
-		if e.Held {
-			state = "held"
-		}
+		state := queue.State(&e)
 		if e.DelayWarned {
 			state += ",warned"
 		}
@@ -79,17 +122,19 @@ func WriteList(w io.Writer, envs []mail.Envelope, now time.Time) error {
 	}
 	ml := strings.SplitAfter(msgs.String(), "\n")
 	rl := strings.SplitAfter(rcpts.String(), "\n")
-	out := bufio.NewWriter(w)
-	out.WriteString(ml[0])
+	out := bufio.NewWriter(l.w)
+	if first {
+		out.WriteString(ml[0])
+		ml = ml[1:]
+	}
 	for i, n := range counts {
-		out.WriteString(ml[i+1])
+		out.WriteString(ml[i])
 		out.WriteString(holds[i])
 		for _, l := range rl[:n] {
 			out.WriteString(l)
 		}
 		rl = rl[n:]
 	}
-	fmt.Fprintf(out, "-- %d message(s)\n", len(envs))
 	return out.Flush()
 }
 
@@ -147,4 +192,47 @@ func WritePlugins(w io.Writer, ps []filter.PluginInfo) error {
 	}
 	fmt.Fprintf(tw, "-- %d plugin(s)\n", len(ps))
 	return tw.Flush()
+}
+
+// WriteStats prints the queue's figures as `sluice queue stats` shows
+// them: messages by state, their size, the oldest message, then, like
+// Postfix's qshape, one line a destination domain with its pending
+// recipients (T), how many of them by the age of their message in
+// minutes (under 5, under 10, … over 1280), and how many were deferred.
+// The TOTAL line sums the domains listed.
+func WriteStats(w io.Writer, st queue.Stats, now time.Time) error {
+	out := bufio.NewWriter(w)
+	fmt.Fprintf(out, "queued:    %d\ndeferred:  %d\nheld:      %d\ntotal:     %d messages, %.1f MiB\n",
+		st.Queued, st.Deferred, st.Held, st.Queued+st.Deferred+st.Held, float64(st.Bytes)/(1<<20))
+	if st.Oldest.IsZero() {
+		fmt.Fprintln(out, "oldest:    -")
+	} else {
+		fmt.Fprintf(out, "oldest:    %s %s (%s ago)\n", st.OldestID, st.Oldest.Local().Format(time.DateTime), now.Sub(st.Oldest).Round(time.Second))
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "DOMAIN\tT\t")
+	for _, b := range queue.AgeBuckets {
+		fmt.Fprintf(tw, "%d\t", int(b.Minutes()))
+	}
+	fmt.Fprintf(tw, "%d+\tDEFERRED\t\n", int(queue.AgeBuckets[len(queue.AgeBuckets)-1].Minutes()))
+	total := queue.DomainStats{Domain: "TOTAL", Ages: make([]int, len(queue.AgeBuckets)+1)}
+	for _, d := range st.Domains {
+		total.Recipients += d.Recipients
+		total.Deferred += d.Deferred
+		for i, n := range d.Ages {
+			total.Ages[i] += n
+		}
+	}
+	for _, d := range append([]queue.DomainStats{total}, st.Domains...) {
+		fmt.Fprintf(tw, "%s\t%d\t", cmp.Or(d.Domain, "(no domain)"), d.Recipients)
+		for _, n := range d.Ages {
+			fmt.Fprintf(tw, "%d\t", n)
+		}
+		fmt.Fprintf(tw, "%d\t\n", d.Deferred)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return out.Flush()
 }

@@ -88,7 +88,7 @@ func allSent(m *mail.Message, rcpts []string, results []mail.Result) bool {
 
 // dropLease deletes the lease of a message that has gone.
 func (q *Queue) dropLease(id string) {
-	err := q.db.Update(func(txn *badger.Txn) error { return txn.Delete(leaseKey(id)) })
+	err := q.updateDB(func(txn *badger.Txn) error { return txn.Delete(leaseKey(id)) })
 	if err != nil {
 		q.log.Error("queue: drop lease failed", "id", id, "err", err)
 	}
@@ -202,7 +202,7 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 	if err := putEnvelope(txn, env); err != nil {
 		return err
 	}
-	return txn.Set(schedKey(env.NextAttempt, id), nil)
+	return q.setSched(txn, env.NextAttempt, id)
 }
 
 // resultsByRcpt indexes an attempt's results by recipient (mail.Key) and

@@ -28,15 +28,25 @@ func (q *Queue) FlushDomain(ctx context.Context, domain string) error {
 	if domain == "" {
 		return q.Flush(ctx)
 	}
-	envs, err := q.List(ctx)
-	if err != nil {
-		return fmt.Errorf("queue: flush %s: %w", domain, err)
-	}
+	// Collect the IDs page by page: a deep queue's envelopes are not held
+	// in memory at once.
 	var ids []string
-	for i := range envs {
-		if !envs[i].Held && hasPendingIn(&envs[i], domain) {
-			ids = append(ids, envs[i].ID)
+	f := newFilter(ListOptions{Domain: domain})
+	after := ""
+	for {
+		next, err := q.scan(ctx, after, pageScanBudget, func(env *mail.Envelope) bool {
+			if !env.Held && f.ok(env) {
+				ids = append(ids, env.ID)
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("queue: flush %s: %w", domain, err)
 		}
+		if next == "" {
+			break
+		}
+		after = next
 	}
 	const batch = 500
 	for len(ids) > 0 {

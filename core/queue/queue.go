@@ -132,6 +132,8 @@ type Queue struct {
 	// schedule entry is written all the same; a full channel falls back
 	// to a scan.
 	ready chan schedEntry
+	// low is where the scan of the schedule index starts.
+	low *schedLow
 }
 
 // Open opens (or creates) the queue in opts.Dir. Messages that a previous
@@ -200,6 +202,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		log:       logger,
 		deliverer: opts.Deliverer,
 		wake:      make(chan struct{}, 1),
+		low:       newSchedLow(),
 		ready:     make(chan schedEntry, readyBacklog),
 	}
 	q.gs = newGroupSync(q.syncAll)
@@ -313,7 +316,7 @@ func (q *Queue) recoverLeases(ctx context.Context) error {
 			if err := putEnvelope(txn, env); err != nil {
 				return err
 			}
-			return txn.Set(schedKey(now, id), nil)
+			return q.setSched(txn, now, id)
 		})
 		if err != nil {
 			return fmt.Errorf("queue: recover lease of %s: %w", id, err)
@@ -335,7 +338,7 @@ func (q *Queue) update(ctx context.Context, fn func(txn *badger.Txn) error) erro
 // fn runs again after a conflict (see commitFx).
 func (q *Queue) commit(ctx context.Context, fn func(txn *badger.Txn) error) error {
 	for {
-		err := q.db.Update(fn)
+		err := q.updateDB(fn)
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}

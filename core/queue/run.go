@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -162,19 +163,24 @@ type schedEntry struct {
 }
 
 // due returns up to limit entries due now, in due order, and when fewer are
-// due, the due time of the next scheduled message (zero if none).
+// due, the due time of the next scheduled message (zero if none). It seeks
+// past the entries leased since (see schedLow), so its cost is the entries
+// it returns, not the queue's depth or the traffic.
 func (q *Queue) due(limit int) (time.Time, []schedEntry, error) {
+	start := q.low.begin()
 	now := dueNanos(q.opts.Now())
 	var ids []schedEntry
 	var next time.Time
+	first := uint64(math.MaxUint64)
 	err := q.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSched)})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Seek(schedSeekKey(start)); it.Valid(); it.Next() {
 			t, id, ok := parseSchedKey(it.Item().Key())
 			if !ok {
 				continue
 			}
+			first = min(first, dueNanos(t))
 			if dueNanos(t) > now {
 				next = t
 				return nil
@@ -186,6 +192,11 @@ func (q *Queue) due(limit int) (time.Time, []schedEntry, error) {
 		}
 		return nil
 	})
+	if err != nil {
+		q.low.seen(start) // look there again
+		return next, ids, err
+	}
+	q.low.seen(first)
 	return next, ids, err
 }
 
@@ -196,7 +207,7 @@ func (q *Queue) lease(e schedEntry) (bool, error) {
 	now := q.opts.Now()
 	leased, stray := false, false
 	var fx *effects
-	err := q.db.Update(func(txn *badger.Txn) error {
+	err := q.updateDB(func(txn *badger.Txn) error {
 		fx = new(effects)
 		if _, err := txn.Get(e.key); err != nil {
 			if errors.Is(err, badger.ErrKeyNotFound) {
@@ -223,7 +234,7 @@ func (q *Queue) lease(e schedEntry) (bool, error) {
 				return q.expireHeld(txn, fx, env, now)
 			case q.opts.HoldLifetime > 0:
 				env.NextAttempt = env.HeldAt.Add(q.opts.HoldLifetime)
-				if err := txn.Set(schedKey(env.NextAttempt, e.id), nil); err != nil {
+				if err := q.setSched(txn, env.NextAttempt, e.id); err != nil {
 					return err
 				}
 				return putEnvelope(txn, env)
@@ -344,5 +355,5 @@ func (q *Queue) dueNow(txn *badger.Txn, env *mail.Envelope) error {
 	if env.Held {
 		return nil
 	}
-	return txn.Set(schedKey(env.NextAttempt, env.ID), nil)
+	return q.setSched(txn, env.NextAttempt, env.ID)
 }

@@ -3,12 +3,10 @@ package queue
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -17,87 +15,114 @@ type Stats struct {
 	// Queued messages have had no delivery attempt yet, Deferred ones have
 	// and wait for the next; Held ones wait for a release. The three do not
 	// overlap.
-	Queued, Deferred, Held int
+	Queued   int `json:"queued"`
+	Deferred int `json:"deferred"`
+	Held     int `json:"held"`
 	// Oldest is when the oldest message that is not held arrived (zero
-	// with none).
-	Oldest time.Time
+	// with none), OldestID its queue ID.
+	Oldest   time.Time `json:"oldest,omitzero"`
+	OldestID string    `json:"oldest_id,omitempty"`
 	// Bytes is the size of every message together.
-	Bytes int64
+	Bytes int64 `json:"bytes"`
 	// Destinations are the domains with the most pending recipients that
 	// failed at least once, most first (at most topDestinations), each
 	// with the last error of one of them.
-	Destinations []DestinationStats
+	Destinations []DestinationStats `json:"destinations"`
+	// Domains are the pending recipients of messages that are not held,
+	// by destination domain, most first, each with the ages of their
+	// messages (qshape's table). Every domain is listed.
+	Domains []DomainStats `json:"domains"`
 }
 
 // DestinationStats is one domain's deferred recipients.
 type DestinationStats struct {
-	Domain     string
-	Recipients int
-	LastError  string
+	Domain     string `json:"domain"`
+	Recipients int    `json:"recipients"`
+	LastError  string `json:"last_error,omitempty"`
 }
 
-// topDestinations is how many domains Stats lists.
+// AgeBuckets are the upper bounds of the age columns of DomainStats.Ages,
+// as Postfix's qshape draws them: under 5 minutes, under 10, … under
+// 1280, and a last column for older ones.
+var AgeBuckets = []time.Duration{
+	5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 40 * time.Minute, 80 * time.Minute,
+	160 * time.Minute, 320 * time.Minute, 640 * time.Minute, 1280 * time.Minute,
+}
+
+// DomainStats is one destination domain's pending recipients.
+type DomainStats struct {
+	Domain string `json:"domain"`
+	// Recipients pending there; Deferred of them failed at least once.
+	Recipients int `json:"recipients"`
+	Deferred   int `json:"deferred"`
+	// Ages counts the Recipients by the age of their message: Ages[i] is
+	// younger than AgeBuckets[i] (and not younger than the bucket before),
+	// the last element older than every bucket.
+	Ages []int `json:"ages"`
+	// Oldest is when the oldest of their messages arrived.
+	Oldest time.Time `json:"oldest"`
+}
+
+// topDestinations is how many domains Stats.Destinations lists.
 const topDestinations = 10
 
 // Stats reads every envelope once (not the message bytes) and counts the
-// queue by state. It costs a scan of the envelopes: callers cache it
-// (core/metrics keeps one for a few seconds).
+// queue by state and destination. It costs a scan of the envelopes:
+// callers cache it (core/metrics keeps one for a few seconds).
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
+	now := q.opts.Now()
 	type dest struct {
-		rcpts   int
+		DomainStats
+		failed  int
 		lastErr string
 	}
 	dests := map[string]*dest{}
-	err := q.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMsg), PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		var env mail.Envelope
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
+	_, err := q.scan(ctx, "", 0, func(env *mail.Envelope) bool {
+		st.Bytes += env.Size
+		switch State(env) {
+		case StateHeld:
+			st.Held++
+			return true
+		case StateDeferred:
+			st.Deferred++
+		default:
+			st.Queued++
+		}
+		if st.Oldest.IsZero() || env.Received.Before(st.Oldest) {
+			st.Oldest, st.OldestID = env.Received, env.ID
+		}
+		age := ageBucket(now.Sub(env.Received))
+		for _, r := range env.Pending() {
+			domain := mail.Domain(r.Addr)
+			d := dests[domain]
+			if d == nil {
+				d = &dest{DomainStats: DomainStats{Domain: domain, Ages: make([]int, len(AgeBuckets)+1)}}
+				dests[domain] = d
 			}
-			env = mail.Envelope{}
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &env) }); err != nil {
-				return fmt.Errorf("decode envelope %s: %w", it.Item().Key()[len(prefixMsg):], err)
+			d.Recipients++
+			d.Ages[age]++
+			if d.Oldest.IsZero() || env.Received.Before(d.Oldest) {
+				d.Oldest = env.Received
 			}
-			st.Bytes += env.Size
-			switch {
-			case env.Held:
-				st.Held++
+			if r.Attempts == 0 {
 				continue
-			case env.Attempts > 0:
-				st.Deferred++
-			default:
-				st.Queued++
 			}
-			if st.Oldest.IsZero() || env.Received.Before(st.Oldest) {
-				st.Oldest = env.Received
-			}
-			for _, r := range env.Pending() {
-				if r.Attempts == 0 {
-					continue
-				}
-				_, domain, _ := mail.Split(r.Addr)
-				domain = mail.NormDomain(domain)
-				d := dests[domain]
-				if d == nil {
-					d = &dest{}
-					dests[domain] = d
-				}
-				d.rcpts++
-				if r.LastError != "" {
-					d.lastErr = r.LastError
-				}
+			d.Deferred++
+			if r.LastError != "" {
+				d.lastErr = r.LastError
 			}
 		}
-		return nil
+		return true
 	})
 	if err != nil {
 		return Stats{}, fmt.Errorf("queue: stats: %w", err)
 	}
-	for domain, d := range dests {
-		st.Destinations = append(st.Destinations, DestinationStats{Domain: domain, Recipients: d.rcpts, LastError: d.lastErr})
+	for _, d := range dests {
+		st.Domains = append(st.Domains, d.DomainStats)
+		if d.Deferred > 0 {
+			st.Destinations = append(st.Destinations, DestinationStats{Domain: d.Domain, Recipients: d.Deferred, LastError: d.lastErr})
+		}
 	}
 	slices.SortFunc(st.Destinations, func(a, b DestinationStats) int {
 		if c := cmp.Compare(b.Recipients, a.Recipients); c != 0 {
@@ -106,5 +131,22 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		return cmp.Compare(a.Domain, b.Domain)
 	})
 	st.Destinations = st.Destinations[:min(len(st.Destinations), topDestinations)]
+	slices.SortFunc(st.Domains, func(a, b DomainStats) int {
+		if c := cmp.Compare(b.Recipients, a.Recipients); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Domain, b.Domain)
+	})
 	return st, nil
+}
+
+// ageBucket is the index in DomainStats.Ages of a message of age age.
+func ageBucket(age time.Duration) int {
+	i, _ := slices.BinarySearchFunc(AgeBuckets, age, func(b, a time.Duration) int {
+		if b <= a {
+			return -1
+		}
+		return 1
+	})
+	return i
 }

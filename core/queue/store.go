@@ -58,7 +58,7 @@ func (q *Queue) insert(txn *badger.Txn, env *mail.Envelope, body []byte) error {
 	if env.Held {
 		return q.held(txn, env, env.HoldReason, env.Received)
 	}
-	return txn.Set(schedKey(env.NextAttempt, env.ID), nil)
+	return q.setSched(txn, env.NextAttempt, env.ID)
 }
 
 // held puts env on hold at now for reason (kept if it has one) and stores
@@ -75,7 +75,7 @@ func (q *Queue) held(txn *badger.Txn, env *mail.Envelope, reason string, now tim
 	}
 	if q.opts.HoldLifetime > 0 {
 		env.NextAttempt = env.HeldAt.Add(q.opts.HoldLifetime)
-		if err := txn.Set(schedKey(env.NextAttempt, env.ID), nil); err != nil {
+		if err := q.setSched(txn, env.NextAttempt, env.ID); err != nil {
 			return err
 		}
 	}
@@ -121,24 +121,14 @@ func (q *Queue) expireHeld(txn *badger.Txn, fx *effects, env *mail.Envelope, now
 	return deleteMessage(txn, env)
 }
 
-// List returns every queued envelope, ordered by ID (arrival).
+// List returns every queued envelope, ordered by ID (arrival). It holds
+// the whole queue in memory: the admin API and the CLI page through it
+// with Page instead.
 func (q *Queue) List(ctx context.Context) ([]mail.Envelope, error) {
 	var out []mail.Envelope
-	err := q.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMsg), PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			id := string(it.Item().Key()[len(prefixMsg):])
-			env, err := getEnvelope(txn, id)
-			if err != nil {
-				return err
-			}
-			out = append(out, *env)
-		}
-		return nil
+	_, err := q.scan(ctx, "", 0, func(env *mail.Envelope) bool {
+		out = append(out, *env)
+		return true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: list messages: %w", err)
@@ -226,7 +216,7 @@ func (q *Queue) makeDue(txn *badger.Txn, env *mail.Envelope) error {
 	}
 	if !leased {
 		env.NextAttempt = q.opts.Now()
-		if err := txn.Set(schedKey(env.NextAttempt, env.ID), nil); err != nil {
+		if err := q.setSched(txn, env.NextAttempt, env.ID); err != nil {
 			return err
 		}
 	}

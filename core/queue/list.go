@@ -1,0 +1,204 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/mail"
+)
+
+// Message states, as `sluice queue ls --state` and Stats name them. They do
+// not overlap: a held message is held whatever its attempts.
+const (
+	StateQueued   = "queued"   // no delivery attempt yet
+	StateDeferred = "deferred" // attempted at least once, waiting for the next
+	StateHeld     = "held"     // on hold until released (or its hold expires)
+)
+
+// State names env's state: StateHeld, StateDeferred or StateQueued.
+func State(env *mail.Envelope) string {
+	switch {
+	case env.Held:
+		return StateHeld
+	case env.Attempts > 0:
+		return StateDeferred
+	}
+	return StateQueued
+}
+
+// Page limits.
+const (
+	// DefaultPageLimit is the page size when ListOptions.Limit is 0.
+	DefaultPageLimit = 100
+	// MaxPageLimit is the largest page Page returns, whatever is asked.
+	MaxPageLimit = 1000
+	// pageScanBudget is how many envelopes one Page call reads at most:
+	// a filter that matches rarely returns a short page and a Next to
+	// go on from, so that no call reads a deep queue whole.
+	pageScanBudget = 20000
+)
+
+// ListOptions choose one page of queued messages, in ID (arrival) order.
+// Filters combine: a message must pass all that are set.
+type ListOptions struct {
+	// After starts the page after this queue ID ("": from the start).
+	After string
+	// Limit is the most messages the page holds (0: DefaultPageLimit;
+	// at most MaxPageLimit).
+	Limit int
+	// State is StateQueued, StateDeferred, StateHeld, or "" for any.
+	State string
+	// Sender is the envelope sender, compared as mail.Key compares
+	// addresses; "<>" is the null sender (bounces).
+	Sender string
+	// Rcpt is a pending recipient, compared as Sender is.
+	Rcpt string
+	// Domain is a pending recipient's domain (case and a trailing dot
+	// ignored, a leading "@" allowed).
+	Domain string
+	// Match, when set, must also accept the message (the dashboard's
+	// search).
+	Match func(*mail.Envelope) bool
+}
+
+// Page is one page of queued messages.
+type Page struct {
+	Messages []mail.Envelope `json:"messages"`
+	// Next is the ID to pass as ListOptions.After for the next page; ""
+	// when the queue has no more messages after this page. A page may be
+	// shorter than the limit and still have a Next: its scan budget ran
+	// out before enough messages matched.
+	Next string `json:"next,omitempty"`
+}
+
+// CheckListOptions reports a clear error for options a person got wrong.
+func CheckListOptions(o ListOptions) error {
+	switch o.State {
+	case "", StateQueued, StateDeferred, StateHeld:
+	default:
+		return fmt.Errorf("unknown state %q: use %s, %s or %s", o.State, StateQueued, StateDeferred, StateHeld)
+	}
+	if o.Limit < 0 {
+		return fmt.Errorf("limit %d: must not be negative", o.Limit)
+	}
+	return nil
+}
+
+// filter is ListOptions compiled for matching.
+type filter struct {
+	state, sender, rcpt, domain string
+	nullSender                  bool
+	match                       func(*mail.Envelope) bool
+}
+
+func newFilter(o ListOptions) filter {
+	f := filter{state: o.State, match: o.Match}
+	switch s := strings.TrimSpace(o.Sender); s {
+	case "":
+	case "<>":
+		f.nullSender = true
+	default:
+		f.sender = mail.Key(strings.Trim(s, "<>"))
+	}
+	if r := strings.Trim(strings.TrimSpace(o.Rcpt), "<>"); r != "" {
+		f.rcpt = mail.Key(r)
+	}
+	if d := strings.TrimPrefix(strings.TrimSpace(o.Domain), "@"); d != "" {
+		f.domain = mail.NormDomain(d)
+	}
+	return f
+}
+
+func (f *filter) ok(env *mail.Envelope) bool {
+	if f.state != "" && State(env) != f.state {
+		return false
+	}
+	if f.nullSender && env.From != "" {
+		return false
+	}
+	if f.sender != "" && mail.Key(env.From) != f.sender {
+		return false
+	}
+	if f.rcpt != "" || f.domain != "" {
+		found := false
+		for _, r := range env.Pending() {
+			if (f.rcpt == "" || mail.Key(r.Addr) == f.rcpt) && (f.domain == "" || mail.Domain(r.Addr) == f.domain) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return f.match == nil || f.match(env)
+}
+
+// Page returns one page of the queued messages that pass o's filters, in
+// ID order. It reads at most a fixed number of envelopes whatever the
+// queue's depth, so its cost and memory do not grow with the queue: page
+// through it with Next.
+func (q *Queue) Page(ctx context.Context, o ListOptions) (Page, error) {
+	if err := CheckListOptions(o); err != nil {
+		return Page{}, fmt.Errorf("queue: list: %w", err)
+	}
+	limit := o.Limit
+	if limit == 0 {
+		limit = DefaultPageLimit
+	}
+	limit = min(limit, MaxPageLimit)
+	f := newFilter(o)
+	p := Page{Messages: []mail.Envelope{}}
+	next, err := q.scan(ctx, o.After, pageScanBudget, func(env *mail.Envelope) bool {
+		if f.ok(env) {
+			p.Messages = append(p.Messages, *env)
+		}
+		return len(p.Messages) < limit
+	})
+	if err != nil {
+		return Page{}, fmt.Errorf("queue: list: %w", err)
+	}
+	p.Next = next
+	return p, nil
+}
+
+// scan decodes the envelopes after ID after, in ID order, and calls fn
+// with each (a fresh one each time) until fn returns false, budget
+// envelopes have been read (budget <= 0: no bound) or the queue ends. It
+// returns the ID of the last envelope read when the scan stopped before
+// the end, "" when it reached the end.
+func (q *Queue) scan(ctx context.Context, after string, budget int, fn func(*mail.Envelope) bool) (string, error) {
+	var last string
+	err := q.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMsg), PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		if after == "" {
+			it.Rewind()
+		} else {
+			it.Seek(append(msgKey(after), 0))
+		}
+		for n := 0; it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			env := new(mail.Envelope)
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, env) }); err != nil {
+				return fmt.Errorf("decode envelope %s: %w", item.Key()[len(prefixMsg):], err)
+			}
+			n++
+			if !fn(env) || (budget > 0 && n >= budget) {
+				it.Next()
+				if it.Valid() {
+					last = env.ID
+				}
+				return nil
+			}
+		}
+		return nil
+	})
+	return last, err
+}
