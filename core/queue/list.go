@@ -152,7 +152,7 @@ func (q *Queue) Page(ctx context.Context, o ListOptions) (Page, error) {
 	limit = min(limit, MaxPageLimit)
 	f := newFilter(o)
 	p := Page{Messages: []mail.Envelope{}}
-	next, err := q.scan(ctx, o.After, pageScanBudget, func(env *mail.Envelope) bool {
+	next, err := q.scan(ctx, o.After, q.budget(), func(env *mail.Envelope) bool {
 		if f.ok(env) {
 			p.Messages = append(p.Messages, *env)
 		}
@@ -201,4 +201,12 @@ func (q *Queue) scan(ctx context.Context, after string, budget int, fn func(*mai
 		return nil
 	})
 	return last, err
+}
+
+// budget is how many envelopes one Page reads at most.
+func (q *Queue) budget() int {
+	if q.opts.scanBudget > 0 {
+		return q.opts.scanBudget
+	}
+	return pageScanBudget
 }

@@ -77,6 +77,8 @@ type Options struct {
 	// directory the group commit has made durable (the active WAL through
 	// DB.Sync, the others by fdatasync).
 	onFileSync func(path string)
+	// scanBudget overrides how many envelopes one Page reads (tests).
+	scanBudget int
 	// inRecord, when set, runs inside the transaction that records a
 	// delivery attempt, before it commits (tests force conflicts).
 	inRecord func(id string)

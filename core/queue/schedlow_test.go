@@ -1,0 +1,156 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/mail"
+)
+
+// deferFirst defers every message's first attempt and sends the rest;
+// addresses at sent.test are sent at once.
+func deferFirst() *fakeDeliverer {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	return &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
+		mu.Lock()
+		again := seen[m.ID]
+		seen[m.ID] = true
+		mu.Unlock()
+		if again || strings.HasSuffix(rcpts[0], "@sent.test") {
+			return sendAll(m, rcpts)
+		}
+		return []mail.Result{mail.DeferredResult(rcpts[0], "127.0.0.1:9", mail.Reply{Code: 451, Enhanced: mail.MustEnhanced("4.4.1"), Text: "connection refused"})}
+	}}
+}
+
+// attempts counts the deliverer's calls per message.
+func attempts(d *fakeDeliverer) map[string]int {
+	out := map[string]int{}
+	for _, c := range d.Calls() {
+		out[c.ID]++
+	}
+	return out
+}
+
+// TestScheduleIndexDue: with hundreds of leased (deleted) schedule
+// entries before them, deferred messages are retried when they are due
+// and not before, in this process and after a restart.
+func TestScheduleIndexDue(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	opts := testOptions(t, dir, c)
+	opts.MinBackoff, opts.MaxBackoff = time.Hour, time.Hour
+	d := deferFirst()
+	opts.Deliverer = d
+	q, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx) }()
+
+	// 300 messages delivered at once leave their entries' tombstones at
+	// the start of the index.
+	for i := range 300 {
+		enqueue(t, q, "a@src.test", fmt.Sprintf("r%d@sent.test", i))
+	}
+	var early, late []string
+	for i := range 5 {
+		early = append(early, enqueue(t, q, "a@src.test", fmt.Sprintf("e%d@dead.test", i)))
+	}
+	eventually(t, "first attempts of the first ones", func() bool { return len(attempts(d)) == 305 })
+	c.Add(30 * time.Minute)
+	for i := range 5 {
+		late = append(late, enqueue(t, q, "a@src.test", fmt.Sprintf("l%d@dead.test", i)))
+	}
+	eventually(t, "first attempts", func() bool { return len(list(t, q)) == 10 && len(attempts(d)) == 310 })
+
+	// 70 minutes after the first ones: they are due (1 h ± 5 %), the
+	// later ones (due at 90 ± 3 minutes) not.
+	c.Add(40 * time.Minute)
+	q.kick()
+	eventually(t, "early ones retried", func() bool { return len(list(t, q)) == 5 })
+	n := attempts(d)
+	for _, id := range early {
+		if n[id] != 2 {
+			t.Errorf("due message %s attempted %d times, want 2", id, n[id])
+		}
+	}
+	for _, id := range late {
+		if n[id] != 1 {
+			t.Errorf("message %s not due yet attempted %d times, want 1", id, n[id])
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// After a restart the index still knows: nothing due now, the next
+	// due at the later messages' retry.
+	q = openQueue(t, opts)
+	next, es, err := q.due(10)
+	if err != nil || len(es) != 0 {
+		t.Fatalf("after restart, due %v, %v; want none", es, err)
+	}
+	if want := c.Now().Add(20 * time.Minute); next.Before(want.Add(-4*time.Minute)) || next.After(want.Add(4*time.Minute)) {
+		t.Errorf("after restart, next due %s, want about %s", next, want)
+	}
+	c.Add(30 * time.Minute)
+	run(t, q)
+	eventually(t, "late ones retried after restart", func() bool { return len(list(t, q)) == 0 })
+	n = attempts(d)
+	for _, id := range late {
+		if n[id] != 2 {
+			t.Errorf("message %s attempted %d times, want 2", id, n[id])
+		}
+	}
+}
+
+// TestScheduleIndexConcurrentWrites: entries written due now while the
+// scheduler scans (releases from several goroutines, even with the clock
+// stepped back behind entries already scanned) are all found.
+func TestScheduleIndexConcurrentWrites(t *testing.T) {
+	c := newClock()
+	opts := testOptions(t, t.TempDir(), c)
+	d := &fakeDeliverer{fn: sendAll}
+	opts.Deliverer = d
+	q := openQueue(t, opts)
+	ctx := context.Background()
+	var ids []string
+	for i := range 200 {
+		id := enqueue(t, q, "a@src.test", fmt.Sprintf("r%d@dst.test", i))
+		if err := q.Hold(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	run(t, q)
+	// A few fresh messages get the scheduler scanning and advancing its
+	// start while the releases come in.
+	for i := range 20 {
+		enqueue(t, q, "a@src.test", fmt.Sprintf("f%d@dst.test", i))
+	}
+	c.Add(-time.Hour) // released entries land before what was scanned
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := g; i < len(ids); i += 4 {
+				if err := q.Release(ctx, ids[i]); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	eventually(t, "every released message delivered", func() bool { return len(list(t, q)) == 0 })
+}
