@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -445,6 +446,12 @@ func (h *Host) reload(ctx context.Context) {
 	for _, p := range retired {
 		p.pool.close()
 	}
+	// Compiling a Go guest allocates several times its compiled size, all
+	// garbage once it is done; the Go runtime would hand that memory back
+	// to the system only slowly (seven first-party plugins left the
+	// server at about 400 MiB RSS instead of 250). A load is rare, so the
+	// forced collection it costs (tens of milliseconds) does not matter.
+	debug.FreeOSMemory()
 }
 
 func newChain(ps []*plugin) *chain {

@@ -96,8 +96,22 @@ const (
 	// RATIONALE.md "Queue durability: group commit".
 	bodyThreshold = 1 << 10
 	// valueLogFileSize is small enough for value-log GC to reclaim space
-	// soon after messages leave the queue.
-	valueLogFileSize = 64 << 20
+	// soon after messages leave the queue, and bounds what the file being
+	// written (mmapped, so resident) adds to the RSS.
+	valueLogFileSize = 16 << 20
+	// Badger's memory, sized for an MTA's small records rather than
+	// Badger's defaults (a 64 MiB memtable, five of them, a 256 MiB block
+	// cache): see RATIONALE.md "Memory". Each memtable is a Go allocation
+	// of about memTableSize × 1.3 (Badger's batch slack), resident once
+	// written; numMemtables of them may exist while flushes are behind.
+	memTableSize = 16 << 20
+	numMemtables = 3
+	// blockCacheSize caches decompressed table blocks (envelopes and the
+	// schedule index; bodies are in the value log, not cached).
+	blockCacheSize = 16 << 20
+	// numCompactors: two, Badger's minimum; compactions are few with the
+	// bodies in the value log.
+	numCompactors = 2
 )
 
 // Queue is the durable message queue. Its methods are safe for concurrent
@@ -190,6 +204,10 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		WithSyncWrites(opts.badgerSyncWrites). // normally off: see groupSync
 		WithValueThreshold(threshold).
 		WithValueLogFileSize(valueLogFileSize).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
+		WithBlockCacheSize(blockCacheSize).
+		WithNumCompactors(numCompactors).
 		WithLogger(badgerLogger{logger})
 	if opts.memTableSize > 0 {
 		bo = bo.WithMemTableSize(opts.memTableSize)

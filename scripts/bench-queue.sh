@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# bench-queue.sh measures the server's memory and its behaviour with a deep
+# queue, on the real binary (go build ./cmd/sluice) on 127.0.0.1. bench.sh
+# runs it when BENCH_MEMORY=1 or BENCH_DEEPQUEUE=1; alone:
+#
+#   BENCH_MEMORY=1 BENCH_DEEPQUEUE=1 bash scripts/bench-queue.sh
+#
+# BENCH_MEMORY=1: RSS (VmRSS, VmHWM from /proc/PID/status) of
+#   - sluice without plugins, idle, then under sluice-load -c 100 (10 KiB
+#     messages delivered to a Maildir);
+#   - sluice with the seven first-party plugins (plugins/*, with
+#     examples/anti-abuse's NAME.toml; ratelimit's limits raised so that
+#     the load is not refused), idle, then under the same load.
+#
+# BENCH_DEEPQUEUE=1: the same server routing everything to a dead
+# loopback port ([delivery] relay_host), first with an empty queue, then
+# on a queue of BENCH_DEEPQUEUE_N (default 1,000,000) deferred 1 KiB
+# messages stored by scripts/deepqueue (the real queue code in-process:
+# Enqueue, a failed attempt, rescheduled 6 h later). For each: time from
+# exec to the SMTP banner, RSS at that point, CPU used in 10 idle
+# seconds (the scheduler), `sluice queue ls --limit 100` and `sluice queue
+# stats` wall time and RSS after them, sluice-load -c 50 with 1 KiB
+# messages (msgs/s), RSS and CPU per message after it.
+#
+# Settings: BENCH_OUT (default /tmp/sluice-bench; results in
+# queue-results.md), BENCH_DEEPQUEUE_N, BENCH_DEEPQUEUE_DIR (keep the
+# filled queue there and reuse it on the next run instead of filling
+# again; default: a temporary directory, removed at the end).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+out=${BENCH_OUT:-/tmp/sluice-bench}
+mkdir -p "$out"
+tmp=$(mktemp -d /tmp/sluice-benchq.XXXXXX)
+pids=()
+failed=0
+results="$out/queue-results.md"
+: >"$results"
+
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 1 100); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf 'bench-queue [%4ds]: %s\n' "$SECONDS" "$*" >&2; }
+row() { printf '%s\n' "$*" >>"$results"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+taken=" "
+free_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 40000))
+		case "$taken" in *" $p "*) continue ;; esac
+		if ! port_open "$p"; then
+			taken="$taken$p "
+			printf -v "$1" '%s' "$p"
+			return 0
+		fi
+	done
+	say "no free port found on 127.0.0.1"
+	return 1
+}
+
+# banner PORT succeeds when 127.0.0.1:PORT answers with a 220 greeting.
+banner() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		IFS= read -r -t 2 line <&3 || true
+		[ "${line:0:3}" = 220 ]
+	) 2>/dev/null
+}
+
+# rss PID prints "VmRSS/VmHWM" in MiB.
+rss() { awk '/^VmRSS/ { r = $2 } /^VmHWM/ { h = $2 } END { printf "%.0f / %.0f MiB", r / 1024, h / 1024 }' "/proc/$1/status" 2>/dev/null || echo "–"; }
+# cpu PID prints the process's user+system CPU time in seconds.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# now prints seconds since the epoch with milliseconds.
+now() { date +%s.%3N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+stop() {
+	local p keep=()
+	for p in "${pids[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	pids=("${keep[@]}")
+	kill "$1" 2>/dev/null || return 0
+	for _ in $(seq 1 300); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+go build -o "$tmp/sluice" ./cmd/sluice
+go build -o "$tmp/sluice-load" ./cmd/sluice-load
+
+# config NAME DATA EXTRA writes $tmp/NAME.toml for a server on data_dir
+# DATA and sets port to its SMTP port.
+config() {
+	free_port port
+	free_port subport
+	cat >"$tmp/$1.toml" <<EOF
+hostname = "bench.local"
+data_dir = "$2"
+local_domains = ["bench.test"]
+trusted_networks = ["127.0.0.0/8"]
+
+[smtp]
+listen = ["127.0.0.1:$port"]
+max_connections = 1000
+max_connections_per_ip = 1000
+
+[submission]
+listen = ["127.0.0.1:$subport"]
+tls_listen = []
+
+[local]
+transport = "maildir"
+maildir = "{data_dir}/mail/{domain}/{user}"
+
+[queue]
+workers = 16
+
+[admin]
+socket = "{data_dir}/admin.sock"
+EOF
+	[ -z "${3:-}" ] || printf '\n%s\n' "$3" >>"$tmp/$1.toml"
+	cp "$tmp/$1.toml" "$out/queue-$1.toml"
+}
+
+# serve NAME starts sluice on $tmp/NAME.toml, waits for its banner and
+# sets pid and startup (seconds from exec to the banner).
+serve() {
+	local t0
+	t0=$(now)
+	"$tmp/sluice" serve --config "$tmp/$1.toml" >>"$out/queue-$1.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	for _ in $(seq 1 6000); do
+		banner "$port" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.01
+	done
+	startup=$(since "$t0")
+	if ! banner "$port"; then
+		say "$1 did not start; see $out/queue-$1.log"
+		failed=1
+		return 1
+	fi
+}
+
+# loadrun NAME CONNS SIZE TO runs sluice-load for 10 s and sets msgs.
+loadrun() {
+	"$tmp/sluice-load" -addr "127.0.0.1:$port" -c "$2" -d 10s -size "$3" -to "$4" >"$out/queue-$1-load.txt" 2>&1 || failed=1
+	msgs=$(awk '/^accepted [0-9]+ in/ { for (i = 1; i <= NF; i++) if ($i ~ /msgs\/s/) print $(i - 1) }' "$out/queue-$1-load.txt" | head -n 1)
+	accepted=$(awk '/^accepted [0-9]+ in/ { print $2 }' "$out/queue-$1-load.txt" | head -n 1)
+	msgs=${msgs:-–}
+	accepted=${accepted:-0}
+}
+
+if [ "${BENCH_MEMORY:-0}" != 0 ]; then
+	say "memory: building the seven first-party plugins"
+	mkdir -p "$tmp/plugins7"
+	for d in plugins/*/; do
+		n=$(basename "$d")
+		(cd "$d" && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/plugins7/$n.wasm" .)
+		cp "examples/anti-abuse/plugins/$n.toml" "$tmp/plugins7/$n.toml"
+	done
+	# Limits the load never reaches, so that every message is taken.
+	sed -i 's/messages = [0-9]*/messages = 1000000000/g; s/recipients = [0-9]*/recipients = 1000000000/g' "$tmp/plugins7/ratelimit.toml"
+	row "Memory: make bench with BENCH_MEMORY=1 (bash scripts/bench-queue.sh), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d ' ' -f 1-3 /proc/loadavg); VmRSS / VmHWM of the sluice process. Load: sluice-load -c 100 -d 10s -size 10240 -to user@bench.test (Maildir delivery)."
+	row ""
+	row "| server | idle after start | plugins loaded | msgs/s under load | after the load |"
+	row "| --- | ---: | ---: | ---: | ---: |"
+	for kind in none seven; do
+		data="$tmp/mem-$kind"
+		mkdir -p "$data/plugins"
+		want=0
+		if [ "$kind" = seven ]; then
+			cp "$tmp"/plugins7/* "$data/plugins/"
+			want=7
+		fi
+		config "mem-$kind" "$data"
+		serve "mem-$kind" || continue
+		for _ in $(seq 1 600); do
+			[ "$(grep -c 'msg="plugin loaded"' "$out/queue-mem-$kind.log")" -ge "$want" ] && break
+			sleep 0.1
+		done
+		loaded=$(grep -c 'msg="plugin loaded"' "$out/queue-mem-$kind.log" || true)
+		sleep 3
+		idle=$(rss "$pid")
+		say "mem-$kind: $loaded plugins loaded; idle $idle"
+		loadrun "mem-$kind" 100 10240 user@bench.test
+		loaded_rss=$(rss "$pid")
+		say "mem-$kind: $msgs msgs/s; after the load $loaded_rss"
+		row "| sluice, $kind plugins | $idle | $loaded | $msgs | $loaded_rss |"
+		stop "$pid"
+	done
+	row ""
+fi
+
+if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
+	n=${BENCH_DEEPQUEUE_N:-1000000}
+	free_port dead # nothing listens there: every delivery is refused
+	go build -o "$tmp/deepqueue" ./scripts/deepqueue
+	deepdir=${BENCH_DEEPQUEUE_DIR:-$tmp/deep}
+	fill=""
+	if [ -d "$deepdir/queue" ] && [ -f "$deepdir/filled-$n" ]; then
+		say "deep queue: reusing $deepdir ($n messages)"
+	else
+		rm -rf "$deepdir"
+		mkdir -p "$deepdir"
+		say "deep queue: storing $n deferred messages in $deepdir/queue (scripts/deepqueue)"
+		t0=$(now)
+		"$tmp/deepqueue" -dir "$deepdir/queue" -n "$n" -writers 200 >"$out/queue-deepqueue.txt" 2>"$out/queue-deepqueue.log" || failed=1
+		fill="$(cat "$out/queue-deepqueue.txt") ($(since "$t0") s with the build of the directory)"
+		touch "$deepdir/filled-$n"
+		say "deep queue: $fill"
+	fi
+	rm -f "$deepdir"/*.sock
+	row "Deep queue: make bench with BENCH_DEEPQUEUE=1 (bash scripts/bench-queue.sh), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d ' ' -f 1-3 /proc/loadavg). Every delivery goes to a dead loopback port ([delivery] relay_host); the deep queue holds $n deferred 1 KiB messages stored by scripts/deepqueue${fill:+: $fill}. Load: sluice-load -c 50 -d 10s -size 1024 -to user@dead.test."
+	row ""
+	row "| queue | exec to banner | RSS at banner | CPU in 10 s idle | queue ls --limit 100 | RSS after ls | queue stats | RSS after stats | msgs/s | CPU per msg | RSS after load | restart to banner |"
+	row "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for kind in empty deep; do
+		data="$tmp/data-$kind"
+		[ "$kind" = deep ] && data=$deepdir
+		mkdir -p "$data"
+		config "dq-$kind" "$data" $'[delivery]\nrelay_host = "127.0.0.1:'"$dead"$'"'
+		serve "dq-$kind" || continue
+		up=$startup
+		at_banner=$(rss "$pid")
+		c0=$(cpu "$pid")
+		sleep 10
+		idle_cpu=$(awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN { printf "%.2f s", b - a }')
+		t0=$(now)
+		"$tmp/sluice" queue ls --limit 100 --socket "$data/admin.sock" >"$out/queue-dq-$kind-ls.txt" 2>&1 || failed=1
+		ls_time="$(since "$t0") s"
+		ls_rss=$(rss "$pid")
+		t0=$(now)
+		"$tmp/sluice" queue stats --socket "$data/admin.sock" >"$out/queue-dq-$kind-stats.txt" 2>&1 || failed=1
+		stats_time="$(since "$t0") s"
+		stats_rss=$(rss "$pid")
+		c0=$(cpu "$pid")
+		loadrun "dq-$kind" 50 1024 user@dead.test
+		per=$(awk -v a="$c0" -v b="$(cpu "$pid")" -v n="$accepted" 'BEGIN { printf "%.2f ms", n > 0 ? (b - a) * 1000 / n : 0 }')
+		load_rss=$(rss "$pid")
+		stop "$pid"
+		serve "dq-$kind" || continue
+		again=$startup
+		stop "$pid"
+		say "dq-$kind: banner after $up s ($at_banner), idle CPU $idle_cpu, ls $ls_time, stats $stats_time, $msgs msgs/s, restart $again s"
+		row "| $kind | $up s | $at_banner | $idle_cpu | $ls_time | $ls_rss | $stats_time | $stats_rss | $msgs | $per | $load_rss | $again s |"
+	done
+	row ""
+	head -n 12 "$out/queue-dq-deep-stats.txt" >"$out/queue-dq-deep-stats-head.txt" 2>/dev/null || true
+fi
+
+cat "$results"
+exit "$failed"
