@@ -430,6 +430,7 @@ EOF
 	cp "$postfix_dir/maillog" "$out/postfix.log" 2>/dev/null || true
 fi
 
+[ "${BENCH_MEMORY:-0}${BENCH_DEEPQUEUE:-0}" = 00 ] || BENCH_OUT="$out" bash scripts/bench-queue.sh || failed=1 # memory, deep queue: queue-results.md
 # 5. The tables.
 # msgs TARGET CONNS prints the msgs/s column of that row ("" if none).
 msgs() {
