@@ -199,7 +199,7 @@ func WritePlugins(w io.Writer, ps []filter.PluginInfo) error {
 // Postfix's qshape, one line a destination domain with its pending
 // recipients (T), how many of them by the age of their message in
 // minutes (under 5, under 10, … over 1280), and how many were deferred.
-// The TOTAL line sums the domains listed.
+// The TOTAL line sums every domain, listed or not.
 func WriteStats(w io.Writer, st queue.Stats, now time.Time) error {
 	out := bufio.NewWriter(w)
 	fmt.Fprintf(out, "queued:    %d\ndeferred:  %d\nheld:      %d\ntotal:     %d messages, %.1f MiB\n",
@@ -216,13 +216,9 @@ func WriteStats(w io.Writer, st queue.Stats, now time.Time) error {
 		fmt.Fprintf(tw, "%d\t", int(b.Minutes()))
 	}
 	fmt.Fprintf(tw, "%d+\tDEFERRED\t\n", int(queue.AgeBuckets[len(queue.AgeBuckets)-1].Minutes()))
-	total := queue.DomainStats{Domain: "TOTAL", Ages: make([]int, len(queue.AgeBuckets)+1)}
-	for _, d := range st.Domains {
-		total.Recipients += d.Recipients
-		total.Deferred += d.Deferred
-		for i, n := range d.Ages {
-			total.Ages[i] += n
-		}
+	total := st.AllDomains
+	if total.Ages == nil { // an empty queue
+		total = queue.DomainStats{Domain: "TOTAL", Ages: make([]int, len(queue.AgeBuckets)+1)}
 	}
 	for _, d := range append([]queue.DomainStats{total}, st.Domains...) {
 		fmt.Fprintf(tw, "%s\t%d\t", cmp.Or(d.Domain, "(no domain)"), d.Recipients)

@@ -32,6 +32,9 @@ type Stats struct {
 	// by destination domain, most first, each with the ages of their
 	// messages (qshape's table). Every domain is listed.
 	Domains []DomainStats `json:"domains"`
+	// AllDomains sums Domains (Domain "TOTAL"), all of them even when a
+	// caller shortens the list.
+	AllDomains DomainStats `json:"all_domains"`
 }
 
 // DestinationStats is one domain's deferred recipients.
@@ -118,8 +121,17 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("queue: stats: %w", err)
 	}
+	st.AllDomains = DomainStats{Domain: "TOTAL", Ages: make([]int, len(AgeBuckets)+1)}
 	for _, d := range dests {
 		st.Domains = append(st.Domains, d.DomainStats)
+		st.AllDomains.Recipients += d.Recipients
+		st.AllDomains.Deferred += d.Deferred
+		for i, n := range d.Ages {
+			st.AllDomains.Ages[i] += n
+		}
+		if st.AllDomains.Oldest.IsZero() || d.Oldest.Before(st.AllDomains.Oldest) {
+			st.AllDomains.Oldest = d.Oldest
+		}
 		if d.Deferred > 0 {
 			st.Destinations = append(st.Destinations, DestinationStats{Domain: d.Domain, Recipients: d.Deferred, LastError: d.lastErr})
 		}
