@@ -18,14 +18,16 @@
 # messages stored by scripts/deepqueue (the real queue code in-process:
 # Enqueue, a failed attempt, rescheduled 6 h later). For each: time from
 # exec to the SMTP banner, RSS at that point, CPU used in 10 idle
-# seconds (the scheduler), `sluice queue ls --limit 100` and `sluice queue
-# stats` wall time and RSS after them, sluice-load -c 50 with 1 KiB
-# messages (msgs/s), RSS and CPU per message after it.
+# seconds once Badger's startup compactions are done (the scheduler),
+# sluice-load -c 50 with 1 KiB messages (msgs/s, CPU per message),
+# `sluice queue ls --limit 100` and `sluice queue stats` wall time and RSS
+# after them, and the time to the banner of a restart.
 #
 # Settings: BENCH_OUT (default /tmp/sluice-bench; results in
 # queue-results.md), BENCH_DEEPQUEUE_N, BENCH_DEEPQUEUE_DIR (keep the
 # filled queue there and reuse it on the next run instead of filling
-# again; default: a temporary directory, removed at the end).
+# again; each run works on a copy; default: a temporary directory,
+# removed at the end). GOMEMLIMIT, when set, is passed to the servers.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -150,7 +152,7 @@ EOF
 serve() {
 	local t0
 	t0=$(now)
-	"$tmp/sluice" serve --config "$tmp/$1.toml" >>"$out/queue-$1.log" 2>&1 &
+	"$tmp/sluice" serve --config "$tmp/$1.toml" >>"$out/queue-$1.log" 2>&1 & # GOMEMLIMIT, if set, passes on
 	pid=$!
 	pids+=("$pid")
 	for _ in $(seq 1 6000); do
@@ -228,28 +230,42 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 		rm -rf "$deepdir"
 		mkdir -p "$deepdir"
 		say "deep queue: storing $n deferred messages in $deepdir/queue (scripts/deepqueue)"
-		t0=$(now)
 		"$tmp/deepqueue" -dir "$deepdir/queue" -n "$n" -writers 200 >"$out/queue-deepqueue.txt" 2>"$out/queue-deepqueue.log" || failed=1
-		fill="$(cat "$out/queue-deepqueue.txt") ($(since "$t0") s with the build of the directory)"
+		fill=$(cat "$out/queue-deepqueue.txt")
 		touch "$deepdir/filled-$n"
 		say "deep queue: $fill"
 	fi
-	rm -f "$deepdir"/*.sock
-	row "Deep queue: make bench with BENCH_DEEPQUEUE=1 (bash scripts/bench-queue.sh), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d ' ' -f 1-3 /proc/loadavg). Every delivery goes to a dead loopback port ([delivery] relay_host); the deep queue holds $n deferred 1 KiB messages stored by scripts/deepqueue${fill:+: $fill}. Load: sluice-load -c 50 -d 10s -size 1024 -to user@dead.test."
+	row "Deep queue: make bench with BENCH_DEEPQUEUE=1 (bash scripts/bench-queue.sh)${GOMEMLIMIT:+ with GOMEMLIMIT=$GOMEMLIMIT}, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d ' ' -f 1-3 /proc/loadavg). Every delivery goes to a dead loopback port ([delivery] relay_host); the deep queue is a copy of $n deferred 1 KiB messages stored by scripts/deepqueue${fill:+ ($fill)}. Load: sluice-load -c 50 -d 10s -size 1024 -to user@dead.test. RSS is VmRSS / VmHWM."
 	row ""
-	row "| queue | exec to banner | RSS at banner | CPU in 10 s idle | queue ls --limit 100 | RSS after ls | queue stats | RSS after stats | msgs/s | CPU per msg | RSS after load | restart to banner |"
+	row "| queue | exec to banner | RSS at banner | settled after (peak RSS) | CPU in 10 s idle | msgs/s | CPU per msg | queue ls --limit 100 | RSS after | queue stats | RSS after | restart to banner |"
 	row "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for kind in empty deep; do
 		data="$tmp/data-$kind"
-		[ "$kind" = deep ] && data=$deepdir
+		rm -rf "$data"
+		if [ "$kind" = deep ]; then
+			cp -a "$deepdir" "$data" # the filled queue stays as it is for the next run
+			rm -f "$data"/*.sock
+		fi
 		mkdir -p "$data"
 		config "dq-$kind" "$data" $'[delivery]\nrelay_host = "127.0.0.1:'"$dead"$'"'
 		serve "dq-$kind" || continue
 		up=$startup
 		at_banner=$(rss "$pid")
+		# Badger may compact what it opened: wait until the process uses
+		# under 5 % of a CPU for 4 s (at most 5 minutes).
+		t0=$(now)
+		for _ in $(seq 1 75); do
+			c0=$(cpu "$pid")
+			sleep 4
+			awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN { exit !(b - a < 0.2) }' && break
+		done
+		settled="$(since "$t0") s ($(rss "$pid" | sed 's|.*/ ||'))"
 		c0=$(cpu "$pid")
 		sleep 10
 		idle_cpu=$(awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN { printf "%.2f s", b - a }')
+		c0=$(cpu "$pid")
+		loadrun "dq-$kind" 50 1024 user@dead.test
+		per=$(awk -v a="$c0" -v b="$(cpu "$pid")" -v n="$accepted" 'BEGIN { printf "%.2f ms", (n > 0 ? (b - a) * 1000 / n : 0) }')
 		t0=$(now)
 		"$tmp/sluice" queue ls --limit 100 --socket "$data/admin.sock" >"$out/queue-dq-$kind-ls.txt" 2>&1 || failed=1
 		ls_time="$(since "$t0") s"
@@ -258,19 +274,15 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 		"$tmp/sluice" queue stats --socket "$data/admin.sock" >"$out/queue-dq-$kind-stats.txt" 2>&1 || failed=1
 		stats_time="$(since "$t0") s"
 		stats_rss=$(rss "$pid")
-		c0=$(cpu "$pid")
-		loadrun "dq-$kind" 50 1024 user@dead.test
-		per=$(awk -v a="$c0" -v b="$(cpu "$pid")" -v n="$accepted" 'BEGIN { printf "%.2f ms", n > 0 ? (b - a) * 1000 / n : 0 }')
-		load_rss=$(rss "$pid")
 		stop "$pid"
 		serve "dq-$kind" || continue
 		again=$startup
 		stop "$pid"
-		say "dq-$kind: banner after $up s ($at_banner), idle CPU $idle_cpu, ls $ls_time, stats $stats_time, $msgs msgs/s, restart $again s"
-		row "| $kind | $up s | $at_banner | $idle_cpu | $ls_time | $ls_rss | $stats_time | $stats_rss | $msgs | $per | $load_rss | $again s |"
+		rm -rf "$data"
+		say "dq-$kind: banner after $up s ($at_banner), settled after $settled, idle CPU $idle_cpu, $msgs msgs/s, ls $ls_time, stats $stats_time, restart $again s"
+		row "| $kind | $up s | $at_banner | $settled | $idle_cpu | $msgs | $per | $ls_time | $ls_rss | $stats_time | $stats_rss | $again s |"
 	done
 	row ""
-	head -n 12 "$out/queue-dq-deep-stats.txt" >"$out/queue-dq-deep-stats-head.txt" 2>/dev/null || true
 fi
 
 cat "$results"

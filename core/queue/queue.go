@@ -112,6 +112,11 @@ const (
 	// numCompactors: two, Badger's minimum; compactions are few with the
 	// bodies in the value log.
 	numCompactors = 2
+	// tableSizeMultiplier 1 keeps every table at Badger's 2 MiB base size
+	// at every level: a compaction builds up to 13 tables at once, each
+	// in a buffer twice its size, and with the default (2) the tables of
+	// a deep queue's lower levels made a startup compaction take 900 MiB.
+	tableSizeMultiplier = 1
 )
 
 // Queue is the durable message queue. Its methods are safe for concurrent
@@ -209,6 +214,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		WithBlockCacheSize(blockCacheSize).
 		WithNumCompactors(numCompactors).
 		WithLogger(badgerLogger{logger})
+	bo.TableSizeMultiplier = tableSizeMultiplier
 	if opts.memTableSize > 0 {
 		bo = bo.WithMemTableSize(opts.memTableSize)
 	}
