@@ -19,13 +19,10 @@ import (
 const (
 	defaultMemoryLimit = 128 << 20 // bytes
 	defaultTimeout     = 100 * time.Millisecond
-	// defaultPoolMin is one instance kept ready per plugin: a Go guest
-	// instance holds 2.5 MiB and more, and the pool grows on demand
-	// (RATIONALE.md "Memory").
-	defaultPoolMin = 1
-	maxMemoryLimit = 4 << 30 // the wasm32 address space
-	maxTimeout     = time.Minute
-	pageSize       = 64 << 10
+	defaultPoolMin     = 2
+	maxMemoryLimit     = 4 << 30 // the wasm32 address space
+	maxTimeout         = time.Minute
+	pageSize           = 64 << 10
 	// tableElemSize is what one table element costs the host (wazero keeps
 	// a pointer per element); tables count in a plugin's memory.
 	tableElemSize = 8
