@@ -28,11 +28,6 @@ import (
 // Queue is what the admin API needs from the queue.
 type Queue interface {
 	List(ctx context.Context) ([]mail.Envelope, error)
-	// Page returns one page of the queue, filtered; its cost does not
-	// grow with the queue.
-	Page(ctx context.Context, o queue.ListOptions) (queue.Page, error)
-	// Stats counts the queue by state and destination domain.
-	Stats(ctx context.Context) (queue.Stats, error)
 	Get(ctx context.Context, id string) (*mail.Message, error)
 	Hold(ctx context.Context, id string) error
 	Release(ctx context.Context, id string) error
@@ -48,10 +43,23 @@ type Queue interface {
 
 var _ Queue = (*queue.Queue)(nil)
 
+// Pager is the queue the admin socket serves: Queue, and the paged
+// listing and the counts that `sluice queue ls` and `stats` read.
+type Pager interface {
+	Queue
+	// Page returns one page of the queue, filtered; its cost does not
+	// grow with the queue.
+	Page(ctx context.Context, o queue.ListOptions) (queue.Page, error)
+	// Stats counts the queue by state and destination domain.
+	Stats(ctx context.Context) (queue.Stats, error)
+}
+
+var _ Pager = (*queue.Queue)(nil)
+
 // Backend is what the admin API serves: the queue, and optionally the
 // plugins' state and metrics.
 type Backend struct {
-	Queue Queue
+	Queue Pager
 	// Plugins lists the loaded plugins; nil when there is no filter host.
 	Plugins func() []filter.PluginInfo
 	// Metrics writes counters in the Prometheus text format; nil for none.
@@ -77,7 +85,7 @@ type Submission struct {
 // Server is the admin API bound to one unix socket.
 type Server struct {
 	b      Backend
-	q      Queue
+	q      Pager
 	log    *slog.Logger
 	socket string
 	ln     net.Listener
