@@ -47,7 +47,7 @@ func setup(t *testing.T) (*queue.Queue, *Client, *testclock.Clock) {
 	return q, NewClient(socket), c
 }
 
-func enqueue(t *testing.T, q *queue.Queue, from string, rcpts ...string) string {
+func enqueue(t testing.TB, q *queue.Queue, from string, rcpts ...string) string {
 	t.Helper()
 	env := &mail.Envelope{From: from}
 	for _, r := range rcpts {
