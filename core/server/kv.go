@@ -53,9 +53,9 @@ func (s *Server) newKV() error {
 		return fmt.Errorf("[kv]: %w", err)
 	}
 	s.kvClose = r.Close
-	s.kv = r
+	s.kv = outage{r, filter.ErrKVUnavailable}
 	if k.OnError == config.KVFailClosed {
-		s.kv = failClosed{r}
+		s.kv = outage{r, filter.ErrAbortHook}
 	}
 	// Say at start whether Redis answers; the store recovers by itself
 	// when it comes later.
@@ -69,31 +69,36 @@ func (s *Server) newKV() error {
 	return nil
 }
 
-// failClosed is a store whose outage errors abort the calling hook
-// (filter.ErrAbortHook), for on_error = "fail_closed".
-type failClosed struct{ filter.KV }
+// outage is a store whose outage errors carry mark: filter.ErrAbortHook
+// for on_error = "fail_closed" (the calling hook is aborted), or
+// filter.ErrKVUnavailable for "fail_open" (callers go on without logging
+// each call: the store logs the outage).
+type outage struct {
+	filter.KV
+	mark error
+}
 
-func abortOn(err error) error {
+func (o outage) wrap(err error) error {
 	if errors.Is(err, kvstore.ErrUnavailable) {
-		return fmt.Errorf("%w: %w", filter.ErrAbortHook, err)
+		return fmt.Errorf("%w: %w", o.mark, err)
 	}
 	return err
 }
 
-func (f failClosed) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	v, ok, err := f.KV.Get(ctx, key)
-	return v, ok, abortOn(err)
+func (o outage) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	v, ok, err := o.KV.Get(ctx, key)
+	return v, ok, o.wrap(err)
 }
 
-func (f failClosed) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return abortOn(f.KV.Set(ctx, key, value, ttl))
+func (o outage) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return o.wrap(o.KV.Set(ctx, key, value, ttl))
 }
 
-func (f failClosed) Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
-	n, err := f.KV.Incr(ctx, key, delta, ttl)
-	return n, abortOn(err)
+func (o outage) Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	n, err := o.KV.Incr(ctx, key, delta, ttl)
+	return n, o.wrap(err)
 }
 
-func (f failClosed) Del(ctx context.Context, key string) error {
-	return abortOn(f.KV.Del(ctx, key))
+func (o outage) Del(ctx context.Context, key string) error {
+	return o.wrap(o.KV.Del(ctx, key))
 }

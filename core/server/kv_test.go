@@ -17,6 +17,13 @@ import (
 // shared state in the Redis at redis.
 func redisAuthNode(t *testing.T, redis, onError string, adjust ...func(*config.Config)) string {
 	t.Helper()
+	_, addr := redisAuthServer(t, redis, onError, adjust...)
+	return addr
+}
+
+// redisAuthServer is redisAuthNode with the server too, for its log.
+func redisAuthServer(t *testing.T, redis, onError string, adjust ...func(*config.Config)) (*servertest.Server, string) {
+	t.Helper()
 	cfg := servertest.Config(t)
 	cfg.Auth = config.Auth{}
 	cfg.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
@@ -40,11 +47,11 @@ func redisAuthNode(t *testing.T, redis, onError string, adjust ...func(*config.C
 	s := servertest.Start(t, cfg)
 	for _, svc := range s.Services() {
 		if svc.Name == "submission" {
-			return svc.Addrs[0].String()
+			return s, svc.Addrs[0].String()
 		}
 	}
 	t.Fatal("no submission service")
-	return ""
+	return nil, ""
 }
 
 // TestAuthThrottleTwoNodes: a brute force against alice split across two
@@ -134,13 +141,34 @@ func TestAuthThrottleRedisDown(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(rd.Stop)
-			addr := redisAuthNode(t, rd.Addr, tc.onError)
+			srv, addr := redisAuthServer(t, rd.Addr, tc.onError)
 			if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != 235 {
 				t.Fatalf("login with Redis up: %d, want 235", got)
 			}
 			rd.Stop()
-			if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != tc.downCode {
-				t.Fatalf("login with Redis down: %d, want %d", got, tc.downCode)
+			for range 3 {
+				if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != tc.downCode {
+					t.Fatalf("login with Redis down: %d, want %d", got, tc.downCode)
+				}
+			}
+			if tc.onError == config.KVFailOpen {
+				if got := login(t, addr, "127.0.0.5", "alice@localhost", "wrong"); got != 535 {
+					t.Fatalf("a wrong password with Redis down: %d, want 535", got)
+				}
+				// The outage is logged once, by the store; the throttle's
+				// calls that fail during it say so at debug level only.
+				down := 0
+				for _, l := range srv.Logs() {
+					if strings.Contains(l, "kv: redis unreachable") {
+						down++
+					}
+					if strings.Contains(l, "auth throttle: store failed") && !strings.Contains(l, "level=DEBUG") {
+						t.Errorf("a per-login line during the outage: %s", l)
+					}
+				}
+				if down != 1 {
+					t.Errorf("%d 'kv: redis unreachable' lines; want 1", down)
+				}
 			}
 			if err := rd.Start(); err != nil {
 				t.Fatal(err)
