@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/tlsconf"
+
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/kvstore"
@@ -44,6 +46,13 @@ func (s *Server) newKV() error {
 	if k.TLS {
 		host, _, _ := net.SplitHostPort(k.Redis[0])
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+		if k.TLSCAFile != "" {
+			pool, err := tlsconf.CAPool(s.cfg.Path(k.TLSCAFile))
+			if err != nil {
+				return fmt.Errorf("kv.tls_ca_file: %w", err)
+			}
+			opts.TLS.RootCAs = pool
+		}
 	}
 	if s.cfg.Metrics.Enabled && s.metrics != nil {
 		opts.Observer = metrics.NewKVObserver(s.metrics)
@@ -62,7 +71,7 @@ func (s *Server) newKV() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if _, _, err := r.Get(ctx, "\x00ping"); err != nil {
-		s.log.Warn("kv: redis does not answer at start; shared state unavailable until it does", "redis", k.Redis, "on_error", k.OnError)
+		s.log.Warn("kv: redis does not answer at start; shared state unavailable until it does", "redis", k.Redis, "on_error", k.OnError, "err", err)
 	} else {
 		s.log.Info("kv: shared state in redis", "redis", k.Redis, "cluster", k.Cluster, "on_error", k.OnError)
 	}

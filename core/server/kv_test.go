@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/internal/testca"
 	"github.com/sluice-mta/sluice/core/kvstore/redistest"
 	"github.com/sluice-mta/sluice/core/servertest"
 	"github.com/sluice-mta/sluice/core/users"
@@ -213,5 +214,58 @@ func TestKVPasswordFile(t *testing.T) {
 		if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != tc.want {
 			t.Errorf("password %q: login %d, want %d", tc.password, got, tc.want)
 		}
+	}
+}
+
+// TestKVOverTLS: with [kv] tls and tls_ca_file naming the private CA that
+// signed Redis's certificate, two nodes share the AUTH throttle over TLS;
+// a node trusting another CA does not talk to that Redis at all: it says
+// so at start and, failing closed, answers logins 454.
+func TestKVOverTLS(t *testing.T) {
+	if !redistest.Available() {
+		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
+	}
+	ca := testca.New(t, "redis test CA")
+	dir := t.TempDir()
+	cert, key := ca.Issue(t, []string{"127.0.0.1"}, time.Time{}, time.Time{}).WriteFiles(t, dir)
+	rd, err := redistest.StartTLS(dir, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rd.Stop)
+	trusting := func(caFile string) func(*config.Config) {
+		return func(c *config.Config) { c.KV.TLS, c.KV.TLSCAFile = true, caFile }
+	}
+	caFile := ca.WriteCA(t, t.TempDir())
+	nodes := []string{
+		redisAuthNode(t, rd.Addr, config.KVFailClosed, trusting(caFile)),
+		redisAuthNode(t, rd.Addr, config.KVFailClosed, trusting(caFile)),
+	}
+	for i, st := range []struct {
+		node     int
+		password string
+		want     int
+	}{
+		{0, "guess1", 535},
+		{1, "guess2", 535},
+		{0, "guess3", 421}, // the third failure, counted over both nodes
+		{1, "alice-pw", 421},
+	} {
+		if got := login(t, nodes[st.node], "127.0.0.5", "alice@localhost", st.password); got != st.want {
+			t.Fatalf("step %d: node %d with %q: %d, want %d", i+1, st.node, st.password, got, st.want)
+		}
+	}
+
+	other := testca.New(t, "another CA").WriteCA(t, t.TempDir())
+	srv, addr := redisAuthServer(t, rd.Addr, config.KVFailClosed, trusting(other))
+	if got := login(t, addr, "127.0.0.6", "bob@localhost", "bob-pw"); got != 454 {
+		t.Fatalf("login through a node that does not trust Redis's certificate: %d, want 454", got)
+	}
+	said := false
+	for _, l := range srv.Logs() {
+		said = said || strings.Contains(l, "kv: redis does not answer at start") && strings.Contains(l, "certificate signed by unknown authority")
+	}
+	if !said {
+		t.Error("the node that does not trust Redis's certificate did not say so, with the reason, at start")
 	}
 }
