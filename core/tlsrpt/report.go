@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"mime"
 	"strings"
 	"time"
 )
@@ -166,7 +165,7 @@ func (r *Report) Message(s Sender, rcpts []string, now time.Time) ([]byte, error
 	field("TLS-Required", "No")
 	field("Auto-Submitted", "auto-generated")
 	field("MIME-Version", "1.0")
-	field("Content-Type", mime.FormatMediaType("multipart/report", map[string]string{"report-type": "tlsrpt", "boundary": boundary}))
+	field("Content-Type", `multipart/report; report-type="tlsrpt"; boundary="`+boundary+`"`)
 	b.WriteString("\r\nThis is a MIME-encapsulated message.\r\n\r\n--" + boundary + "\r\n")
 	field("Content-Type", "text/plain; charset=us-ascii")
 	field("Content-Transfer-Encoding", "7bit")
@@ -174,9 +173,9 @@ func (r *Report) Message(s Sender, rcpts []string, now time.Time) ([]byte, error
 		"sent to %s on %s (UTC).\r\n\r\nReport-ID: %s\r\n\r\n--%s\r\n",
 		submitter, domain, r.DateRange.Start.Format(DayLayout), r.ReportID, boundary)
 	name := r.Filename(submitter)
-	field("Content-Type", mime.FormatMediaType("application/tlsrpt+gzip", map[string]string{"name": name}))
+	field("Content-Type", `application/tlsrpt+gzip; name="`+name+`"`)
 	field("Content-Transfer-Encoding", "base64")
-	field("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	field("Content-Disposition", `attachment; filename="`+name+`"`)
 	b.WriteString("\r\n")
 	enc := base64.StdEncoding.EncodeToString(gz)
 	for len(enc) > 76 {

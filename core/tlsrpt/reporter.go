@@ -210,6 +210,12 @@ func (r *Reporter) drainLocked() {
 }
 
 func (r *Reporter) addLocked(d dated) {
+	// The domain goes into keys and the report's header fields: only a
+	// valid one.
+	if _, reply := mail.CheckDomain(d.r.PolicyDomain); reply != nil || d.r.PolicyDomain[0] == '[' {
+		r.log.Debug("tlsrpt: result for an invalid policy domain ignored", "domain", d.r.PolicyDomain)
+		return
+	}
 	k := d.day + "/" + d.r.PolicyDomain
 	c := r.pending[k]
 	if c == nil {
