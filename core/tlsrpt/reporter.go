@@ -81,9 +81,10 @@ type Reporter struct {
 
 var _ Recorder = (*Reporter)(nil)
 
-// dated is a result with the UTC day it happened on.
+// dated is a result with the UTC day it happened on, in days since 1970
+// (a string would cost Record an allocation).
 type dated struct {
-	day string
+	day int64
 	r   Result
 }
 
@@ -114,7 +115,7 @@ func (r *Reporter) Record(_ context.Context, res Result) {
 		return
 	}
 	select {
-	case r.in <- dated{day: Day(r.now()), r: res}:
+	case r.in <- dated{day: r.now().Unix() / 86400, r: res}:
 	default:
 		r.dropped.Add(1)
 	}
@@ -216,10 +217,11 @@ func (r *Reporter) addLocked(d dated) {
 		r.log.Debug("tlsrpt: result for an invalid policy domain ignored", "domain", d.r.PolicyDomain)
 		return
 	}
-	k := d.day + "/" + d.r.PolicyDomain
+	day := Day(time.Unix(d.day*86400, 0))
+	k := day + "/" + d.r.PolicyDomain
 	c := r.pending[k]
 	if c == nil {
-		c = &DomainCounts{Day: d.day, Domain: d.r.PolicyDomain}
+		c = &DomainCounts{Day: day, Domain: d.r.PolicyDomain}
 		r.pending[k] = c
 	}
 	c.add(&d.r)

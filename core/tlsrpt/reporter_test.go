@@ -21,7 +21,7 @@ import (
 	"github.com/sluice-mta/sluice/core/testclock"
 )
 
-func openDB(t *testing.T, dir string) *badger.DB {
+func openDB(t testing.TB, dir string) *badger.DB {
 	t.Helper()
 	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
 	if err != nil {
