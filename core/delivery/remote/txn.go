@@ -186,21 +186,12 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	if len(accepted) == 0 {
 		return true, false
 	}
-	w, err := c.Data()
-	if err != nil {
-		return reply(accepted, err), false
-	}
-	if _, err := w.Write(m.Body); err != nil {
-		lost(accepted, err)
-		return false, false
-	}
-	resp, err := w.CloseWithResponse()
-	cn.open = false // the reply, whatever it says, ends the transaction
+	resp, err := d.sendBody(cn, m.Body)
 	if err != nil {
 		return reply(accepted, err), false
 	}
 	cn.msgs++
-	text := strings.Join(strings.Fields(resp.StatusText), " ")
+	text := strings.Join(strings.Fields(resp), " ")
 	ok250 := mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: "250 " + text}
 	if code, _, has := mail.CutEnhanced(text); has && code[0] == 2 {
 		ok250.Enhanced = code
