@@ -1,7 +1,12 @@
 package remote
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emersion/go-smtp"
@@ -130,5 +135,68 @@ func TestCanonical(t *testing.T) {
 		if got := canonical([]byte(body)); got != want {
 			t.Errorf("canonical(%.20q) = %v, want %v", body, got, want)
 		}
+	}
+}
+
+// startTalker is a server that answers every command with 250 (EHLO with
+// CHUNKING) and a BDAT chunk with the 250 and a 421 after it in one
+// write, speaking out of turn. It counts connections.
+func startTalker(t *testing.T) (addr string, conns *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns = &atomic.Int32{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				c.Write([]byte("220 talker.test\r\n"))
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					verb, args, _ := strings.Cut(strings.TrimSpace(line), " ")
+					switch strings.ToUpper(verb) {
+					case "EHLO":
+						c.Write([]byte("250-talker.test\r\n250-8BITMIME\r\n250 CHUNKING\r\n"))
+					case "BDAT":
+						size, _, _ := strings.Cut(args, " ")
+						n, _ := strconv.Atoi(size)
+						io.CopyN(io.Discard, r, int64(n))
+						c.Write([]byte("250 2.0.0 Ok: queued\r\n421 4.3.0 going away\r\n"))
+					default:
+						c.Write([]byte("250 2.0.0 Ok\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), conns
+}
+
+// TestBDATTrailingBytes: a server that says more than its reply to BDAT
+// keeps its verdict (the message is sent, not retried) but not the
+// connection: the next message opens a new one.
+func TestBDATTrailingBytes(t *testing.T) {
+	e := newEnv(t, twoMX...)
+	addr, conns := startTalker(t)
+	e.route("192.0.2.1:25", addr)
+	d := e.deliverer(nil)
+	rcpts := []string{"a@example.test"}
+	for _, id := range []string{"Q1", "Q2"} {
+		check(t, deliver(d, message(id, rcpts...)), rcpts, want{status: mail.Sent, text: "Ok: queued"})
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections for two messages, want 2 (the first closed after the talk out of turn)", n)
 	}
 }
