@@ -22,7 +22,7 @@ import (
 const (
 	tlsFailVersion    = "version"              // no protocol version in common (a TLS 1.0 client at a 1.2 minimum)
 	tlsFailCipher     = "cipher"               // no cipher suite or key exchange in common
-	tlsFailRejected   = "certificate_rejected" // the client refused our certificate (an alert such as unknown_ca)
+	tlsFailRejected   = "certificate_rejected" // the client refused our certificate (see tlsFailureReason)
 	tlsFailAlert      = "alert"                // the client sent another alert
 	tlsFailClientCert = "client_certificate"   // the client's certificate could not be parsed or its signature was bad
 	tlsFailNotTLS     = "not_tls"              // the first bytes were not a TLS handshake (plain SMTP on port 465)
@@ -64,6 +64,11 @@ func tlsFailureReason(err error) string {
 		return tlsFailCipher
 	case strings.Contains(msg, "client certificate"):
 		return tlsFailClientCert
+	case strings.Contains(msg, "bad record MAC"):
+		// An OpenSSL client that refuses our certificate in TLS 1.3 sends
+		// its alert unencrypted, which reads as a record that fails to
+		// decrypt; Go's client sends it encrypted (a "remote error").
+		return tlsFailRejected
 	}
 	return tlsFailOther
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -84,6 +85,32 @@ func TestTLSFailureReason(t *testing.T) {
 			}
 			if got := tlsFailureReason(err); got != tc.want {
 				t.Errorf("reason %q for %v, want %q", got, err, tc.want)
+			}
+		})
+	}
+	// OpenSSL refusing the certificate: at TLS 1.3 its alert comes
+	// unencrypted.
+	for _, v := range []string{"-tls1_2", "-tls1_3"} {
+		t.Run("openssl s_client "+v+" does not trust the certificate", func(t *testing.T) {
+			if _, err := exec.LookPath("openssl"); err != nil {
+				t.Skip("openssl not installed")
+			}
+			l := mustListen(t)
+			defer l.Close()
+			cmd := exec.Command("openssl", "s_client", "-connect", l.Addr().String(), v, "-verify_return_error")
+			cmd.Stdin = strings.NewReader("")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			sc, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			err = tls.Server(sc, srvCfg).HandshakeContext(context.Background())
+			if got := tlsFailureReason(err); got != tlsFailRejected {
+				t.Errorf("reason %q for %v, want %q", got, err, tlsFailRejected)
 			}
 		})
 	}
