@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/textproto"
 	"strconv"
@@ -22,6 +23,11 @@ import (
 // at a time. go-smtp's client has no BDAT, so the chunk is written to the
 // connection beneath it and the reply read from there (BENCHMARKS.md,
 // "Outbound CHUNKING", has the measurement).
+
+// maxReply bounds the bytes read for the reply to BDAT, so that a server
+// sending an endless line costs a bounded buffer (go-smtp's client bounds
+// its own reads the same way).
+const maxReply = 64 << 10
 
 // canonical reports whether body can go in a BDAT chunk as it is: every
 // line ends in CRLF, the last one too. DATA would write the same bytes
@@ -90,7 +96,7 @@ func (d *Deliverer) bdat(raw net.Conn, body []byte) (string, error) {
 	}
 	raw.SetReadDeadline(time.Now().Add(d.opts.DataTimeout))
 	defer raw.SetReadDeadline(time.Time{})
-	br := bufio.NewReaderSize(raw, 512)
+	br := bufio.NewReaderSize(io.LimitReader(raw, maxReply), 512)
 	_, msg, err := textproto.NewReader(br).ReadResponse(2)
 	if err != nil {
 		var pe *textproto.Error
