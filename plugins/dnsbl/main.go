@@ -182,7 +182,7 @@ func lookup(c *sdk.Ctx, cfg *config, zoneName string, ip netip.Addr) ([]string, 
 	if cfg.cacheTTL > 0 {
 		v := strconv.FormatInt(now.Add(cfg.cacheTTL).Unix(), 10) + " " + strings.Join(answers, ",")
 		if err := c.KVSet(key, []byte(v), cfg.cacheTTL); err != nil {
-			c.Warn("dnsbl: caching the answer for [%s] from %s: %v", ip, zoneName, err)
+			c.KVFailed(err, "dnsbl: caching the answer for [%s] from %s: %v", ip, zoneName, err)
 		}
 	}
 	return answers, nil

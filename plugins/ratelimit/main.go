@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -67,7 +68,7 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 			}
 			counts, err := s.counts(c)
 			if err != nil {
-				c.Error("ratelimit: %v; not limiting", err)
+				c.KVFailed(err, "ratelimit: %v; not limiting", err)
 				continue
 			}
 			if sum(counts) >= s.max() {
@@ -105,7 +106,7 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	undo := func() {
 		for _, s := range done {
 			if _, err := s.incr(c, -1); err != nil {
-				c.Error("ratelimit: taking back a count: %v", err)
+				c.KVFailed(err, "ratelimit: taking back a count: %v", err)
 			}
 		}
 	}
@@ -123,7 +124,7 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		if !ok {
 			n, err := s.incr(c, 1)
 			if err != nil {
-				c.Error("ratelimit: %v; not limiting", err)
+				c.KVFailed(err, "ratelimit: %v; not limiting", err)
 				continue
 			}
 			mine, counted[k] = n, n
@@ -131,7 +132,7 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		}
 		counts, err := s.counts(c)
 		if err != nil {
-			c.Error("ratelimit: %v; not limiting", err)
+			c.KVFailed(err, "ratelimit: %v; not limiting", err)
 			continue
 		}
 		// The current bucket counts as the increment returned it: this
@@ -151,12 +152,28 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 // limits loads the configuration; a bad one (which the init check keeps
 // from loading) is logged and limits nothing.
 func limits(c *sdk.Ctx) ([]limit, bool) {
+	raw, err := c.ConfigJSON("")
+	if err == nil && cached.limits != nil && bytes.Equal(raw, cached.raw) {
+		return cached.limits, true
+	}
 	ls, err := loadLimits(c)
 	if err != nil {
 		c.Error("ratelimit: bad configuration, not limiting: %v", err)
 		return nil, false
 	}
+	if raw, err := c.ConfigJSON(""); err == nil {
+		cached.raw, cached.limits = append(cached.raw[:0], raw...), ls
+	}
 	return ls, true
+}
+
+// cached is the configuration an instance decoded last, and the JSON it
+// decoded it from: decoding is most of a hook call's guest time, and a
+// plugin's configuration only changes with new instances (or, natively,
+// between tests).
+var cached struct {
+	raw    []byte
+	limits []limit
 }
 
 // exceeded logs the refusal, counts it and returns the 451 reply.
