@@ -46,7 +46,7 @@ func onRcpt(c *sdk.Ctx) sdk.Verdict {
 	if c.AuthUser() != "" {
 		return sdk.Continue()
 	}
-	cfg, err := loadConfig(c, false)
+	cfg, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("%v", err)
 		return sdk.Continue()
@@ -214,3 +214,6 @@ func spfPass(ar, domain string) bool {
 	}
 	return false
 }
+
+// cfgCache is the configuration, decoded once per instance.
+var cfgCache = sdk.ConfigCache[*config]{Load: func(c *sdk.Ctx) (*config, error) { return loadConfig(c, false) }}

@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -152,29 +151,16 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 // limits loads the configuration; a bad one (which the init check keeps
 // from loading) is logged and limits nothing.
 func limits(c *sdk.Ctx) ([]limit, bool) {
-	raw, err := c.ConfigJSON("")
-	if err == nil && cached.limits != nil && bytes.Equal(raw, cached.raw) {
-		return cached.limits, true
-	}
-	ls, err := loadLimits(c)
+	ls, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("ratelimit: bad configuration, not limiting: %v", err)
 		return nil, false
 	}
-	if raw, err := c.ConfigJSON(""); err == nil {
-		cached.raw, cached.limits = append(cached.raw[:0], raw...), ls
-	}
 	return ls, true
 }
 
-// cached is the configuration an instance decoded last, and the JSON it
-// decoded it from: decoding is most of a hook call's guest time, and a
-// plugin's configuration only changes with new instances (or, natively,
-// between tests).
-var cached struct {
-	raw    []byte
-	limits []limit
-}
+// cfgCache is the configuration, decoded once per instance.
+var cfgCache = sdk.ConfigCache[[]limit]{Load: loadLimits}
 
 // exceeded logs the refusal, counts it and returns the 451 reply.
 func exceeded(c *sdk.Ctx, s slider, n int64, retry time.Duration) sdk.Verdict {
