@@ -63,6 +63,8 @@ type Config struct {
 	// KV is where the plugins' store and the AUTH throttle keep their
 	// state: this node's database or a shared Redis.
 	KV KV `toml:"kv"`
+	// TLSRPT is SMTP TLS Reporting: the daily reports to other domains.
+	TLSRPT TLSRPT `toml:"tlsrpt"`
 }
 
 // Delivery configures outbound SMTP to other domains' mail exchangers.
@@ -184,6 +186,9 @@ type Listener struct {
 	// TLSMinVersion is the oldest TLS version this service accepts ("1.0"
 	// to "1.3"); "" takes [tls] min_version.
 	TLSMinVersion string `toml:"tls_min_version"`
+	// TLSAskClientCert asks each TLS client for a certificate, which is
+	// not verified: its subject, issuer and fingerprint are logged.
+	TLSAskClientCert bool `toml:"tls_ask_client_cert"`
 }
 
 // Submission is the service for the operator's own users: a Listener
