@@ -83,7 +83,11 @@ func pluginCommand() *cli.Command {
 					failed := 0
 					for _, path := range args {
 						if err := plugintool.Check(c.Context, os.Stdout, path, opts); err != nil {
-							fmt.Fprintf(os.Stderr, "%s: %v\n", path, err)
+							msg := err.Error()
+							if !strings.HasPrefix(msg, path+": ") {
+								msg = path + ": " + msg
+							}
+							fmt.Fprintln(os.Stderr, msg)
 							failed++
 						}
 					}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,7 +185,7 @@ func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.Compilati
 	if err != nil {
 		return fmt.Errorf("not a valid module: %w", err)
 	}
-	if err := checkExports(p.compiled); err != nil {
+	if err := checkExports(p.compiled, isGoModule(secs)); err != nil {
 		return err
 	}
 	p.modCfg = wazero.NewModuleConfig().WithName("").WithStartFunctions().
@@ -226,7 +227,9 @@ func inspectBinary(bin []byte, conf *pluginConf) (*ModuleInfo, []section, error)
 	}
 	for _, im := range bi.imports {
 		full := im.module + "." + im.name
-		info.Imports = append(info.Imports, full)
+		if !slices.Contains(info.Imports, full) { // Go's runtime imports fd_write twice
+			info.Imports = append(info.Imports, full)
+		}
 		switch {
 		case im.kind != 0:
 			return nil, nil, fmt.Errorf("imports %s, which is not a function; a plugin may import only functions of %q and %q",
@@ -269,9 +272,21 @@ func sizeStr(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// checkExports checks the guest exports' signatures.
-func checkExports(cm wazero.CompiledModule) error {
+// checkExports checks the guest exports' signatures. A WASI command
+// module (one exporting _start and no _initialize) is refused with the
+// build line that makes a reactor: the host never calls _start, and a Go
+// module built without -buildmode=c-shared traps at its first export call
+// ("runtime.notInitialized").
+func checkExports(cm wazero.CompiledModule, goModule bool) error {
 	ex := cm.ExportedFunctions()
+	if _, cmd := ex["_start"]; cmd {
+		if _, reactor := ex[pluginapi.ExportInitialize]; !reactor {
+			if goModule {
+				return errors.New("is a Go WASI command (it exports _start): it was built without -buildmode=c-shared; build it with: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o NAME.wasm .")
+			}
+			return errors.New("is a WASI command module (it exports _start, which the host never calls); build a reactor or a plain module instead: C with clang --target=wasm32 -nostdlib -Wl,--no-entry (or -mexec-model=reactor with wasi-libc), Rust with crate-type = [\"cdylib\"] (see pluginapi/ABI.md)")
+		}
+	}
 	i32 := api.ValueTypeI32
 	want := []struct {
 		name           string
