@@ -1,7 +1,9 @@
 #!/bin/sh
 # build-plugins.sh builds every Go plugin (a folder with main.go) under
 # examples/ and plugins/ to <dir>/<name>.wasm with standard Go for WASI, and
-# examples/wat-minimal with wat2wasm (Debian package wabt) when present.
+# examples/wat-minimal with wat2wasm (Debian package wabt) and every C
+# plugin (a folder with NAME.c) with clang and wasm-ld (Debian packages
+# clang and lld) when present.
 #
 #   scripts/build-plugins.sh            build
 #   scripts/build-plugins.sh dev DIR    build, then copy the examples and
@@ -28,6 +30,21 @@ if command -v wat2wasm >/dev/null 2>&1; then
 else
 	echo "build-plugins.sh: wat2wasm not found (install wabt); skipping $wat" >&2
 fi
+
+CLANG=${CLANG:-clang}
+for c in examples/*/*.c; do
+	[ -f "$c" ] || continue
+	dir=$(dirname "$c")
+	name=$(basename "$dir")
+	[ "$c" = "$dir/$name.c" ] || continue
+	if ! command -v "$CLANG" >/dev/null 2>&1 || ! command -v wasm-ld >/dev/null 2>&1; then
+		echo "build-plugins.sh: clang or wasm-ld not found (install clang and lld); skipping $c" >&2
+		continue
+	fi
+	echo "build-plugins.sh: $dir/$name.wasm" >&2
+	"$CLANG" --target=wasm32 -O2 -nostdlib -ffreestanding -Wl,--no-entry -I sdk/c -o "$dir/$name.wasm" "$c"
+	built="$built $dir/$name.wasm"
+done
 
 if [ "${1:-}" = "dev" ]; then
 	dest=${2:?usage: build-plugins.sh dev DIR}

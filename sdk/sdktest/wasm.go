@@ -103,6 +103,26 @@ func LoadError(t testing.TB, pkg string, tx Txn) string {
 	return strings.Join(hostLog.Since(0), "\n")
 }
 
+// WasmFileLoadError loads an already built module (any language) in the
+// real filter host with the scenario's Config, Grants and Settings and
+// returns what the host logged about a failed load ("" when it loaded):
+// a module whose sluice_init refuses its configuration is not loaded.
+func WasmFileLoadError(t testing.TB, path string, tx Txn) string {
+	t.Helper()
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("sdktest: %v", err)
+	}
+	if tx.Plugin == "" {
+		tx.Plugin = strings.TrimSuffix(filepath.Base(path), ".wasm")
+	}
+	_, hostLog, loaded := startModule(t, wasm, tx, nil)
+	if loaded {
+		return ""
+	}
+	return strings.Join(hostLog.Since(0), "\n")
+}
+
 // ExampleLoadError builds the Go plugin in directory pkg and loads it in
 // the real filter host with the NAME.toml file at tomlPath, exactly as it
 // ships, and returns what the host logged about a failed load ("" when it
