@@ -23,8 +23,9 @@ import (
 func pluginCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "plugin",
-		Usage: "test and check filter plugins offline",
+		Usage: "create, test and check filter plugins offline",
 		Subcommands: []*cli.Command{
+			pluginNewCommand(),
 			{
 				Name:      "test",
 				Usage:     "run a plugin (or a plugins directory) through every stage of a message and print what it did",
