@@ -66,6 +66,9 @@ func TestLoadErrorsSayWhatToDo(t *testing.T) {
 				t.Errorf("%s: error %q does not say %q", c.name, got, w)
 			}
 		}
+		if secs, err := sections(c.bin); err == nil && isGoModule(secs) != (c.name == "Go without c-shared") {
+			t.Errorf("%s: isGoModule %v", c.name, !(c.name == "Go without c-shared"))
+		}
 		if strings.Contains(got, "unreachable") || strings.Contains(got, "notInitialized") {
 			t.Errorf("%s: error %q shows the trap instead of the fix", c.name, got)
 		}
