@@ -75,6 +75,14 @@ func Wasm(t testing.TB, pkg string, tx Txn) *Runner {
 // host. The plugin's name defaults to the file's base name without ".wasm".
 func WasmFile(t testing.TB, path string, tx Txn) *Runner {
 	t.Helper()
+	wasm := readModule(t, path, &tx)
+	return runModule(t, wasm, tx)
+}
+
+// readModule reads the module at path and names the plugin after the
+// file unless tx names it.
+func readModule(t testing.TB, path string, tx *Txn) []byte {
+	t.Helper()
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("sdktest: %v", err)
@@ -82,7 +90,7 @@ func WasmFile(t testing.TB, path string, tx Txn) *Runner {
 	if tx.Plugin == "" {
 		tx.Plugin = strings.TrimSuffix(filepath.Base(path), ".wasm")
 	}
-	return runModule(t, wasm, tx)
+	return wasm
 }
 
 // LoadError builds the Go plugin in directory pkg, tries to load it in the
@@ -109,13 +117,7 @@ func LoadError(t testing.TB, pkg string, tx Txn) string {
 // a module whose sluice_init refuses its configuration is not loaded.
 func WasmFileLoadError(t testing.TB, path string, tx Txn) string {
 	t.Helper()
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("sdktest: %v", err)
-	}
-	if tx.Plugin == "" {
-		tx.Plugin = strings.TrimSuffix(filepath.Base(path), ".wasm")
-	}
+	wasm := readModule(t, path, &tx)
 	_, hostLog, loaded := startModule(t, wasm, tx, nil)
 	if loaded {
 		return ""
