@@ -56,9 +56,9 @@ func TestLoadErrorsSayWhatToDo(t *testing.T) {
 		want []string
 	}{
 		{"native executable", native, []string{"no \\0asm header", "native executable", "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared"}},
-		{"WebAssembly text", wat, []string{"WebAssembly text", "wat2wasm"}},
+		{"WebAssembly text", wat, []string{"WebAssembly text", "wat2wasm p.wat -o p.wasm"}},
 		{"WASI command", wasm(t, "command"), []string{"WASI command module", "exports _start", "-Wl,--no-entry", "cdylib"}},
-		{"Go without c-shared", goBin, []string{"built without -buildmode=c-shared", "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o NAME.wasm ."}},
+		{"Go without c-shared", goBin, []string{"built without -buildmode=c-shared", "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o p.wasm ."}},
 	} {
 		got := checkErr(t, c.bin)
 		for _, w := range c.want {

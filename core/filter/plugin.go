@@ -154,7 +154,7 @@ func (p *plugin) checkBudget(limited bool, budget int64) error {
 func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.CompilationCache) error {
 	info, secs, err := inspectBinary(bin, &p.conf)
 	if err != nil {
-		return err
+		return withName(err, p.name)
 	}
 	info.InstanceMemory, info.PoolMax = p.conf.instanceMemory(info.Tables), p.conf.PoolMax
 	p.info = info
@@ -186,7 +186,7 @@ func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.Compilati
 		return fmt.Errorf("not a valid module: %w", err)
 	}
 	if err := checkExports(p.compiled, isGoModule(secs)); err != nil {
-		return err
+		return withName(err, p.name)
 	}
 	p.modCfg = wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithSysWalltime().WithSysNanotime().WithRandSource(crand.Reader)
@@ -272,20 +272,12 @@ func sizeStr(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// checkExports checks the guest exports' signatures. A WASI command
-// module (one exporting _start and no _initialize) is refused with the
-// build line that makes a reactor: the host never calls _start, and a Go
-// module built without -buildmode=c-shared traps at its first export call
-// ("runtime.notInitialized").
+// checkExports checks the guest exports' signatures; a WASI command is
+// refused (checkCommand).
 func checkExports(cm wazero.CompiledModule, goModule bool) error {
 	ex := cm.ExportedFunctions()
-	if _, cmd := ex["_start"]; cmd {
-		if _, reactor := ex[pluginapi.ExportInitialize]; !reactor {
-			if goModule {
-				return errors.New("is a Go WASI command (it exports _start): it was built without -buildmode=c-shared; build it with: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o NAME.wasm .")
-			}
-			return errors.New("is a WASI command module (it exports _start, which the host never calls); build a reactor or a plain module instead: C with clang --target=wasm32 -nostdlib -Wl,--no-entry (or -mexec-model=reactor with wasi-libc), Rust with crate-type = [\"cdylib\"] (see pluginapi/ABI.md)")
-		}
+	if err := checkCommand(ex, goModule); err != nil {
+		return err
 	}
 	i32 := api.ValueTypeI32
 	want := []struct {

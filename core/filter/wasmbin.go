@@ -3,7 +3,6 @@ package filter
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // The host reads a module's binary itself before wazero compiles it, for
@@ -145,31 +144,6 @@ func sections(bin []byte) ([]section, error) {
 		out = append(out, section{id, body})
 	}
 	return out, r.err
-}
-
-// notWasm says what a file without the \0asm header is, and how to make
-// a plugin of it.
-func notWasm(bin []byte) error {
-	const goBuild = "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o NAME.wasm ."
-	head := string(bin[:min(len(bin), 64)])
-	switch {
-	case strings.HasPrefix(head, "\x7fELF"), strings.HasPrefix(head, "MZ"), strings.HasPrefix(head, "\xcf\xfa\xed\xfe"):
-		return errors.New("not a WebAssembly module (no \\0asm header): it is a native executable; a Go plugin is built for WASI with: " + goBuild)
-	case strings.HasPrefix(strings.TrimLeft(head, " \t\r\n"), "(module"), strings.HasPrefix(strings.TrimLeft(head, " \t\r\n"), ";;"):
-		return errors.New("not a WebAssembly module (no \\0asm header): it looks like WebAssembly text; assemble it with: wat2wasm NAME.wat -o NAME.wasm")
-	}
-	return errors.New("not a WebAssembly module (no \\0asm header); a Go plugin is built with: " + goBuild)
-}
-
-// isGoModule reports whether the module was linked by Go (it has Go's
-// "go:buildid" custom section).
-func isGoModule(secs []section) bool {
-	for _, s := range secs {
-		if s.id == 0 && (&reader{b: s.body}).name() == "go:buildid" {
-			return true
-		}
-	}
-	return false
 }
 
 // inspect reads imports, memories and tables.
