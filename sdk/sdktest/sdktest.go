@@ -94,9 +94,9 @@ type Result struct {
 	// Symbol is one add_score call (sdk.Ctx.AddScore) of this or an
 	// earlier hook: Plugin (the plugin's name), Name (the symbol, e.g.
 	// "MISSING_SUBJECT") and Score (the amount added, possibly negative).
-	// The server compares the total with its [spam] thresholds
-	// (X-Spam-Status, quarantine, reject: see the plugin docs in
-	// sdk/README or README "Scores").
+	// The server compares the total with its [spam] thresholds after the
+	// data stage (X-Spam-Status, quarantine, reject: see sdk.Ctx.AddScore
+	// and add_score in pluginapi/ABI.md); a Runner applies none.
 	Score   float64
 	Symbols []filter.Symbol
 	// Header is the header section after edits (CRLF, "Name: value" lines).
