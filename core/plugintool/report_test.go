@@ -22,6 +22,7 @@ var defaults = filter.Spam{AddHeader: 5, Quarantine: 10, Reject: 15}
 // the auth user, TLS and listener properties.
 func TestTestSession(t *testing.T) {
 	dir := plugins(t, map[string]string{"scorer.wasm": "testdata/scorer"})
+	cache := t.TempDir() // one compilation for all runs
 	for _, c := range []struct {
 		opts TestOptions
 		want string
@@ -32,6 +33,7 @@ func TestTestSession(t *testing.T) {
 	} {
 		o := c.opts
 		o.Wasm, o.Message, o.From, o.Rcpts = filepath.Join(dir, "scorer.wasm"), []byte(message), "alice@example.org", []string{"bob@example.com"}
+		o.CacheDir = cache
 		stages, err := Test(context.Background(), o)
 		if err != nil {
 			t.Fatal(err)
@@ -46,6 +48,7 @@ func TestTestSession(t *testing.T) {
 // [spam] thresholds make of them, in text and JSON; the data stage shows a
 // spam refusal and a hold as the server would apply them.
 func TestTestScores(t *testing.T) {
+	cache := t.TempDir() // one compilation for all runs
 	for _, c := range []struct {
 		score  float64
 		action string
@@ -60,7 +63,7 @@ func TestTestScores(t *testing.T) {
 		dir := plugins(t, map[string]string{"scorer.wasm": "testdata/scorer",
 			"scorer.toml": fmt.Sprintf("[config]\nscore = %v\n", c.score)})
 		stages, err := Test(context.Background(), TestOptions{Wasm: filepath.Join(dir, "scorer.wasm"), Message: []byte(noSubject),
-			From: "alice@example.org", Rcpts: []string{"bob@example.com"}, Spam: defaults})
+			From: "alice@example.org", Rcpts: []string{"bob@example.com"}, Spam: defaults, CacheDir: cache})
 		if err != nil {
 			t.Fatal(err)
 		}
