@@ -36,7 +36,7 @@ for i in $(seq 1 "$runs"); do
 	cp "$name/$name.wasm" "$name/$name.toml" data/plugins/
 	until grep -q "msg=\"plugin loaded\" plugin=$name " server.log; do sleep 0.05; done
 	t2=$(now)
-	printf 'run %d: plugin new → go test passed %.1f s; → plugin loaded %.1f s (load average %s)\n' \
-		"$i" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t0" | bc)" "$(cut -d' ' -f1 /proc/loadavg)"
+	awk -v i="$i" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
+		'BEGIN { printf "run %d: plugin new → go test passed %.1f s; → plugin loaded %.1f s (load average %s)\n", i, t1 - t0, t2 - t0, load }'
 	cd - > /dev/null
 done
