@@ -92,6 +92,9 @@ func (q *Queue) setSched(txn *badger.Txn, t time.Time, id string) error {
 // badger.DB.Update does, and tells the scan's start of the schedule
 // entries it wrote.
 func (q *Queue) updateDB(fn func(txn *badger.Txn) error) error {
+	if q.db.IsClosed() {
+		return badger.ErrDBClosed
+	}
 	txn := q.db.NewTransaction(true)
 	committed := false
 	defer func() {
