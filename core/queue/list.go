@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/mail"
@@ -209,4 +211,84 @@ func (q *Queue) budget() int {
 		return q.opts.scanBudget
 	}
 	return pageScanBudget
+}
+
+// scanAll decodes every envelope, GOMAXPROCS decoders at a time, and calls
+// fn with each from the calling goroutine, in no particular order. Stats
+// reads the whole queue with it: decoding the JSON is most of the cost.
+func (q *Queue) scanAll(ctx context.Context, fn func(*mail.Envelope)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type record struct{ key, val []byte }
+	const batch = 256
+	raw := make(chan []record, 4)
+	decoded := make(chan []*mail.Envelope, 4)
+	var readErr, decodeErr error
+	go func() {
+		defer close(raw)
+		readErr = q.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMsg), PrefetchValues: true, PrefetchSize: 100})
+			defer it.Close()
+			var b []record
+			send := func() error {
+				select {
+				case raw <- b:
+					b = nil
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			for it.Rewind(); it.Valid(); it.Next() {
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if b = append(b, record{it.Item().KeyCopy(nil), v}); len(b) == batch {
+					if err := send(); err != nil {
+						return err
+					}
+				}
+			}
+			if len(b) > 0 {
+				return send()
+			}
+			return nil
+		})
+	}()
+	var wg sync.WaitGroup
+	var failed sync.Once
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for b := range raw {
+				out := make([]*mail.Envelope, 0, len(b))
+				for _, r := range b {
+					env := new(mail.Envelope)
+					if err := json.Unmarshal(r.val, env); err != nil {
+						failed.Do(func() {
+							decodeErr = fmt.Errorf("decode envelope %s: %w", r.key[len(prefixMsg):], err)
+							cancel()
+						})
+						break
+					}
+					out = append(out, env)
+				}
+				select {
+				case decoded <- out:
+				case <-ctx.Done():
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(decoded) }()
+	for envs := range decoded {
+		for _, env := range envs {
+			fn(env)
+		}
+	}
+	// The reader and the decoders are done: decoded is closed after them.
+	if decodeErr != nil {
+		return decodeErr
+	}
+	return readErr
 }

@@ -77,22 +77,21 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	now := q.opts.Now()
 	type dest struct {
 		DomainStats
-		failed  int
 		lastErr string
 	}
 	dests := map[string]*dest{}
-	_, err := q.scan(ctx, "", 0, func(env *mail.Envelope) bool {
+	err := q.scanAll(ctx, func(env *mail.Envelope) {
 		st.Bytes += env.Size
 		switch State(env) {
 		case StateHeld:
 			st.Held++
-			return true
+			return
 		case StateDeferred:
 			st.Deferred++
 		default:
 			st.Queued++
 		}
-		if st.Oldest.IsZero() || env.Received.Before(st.Oldest) {
+		if st.Oldest.IsZero() || env.Received.Before(st.Oldest) || env.Received.Equal(st.Oldest) && env.ID < st.OldestID {
 			st.Oldest, st.OldestID = env.Received, env.ID
 		}
 		age := ageBucket(now.Sub(env.Received))
@@ -116,7 +115,6 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 				d.lastErr = r.LastError
 			}
 		}
-		return true
 	})
 	if err != nil {
 		return Stats{}, fmt.Errorf("queue: stats: %w", err)
