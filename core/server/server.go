@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/core/queue"
 	"github.com/sluice-mta/sluice/core/tlsconf"
+	"github.com/sluice-mta/sluice/core/tlsrpt"
 	"github.com/sluice-mta/sluice/core/users"
 )
 
@@ -61,6 +62,12 @@ type Server struct {
 	// queue closes).
 	kv      filter.KV
 	kvClose func() error
+	// tlsReport takes outbound TLS outcomes for TLS-RPT (WithTLSReport);
+	// nil reports nothing.
+	tlsReport tlsrpt.Recorder
+	// stsPort is the MTA-STS policy servers' HTTPS port (WithMTASTSPort);
+	// 0 is 443.
+	stsPort int
 	// nodeID is node_id, or the machine's host name (for the metrics;
 	// the Received: comment and the log lines carry only a configured
 	// node_id).
@@ -115,8 +122,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err := s.newKV(); err != nil {
 		return nil, err
 	}
-	if s.resolver, err = dns.New(dns.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout.D()}); err != nil {
-		return nil, fmt.Errorf("[dns]: %w", err)
+	if s.resolver, err = newResolver(cfg); err != nil {
+		return nil, err
 	}
 	if err := s.newAuth(); err != nil {
 		return nil, err
@@ -186,6 +193,18 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 
 // Option adjusts a Server at New.
 type Option func(*Server)
+
+// WithTLSReport hands every outbound MX session's TLS outcome to rec, the
+// TLS-RPT store (RFC 8460).
+func WithTLSReport(rec tlsrpt.Recorder) Option {
+	return func(s *Server) { s.tlsReport = rec }
+}
+
+// WithMTASTSPort fetches MTA-STS policies from this port instead of 443,
+// so that tests can serve them without privileges.
+func WithMTASTSPort(port int) Option {
+	return func(s *Server) { s.stsPort = port }
+}
 
 // WithPluginClock sets the clock plugins see through the host's now
 // function, so rate-limit windows and greylisting delays can be tested

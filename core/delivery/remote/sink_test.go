@@ -24,7 +24,12 @@ import (
 
 // sinkOptions shape a sink's behaviour.
 type sinkOptions struct {
-	tls      bool // offer STARTTLS with a self-signed certificate
+	tls bool // offer STARTTLS with a self-signed certificate
+	// cert, when set, is the certificate offered (STARTTLS, or implicit
+	// TLS with implicit set) instead of a self-signed one.
+	cert     *tls.Certificate
+	implicit bool // TLS from the first byte (port 465 style)
+	login    bool // offer AUTH LOGIN only, not PLAIN
 	smtputf8 bool // offer SMTPUTF8
 	no8bit   bool // do not offer 8BITMIME (go-smtp always does: it is cut from the reply)
 	// delay is waited before each reply is written, as a network round
@@ -65,7 +70,10 @@ type sink struct {
 	maxOpen int
 	inData  int // sessions inside DATA now
 	// cmds counts the commands received by verb ("EHLO", "RSET", …).
-	cmds    map[string]int
+	cmds map[string]int
+	// auths counts AUTH exchanges begun: a password was sent, or about
+	// to be.
+	auths   int
 	replies map[string][]*smtp.SMTPError
 }
 
@@ -81,12 +89,22 @@ func startSink(t testing.TB, o sinkOptions) *sink {
 	srv.MaxMessageBytes = o.maxSize
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = time.Minute
-	if o.tls {
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+	if o.tls || o.cert != nil || o.implicit {
+		cert := o.cert
+		if cert == nil {
+			c := selfSigned(t)
+			cert = &c
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
+	var ln net.Listener
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.implicit {
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		srv.TLSConfig = nil
 	}
 	s.addr = ln.Addr().String()
 	go srv.Serve(&countingListener{Listener: ln, s: s})
@@ -216,20 +234,37 @@ type sinkSession struct {
 var _ smtp.AuthSession = (*sinkSession)(nil)
 
 func (ss *sinkSession) AuthMechanisms() []string {
-	if ss.s.o.user == "" {
+	switch {
+	case ss.s.o.user == "":
 		return nil
+	case ss.s.o.login:
+		return []string{sasl.Login}
 	}
 	return []string{sasl.Plain}
 }
 
 func (ss *sinkSession) Auth(mech string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, user, pass string) error {
+	ss.s.mu.Lock()
+	ss.s.auths++
+	ss.s.mu.Unlock()
+	check := func(user, pass string) error {
 		if user != ss.s.o.user || pass != ss.s.o.pass {
 			return errors.New("bad credentials")
 		}
 		ss.user = user
 		return nil
-	}), nil
+	}
+	if mech == sasl.Login {
+		return &loginServer{authenticate: check}, nil
+	}
+	return sasl.NewPlainServer(func(identity, user, pass string) error { return check(user, pass) }), nil
+}
+
+// authCount returns how many AUTH exchanges the sink saw begin.
+func (s *sink) authCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.auths
 }
 
 func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
