@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
@@ -14,8 +15,8 @@ import (
 // takes a session secured as the TLS policy says; the transactions then
 // run there. Only failing to get a session moves on to the next address:
 // once one is up, its replies are the verdict. When no session could be
-// had, a TLS policy's failure is the reason given, rather than a later
-// connection failure.
+// had, the first TLS policy failure (at the most preferred host) is the
+// reason given, rather than a later connection failure.
 func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts []string) []mail.Result {
 	domain := ds.domain
 	last := deferred("4.4.1", "none", "no mail exchanger of %s could be reached", domain)
@@ -31,7 +32,8 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts [
 		}
 		p, f := d.plan(ctx, ds, t, secure)
 		if f != nil {
-			last, policyFail = f, f
+			last = f
+			policyFail = cmp.Or(policyFail, f)
 			continue
 		}
 		for _, a := range addrs {
@@ -45,7 +47,7 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts [
 				if f != nil {
 					last = f
 					if f.reply.Enhanced[1] == 7 {
-						policyFail = f
+						policyFail = cmp.Or(policyFail, f)
 					}
 					break
 				}
