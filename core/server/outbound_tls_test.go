@@ -1,19 +1,23 @@
 package server_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
+	"github.com/sluice-mta/sluice/core/server"
 	"github.com/sluice-mta/sluice/core/servertest"
 )
 
@@ -162,4 +166,59 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestMTASTSBounceAfterLifetime: mail an enforced MTA-STS policy keeps
+// from an MX with a self-signed certificate waits (4.7.5), is never sent,
+// and bounces after max_lifetime with the policy's reason; the TLS metric
+// counts the failures. The policy server is an HTTPS server with a test-CA
+// certificate trusted through delivery.ca_file.
+func TestMTASTSBounceAfterLifetime(t *testing.T) {
+	certs := newCertMaker(t)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, certs.caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 86400\n")
+	}))
+	policy.TLS = &tls.Config{Certificates: []tls.Certificate{certs.make(t, false, "mta-sts.sts.test")}}
+	policy.StartTLS()
+	t.Cleanup(policy.Close)
+
+	mxAddr := reserveAddr(t)
+	mx := startTLSSink(t, mxAddr, certs.make(t, true, "mx.sts.test"), "", "")
+	cfg := outboundConfig(t, mxAddr,
+		"sts.test. 300 IN MX 10 mx.sts.test.",
+		"mx.sts.test. 300 IN A 127.0.0.1",
+		`_mta-sts.sts.test. 300 IN TXT "v=STSv1; id=1"`,
+		"mta-sts.sts.test. 300 IN A 127.0.0.1")
+	cfg.Delivery.CAFile = caFile
+	cfg.Queue.MaxLifetime = cfgDuration(3 * time.Second)
+	box := localBox(t, cfg, "sender")
+	srv := servertest.Start(t, cfg, server.WithMTASTSPort(mustPort(t, policy.Listener.Addr().String())))
+	servertest.MustSend(t, srv.Addr, "sender@localhost", []string{"x@sts.test"}, servertest.Message("sender@localhost", "x@sts.test", "to sts", "x\r\n"))
+	bounces := servertest.WaitFiles(t, box, 1, 20*time.Second)
+	b, _ := os.ReadFile(bounces[0])
+	for _, want := range []string{"x@sts.test", "4.4.7", "delivery time expired", "MTA-STS policy of sts.test (mode enforce)", "self-signed certificate not trusted"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("bounce lacks %q:\n%s", want, b)
+		}
+	}
+	if n := len(mx.messages()); n != 0 {
+		t.Errorf("the MX got %d messages; the policy forbids it", n)
+	}
+	got, text := scrape(t, cfg)
+	if got[`sluice_delivery_tls_total{policy="mta-sts",result="certificate-not-trusted"}`] < 1 {
+		t.Errorf("no mta-sts certificate-not-trusted failure counted:\n%s", text)
+	}
+}
+
+// mustPort is the port of a "host:port" as a number.
+func mustPort(t *testing.T, addr string) int {
+	n, err := strconv.Atoi(port(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
