@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
 	"github.com/sluice-mta/sluice/core/server"
 	"github.com/sluice-mta/sluice/core/servertest"
+	"github.com/sluice-mta/sluice/core/tlsconf/tlstest"
 )
 
 // TestOutboundTLSProcess runs `sluice serve` against loopback peers and a
@@ -35,9 +36,9 @@ import (
 //     it gets no AUTH at all, and the mail waits with 4.7.5.
 func TestOutboundTLSProcess(t *testing.T) {
 	dir := t.TempDir()
-	certs := newCertMaker(t)
+	ca := tlstest.NewCA(t)
 	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, certs.caPEM, 0o644); err != nil {
+	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The MTA-STS policy host needs port 443: a loopback address of its
@@ -51,17 +52,17 @@ func TestOutboundTLSProcess(t *testing.T) {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, "version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 86400\n")
 		}),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{certs.make(t, false, "mta-sts.sts.test")}},
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, time.Now().Add(time.Hour), "mta-sts.sts.test")}},
 	}
 	go hs.ServeTLS(ln, "", "")
 	t.Cleanup(func() { hs.Close() })
 
 	mxAddr := reserveAddr(t)
 	_, mxPort, _ := net.SplitHostPort(mxAddr)
-	self := certs.make(t, true, "mx.example")
+	self := tlstest.SelfSigned(t, "mx.example")
 	mx := startTLSSink(t, mxAddr, self, "", "")
-	goodRelay := startTLSSink(t, reserveAddr(t), certs.make(t, false, "smarthost.test"), "alice", "secret")
-	badRelay := startTLSSink(t, reserveAddr(t), certs.make(t, true, "selfsigned.test"), "alice", "secret")
+	goodRelay := startTLSSink(t, reserveAddr(t), ca.Issue(t, time.Now().Add(time.Hour), "smarthost.test"), "alice", "secret")
+	badRelay := startTLSSink(t, reserveAddr(t), tlstest.SelfSigned(t, "selfsigned.test"), "alice", "secret")
 
 	spki := sha256.Sum256(self.Leaf.RawSubjectPublicKeyInfo)
 	dnsSrv := dnstest.Start(t, dnstest.Zone(
@@ -174,20 +175,20 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 // counts the failures. The policy server is an HTTPS server with a test-CA
 // certificate trusted through delivery.ca_file.
 func TestMTASTSBounceAfterLifetime(t *testing.T) {
-	certs := newCertMaker(t)
+	ca := tlstest.NewCA(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, certs.caPEM, 0o644); err != nil {
+	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	policy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 86400\n")
 	}))
-	policy.TLS = &tls.Config{Certificates: []tls.Certificate{certs.make(t, false, "mta-sts.sts.test")}}
+	policy.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, time.Now().Add(time.Hour), "mta-sts.sts.test")}}
 	policy.StartTLS()
 	t.Cleanup(policy.Close)
 
 	mxAddr := reserveAddr(t)
-	mx := startTLSSink(t, mxAddr, certs.make(t, true, "mx.sts.test"), "", "")
+	mx := startTLSSink(t, mxAddr, tlstest.SelfSigned(t, "mx.sts.test"), "", "")
 	cfg := outboundConfig(t, mxAddr,
 		"sts.test. 300 IN MX 10 mx.sts.test.",
 		"mx.sts.test. 300 IN A 127.0.0.1",

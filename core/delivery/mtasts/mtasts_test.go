@@ -2,15 +2,9 @@ package mtasts
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,32 +21,8 @@ import (
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
 	"github.com/sluice-mta/sluice/core/kvstore"
 	"github.com/sluice-mta/sluice/core/testclock"
+	"github.com/sluice-mta/sluice/core/tlsconf/tlstest"
 )
-
-// testPKI makes a CA, trusted by the tests through Options.Roots (never
-// the system store), and a certificate from it for names.
-func testPKI(t *testing.T, names ...string) (*x509.CertPool, tls.Certificate) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // server serves example.test's policy over HTTPS on loopback and counts
 // the fetches; the DNS server names it.
@@ -80,7 +50,8 @@ type setup struct {
 
 func newSetup(t *testing.T, text string) *setup {
 	t.Helper()
-	roots, cert := testPKI(t, "mta-sts.example.test")
+	ca := tlstest.NewCA(t)
+	roots, cert := ca.Pool, ca.Issue(t, time.Now().Add(time.Hour), "mta-sts.example.test")
 	srv := &server{code: 200, text: text}
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		srv.hits.Add(1)

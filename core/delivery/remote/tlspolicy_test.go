@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluice-mta/sluice/core/delivery/mtasts"
 	"github.com/sluice-mta/sluice/core/mail"
+	"github.com/sluice-mta/sluice/core/tlsconf/tlstest"
 	"github.com/sluice-mta/sluice/core/tlsrpt"
 )
 
@@ -61,13 +62,13 @@ type mxCerts struct {
 	good, expired, wrongName, self tls.Certificate
 }
 
-func newMXCerts(t *testing.T, ca *testCA) mxCerts {
+func newMXCerts(t *testing.T, ca *tlstest.CA) mxCerts {
 	self := selfSigned(t)
 	self.Leaf, _ = x509.ParseCertificate(self.Certificate[0])
 	return mxCerts{
-		good:      ca.issue(t, time.Now().Add(time.Hour), "mx1.example.test"),
-		expired:   ca.issue(t, time.Now().Add(-time.Hour), "mx1.example.test"),
-		wrongName: ca.issue(t, time.Now().Add(time.Hour), "other.test"),
+		good:      ca.Issue(t, time.Now().Add(time.Hour), "mx1.example.test"),
+		expired:   ca.Issue(t, time.Now().Add(-time.Hour), "mx1.example.test"),
+		wrongName: ca.Issue(t, time.Now().Add(time.Hour), "other.test"),
 		self:      self,
 	}
 }
@@ -98,7 +99,7 @@ func checkTLS(t *testing.T, got []mail.Result, s *sink, wantTLS string, wantTxns
 // certificate valid for the MX name; anything else defers with 4.7.5 and
 // the problem, and nothing is sent.
 func TestVerifyPolicy(t *testing.T) {
-	ca := newTestCA(t)
+	ca := tlstest.NewCA(t)
 	certs := newMXCerts(t, ca)
 	tests := []struct {
 		name   string
@@ -119,7 +120,7 @@ func TestVerifyPolicy(t *testing.T) {
 			s := mxSink(t, e, tt.cert)
 			rec := &recorder{}
 			d := e.deliverer(func(o *Options) {
-				o.Roots, o.TLSReport = ca.pool, rec
+				o.Roots, o.TLSReport = ca.Pool, rec
 				o.Routes = map[string]Route{"example.test": {TLS: TLSVerify}}
 			})
 			rcpts := []string{"a@example.test"}
@@ -137,7 +138,7 @@ func TestVerifyPolicy(t *testing.T) {
 // server without STARTTLS gets the mail in plain text; tls = "none" never
 // says STARTTLS.
 func TestOpportunisticPolicy(t *testing.T) {
-	ca := newTestCA(t)
+	ca := tlstest.NewCA(t)
 	certs := newMXCerts(t, ca)
 	for _, tt := range []struct {
 		name, policy string
@@ -171,7 +172,7 @@ type policyServer struct {
 	srv  *httptest.Server
 }
 
-func startPolicyServer(t *testing.T, ca *testCA, text string) *policyServer {
+func startPolicyServer(t *testing.T, ca *tlstest.CA, text string) *policyServer {
 	t.Helper()
 	ps := &policyServer{text: text}
 	ps.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -184,7 +185,7 @@ func startPolicyServer(t *testing.T, ca *testCA, text string) *policyServer {
 		defer ps.mu.Unlock()
 		fmt.Fprint(w, ps.text)
 	}))
-	ps.srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.issue(t, time.Now().Add(time.Hour), "mta-sts.example.test")}}
+	ps.srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, time.Now().Add(time.Hour), "mta-sts.example.test")}}
 	ps.srv.StartTLS()
 	t.Cleanup(ps.srv.Close)
 	_, port, _ := net.SplitHostPort(ps.srv.Listener.Addr().String())
@@ -214,12 +215,12 @@ func stsPolicy(mode string, mx ...string) string {
 // delivers and reports; a policy that cannot be fetched (its server's
 // certificate is not trusted) counts as none, reported.
 func TestMTASTS(t *testing.T) {
-	ca := newTestCA(t)
+	ca := tlstest.NewCA(t)
 	certs := newMXCerts(t, ca)
 	tests := []struct {
 		name     string
 		policy   string
-		policyCA *testCA // the CA the policy server's certificate is from; nil: ca
+		policyCA *tlstest.CA // the CA the policy server's certificate is from; nil: ca
 		cert     *tls.Certificate
 		want     want
 		wantTLS  string
@@ -241,7 +242,7 @@ func TestMTASTS(t *testing.T) {
 			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not list MX host mx1.example.test (it lists mx9.example.test)"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultValidationFailure},
 		{name: "testing, self-signed: delivered, reported", policy: stsPolicy("testing", "mx1.example.test"), cert: &certs.self,
 			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateNotTrusted},
-		{name: "policy server not trusted: no policy", policy: stsPolicy("enforce", "mx9.example.test"), policyCA: newTestCA(t), cert: &certs.self,
+		{name: "policy server not trusted: no policy", policy: stsPolicy("enforce", "mx9.example.test"), policyCA: tlstest.NewCA(t), cert: &certs.self,
 			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultSTSPolicyFetchError},
 		{name: "mode none: no policy", policy: stsPolicy("none"), cert: noTLS,
 			want: want{status: mail.Sent}, wantTLS: "none", wantTx: 1, rep: tlsrpt.PolicyNone, rtype: tlsrpt.ResultSTARTTLSNotSupported},
@@ -257,8 +258,8 @@ func TestMTASTS(t *testing.T) {
 			ps := startPolicyServer(t, pca, tt.policy)
 			rec := &recorder{}
 			d := e.deliverer(func(o *Options) {
-				o.Roots, o.TLSReport = ca.pool, rec
-				o.MTASTS = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.pool, Port: ps.port})
+				o.Roots, o.TLSReport = ca.Pool, rec
+				o.MTASTS = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.Pool, Port: ps.port})
 			})
 			rcpts := []string{"a@example.test"}
 			got := deliver(d, message("Q1", rcpts...))
@@ -298,9 +299,9 @@ func tlsaRecord(cert *x509.Certificate, usage, selector, mtype int) string {
 // satisfy defers with 4.7.5 and sends nothing; an unsigned zone falls back
 // to the domain's other policy; DANE wins over MTA-STS; dane-only needs it.
 func TestDANE(t *testing.T) {
-	ca := newTestCA(t)
+	ca := tlstest.NewCA(t)
 	certs := newMXCerts(t, ca)
-	other := newMXCerts(t, newTestCA(t))
+	other := newMXCerts(t, tlstest.NewCA(t))
 	tests := []struct {
 		name     string
 		cert     *tls.Certificate
@@ -321,9 +322,9 @@ func TestDANE(t *testing.T) {
 			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
 		{name: "DANE-EE full certificate", cert: &certs.wrongName, tlsa: tlsaRecord(certs.wrongName.Leaf, 3, 0, 0),
 			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
-		{name: "DANE-TA", cert: &certs.good, tlsa: tlsaRecord(ca.cert, 2, 0, 1),
+		{name: "DANE-TA", cert: &certs.good, tlsa: tlsaRecord(ca.Cert, 2, 0, 1),
 			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
-		{name: "DANE-TA, certificate for another name", cert: &certs.wrongName, tlsa: tlsaRecord(ca.cert, 2, 0, 1),
+		{name: "DANE-TA, certificate for another name", cert: &certs.wrongName, tlsa: tlsaRecord(ca.Cert, 2, 0, 1),
 			want: want{status: mail.Deferred, dsn: "4.7.5", text: "no TLSA record matches the certificate"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
 		{name: "TLSA not matching", cert: &certs.self, tlsa: tlsaRecord(other.good.Leaf, 3, 1, 1),
 			want: want{status: mail.Deferred, dsn: "4.7.5", text: "the DANE TLSA records of mx1.example.test"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
@@ -365,10 +366,10 @@ func TestDANE(t *testing.T) {
 			var sts STSPolicies
 			if tt.sts != "" {
 				ps := startPolicyServer(t, ca, tt.sts)
-				sts = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.pool, Port: ps.port})
+				sts = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.Pool, Port: ps.port})
 			}
 			d := e.deliverer(func(o *Options) {
-				o.DANE, o.TLS, o.Roots, o.TLSReport, o.MTASTS = true, tt.policy, ca.pool, rec, sts
+				o.DANE, o.TLS, o.Roots, o.TLSReport, o.MTASTS = true, tt.policy, ca.Pool, rec, sts
 			})
 			rcpts := []string{"a@example.test"}
 			got := deliver(d, message("Q1", rcpts...))
