@@ -156,6 +156,10 @@ type Cache struct {
 	log    *slog.Logger
 	client *http.Client
 
+	// ctx ends with Close, and with it the background refreshes.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu         sync.Mutex
 	mem        map[string]*Policy // without a Store
 	refreshing map[string]bool
@@ -175,6 +179,7 @@ func New(opts Options) *Cache {
 		opts.Now = time.Now
 	}
 	c := &Cache{opts: opts, log: opts.Logger, mem: map[string]*Policy{}, refreshing: map[string]bool{}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -195,11 +200,12 @@ func New(opts Options) *Cache {
 	return c
 }
 
-// Close waits for background refreshes to end.
+// Close stops the background refreshes and waits for them to end.
 func (c *Cache) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+	c.cancel()
 	c.wg.Wait()
 }
 
@@ -322,7 +328,7 @@ func (c *Cache) refresh(domain, id string) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
 		defer cancel()
 		if _, err := c.fetch(ctx, domain, id); err != nil {
 			c.log.Info("MTA-STS: refreshing a policy failed; the cached one stays", "domain", domain, "err", err)

@@ -386,3 +386,26 @@ func TestDANE(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyTriesNextMX: an MX whose certificate does not meet the policy
+// is skipped for the next one, which gets the mail.
+func TestPolicyTriesNextMX(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	e := newEnv(t, twoMX...)
+	bad := mxSink(t, e, ptr(tlstest.SelfSigned(t, "mx1.example.test")))
+	good := startSink(t, sinkOptions{cert: ptr(ca.Issue(t, time.Now().Add(time.Hour), "mx2.example.test"))})
+	e.route("192.0.2.2:25", good.addr)
+	d := e.deliverer(func(o *Options) {
+		o.Roots = ca.Pool
+		o.Routes = map[string]Route{"example.test": {TLS: TLSVerify}}
+	})
+	rcpts := []string{"a@example.test"}
+	got := deliver(d, message("Q1", rcpts...))
+	check(t, got, rcpts, want{status: mail.Sent, relay: "mx2.example.test[192.0.2.2]:25"})
+	checkTLS(t, got, good, "TLSv1.3 verified=pkix", 1)
+	if n := len(bad.transactions()); n != 0 {
+		t.Errorf("the self-signed MX got %d transactions", n)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
