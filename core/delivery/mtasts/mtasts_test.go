@@ -48,7 +48,7 @@ type setup struct {
 	clock *testclock.Clock
 }
 
-func newSetup(t *testing.T, text string) *setup {
+func newSetup(t testing.TB, text string) *setup {
 	t.Helper()
 	ca := tlstest.NewCA(t)
 	roots, cert := ca.Pool, ca.Issue(t, time.Now().Add(time.Hour), "mta-sts.example.test")
