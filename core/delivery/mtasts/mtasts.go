@@ -240,9 +240,10 @@ func (c *Cache) dial(ctx context.Context, network, addr string) (net.Conn, error
 // sts-policy-invalid).
 type FetchError struct {
 	Domain string
-	// Invalid is set when a policy was served but did not parse.
-	Invalid bool
-	Err     error
+	// Invalid is set when a policy was served but did not parse; WebPKI
+	// when the policy server's certificate did not verify.
+	Invalid, WebPKI bool
+	Err             error
 }
 
 func (e *FetchError) Error() string {
@@ -351,7 +352,8 @@ func (c *Cache) fetch(ctx context.Context, domain, id string) (*Policy, error) {
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, &FetchError{Domain: domain, Err: err}
+		var ve *tls.CertificateVerificationError
+		return nil, &FetchError{Domain: domain, WebPKI: errors.As(err, &ve), Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

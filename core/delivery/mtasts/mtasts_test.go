@@ -194,6 +194,14 @@ func TestCacheFailures(t *testing.T) {
 			t.Errorf("HTTP %d %q: %v, %v; want a FetchError (invalid %v)", tt.code, tt.text, p, err, tt.invalid)
 		}
 	}
+	// A policy server whose certificate is from a CA not trusted.
+	s = newSetup(t, enforce)
+	s.opts.Roots = tlstest.NewCA(t).Pool
+	p, err := New(s.opts).Get(ctx, "example.test")
+	var fe *FetchError
+	if p != nil || !errors.As(err, &fe) || !fe.WebPKI {
+		t.Errorf("untrusted policy server: %v, %v; want a FetchError with WebPKI set", p, err)
+	}
 	s = newSetup(t, "version: STSv1\nmode: none\nmax_age: 3600\n")
 	if p, err := s.cache.Get(ctx, "example.test"); p != nil || err != nil {
 		t.Errorf("mode none: %v, %v; want no policy", p, err)

@@ -93,8 +93,11 @@ func (d *Deliverer) plan(ctx context.Context, ds *dest, t target, addrSecure boo
 		// A published record without a policy: reported, then as if
 		// there were none (RFC 8461 section 5).
 		p.report = &tlsrpt.Result{PolicyDomain: ds.domain, PolicyType: tlsrpt.PolicySTS, Failure: tlsrpt.ResultSTSPolicyFetchError, Detail: fe.Error()}
-		if fe.Invalid {
+		switch {
+		case fe.Invalid:
 			p.report.Failure = tlsrpt.ResultSTSPolicyInvalid
+		case fe.WebPKI:
+			p.report.Failure = tlsrpt.ResultSTSWebPKIInvalid
 		}
 	}
 	if sts := ds.sts; sts != nil {

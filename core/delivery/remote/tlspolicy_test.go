@@ -243,7 +243,7 @@ func TestMTASTS(t *testing.T) {
 		{name: "testing, self-signed: delivered, reported", policy: stsPolicy("testing", "mx1.example.test"), cert: &certs.self,
 			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateNotTrusted},
 		{name: "policy server not trusted: no policy", policy: stsPolicy("enforce", "mx9.example.test"), policyCA: tlstest.NewCA(t), cert: &certs.self,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultSTSPolicyFetchError},
+			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultSTSWebPKIInvalid},
 		{name: "mode none: no policy", policy: stsPolicy("none"), cert: noTLS,
 			want: want{status: mail.Sent}, wantTLS: "none", wantTx: 1, rep: tlsrpt.PolicyNone, rtype: tlsrpt.ResultSTARTTLSNotSupported},
 	}
@@ -268,7 +268,7 @@ func TestMTASTS(t *testing.T) {
 			if !rec.has(tt.rep, tt.rtype) {
 				t.Errorf("TLS-RPT got %+v, want a %s result %q", rec.results(), tt.rep, tt.rtype)
 			}
-			if tt.rep == tlsrpt.PolicySTS && tt.rtype != tlsrpt.ResultSTSPolicyFetchError {
+			if tt.rep == tlsrpt.PolicySTS && tt.rtype != tlsrpt.ResultSTSWebPKIInvalid {
 				if r := rec.results()[0]; !slices.Contains(r.PolicyStrings, "mode: "+strings.Fields(tt.policy)[3]) || r.MXHost != "mx1.example.test" {
 					t.Errorf("TLS-RPT result %+v: want the policy's lines and the MX host", r)
 				}
