@@ -55,11 +55,12 @@ func (cn *conn) quit(timeout time.Duration) {
 // when p says). A failure means: try the next address.
 func (d *Deliverer) connect(ctx context.Context, ds *dest, host string, ap netip.AddrPort, p *tlsPlan, fresh bool) (*conn, *failure) {
 	relay := relayName(host, ap.Addr(), int(ap.Port()))
-	key := relay + "|" + p.key
 	if !fresh {
-		if cn := d.pool.get(key); cn != nil {
-			cn.reused = true
-			return cn, nil
+		for _, k := range p.accepts() {
+			if cn := d.pool.get(relay + "|" + k); cn != nil {
+				cn.reused = true
+				return cn, nil
+			}
 		}
 	}
 	cn, f, retry := d.dial(ctx, host, relay, ap, p)
@@ -72,7 +73,7 @@ func (d *Deliverer) connect(ctx context.Context, ds *dest, host string, ap netip
 	if f != nil {
 		return nil, f
 	}
-	cn.key = key
+	cn.key = relay + "|" + p.keyFor(cn)
 	if p.auth {
 		if f := d.auth(cn, ds, ap, p); f != nil {
 			cn.c.Close()
@@ -80,6 +81,35 @@ func (d *Deliverer) connect(ctx context.Context, ds *dest, host string, ap netip
 		}
 	}
 	return cn, nil
+}
+
+// keyFor is the pool key (after the relay name) of cn, a session made for
+// p: p's own when cn is secured as p asks (or logged in), else what cn is,
+// so that a session that fell back to less is never reused for a policy
+// that needs more.
+func (p *tlsPlan) keyFor(cn *conn) string {
+	switch {
+	case p.auth:
+		return p.key
+	case cn.tls == "":
+		return "plain"
+	case cn.verified == "no" && p.verify != nil:
+		return "opp"
+	}
+	return p.key
+}
+
+// accepts lists the pool keys of the sessions p may reuse, best first.
+func (p *tlsPlan) accepts() []string {
+	switch {
+	case p.auth:
+		return []string{p.key}
+	case p.mode == planPlain:
+		return []string{"plain"}
+	case p.mode == planOptional || p.soft:
+		return []string{p.key, "opp", "plain"}
+	}
+	return []string{p.key}
 }
 
 // dial opens a new session secured as p says. retry, when set, is the
@@ -129,9 +159,9 @@ func (d *Deliverer) dial(ctx context.Context, host, relay string, ap netip.AddrP
 			case p.mode == planRequired && !p.soft:
 				return nil, f, nil
 			case errors.As(err, &ve):
-				return nil, f, &tlsPlan{mode: planOptional, metric: p.metric, serverName: p.serverName, key: p.key}
+				return nil, f, &tlsPlan{mode: planOptional, metric: p.metric, serverName: p.serverName, key: "opp"}
 			}
-			return nil, f, &tlsPlan{mode: planPlain, metric: "none", key: p.key}
+			return nil, f, &tlsPlan{mode: planPlain, metric: "none", key: "plain"}
 		}
 		if started {
 			c = d.newClient(&greeted{Conn: tc, pending: "220 TLS session started\r\n"})

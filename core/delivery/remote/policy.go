@@ -103,17 +103,18 @@ func (d *Deliverer) plan(ctx context.Context, ds *dest, t target, addrSecure boo
 	if sts := ds.sts; sts != nil {
 		why := fmt.Sprintf("the MTA-STS policy of %s (mode %s)", ds.domain, sts.Mode)
 		rep := &tlsrpt.Result{PolicyDomain: ds.domain, PolicyType: tlsrpt.PolicySTS, PolicyStrings: sts.Strings()}
-		if !sts.Matches(t.host) {
-			d.record(ctx, rep, t.host, "mta-sts", false, tlsrpt.ResultValidationFailure,
-				fmt.Sprintf("MX host %s is not in the policy (mx: %s)", t.host, sts.MXList()))
-			if sts.Mode == mtasts.ModeEnforce {
-				return nil, policyFailure("none", "%s does not list MX host %s (it lists %s); not sent there", why, t.host, sts.MXList())
-			}
-			p.report = nil // reported; the session is opportunistic
-			return p, nil
+		if sts.Matches(t.host) {
+			// In testing mode a failure is only reported, unless the
+			// domain's own policy is verify.
+			return &tlsPlan{mode: planRequired, verify: pkixVerify(d.opts.Roots, t.host), verified: "mta-sts", metric: "mta-sts",
+				serverName: t.host, why: why, soft: sts.Mode == mtasts.ModeTesting && ds.policy != TLSVerify, report: rep, key: "sts"}, nil
 		}
-		return &tlsPlan{mode: planRequired, verify: pkixVerify(d.opts.Roots, t.host), verified: "mta-sts", metric: "mta-sts",
-			serverName: t.host, why: why, soft: sts.Mode == mtasts.ModeTesting, report: rep, key: "sts"}, nil
+		d.record(ctx, rep, t.host, "mta-sts", false, tlsrpt.ResultValidationFailure,
+			fmt.Sprintf("MX host %s is not in the policy (mx: %s)", t.host, sts.MXList()))
+		if sts.Mode == mtasts.ModeEnforce {
+			return nil, policyFailure("none", "%s does not list MX host %s (it lists %s); not sent there", why, t.host, sts.MXList())
+		}
+		p.report = nil // reported; the session goes on as the domain's policy says
 	}
 	if ds.policy == TLSVerify {
 		p.mode, p.verify, p.verified, p.metric, p.key = planRequired, pkixVerify(d.opts.Roots, t.host), "pkix", "verify", "verify"
@@ -170,7 +171,7 @@ func (d *Deliverer) danePlan(ctx context.Context, ds *dest, t target, addrSecure
 	for _, r := range recs {
 		strs = append(strs, fmt.Sprintf("_%d._tcp.%s. IN TLSA %s", t.port, t.host, r))
 	}
-	p := &tlsPlan{mode: planRequired, serverName: t.host, metric: "dane", key: "dane",
+	p := &tlsPlan{mode: planRequired, serverName: t.host, metric: "dane", key: "dane/" + ds.domain,
 		why:    fmt.Sprintf("the DANE TLSA records of %s", t.host),
 		report: &tlsrpt.Result{PolicyDomain: ds.domain, PolicyType: tlsrpt.PolicyTLSA, PolicyStrings: strs}}
 	usable := usableTLSA(recs)

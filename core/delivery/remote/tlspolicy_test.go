@@ -409,3 +409,36 @@ func TestPolicyTriesNextMX(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestPoolKeys: a session that fell back to less than its plan asked (an
+// MTA-STS testing policy's unverified or plain session) is pooled as what
+// it is, and a plan that needs verification never takes it.
+func TestPoolKeys(t *testing.T) {
+	verify := func(tls.ConnectionState) error { return nil }
+	sts := &tlsPlan{mode: planRequired, verify: verify, verified: "mta-sts", key: "sts"}
+	soft := &tlsPlan{mode: planRequired, verify: verify, verified: "mta-sts", key: "sts", soft: true}
+	opp := &tlsPlan{mode: planOptional, key: "opp"}
+	relay := &tlsPlan{mode: planPlain, auth: true, plainAuth: true, key: "relay/alice/0"}
+	for _, tt := range []struct {
+		name string
+		p    *tlsPlan
+		cn   conn
+		key  string
+	}{
+		{"verified as asked", soft, conn{tls: "TLSv1.3", verified: "mta-sts"}, "sts"},
+		{"testing, unverified", soft, conn{tls: "TLSv1.3", verified: "no"}, "opp"},
+		{"testing, plain", soft, conn{}, "plain"},
+		{"opportunistic", opp, conn{tls: "TLSv1.3", verified: "no"}, "opp"},
+		{"logged in, plain", relay, conn{}, "relay/alice/0"},
+	} {
+		if got := tt.p.keyFor(&tt.cn); got != tt.key {
+			t.Errorf("%s: pooled as %q, want %q", tt.name, got, tt.key)
+		}
+	}
+	if got := sts.accepts(); !slices.Equal(got, []string{"sts"}) {
+		t.Errorf("an enforced policy reuses %q; want only verified sessions", got)
+	}
+	if got := opp.accepts(); !slices.Contains(got, "plain") || slices.Contains(got, "relay/alice/0") {
+		t.Errorf("opportunistic TLS reuses %q", got)
+	}
+}
