@@ -31,8 +31,9 @@
 #   BENCH_OUT       where outputs go                   (default /tmp/sluice-bench)
 #   BENCH_GO=0      skip the Go benchmarks
 #   BENCH_PLUGINS=0 skip the runs with six plugins
-#   BENCH_REDIS=0   skip the two runs with six ratelimit plugins, their
-#                   state in Badger and in a local redis-server ([kv])
+#   BENCH_REDIS=0   skip the two runs with the seven first-party plugins
+#                   (examples/anti-abuse, limits raised), their state in
+#                   Badger and in a local redis-server ([kv])
 #   BENCH_POSTFIX=0 skip the Postfix run
 #   BENCH_PERF=1    record a CPU profile of each sluice run with perf
 #                   (perf-TARGET.txt: the top functions)
@@ -100,10 +101,10 @@ free_port() {
 	return 1
 }
 
-# wait_port PORT PID waits up to 30 s for PORT to accept connections while
-# PID is alive.
+# wait_port PORT PID [SECONDS] waits up to SECONDS (default 30) for PORT to
+# accept connections while PID is alive.
 wait_port() {
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 $((${3:-30} * 10))); do
 		port_open "$1" && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.1
@@ -222,7 +223,11 @@ mem_rows=()
 sluice_run() {
 	local target=$1 wasm=${2:-} toml=${3:-} extra=${4:-} noheaders=${5:-} data="$tmp/data-$1" n want=0 pid
 	mkdir -p "$data/plugins"
-	if [ -n "$wasm" ]; then
+	if [ -d "$wasm" ]; then
+		# A directory of plugins, each NAME.wasm with its NAME.toml.
+		cp "$wasm"/* "$data/plugins/"
+		want=$(find "$wasm" -name '*.wasm' | wc -l)
+	elif [ -n "$wasm" ]; then
 		for n in 10-a 20-b 30-c 40-d 50-e 60-f; do
 			cp "$wasm" "$data/plugins/$n.wasm"
 			[ -z "$toml" ] || cp "$toml" "$data/plugins/$n.toml"
@@ -263,7 +268,9 @@ EOF
 	"$tmp/sluice" serve --config "$tmp/$target.toml" >"$out/$target.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
-	if ! wait_port "$smtp_port" "$pid"; then
+	# Plugins compile before the server listens: minutes for seven on a
+	# busy machine with a fresh compilation cache.
+	if ! wait_port "$smtp_port" "$pid" 600; then
 		say "$target did not start listening; see $out/$target.log:"
 		tail -n 5 "$out/$target.log" >&2 || true
 		rows+=("| $target | – | – | did not start | | | | | |")
@@ -319,6 +326,18 @@ EOF
 	stop "$pid" "$target"
 }
 
+# firstparty DIR builds the first-party plugins into DIR with the
+# configuration of examples/anti-abuse, the ratelimit plugin's limits
+# raised to a billion so that the load is never refused.
+firstparty() {
+	local dir=$1 p
+	mkdir -p "$dir"
+	for p in dnsbl helo greylist ratelimit sender-policy spamscore headers; do
+		(cd "plugins/$p" && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$dir/$p.wasm" .) || return 1
+		sed -E 's/(messages|recipients) = [0-9]+/\1 = 1000000000/g' "examples/anti-abuse/plugins/$p.toml" >"$dir/$p.toml"
+	done
+}
+
 if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
 	sluice_run sluice
 	# The same with the metrics off, at once, so that the machine has not
@@ -329,22 +348,20 @@ if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
 			GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/hello.wasm" ./examples/hello; then
 			sluice_run sluice-6quiet "$tmp/benchplugin.wasm"
 			sluice_run sluice-6hello "$tmp/hello.wasm" examples/hello/hello.toml
-			# Six ratelimit plugins (each its own namespace, limits never
-			# reached, so every message makes all its KV operations) on
-			# Badger, then on a local Redis: the cost of shared state.
-			if [ "${BENCH_REDIS:-1}" != 0 ] && command -v redis-server >/dev/null 2>&1 &&
-				(cd plugins/ratelimit && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/ratelimit.wasm" .); then
-				printf '%s\n' 'grants = ["kv", "metrics"]' 'timeout = "1s"' '[config]' \
-					'limits = [{key = "ip", window = "1m", messages = 1000000000, recipients = 1000000000}, {key = "sender", window = "1h", messages = 1000000000}]' \
-					>"$tmp/ratelimit.toml"
-				sluice_run sluice-6ratelimit-badger "$tmp/ratelimit.wasm" "$tmp/ratelimit.toml" "" noheaders
+			# The seven first-party plugins as examples/anti-abuse configures
+			# them, with the ratelimit plugin's limits raised so that nothing
+			# is refused (same keys and windows, so every message makes all
+			# its KV operations), on Badger and then on a local Redis: the
+			# cost of shared state.
+			if [ "${BENCH_REDIS:-1}" != 0 ] && command -v redis-server >/dev/null 2>&1 && firstparty "$tmp/firstparty"; then
+				sluice_run sluice-plugins-badger "$tmp/firstparty" "" "" noheaders
 				free_port redis_port
 				redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
 					--dir "$tmp" --logfile "$out/redis.log" &
 				redis_pid=$!
 				pids+=("$redis_pid")
 				wait_port "$redis_port" "$redis_pid" || say "redis-server did not start; see $out/redis.log"
-				sluice_run sluice-6ratelimit-redis "$tmp/ratelimit.wasm" "$tmp/ratelimit.toml" \
+				sluice_run sluice-plugins-redis "$tmp/firstparty" "" \
 					$'[kv]\nbackend = "redis"\nredis = ["127.0.0.1:'"$redis_port"$'"]\ntimeout = "1s"' noheaders
 				stop "$redis_pid" redis-server
 			fi
@@ -462,6 +479,22 @@ msgs() {
 			BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c, b, ratio(pf), (sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–"),
 				(q == "" ? "–" : q), cost(q), (h == "" ? "–" : h), cost(h) }'
 	done
+	if [ -n "$(msgs sluice-plugins-badger "${conns%% *}")" ]; then
+		echo
+		echo "Shared state (same run): the seven first-party plugins of examples/anti-abuse (limits raised) with [kv] on Badger, then on a local redis-server; \"lost\" is the share of the no-plugin throughput (mean of sluice and sluice-again) each costs."
+		echo
+		echo "| conns | no plugins | plugins, Badger | lost | plugins, Redis | lost | Redis against Badger |"
+		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		for c in $conns; do
+			base=$(msgs sluice "$c")
+			again=$(msgs sluice-again "$c")
+			[ -z "$again" ] || [ -z "$base" ] || base=$(awk -v a="$base" -v b="$again" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+			awk -v b="$base" -v bg="$(msgs sluice-plugins-badger "$c")" -v rd="$(msgs sluice-plugins-redis "$c")" -v c="$c" '
+				function cost(x, of) { return x > 0 && of > 0 ? sprintf("%.0f %%", (of - x) / of * 100) : "–" }
+				BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s |\n", c, (b == "" ? "–" : b), (bg == "" ? "–" : bg), cost(bg, b),
+					(rd == "" ? "–" : rd), cost(rd, b), cost(rd, bg) }'
+		done
+	fi
 	if [ -n "$(msgs sluice-nometrics "${conns%% *}")" ]; then
 		echo
 		echo "Metrics on against off (same run): sluice counts for /metrics, sluice-nometrics runs right after it with [metrics] enabled = false; \"cost\" is the share of the off throughput that counting costs (negative: within the noise). CPU per message is in the process table below."

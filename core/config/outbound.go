@@ -20,7 +20,10 @@ func (ck *checker) outboundTLS(c *Config) {
 		ck.bad("delivery.relay_tls", `is "none" but delivery.relay_host %q is not on a loopback address: the relay would be spoken to (and the password sent) in plain text across the network; use "starttls" or "implicit"`, d.RelayHost)
 	}
 	for _, f := range []struct{ key, path string }{{"delivery.relay_ca_file", d.RelayCAFile}, {"delivery.ca_file", d.CAFile}} {
-		if _, err := tlsconf.LoadRoots(c.Path(f.path)); err != nil {
+		if f.path == "" {
+			continue
+		}
+		if _, err := tlsconf.CAPool(c.Path(f.path)); err != nil {
 			ck.bad(f.key, "%v; name a PEM file of CA certificates, or \"\" for the system's roots", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/x509"
 	"fmt"
 
 	"net"
@@ -26,13 +27,13 @@ import (
 func (s *Server) newRouter() (*delivery.Router, error) {
 	cfg := s.cfg
 	dc := cfg.Delivery
-	relayRoots, err := tlsconf.LoadRoots(cfg.Path(dc.RelayCAFile))
+	relayRoots, err := caPool("delivery.relay_ca_file", cfg.Path(dc.RelayCAFile))
 	if err != nil {
-		return nil, fmt.Errorf("delivery.relay_ca_file: %w", err)
+		return nil, err
 	}
-	roots, err := tlsconf.LoadRoots(cfg.Path(dc.CAFile))
+	roots, err := caPool("delivery.ca_file", cfg.Path(dc.CAFile))
 	if err != nil {
-		return nil, fmt.Errorf("delivery.ca_file: %w", err)
+		return nil, err
 	}
 	opts := remote.Options{
 		Hostname:          cfg.Hostname,
@@ -45,7 +46,6 @@ func (s *Server) newRouter() (*delivery.Router, error) {
 		RelayRoots:        relayRoots,
 		Roots:             roots,
 		DANE:              dc.DANE,
-		TLSReport:         s.tlsReport,
 		Routes:            map[string]remote.Route{},
 		MaxConnections:    dc.MaxConnections,
 		MaxPerDestination: dc.MaxPerDestination,
@@ -57,6 +57,7 @@ func (s *Server) newRouter() (*delivery.Router, error) {
 		OwnAddrs:          s.ownAddrs(),
 		MaxReceived:       dc.MaxReceivedHeaders,
 		Logger:            s.log,
+		TLSReport:         s.tlsrpt,
 	}
 	for _, r := range dc.Routes {
 		if r.Relay != "" || r.TLS != "" {
@@ -140,4 +141,17 @@ func newResolver(cfg *config.Config) (*dns.Resolver, error) {
 		return nil, fmt.Errorf("[dns]: %w", err)
 	}
 	return r, nil
+}
+
+// caPool is the pool of a CA-file key's file; nil (the system's roots)
+// for "".
+func caPool(key, file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pool, err := tlsconf.CAPool(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return pool, nil
 }

@@ -11,15 +11,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
+	"github.com/sluice-mta/sluice/core/internal/testca"
 	"github.com/sluice-mta/sluice/core/server"
 	"github.com/sluice-mta/sluice/core/servertest"
-	"github.com/sluice-mta/sluice/core/tlsconf/tlstest"
 )
 
 // TestOutboundTLSProcess runs `sluice serve` against loopback peers and a
@@ -36,9 +37,9 @@ import (
 //     it gets no AUTH at all, and the mail waits with 4.7.5.
 func TestOutboundTLSProcess(t *testing.T) {
 	dir := t.TempDir()
-	ca := tlstest.NewCA(t)
+	ca := testca.New(t, "Sluice test CA")
 	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The MTA-STS policy host needs port 443: a loopback address of its
@@ -52,17 +53,17 @@ func TestOutboundTLSProcess(t *testing.T) {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, "version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 86400\n")
 		}),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, time.Now().Add(time.Hour), "mta-sts.sts.test")}},
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ca.Chain(ca.Issue(t, []string{"mta-sts.sts.test"}, time.Time{}, time.Time{}))}},
 	}
 	go hs.ServeTLS(ln, "", "")
 	t.Cleanup(func() { hs.Close() })
 
 	mxAddr := reserveAddr(t)
 	_, mxPort, _ := net.SplitHostPort(mxAddr)
-	self := tlstest.SelfSigned(t, "mx.example")
+	self := testca.SelfSigned(t, "mx.example")
 	mx := startTLSSink(t, mxAddr, self, "", "")
-	goodRelay := startTLSSink(t, reserveAddr(t), ca.Issue(t, time.Now().Add(time.Hour), "smarthost.test"), "alice", "secret")
-	badRelay := startTLSSink(t, reserveAddr(t), tlstest.SelfSigned(t, "selfsigned.test"), "alice", "secret")
+	goodRelay := startTLSSink(t, reserveAddr(t), ca.Chain(ca.Issue(t, []string{"smarthost.test"}, time.Time{}, time.Time{})), "alice", "secret")
+	badRelay := startTLSSink(t, reserveAddr(t), testca.SelfSigned(t, "selfsigned.test"), "alice", "secret")
 
 	spki := sha256.Sum256(self.Leaf.RawSubjectPublicKeyInfo)
 	dnsSrv := dnstest.Start(t, dnstest.Zone(
@@ -138,6 +139,13 @@ relay_password = "secret"
 	if n := badRelay.authCount(); n != 0 || len(badRelay.messages()) != 0 {
 		t.Errorf("the self-signed relay saw %d AUTH exchanges and %d messages; want none", n, len(badRelay.messages()))
 	}
+	// Each MX session's outcome reached the TLS-RPT counts.
+	rep := runBin(t, "", nil, "", nil, "tls-report", "--config", cfgPath)
+	for _, re := range []string{`dane\.test\s+tlsa\s+1\s+0\s`, `sts\.test\s+sts\s+\d+\s+[1-9]\d*\s+certificate-not-trusted=`} {
+		if !regexp.MustCompile(re).MatchString(rep.stdout) {
+			t.Errorf("sluice tls-report lacks %s:\n%s%s", re, rep.stdout, rep.stderr)
+		}
+	}
 	log := p.log()
 	for _, want := range []string{
 		"to=x@dane.test relay=mx.dane.test[127.0.0.1]:" + mxPort,
@@ -175,20 +183,20 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 // counts the failures. The policy server is an HTTPS server with a test-CA
 // certificate trusted through delivery.ca_file.
 func TestMTASTSBounceAfterLifetime(t *testing.T) {
-	ca := tlstest.NewCA(t)
+	ca := testca.New(t, "Sluice test CA")
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca.PEM, 0o644); err != nil {
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	policy := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 86400\n")
 	}))
-	policy.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, time.Now().Add(time.Hour), "mta-sts.sts.test")}}
+	policy.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Chain(ca.Issue(t, []string{"mta-sts.sts.test"}, time.Time{}, time.Time{}))}}
 	policy.StartTLS()
 	t.Cleanup(policy.Close)
 
 	mxAddr := reserveAddr(t)
-	mx := startTLSSink(t, mxAddr, tlstest.SelfSigned(t, "mx.sts.test"), "", "")
+	mx := startTLSSink(t, mxAddr, testca.SelfSigned(t, "mx.sts.test"), "", "")
 	cfg := outboundConfig(t, mxAddr,
 		"sts.test. 300 IN MX 10 mx.sts.test.",
 		"mx.sts.test. 300 IN A 127.0.0.1",

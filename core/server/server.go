@@ -62,12 +62,13 @@ type Server struct {
 	// queue closes).
 	kv      filter.KV
 	kvClose func() error
-	// tlsReport takes outbound TLS outcomes for TLS-RPT (WithTLSReport);
-	// nil reports nothing.
-	tlsReport tlsrpt.Recorder
 	// stsPort is the MTA-STS policy servers' HTTPS port (WithMTASTSPort);
 	// 0 is 443.
 	stsPort int
+	// tlsrpt counts outbound TLS outcomes and sends the daily reports;
+	// tlsrptClock is its clock (WithTLSReportClock).
+	tlsrpt      *tlsrpt.Reporter
+	tlsrptClock tlsrptClock
 	// nodeID is node_id, or the machine's host name (for the metrics;
 	// the Received: comment and the log lines carry only a configured
 	// node_id).
@@ -128,6 +129,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err := s.newAuth(); err != nil {
 		return nil, err
 	}
+	s.newTLSReport()
 	if err := s.newAddressing(); err != nil {
 		return nil, err
 	}
@@ -137,7 +139,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 	}
 	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics, Submit: s.submitLocal, Reload: s.Reload, Plugins: s.plugins,
-		Auth: authAdmin{s}}
+		Auth: authAdmin{s}, TLSReport: s.tlsrpt}
 
 	gid := -1
 	if cfg.Admin.SocketGroup != "" {
@@ -193,12 +195,6 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 
 // Option adjusts a Server at New.
 type Option func(*Server)
-
-// WithTLSReport hands every outbound MX session's TLS outcome to rec, the
-// TLS-RPT store (RFC 8460).
-func WithTLSReport(rec tlsrpt.Recorder) Option {
-	return func(s *Server) { s.tlsReport = rec }
-}
 
 // WithMTASTSPort fetches MTA-STS policies from this port instead of 443,
 // so that tests can serve them without privileges.
@@ -269,6 +265,7 @@ func (s *Server) Run(ctx context.Context) error {
 	qctx, stopQueue := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopQueue()
 	run(func() error { return s.queue.Run(qctx) })
+	run(func() error { return s.tlsrpt.Run(qctx) })
 	s.runHTTP(run)
 
 	<-ctx.Done()
@@ -329,6 +326,11 @@ func (s *Server) closeBack() {
 	if s.kvClose != nil {
 		if err := s.kvClose(); err != nil {
 			s.log.Warn("closing the KV store", "err", err)
+		}
+	}
+	if s.tlsrpt != nil {
+		if err := s.tlsrpt.Close(); err != nil {
+			s.log.Warn("writing the TLS report counts", "err", err)
 		}
 	}
 	if s.queue != nil {

@@ -19,9 +19,9 @@ import (
 
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
+	"github.com/sluice-mta/sluice/core/internal/testca"
 	"github.com/sluice-mta/sluice/core/kvstore"
 	"github.com/sluice-mta/sluice/core/testclock"
-	"github.com/sluice-mta/sluice/core/tlsconf/tlstest"
 )
 
 // server serves example.test's policy over HTTPS on loopback and counts
@@ -50,8 +50,8 @@ type setup struct {
 
 func newSetup(t testing.TB, text string) *setup {
 	t.Helper()
-	ca := tlstest.NewCA(t)
-	roots, cert := ca.Pool, ca.Issue(t, time.Now().Add(time.Hour), "mta-sts.example.test")
+	ca := testca.New(t, "Sluice test CA")
+	roots, cert := ca.Pool(), ca.Chain(ca.Issue(t, []string{"mta-sts.example.test"}, time.Time{}, time.Time{}))
 	srv := &server{code: 200, text: text}
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		srv.hits.Add(1)
@@ -196,7 +196,7 @@ func TestCacheFailures(t *testing.T) {
 	}
 	// A policy server whose certificate is from a CA not trusted.
 	s = newSetup(t, enforce)
-	s.opts.Roots = tlstest.NewCA(t).Pool
+	s.opts.Roots = testca.New(t, "Sluice test CA").Pool()
 	p, err := New(s.opts).Get(ctx, "example.test")
 	var fe *FetchError
 	if p != nil || !errors.As(err, &fe) || !fe.WebPKI {

@@ -125,18 +125,19 @@ func (d *Deliverer) dial(ctx context.Context, host, relay string, ap netip.AddrP
 	// Cancelling ctx aborts the handshake.
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
+	at := peerOf(host, raw)
 	if p.mode == planImplicit {
 		tc, err := d.handshake(ctx, raw, p)
 		if err != nil {
 			raw.Close()
-			return nil, d.tlsFailed(ctx, relay, host, p, err), nil
+			return nil, d.tlsFailed(ctx, relay, at, p, err), nil
 		}
 		c := d.newClient(tc)
 		if err := c.Hello(d.opts.Hostname); err != nil {
 			c.Close()
 			return nil, sessionFailure(relay, "refused the session", err), nil
 		}
-		return d.secured(ctx, c, tc, relay, host, p), nil, nil
+		return d.secured(ctx, c, tc, relay, at, p), nil, nil
 	}
 	c := d.newClient(raw)
 	if err := c.Hello(d.opts.Hostname); err != nil {
@@ -153,7 +154,7 @@ func (d *Deliverer) dial(ctx context.Context, host, relay string, ap netip.AddrP
 		tc, started, err = d.startTLS(ctx, raw, p)
 		if err != nil {
 			c.Close()
-			f := d.tlsFailed(ctx, relay, host, p, err)
+			f := d.tlsFailed(ctx, relay, at, p, err)
 			var ve *verifyError
 			switch {
 			case p.mode == planRequired && !p.soft:
@@ -169,11 +170,11 @@ func (d *Deliverer) dial(ctx context.Context, host, relay string, ap netip.AddrP
 				c.Close()
 				return nil, sessionFailure(relay, "refused EHLO after STARTTLS", err), nil
 			}
-			return d.secured(ctx, c, tc, relay, host, p), nil, nil
+			return d.secured(ctx, c, tc, relay, at, p), nil, nil
 		}
 	}
 	// No STARTTLS offered, or refused with a reply.
-	d.record(ctx, p.report, host, p.metric, false, tlsrpt.ResultSTARTTLSNotSupported, relay+" does not offer STARTTLS")
+	d.record(ctx, p.report, at, p.metric, false, tlsrpt.ResultSTARTTLSNotSupported, relay+" does not offer STARTTLS")
 	if p.mode == planRequired && !p.soft {
 		c.Close()
 		return nil, policyFailure(relay, "%s does not offer STARTTLS, which %s requires; not sent in plain text", relay, p.why), nil
@@ -182,13 +183,29 @@ func (d *Deliverer) dial(ctx context.Context, host, relay string, ap netip.AddrP
 }
 
 // secured is the session c over tc, which p's handshake secured.
-func (d *Deliverer) secured(ctx context.Context, c *smtp.Client, tc *tls.Conn, relay, host string, p *tlsPlan) *conn {
+func (d *Deliverer) secured(ctx context.Context, c *smtp.Client, tc *tls.Conn, relay string, at peer, p *tlsPlan) *conn {
 	verified := p.verified
 	if p.verify == nil || verified == "" {
 		verified = "no"
 	}
-	d.record(ctx, p.report, host, p.metric, true, "", "")
+	d.record(ctx, p.report, at, p.metric, true, "", "")
 	return &conn{c: c, raw: tc, relay: relay, tls: versionName(tc.ConnectionState().Version), verified: verified}
+}
+
+// peer is the other end of a session attempt, for TLS reports: the host
+// and, once connected, both ends' addresses.
+type peer struct {
+	host          string
+	local, remote netip.Addr
+}
+
+// peerOf is host at the ends of c.
+func peerOf(host string, c net.Conn) peer {
+	addr := func(a net.Addr) netip.Addr {
+		ap, _ := netip.ParseAddrPort(a.String())
+		return ap.Addr().Unmap()
+	}
+	return peer{host: host, local: addr(c.LocalAddr()), remote: addr(c.RemoteAddr())}
 }
 
 // versionName names a TLS version as Postfix and OpenSSL log it: "TLSv1.3".
@@ -198,13 +215,13 @@ func versionName(v uint16) string {
 
 // tlsFailed reports a failed handshake (or certificate) and returns the
 // deferral that names it.
-func (d *Deliverer) tlsFailed(ctx context.Context, relay, host string, p *tlsPlan, err error) *failure {
+func (d *Deliverer) tlsFailed(ctx context.Context, relay string, at peer, p *tlsPlan, err error) *failure {
 	var ve *verifyError
 	if errors.As(err, &ve) {
-		d.record(ctx, p.report, host, p.metric, false, ve.rtype, ve.Error())
+		d.record(ctx, p.report, at, p.metric, false, ve.rtype, ve.Error())
 		return policyFailure(relay, "TLS with %s failed: %v (required by %s); not sent", relay, ve.err, p.why)
 	}
-	d.record(ctx, p.report, host, p.metric, false, tlsrpt.ResultValidationFailure, "TLS handshake: "+err.Error())
+	d.record(ctx, p.report, at, p.metric, false, tlsrpt.ResultValidationFailure, "TLS handshake: "+err.Error())
 	if p.mode == planRequired || p.mode == planImplicit {
 		return policyFailure(relay, "TLS handshake with %s failed (%s requires TLS): %v; not sent", relay, p.why, unwrapOp(err))
 	}

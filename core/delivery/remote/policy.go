@@ -109,7 +109,7 @@ func (d *Deliverer) plan(ctx context.Context, ds *dest, t target, addrSecure boo
 			return &tlsPlan{mode: planRequired, verify: pkixVerify(d.opts.Roots, t.host), verified: "mta-sts", metric: "mta-sts",
 				serverName: t.host, why: why, soft: sts.Mode == mtasts.ModeTesting && ds.policy != TLSVerify, report: rep, key: "sts"}, nil
 		}
-		d.record(ctx, rep, t.host, "mta-sts", false, tlsrpt.ResultValidationFailure,
+		d.record(ctx, rep, peer{host: t.host}, "mta-sts", false, tlsrpt.ResultValidationFailure,
 			fmt.Sprintf("MX host %s is not in the policy (mx: %s)", t.host, sts.MXList()))
 		if sts.Mode == mtasts.ModeEnforce {
 			return nil, policyFailure("none", "%s does not list MX host %s (it lists %s); not sent there", why, t.host, sts.MXList())
@@ -161,7 +161,7 @@ func (d *Deliverer) danePlan(ctx context.Context, ds *dest, t target, addrSecure
 	recs, secure, err := d.opts.Resolver.LookupTLSA(ctx, t.port, t.host)
 	if err != nil {
 		rep := &tlsrpt.Result{PolicyDomain: ds.domain, PolicyType: tlsrpt.PolicyTLSA}
-		d.record(ctx, rep, t.host, "dane", false, tlsrpt.ResultTLSAInvalid, err.Error())
+		d.record(ctx, rep, peer{host: t.host}, "dane", false, tlsrpt.ResultTLSAInvalid, err.Error())
 		return nil, policyFailure("none", "DANE: looking up the TLSA records of %s failed: %v; not sent there", t.host, err)
 	}
 	if !secure || len(recs) == 0 {
@@ -282,7 +282,7 @@ func isSelfSigned(c *x509.Certificate) bool {
 
 // record reports one session attempt's TLS outcome to TLS-RPT (when rep is
 // set) and the observer.
-func (d *Deliverer) record(ctx context.Context, rep *tlsrpt.Result, host, metric string, ok bool, rtype tlsrpt.ResultType, detail string) {
+func (d *Deliverer) record(ctx context.Context, rep *tlsrpt.Result, at peer, metric string, ok bool, rtype tlsrpt.ResultType, detail string) {
 	if d.opts.TLSObserver != nil {
 		res := "success"
 		if !ok {
@@ -294,7 +294,7 @@ func (d *Deliverer) record(ctx context.Context, rep *tlsrpt.Result, host, metric
 		return
 	}
 	r := *rep
-	r.MXHost, r.Success = host, ok
+	r.MXHost, r.SendingIP, r.ReceivingIP, r.Success = at.host, at.local, at.remote, ok
 	if !ok {
 		r.Failure, r.Detail = rtype, detail
 	} else if r.Failure != "" {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sluice-mta/sluice/core/internal/testca"
 	"github.com/sluice-mta/sluice/core/mail"
-	"github.com/sluice-mta/sluice/core/tlsconf/tlstest"
 )
 
 // TestConnectionReuse: messages to one destination share a connection,
@@ -214,10 +214,10 @@ func TestTLSPolicy(t *testing.T) {
 // AUTH PLAIN or LOGIN; every failure defers naming the problem, and the
 // relay sees no AUTH at all then.
 func TestSmarthostAuth(t *testing.T) {
-	ca := tlstest.NewCA(t)
-	good := ca.Issue(t, time.Now().Add(time.Hour), "smart.test")
-	expired := ca.Issue(t, time.Now().Add(-time.Hour), "smart.test")
-	wrongName := ca.Issue(t, time.Now().Add(time.Hour), "other.test")
+	ca := testca.New(t, "Sluice test CA")
+	good := ca.Chain(ca.Issue(t, []string{"smart.test"}, time.Time{}, time.Time{}))
+	expired := ca.Chain(ca.Issue(t, []string{"smart.test"}, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)))
+	wrongName := ca.Chain(ca.Issue(t, []string{"other.test"}, time.Time{}, time.Time{}))
 	self := selfSigned(t)
 	tests := []struct {
 		name     string
@@ -268,7 +268,7 @@ func TestSmarthostAuth(t *testing.T) {
 					relay, o.Dial = s.addr, nil
 				}
 				o.RelayHost, o.RelayUser, o.RelayPassword, o.RelayTLS = relay, "alice", tt.pass, tt.relayTLS
-				o.RelayRoots = ca.Pool
+				o.RelayRoots = ca.Pool()
 			})
 			rcpts := []string{"a@example.test", "b@elsewhere.test"}
 			got := deliver(d, message("Q1", rcpts...))

@@ -14,7 +14,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-	"github.com/sluice-mta/sluice/core/tlsconf/tlstest"
+	"github.com/sluice-mta/sluice/core/internal/testca"
 )
 
 // sinkOptions shape a sink's behaviour.
@@ -338,5 +338,5 @@ func startRefuser(t *testing.T) string {
 // selfSigned makes a certificate for the sink.
 func selfSigned(t testing.TB) tls.Certificate {
 	t.Helper()
-	return tlstest.SelfSigned(t, "sink.test")
+	return testca.SelfSigned(t, "sink.test")
 }

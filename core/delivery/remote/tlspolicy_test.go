@@ -21,8 +21,8 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/sluice-mta/sluice/core/delivery/mtasts"
+	"github.com/sluice-mta/sluice/core/internal/testca"
 	"github.com/sluice-mta/sluice/core/mail"
-	"github.com/sluice-mta/sluice/core/tlsconf/tlstest"
 	"github.com/sluice-mta/sluice/core/tlsrpt"
 )
 
@@ -62,13 +62,13 @@ type mxCerts struct {
 	good, expired, wrongName, self tls.Certificate
 }
 
-func newMXCerts(t *testing.T, ca *tlstest.CA) mxCerts {
+func newMXCerts(t *testing.T, ca *testca.CA) mxCerts {
 	self := selfSigned(t)
 	self.Leaf, _ = x509.ParseCertificate(self.Certificate[0])
 	return mxCerts{
-		good:      ca.Issue(t, time.Now().Add(time.Hour), "mx1.example.test"),
-		expired:   ca.Issue(t, time.Now().Add(-time.Hour), "mx1.example.test"),
-		wrongName: ca.Issue(t, time.Now().Add(time.Hour), "other.test"),
+		good:      ca.Chain(ca.Issue(t, []string{"mx1.example.test"}, time.Time{}, time.Time{})),
+		expired:   ca.Chain(ca.Issue(t, []string{"mx1.example.test"}, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))),
+		wrongName: ca.Chain(ca.Issue(t, []string{"other.test"}, time.Time{}, time.Time{})),
 		self:      self,
 	}
 }
@@ -99,7 +99,7 @@ func checkTLS(t *testing.T, got []mail.Result, s *sink, wantTLS string, wantTxns
 // certificate valid for the MX name; anything else defers with 4.7.5 and
 // the problem, and nothing is sent.
 func TestVerifyPolicy(t *testing.T) {
-	ca := tlstest.NewCA(t)
+	ca := testca.New(t, "Sluice test CA")
 	certs := newMXCerts(t, ca)
 	tests := []struct {
 		name   string
@@ -120,7 +120,7 @@ func TestVerifyPolicy(t *testing.T) {
 			s := mxSink(t, e, tt.cert)
 			rec := &recorder{}
 			d := e.deliverer(func(o *Options) {
-				o.Roots, o.TLSReport = ca.Pool, rec
+				o.Roots, o.TLSReport = ca.Pool(), rec
 				o.Routes = map[string]Route{"example.test": {TLS: TLSVerify}}
 			})
 			rcpts := []string{"a@example.test"}
@@ -138,7 +138,7 @@ func TestVerifyPolicy(t *testing.T) {
 // server without STARTTLS gets the mail in plain text; tls = "none" never
 // says STARTTLS.
 func TestOpportunisticPolicy(t *testing.T) {
-	ca := tlstest.NewCA(t)
+	ca := testca.New(t, "Sluice test CA")
 	certs := newMXCerts(t, ca)
 	for _, tt := range []struct {
 		name, policy string
@@ -172,7 +172,7 @@ type policyServer struct {
 	srv  *httptest.Server
 }
 
-func startPolicyServer(t *testing.T, ca *tlstest.CA, text string) *policyServer {
+func startPolicyServer(t *testing.T, ca *testca.CA, text string) *policyServer {
 	t.Helper()
 	ps := &policyServer{text: text}
 	ps.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -185,7 +185,7 @@ func startPolicyServer(t *testing.T, ca *tlstest.CA, text string) *policyServer 
 		defer ps.mu.Unlock()
 		fmt.Fprint(w, ps.text)
 	}))
-	ps.srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, time.Now().Add(time.Hour), "mta-sts.example.test")}}
+	ps.srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Chain(ca.Issue(t, []string{"mta-sts.example.test"}, time.Time{}, time.Time{}))}}
 	ps.srv.StartTLS()
 	t.Cleanup(ps.srv.Close)
 	_, port, _ := net.SplitHostPort(ps.srv.Listener.Addr().String())
@@ -215,12 +215,12 @@ func stsPolicy(mode string, mx ...string) string {
 // delivers and reports; a policy that cannot be fetched (its server's
 // certificate is not trusted) counts as none, reported.
 func TestMTASTS(t *testing.T) {
-	ca := tlstest.NewCA(t)
+	ca := testca.New(t, "Sluice test CA")
 	certs := newMXCerts(t, ca)
 	tests := []struct {
 		name     string
 		policy   string
-		policyCA *tlstest.CA // the CA the policy server's certificate is from; nil: ca
+		policyCA *testca.CA // the CA the policy server's certificate is from; nil: ca
 		cert     *tls.Certificate
 		want     want
 		wantTLS  string
@@ -242,7 +242,7 @@ func TestMTASTS(t *testing.T) {
 			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not list MX host mx1.example.test (it lists mx9.example.test)"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultValidationFailure},
 		{name: "testing, self-signed: delivered, reported", policy: stsPolicy("testing", "mx1.example.test"), cert: &certs.self,
 			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateNotTrusted},
-		{name: "policy server not trusted: no policy", policy: stsPolicy("enforce", "mx9.example.test"), policyCA: tlstest.NewCA(t), cert: &certs.self,
+		{name: "policy server not trusted: no policy", policy: stsPolicy("enforce", "mx9.example.test"), policyCA: testca.New(t, "Sluice test CA"), cert: &certs.self,
 			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultSTSWebPKIInvalid},
 		{name: "mode none: no policy", policy: stsPolicy("none"), cert: noTLS,
 			want: want{status: mail.Sent}, wantTLS: "none", wantTx: 1, rep: tlsrpt.PolicyNone, rtype: tlsrpt.ResultSTARTTLSNotSupported},
@@ -258,8 +258,8 @@ func TestMTASTS(t *testing.T) {
 			ps := startPolicyServer(t, pca, tt.policy)
 			rec := &recorder{}
 			d := e.deliverer(func(o *Options) {
-				o.Roots, o.TLSReport = ca.Pool, rec
-				o.MTASTS = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.Pool, Port: ps.port})
+				o.Roots, o.TLSReport = ca.Pool(), rec
+				o.MTASTS = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.Pool(), Port: ps.port})
 			})
 			rcpts := []string{"a@example.test"}
 			got := deliver(d, message("Q1", rcpts...))
@@ -269,8 +269,12 @@ func TestMTASTS(t *testing.T) {
 				t.Errorf("TLS-RPT got %+v, want a %s result %q", rec.results(), tt.rep, tt.rtype)
 			}
 			if tt.rep == tlsrpt.PolicySTS && tt.rtype != tlsrpt.ResultSTSWebPKIInvalid {
-				if r := rec.results()[0]; !slices.Contains(r.PolicyStrings, "mode: "+strings.Fields(tt.policy)[3]) || r.MXHost != "mx1.example.test" {
+				r := rec.results()[0]
+				if !slices.Contains(r.PolicyStrings, "mode: "+strings.Fields(tt.policy)[3]) || r.MXHost != "mx1.example.test" {
 					t.Errorf("TLS-RPT result %+v: want the policy's lines and the MX host", r)
+				}
+				if tt.rtype != tlsrpt.ResultValidationFailure && (r.ReceivingIP.String() != "127.0.0.1" || r.SendingIP.String() != "127.0.0.1") {
+					t.Errorf("TLS-RPT result %+v: want both ends' addresses", r)
 				}
 			}
 		})
@@ -299,9 +303,9 @@ func tlsaRecord(cert *x509.Certificate, usage, selector, mtype int) string {
 // satisfy defers with 4.7.5 and sends nothing; an unsigned zone falls back
 // to the domain's other policy; DANE wins over MTA-STS; dane-only needs it.
 func TestDANE(t *testing.T) {
-	ca := tlstest.NewCA(t)
+	ca := testca.New(t, "Sluice test CA")
 	certs := newMXCerts(t, ca)
-	other := newMXCerts(t, tlstest.NewCA(t))
+	other := newMXCerts(t, testca.New(t, "Sluice test CA"))
 	tests := []struct {
 		name     string
 		cert     *tls.Certificate
@@ -366,10 +370,10 @@ func TestDANE(t *testing.T) {
 			var sts STSPolicies
 			if tt.sts != "" {
 				ps := startPolicyServer(t, ca, tt.sts)
-				sts = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.Pool, Port: ps.port})
+				sts = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.Pool(), Port: ps.port})
 			}
 			d := e.deliverer(func(o *Options) {
-				o.DANE, o.TLS, o.Roots, o.TLSReport, o.MTASTS = true, tt.policy, ca.Pool, rec, sts
+				o.DANE, o.TLS, o.Roots, o.TLSReport, o.MTASTS = true, tt.policy, ca.Pool(), rec, sts
 			})
 			rcpts := []string{"a@example.test"}
 			got := deliver(d, message("Q1", rcpts...))
@@ -390,13 +394,13 @@ func TestDANE(t *testing.T) {
 // TestPolicyTriesNextMX: an MX whose certificate does not meet the policy
 // is skipped for the next one, which gets the mail.
 func TestPolicyTriesNextMX(t *testing.T) {
-	ca := tlstest.NewCA(t)
+	ca := testca.New(t, "Sluice test CA")
 	e := newEnv(t, twoMX...)
-	bad := mxSink(t, e, ptr(tlstest.SelfSigned(t, "mx1.example.test")))
-	good := startSink(t, sinkOptions{cert: ptr(ca.Issue(t, time.Now().Add(time.Hour), "mx2.example.test"))})
+	bad := mxSink(t, e, ptr(testca.SelfSigned(t, "mx1.example.test")))
+	good := startSink(t, sinkOptions{cert: ptr(ca.Chain(ca.Issue(t, []string{"mx2.example.test"}, time.Time{}, time.Time{})))})
 	e.route("192.0.2.2:25", good.addr)
 	d := e.deliverer(func(o *Options) {
-		o.Roots = ca.Pool
+		o.Roots = ca.Pool()
 		o.Routes = map[string]Route{"example.test": {TLS: TLSVerify}}
 	})
 	rcpts := []string{"a@example.test"}
