@@ -32,10 +32,7 @@ type CA struct {
 // New makes a CA named name, valid from an hour ago for a day.
 func New(t testing.TB, name string) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: name},
@@ -74,10 +71,7 @@ func (ca *CA) Issue(t testing.TB, names []string, notBefore, notAfter time.Time)
 	if notAfter.IsZero() {
 		notAfter = time.Now().Add(24 * time.Hour)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := newKey(t)
 	ca.serial++
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.serial),
@@ -150,10 +144,7 @@ func (ca *CA) Pool() *x509.CertPool {
 // valid from an hour ago for a day: what a peer with no CA shows.
 func SelfSigned(t testing.TB, names ...string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
 		Subject:      pkix.Name{CommonName: names[0]},
@@ -180,4 +171,14 @@ func (ca *CA) Chain(l Leaf) tls.Certificate {
 	c := l.TLS
 	c.Certificate = append(append([][]byte(nil), c.Certificate...), ca.Cert.Raw)
 	return c
+}
+
+// newKey makes a P-256 key.
+func newKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
