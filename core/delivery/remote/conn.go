@@ -218,7 +218,7 @@ func versionName(v uint16) string {
 func (d *Deliverer) tlsFailed(ctx context.Context, relay string, at peer, p *tlsPlan, err error) *failure {
 	var ve *verifyError
 	if errors.As(err, &ve) {
-		d.record(ctx, p.report, at, p.metric, false, ve.rtype, ve.Error())
+		d.record(ctx, p.report, at, p.metric, false, ve.rtype, ve.reportDetail())
 		return policyFailure(relay, "TLS with %s failed: %v (required by %s); not sent", relay, ve.err, p.why)
 	}
 	d.record(ctx, p.report, at, p.metric, false, tlsrpt.ResultValidationFailure, "TLS handshake: "+err.Error())

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/mjl-/adns"
 	moxdane "github.com/mjl-/mox/dane"
@@ -216,17 +217,27 @@ func daneVerify(recs []adns.TLSA, host, domain string) func(cs tls.ConnectionSta
 		case ok:
 			return nil
 		case err != nil:
-			return &verifyError{fmt.Errorf("no TLSA record matches the certificate: %w", err), tlsrpt.ResultValidationFailure}
+			return &verifyError{fmt.Errorf("no TLSA record matches the certificate: %w", err), tlsrpt.ResultValidationFailure, "no TLSA record matches the certificate"}
 		}
-		return &verifyError{errors.New("no TLSA record matches the certificate"), tlsrpt.ResultValidationFailure}
+		return &verifyError{errors.New("no TLSA record matches the certificate"), tlsrpt.ResultValidationFailure, ""}
 	}
 }
 
 // verifyError is a certificate that did not verify, with its TLS-RPT
-// result type.
+// result type and, when the error's text varies from session to session
+// (a time), a steady detail for the report.
 type verifyError struct {
-	err   error
-	rtype tlsrpt.ResultType
+	err    error
+	rtype  tlsrpt.ResultType
+	detail string
+}
+
+// reportDetail is what TLS-RPT is told of e.
+func (e *verifyError) reportDetail() string {
+	if e.detail != "" {
+		return e.detail
+	}
+	return e.err.Error()
 }
 
 func (e *verifyError) Error() string { return e.err.Error() }
@@ -238,7 +249,7 @@ func (e *verifyError) Unwrap() error { return e.err }
 func pkixVerify(roots *x509.CertPool, host string) func(cs tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
-			return &verifyError{errors.New("no certificate"), tlsrpt.ResultValidationFailure}
+			return &verifyError{errors.New("no certificate"), tlsrpt.ResultValidationFailure, ""}
 		}
 		leaf := cs.PeerCertificates[0]
 		// The chain first, then the name, so that a self-signed or expired
@@ -261,17 +272,20 @@ func pkixVerify(roots *x509.CertPool, host string) func(cs tls.ConnectionState) 
 		)
 		switch {
 		case errors.As(err, &he):
-			return &verifyError{fmt.Errorf("certificate name mismatch: %w", err), tlsrpt.ResultCertificateHostMismatch}
+			return &verifyError{fmt.Errorf("certificate name mismatch: %w", err), tlsrpt.ResultCertificateHostMismatch, ""}
 		case errors.As(err, &ci) && ci.Reason == x509.Expired:
-			return &verifyError{fmt.Errorf("certificate expired: %w", err), tlsrpt.ResultCertificateExpired}
+			// The report's detail names the certificate's end, not the
+			// time of each session, so that sessions add up.
+			return &verifyError{fmt.Errorf("certificate expired: %w", err), tlsrpt.ResultCertificateExpired,
+				"certificate expired on " + leaf.NotAfter.UTC().Format(time.RFC3339)}
 		case errors.As(err, &ua):
 			what := "certificate not trusted"
 			if isSelfSigned(leaf) {
 				what = "self-signed certificate not trusted"
 			}
-			return &verifyError{fmt.Errorf("%s: %w", what, err), tlsrpt.ResultCertificateNotTrusted}
+			return &verifyError{fmt.Errorf("%s: %w", what, err), tlsrpt.ResultCertificateNotTrusted, ""}
 		}
-		return &verifyError{fmt.Errorf("certificate not verified: %w", err), tlsrpt.ResultValidationFailure}
+		return &verifyError{fmt.Errorf("certificate not verified: %w", err), tlsrpt.ResultValidationFailure, ""}
 	}
 }
 

@@ -130,6 +130,14 @@ func TestVerifyPolicy(t *testing.T) {
 			if !rec.has(tlsrpt.PolicyNone, tt.rtype) {
 				t.Errorf("TLS-RPT got %+v, want a no-policy-found result %q", rec.results(), tt.rtype)
 			}
+			// The detail is the same for every session, so that they add
+			// up in the report (no time of day in it).
+			if tt.rtype == tlsrpt.ResultCertificateExpired {
+				want := "certificate expired on " + certs.expired.Leaf.NotAfter.UTC().Format(time.RFC3339)
+				if d := rec.results()[0].Detail; d != want {
+					t.Errorf("TLS-RPT detail %q, want %q", d, want)
+				}
+			}
 		})
 	}
 }
