@@ -133,12 +133,15 @@ func (q *Queue) syncAll() error {
 	if err := st.refresh(q.opts.Dir); err != nil {
 		return err
 	}
+	// The value log first: it holds the bodies, the most to write, and
+	// fdatasyncAll syncs the first file on this goroutine while the
+	// others start on their own.
 	todo := make([]*os.File, 0, 2+len(st.rotated))
-	if st.mem != nil {
-		todo = append(todo, st.mem)
-	}
 	if st.vlog != nil {
 		todo = append(todo, st.vlog)
+	}
+	if st.mem != nil {
+		todo = append(todo, st.mem)
 	}
 	var rotated []string
 	for name := range st.rotated {
