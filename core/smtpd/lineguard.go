@@ -206,15 +206,25 @@ func (l *lineGuard) readLine() ([]byte, error) {
 // readMessage passes message bytes: DATA up to and including go-smtp's end
 // marker, or the rest of the current BDAT chunk.
 func (l *lineGuard) readMessage(p []byte) (int, error) {
+	b, err := l.takeMessage(len(p))
+	if err != nil {
+		return 0, err
+	}
+	return copy(p, b), nil
+}
+
+// takeMessage is readMessage without the copy: it returns up to max
+// message bytes from the read buffer, valid until the next read.
+func (l *lineGuard) takeMessage(max int) ([]byte, error) {
 	if l.err != nil {
-		return 0, l.err
+		return nil, l.err
 	}
 	if l.r == l.w {
 		if err := l.fill(); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	b := l.raw[l.r:min(l.w, l.r+len(p))]
+	b := l.raw[l.r:min(l.w, l.r+max)]
 	var n int
 	if l.mode == modeBDAT {
 		n = int(min(int64(len(b)), l.bdatLeft))
@@ -227,16 +237,15 @@ func (l *lineGuard) readMessage(p []byte) (int, error) {
 			l.lostCR.Store(true)
 		}
 		if l.maxLine > 0 && l.longLine(b[:n]) {
-			return 0, l.fail("max_line_length", "500 5.4.0", "Too long line, closing connection")
+			return nil, l.fail("max_line_length", "500 5.4.0", "Too long line, closing connection")
 		}
 		if l.data.ended() {
 			l.mode = modeCmd
 		}
 	}
-	copy(p, b[:n])
 	l.r += n
 	l.got += int64(n)
-	return n, nil
+	return b[:n], nil
 }
 
 // longLine tracks DATA line lengths over b and reports a line longer than
