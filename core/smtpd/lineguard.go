@@ -82,6 +82,8 @@ type lineGuard struct {
 	wait   waitState
 	wake   atomic.Uint32
 	kicked atomic.Bool
+	// replies holds replies not yet written (replybuf.go).
+	replies replyBuf
 }
 
 // Framing modes of a lineGuard.
@@ -279,6 +281,10 @@ func (l *lineGuard) discard() int {
 // through commandDeadline; a timeout there is the caller's to answer
 // (guardConn.Read), since a draining server wakes such reads on purpose.
 func (l *lineGuard) fill() error {
+	// The client may be waiting for them before it sends more.
+	if err := l.flushReplies(); err != nil {
+		return l.finish(err)
+	}
 	if l.r > 0 {
 		l.w = copy(l.raw, l.raw[l.r:l.w])
 		l.r = 0
@@ -439,7 +445,10 @@ func (l *lineGuard) fail(rule, code, text string) error {
 // hangUpWith writes a last reply, closes the connection and latches.
 func (l *lineGuard) hangUpWith(code, text string) error {
 	l.sock.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	l.stream.Write([]byte(code + " " + l.hostname + " " + text + "\r\n"))
+	l.replies.mu.Lock()
+	l.replies.buf = append(l.replies.buf, code+" "+l.hostname+" "+text+"\r\n"...)
+	l.flushLocked()
+	l.replies.mu.Unlock()
 	return l.finish(errConnFinished)
 }
 
