@@ -37,8 +37,9 @@
 #   BENCH_OUT       where outputs go                   (default /tmp/sluice-bench)
 #   BENCH_GO=0      skip the Go benchmarks
 #   BENCH_PLUGINS=0 skip the runs with six plugins
-#   BENCH_REDIS=0   skip the two runs with six ratelimit plugins, their
-#                   state in Badger and in a local redis-server ([kv])
+#   BENCH_REDIS=0   skip the two runs with the seven first-party plugins
+#                   (examples/anti-abuse, limits raised), their state in
+#                   Badger and in a local redis-server ([kv])
 #   BENCH_POSTFIX=0 skip the Postfix run
 #   BENCH_PERF=1    record a CPU profile of each sluice run with perf
 #                   (perf-TARGET.txt: the top functions)
@@ -113,10 +114,10 @@ free_port() {
 	return 1
 }
 
-# wait_port PORT PID waits up to 30 s for PORT to accept connections while
-# PID is alive.
+# wait_port PORT PID [SECONDS] waits up to SECONDS (default 30) for PORT to
+# accept connections while PID is alive.
 wait_port() {
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 $((${3:-30} * 10))); do
 		port_open "$1" && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.1
@@ -168,11 +169,11 @@ src_rows=()
 # src_count SESSIONS prints how many messages an smtp-source run sends.
 src_count() { if [ "$1" = 1 ]; then echo $((src_msgs / 5)); else echo "$src_msgs"; fi; }
 
-# source TARGET ADDR [DRAINED] runs smtp-source once per session count
-# against ADDR, sending to user@sink.test, and adds its rows. DRAINED, when
-# given, is a command printing how many of the messages sent so far have
-# left the server (relayed downstream); the run then waits, up to 60 s, for
-# all of them and records how long that took after the load ended.
+# source_runs TARGET ADDR [LEFT] runs smtp-source once per session count
+# against ADDR, sending to user@sink.test, and adds its rows. LEFT, when
+# given, is a command printing how many of the messages the server accepted
+# it has not relayed downstream yet; the run then waits, up to 60 s, for
+# none to be left and records how long that took after the load ended.
 src_sent=0
 source_runs() {
 	local target=$1 addr=$2 drained=${3:-} s m t0 t1 err rate per drain left
@@ -190,7 +191,7 @@ source_runs() {
 		drain="–"
 		if [ -n "$drained" ]; then
 			for _ in $(seq 1 600); do
-				left=$((src_sent - $($drained)))
+				left=$($drained)
 				[ "$left" -le 0 ] && break
 				sleep 0.1
 			done
@@ -295,8 +296,11 @@ fi
 # 3. Sluice: without plugins, then with six plugins at every stage.
 mem_rows=()
 
-# sluice_relayed LOG prints how many messages sluice relayed to sink.test.
-sluice_relayed() { grep -c 'msg=delivery.*to=user@sink.test.*status=sent' "$1" || true; }
+# sluice_left LOG prints how many messages sluice accepted from
+# smtp-source and has not relayed to sink.test yet.
+sluice_left() {
+	echo $(($(grep -c 'msg=queued.*from=bench@client.test' "$1" || true) - $(grep -c 'msg=delivery.*to=user@sink.test.*status=sent' "$1" || true)))
+}
 
 # sluice_run TARGET [WASM [TOML [EXTRA [NOHEADERS [NOSOURCE]]]]] starts sluice with a fresh
 # data_dir, with WASM (and TOML beside it) installed as six plugins 10-a …
@@ -306,7 +310,11 @@ sluice_relayed() { grep -c 'msg=delivery.*to=user@sink.test.*status=sent' "$1" |
 sluice_run() {
 	local target=$1 wasm=${2:-} toml=${3:-} extra=${4:-} noheaders=${5:-} nosource=${6:-} data="$tmp/data-$1" n want=0 pid
 	mkdir -p "$data/plugins"
-	if [ -n "$wasm" ]; then
+	if [ -d "$wasm" ]; then
+		# A directory of plugins, each NAME.wasm with its NAME.toml.
+		cp "$wasm"/* "$data/plugins/"
+		want=$(find "$wasm" -name '*.wasm' | wc -l)
+	elif [ -n "$wasm" ]; then
 		for n in 10-a 20-b 30-c 40-d 50-e 60-f; do
 			cp "$wasm" "$data/plugins/$n.wasm"
 			[ -z "$toml" ] || cp "$toml" "$data/plugins/$n.toml"
@@ -353,7 +361,9 @@ EOF
 	"$tmp/sluice" serve --config "$tmp/$target.toml" >"$out/$target.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
-	if ! wait_port "$smtp_port" "$pid"; then
+	# Plugins compile before the server listens: minutes for seven on a
+	# busy machine with a fresh compilation cache.
+	if ! wait_port "$smtp_port" "$pid" 600; then
 		say "$target did not start listening; see $out/$target.log:"
 		tail -n 5 "$out/$target.log" >&2 || true
 		rows+=("| $target | – | – | did not start | | | | | |")
@@ -381,7 +391,7 @@ EOF
 	cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
 	if [ -z "$nosource" ] && [ "${BENCH_SOURCE:-1}" != 0 ]; then
 		# Relayed downstream: one "status=sent" delivery line per message.
-		source_runs "$target" "127.0.0.1:$smtp_port" "sluice_relayed $out/$target.log"
+		source_runs "$target" "127.0.0.1:$smtp_port" "sluice_left $out/$target.log"
 		# CPU time per message accepted from smtp-source and relayed.
 		src_cpu=$(awk -v hz="$(getconf CLK_TCK)" -v n="$src_sent" -v c0="$cpu1" '{ s = ($14 + $15 - c0) / hz; printf "%.2f ms", (n > 0 ? s * 1000 / n : 0) }' "/proc/$pid/stat" 2>/dev/null || echo "–")
 	fi
@@ -417,6 +427,18 @@ EOF
 	stop "$pid" "$target"
 }
 
+# firstparty DIR builds the first-party plugins into DIR with the
+# configuration of examples/anti-abuse, the ratelimit plugin's limits
+# raised to a billion so that the load is never refused.
+firstparty() {
+	local dir=$1 p
+	mkdir -p "$dir"
+	for p in dnsbl helo greylist ratelimit sender-policy spamscore headers; do
+		(cd "plugins/$p" && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$dir/$p.wasm" .) || return 1
+		sed -E 's/(messages|recipients) = [0-9]+/\1 = 1000000000/g' "examples/anti-abuse/plugins/$p.toml" >"$dir/$p.toml"
+	done
+}
+
 if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
 	sluice_run sluice
 	# The same with the metrics off, at once, so that the machine has not
@@ -427,22 +449,21 @@ if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
 			GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/hello.wasm" ./examples/hello; then
 			sluice_run sluice-6quiet "$tmp/benchplugin.wasm"
 			sluice_run sluice-6hello "$tmp/hello.wasm" examples/hello/hello.toml "" "" nosource
-			# Six ratelimit plugins (each its own namespace, limits never
-			# reached, so every message makes all its KV operations) on
-			# Badger, then on a local Redis: the cost of shared state.
-			if [ "${BENCH_REDIS:-1}" != 0 ] && command -v redis-server >/dev/null 2>&1 &&
-				(cd plugins/ratelimit && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/ratelimit.wasm" .); then
-				printf '%s\n' 'grants = ["kv", "metrics"]' 'timeout = "1s"' '[config]' \
-					'limits = [{key = "ip", window = "1m", messages = 1000000000, recipients = 1000000000}, {key = "sender", window = "1h", messages = 1000000000}]' \
-					>"$tmp/ratelimit.toml"
-				sluice_run sluice-6ratelimit-badger "$tmp/ratelimit.wasm" "$tmp/ratelimit.toml" "" noheaders nosource
+			# The seven first-party plugins as examples/anti-abuse configures
+			# them, with the ratelimit plugin's limits raised so that nothing
+			# is refused (same keys and windows, so every message makes all
+			# its KV operations), on Badger (with smtp-source too: the
+			# first-party plugins' cost) and then on a local Redis: the
+			# cost of shared state.
+			if [ "${BENCH_REDIS:-1}" != 0 ] && command -v redis-server >/dev/null 2>&1 && firstparty "$tmp/firstparty"; then
+				sluice_run sluice-plugins-badger "$tmp/firstparty" "" "" noheaders
 				free_port redis_port
 				redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
 					--dir "$tmp" --logfile "$out/redis.log" &
 				redis_pid=$!
 				pids+=("$redis_pid")
 				wait_port "$redis_port" "$redis_pid" || say "redis-server did not start; see $out/redis.log"
-				sluice_run sluice-6ratelimit-redis "$tmp/ratelimit.wasm" "$tmp/ratelimit.toml" \
+				sluice_run sluice-plugins-redis "$tmp/firstparty" "" \
 					$'[kv]\nbackend = "redis"\nredis = ["127.0.0.1:'"$redis_port"$'"]\ntimeout = "1s"' noheaders nosource
 				stop "$redis_pid" redis-server
 			fi
@@ -460,8 +481,11 @@ else
 	failed=1
 fi
 
-# postfix_relayed LOG prints how many messages Postfix relayed to sink.test.
-postfix_relayed() { grep -c 'to=<user@sink.test>.*status=sent' "$1" 2>/dev/null || true; }
+# postfix_left LOG prints how many messages Postfix accepted from
+# smtp-source and has not relayed to sink.test yet.
+postfix_left() {
+	echo $(($(grep -c 'qmgr.*from=<bench@client.test>' "$1" 2>/dev/null || true) - $(grep -c 'to=<user@sink.test>.*status=sent' "$1" 2>/dev/null || true)))
+}
 
 # 4. A throwaway Postfix with its own configuration and queue directory.
 if [ "${BENCH_POSTFIX:-1}" = 0 ]; then
@@ -526,7 +550,7 @@ EOF
 			load postfix "127.0.0.1:$pf_port" user@bench.test
 			# Relayed downstream: one "status=sent" line per message in
 			# its log.
-			source_runs postfix "127.0.0.1:$pf_port" "postfix_relayed $postfix_dir/maillog"
+			source_runs postfix "127.0.0.1:$pf_port" "postfix_left $postfix_dir/maillog"
 		else
 			say "Postfix did not listen on $pf_port; see $out/postfix.log"
 			failed=1
@@ -587,19 +611,35 @@ srcmsgs() {
 		echo
 		echo "Against the others, smtp-source (same run; sluice is the mean of the sluice and sluice-again rows when both ran):"
 		echo
-		echo "| sessions | sluice msgs/s | a message in a session (sessions ÷ msgs/s) | ÷ postfix | ÷ smtp-sink | 6 quiet plugins | lost |"
-		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		echo "| sessions | sluice msgs/s | a message in a session (sessions ÷ msgs/s) | ÷ postfix | ÷ smtp-sink | 6 quiet plugins | lost | first-party plugins (Badger) | lost |"
+		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 		for c in $src_sessions; do
 			base=$(srcmsgs sluice "$c")
 			[ -n "$base" ] || continue
 			again=$(srcmsgs sluice-again "$c")
 			[ -z "$again" ] || base=$(awk -v a="$base" -v b="$again" 'BEGIN { printf "%.0f", (a + b) / 2 }')
 			awk -v b="$base" -v pf="$(srcmsgs postfix "$c")" -v sk="$(srcmsgs smtp-sink "$c")" \
-				-v q="$(srcmsgs sluice-6quiet "$c")" -v c="$c" '
+				-v q="$(srcmsgs sluice-6quiet "$c")" -v fp="$(srcmsgs sluice-plugins-badger "$c")" -v c="$c" '
 				function ratio(x) { return x > 0 ? sprintf("%.1f×", b / x) : "–" }
 				function cost(x) { return x > 0 ? sprintf("%.0f %%", (b - x) / b * 100) : "–" }
-				BEGIN { printf "| %s | %s | %.2f ms | %s | %s | %s | %s |\n", c, b, (b > 0 ? c * 1000 / b : 0), ratio(pf), (sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–"),
-					(q == "" ? "–" : q), cost(q) }'
+				BEGIN { printf "| %s | %s | %.2f ms | %s | %s | %s | %s | %s | %s |\n", c, b, (b > 0 ? c * 1000 / b : 0), ratio(pf), (sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–"),
+					(q == "" ? "–" : q), cost(q), (fp == "" ? "–" : fp), cost(fp) }'
+		done
+	fi
+	if [ -n "$(msgs sluice-plugins-badger "${conns%% *}")" ]; then
+		echo
+		echo "Shared state (same run): the seven first-party plugins of examples/anti-abuse (limits raised) with [kv] on Badger, then on a local redis-server; \"lost\" is the share of the no-plugin throughput (mean of sluice and sluice-again) each costs."
+		echo
+		echo "| conns | no plugins | plugins, Badger | lost | plugins, Redis | lost | Redis against Badger |"
+		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		for c in $conns; do
+			base=$(msgs sluice "$c")
+			again=$(msgs sluice-again "$c")
+			[ -z "$again" ] || [ -z "$base" ] || base=$(awk -v a="$base" -v b="$again" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+			awk -v b="$base" -v bg="$(msgs sluice-plugins-badger "$c")" -v rd="$(msgs sluice-plugins-redis "$c")" -v c="$c" '
+				function cost(x, of) { return x > 0 && of > 0 ? sprintf("%.0f %%", (of - x) / of * 100) : "–" }
+				BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s |\n", c, (b == "" ? "–" : b), (bg == "" ? "–" : bg), cost(bg, b),
+					(rd == "" ? "–" : rd), cost(rd, b), cost(rd, bg) }'
 		done
 	fi
 	if [ -n "$(msgs sluice-nometrics "${conns%% *}")" ]; then

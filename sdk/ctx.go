@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -129,6 +130,20 @@ func (c *Ctx) Config(key string, v any) error {
 	return nil
 }
 
+// ConfigJSON returns the plugin's [config] value at a dotted key ("" for
+// the whole table) as JSON, in the dialect Config decodes. The slice is
+// only valid until the next host call: copy what you keep. A plugin that
+// decodes its configuration once per instance compares it with this (a
+// plugin's configuration is fixed for the life of its instances, but in
+// native tests many configurations share one process).
+func (c *Ctx) ConfigJSON(key string) ([]byte, error) {
+	b, st := c.host.Config(key)
+	if st != pluginapi.StatusOK {
+		return nil, st
+	}
+	return b, nil
+}
+
 // Now returns the host's clock, the only clock a plugin should use.
 func (c *Ctx) Now() time.Time { return time.Unix(0, c.host.Now()) }
 
@@ -152,6 +167,21 @@ func (c *Ctx) Warn(format string, args ...any) { c.log(pluginapi.LogWarn, format
 
 // Error logs a printf-style line at error level.
 func (c *Ctx) Error(format string, args ...any) { c.log(pluginapi.LogError, format, args) }
+
+// KVFailed logs that the plugin goes on without what a key-value call
+// failed to give it (a limit not applied, a cache not written). A
+// temporary failure (ErrTempFail: the shared store unreachable under
+// [kv] on_error = "fail_open", or the call's deadline reached) is logged at
+// debug level only, since the host logs an outage itself once when it
+// starts and once when it ends and counts every failed call
+// (sluice_kv_errors_total); any other error is a warning.
+func (c *Ctx) KVFailed(err error, format string, args ...any) {
+	level := pluginapi.LogWarn
+	if errors.Is(err, ErrTempFail) {
+		level = pluginapi.LogDebug
+	}
+	c.log(level, format, args)
+}
 
 func (c *Ctx) log(level int32, format string, args []any) {
 	msg := format

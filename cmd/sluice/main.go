@@ -41,6 +41,7 @@ func newApp() *cli.App {
 			addressCommand(),
 			reloadCommand(),
 			authCommand(),
+			tlsReportCommand(),
 		},
 	}
 }

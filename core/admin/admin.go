@@ -57,6 +57,9 @@ type Backend struct {
 	Reload func(ctx context.Context) (*ReloadReport, error)
 	// Auth is the AUTH failure throttle (`sluice auth`); nil for none.
 	Auth AuthThrottle
+	// TLSReport counts outbound TLS outcomes (`sluice tls-report`); nil
+	// for none.
+	TLSReport TLSReport
 }
 
 // Submission is the body of POST /submit.
@@ -138,6 +141,7 @@ func NewServer(socket string, b Backend, log *slog.Logger, opts ...Option) (*Ser
 	mux.HandleFunc("POST /reload", s.reload)
 	mux.HandleFunc("GET /auth", s.authStatus)
 	mux.HandleFunc("POST /auth/unblock", s.authUnblock)
+	mux.HandleFunc("GET /tls-report", s.tlsReport)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

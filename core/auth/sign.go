@@ -25,9 +25,11 @@ type KeyConfig struct {
 
 // signedHeaders are the fields signed when present, in this order. From is
 // always signed, and signed once more than it occurs ("oversigned") so that
-// no From can be added after signing (RFC 6376 section 8.15).
+// no From can be added after signing (RFC 6376 section 8.15). A TLS report
+// (RFC 8460 §5.3) has its TLS-Report-Domain and TLS-Report-Submitter signed.
 var signedHeaders = []string{"To", "Cc", "Subject", "Date", "Message-ID", "Reply-To",
-	"MIME-Version", "Content-Type", "Content-Transfer-Encoding", "In-Reply-To", "References"}
+	"MIME-Version", "Content-Type", "Content-Transfer-Encoding", "In-Reply-To", "References",
+	"TLS-Report-Domain", "TLS-Report-Submitter"}
 
 // Signer DKIM-signs outbound mail with the keys of the domains it has keys
 // for; it is safe for concurrent use.

@@ -63,6 +63,8 @@ type Config struct {
 	// KV is where the plugins' store and the AUTH throttle keep their
 	// state: this node's database or a shared Redis.
 	KV KV `toml:"kv"`
+	// TLSRPT is SMTP TLS Reporting: the daily reports to other domains.
+	TLSRPT TLSRPT `toml:"tlsrpt"`
 }
 
 // Delivery configures outbound SMTP to other domains' mail exchangers.

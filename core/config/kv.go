@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/tlsconf"
 )
 
 // KV chooses where the shared state lives: the plugins' key-value store
@@ -29,6 +31,10 @@ type KV struct {
 	// TLS connects to Redis over TLS, checking its certificate against the
 	// system roots.
 	TLS bool `toml:"tls"`
+	// TLSCAFile, with TLS, is a PEM file of the CAs that sign Redis's
+	// certificate, instead of the system roots (path template with
+	// {data_dir}; "" for the system roots).
+	TLSCAFile string `toml:"tls_ca_file"`
 	// Prefix comes before every key, then the plugin's namespace.
 	Prefix string `toml:"prefix"`
 	// Timeout bounds each operation; it also counts against the calling
@@ -92,6 +98,13 @@ func (ck *checker) kv(c *Config) {
 			ck.bad("kv.password_file", "%v", err)
 		} else if fi.IsDir() {
 			ck.bad("kv.password_file", "%q is a directory; name the file holding the password", k.PasswordFile)
+		}
+	}
+	if k.TLSCAFile != "" {
+		if !k.TLS {
+			ck.bad("kv.tls_ca_file", "is set but kv.tls is false; set tls = true to connect to Redis over TLS")
+		} else if _, err := tlsconf.CAPool(c.Path(k.TLSCAFile)); err != nil {
+			ck.bad("kv.tls_ca_file", "%v", err)
 		}
 	}
 	if strings.ContainsAny(k.Prefix, "{}") {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/internal/testca"
 )
 
 func TestKVConfig(t *testing.T) {
@@ -14,6 +16,7 @@ func TestKVConfig(t *testing.T) {
 	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	ca := testca.New(t, "redis CA").WriteCA(t, dir)
 	tests := []struct {
 		name, text string
 		// want is a substring of the error ("" for none).
@@ -32,6 +35,9 @@ func TestKVConfig(t *testing.T) {
 		{"long timeout", "[kv]\nbackend = \"redis\"\ntimeout = \"1m\"\n", "kv.timeout: 1m0s is longer"},
 		{"node id", "node_id = \"mx-2.a_b\"\n", ""},
 		{"bad node id", "node_id = \"mx 2\"\n", "cfg.toml:1: node_id: \"mx 2\" has ' '"},
+		{"tls ca", "[kv]\nbackend = \"redis\"\nredis = [\"10.0.0.5:6380\"]\ntls = true\ntls_ca_file = \"" + ca + "\"\n", ""},
+		{"ca without tls", "[kv]\nbackend = \"redis\"\nredis = [\"10.0.0.5:6380\"]\ntls_ca_file = \"" + ca + "\"\n", "cfg.toml:4: kv.tls_ca_file: is set but kv.tls is false"},
+		{"ca not pem", "[kv]\nbackend = \"redis\"\nredis = [\"10.0.0.5:6380\"]\ntls = true\ntls_ca_file = \"" + pw + "\"\n", "cfg.toml:5: kv.tls_ca_file: " + pw + " holds no PEM certificate"},
 		{"bad on_error", "[kv]\nbackend = \"redis\"\non_error = \"ignore\"\n", "cfg.toml:3: kv.on_error: \"ignore\""},
 	}
 	for _, tt := range tests {

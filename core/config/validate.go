@@ -92,6 +92,7 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 	ck.admin(&c.Admin)
 	ck.http(c)
 	ck.kv(c)
+	ck.tlsrpt(c)
 	return ck.errs
 }
 

@@ -29,6 +29,12 @@ type KV interface {
 // on_error = "fail_closed" wraps its outage errors in it.
 var ErrAbortHook = errors.New("filter: the KV store is unavailable and fails closed")
 
+// ErrKVUnavailable, wrapped in an error a KV returns, marks an outage of
+// a shared store configured on_error = "fail_open". The store logs such an
+// outage once when it starts and once when it ends and counts every failed
+// call, so a caller that goes on without the answer need not log it again.
+var ErrKVUnavailable = errors.New("filter: the KV store is unavailable")
+
 // Resolver answers DNS lookups behind the "dns" grant: each answer as text
 // (an address, a host name, "pref host" for MX, the joined strings of a TXT
 // record). A name that does not exist returns no answers and no error.

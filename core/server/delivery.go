@@ -37,6 +37,7 @@ func (s *Server) newRouter() (*delivery.Router, error) {
 		OwnAddrs:          s.ownAddrs(),
 		MaxReceived:       dc.MaxReceivedHeaders,
 		Logger:            s.log,
+		TLSReport:         s.tlsrpt,
 	}
 	for _, r := range dc.Routes {
 		if r.Relay != "" {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/tlsconf"
+
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/kvstore"
@@ -44,6 +46,13 @@ func (s *Server) newKV() error {
 	if k.TLS {
 		host, _, _ := net.SplitHostPort(k.Redis[0])
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+		if k.TLSCAFile != "" {
+			pool, err := tlsconf.CAPool(s.cfg.Path(k.TLSCAFile))
+			if err != nil {
+				return fmt.Errorf("kv.tls_ca_file: %w", err)
+			}
+			opts.TLS.RootCAs = pool
+		}
 	}
 	if s.cfg.Metrics.Enabled && s.metrics != nil {
 		opts.Observer = metrics.NewKVObserver(s.metrics)
@@ -53,47 +62,52 @@ func (s *Server) newKV() error {
 		return fmt.Errorf("[kv]: %w", err)
 	}
 	s.kvClose = r.Close
-	s.kv = r
+	s.kv = outage{r, filter.ErrKVUnavailable}
 	if k.OnError == config.KVFailClosed {
-		s.kv = failClosed{r}
+		s.kv = outage{r, filter.ErrAbortHook}
 	}
 	// Say at start whether Redis answers; the store recovers by itself
 	// when it comes later.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if _, _, err := r.Get(ctx, "\x00ping"); err != nil {
-		s.log.Warn("kv: redis does not answer at start; shared state unavailable until it does", "redis", k.Redis, "on_error", k.OnError)
+		s.log.Warn("kv: redis does not answer at start; shared state unavailable until it does", "redis", k.Redis, "on_error", k.OnError, "err", err)
 	} else {
 		s.log.Info("kv: shared state in redis", "redis", k.Redis, "cluster", k.Cluster, "on_error", k.OnError)
 	}
 	return nil
 }
 
-// failClosed is a store whose outage errors abort the calling hook
-// (filter.ErrAbortHook), for on_error = "fail_closed".
-type failClosed struct{ filter.KV }
+// outage is a store whose outage errors carry mark: filter.ErrAbortHook
+// for on_error = "fail_closed" (the calling hook is aborted), or
+// filter.ErrKVUnavailable for "fail_open" (callers go on without logging
+// each call: the store logs the outage).
+type outage struct {
+	filter.KV
+	mark error
+}
 
-func abortOn(err error) error {
+func (o outage) wrap(err error) error {
 	if errors.Is(err, kvstore.ErrUnavailable) {
-		return fmt.Errorf("%w: %w", filter.ErrAbortHook, err)
+		return fmt.Errorf("%w: %w", o.mark, err)
 	}
 	return err
 }
 
-func (f failClosed) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	v, ok, err := f.KV.Get(ctx, key)
-	return v, ok, abortOn(err)
+func (o outage) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	v, ok, err := o.KV.Get(ctx, key)
+	return v, ok, o.wrap(err)
 }
 
-func (f failClosed) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return abortOn(f.KV.Set(ctx, key, value, ttl))
+func (o outage) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return o.wrap(o.KV.Set(ctx, key, value, ttl))
 }
 
-func (f failClosed) Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
-	n, err := f.KV.Incr(ctx, key, delta, ttl)
-	return n, abortOn(err)
+func (o outage) Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	n, err := o.KV.Incr(ctx, key, delta, ttl)
+	return n, o.wrap(err)
 }
 
-func (f failClosed) Del(ctx context.Context, key string) error {
-	return abortOn(f.KV.Del(ctx, key))
+func (o outage) Del(ctx context.Context, key string) error {
+	return o.wrap(o.KV.Del(ctx, key))
 }

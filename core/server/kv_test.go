@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/internal/testca"
 	"github.com/sluice-mta/sluice/core/kvstore/redistest"
 	"github.com/sluice-mta/sluice/core/servertest"
 	"github.com/sluice-mta/sluice/core/users"
@@ -16,6 +17,13 @@ import (
 // redisAuthNode runs a submission node like authThrottleServer's, its
 // shared state in the Redis at redis.
 func redisAuthNode(t *testing.T, redis, onError string, adjust ...func(*config.Config)) string {
+	t.Helper()
+	_, addr := redisAuthServer(t, redis, onError, adjust...)
+	return addr
+}
+
+// redisAuthServer is redisAuthNode with the server too, for its log.
+func redisAuthServer(t *testing.T, redis, onError string, adjust ...func(*config.Config)) (*servertest.Server, string) {
 	t.Helper()
 	cfg := servertest.Config(t)
 	cfg.Auth = config.Auth{}
@@ -40,11 +48,11 @@ func redisAuthNode(t *testing.T, redis, onError string, adjust ...func(*config.C
 	s := servertest.Start(t, cfg)
 	for _, svc := range s.Services() {
 		if svc.Name == "submission" {
-			return svc.Addrs[0].String()
+			return s, svc.Addrs[0].String()
 		}
 	}
 	t.Fatal("no submission service")
-	return ""
+	return nil, ""
 }
 
 // TestAuthThrottleTwoNodes: a brute force against alice split across two
@@ -134,13 +142,34 @@ func TestAuthThrottleRedisDown(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(rd.Stop)
-			addr := redisAuthNode(t, rd.Addr, tc.onError)
+			srv, addr := redisAuthServer(t, rd.Addr, tc.onError)
 			if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != 235 {
 				t.Fatalf("login with Redis up: %d, want 235", got)
 			}
 			rd.Stop()
-			if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != tc.downCode {
-				t.Fatalf("login with Redis down: %d, want %d", got, tc.downCode)
+			for range 3 {
+				if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != tc.downCode {
+					t.Fatalf("login with Redis down: %d, want %d", got, tc.downCode)
+				}
+			}
+			if tc.onError == config.KVFailOpen {
+				if got := login(t, addr, "127.0.0.5", "alice@localhost", "wrong"); got != 535 {
+					t.Fatalf("a wrong password with Redis down: %d, want 535", got)
+				}
+				// The outage is logged once, by the store; the throttle's
+				// calls that fail during it say so at debug level only.
+				down := 0
+				for _, l := range srv.Logs() {
+					if strings.Contains(l, "kv: redis unreachable") {
+						down++
+					}
+					if strings.Contains(l, "auth throttle: store failed") && !strings.Contains(l, "level=DEBUG") {
+						t.Errorf("a per-login line during the outage: %s", l)
+					}
+				}
+				if down != 1 {
+					t.Errorf("%d 'kv: redis unreachable' lines; want 1", down)
+				}
 			}
 			if err := rd.Start(); err != nil {
 				t.Fatal(err)
@@ -185,5 +214,58 @@ func TestKVPasswordFile(t *testing.T) {
 		if got := login(t, addr, "127.0.0.5", "alice@localhost", "alice-pw"); got != tc.want {
 			t.Errorf("password %q: login %d, want %d", tc.password, got, tc.want)
 		}
+	}
+}
+
+// TestKVOverTLS: with [kv] tls and tls_ca_file naming the private CA that
+// signed Redis's certificate, two nodes share the AUTH throttle over TLS;
+// a node trusting another CA does not talk to that Redis at all: it says
+// so at start and, failing closed, answers logins 454.
+func TestKVOverTLS(t *testing.T) {
+	if !redistest.Available() {
+		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
+	}
+	ca := testca.New(t, "redis test CA")
+	dir := t.TempDir()
+	cert, key := ca.Issue(t, []string{"127.0.0.1"}, time.Time{}, time.Time{}).WriteFiles(t, dir)
+	rd, err := redistest.StartTLS(dir, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rd.Stop)
+	trusting := func(caFile string) func(*config.Config) {
+		return func(c *config.Config) { c.KV.TLS, c.KV.TLSCAFile = true, caFile }
+	}
+	caFile := ca.WriteCA(t, t.TempDir())
+	nodes := []string{
+		redisAuthNode(t, rd.Addr, config.KVFailClosed, trusting(caFile)),
+		redisAuthNode(t, rd.Addr, config.KVFailClosed, trusting(caFile)),
+	}
+	for i, st := range []struct {
+		node     int
+		password string
+		want     int
+	}{
+		{0, "guess1", 535},
+		{1, "guess2", 535},
+		{0, "guess3", 421}, // the third failure, counted over both nodes
+		{1, "alice-pw", 421},
+	} {
+		if got := login(t, nodes[st.node], "127.0.0.5", "alice@localhost", st.password); got != st.want {
+			t.Fatalf("step %d: node %d with %q: %d, want %d", i+1, st.node, st.password, got, st.want)
+		}
+	}
+
+	other := testca.New(t, "another CA").WriteCA(t, t.TempDir())
+	srv, addr := redisAuthServer(t, rd.Addr, config.KVFailClosed, trusting(other))
+	if got := login(t, addr, "127.0.0.6", "bob@localhost", "bob-pw"); got != 454 {
+		t.Fatalf("login through a node that does not trust Redis's certificate: %d, want 454", got)
+	}
+	said := false
+	for _, l := range srv.Logs() {
+		said = said || strings.Contains(l, "kv: redis does not answer at start") && strings.Contains(l, "certificate signed by unknown authority")
+	}
+	if !said {
+		t.Error("the node that does not trust Redis's certificate did not say so, with the reason, at start")
 	}
 }

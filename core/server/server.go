@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/core/queue"
 	"github.com/sluice-mta/sluice/core/tlsconf"
+	"github.com/sluice-mta/sluice/core/tlsrpt"
 	"github.com/sluice-mta/sluice/core/users"
 )
 
@@ -61,6 +62,10 @@ type Server struct {
 	// queue closes).
 	kv      filter.KV
 	kvClose func() error
+	// tlsrpt counts outbound TLS outcomes and sends the daily reports;
+	// tlsrptClock is its clock (WithTLSReportClock).
+	tlsrpt      *tlsrpt.Reporter
+	tlsrptClock tlsrptClock
 	// nodeID is node_id, or the machine's host name (for the metrics;
 	// the Received: comment and the log lines carry only a configured
 	// node_id).
@@ -121,6 +126,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err := s.newAuth(); err != nil {
 		return nil, err
 	}
+	s.newTLSReport()
 	if err := s.newAddressing(); err != nil {
 		return nil, err
 	}
@@ -130,7 +136,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 	}
 	backend := admin.Backend{Queue: s.queue, Metrics: s.metrics, Submit: s.submitLocal, Reload: s.Reload, Plugins: s.plugins,
-		Auth: authAdmin{s}}
+		Auth: authAdmin{s}, TLSReport: s.tlsrpt}
 
 	gid := -1
 	if cfg.Admin.SocketGroup != "" {
@@ -250,6 +256,7 @@ func (s *Server) Run(ctx context.Context) error {
 	qctx, stopQueue := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopQueue()
 	run(func() error { return s.queue.Run(qctx) })
+	run(func() error { return s.tlsrpt.Run(qctx) })
 	s.runHTTP(run)
 
 	<-ctx.Done()
@@ -310,6 +317,11 @@ func (s *Server) closeBack() {
 	if s.kvClose != nil {
 		if err := s.kvClose(); err != nil {
 			s.log.Warn("closing the KV store", "err", err)
+		}
+	}
+	if s.tlsrpt != nil {
+		if err := s.tlsrpt.Close(); err != nil {
+			s.log.Warn("writing the TLS report counts", "err", err)
 		}
 	}
 	if s.queue != nil {

@@ -20,6 +20,12 @@ const maxLocalRcpts = 1000
 // at RCPT (aliases expanded, unknown local users refused). No SMTP session exists, so the
 // connect…data plugins do not run; the deliver stage does.
 func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, msg []byte) (string, error) {
+	return s.submitOwn(ctx, "Sluice, from local sendmail", "submitted locally", from, rcpts, msg)
+}
+
+// submitOwn queues the server's own mail (submitLocal's rules): comment
+// goes into the Received: header, event is the log line.
+func (s *Server) submitOwn(ctx context.Context, comment, event, from string, rcpts []string, msg []byte) (string, error) {
 	s = s.live() // the configuration and maps as they are now
 	if strings.ContainsAny(from, " <>\r\n") || (from != "" && !strings.Contains(from, "@")) {
 		return "", fmt.Errorf("sender %q is not an address", from)
@@ -53,14 +59,14 @@ func (s *Server) submitLocal(ctx context.Context, from string, rcpts []string, m
 	}
 	env.ID = s.queue.NewID()
 	body := mail.AppendReceived(make([]byte, 0, 200+len(msg)), mail.Trace{
-		By: s.cfg.Hostname, Comment: "Sluice, from local sendmail", ID: env.ID, Date: time.Now(),
+		By: s.cfg.Hostname, Comment: comment, ID: env.ID, Date: time.Now(),
 	})
 	body = append(body, msg...)
 	id, err := s.queue.Enqueue(ctx, env, body)
 	if err != nil {
 		return "", err
 	}
-	s.log.Info("submitted locally", "id", id, "from", from, "nrcpt", len(env.Rcpts), "size", len(body))
+	s.log.Info(event, "id", id, "from", from, "nrcpt", len(env.Rcpts), "size", len(body))
 	return id, nil
 }
 

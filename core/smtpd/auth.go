@@ -96,7 +96,7 @@ func (ss *session) login(mech, user, password string) error {
 		return smtpReply(errAuthStore)
 	}
 	if err != nil {
-		ss.log.Warn("auth throttle: store failed, not throttling", "err", err)
+		ss.throttleFailed("auth throttle: store failed, not throttling", err)
 	}
 	if kind != "" {
 		ss.s.opts.Observer.AuthAttempt(mech, "refused")
@@ -109,7 +109,7 @@ func (ss *session) login(mech, user, password string) error {
 		return ss.authFailed(mech, user, password, "bad user or password")
 	}
 	if err := th.Succeeded(ss.ctx, ss.info.ClientIP, user); err != nil {
-		ss.log.Warn("auth throttle: store failed", "err", err)
+		ss.throttleFailed("auth throttle: store failed", err)
 	}
 	ss.info.AuthUser = user
 	if ss.fs != nil {
@@ -137,7 +137,7 @@ func (ss *session) authFailed(mech, user, password, why string) error {
 	ss.authLast = attempt
 	n, delay, blocked, err := ss.s.authThrottle.Fail(ss.ctx, ss.info.ClientIP, user)
 	if err != nil {
-		ss.log.Warn("auth throttle: store failed", "err", err)
+		ss.throttleFailed("auth throttle: store failed", err)
 	}
 	args := []any{"ip", ss.info.ClientIP.String(), "user", user, "mech", strings.ToUpper(mech), "failures", n, "reason", why}
 	if blocked != "" {
@@ -160,9 +160,20 @@ func (ss *session) authFailed(mech, user, password, why string) error {
 func (ss *session) addressBlocked() bool {
 	b, err := ss.s.authThrottle.AddressBlocked(ss.ctx, ss.info.ClientIP)
 	if err != nil {
-		ss.log.Warn("auth throttle: store failed, not throttling", "err", err)
+		ss.throttleFailed("auth throttle: store failed, not throttling", err)
 	}
 	return b
+}
+
+// throttleFailed logs a failure of the AUTH throttle's store: at debug
+// level for a shared store's outage under fail_open, which the store logs
+// once when it starts and once when it ends, as a warning otherwise.
+func (ss *session) throttleFailed(msg string, err error) {
+	if errors.Is(err, filter.ErrKVUnavailable) {
+		ss.log.Debug(msg, "err", err)
+		return
+	}
+	ss.log.Warn(msg, "err", err)
 }
 
 // closeAfterReply closes the connection once the next reply is written.

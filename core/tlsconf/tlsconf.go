@@ -8,6 +8,7 @@ package tlsconf
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -235,4 +236,19 @@ func ParseVersion(v string) (uint16, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("TLS version %q: want \"1.0\", \"1.1\", \"1.2\" or \"1.3\"", v)
+}
+
+// CAPool reads a PEM file of CA certificates into a pool, for a
+// configuration's CA-file key (a private CA that signs a peer's
+// certificate instead of the system roots).
+func CAPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
 }

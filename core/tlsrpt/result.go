@@ -54,7 +54,8 @@ type Result struct {
 	Success bool
 	// Failure says why, when Success is false.
 	Failure ResultType
-	// Detail is free text for the report's additional-information.
+	// Detail is free text about a failure; reports carry it as the
+	// failure-reason-code (RFC 8460 §4.4: additional-information is a URI).
 	Detail string
 }
 

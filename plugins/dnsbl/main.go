@@ -39,7 +39,7 @@ func main() {}
 // onConnect looks the client up and keeps the outcome in a note; it
 // refuses at once when delay_reject is off.
 func onConnect(c *sdk.Ctx) sdk.Verdict {
-	cfg, err := loadConfig(c, false)
+	cfg, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("%v", err)
 		return sdk.Continue()
@@ -66,7 +66,7 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 	if c.AuthUser() != "" {
 		return sdk.Continue()
 	}
-	cfg, err := loadConfig(c, false)
+	cfg, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("%v", err)
 		return sdk.Continue()
@@ -182,7 +182,7 @@ func lookup(c *sdk.Ctx, cfg *config, zoneName string, ip netip.Addr) ([]string, 
 	if cfg.cacheTTL > 0 {
 		v := strconv.FormatInt(now.Add(cfg.cacheTTL).Unix(), 10) + " " + strings.Join(answers, ",")
 		if err := c.KVSet(key, []byte(v), cfg.cacheTTL); err != nil {
-			c.Warn("dnsbl: caching the answer for [%s] from %s: %v", ip, zoneName, err)
+			c.KVFailed(err, "dnsbl: caching the answer for [%s] from %s: %v", ip, zoneName, err)
 		}
 	}
 	return answers, nil
@@ -265,3 +265,6 @@ func parseHits(note string) []hit {
 	}
 	return hits
 }
+
+// cfgCache is the configuration, decoded once per instance.
+var cfgCache = sdk.ConfigCache[*config]{Load: func(c *sdk.Ctx) (*config, error) { return loadConfig(c, false) }}

@@ -46,7 +46,7 @@ func onRcpt(c *sdk.Ctx) sdk.Verdict {
 	if c.AuthUser() != "" {
 		return sdk.Continue()
 	}
-	cfg, err := loadConfig(c, false)
+	cfg, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("%v", err)
 		return sdk.Continue()
@@ -64,7 +64,7 @@ func onRcpt(c *sdk.Ctx) sdk.Verdict {
 	wait, err := check(c, cfg, network, from, rcpt, now)
 	if err != nil {
 		// The store is down: let mail through rather than defer it all.
-		c.Warn("greylist: %s <%s> <%s>: %v; not greylisting", network, from, rcpt, err)
+		c.KVFailed(err, "greylist: %s <%s> <%s>: %v; not greylisting", network, from, rcpt, err)
 		return sdk.Continue()
 	}
 	if wait == 0 {
@@ -144,14 +144,14 @@ func check(c *sdk.Ctx, cfg *config, network, from, rcpt string, now time.Time) (
 func pass(c *sdk.Ctx, cfg *config, key, network, from, rcpt string, now time.Time) {
 	c.Info("greylist: %s <%s> <%s>: retried in time, passed", network, from, rcpt)
 	if err := c.KVDel(key); err != nil {
-		c.Warn("greylist: forgetting %s: %v", key, err)
+		c.KVFailed(err, "greylist: forgetting %s: %v", key, err)
 	}
 	if cfg.whitelistAfter <= 0 {
 		return
 	}
 	until := strconv.FormatInt(now.Add(cfg.whitelistAfter).Unix(), 10)
 	if err := c.KVSet("w:"+network, []byte(until), cfg.whitelistAfter+time.Hour); err != nil {
-		c.Warn("greylist: whitelisting %s: %v", network, err)
+		c.KVFailed(err, "greylist: whitelisting %s: %v", network, err)
 	}
 }
 
@@ -214,3 +214,6 @@ func spfPass(ar, domain string) bool {
 	}
 	return false
 }
+
+// cfgCache is the configuration, decoded once per instance.
+var cfgCache = sdk.ConfigCache[*config]{Load: func(c *sdk.Ctx) (*config, error) { return loadConfig(c, false) }}

@@ -31,7 +31,7 @@ var clientIPHeaders = []string{"X-Originating-IP", "X-Sender-IP", "X-Client-IP"}
 // onData applies the data-stage rules in a fixed order: Received
 // stripping, customer ID, remove, rewrite, add.
 func onData(c *sdk.Ctx) sdk.Verdict {
-	r, err := loadRules(c)
+	r, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("%v", err)
 		return sdk.Continue()
@@ -106,7 +106,7 @@ func stripReceived(c *sdk.Ctx) {
 // subject_tag_score. The deliver stage runs at every attempt: a subject
 // already tagged is left alone.
 func onDeliver(c *sdk.Ctx) sdk.Verdict {
-	r, err := loadRules(c)
+	r, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("%v", err)
 		return sdk.Continue()
@@ -154,3 +154,6 @@ func check(c *sdk.Ctx, what string, err error) {
 
 // main is not called: the host calls the exported hooks.
 func main() {}
+
+// cfgCache is the configuration, decoded once per instance.
+var cfgCache = sdk.ConfigCache[*rules]{Load: loadRules}

@@ -61,7 +61,7 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 	if c.AuthUser() != "" {
 		return sdk.Continue()
 	}
-	cfg, err := loadConfig(c)
+	cfg, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("%v", err)
 		return sdk.Continue()
@@ -191,3 +191,6 @@ func fqdn(name string) bool {
 	tld := labels[len(labels)-1]
 	return strings.Trim(tld, "0123456789") != ""
 }
+
+// cfgCache is the configuration, decoded once per instance.
+var cfgCache = sdk.ConfigCache[*config]{Load: loadConfig}

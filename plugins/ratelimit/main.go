@@ -67,7 +67,7 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 			}
 			counts, err := s.counts(c)
 			if err != nil {
-				c.Error("ratelimit: %v; not limiting", err)
+				c.KVFailed(err, "ratelimit: %v; not limiting", err)
 				continue
 			}
 			if sum(counts) >= s.max() {
@@ -105,7 +105,7 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	undo := func() {
 		for _, s := range done {
 			if _, err := s.incr(c, -1); err != nil {
-				c.Error("ratelimit: taking back a count: %v", err)
+				c.KVFailed(err, "ratelimit: taking back a count: %v", err)
 			}
 		}
 	}
@@ -123,7 +123,7 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		if !ok {
 			n, err := s.incr(c, 1)
 			if err != nil {
-				c.Error("ratelimit: %v; not limiting", err)
+				c.KVFailed(err, "ratelimit: %v; not limiting", err)
 				continue
 			}
 			mine, counted[k] = n, n
@@ -131,7 +131,7 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		}
 		counts, err := s.counts(c)
 		if err != nil {
-			c.Error("ratelimit: %v; not limiting", err)
+			c.KVFailed(err, "ratelimit: %v; not limiting", err)
 			continue
 		}
 		// The current bucket counts as the increment returned it: this
@@ -151,13 +151,16 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 // limits loads the configuration; a bad one (which the init check keeps
 // from loading) is logged and limits nothing.
 func limits(c *sdk.Ctx) ([]limit, bool) {
-	ls, err := loadLimits(c)
+	ls, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("ratelimit: bad configuration, not limiting: %v", err)
 		return nil, false
 	}
 	return ls, true
 }
+
+// cfgCache is the configuration, decoded once per instance.
+var cfgCache = sdk.ConfigCache[[]limit]{Load: loadLimits}
 
 // exceeded logs the refusal, counts it and returns the 451 reply.
 func exceeded(c *sdk.Ctx, s slider, n int64, retry time.Duration) sdk.Verdict {

@@ -180,6 +180,13 @@ func TestRedisOutage(t *testing.T) {
 			if downLines != 1 {
 				t.Errorf("%d 'redis unreachable' lines for several failing calls; want 1", downLines)
 			}
+			// The plugin says it is not limiting at debug level only: the
+			// outage is the host's to report, once, not every call's.
+			for _, l := range nd.Logs() {
+				if strings.Contains(l, "not limiting") && !strings.Contains(l, "level=DEBUG") {
+					t.Errorf("a per-call line during the outage: %s", l)
+				}
+			}
 			if err := rd.Start(); err != nil {
 				t.Fatal(err)
 			}

@@ -61,6 +61,8 @@ type slider struct {
 	bucketMS int64
 	nowMS    int64
 	idx      int64
+	// prefix is every bucket key's text before its index.
+	prefix string
 }
 
 // newSlider places limit l for subj at the instant now.
@@ -76,7 +78,8 @@ func newSlider(kind byte, l limit, subj string, now time.Time) slider {
 		h.Write([]byte(subj))
 		subj = fmt.Sprintf("#%016x", h.Sum64())
 	}
-	return slider{kind: kind, l: l, subj: subj, bucketMS: b, nowMS: ms, idx: idx}
+	prefix := string(kind) + "/" + l.Key + "/" + strconv.FormatInt(l.window.Milliseconds(), 10) + "/"
+	return slider{kind: kind, l: l, subj: subj, bucketMS: b, nowMS: ms, idx: idx, prefix: prefix}
 }
 
 // max is the configured limit for the slider's kind.
@@ -89,7 +92,7 @@ func (s slider) max() int64 {
 
 // key is the store key of bucket idx.
 func (s slider) key(idx int64) string {
-	return fmt.Sprintf("%c/%s/%d/%d/%s", s.kind, s.l.Key, s.l.window.Milliseconds(), idx, s.subj)
+	return s.prefix + strconv.FormatInt(idx, 10) + "/" + s.subj
 }
 
 // ttl is how long a bucket counter must live: until its bucket has left
@@ -102,16 +105,17 @@ func (s slider) ttl() time.Duration {
 func (s slider) counts(c *sdk.Ctx) ([subWindows]int64, error) {
 	var out [subWindows]int64
 	for i := range out {
-		v, ok, err := c.KVGet(s.key(s.idx - subWindows + 1 + int64(i)))
+		k := s.key(s.idx - subWindows + 1 + int64(i))
+		v, ok, err := c.KVGet(k)
 		if err != nil {
-			return out, fmt.Errorf("reading %s: %w", s.key(s.idx-subWindows+1+int64(i)), err)
+			return out, fmt.Errorf("reading %s: %w", k, err)
 		}
 		if !ok {
 			continue
 		}
 		n, err := strconv.ParseInt(string(v), 10, 64)
 		if err != nil {
-			return out, fmt.Errorf("counter %s holds %q, not a number", s.key(s.idx-subWindows+1+int64(i)), v)
+			return out, fmt.Errorf("counter %s holds %q, not a number", k, v)
 		}
 		out[i] = n
 	}
@@ -120,9 +124,10 @@ func (s slider) counts(c *sdk.Ctx) ([subWindows]int64, error) {
 
 // incr adds delta to the current bucket and returns its new count.
 func (s slider) incr(c *sdk.Ctx, delta int64) (int64, error) {
-	n, err := c.KVIncr(s.key(s.idx), delta, s.ttl())
+	k := s.key(s.idx)
+	n, err := c.KVIncr(k, delta, s.ttl())
 	if err != nil {
-		return 0, fmt.Errorf("counting %s: %w", s.key(s.idx), err)
+		return 0, fmt.Errorf("counting %s: %w", k, err)
 	}
 	return n, nil
 }

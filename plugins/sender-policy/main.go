@@ -114,7 +114,7 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 // load reads the configuration; a bad one (which the init check keeps from
 // loading) is logged and enforces nothing.
 func load(c *sdk.Ctx) (*policy, bool) {
-	p, err := loadPolicy(c)
+	p, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("sender-policy: bad configuration, not enforcing: %v", err)
 		return nil, false
@@ -134,3 +134,6 @@ func sanitize(s string) string {
 
 // main is not called: the host calls the exported hooks.
 func main() {}
+
+// cfgCache is the configuration, decoded once per instance.
+var cfgCache = sdk.ConfigCache[*policy]{Load: loadPolicy}

@@ -30,7 +30,7 @@ func init() {
 
 // onData scores the message.
 func onData(c *sdk.Ctx) sdk.Verdict {
-	r, err := loadRules(c)
+	r, err := cfgCache.Get(c)
 	if err != nil {
 		c.Error("%v", err)
 		return sdk.Continue()
@@ -182,3 +182,6 @@ func checkAuth(ar string, hits map[string]bool) {
 
 // main is not called: the host calls the exported hooks.
 func main() {}
+
+// cfgCache is the configuration, decoded once per instance.
+var cfgCache = sdk.ConfigCache[*rules]{Load: loadRules}

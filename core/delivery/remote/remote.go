@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/mail"
+	"github.com/sluice-mta/sluice/core/tlsrpt"
 )
 
 // Defaults for the zero values of Options.
@@ -104,6 +105,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Dial opens connections; nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSReport, when set, is told each session's TLS outcome (RFC 8460).
+	TLSReport tlsrpt.Recorder
 }
 
 // Deliverer delivers messages to remote domains over SMTP. It is safe for

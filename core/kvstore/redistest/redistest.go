@@ -7,6 +7,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,9 @@ type Server struct {
 	Addr string
 	dir  string
 	args []string
+
+	// tls says the port speaks TLS (StartTLS).
+	tls bool
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -56,17 +60,41 @@ func Start(dir string, extra ...string) (*Server, error) {
 	return start(dir, port, extra...)
 }
 
+// StartTLS starts a standalone redis-server like Start whose port speaks
+// only TLS with the certificate and key in certFile and keyFile (clients
+// are not asked for certificates).
+func StartTLS(dir, certFile, keyFile string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := newServer(dir, port, "--port", "0", "--tls-port", strconv.Itoa(port),
+		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-auth-clients", "no")
+	s.tls = true
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 func start(dir string, port int, extra ...string) (*Server, error) {
+	s := newServer(dir, port, extra...)
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newServer is a Server on port with extra arguments after the defaults
+// (a later argument overrides an earlier one), not started.
+func newServer(dir string, port int, extra ...string) *Server {
 	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir}
 	s.args = append([]string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
 		"--logfile", filepath.Join(dir, "redis-"+strconv.Itoa(port)+".log"),
 	}, extra...)
-	if err := s.Start(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s
 }
 
 // Start (re)starts the server on its port and waits until it answers PING.
@@ -83,7 +111,7 @@ func (s *Server) Start() error {
 	s.cmd = cmd
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := ping(s.Addr); err == nil {
+		if err := ping(s.Addr, s.tls); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
@@ -108,8 +136,15 @@ func (s *Server) Stop() {
 }
 
 // ping sends PING in the inline protocol and expects +PONG (or -NOAUTH).
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+func ping(addr string, overTLS bool) error {
+	var c net.Conn
+	var err error
+	if overTLS {
+		// Readiness only: the test checks the certificate itself.
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	} else {
+		c, err = net.DialTimeout("tcp", addr, time.Second)
+	}
 	if err != nil {
 		return err
 	}
