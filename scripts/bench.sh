@@ -563,17 +563,32 @@ fi
 
 # 5. The tables.
 # msgs TARGET CONNS prints the msgs/s column of that row ("" if none).
-msgs() {
-	printf '%s\n' "${rows[@]}" | awk -F '|' -v t="$1" -v c="$2" '
-		{ gsub(/ /, "", $2); gsub(/ /, "", $3); gsub(/ /, "", $5) }
-		!done && $2 == t && $3 == c && $5 ~ /^[0-9.]+$/ { print $5; done = 1 }'
-}
+msgs() { pick rows "$@"; }
 # srcmsgs TARGET SESSIONS prints the msgs/s of that smtp-source row.
-srcmsgs() {
-	printf '%s\n' "${src_rows[@]}" | awk -F '|' -v t="$1" -v c="$2" '
+srcmsgs() { pick src_rows "$@"; }
+# pick ARRAY TARGET CONNS prints the msgs/s (fourth column) of the first
+# row of ARRAY for TARGET and CONNS.
+pick() {
+	local -n arr=$1
+	printf '%s\n' "${arr[@]}" | awk -F '|' -v t="$2" -v c="$3" '
 		{ gsub(/ /, "", $2); gsub(/ /, "", $3); gsub(/ /, "", $5) }
 		!done && $2 == t && $3 == c && $5 ~ /^[0-9.]+$/ { print $5; done = 1 }'
 }
+# baseline GETTER CONNS prints sluice's msgs/s: the mean of the sluice and
+# sluice-again rows when both ran ("" when sluice did not).
+baseline() {
+	local base again
+	base=$($1 sluice "$2")
+	[ -n "$base" ] || return 0
+	again=$($1 sluice-again "$2")
+	[ -z "$again" ] || base=$(awk -v a="$base" -v b="$again" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+	echo "$base"
+}
+# The awk functions of the comparison tables: b is sluice's msgs/s.
+cmp_awk='function ratio(x) { return x > 0 ? sprintf("%.1f×", b / x) : "–" }
+function cost(x) { return x > 0 ? sprintf("%.0f %%", (b - x) / b * 100) : "–" }
+function share(x) { return x > 0 ? sprintf("%.0f %%", b / x * 100) : "–" }
+function or(x) { return x == "" ? "–" : x }'
 {
 	echo "make bench (bash scripts/bench.sh) on $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'), load average at start $load_start; each row is"
 	echo "  sluice-load -addr 127.0.0.1:PORT -c CONNS -d $duration -size $size -to user@bench.test"
@@ -588,16 +603,11 @@ srcmsgs() {
 	echo "| conns | sluice msgs/s | ÷ postfix | ÷ smtp-sink | 6 quiet plugins | lost | 6 hello plugins | lost |"
 	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for c in $conns; do
-		base=$(msgs sluice "$c")
+		base=$(baseline msgs "$c")
 		[ -n "$base" ] || continue
-		again=$(msgs sluice-again "$c")
-		[ -z "$again" ] || base=$(awk -v a="$base" -v b="$again" 'BEGIN { printf "%.0f", (a + b) / 2 }')
 		awk -v b="$base" -v pf="$(msgs postfix "$c")" -v sk="$(msgs smtp-sink "$c")" \
-			-v q="$(msgs sluice-6quiet "$c")" -v h="$(msgs sluice-6hello "$c")" -v c="$c" '
-			function ratio(x) { return x > 0 ? sprintf("%.1f×", b / x) : "–" }
-			function cost(x) { return x > 0 ? sprintf("%.0f %%", (b - x) / b * 100) : "–" }
-			BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c, b, ratio(pf), (sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–"),
-				(q == "" ? "–" : q), cost(q), (h == "" ? "–" : h), cost(h) }'
+			-v q="$(msgs sluice-6quiet "$c")" -v h="$(msgs sluice-6hello "$c")" -v c="$c" "$cmp_awk"'
+			BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c, b, ratio(pf), share(sk), or(q), cost(q), or(h), cost(h) }'
 	done
 	if [ "${#src_rows[@]}" -gt 0 ]; then
 		echo
@@ -614,16 +624,11 @@ srcmsgs() {
 		echo "| sessions | sluice msgs/s | a message in a session (sessions ÷ msgs/s) | ÷ postfix | ÷ smtp-sink | 6 quiet plugins | lost | first-party plugins (Badger) | lost |"
 		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 		for c in $src_sessions; do
-			base=$(srcmsgs sluice "$c")
+			base=$(baseline srcmsgs "$c")
 			[ -n "$base" ] || continue
-			again=$(srcmsgs sluice-again "$c")
-			[ -z "$again" ] || base=$(awk -v a="$base" -v b="$again" 'BEGIN { printf "%.0f", (a + b) / 2 }')
 			awk -v b="$base" -v pf="$(srcmsgs postfix "$c")" -v sk="$(srcmsgs smtp-sink "$c")" \
-				-v q="$(srcmsgs sluice-6quiet "$c")" -v fp="$(srcmsgs sluice-plugins-badger "$c")" -v c="$c" '
-				function ratio(x) { return x > 0 ? sprintf("%.1f×", b / x) : "–" }
-				function cost(x) { return x > 0 ? sprintf("%.0f %%", (b - x) / b * 100) : "–" }
-				BEGIN { printf "| %s | %s | %.2f ms | %s | %s | %s | %s | %s | %s |\n", c, b, (b > 0 ? c * 1000 / b : 0), ratio(pf), (sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–"),
-					(q == "" ? "–" : q), cost(q), (fp == "" ? "–" : fp), cost(fp) }'
+				-v q="$(srcmsgs sluice-6quiet "$c")" -v fp="$(srcmsgs sluice-plugins-badger "$c")" -v c="$c" "$cmp_awk"'
+				BEGIN { printf "| %s | %s | %.2f ms | %s | %s | %s | %s | %s | %s |\n", c, b, (b > 0 ? c * 1000 / b : 0), ratio(pf), share(sk), or(q), cost(q), or(fp), cost(fp) }'
 		done
 	fi
 	if [ -n "$(msgs sluice-plugins-badger "${conns%% *}")" ]; then

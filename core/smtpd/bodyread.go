@@ -144,38 +144,11 @@ func (u *unstuffer) run(dst, src []byte) (w, used int) {
 		}
 		c := src[i]
 		i++
-		switch s {
-		case stateBeginLine:
-			if c == '.' {
-				s = stateDot
-				continue
-			}
-			if c == '\r' {
-				s = stateCR
-			} else {
-				s = stateData
-			}
-		case stateDot:
-			if c == '\r' {
-				s = stateDotCR
-				continue
-			}
-			s = stateData
-		case stateDotCR:
-			if c == '\n' {
-				s = stateEOF
-				continue
-			}
-			s = stateData
-		case stateCR:
-			if c == '\n' {
-				s = stateBeginLine
-			} else {
-				s = stateData
-			}
+		var out bool
+		if s, out = dataStep(s, c); out {
+			dst[w] = c
+			w++
 		}
-		dst[w] = c
-		w++
 	}
 	u.state = s
 	return w, i

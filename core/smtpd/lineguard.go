@@ -482,6 +482,38 @@ const (
 	stateEOF
 )
 
+// dataStep is one step of go-smtp's dataReader outside the middle of a
+// line: the state after byte c in state s, and whether the reader hands c
+// on (a dot that starts a line is dropped, and so is the CR after it).
+func dataStep(s int, c byte) (int, bool) {
+	switch s {
+	case stateBeginLine:
+		switch c {
+		case '.':
+			return stateDot, false
+		case '\r':
+			return stateCR, true
+		}
+	case stateDot:
+		if c == '\r' {
+			return stateDotCR, false
+		}
+	case stateDotCR:
+		if c == '\n' {
+			return stateEOF, false
+		}
+	case stateCR:
+		if c == '\n' {
+			return stateBeginLine, true
+		}
+	case stateData:
+		if c == '\r' {
+			return stateCR, true
+		}
+	}
+	return stateData, true
+}
+
 // ended reports whether the end marker was seen.
 func (d *dataScanner) ended() bool { return d.state == stateEOF }
 
@@ -504,36 +536,10 @@ func (d *dataScanner) scan(b []byte) int {
 		}
 		c := b[i]
 		i++
-		switch s {
-		case stateBeginLine:
-			switch c {
-			case '.':
-				s = stateDot
-			case '\r':
-				s = stateCR
-			default:
-				s = stateData
-			}
-		case stateDot:
-			if c == '\r' {
-				s = stateDotCR
-			} else {
-				s = stateData
-			}
-		case stateDotCR:
-			if c == '\n' {
-				s = stateEOF
-			} else {
-				s = stateData
-				d.lostCR = true
-			}
-		case stateCR:
-			if c == '\n' {
-				s = stateBeginLine
-			} else {
-				s = stateData
-			}
+		if s == stateDotCR && c != '\n' {
+			d.lostCR = true
 		}
+		s, _ = dataStep(s, c)
 	}
 	d.state = s
 	return i
