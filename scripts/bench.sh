@@ -387,13 +387,24 @@ EOF
 	local cpu0
 	cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
 	load "$target" "127.0.0.1:$smtp_port" user@bench.test
-	local cpu1 src_cpu="–"
+	local cpu1 src_cpu="–" accepted delivered
 	cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+	# How far delivery kept up: Maildir files now, against all accepted.
+	accepted=$(awk '/^accepted [0-9]+ in/ { n += $2 } END { print n + 0 }' "$out/$target"-c*.txt)
+	delivered=$(find "$data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)
 	if [ -z "$nosource" ] && [ "${BENCH_SOURCE:-1}" != 0 ]; then
+		# The smtp-source runs start with an empty queue: wait (up to
+		# 120 s) for the Maildir deliveries of the runs above.
+		for _ in $(seq 1 1200); do
+			[ "$(find "$data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)" -ge "$accepted" ] && break
+			sleep 0.1
+		done
+		local cpu2
+		cpu2=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
 		# Relayed downstream: one "status=sent" delivery line per message.
 		source_runs "$target" "127.0.0.1:$smtp_port" "sluice_left $out/$target.log"
 		# CPU time per message accepted from smtp-source and relayed.
-		src_cpu=$(awk -v hz="$(getconf CLK_TCK)" -v n="$src_sent" -v c0="$cpu1" '{ s = ($14 + $15 - c0) / hz; printf "%.2f ms", (n > 0 ? s * 1000 / n : 0) }' "/proc/$pid/stat" 2>/dev/null || echo "–")
+		src_cpu=$(awk -v hz="$(getconf CLK_TCK)" -v n="$src_sent" -v c0="$cpu2" '{ s = ($14 + $15 - c0) / hz; printf "%.2f ms", (n > 0 ? s * 1000 / n : 0) }' "/proc/$pid/stat" 2>/dev/null || echo "–")
 	fi
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" 2>/dev/null || true
@@ -405,14 +416,11 @@ EOF
 	local hwm rss
 	hwm=$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo –)
 	rss=$(awk '/^VmRSS/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo –)
-	# How far delivery kept up: Maildir files now, against all accepted.
-	local accepted delivered cpu
-	accepted=$(awk '/^accepted [0-9]+ in/ { n += $2 } END { print n + 0 }' "$out/$target"-c*.txt)
+	local cpu
 	# CPU time (user + system) the server used during the load runs,
 	# delivering included, per accepted message.
 	cpu=$(awk -v n="$accepted" -v hz="$(getconf CLK_TCK)" -v c0="$cpu0" -v c1="$cpu1" 'BEGIN { s = (c1 - c0) / hz; printf "%.1f s | %.2f ms", s, (n > 0 ? s * 1000 / n : 0) }')
 	mem_rows+=("| $target | ${conns##* } | $hwm | $rss | $cpu | $src_cpu |")
-	delivered=$(find "$data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)
 	say "$target: $delivered of $accepted accepted messages were in the Maildir when the load ended; VmHWM $hwm"
 	echo "$delivered of $accepted accepted messages were in the Maildir when the load ended" >"$out/$target-delivered.txt"
 	# The plugins ran: each of the six added its header to a delivered message.
