@@ -12,7 +12,11 @@
 # is started) and chromium with a font (the dashboard's browser test drives
 # headless Chromium over the DevTools protocol), and redis-server with
 # redis-tools (core/kvstore's Redis backend and the several-node tests start
-# their own servers on free loopback ports; no daemon is started).
+# their own servers on free loopback ports; no daemon is started), and
+# clang with lld (wasm-ld: examples/c-deny-rcpt, the C plugin, is built for
+# wasm32 without libc and tested through sdktest.WasmFile), and Debian's
+# rustc with libstd-rust-dev-wasm32 (examples/rust-minimal, likewise; a
+# rustup toolchain has no wasm32 standard library without a download).
 #
 # It is idempotent and quick when everything is already there. It must run as
 # root (or with sudo available) on Debian or Ubuntu. No daemon is left
@@ -36,6 +40,10 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v redis-cli >/dev/null 2>&1 || missing="$missing redis-tools"
+command -v clang >/dev/null 2>&1 || missing="$missing clang"
+command -v wasm-ld >/dev/null 2>&1 || missing="$missing lld"
+[ -x /usr/bin/rustc ] || missing="$missing rustc"
+[ -d /usr/lib/rustlib/wasm32-unknown-unknown ] || missing="$missing libstd-rust-dev-wasm32"
 
 if [ -z "$missing" ]; then
 	exit 0

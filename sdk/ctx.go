@@ -147,7 +147,14 @@ func (c *Ctx) ConfigJSON(key string) ([]byte, error) {
 // Now returns the host's clock, the only clock a plugin should use.
 func (c *Ctx) Now() time.Time { return time.Unix(0, c.host.Now()) }
 
-// AddScore adds score to the message's spam score under a symbol name.
+// AddScore adds score to the message's spam score under a symbol name
+// (printable ASCII). The scores of all plugins add up; after the data
+// stage the server applies its [spam] thresholds to the total: at or over
+// reject the message is refused with 550 5.7.1, at or over quarantine it
+// is held in the queue, at or over add_header it gets
+// "X-Spam-Status: Yes, score=S symbols=NAME(score),…". Under all of them
+// only the server's "scored" log line shows the score; `sluice plugin
+// test` prints the total and what the thresholds would do.
 func (c *Ctx) AddScore(symbol string, score float64) error {
 	return statusErr(c.host.AddScore(symbol, score))
 }

@@ -62,11 +62,17 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 }
 
 // AddHeader prepends a header field (data, deliver). The value may not
-// contain line breaks.
+// contain line breaks. Fields of the same name already there stay, the
+// client's included: use AddHeader for fields that may repeat (a trace
+// or an Authentication-Results of your own) and SetHeader for any field
+// a later reader trusts.
 func (c *Ctx) AddHeader(name, value string) error { return statusErr(c.host.AddHeader(name, value)) }
 
 // SetHeader replaces every occurrence of a field with one, or adds it
-// (data, deliver).
+// (data, deliver). Use it for a field a later reader trusts, such as a
+// customer ID or a verdict (X-Customer, X-Spam-Flag): with AddHeader a
+// client could send its own field of that name and a reader taking the
+// first or the last one might believe it.
 func (c *Ctx) SetHeader(name, value string) error { return statusErr(c.host.SetHeader(name, value)) }
 
 // DelHeader deletes every occurrence of a field (data, deliver);

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sluice-mta/sluice/core/admin"
+	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/filter"
 	"github.com/sluice-mta/sluice/core/plugintool"
@@ -22,8 +23,9 @@ import (
 func pluginCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "plugin",
-		Usage: "test and check filter plugins offline",
+		Usage: "create, test and check filter plugins offline",
 		Subcommands: []*cli.Command{
+			pluginNewCommand(),
 			{
 				Name:      "test",
 				Usage:     "run a plugin (or a plugins directory) through every stage of a message and print what it did",
@@ -38,6 +40,11 @@ func pluginCommand() *cli.Command {
 					&cli.StringFlag{Name: "dir", Usage: "run every plugin of the plugins `DIR` instead of FILE.wasm"},
 					dnsFlag,
 					&cli.StringFlag{Name: "now", Usage: "the plugins' clock, a fixed `TIME` (RFC 3339, like 2025-03-01T12:00:00Z; default: the real clock)"},
+					&cli.StringFlag{Name: "auth-user", Usage: "play a session authenticated as `USER` (the auth user property)"},
+					&cli.BoolFlag{Name: "tls", Usage: "play a session over TLS (the TLS property reads \"" + plugintool.TLSDescription + "\")"},
+					&cli.StringFlag{Name: "listener", Usage: "the listener the client came in on: `NAME` smtp or submission", Value: "smtp"},
+					&cli.StringFlag{Name: "server-config", Usage: "the server's configuration `FILE` whose [spam] thresholds apply (default: the embedded default configuration)"},
+					&cli.BoolFlag{Name: "json", Usage: "print the stages and the score as one JSON object, for a plugin's CI"},
 				},
 				Action: pluginTest,
 			},
@@ -83,7 +90,11 @@ func pluginCommand() *cli.Command {
 					failed := 0
 					for _, path := range args {
 						if err := plugintool.Check(c.Context, os.Stdout, path, opts); err != nil {
-							fmt.Fprintf(os.Stderr, "%s: %v\n", path, err)
+							msg := err.Error()
+							if !strings.HasPrefix(msg, path+": ") {
+								msg = path + ": " + msg
+							}
+							fmt.Fprintln(os.Stderr, msg)
 							failed++
 						}
 					}
@@ -136,11 +147,29 @@ func pluginTest(c *cli.Context) error {
 		}
 		opts.Now = func() time.Time { return t }
 	}
+	opts.AuthUser, opts.TLS, opts.Listener = f.str("auth-user"), f.bool("tls"), f.str("listener")
+	if opts.Listener != "smtp" && opts.Listener != "submission" {
+		return fmt.Errorf("plugin test: --listener %q: give smtp or submission", opts.Listener)
+	}
+	cfg := config.Default()
+	if path := f.str("server-config"); path != "" {
+		if cfg, err = config.Load(path); err != nil {
+			return fmt.Errorf("plugin test: --server-config: %w", err)
+		}
+	}
+	opts.Spam = filter.Spam(cfg.Spam)
 	stages, err := plugintool.Test(c.Context, opts)
 	if err != nil {
 		return fmt.Errorf("plugin test: %w", err)
 	}
-	return plugintool.WriteStages(os.Stdout, stages)
+	spam := plugintool.SpamOf(stages, opts.Spam)
+	if f.bool("json") {
+		return plugintool.WriteJSON(os.Stdout, stages, spam)
+	}
+	if err := plugintool.WriteStages(os.Stdout, stages); err != nil {
+		return err
+	}
+	return plugintool.WriteSpam(os.Stdout, spam)
 }
 
 // dnsFlag names the DNS server an offline run may ask for plugins granted
@@ -172,6 +201,13 @@ func (f flags) str(name string) string {
 		return f.tail.Lookup(name).Value.String()
 	}
 	return f.c.String(name)
+}
+
+func (f flags) bool(name string) bool {
+	if f.set[name] {
+		return f.tail.Lookup(name).Value.String() == "true"
+	}
+	return f.c.Bool(name)
 }
 
 func (f flags) slice(name string) []string {

@@ -186,6 +186,9 @@ type Listener struct {
 	// TLSMinVersion is the oldest TLS version this service accepts ("1.0"
 	// to "1.3"); "" takes [tls] min_version.
 	TLSMinVersion string `toml:"tls_min_version"`
+	// TLSAskClientCert asks each TLS client for a certificate, which is
+	// not verified: its subject, issuer and fingerprint are logged.
+	TLSAskClientCert bool `toml:"tls_ask_client_cert"`
 }
 
 // Submission is the service for the operator's own users: a Listener

@@ -135,6 +135,7 @@ func TestDefault(t *testing.T) {
 	}
 	smtp, sub := lis, lis
 	smtp.Listen = []string{"127.0.0.1:2525"}
+	smtp.TLSAskClientCert = true
 	sub.Listen = []string{"127.0.0.1:2587"}
 	want := &Config{
 		Hostname:        "localhost",

@@ -70,6 +70,7 @@ func checkRewrite(t testing.TB, rt wazero.Runtime, bin []byte) bool {
 	if err != nil {
 		return false
 	}
+	isGoModule(secs) // reads custom section names: must not panic
 	validBefore := false
 	if cm, err := rt.CompileModule(ctx, bin); err == nil {
 		validBefore = true

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,7 +154,7 @@ func (p *plugin) checkBudget(limited bool, budget int64) error {
 func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.CompilationCache) error {
 	info, secs, err := inspectBinary(bin, &p.conf)
 	if err != nil {
-		return err
+		return withName(err, p.name)
 	}
 	info.InstanceMemory, info.PoolMax = p.conf.instanceMemory(info.Tables), p.conf.PoolMax
 	p.info = info
@@ -184,8 +185,8 @@ func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.Compilati
 	if err != nil {
 		return fmt.Errorf("not a valid module: %w", err)
 	}
-	if err := checkExports(p.compiled); err != nil {
-		return err
+	if err := checkExports(p.compiled, isGoModule(secs)); err != nil {
+		return withName(err, p.name)
 	}
 	p.modCfg = wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithSysWalltime().WithSysNanotime().WithRandSource(crand.Reader)
@@ -226,7 +227,9 @@ func inspectBinary(bin []byte, conf *pluginConf) (*ModuleInfo, []section, error)
 	}
 	for _, im := range bi.imports {
 		full := im.module + "." + im.name
-		info.Imports = append(info.Imports, full)
+		if !slices.Contains(info.Imports, full) { // Go's runtime imports fd_write twice
+			info.Imports = append(info.Imports, full)
+		}
 		switch {
 		case im.kind != 0:
 			return nil, nil, fmt.Errorf("imports %s, which is not a function; a plugin may import only functions of %q and %q",
@@ -269,9 +272,13 @@ func sizeStr(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// checkExports checks the guest exports' signatures.
-func checkExports(cm wazero.CompiledModule) error {
+// checkExports checks the guest exports' signatures; a WASI command is
+// refused (checkCommand).
+func checkExports(cm wazero.CompiledModule, goModule bool) error {
 	ex := cm.ExportedFunctions()
+	if err := checkCommand(ex, goModule); err != nil {
+		return err
+	}
 	i32 := api.ValueTypeI32
 	want := []struct {
 		name           string

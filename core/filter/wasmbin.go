@@ -131,7 +131,7 @@ type section struct {
 // sections splits a module into its sections.
 func sections(bin []byte) ([]section, error) {
 	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
-		return nil, errors.New("not a WebAssembly module (no \\0asm header)")
+		return nil, notWasm(bin)
 	}
 	if bin[4] != 1 || bin[5] != 0 || bin[6] != 0 || bin[7] != 0 {
 		return nil, errors.New("unsupported WebAssembly binary version (want 1)")

@@ -20,6 +20,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,7 @@ type Registry struct {
 	smtpMessages *prometheus.CounterVec
 	smtpRejects  *prometheus.CounterVec
 	smtpTLS      *prometheus.CounterVec
+	smtpTLSFail  *prometheus.CounterVec
 	smtpStress   *prometheus.GaugeVec
 	smtpStressN  *prometheus.CounterVec
 	authAttempts *prometheus.CounterVec
@@ -133,7 +135,11 @@ func New(opts Options) *Registry {
 		"SMTP refusals by service, stage (connect, command, helo, auth, mail, rcpt, data) and reason ("+reasonList()+").",
 		"service", "stage", "reason")
 	r.smtpTLS = counter("sluice_smtp_tls_total",
-		"Inbound TLS handshakes completed, by service and protocol version.", "service", "version")
+		"Inbound TLS handshakes completed, by service, protocol version, cipher suite and client_cert (presented, none).",
+		"service", "version", "cipher", "client_cert")
+	r.smtpTLSFail = counter("sluice_smtp_tls_failures_total",
+		"Inbound TLS handshakes failed, by service and reason ("+strings.Join(tlsFailureReasons, ", ")+").",
+		"service", "reason")
 	r.smtpStress = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_smtp_stress",
 		Help: "1 while the SMTP service is in stress mode (connections past stress_threshold), else 0."}, []string{"service"})
 	r.reg.MustRegister(r.smtpStress)

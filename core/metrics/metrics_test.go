@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +40,11 @@ func populated(t testing.TB) (*Registry, *time.Time) {
 	for _, reason := range reasons {
 		r.SMTPReject("smtp", "rcpt", reason)
 	}
-	r.SMTPTLS("submission", 0x0304)
+	r.SMTPTLS("submission", tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, false)
+	r.SMTPTLS("smtp", tls.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, true)
+	r.SMTPTLS("smtp", tls.VersionTLS12, 0x1301+0x4000, true)
+	r.SMTPTLSFailure("smtp", "version")
+	r.SMTPTLSFailure("smtp", "a reason nobody listed")
 	r.AuthAttempt("PLAIN", "success")
 	r.AuthAttempt("CRAM-MD5", "refused")
 	r.QueueCommit(3 * time.Millisecond)
@@ -82,7 +87,12 @@ func TestExposition(t *testing.T) {
 		`sluice_smtp_sessions{service="submission"} 0`,
 		`sluice_smtp_messages_total{result="held",service="smtp"} 1`,
 		`sluice_smtp_rejects_total{reason="unknown_user",service="smtp",stage="rcpt"} 1`,
-		`sluice_smtp_tls_total{service="submission",version="tls1.3"} 1`,
+		`sluice_smtp_tls_total{cipher="TLS_AES_128_GCM_SHA256",client_cert="none",service="submission",version="tls1.3"} 1`,
+		`sluice_smtp_tls_total{cipher="TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",client_cert="presented",service="smtp",version="tls1.2"} 1`,
+		`sluice_smtp_tls_total{cipher="other",client_cert="presented",service="smtp",version="tls1.2"} 1`,
+		"# TYPE sluice_smtp_tls_failures_total counter",
+		`sluice_smtp_tls_failures_total{reason="version",service="smtp"} 1`,
+		`sluice_smtp_tls_failures_total{reason="other",service="smtp"} 1`,
 		`sluice_auth_attempts_total{mechanism="plain",result="success"} 1`,
 		`sluice_auth_attempts_total{mechanism="other",result="refused"} 1`,
 		`sluice_queue_messages{state="deferred"} 2`,

@@ -1,6 +1,9 @@
 package metrics
 
-import "strings"
+import (
+	"crypto/tls"
+	"strings"
+)
 
 // Reasons are the values of sluice_smtp_rejects_total's reason label: a
 // small fixed set, so that a refusal's free text never becomes a label.
@@ -78,10 +81,42 @@ func (r *Registry) SMTPReject(service, stage, reason string) {
 		oneOf(reason, reasons, "other")).Inc()
 }
 
-// SMTPTLS counts a completed inbound TLS handshake of version (crypto/tls's
-// VersionTLS12…, labelled as TLSVersion names it) on service.
-func (r *Registry) SMTPTLS(service string, version uint16) {
-	r.smtpTLS.WithLabelValues(oneOf(service, services, otherService), TLSVersion(version)).Inc()
+// SMTPTLS counts a completed inbound TLS handshake on service: version
+// (crypto/tls's VersionTLS12…, labelled as TLSVersion names it), cipher
+// suite (its crypto/tls name; the server negotiates only suites Go knows,
+// so the set is bounded) and whether the client presented a certificate
+// (client_cert "presented" or "none").
+func (r *Registry) SMTPTLS(service string, version, cipher uint16, clientCert bool) {
+	cc := "none"
+	if clientCert {
+		cc = "presented"
+	}
+	r.smtpTLS.WithLabelValues(oneOf(service, services, otherService), TLSVersion(version), cipherName(cipher), cc).Inc()
+}
+
+// tlsFailureReasons are the values of sluice_smtp_tls_failures_total's
+// reason label (smtpd classifies; its test checks it uses only these).
+var tlsFailureReasons = []string{"version", "cipher", "certificate_rejected", "alert", "client_certificate",
+	"not_tls", "timeout", "closed", "other"}
+
+// TLSFailureReasons returns the reasons a failed inbound TLS handshake is
+// counted by.
+func TLSFailureReasons() []string { return append([]string(nil), tlsFailureReasons...) }
+
+// SMTPTLSFailure counts a failed inbound TLS handshake on service by
+// reason, one of TLSFailureReasons (anything else is "other").
+func (r *Registry) SMTPTLSFailure(service, reason string) {
+	r.smtpTLSFail.WithLabelValues(oneOf(service, services, otherService), oneOf(reason, tlsFailureReasons, "other")).Inc()
+}
+
+// cipherName is the cipher label: crypto/tls's name of the suite, or
+// "other" for one it has no name for.
+func cipherName(id uint16) string {
+	name := tls.CipherSuiteName(id)
+	if strings.HasPrefix(name, "0x") {
+		return "other"
+	}
+	return name
 }
 
 // AuthAttempt counts an SMTP AUTH attempt with mechanism (any case; other

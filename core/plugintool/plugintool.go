@@ -36,6 +36,15 @@ type TestOptions struct {
 	Rcpts    []string
 	ClientIP netip.Addr // default 127.0.0.1
 	Helo     string     // default "localhost"
+	// AuthUser plays an authenticated session ("" none); TLS one over TLS
+	// (the TLS property reads TLSDescription); Listener is "smtp"
+	// (default) or "submission".
+	AuthUser string
+	TLS      bool
+	Listener string
+	// Spam are the thresholds the data stage applies, as the server's
+	// [spam] table (zero: none).
+	Spam filter.Spam
 
 	// KV and Resolver serve the "kv" and "dns" grants; nil KV is an
 	// in-memory store; without a Resolver a plugin's lookups fail as
@@ -89,7 +98,7 @@ type Stage struct {
 // only failures of the tool itself (a module that does not load, an
 // unreadable file).
 func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
-	dir, cleanup, want, err := pluginsDir(opts)
+	dir, conf, cleanup, want, err := pluginsDir(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +119,14 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	}
 	defer host.Close(context.Background())
 	if got := len(host.Plugins()); got < want {
+		if opts.Wasm != "" {
+			// Load the author's own files again, so that the error names
+			// them (file and line) rather than the temporary copies.
+			if _, err := filter.CheckWith(ctx, opts.Wasm, filter.CheckOptions{Config: conf, KV: filter.NewMemKV(opts.Now),
+				Resolver: res, Metrics: sink, Logger: slog.New(sink), Now: opts.Now}); err != nil {
+				return nil, err
+			}
+		}
 		return nil, fmt.Errorf("%d of %d plugins did not load:\n%s", want-got, want, strings.Join(sink.Since(0), "\n"))
 	}
 
@@ -119,10 +136,18 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	if opts.Helo == "" {
 		opts.Helo = "localhost"
 	}
+	if opts.Listener == "" {
+		opts.Listener = "smtp"
+	}
+	conn := &filter.Conn{ClientIP: opts.ClientIP, ClientPort: 40000, Listener: opts.Listener,
+		LocalIP: netip.MustParseAddr("127.0.0.1"), AuthUser: opts.AuthUser}
+	if opts.TLS {
+		conn.TLS = TLSDescription
+	}
 	rec := &recorder{host: host, sink: sink}
-	sess := filter.NewSession(rec, &filter.Conn{ClientIP: opts.ClientIP, ClientPort: 40000, Listener: "smtp",
-		LocalIP: netip.MustParseAddr("127.0.0.1")}, filter.Spam{})
-	env := &mail.Envelope{ID: "TEST0001", From: opts.From, ClientIP: opts.ClientIP.String(), Helo: opts.Helo}
+	sess := filter.NewSession(rec, conn, opts.Spam)
+	env := &mail.Envelope{ID: "TEST0001", From: opts.From, ClientIP: opts.ClientIP.String(), Helo: opts.Helo,
+		AuthUser: opts.AuthUser}
 	for _, stage := range []func() filter.Outcome{
 		func() filter.Outcome { return sess.Connect(ctx) },
 		func() filter.Outcome { return sess.Helo(ctx, opts.Helo) },
@@ -194,29 +219,29 @@ func addrs(rs []mail.Recipient) []string {
 // pluginsDir returns the directory to load and how many modules it holds.
 // For a single module it is a temporary directory holding NAME.wasm and its
 // NAME.toml.
-func pluginsDir(opts TestOptions) (dir string, cleanup func(), n int, err error) {
+func pluginsDir(opts TestOptions) (dir, conf string, cleanup func(), n int, err error) {
 	nop := func() {}
 	if (opts.Dir == "") == (opts.Wasm == "") {
-		return "", nop, 0, errors.New("give one plugin FILE.wasm or --dir DIR, not both")
+		return "", "", nop, 0, errors.New("give one plugin FILE.wasm or --dir DIR, not both")
 	}
 	if opts.Dir != "" {
 		m, err := filepath.Glob(filepath.Join(opts.Dir, "*.wasm"))
 		if err != nil {
-			return "", nop, 0, err
+			return "", "", nop, 0, err
 		}
 		if len(m) == 0 {
-			return "", nop, 0, fmt.Errorf("%s: no *.wasm plugins in this directory", opts.Dir)
+			return "", "", nop, 0, fmt.Errorf("%s: no *.wasm plugins in this directory", opts.Dir)
 		}
-		return opts.Dir, nop, len(m), nil
+		return opts.Dir, "", nop, len(m), nil
 	}
 	if !strings.HasSuffix(opts.Wasm, ".wasm") {
-		return "", nop, 0, fmt.Errorf("%s: a plugin file name ends in .wasm", opts.Wasm)
+		return "", "", nop, 0, fmt.Errorf("%s: a plugin file name ends in .wasm", opts.Wasm)
 	}
 	wasm, err := os.ReadFile(opts.Wasm)
 	if err != nil {
-		return "", nop, 0, err
+		return "", "", nop, 0, err
 	}
-	conf := opts.Config
+	conf = opts.Config
 	if conf == "" {
 		conf = strings.TrimSuffix(opts.Wasm, ".wasm") + ".toml"
 		if _, err := os.Stat(conf); err != nil {
@@ -225,13 +250,13 @@ func pluginsDir(opts TestOptions) (dir string, cleanup func(), n int, err error)
 	}
 	tmp, err := os.MkdirTemp("", "sluice-plugin-test-")
 	if err != nil {
-		return "", nop, 0, err
+		return "", "", nop, 0, err
 	}
 	cleanup = func() { os.RemoveAll(tmp) }
 	name := filepath.Base(opts.Wasm)
 	if err := os.WriteFile(filepath.Join(tmp, name), wasm, 0o600); err != nil {
 		cleanup()
-		return "", nop, 0, err
+		return "", "", nop, 0, err
 	}
 	if conf != "" {
 		b, err := os.ReadFile(conf)
@@ -240,10 +265,10 @@ func pluginsDir(opts TestOptions) (dir string, cleanup func(), n int, err error)
 		}
 		if err != nil {
 			cleanup()
-			return "", nop, 0, err
+			return "", "", nop, 0, err
 		}
 	}
-	return tmp, cleanup, 1, nil
+	return tmp, conf, cleanup, 1, nil
 }
 
 // state is what a stage may change, for diffs.
@@ -400,6 +425,8 @@ func effect(st Stage) string {
 		return r.Status.String() + " " + r.Reply.String()
 	case o.Close:
 		return "connection closed"
+	case o.Reply != nil && o.Spam:
+		return "refused " + o.Reply.String() + " ([spam] reject)"
 	case o.Reply != nil:
 		return ""
 	case o.Drop:

@@ -334,7 +334,10 @@ func pluginNames(t *testing.T, cfg *config.Config) string {
 // once all get its header.
 func TestPluginConcurrentSessions(t *testing.T) {
 	cfg := servertest.Config(t)
-	servertest.Install(t, cfg, "hello", sdktest.Build(t, "../../examples/hello"), "")
+	// A generous deadline: this test is about concurrency, and a machine
+	// stalled for 100 ms (a loaded CI box) would trip the default one and
+	// then the breaker.
+	servertest.Install(t, cfg, "hello", sdktest.Build(t, "../../examples/hello"), "timeout = \"10s\"\n")
 	s := start(t, cfg)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)

@@ -123,6 +123,16 @@ func tlsMinVersion(global, service string) uint16 {
 	return v
 }
 
+// tlsConfig is a service's TLS configuration: its oldest version, and
+// whether it asks clients for a certificate (tls_ask_client_cert).
+func (s *Server) tlsConfig(lc config.Listener) *tls.Config {
+	c := s.tls.ConfigMin(tlsMinVersion(s.cfg.TLS.MinVersion, lc.TLSMinVersion))
+	if lc.TLSAskClientCert {
+		c.ClientAuth = tls.RequestClientCert
+	}
+	return c
+}
+
 // smtpdOptions are the options every SMTP service shares.
 func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 	opts := smtpd.Options{
@@ -135,7 +145,7 @@ func (s *Server) smtpdOptions(name string, lc config.Listener) smtpd.Options {
 		Queue:           s.queue,
 		Logger:          s.log,
 		Spam:            filter.Spam(s.cfg.Spam),
-		TLSConfig:       s.tls.ConfigMin(tlsMinVersion(s.cfg.TLS.MinVersion, lc.TLSMinVersion)),
+		TLSConfig:       s.tlsConfig(lc),
 		DMARCEnforce:    s.cfg.Auth.DMARCEnforce,
 		Observer:        s.observers().smtp,
 		Recipients:      s.addressing,

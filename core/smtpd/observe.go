@@ -24,8 +24,14 @@ type Observer interface {
 	// SMTPReject counts a refusal at stage (connect, command, helo, auth,
 	// mail, rcpt, data) for a reason of rejectReasons.
 	SMTPReject(service, stage, reason string)
-	// SMTPTLS counts a completed TLS handshake of version (VersionTLS12…).
-	SMTPTLS(service string, version uint16)
+	// SMTPTLS counts a completed TLS handshake: its version
+	// (tls.VersionTLS12…), cipher suite (tls.TLS_…) and whether the client
+	// presented a certificate.
+	SMTPTLS(service string, version, cipher uint16, clientCert bool)
+	// SMTPTLSFailure counts a failed TLS handshake by reason (version,
+	// cipher, certificate_rejected, alert, client_certificate, not_tls,
+	// timeout, closed, other).
+	SMTPTLSFailure(service, reason string)
 	// SMTPStress reports a service entering (on) or leaving stress mode.
 	SMTPStress(service string, on bool)
 	// AuthAttempt counts a login: mechanism as given, result success,
@@ -37,13 +43,14 @@ type Observer interface {
 // nopObserver is the Observer of a server without metrics.
 type nopObserver struct{}
 
-func (nopObserver) SMTPConnection(string, string)     {}
-func (nopObserver) SMTPSession(string, int)           {}
-func (nopObserver) SMTPMessage(string, string)        {}
-func (nopObserver) SMTPReject(string, string, string) {}
-func (nopObserver) SMTPTLS(string, uint16)            {}
-func (nopObserver) AuthAttempt(string, string)        {}
-func (nopObserver) SMTPStress(string, bool)           {}
+func (nopObserver) SMTPConnection(string, string)        {}
+func (nopObserver) SMTPSession(string, int)              {}
+func (nopObserver) SMTPMessage(string, string)           {}
+func (nopObserver) SMTPReject(string, string, string)    {}
+func (nopObserver) SMTPTLS(string, uint16, uint16, bool) {}
+func (nopObserver) SMTPTLSFailure(string, string)        {}
+func (nopObserver) AuthAttempt(string, string)           {}
+func (nopObserver) SMTPStress(string, bool)              {}
 
 // reasonOfRule maps the rules the session and the guard name in their
 // "reject" lines to the small fixed set of reasons of the metric

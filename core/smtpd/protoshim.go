@@ -57,8 +57,10 @@ type guardConn struct {
 	tlsConn atomic.Pointer[tls.Conn]
 	// handshaken is false while an implicit-TLS handshake is pending.
 	handshaken bool
-	// onTLS, when set, is told the version of each completed handshake.
-	onTLS func(version uint16)
+	// onTLS, when set, is told of each completed handshake, and
+	// onTLSFailure of each failed one with its reason.
+	onTLS        func(st *tls.ConnectionState)
+	onTLSFailure func(reason string)
 	// advertise adds STARTTLS to the reply being written (to EHLO).
 	advertise bool
 	// needHelo refuses transaction commands after STARTTLS until the
@@ -303,14 +305,20 @@ func (g *guardConn) handshake() error {
 	err := tc.HandshakeContext(ctx)
 	g.line.wait.set(waitBusy, time.Time{})
 	if err != nil {
-		g.line.log.Info("tls handshake failed", "err", err)
-		return g.line.finish(err)
+		// Logged and counted here, once; go-smtp is handed an error it
+		// ends the session on quietly (not its "error handling" warning).
+		reason := tlsFailureReason(err)
+		g.line.log.Info("tls handshake failed", "reason", reason, "err", err)
+		if g.onTLSFailure != nil {
+			g.onTLSFailure(reason)
+		}
+		return g.line.finish(errConnFinished)
 	}
 	g.handshaken = true
 	st := tc.ConnectionState()
-	g.line.log.Info("tls", "version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
+	g.line.log.Info("tls", tlsAttrs(&st)...)
 	if g.onTLS != nil {
-		g.onTLS(st.Version)
+		g.onTLS(&st)
 	}
 	return nil
 }

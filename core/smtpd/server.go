@@ -352,7 +352,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		g.session, g.line.log, g.line.pace = session, log, s.newPace()
 		g.rdns = s.startRDNS(ip)
 		g.line.observe = func(stage, rule string) { obs.SMTPReject(name, stage, reasonOfRule[rule]) }
-		g.onTLS = func(v uint16) { obs.SMTPTLS(name, v) }
+		g.onTLS = func(st *tls.ConnectionState) {
+			obs.SMTPTLS(name, st.Version, st.CipherSuite, len(st.PeerCertificates) > 0)
+		}
+		g.onTLSFailure = func(reason string) { obs.SMTPTLSFailure(name, reason) }
 		hs := min(s.lc.CommandTimeout.D(), handshakeTimeout)
 		switch {
 		case l.implicitTLS:

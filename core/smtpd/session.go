@@ -303,8 +303,12 @@ func (ss *session) process(env *mail.Envelope, buf []byte) ([]byte, error) {
 		if err := ss.answer("data", o); err != nil {
 			return nil, err
 		}
-		if o.Hold {
-			ss.log.Info("quarantined", "id", env.ID, "score", fs.Txn().Score)
+		if t := fs.Txn(); o.Hold {
+			ss.log.Info("quarantined", "id", env.ID, "score", t.Score, "symbols", filter.SymbolList(t.Symbols))
+		} else if len(t.Symbols) > 0 {
+			// A score under every [spam] threshold leaves no header: the
+			// log is where an author and an operator see it.
+			ss.log.Info("scored", "id", env.ID, "score", t.Score, "symbols", filter.SymbolList(t.Symbols))
 		}
 		if o.Discard {
 			ss.log.Info("discarded by a plugin", "id", env.ID, "from", env.From)

@@ -5,6 +5,7 @@ package monitoring_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"os"
 	"regexp"
@@ -39,7 +40,8 @@ func exported(t *testing.T) map[string]bool {
 	r.SMTPSession("smtp", 1)
 	r.SMTPMessage("smtp", "accepted")
 	r.SMTPReject("smtp", "rcpt", "relay")
-	r.SMTPTLS("smtp", 0x0304)
+	r.SMTPTLS("smtp", tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, false)
+	r.SMTPTLSFailure("smtp", "version")
 	r.AuthAttempt("plain", "success")
 	r.QueueCommit(time.Millisecond)
 	r.Delivery(metrics.Delivery{Rcpt: "a@partner.example", Result: metrics.Delivered, Relay: "local"})

@@ -90,7 +90,13 @@ type Result struct {
 	// connection closed. At deliver, Outcome.Fate lists the recipients'
 	// results.
 	Outcome filter.Outcome
-	// Score and Symbols are the spam score so far.
+	// Score is the message's spam score so far: the sum of Symbols. Each
+	// Symbol is one add_score call (sdk.Ctx.AddScore) of this or an
+	// earlier hook: Plugin (the plugin's name), Name (the symbol, e.g.
+	// "MISSING_SUBJECT") and Score (the amount added, possibly negative).
+	// The server compares the total with its [spam] thresholds after the
+	// data stage (X-Spam-Status, quarantine, reject: see sdk.Ctx.AddScore
+	// and add_score in pluginapi/ABI.md); a Runner applies none.
 	Score   float64
 	Symbols []filter.Symbol
 	// Header is the header section after edits (CRLF, "Name: value" lines).

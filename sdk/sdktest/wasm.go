@@ -75,6 +75,14 @@ func Wasm(t testing.TB, pkg string, tx Txn) *Runner {
 // host. The plugin's name defaults to the file's base name without ".wasm".
 func WasmFile(t testing.TB, path string, tx Txn) *Runner {
 	t.Helper()
+	wasm := readModule(t, path, &tx)
+	return runModule(t, wasm, tx)
+}
+
+// readModule reads the module at path and names the plugin after the
+// file unless tx names it.
+func readModule(t testing.TB, path string, tx *Txn) []byte {
+	t.Helper()
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("sdktest: %v", err)
@@ -82,7 +90,7 @@ func WasmFile(t testing.TB, path string, tx Txn) *Runner {
 	if tx.Plugin == "" {
 		tx.Plugin = strings.TrimSuffix(filepath.Base(path), ".wasm")
 	}
-	return runModule(t, wasm, tx)
+	return wasm
 }
 
 // LoadError builds the Go plugin in directory pkg, tries to load it in the
@@ -96,6 +104,20 @@ func LoadError(t testing.TB, pkg string, tx Txn) string {
 		dir, _ := filepath.Abs(pkg)
 		tx.Plugin = filepath.Base(dir)
 	}
+	_, hostLog, loaded := startModule(t, wasm, tx, nil)
+	if loaded {
+		return ""
+	}
+	return strings.Join(hostLog.Since(0), "\n")
+}
+
+// WasmFileLoadError loads an already built module (any language) in the
+// real filter host with the scenario's Config, Grants and Settings and
+// returns what the host logged about a failed load ("" when it loaded):
+// a module whose sluice_init refuses its configuration is not loaded.
+func WasmFileLoadError(t testing.TB, path string, tx Txn) string {
+	t.Helper()
+	wasm := readModule(t, path, &tx)
 	_, hostLog, loaded := startModule(t, wasm, tx, nil)
 	if loaded {
 		return ""

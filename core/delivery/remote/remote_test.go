@@ -157,6 +157,12 @@ func TestSplitByMaxRcpts(t *testing.T) {
 	}
 }
 
+// TestSMTPUTF8AndSize: a message declared SMTPUTF8 with a UTF-8 header
+// bounces (5.6.7) at a server without SMTPUTF8, and one too large for the
+// server's SIZE bounces (5.3.4), neither sent; one declared SMTPUTF8 but
+// all ASCII is not internationalized and goes without the parameter
+// (RFC 6531: no downgrade is involved); a server offering SMTPUTF8 gets
+// the parameter.
 func TestSMTPUTF8AndSize(t *testing.T) {
 	e := newEnv(t, twoMX...)
 	plain := startSink(t, sinkOptions{maxSize: 4096})
@@ -168,6 +174,7 @@ func TestSMTPUTF8AndSize(t *testing.T) {
 
 	m := message("Q1", rcpts...)
 	m.SMTPUTF8 = true
+	m.Body = []byte("From: sender@origin.test\r\nSubject: caf\xc3\xa9\r\n\r\nHello.\r\n")
 	check(t, deliver(d, m), rcpts, want{status: mail.Bounced, dsn: "5.6.7", text: "SMTPUTF8"})
 
 	big := message("Q2", rcpts...)
@@ -175,6 +182,14 @@ func TestSMTPUTF8AndSize(t *testing.T) {
 	check(t, deliver(d, big), rcpts, want{status: mail.Bounced, dsn: "5.3.4"})
 	if n := len(plain.transactions()); n != 0 {
 		t.Errorf("the sink took %d transactions, want none", n)
+	}
+
+	ascii := message("Q3", rcpts...)
+	ascii.SMTPUTF8 = true
+	ascii.Body = []byte("From: sender@origin.test\r\nSubject: plain\r\n\r\nd\xc3\xa9j\xc3\xa0 vu, in the body only\r\n")
+	check(t, deliver(d, ascii), rcpts, want{status: mail.Sent})
+	if txns := plain.transactions(); len(txns) != 1 || txns[0].utf8 || txns[0].data != string(ascii.Body) {
+		t.Errorf("transactions = %+v, want Q3 without SMTPUTF8", txns)
 	}
 
 	// A peer that offers SMTPUTF8 gets it.

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"math/big"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ type sinkOptions struct {
 	tls      bool // offer STARTTLS with a self-signed certificate
 	smtputf8 bool // offer SMTPUTF8
 	no8bit   bool // do not offer 8BITMIME (go-smtp always does: it is cut from the reply)
+	noChunks bool // do not offer CHUNKING (go-smtp always does: it is cut from the reply)
 	// delay is waited before each reply is written, as a network round
 	// trip would (benchmarks).
 	delay   time.Duration
@@ -67,6 +69,9 @@ type sink struct {
 	// cmds counts the commands received by verb ("EHLO", "RSET", …).
 	cmds    map[string]int
 	replies map[string][]*smtp.SMTPError
+	// writes counts the sink's writes: one per reply line, so one per
+	// round trip once EHLO's reply is past.
+	writes int
 }
 
 func startSink(t testing.TB, o sinkOptions) *sink {
@@ -141,15 +146,16 @@ func (l *countingListener) Accept() (net.Conn, error) {
 }
 
 // countedConn counts the commands it reads in plain text (the first word of
-// each line outside DATA; nothing after STARTTLS) and hides 8BITMIME when
-// the sink is not to offer it.
+// each line outside DATA and BDAT chunks; nothing after STARTTLS) and hides
+// 8BITMIME and CHUNKING when the sink is not to offer them.
 type countedConn struct {
 	net.Conn
-	s    *sink
-	once sync.Once
-	line []byte // the partial line read so far
-	data bool   // inside DATA's content
-	tls  bool   // after STARTTLS: the bytes are ciphertext, not counted
+	s     *sink
+	once  sync.Once
+	line  []byte // the partial line read so far
+	data  bool   // inside DATA's content
+	chunk int    // bytes of a BDAT chunk still to come
+	tls   bool   // after STARTTLS: the bytes are ciphertext, not counted
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
@@ -159,6 +165,14 @@ func (c *countedConn) Read(p []byte) (int, error) {
 	}
 	c.line = append(c.line, p[:n]...)
 	for !c.tls {
+		if c.chunk > 0 {
+			k := min(c.chunk, len(c.line))
+			c.chunk -= k
+			c.line = c.line[k:]
+			if c.chunk > 0 {
+				break
+			}
+		}
 		i := bytes.IndexByte(c.line, '\n')
 		if i < 0 {
 			break
@@ -169,9 +183,13 @@ func (c *countedConn) Read(p []byte) (int, error) {
 		case c.data:
 			c.data = l != "."
 		default:
-			verb, _, _ := strings.Cut(l, " ")
+			verb, args, _ := strings.Cut(l, " ")
 			verb = strings.ToUpper(verb)
 			c.data = verb == "DATA"
+			if verb == "BDAT" {
+				size, _, _ := strings.Cut(args, " ")
+				c.chunk, _ = strconv.Atoi(size)
+			}
 			c.tls = verb == "STARTTLS"
 			c.s.mu.Lock()
 			c.s.cmds[verb]++
@@ -185,11 +203,20 @@ func (c *countedConn) Write(p []byte) (int, error) {
 	if c.s.o.delay > 0 {
 		time.Sleep(c.s.o.delay)
 	}
-	if c.s.o.no8bit && bytes.Contains(p, []byte("250-8BITMIME\r\n")) {
-		_, err := c.Conn.Write(bytes.Replace(p, []byte("250-8BITMIME\r\n"), nil, 1))
-		return len(p), err
+	c.s.mu.Lock()
+	c.s.writes++
+	c.s.mu.Unlock()
+	out := p
+	for _, hide := range []struct {
+		on  bool
+		ext string
+	}{{c.s.o.no8bit, "250-8BITMIME\r\n"}, {c.s.o.noChunks, "250-CHUNKING\r\n"}} {
+		if hide.on {
+			out = bytes.Replace(out, []byte(hide.ext), nil, 1)
+		}
 	}
-	return c.Conn.Write(p)
+	_, err := c.Conn.Write(out)
+	return len(p), err
 }
 
 func (c *countedConn) Close() error {

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/netip"
@@ -139,12 +140,18 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 		return se.Code != 421
 	}
 
-	utf8 := needsUTF8(m, rcpts)
-	if utf8 {
-		if has, _ := c.Extension("SMTPUTF8"); !has {
+	// RFC 6531: an internationalized message (a non-ASCII address or
+	// header) goes only to a server offering SMTPUTF8, and is never
+	// downgraded. One that only declared SMTPUTF8 at MAIL, all ASCII, is
+	// not internationalized: a server without SMTPUTF8 gets it without the
+	// parameter, as Postfix does, rather than a bounce.
+	utf8 := m.SMTPUTF8 || nonASCIIAddress(m, rcpts)
+	if has, _ := c.Extension("SMTPUTF8"); utf8 && !has {
+		if nonASCIIAddress(m, rcpts) || !is7bit(headerSection(m.Body)) {
 			setAll(all, bounced(553, "5.6.7", relay, "%s does not support SMTPUTF8, which this message needs (a non-ASCII address or header); not sent", relay).result)
 			return true, false
 		}
+		utf8 = false
 	}
 	// RFC 6152: an 8-bit body goes only to a server offering 8BITMIME; we do
 	// not convert to 7-bit (that would break DKIM signatures), so it bounces.
@@ -186,21 +193,12 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	if len(accepted) == 0 {
 		return true, false
 	}
-	w, err := c.Data()
-	if err != nil {
-		return reply(accepted, err), false
-	}
-	if _, err := w.Write(m.Body); err != nil {
-		lost(accepted, err)
-		return false, false
-	}
-	resp, err := w.CloseWithResponse()
-	cn.open = false // the reply, whatever it says, ends the transaction
+	resp, err := d.sendBody(cn, m.Body)
 	if err != nil {
 		return reply(accepted, err), false
 	}
 	cn.msgs++
-	text := strings.Join(strings.Fields(resp.StatusText), " ")
+	text := strings.Join(strings.Fields(resp), " ")
 	ok250 := mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: "250 " + text}
 	if code, _, has := mail.CutEnhanced(text); has && code[0] == 2 {
 		ok250.Enhanced = code
@@ -226,10 +224,11 @@ func mailOptions(m *mail.Message, utf8 bool) *smtp.MailOptions {
 	return o
 }
 
-// needsUTF8 reports that sending m to rcpts needs SMTPUTF8 (RFC 6531):
-// MAIL declared it, or the sender or a recipient is not ASCII.
-func needsUTF8(m *mail.Message, rcpts []string) bool {
-	if m.SMTPUTF8 || !is7bit([]byte(m.From)) {
+// nonASCIIAddress reports that m's sender or one of rcpts is not ASCII,
+// which needs SMTPUTF8 whether or not MAIL declared it (mail queued before
+// the inbound check, or made locally, can lack the flag).
+func nonASCIIAddress(m *mail.Message, rcpts []string) bool {
+	if !is7bit([]byte(m.From)) {
 		return true
 	}
 	for _, rc := range rcpts {
@@ -238,6 +237,18 @@ func needsUTF8(m *mail.Message, rcpts []string) bool {
 		}
 	}
 	return false
+}
+
+// headerSection is body up to the blank line that ends its header
+// fields (all of it when there is none).
+func headerSection(body []byte) []byte {
+	if bytes.HasPrefix(body, []byte("\r\n")) {
+		return nil
+	}
+	if i := bytes.Index(body, []byte("\r\n\r\n")); i >= 0 {
+		return body[:i+2]
+	}
+	return body
 }
 
 // is7bit reports that b has no byte above 127.
