@@ -19,9 +19,15 @@
 #                  directory, fsync'd queue, discard transport), when
 #                  Postfix is installed.
 #
+# Each server is also measured with Postfix's own load client, smtp-source
+# (one connection per message, 1, 20 and 100 parallel sessions), sending to
+# user@sink.test, which sluice and Postfix relay to a second smtp-sink (the
+# downstream); the run waits until the server has relayed everything it
+# accepted and reports how long that took after the load ended.
+#
 # It prints Markdown tables (load, plugin cost, metrics cost, memory, Go
 # benchmarks) and keeps every output in $BENCH_OUT. Everything it starts
-# is stopped on exit; the whole run takes about 6 minutes with the
+# is stopped on exit; the whole run takes about 8 minutes with the
 # defaults.
 #
 # Settings (environment):
@@ -37,6 +43,11 @@
 #   BENCH_POSTFIX=0 skip the Postfix run
 #   BENCH_PERF=1    record a CPU profile of each sluice run with perf
 #                   (perf-TARGET.txt: the top functions)
+#   BENCH_SOURCE=0  skip the smtp-source runs
+#   BENCH_SOURCE_SESSIONS  smtp-source parallel sessions, one run each
+#                   (default "1 20 100")
+#   BENCH_SOURCE_MSGS      messages per smtp-source run (default 5000;
+#                   runs with one session send a fifth of it)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -44,6 +55,8 @@ cd "$(dirname "$0")/.."
 duration=${BENCH_DURATION:-10s}
 conns=${BENCH_CONNS:-20 100}
 size=${BENCH_SIZE:-10240}
+src_sessions=${BENCH_SOURCE_SESSIONS:-1 20 100}
+src_msgs=${BENCH_SOURCE_MSGS:-5000}
 out=${BENCH_OUT:-/tmp/sluice-bench}
 
 tmp=$(mktemp -d /tmp/sluice-bench.XXXXXX)
@@ -151,6 +164,51 @@ load() {
 	done
 }
 
+src_rows=()
+
+# src_count SESSIONS prints how many messages an smtp-source run sends.
+src_count() { if [ "$1" = 1 ]; then echo $((src_msgs / 5)); else echo "$src_msgs"; fi; }
+
+# source_runs TARGET ADDR [LEFT] runs smtp-source once per session count
+# against ADDR, sending to user@sink.test, and adds its rows. LEFT, when
+# given, is a command printing how many of the messages the server accepted
+# it has not relayed downstream yet; the run then waits, up to 60 s, for
+# none to be left and records how long that took after the load ended.
+src_sent=0
+source_runs() {
+	local target=$1 addr=$2 drained=${3:-} s m t0 t1 err rate per drain left
+	src_sent=0
+	[ "${BENCH_SOURCE:-1}" != 0 ] || return 0
+	for s in $src_sessions; do
+		m=$(src_count "$s")
+		say "$target, $s sessions: smtp-source -s $s -m $m -l $size -f bench@client.test -t user@sink.test $addr"
+		t0=$(date +%s.%N)
+		timeout 300 smtp-source -s "$s" -m "$m" -l "$size" -f bench@client.test -t user@sink.test "$addr" \
+			>"$out/$target-source-s$s.txt" 2>&1 || echo "exit status $?" >>"$out/$target-source-s$s.txt"
+		t1=$(date +%s.%N)
+		src_sent=$((src_sent + m))
+		err=$(grep -c . "$out/$target-source-s$s.txt" || true)
+		drain="–"
+		if [ -n "$drained" ]; then
+			for _ in $(seq 1 600); do
+				left=$($drained)
+				[ "$left" -le 0 ] && break
+				sleep 0.1
+			done
+			if [ "$left" -le 0 ]; then
+				drain=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }')
+			else
+				drain="$left not relayed after 60 s"
+				failed=1
+			fi
+		fi
+		rate=$(awk -v m="$m" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", m / (b - a) }')
+		per=$(awk -v m="$m" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f ms", (b - a) * 1000 / m }')
+		src_rows+=("| $target | $s | $m | $rate | $per | $drain | $([ "$err" = 0 ] && echo none || echo "$err lines in $target-source-s$s.txt") |")
+		say "$target, $s sessions: $rate msgs/s, $per a message, relayed $drain after the load"
+	done
+}
+
 # 1. Go benchmarks of the hot paths: the filter host's per-hook overhead
 # (without and with the metrics as its observer), the durable enqueue, the
 # SMTP server, the plugin key-value store, the DNS cache and what the
@@ -207,21 +265,50 @@ sink_pid=$!
 pids+=("$sink_pid")
 if wait_port "$sink_port" "$sink_pid"; then
 	load smtp-sink "127.0.0.1:$sink_port" user@bench.test
+	source_runs smtp-sink "127.0.0.1:$sink_port"
 	stop "$sink_pid" smtp-sink
 else
 	say "smtp-sink did not start; see $out/smtp-sink.log"
 	failed=1
 fi
 
+# The downstream smtp-sink that sluice and Postfix relay user@sink.test to
+# in the smtp-source runs; it counts what it received (-c, in its log).
+free_port down_port
+smtp-sink "${sink_user[@]}" -c "127.0.0.1:$down_port" 1000 >"$out/downstream-sink.log" 2>&1 &
+down_pid=$!
+pids+=("$down_pid")
+wait_port "$down_port" "$down_pid" || say "the downstream smtp-sink did not start; see $out/downstream-sink.log"
+
+# A local DNS server for sluice (scripts/benchdns.py: NXDOMAIN with a
+# cacheable SOA for everything), so that no run waits on the machine's
+# resolver; without python3, sluice asks the resolvers of /etc/resolv.conf.
+dns_conf=""
+if command -v python3 >/dev/null 2>&1; then
+	free_port dns_port
+	python3 scripts/benchdns.py "$dns_port" >"$out/benchdns.log" 2>&1 &
+	pids+=("$!")
+	dns_conf=$'[dns]\nservers = ["127.0.0.1:'"$dns_port"$'"]'
+else
+	say "no python3: sluice uses the machine's DNS resolver (a dropped reverse lookup stalls a session 2 s)"
+fi
+
 # 3. Sluice: without plugins, then with six plugins at every stage.
 mem_rows=()
 
-# sluice_run TARGET [WASM [TOML [EXTRA]]] starts sluice with a fresh
+# sluice_left LOG prints how many messages sluice accepted from
+# smtp-source and has not relayed to sink.test yet.
+sluice_left() {
+	echo $(($(grep -c 'msg=queued.*from=bench@client.test' "$1" || true) - $(grep -c 'msg=delivery.*to=user@sink.test.*status=sent' "$1" || true)))
+}
+
+# sluice_run TARGET [WASM [TOML [EXTRA [NOHEADERS [NOSOURCE]]]]] starts sluice with a fresh
 # data_dir, with WASM (and TOML beside it) installed as six plugins 10-a …
 # 60-f and EXTRA appended to its configuration, runs the load, records the
-# process's memory after the last run and stops it.
+# process's memory after the last run and stops it. The smtp-source runs
+# are skipped when NOSOURCE is set.
 sluice_run() {
-	local target=$1 wasm=${2:-} toml=${3:-} extra=${4:-} noheaders=${5:-} data="$tmp/data-$1" n want=0 pid
+	local target=$1 wasm=${2:-} toml=${3:-} extra=${4:-} noheaders=${5:-} nosource=${6:-} data="$tmp/data-$1" n want=0 pid
 	mkdir -p "$data/plugins"
 	if [ -d "$wasm" ]; then
 		# A directory of plugins, each NAME.wasm with its NAME.toml.
@@ -260,8 +347,14 @@ maildir = "{data_dir}/mail/{domain}/{user}"
 [queue]
 workers = 16
 
+[[delivery.route]]
+domain = "sink.test"
+relay = "127.0.0.1:$down_port"
+
 [admin]
 socket = "{data_dir}/admin.sock"
+
+$dns_conf
 EOF
 	[ -z "$extra" ] || printf '\n%s\n' "$extra" >>"$tmp/$target.toml"
 	cp "$tmp/$target.toml" "$out/$target.toml"
@@ -294,6 +387,25 @@ EOF
 	local cpu0
 	cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
 	load "$target" "127.0.0.1:$smtp_port" user@bench.test
+	local cpu1 src_cpu="–" accepted delivered
+	cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+	# How far delivery kept up: Maildir files now, against all accepted.
+	accepted=$(awk '/^accepted [0-9]+ in/ { n += $2 } END { print n + 0 }' "$out/$target"-c*.txt)
+	delivered=$(find "$data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)
+	if [ -z "$nosource" ] && [ "${BENCH_SOURCE:-1}" != 0 ]; then
+		# The smtp-source runs start with an empty queue: wait (up to
+		# 120 s) for the Maildir deliveries of the runs above.
+		for _ in $(seq 1 1200); do
+			[ "$(find "$data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)" -ge "$accepted" ] && break
+			sleep 0.1
+		done
+		local cpu2
+		cpu2=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+		# Relayed downstream: one "status=sent" delivery line per message.
+		source_runs "$target" "127.0.0.1:$smtp_port" "sluice_left $out/$target.log"
+		# CPU time per message accepted from smtp-source and relayed.
+		src_cpu=$(awk -v hz="$(getconf CLK_TCK)" -v n="$src_sent" -v c0="$cpu2" '{ s = ($14 + $15 - c0) / hz; printf "%.2f ms", (n > 0 ? s * 1000 / n : 0) }' "/proc/$pid/stat" 2>/dev/null || echo "–")
+	fi
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" 2>/dev/null || true
 		wait "$perf_pid" 2>/dev/null || true
@@ -304,14 +416,11 @@ EOF
 	local hwm rss
 	hwm=$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo –)
 	rss=$(awk '/^VmRSS/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo –)
-	# How far delivery kept up: Maildir files now, against all accepted.
-	local accepted delivered cpu
-	accepted=$(awk '/^accepted [0-9]+ in/ { n += $2 } END { print n + 0 }' "$out/$target"-c*.txt)
+	local cpu
 	# CPU time (user + system) the server used during the load runs,
 	# delivering included, per accepted message.
-	cpu=$(awk -v hz="$(getconf CLK_TCK)" -v n="$accepted" -v c0="$cpu0" '{ s = ($14 + $15 - c0) / hz; printf "%.1f s | %.2f ms", s, (n > 0 ? s * 1000 / n : 0) }' "/proc/$pid/stat" 2>/dev/null || echo "– | –")
-	mem_rows+=("| $target | ${conns##* } | $hwm | $rss | $cpu |")
-	delivered=$(find "$data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l)
+	cpu=$(awk -v n="$accepted" -v hz="$(getconf CLK_TCK)" -v c0="$cpu0" -v c1="$cpu1" 'BEGIN { s = (c1 - c0) / hz; printf "%.1f s | %.2f ms", s, (n > 0 ? s * 1000 / n : 0) }')
+	mem_rows+=("| $target | ${conns##* } | $hwm | $rss | $cpu | $src_cpu |")
 	say "$target: $delivered of $accepted accepted messages were in the Maildir when the load ended; VmHWM $hwm"
 	echo "$delivered of $accepted accepted messages were in the Maildir when the load ended" >"$out/$target-delivered.txt"
 	# The plugins ran: each of the six added its header to a delivered message.
@@ -342,16 +451,17 @@ if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
 	sluice_run sluice
 	# The same with the metrics off, at once, so that the machine has not
 	# drifted in between.
-	sluice_run sluice-nometrics "" "" $'[metrics]\nenabled = false'
+	sluice_run sluice-nometrics "" "" $'[metrics]\nenabled = false' "" nosource
 	if [ "${BENCH_PLUGINS:-1}" != 0 ]; then
 		if GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/benchplugin.wasm" ./scripts/benchplugin &&
 			GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$tmp/hello.wasm" ./examples/hello; then
 			sluice_run sluice-6quiet "$tmp/benchplugin.wasm"
-			sluice_run sluice-6hello "$tmp/hello.wasm" examples/hello/hello.toml
+			sluice_run sluice-6hello "$tmp/hello.wasm" examples/hello/hello.toml "" "" nosource
 			# The seven first-party plugins as examples/anti-abuse configures
 			# them, with the ratelimit plugin's limits raised so that nothing
 			# is refused (same keys and windows, so every message makes all
-			# its KV operations), on Badger and then on a local Redis: the
+			# its KV operations), on Badger (with smtp-source too: the
+			# first-party plugins' cost) and then on a local Redis: the
 			# cost of shared state.
 			if [ "${BENCH_REDIS:-1}" != 0 ] && command -v redis-server >/dev/null 2>&1 && firstparty "$tmp/firstparty"; then
 				sluice_run sluice-plugins-badger "$tmp/firstparty" "" "" noheaders
@@ -362,7 +472,7 @@ if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
 				pids+=("$redis_pid")
 				wait_port "$redis_port" "$redis_pid" || say "redis-server did not start; see $out/redis.log"
 				sluice_run sluice-plugins-redis "$tmp/firstparty" "" \
-					$'[kv]\nbackend = "redis"\nredis = ["127.0.0.1:'"$redis_port"$'"]\ntimeout = "1s"' noheaders
+					$'[kv]\nbackend = "redis"\nredis = ["127.0.0.1:'"$redis_port"$'"]\ntimeout = "1s"' noheaders nosource
 				stop "$redis_pid" redis-server
 			fi
 			# Once more without plugins: the drift of the machine over the
@@ -379,11 +489,17 @@ else
 	failed=1
 fi
 
+# postfix_left LOG prints how many messages Postfix accepted from
+# smtp-source and has not relayed to sink.test yet.
+postfix_left() {
+	echo $(($(grep -c 'qmgr.*from=<bench@client.test>' "$1" 2>/dev/null || true) - $(grep -c 'to=<user@sink.test>.*status=sent' "$1" 2>/dev/null || true)))
+}
+
 # 4. A throwaway Postfix with its own configuration and queue directory.
 if [ "${BENCH_POSTFIX:-1}" = 0 ]; then
 	say "Postfix skipped (BENCH_POSTFIX=0)"
-elif [ "$SECONDS" -gt 420 ]; then
-	say "Postfix skipped: ${SECONDS}s spent already, it would take the run past 8 minutes"
+elif [ "$SECONDS" -gt 600 ]; then
+	say "Postfix skipped: ${SECONDS}s spent already, it would take the run past 11 minutes"
 elif [ "$(id -u)" != 0 ] || ! command -v postfix >/dev/null 2>&1 || ! id postfix >/dev/null 2>&1; then
 	say "Postfix skipped: needs root and an installed postfix"
 else
@@ -404,7 +520,9 @@ inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 local_transport = discard:
-default_transport = discard:
+default_transport = smtp
+relayhost = [127.0.0.1]:$down_port
+smtp_tls_security_level = none
 local_recipient_maps =
 alias_maps =
 alias_database =
@@ -426,6 +544,7 @@ verify    unix  -       -       n       -       1       verify
 flush     unix  n       -       n       1000?   0       flush
 proxymap  unix  -       -       n       -       -       proxymap
 showq     unix  n       -       n       -       -       showq
+smtp      unix  -       -       n       -       -       smtp
 error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
@@ -437,6 +556,9 @@ EOF
 		pf_pid=$(head -n 1 "$postfix_dir/queue/pid/master.pid" 2>/dev/null | tr -d ' ')
 		if wait_port "$pf_port" "${pf_pid:-$$}"; then
 			load postfix "127.0.0.1:$pf_port" user@bench.test
+			# Relayed downstream: one "status=sent" line per message in
+			# its log.
+			source_runs postfix "127.0.0.1:$pf_port" "postfix_left $postfix_dir/maillog"
 		else
 			say "Postfix did not listen on $pf_port; see $out/postfix.log"
 			failed=1
@@ -450,11 +572,32 @@ fi
 [ "${BENCH_MEMORY:-0}${BENCH_DEEPQUEUE:-0}" = 00 ] || BENCH_OUT="$out" bash scripts/bench-queue.sh || failed=1 # memory, deep queue: queue-results.md
 # 5. The tables.
 # msgs TARGET CONNS prints the msgs/s column of that row ("" if none).
-msgs() {
-	printf '%s\n' "${rows[@]}" | awk -F '|' -v t="$1" -v c="$2" '
+msgs() { pick rows "$@"; }
+# srcmsgs TARGET SESSIONS prints the msgs/s of that smtp-source row.
+srcmsgs() { pick src_rows "$@"; }
+# pick ARRAY TARGET CONNS prints the msgs/s (fourth column) of the first
+# row of ARRAY for TARGET and CONNS.
+pick() {
+	local -n arr=$1
+	printf '%s\n' "${arr[@]}" | awk -F '|' -v t="$2" -v c="$3" '
 		{ gsub(/ /, "", $2); gsub(/ /, "", $3); gsub(/ /, "", $5) }
 		!done && $2 == t && $3 == c && $5 ~ /^[0-9.]+$/ { print $5; done = 1 }'
 }
+# baseline GETTER CONNS prints sluice's msgs/s: the mean of the sluice and
+# sluice-again rows when both ran ("" when sluice did not).
+baseline() {
+	local base again
+	base=$($1 sluice "$2")
+	[ -n "$base" ] || return 0
+	again=$($1 sluice-again "$2")
+	[ -z "$again" ] || base=$(awk -v a="$base" -v b="$again" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+	echo "$base"
+}
+# The awk functions of the comparison tables: b is sluice's msgs/s.
+cmp_awk='function ratio(x) { return x > 0 ? sprintf("%.1f×", b / x) : "–" }
+function cost(x) { return x > 0 ? sprintf("%.0f %%", (b - x) / b * 100) : "–" }
+function share(x) { return x > 0 ? sprintf("%.0f %%", b / x * 100) : "–" }
+function or(x) { return x == "" ? "–" : x }'
 {
 	echo "make bench (bash scripts/bench.sh) on $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'), load average at start $load_start; each row is"
 	echo "  sluice-load -addr 127.0.0.1:PORT -c CONNS -d $duration -size $size -to user@bench.test"
@@ -469,17 +612,34 @@ msgs() {
 	echo "| conns | sluice msgs/s | ÷ postfix | ÷ smtp-sink | 6 quiet plugins | lost | 6 hello plugins | lost |"
 	echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for c in $conns; do
-		base=$(msgs sluice "$c")
+		base=$(baseline msgs "$c")
 		[ -n "$base" ] || continue
-		again=$(msgs sluice-again "$c")
-		[ -z "$again" ] || base=$(awk -v a="$base" -v b="$again" 'BEGIN { printf "%.0f", (a + b) / 2 }')
 		awk -v b="$base" -v pf="$(msgs postfix "$c")" -v sk="$(msgs smtp-sink "$c")" \
-			-v q="$(msgs sluice-6quiet "$c")" -v h="$(msgs sluice-6hello "$c")" -v c="$c" '
-			function ratio(x) { return x > 0 ? sprintf("%.1f×", b / x) : "–" }
-			function cost(x) { return x > 0 ? sprintf("%.0f %%", (b - x) / b * 100) : "–" }
-			BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c, b, ratio(pf), (sk > 0 ? sprintf("%.0f %%", b / sk * 100) : "–"),
-				(q == "" ? "–" : q), cost(q), (h == "" ? "–" : h), cost(h) }'
+			-v q="$(msgs sluice-6quiet "$c")" -v h="$(msgs sluice-6hello "$c")" -v c="$c" "$cmp_awk"'
+			BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c, b, ratio(pf), share(sk), or(q), cost(q), or(h), cost(h) }'
 	done
+	if [ "${#src_rows[@]}" -gt 0 ]; then
+		echo
+		echo "smtp-source, Postfix's load client, one connection per message (HELO, MAIL, RCPT, DATA, QUIT), $size-byte messages to user@sink.test, which sluice and Postfix relay to a downstream smtp-sink; each row is"
+		echo "  smtp-source -s SESSIONS -m MSGS -l $size -f bench@client.test -t user@sink.test 127.0.0.1:PORT"
+		echo "timed from start to exit (the last reply); \"relayed after\" is how long after that the server had relayed everything it accepted."
+		echo
+		echo "| target | sessions | messages | msgs/s | per message | relayed after | errors |"
+		echo "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
+		printf '%s\n' "${src_rows[@]}"
+		echo
+		echo "Against the others, smtp-source (same run; sluice is the mean of the sluice and sluice-again rows when both ran):"
+		echo
+		echo "| sessions | sluice msgs/s | a message in a session (sessions ÷ msgs/s) | ÷ postfix | ÷ smtp-sink | 6 quiet plugins | lost | first-party plugins (Badger) | lost |"
+		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		for c in $src_sessions; do
+			base=$(baseline srcmsgs "$c")
+			[ -n "$base" ] || continue
+			awk -v b="$base" -v pf="$(srcmsgs postfix "$c")" -v sk="$(srcmsgs smtp-sink "$c")" \
+				-v q="$(srcmsgs sluice-6quiet "$c")" -v fp="$(srcmsgs sluice-plugins-badger "$c")" -v c="$c" "$cmp_awk"'
+				BEGIN { printf "| %s | %s | %.2f ms | %s | %s | %s | %s | %s | %s |\n", c, b, (b > 0 ? c * 1000 / b : 0), ratio(pf), share(sk), or(q), cost(q), or(fp), cost(fp) }'
+		done
+	fi
 	if [ -n "$(msgs sluice-plugins-badger "${conns%% *}")" ]; then
 		echo
 		echo "Shared state (same run): the seven first-party plugins of examples/anti-abuse (limits raised) with [kv] on Badger, then on a local redis-server; \"lost\" is the share of the no-plugin throughput (mean of sluice and sluice-again) each costs."
@@ -512,8 +672,8 @@ msgs() {
 		echo
 		echo "The sluice process after its last run (/proc/PID/status and stat; CPU includes delivering into the Maildir):"
 		echo
-		echo "| target | last conns | VmHWM (peak RSS) | VmRSS | CPU during the runs | CPU per accepted msg |"
-		echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+		echo "| target | last conns | VmHWM (peak RSS) | VmRSS | CPU during the sluice-load runs | CPU per accepted msg | CPU per msg, smtp-source runs (relaying included) |"
+		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 		printf '%s\n' "${mem_rows[@]}"
 	fi
 	if [ -s "$out/go-bench-rows.md" ]; then

@@ -107,6 +107,9 @@ func (l *ListWriter) Write(envs []mail.Envelope) error {
 				relay = "-"
 			}
 			fmt.Fprintf(rw, "  -> %s\t%s\tattempts=%d\trelay=%s", r.Addr, r.State, r.Attempts, relay)
+			if r.TLS != "" {
+				fmt.Fprintf(rw, " tls=%s", r.TLS)
+			}
 			if r.LastError != "" {
 				fmt.Fprintf(rw, "\t%s %s", r.DSNCode, oneLine(r.LastError))
 			}

@@ -74,10 +74,26 @@ type Delivery struct {
 	// RelayHost, "host:port", sends all outbound mail through a smarthost;
 	// "" delivers to the MX hosts.
 	RelayHost string `toml:"relay_host"`
-	// RelayUser and RelayPassword authenticate to RelayHost (AUTH PLAIN,
-	// only over TLS unless the relay is on loopback); "" for none.
+	// RelayUser and RelayPassword authenticate to RelayHost (AUTH PLAIN
+	// or LOGIN), only over a verified TLS session, or in plain text with
+	// relay_tls = "none" to a loopback relay; "" for none.
 	RelayUser     string `toml:"relay_user"`
 	RelayPassword string `toml:"relay_password"`
+	// RelayTLS is how a relay's session is secured: "starttls", "implicit"
+	// (port 465) or "none" (plain text, loopback relays only).
+	RelayTLS string `toml:"relay_tls"`
+	// RelayCAFile is a PEM file of the CAs relays' certificates are
+	// verified against (path template with {data_dir}); "" means the
+	// system's roots.
+	RelayCAFile string `toml:"relay_ca_file"`
+	// CAFile is the same for mail exchangers (tls = "verify", MTA-STS) and
+	// MTA-STS policy servers.
+	CAFile string `toml:"ca_file"`
+	// MTASTS applies the MTA-STS policies (RFC 8461) domains publish.
+	MTASTS bool `toml:"mta_sts"`
+	// DANE applies the DANE TLSA records (RFC 7672) of MX hosts, when
+	// [dns] trusted_servers validate DNSSEC.
+	DANE bool `toml:"dane"`
 	// MaxConnections bounds outbound deliveries in progress at once.
 	MaxConnections int `toml:"max_connections"`
 	// MaxPerDestination bounds them per recipient domain.
@@ -88,7 +104,9 @@ type Delivery struct {
 	MaxMessagesPerConnection int `toml:"max_messages_per_connection"`
 	// IdleTimeout closes a connection kept for reuse after this long.
 	IdleTimeout Duration `toml:"idle_timeout"`
-	// TLS is "opportunistic" (STARTTLS when offered) or "none".
+	// TLS is the TLS policy of MX delivery: "opportunistic" (STARTTLS when
+	// offered, and MTA-STS and DANE when published), "verify" (a
+	// certificate valid for the MX name required), "dane-only" or "none".
 	TLS string `toml:"tls"`
 	// MaxReceivedHeaders is how many Received: headers make a mail loop.
 	MaxReceivedHeaders int `toml:"max_received_headers"`
@@ -102,6 +120,15 @@ type DeliveryRoute struct {
 	Domain string `toml:"domain"`
 	// Relay is "host:port"; "" keeps MX delivery.
 	Relay string `toml:"relay"`
+	// RelayUser and RelayPassword log in to Relay, as [delivery]'s do.
+	RelayUser     string `toml:"relay_user"`
+	RelayPassword string `toml:"relay_password"`
+	// RelayTLS is "starttls" (default), "implicit" or "none" (loopback).
+	RelayTLS string `toml:"relay_tls"`
+	// TLS is the domain's TLS policy ("none", "opportunistic", "verify",
+	// "dane-only"); "" takes delivery.tls, or "verify" for a relay with
+	// credentials.
+	TLS string `toml:"tls"`
 	// MaxConnections replaces max_per_destination for the domain; 0 keeps
 	// it.
 	MaxConnections int `toml:"max_connections"`
@@ -139,6 +166,9 @@ type DNS struct {
 	Servers []string `toml:"servers"`
 	// Timeout is per query attempt.
 	Timeout Duration `toml:"timeout"`
+	// TrustedServers are those of Servers that validate DNSSEC and whose
+	// AD bit is believed (DANE needs one): a resolver on this machine.
+	TrustedServers []string `toml:"trusted_servers"`
 }
 
 // Listener configures one SMTP service (port 25 or submission) and its limits.

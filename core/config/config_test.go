@@ -177,9 +177,10 @@ func TestDefault(t *testing.T) {
 		Plugins: Plugins{Dir: "./sluice-data/plugins", CacheDir: "./sluice-data/plugin-cache"},
 		Spam:    Spam{AddHeader: 5, Quarantine: 10, Reject: 15},
 		TLS:     TLS{MinVersion: "1.2", Extra: []TLSPair{}},
-		DNS:     DNS{Servers: []string{}, Timeout: Duration(2 * time.Second)},
+		DNS:     DNS{Servers: []string{}, Timeout: Duration(2 * time.Second), TrustedServers: []string{}},
 		Delivery: Delivery{
-			Port: 25, MaxConnections: 100, MaxPerDestination: 20,
+			Port: 25, RelayTLS: "starttls", MTASTS: true, DANE: true,
+			MaxConnections: 100, MaxPerDestination: 20,
 			MaxRcptsPerTransaction: 100, MaxMessagesPerConnection: 100,
 			IdleTimeout: Duration(30 * time.Second), TLS: "opportunistic",
 			MaxReceivedHeaders: 50, Routes: []DeliveryRoute{},

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -87,7 +88,17 @@ func (c *Config) validate(file string, ix *keyIndex) []*Error {
 		}
 	}
 	ck.duration("dns.timeout", c.DNS.Timeout)
+	for i, s := range c.DNS.TrustedServers {
+		key := fmt.Sprintf("dns.trusted_servers[%d]", i)
+		switch {
+		case checkHostPort(s) != "":
+			ck.bad(key, "%q: %s", s, checkHostPort(s))
+		case len(c.DNS.Servers) > 0 && !slices.Contains(c.DNS.Servers, s):
+			ck.bad(key, "%q is not one of dns.servers; list it there too (the AD bit of a server not asked means nothing)", s)
+		}
+	}
 	ck.delivery(&c.Delivery)
+	ck.outboundTLS(c)
 	ck.addressing(c)
 	ck.admin(&c.Admin)
 	ck.http(c)
@@ -389,7 +400,7 @@ func (ck *checker) delivery(d *Delivery) {
 	ck.atLeast("delivery.max_messages_per_connection", d.MaxMessagesPerConnection, 1)
 	ck.atLeast("delivery.max_received_headers", d.MaxReceivedHeaders, 1)
 	ck.duration("delivery.idle_timeout", d.IdleTimeout)
-	ck.oneOf("delivery.tls", d.TLS, "opportunistic", "none")
+	ck.oneOf("delivery.tls", d.TLS, tlsPolicies...)
 	seen := make(map[string]int)
 	for i, r := range d.Routes {
 		key := fmt.Sprintf("delivery.route[%d]", i)
@@ -409,8 +420,8 @@ func (ck *checker) delivery(d *Delivery) {
 		if r.MaxConnections < 0 {
 			ck.bad(key+".max_connections", "must be 0 (use max_per_destination) or more")
 		}
-		if r.Relay == "" && r.MaxConnections == 0 {
-			ck.bad(key, "route for %q sets neither relay nor max_connections; set one or remove it", r.Domain)
+		if r.Relay == "" && r.MaxConnections == 0 && r.TLS == "" {
+			ck.bad(key, "route for %q sets neither relay, tls nor max_connections; set one or remove it", r.Domain)
 		}
 	}
 }

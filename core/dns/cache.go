@@ -19,6 +19,8 @@ type qkey struct {
 type answer struct {
 	rrs []mdns.RR
 	nx  bool
+	// secure is set when a trusted server validated the answer (AD bit).
+	secure bool
 }
 
 // cache holds answers until they expire, dropping the least recently used

@@ -94,10 +94,10 @@ func TestNegativeCache(t *testing.T) {
 	r.Lookup(t.Context(), mdns.TypeA, "missing.test")
 	r.Lookup(t.Context(), mdns.TypeMX, "a.test")
 	srv.Reset()
-	if _, err := r.lookup(t.Context(), mdns.TypeA, "missing.test"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := r.lookup(t.Context(), mdns.TypeA, "missing.test"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("cached NXDOMAIN: %v; want ErrNotFound", err)
 	}
-	if rrs, err := r.lookup(t.Context(), mdns.TypeMX, "a.test"); err != nil || len(rrs) != 0 {
+	if rrs, _, err := r.lookup(t.Context(), mdns.TypeMX, "a.test"); err != nil || len(rrs) != 0 {
 		t.Errorf("cached NODATA: %v, %v; want none, nil", rrs, err)
 	}
 	if n := srv.Queries(); n != 0 {

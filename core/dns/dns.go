@@ -64,6 +64,12 @@ type Options struct {
 	CacheSize int
 	// Now is the clock cache expiry follows; nil means time.Now.
 	Now func() time.Time
+	// Trusted are the servers (of Servers, in the same form) whose DNSSEC
+	// validation is believed: an answer from one of them with the AD bit
+	// set is secure (see LookupTLSA). Only a validating resolver on this
+	// machine, or reached over a trusted network, belongs here; an AD bit
+	// from any other server is ignored.
+	Trusted []string
 }
 
 // ErrNotFound is wrapped by the errors of the typed lookups (LookupMX,
@@ -116,6 +122,8 @@ type Resolver struct {
 	attempts int
 	now      func() time.Time
 	cache    *cache // nil when caching is off
+	// trusted are the server addresses whose AD bit is believed.
+	trusted map[string]bool
 
 	mu      sync.Mutex
 	flights map[qkey]*flight
@@ -145,6 +153,14 @@ func New(opts Options) (*Resolver, error) {
 		attempts: opts.Attempts,
 		now:      opts.Now,
 		flights:  make(map[qkey]*flight),
+		trusted:  make(map[string]bool, len(opts.Trusted)),
+	}
+	for _, s := range opts.Trusted {
+		addr, err := serverAddr(s)
+		if err != nil {
+			return nil, err
+		}
+		r.trusted[addr] = true
 	}
 	for _, s := range servers {
 		addr, err := serverAddr(s)

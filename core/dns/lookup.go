@@ -43,20 +43,21 @@ func typeName(qtype uint16) string {
 }
 
 // lookup resolves (qtype, name) for the typed lookups: NXDOMAIN is an
-// error wrapping ErrNotFound.
-func (r *Resolver) lookup(ctx context.Context, qtype uint16, name string) ([]mdns.RR, error) {
+// error wrapping ErrNotFound. secure says a trusted server validated the
+// answer, records or their absence.
+func (r *Resolver) lookup(ctx context.Context, qtype uint16, name string) (rrs []mdns.RR, secure bool, err error) {
 	fq, err := canonName(name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ans, err := r.resolve(ctx, qtype, fq)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if ans.nx {
-		return nil, fmt.Errorf("dns: %s: %w", hostName(fq), ErrNotFound)
+		return nil, ans.secure, fmt.Errorf("dns: %s: %w", hostName(fq), ErrNotFound)
 	}
-	return ans.rrs, nil
+	return ans.rrs, ans.secure, nil
 }
 
 // LookupMX returns the mail exchangers of domain, most preferred first,
@@ -65,9 +66,17 @@ func (r *Resolver) lookup(ctx context.Context, qtype uint16, name string) ([]mdn
 // section 5.1); one that does not exist returns an error wrapping
 // ErrNotFound.
 func (r *Resolver) LookupMX(ctx context.Context, domain string) ([]MX, error) {
-	rrs, err := r.lookup(ctx, mdns.TypeMX, domain)
+	mxs, _, err := r.LookupMXSecure(ctx, domain)
+	return mxs, err
+}
+
+// LookupMXSecure is LookupMX that also says whether the answer was
+// DNSSEC-validated by a trusted server (Options.Trusted), as DANE needs
+// (RFC 7672 section 2.2.1).
+func (r *Resolver) LookupMXSecure(ctx context.Context, domain string) ([]MX, bool, error) {
+	rrs, secure, err := r.lookup(ctx, mdns.TypeMX, domain)
 	if err != nil {
-		return nil, err
+		return nil, secure, err
 	}
 	mxs := make([]MX, 0, len(rrs))
 	for _, rr := range rrs {
@@ -85,7 +94,7 @@ func (r *Resolver) LookupMX(ctx context.Context, domain string) ([]MX, error) {
 		rand.Shuffle(len(same), func(a, b int) { same[a], same[b] = same[b], same[a] })
 		i = j
 	}
-	return mxs, nil
+	return mxs, secure, nil
 }
 
 // LookupIP returns the IPv4 (A) then IPv6 (AAAA) addresses of host, asking
@@ -93,17 +102,26 @@ func (r *Resolver) LookupMX(ctx context.Context, domain string) ([]MX, error) {
 // ErrNotFound if the host does not exist, with a *TempError if a lookup
 // failed; a host with no addresses returns none and no error.
 func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, error) {
+	addrs, _, err := r.LookupIPSecure(ctx, host)
+	return addrs, err
+}
+
+// LookupIPSecure is LookupIP that also says whether both answers were
+// DNSSEC-validated by a trusted server (Options.Trusted).
+func (r *Resolver) LookupIPSecure(ctx context.Context, host string) ([]netip.Addr, bool, error) {
 	type result struct {
-		rrs []mdns.RR
-		err error
+		rrs    []mdns.RR
+		secure bool
+		err    error
 	}
 	aaaa := make(chan result, 1)
 	go func() {
-		rrs, err := r.lookup(ctx, mdns.TypeAAAA, host)
-		aaaa <- result{rrs, err}
+		rrs, secure, err := r.lookup(ctx, mdns.TypeAAAA, host)
+		aaaa <- result{rrs, secure, err}
 	}()
-	rrs4, err4 := r.lookup(ctx, mdns.TypeA, host)
+	rrs4, secure4, err4 := r.lookup(ctx, mdns.TypeA, host)
 	res6 := <-aaaa
+	secure := secure4 && res6.secure
 	var addrs []netip.Addr
 	for _, rr := range append(rrs4, res6.rrs...) {
 		if a, ok := rrAddr(rr); ok {
@@ -111,25 +129,25 @@ func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, err
 		}
 	}
 	if len(addrs) > 0 {
-		return addrs, nil
+		return addrs, secure, nil
 	}
 	// Prefer the temporary failure: a retry may find addresses.
 	for _, err := range []error{err4, res6.err} {
 		if _, ok := err.(*TempError); ok {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if err4 != nil {
-		return nil, err4
+		return nil, secure, err4
 	}
-	return nil, res6.err
+	return nil, secure, res6.err
 }
 
 // LookupTXT returns the TXT records of name, each record's strings joined
 // (as SPF and DKIM records are read). Bytes outside printable ASCII appear
 // as \DDD escapes.
 func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	rrs, err := r.lookup(ctx, mdns.TypeTXT, name)
+	rrs, _, err := r.lookup(ctx, mdns.TypeTXT, name)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +170,7 @@ func (r *Resolver) LookupPTR(ctx context.Context, ip netip.Addr) ([]string, erro
 	if err != nil {
 		return nil, fmt.Errorf("dns: reverse lookup of %s: %w", ip, err)
 	}
-	rrs, err := r.lookup(ctx, mdns.TypePTR, arpa)
+	rrs, _, err := r.lookup(ctx, mdns.TypePTR, arpa)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,9 @@ func (r *Resolver) query(ctx context.Context, qtype uint16, name string) (*answe
 	req := new(mdns.Msg)
 	req.SetQuestion(name, qtype)
 	req.SetEdns0(ednsSize, false)
+	// RFC 6840 section 5.7: ask a validating resolver to say (AD) whether
+	// it validated the answer, without the DNSSEC records themselves.
+	req.AuthenticatedData = true
 	var last error
 	for range r.attempts {
 		for _, server := range r.servers {
@@ -79,6 +82,7 @@ func (r *Resolver) query(ctx context.Context, qtype uint16, name string) (*answe
 				switch resp.Rcode {
 				case mdns.RcodeSuccess, mdns.RcodeNameError:
 					ans, ttl := extract(resp, name, qtype)
+					ans.secure = resp.AuthenticatedData && r.trusted[server]
 					return ans, ttl, nil
 				}
 				err = fmt.Errorf("%s answered %s", server, rcodeName(resp.Rcode))

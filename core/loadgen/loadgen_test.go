@@ -178,6 +178,9 @@ func TestRunCount(t *testing.T) {
 				if !pipelining && ts.mixedCommands {
 					t.Error("sent MAIL and RCPT together to a server without PIPELINING")
 				}
+				if pipelining && !ts.mixedCommands {
+					t.Error("never sent MAIL and RCPT together to a server offering PIPELINING")
+				}
 				for _, m := range ts.messages {
 					if len(m) != 2000 {
 						t.Errorf("server got a %d-byte message, want 2000", len(m))

@@ -268,7 +268,11 @@ func (s *session) reply() (int, []string, error) {
 			return 0, nil, fmt.Errorf("bad reply line from %s: %q", s.opts.Addr, l)
 		}
 		code = c
-		lines = append(lines, strings.TrimSpace(l[3:]))
+		text := ""
+		if len(l) > 3 {
+			text = strings.TrimSpace(l[4:]) // after "250-" or "250 "
+		}
+		lines = append(lines, text)
 		if len(l) == 3 || l[3] == ' ' {
 			return code, lines, nil
 		}

@@ -54,6 +54,9 @@ type Recipient struct {
 	DSNCode string `json:"dsn_code,omitempty"`
 	// Relay names where the last attempt went ("local", "mx.example[1.2.3.4]:25").
 	Relay string `json:"relay,omitempty"`
+	// TLS is how the last attempt's session was secured, as Result.TLS
+	// and Result.Verified say it: "TLSv1.3 verified=dane", "none".
+	TLS string `json:"tls,omitempty"`
 }
 
 // Envelope is everything the queue keeps about a message except its bytes.
@@ -169,6 +172,23 @@ type Result struct {
 	Reply Reply
 	// Relay names where it went: "local", "lmtp[127.0.0.1]:24", "mx[ip]:25".
 	Relay string
+	// TLS is the outbound SMTP session's TLS version ("TLSv1.3"), "none"
+	// for a session in plain text, "" when no session carried it (local
+	// delivery, a failure before a session).
+	TLS string
+	// Verified says how the peer's certificate was verified when TLS is a
+	// version: "dane", "mta-sts", "pkix" (against CA roots for the host
+	// name), or "no" (opportunistic TLS, not verified).
+	Verified string
+}
+
+// TLSText is r's TLS and Verified as logs and `sluice queue ls` show
+// them, "TLSv1.3 verified=dane" or "none"; "" without a session.
+func (r Result) TLSText() string {
+	if r.Verified == "" {
+		return r.TLS
+	}
+	return r.TLS + " verified=" + r.Verified
 }
 
 // SentResult, DeferredResult and BouncedResult build Results, one

@@ -68,3 +68,19 @@ func (r *Registry) Delivery(d Delivery) {
 
 // QueueCommit records the time one new message took to become durable.
 func (r *Registry) QueueCommit(d time.Duration) { r.queueCommit.Observe(d.Seconds()) }
+
+// tlsPolicies and tlsResults bound the labels of DeliveryTLS.
+var (
+	tlsPolicies = []string{"dane", "mta-sts", "verify", "relay", "opportunistic"}
+	tlsResults  = []string{"success", "starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
+		"certificate-not-trusted", "validation-failure", "tlsa-invalid", "dnssec-invalid", "dane-required",
+		"sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid"}
+)
+
+// DeliveryTLS records one outbound session attempt's TLS outcome: the
+// policy that applied and "success" or the RFC 8460 result type of the
+// failure; anything else is counted as "opportunistic" or
+// "validation-failure".
+func (r *Registry) DeliveryTLS(policy, result string) {
+	r.deliveryTLS.WithLabelValues(oneOf(policy, tlsPolicies, "opportunistic"), oneOf(result, tlsResults, "validation-failure")).Inc()
+}

@@ -85,6 +85,7 @@ type Registry struct {
 	deliveryAttempts *prometheus.CounterVec
 	deliverySeconds  prometheus.Histogram
 	destAttempts     *prometheus.CounterVec
+	deliveryTLS      *prometheus.CounterVec
 	dests            *destinations
 
 	pluginCalls    *prometheus.CounterVec
@@ -156,6 +157,9 @@ func New(opts Options) *Registry {
 	r.deliveryAttempts = counter("sluice_delivery_attempts_total",
 		"Delivery attempts per recipient by transport (maildir, lmtp, smtp, none) and result (delivered, deferred, bounced).",
 		"transport", "result")
+	r.deliveryTLS = counter("sluice_delivery_tls_total",
+		"Outbound SMTP session attempts by the TLS policy that applied (dane, mta-sts, verify, relay, opportunistic) and the outcome (success, or the RFC 8460 result type of the failure).",
+		"policy", "result")
 	r.deliverySeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_delivery_seconds",
 		Help:    "Time from arrival to a recipient's final status (delivered or bounced).",
 		Buckets: []float64{1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 5 * 86400}})

@@ -51,6 +51,8 @@ func populated(t testing.TB) (*Registry, *time.Time) {
 	r.Delivery(Delivery{ID: "A", Rcpt: "bob@partner.example", Result: Delivered, Relay: "mx[192.0.2.1]:25", Delay: 2 * time.Second})
 	r.Delivery(Delivery{ID: "B", Rcpt: "eve@far.example", Result: Deferred, Text: "451 try later"})
 	r.Delivery(Delivery{ID: "C", Rcpt: "al@localhost", Result: Bounced, Relay: "local", Delay: time.Minute})
+	r.DeliveryTLS("dane", "success")
+	r.DeliveryTLS("mta-sts", "certificate-expired")
 	r.PluginCall("greylist", pluginapi.HookRcpt, pluginapi.Tempfail, 40*time.Microsecond)
 	r.PluginFailure("greylist", pluginapi.HookRcpt, FailTimeout, 2*time.Second)
 	r.Add("ratelimit", "ratelimit_exceeded", 1)
@@ -104,6 +106,8 @@ func TestExposition(t *testing.T) {
 		`sluice_delivery_attempts_total{result="deferred",transport="none"} 1`,
 		`sluice_delivery_attempts_total{result="bounced",transport="maildir"} 1`,
 		"sluice_delivery_seconds_count 2",
+		`sluice_delivery_tls_total{policy="dane",result="success"} 1`,
+		`sluice_delivery_tls_total{policy="mta-sts",result="certificate-expired"} 1`,
 		`sluice_delivery_destination_attempts_total{destination="partner.example",result="delivered"} 1`,
 		`sluice_delivery_destination_attempts_total{destination="other",result="deferred"} 1`,
 		`sluice_plugin_calls_total{hook="rcpt",plugin="greylist",verdict="tempfail"} 1`,
@@ -142,6 +146,7 @@ func TestFixedLabels(t *testing.T) {
 	r.SMTPMessage("smtp", "???")
 	r.PluginFailure("p", pluginapi.HookInit, "oops", 0)
 	r.Delivery(Delivery{Rcpt: "x@y.example", Result: "nonsense"})
+	r.DeliveryTLS("made-up", "free text")
 	for _, c := range []struct {
 		name, labels string
 	}{
@@ -150,6 +155,7 @@ func TestFixedLabels(t *testing.T) {
 		{"sluice_smtp_messages_total", `result="rejected",service="smtp"`},
 		{"sluice_plugin_failures_total", `kind="trap",plugin="p"`},
 		{"sluice_delivery_attempts_total", `result="deferred",transport="none"`},
+		{"sluice_delivery_tls_total", `policy="opportunistic",result="validation-failure"`},
 	} {
 		want := fmt.Sprintf("%s{%s} 1", c.name, c.labels)
 		var b bytes.Buffer

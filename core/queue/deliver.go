@@ -125,11 +125,11 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 		if shutdown && res.Status == mail.Deferred {
 			continue
 		}
-		r.LastError, r.DSNCode, r.Relay = res.Reply.Text, res.Reply.Enhanced.String(), res.Relay
+		r.LastError, r.DSNCode, r.Relay, r.TLS = res.Reply.Text, res.Reply.Enhanced.String(), res.Relay, res.TLSText()
 		if r.DSNCode == "" {
 			r.DSNCode = defaultDSN(res.Status)
 		}
-		q.logDelivery(fx, id, r, delay, res.Status, res.Reply.Text)
+		q.logDeliveryTLS(fx, id, r, delay, res.Status, res.Reply.Text, res.TLS, res.Verified)
 		switch res.Status {
 		case mail.Sent:
 			r.State = mail.Delivered

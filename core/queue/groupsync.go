@@ -6,9 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -106,59 +103,72 @@ func (g *groupSync) close() {
 
 // syncAll makes every commit made before it started durable.
 //
-// DB.Sync msyncs only the active memtable's WAL and the newest value-log
-// file. A memtable that filled up after a commit and before this sync has
-// been rotated out un-synced (Badger syncs a rotated WAL only under
-// SyncWrites), so every other *.mem file still in the directory is
-// fdatasync'ed too; one that vanished was flushed to an L0 table that Badger
-// msynced and recorded in its synced MANIFEST before deleting the WAL. The
-// newest *.mem file is skipped only when it was the newest both before and
-// after DB.Sync, i.e. it was the active memtable DB.Sync covered. Rotated
-// value-log files are msynced by Badger when it truncates them at rotation.
-// Badger does not fsync the directory after creating a WAL, value-log or L0
-// table file, so the directory is fsynced whenever its listing has changed.
+// A commit lands in the active memtable's WAL (the newest *.mem file) and,
+// for a body, the newest value-log file (*.vlog); Badger's DB.Sync msyncs
+// exactly those two. syncAll fdatasyncs the same two files itself, at once
+// (two flushes in flight instead of one after the other), through
+// descriptors it keeps open: on Linux a second descriptor shares the page
+// cache with Badger's mmap, so the pages it dirtied are written back.
+//
+// A memtable that filled up after a commit has been rotated out un-synced
+// (Badger syncs a rotated WAL only under SyncWrites), so every other *.mem
+// file is fdatasync'ed too — once: a rotated memtable takes no more writes,
+// so one sync that started after its rotation covers it for good. One that
+// vanished was flushed to an L0 table that Badger msynced and recorded in
+// its synced MANIFEST before deleting the WAL. A rotated value-log file is
+// msynced by Badger when it truncates it at rotation. Badger does not fsync
+// the directory after creating a WAL, value-log or L0 table file, so the
+// directory is fsynced whenever its listing has changed.
+//
+// Which files exist is read from the directory only when it changed: an
+// inotify watch (dirWatch) says so with one read that finds nothing in the
+// usual case, instead of two listings (openat, getdents64 ×2, close each)
+// around every sync. A file Badger creates is queued as an event before
+// the creating call returns, so a rotation that happened before this sync
+// began is seen by it. Without inotify the directory is listed every time.
 func (q *Queue) syncAll() error {
-	before, err := os.ReadDir(q.opts.Dir)
-	if err != nil {
-		return fmt.Errorf("queue: list %s: %w", q.opts.Dir, err)
+	st := &q.files
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.refresh(q.opts.Dir); err != nil {
+		return err
 	}
-	if err := q.db.Sync(); err != nil {
+	// The value log first: it holds the bodies, the most to write, and
+	// fdatasyncAll syncs the first file on this goroutine while the
+	// others start on their own.
+	todo := make([]*os.File, 0, 2+len(st.rotated))
+	if st.vlog != nil {
+		todo = append(todo, st.vlog)
+	}
+	if st.mem != nil {
+		todo = append(todo, st.mem)
+	}
+	var rotated []string
+	for name := range st.rotated {
+		f, err := os.Open(filepath.Join(q.opts.Dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			delete(st.rotated, name) // flushed to a table meanwhile
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("queue: sync %s: %w", name, err)
+		}
+		defer f.Close()
+		todo = append(todo, f)
+		rotated = append(rotated, name)
+	}
+	if err := fdatasyncAll(todo); err != nil {
 		return fmt.Errorf("queue: sync database in %s: %w", q.opts.Dir, err)
 	}
-	after, err := os.ReadDir(q.opts.Dir)
-	if err != nil {
-		return fmt.Errorf("queue: list %s: %w", q.opts.Dir, err)
+	for _, name := range rotated {
+		delete(st.rotated, name)
 	}
-	active := newestMem(after)
-	if active != newestMem(before) {
-		active = "" // rotated around DB.Sync: sync them all
-	}
-	names := make([]string, 0, len(after))
-	for _, e := range after {
-		names = append(names, e.Name())
-		if !strings.HasSuffix(e.Name(), ".mem") {
-			continue
-		}
-		p := filepath.Join(q.opts.Dir, e.Name())
-		if e.Name() == active {
-			if q.opts.onFileSync != nil {
-				q.opts.onFileSync(p) // DB.Sync covered it
-			}
-			continue
-		}
-		if err := fdatasync(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // flushed to a table meanwhile
-			}
-			return fmt.Errorf("queue: sync %s: %w", p, err)
-		}
-		if q.opts.onFileSync != nil {
-			q.opts.onFileSync(p)
+	if q.opts.onFileSync != nil {
+		for _, f := range todo {
+			q.opts.onFileSync(f.Name())
 		}
 	}
-	q.gsMu.Lock()
-	defer q.gsMu.Unlock()
-	if slices.Equal(names, q.lastListing) {
+	if !st.dirDirty {
 		return nil
 	}
 	if err := fsyncDir(q.opts.Dir); err != nil {
@@ -167,33 +177,40 @@ func (q *Queue) syncAll() error {
 	if q.opts.onFileSync != nil {
 		q.opts.onFileSync(q.opts.Dir)
 	}
-	q.lastListing = names
+	st.dirDirty = false
 	return nil
 }
 
-// newestMem names the memtable WAL with the highest number in a listing:
-// Badger numbers them in creation order, and the newest is the active one.
-func newestMem(ents []os.DirEntry) string {
-	best, bestN := "", int64(-1)
-	for _, e := range ents {
-		num, ok := strings.CutSuffix(e.Name(), ".mem")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseInt(num, 10, 64); err == nil && n > bestN {
-			best, bestN = e.Name(), n
-		}
+// fdatasyncAll fdatasyncs every file, all at once, and returns the first
+// error.
+func fdatasyncAll(files []*os.File) error {
+	switch len(files) {
+	case 0:
+		return nil
+	case 1:
+		return fdatasyncFile(files[0])
 	}
-	return best
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, f := range files[1:] {
+		wg.Go(func() { errs[i+1] = fdatasyncFile(f) })
+	}
+	errs[0] = fdatasyncFile(files[0])
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
-func fdatasync(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+func fdatasyncFile(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("fdatasync %s: %w", f.Name(), err)
+		}
+		return nil
 	}
-	defer f.Close()
-	return unix.Fdatasync(int(f.Fd()))
 }
 
 func fsyncDir(dir string) error {

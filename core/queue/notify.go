@@ -42,12 +42,25 @@ func wantsNotice(r *mail.Recipient, kind string) bool {
 // does: to, relay, delay, dsn, status and the reply; the Observer is told
 // of it with the other effects.
 func (q *Queue) logDelivery(fx *effects, id string, r *mail.Recipient, delay time.Duration, status mail.Status, text string) {
+	q.logDeliveryTLS(fx, id, r, delay, status, text, "", "")
+}
+
+// logDeliveryTLS is logDelivery for an attempt over an outbound SMTP
+// session, with how it was secured (mail.Result's TLS and Verified).
+func (q *Queue) logDeliveryTLS(fx *effects, id string, r *mail.Recipient, delay time.Duration, status mail.Status, text, tls, verified string) {
 	relay := r.Relay
 	if relay == "" {
 		relay = "none"
 	}
-	fx.info("delivery", "id", id, "to", r.Addr, "relay", relay, "delay", delay.String(),
-		"dsn", r.DSNCode, "status", status.String(), "text", text)
+	args := []any{"id", id, "to", r.Addr, "relay", relay, "delay", delay.String(), "dsn", r.DSNCode, "status", status.String()}
+	// How the session was secured (outbound SMTP): tls=TLSv1.3 verified=dane.
+	if tls != "" {
+		args = append(args, "tls", tls)
+		if verified != "" {
+			args = append(args, "verified", verified)
+		}
+	}
+	fx.info("delivery", append(args, "text", text)...)
 	if q.opts.Observer != nil {
 		fx.deliveries = append(fx.deliveries, Delivery{ID: id, Rcpt: r.Addr, Status: status, Relay: r.Relay,
 			DSN: r.DSNCode, Text: text, Delay: delay, At: q.opts.Now()})

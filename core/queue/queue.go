@@ -73,9 +73,8 @@ type Options struct {
 	// badgerSyncWrites turns on Badger's own per-commit sync instead of the
 	// group commit (benchmark baseline).
 	badgerSyncWrites bool
-	// onFileSync, when set, is called with the path of every WAL file and
-	// directory the group commit has made durable (the active WAL through
-	// DB.Sync, the others by fdatasync).
+	// onFileSync, when set, is called with the path of every WAL,
+	// value-log file and directory the group commit has made durable.
 	onFileSync func(path string)
 	// scanBudget overrides how many envelopes one Page reads (tests).
 	scanBudget int
@@ -138,9 +137,8 @@ type Queue struct {
 	// leasingStopped is set once Drain has stopped leasing.
 	leasingStopped atomic.Bool
 
-	// gsMu guards lastListing, the directory listing last fsynced.
-	gsMu        sync.Mutex
-	lastListing []string
+	// files is what the group commit syncs (syncfiles.go).
+	files syncFiles
 
 	// wake nudges the scheduler (Flush, Release, Enqueue, a finished
 	// delivery); it holds at most one pending signal.
@@ -231,9 +229,11 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		low:       newSchedLow(),
 		ready:     make(chan schedEntry, readyBacklog),
 	}
+	q.files.open(dir)
 	q.gs = newGroupSync(q.syncAll)
 	if err := q.recoverLeases(ctx); err != nil {
 		q.gs.close()
+		q.files.close()
 		db.Close()
 		return nil, err
 	}
@@ -270,6 +270,7 @@ func (q *Queue) Close() error {
 		<-done
 	}
 	q.gs.close()
+	q.files.close()
 	if err := q.db.Close(); err != nil {
 		return fmt.Errorf("queue: close database in %s: %w", q.opts.Dir, err)
 	}

@@ -1,15 +1,23 @@
 package server
 
 import (
+	"crypto/x509"
 	"fmt"
+
 	"net"
 	"net/netip"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/dns"
+
 	"github.com/sluice-mta/sluice/core/delivery"
 	"github.com/sluice-mta/sluice/core/delivery/local"
+	"github.com/sluice-mta/sluice/core/delivery/mtasts"
 	"github.com/sluice-mta/sluice/core/delivery/remote"
+	"github.com/sluice-mta/sluice/core/kvstore"
 	"github.com/sluice-mta/sluice/core/mail"
+	"github.com/sluice-mta/sluice/core/tlsconf"
 )
 
 // newRouter assembles delivery: the local transports (Maildir, LMTP
@@ -19,6 +27,14 @@ import (
 func (s *Server) newRouter() (*delivery.Router, error) {
 	cfg := s.cfg
 	dc := cfg.Delivery
+	relayRoots, err := caPool("delivery.relay_ca_file", cfg.Path(dc.RelayCAFile))
+	if err != nil {
+		return nil, err
+	}
+	roots, err := caPool("delivery.ca_file", cfg.Path(dc.CAFile))
+	if err != nil {
+		return nil, err
+	}
 	opts := remote.Options{
 		Hostname:          cfg.Hostname,
 		Resolver:          s.resolver,
@@ -26,7 +42,11 @@ func (s *Server) newRouter() (*delivery.Router, error) {
 		RelayHost:         dc.RelayHost,
 		RelayUser:         dc.RelayUser,
 		RelayPassword:     dc.RelayPassword,
-		Routes:            map[string]string{},
+		RelayTLS:          dc.RelayTLS,
+		RelayRoots:        relayRoots,
+		Roots:             roots,
+		DANE:              dc.DANE,
+		Routes:            map[string]remote.Route{},
 		MaxConnections:    dc.MaxConnections,
 		MaxPerDestination: dc.MaxPerDestination,
 		PerDomainLimit:    map[string]int{},
@@ -40,14 +60,22 @@ func (s *Server) newRouter() (*delivery.Router, error) {
 		TLSReport:         s.tlsrpt,
 	}
 	for _, r := range dc.Routes {
-		if r.Relay != "" {
-			opts.Routes[r.Domain] = r.Relay
+		if r.Relay != "" || r.TLS != "" {
+			opts.Routes[r.Domain] = remote.Route{Relay: r.Relay, User: r.RelayUser, Password: r.RelayPassword, RelayTLS: r.RelayTLS, TLS: r.TLS}
 		}
 		if r.MaxConnections > 0 {
 			opts.PerDomainLimit[r.Domain] = r.MaxConnections
 		}
 	}
-	var err error
+	if cfg.Metrics.Enabled {
+		opts.TLSObserver = s.metrics.DeliveryTLS
+	}
+	if dc.MTASTS {
+		// Policies are kept in the queue's Badger whatever [kv] says: they
+		// are this node's cache, not state to share.
+		opts.MTASTS = mtasts.New(mtasts.Options{Resolver: s.resolver, Store: kvstore.New(s.queue.DB()), Roots: roots,
+			Port: s.stsPort, Logger: s.log})
+	}
 	if s.remote, err = remote.New(opts); err != nil {
 		return nil, fmt.Errorf("[delivery]: %w", err)
 	}
@@ -104,4 +132,26 @@ func (s *Server) newLMTP(addr string) mail.Deliverer {
 		Timeout:  5 * time.Minute,
 		Logger:   s.log,
 	})
+}
+
+// newResolver is the DNS resolver of [dns].
+func newResolver(cfg *config.Config) (*dns.Resolver, error) {
+	r, err := dns.New(dns.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout.D(), Trusted: cfg.DNS.TrustedServers})
+	if err != nil {
+		return nil, fmt.Errorf("[dns]: %w", err)
+	}
+	return r, nil
+}
+
+// caPool is the pool of a CA-file key's file; nil (the system's roots)
+// for "".
+func caPool(key, file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pool, err := tlsconf.CAPool(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return pool, nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"syscall"
@@ -29,21 +30,66 @@ func listenTCP(ctx context.Context, addr string, all []string) (net.Listener, er
 	}
 	if host == "" {
 		if !hasIPv4On(port, all) {
-			return (&net.ListenConfig{Control: v6only(false)}).Listen(ctx, "tcp", addr)
+			return listenConfig(v6only(false)).Listen(ctx, "tcp", addr)
 		}
 		host, addr = "::", net.JoinHostPort("::", port)
 	}
 	ip, err := netip.ParseAddr(host)
 	switch {
 	case err != nil: // a host name
-		return (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+		return listenConfig(nil).Listen(ctx, "tcp", addr)
 	case ip.Is4():
-		return (&net.ListenConfig{}).Listen(ctx, "tcp4", addr)
+		return listenConfig(nil).Listen(ctx, "tcp4", addr)
 	case ip.IsUnspecified() && !hasIPv4On(port, all):
-		return (&net.ListenConfig{Control: v6only(false)}).Listen(ctx, "tcp6", addr)
+		return listenConfig(v6only(false)).Listen(ctx, "tcp6", addr)
 	default:
-		return (&net.ListenConfig{Control: v6only(true)}).Listen(ctx, "tcp6", addr)
+		return listenConfig(v6only(true)).Listen(ctx, "tcp6", addr)
 	}
+}
+
+// Keepalive of accepted connections: Go's defaults (probe after 15 s idle,
+// every 15 s, 9 probes).
+const (
+	keepIdle     = 15
+	keepInterval = 15
+	keepCount    = 9
+)
+
+// listenConfig returns the configuration of a listening socket: control
+// (may be nil) runs before it is bound, then TCP keepalive is set on the
+// listening socket itself. Linux copies SO_KEEPALIVE, TCP_KEEPIDLE,
+// TCP_KEEPINTVL and TCP_KEEPCNT to every connection it accepts, so Go is
+// told not to set them again on each one (KeepAlive -1): that was four
+// setsockopt calls per accepted connection, a message each with clients
+// that connect per message (issue 17).
+func listenConfig(control func(network, address string, c syscall.RawConn) error) *net.ListenConfig {
+	return &net.ListenConfig{KeepAlive: -1, Control: func(network, address string, c syscall.RawConn) error {
+		if control != nil {
+			if err := control(network, address, c); err != nil {
+				return err
+			}
+		}
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = setKeepAlive(int(fd)) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+}
+
+// setKeepAlive turns TCP keepalive on for socket fd with the probes above.
+func setKeepAlive(fd int) error {
+	for _, o := range []struct{ level, opt, val int }{
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepIdle},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepInterval},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepCount},
+	} {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.val); err != nil {
+			return fmt.Errorf("set TCP keepalive on the listening socket: %w", err)
+		}
+	}
+	return nil
 }
 
 // hasIPv4On reports whether one of addrs is an IPv4 address on port (not

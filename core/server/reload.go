@@ -13,7 +13,6 @@ import (
 
 	"github.com/sluice-mta/sluice/core/admin"
 	"github.com/sluice-mta/sluice/core/config"
-	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/core/smtpd"
 	"github.com/sluice-mta/sluice/core/tlsconf"
@@ -144,8 +143,8 @@ func (b *reloadBuild) build(ctx context.Context) error {
 	var err error
 	dnsChanged := !reflect.DeepEqual(oc.DNS, nc.DNS)
 	if dnsChanged {
-		if n.resolver, err = dns.New(dns.Options{Servers: nc.DNS.Servers, Timeout: nc.DNS.Timeout.D()}); err != nil {
-			return fmt.Errorf("[dns]: %w", err)
+		if n.resolver, err = newResolver(nc); err != nil {
+			return err
 		}
 	}
 	n.checker, n.signer = nil, nil

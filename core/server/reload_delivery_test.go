@@ -49,6 +49,7 @@ min_backoff = "1s"
 max_backoff = "2s"
 [delivery]
 relay_host = %q
+relay_tls = "none"
 %s`, filepath.Join(dir, "data"), addr, relay, dkim)
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			t.Fatal(err)

@@ -62,6 +62,9 @@ type Server struct {
 	// queue closes).
 	kv      filter.KV
 	kvClose func() error
+	// stsPort is the MTA-STS policy servers' HTTPS port (WithMTASTSPort);
+	// 0 is 443.
+	stsPort int
 	// tlsrpt counts outbound TLS outcomes and sends the daily reports;
 	// tlsrptClock is its clock (WithTLSReportClock).
 	tlsrpt      *tlsrpt.Reporter
@@ -120,8 +123,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err := s.newKV(); err != nil {
 		return nil, err
 	}
-	if s.resolver, err = dns.New(dns.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout.D()}); err != nil {
-		return nil, fmt.Errorf("[dns]: %w", err)
+	if s.resolver, err = newResolver(cfg); err != nil {
+		return nil, err
 	}
 	if err := s.newAuth(); err != nil {
 		return nil, err
@@ -192,6 +195,12 @@ func (s *Server) newFilters(ctx context.Context) (*filter.Host, error) {
 
 // Option adjusts a Server at New.
 type Option func(*Server)
+
+// WithMTASTSPort fetches MTA-STS policies from this port instead of 443,
+// so that tests can serve them without privileges.
+func WithMTASTSPort(port int) Option {
+	return func(s *Server) { s.stsPort = port }
+}
 
 // WithPluginClock sets the clock plugins see through the host's now
 // function, so rate-limit windows and greylisting delays can be tested

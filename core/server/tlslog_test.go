@@ -136,7 +136,7 @@ func TestTLSLogAndMetrics(t *testing.T) {
 	for series, want := range map[string]float64{
 		`sluice_smtp_tls_total{cipher="` + cipherOf(withCert) + `",client_cert="presented",service="smtp",version="tls1.3"}`: 1,
 		`sluice_smtp_tls_total{cipher="` + cipherOf(without) + `",client_cert="none",service="smtp",version="tls1.3"}`:       1,
-		`sluice_smtp_tls_failures_total{reason="version",service="smtp"}`:                                                      1,
+		`sluice_smtp_tls_failures_total{reason="version",service="smtp"}`:                                                    1,
 	} {
 		if samples[series] != want {
 			t.Errorf("%s = %v, want %v", series, samples[series], want)

@@ -82,6 +82,8 @@ type lineGuard struct {
 	wait   waitState
 	wake   atomic.Uint32
 	kicked atomic.Bool
+	// replies holds replies not yet written (replybuf.go).
+	replies replyBuf
 }
 
 // Framing modes of a lineGuard.
@@ -118,6 +120,7 @@ func (l *lineGuard) noteReply(p []byte) {
 func (l *lineGuard) inMessage() bool {
 	if l.awaitData {
 		if l.replied && string(l.reply[:]) == "354" {
+			l.growForData()
 			l.mode, l.data, l.lineLen, l.got = modeData, dataScanner{}, 0, 0
 			l.msgStart = time.Now()
 			l.lostCR.Store(false)
@@ -125,6 +128,22 @@ func (l *lineGuard) inMessage() bool {
 		l.awaitData, l.replied = false, false
 	}
 	return l.mode != modeCmd
+}
+
+// dataBufSize is the read buffer once message data starts: a 10 KiB
+// message arrives in one or two reads instead of three of 4 KiB (each
+// read a system call; issue 17). Command lines keep the small buffer.
+const dataBufSize = 32 << 10
+
+// growForData enlarges the read buffer to dataBufSize, keeping the unread
+// bytes. A line handed out before stays valid: it refers to the old array.
+func (l *lineGuard) growForData() {
+	if len(l.raw) >= dataBufSize {
+		return
+	}
+	raw := make([]byte, dataBufSize)
+	l.w, l.r = copy(raw, l.raw[l.r:l.w]), 0
+	l.raw = raw
 }
 
 // frame looks at a command line go-smtp is about to read for the commands
@@ -136,6 +155,7 @@ func (l *lineGuard) frame(line []byte) {
 		l.awaitData, l.replied = true, false
 	case len(cmd) > 5 && bytes.EqualFold(cmd[:4], []byte("BDAT")) && cmd[4] == ' ':
 		if size, ok := bdatChunk(cmd[5:]); ok && size > 0 {
+			l.growForData()
 			l.mode, l.bdatLeft, l.got = modeBDAT, size, 0
 			l.msgStart = time.Now()
 			l.lostCR.Store(false)
@@ -188,15 +208,25 @@ func (l *lineGuard) readLine() ([]byte, error) {
 // readMessage passes message bytes: DATA up to and including go-smtp's end
 // marker, or the rest of the current BDAT chunk.
 func (l *lineGuard) readMessage(p []byte) (int, error) {
+	b, err := l.takeMessage(len(p))
+	if err != nil {
+		return 0, err
+	}
+	return copy(p, b), nil
+}
+
+// takeMessage is readMessage without the copy: it returns up to max
+// message bytes from the read buffer, valid until the next read.
+func (l *lineGuard) takeMessage(max int) ([]byte, error) {
 	if l.err != nil {
-		return 0, l.err
+		return nil, l.err
 	}
 	if l.r == l.w {
 		if err := l.fill(); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	b := l.raw[l.r:min(l.w, l.r+len(p))]
+	b := l.raw[l.r:min(l.w, l.r+max)]
 	var n int
 	if l.mode == modeBDAT {
 		n = int(min(int64(len(b)), l.bdatLeft))
@@ -209,16 +239,15 @@ func (l *lineGuard) readMessage(p []byte) (int, error) {
 			l.lostCR.Store(true)
 		}
 		if l.maxLine > 0 && l.longLine(b[:n]) {
-			return 0, l.fail("max_line_length", "500 5.4.0", "Too long line, closing connection")
+			return nil, l.fail("max_line_length", "500 5.4.0", "Too long line, closing connection")
 		}
 		if l.data.ended() {
 			l.mode = modeCmd
 		}
 	}
-	copy(p, b[:n])
 	l.r += n
 	l.got += int64(n)
-	return n, nil
+	return b[:n], nil
 }
 
 // longLine tracks DATA line lengths over b and reports a line longer than
@@ -252,6 +281,10 @@ func (l *lineGuard) discard() int {
 // through commandDeadline; a timeout there is the caller's to answer
 // (guardConn.Read), since a draining server wakes such reads on purpose.
 func (l *lineGuard) fill() error {
+	// The client may be waiting for them before it sends more.
+	if err := l.flushReplies(); err != nil {
+		return l.finish(err)
+	}
 	if l.r > 0 {
 		l.w = copy(l.raw, l.raw[l.r:l.w])
 		l.r = 0
@@ -412,7 +445,10 @@ func (l *lineGuard) fail(rule, code, text string) error {
 // hangUpWith writes a last reply, closes the connection and latches.
 func (l *lineGuard) hangUpWith(code, text string) error {
 	l.sock.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	l.stream.Write([]byte(code + " " + l.hostname + " " + text + "\r\n"))
+	l.replies.mu.Lock()
+	l.replies.buf = append(l.replies.buf, code+" "+l.hostname+" "+text+"\r\n"...)
+	l.flushLocked()
+	l.replies.mu.Unlock()
 	return l.finish(errConnFinished)
 }
 
@@ -446,6 +482,38 @@ const (
 	stateEOF
 )
 
+// dataStep is one step of go-smtp's dataReader outside the middle of a
+// line: the state after byte c in state s, and whether the reader hands c
+// on (a dot that starts a line is dropped, and so is the CR after it).
+func dataStep(s int, c byte) (int, bool) {
+	switch s {
+	case stateBeginLine:
+		switch c {
+		case '.':
+			return stateDot, false
+		case '\r':
+			return stateCR, true
+		}
+	case stateDot:
+		if c == '\r' {
+			return stateDotCR, false
+		}
+	case stateDotCR:
+		if c == '\n' {
+			return stateEOF, false
+		}
+	case stateCR:
+		if c == '\n' {
+			return stateBeginLine, true
+		}
+	case stateData:
+		if c == '\r' {
+			return stateCR, true
+		}
+	}
+	return stateData, true
+}
+
 // ended reports whether the end marker was seen.
 func (d *dataScanner) ended() bool { return d.state == stateEOF }
 
@@ -468,36 +536,10 @@ func (d *dataScanner) scan(b []byte) int {
 		}
 		c := b[i]
 		i++
-		switch s {
-		case stateBeginLine:
-			switch c {
-			case '.':
-				s = stateDot
-			case '\r':
-				s = stateCR
-			default:
-				s = stateData
-			}
-		case stateDot:
-			if c == '\r' {
-				s = stateDotCR
-			} else {
-				s = stateData
-			}
-		case stateDotCR:
-			if c == '\n' {
-				s = stateEOF
-			} else {
-				s = stateData
-				d.lostCR = true
-			}
-		case stateCR:
-			if c == '\n' {
-				s = stateBeginLine
-			} else {
-				s = stateData
-			}
+		if s == stateDotCR && c != '\n' {
+			d.lostCR = true
 		}
+		s, _ = dataStep(s, c)
 	}
 	d.state = s
 	return i

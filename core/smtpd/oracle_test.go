@@ -92,6 +92,9 @@ type oracleMessage struct {
 	consumed int64  // bytes go-smtp read from the start of the message
 	body     []byte // what the session got
 	err      error  // the reader's error: nil when the end marker was seen
+	// dataReader: the reader was go-smtp's DATA reader, the one
+	// bodyReader stands in for (isDataReader).
+	dataReader bool
 }
 
 func (c *oracleConn) Read(p []byte) (int, error) {
@@ -119,7 +122,7 @@ func (s *oracleSession) Rcpt(to string, opts *smtp.RcptOptions) error   { return
 func (s *oracleSession) Data(r io.Reader) error {
 	start := s.conn.read.Load()
 	body, err := io.ReadAll(r)
-	m := oracleMessage{consumed: s.conn.read.Load() - start, body: body, err: err}
+	m := oracleMessage{consumed: s.conn.read.Load() - start, body: body, err: err, dataReader: isDataReader(r)}
 	s.conn.msgOnce.Do(func() { s.conn.msg <- m })
 	return err
 }

@@ -112,6 +112,7 @@ func (g *guardConn) useTLS(tc *tls.Conn) {
 
 // Close closes the connection; the first call also runs onClose.
 func (g *guardConn) Close() error {
+	g.line.flushReplies() // owed to the client; a failure changes nothing now
 	g.closeOnce.Do(func() {
 		if g.onClose != nil {
 			g.onClose()
@@ -182,7 +183,7 @@ func (g *guardConn) Write(p []byte) (int, error) {
 	if err := g.handshake(); err != nil {
 		return 0, err
 	}
-	_, err := g.line.stream.Write(out)
+	err := g.line.writeReply(out)
 	if g.closeAfterReply.Load() && bytes.HasSuffix(p, []byte("\r\n")) {
 		g.Close()
 	}
@@ -253,7 +254,11 @@ func (g *guardConn) rewrite(line []byte) []byte {
 // say writes one reply of the shim's own.
 func (g *guardConn) say(r string) error {
 	g.Conn.SetWriteDeadline(time.Now().Add(g.handshakeTimeout))
-	if _, err := g.line.stream.Write([]byte(r)); err != nil {
+	g.line.replies.mu.Lock()
+	g.line.replies.buf = append(g.line.replies.buf, r...)
+	err := g.line.flushLocked()
+	g.line.replies.mu.Unlock()
+	if err != nil {
 		return g.line.finish(err)
 	}
 	return nil

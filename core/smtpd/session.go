@@ -197,6 +197,10 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 // header, checks it for bare CR and LF, runs the inbound checks and the
 // data stage on its header, parsed once, and queues it.
 func (ss *session) Data(r io.Reader) (err error) {
+	if br := newBodyReader(ss.conn.Conn(), r, int64(ss.s.lc.MaxMessageSize)); br != nil {
+		defer br.finish()
+		r = br
+	}
 	env := ss.env
 	if env == nil {
 		return smtpReply(errMailFirst)

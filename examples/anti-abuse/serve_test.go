@@ -62,6 +62,7 @@ func TestServe(t *testing.T) {
 		{`lmtp = "unix:/run/dovecot/lmtp"`, `lmtp = "unix:` + lmtpSock + `"`},
 		{`cert = "/etc/letsencrypt/live/mx1.hosting.example/fullchain.pem"`, `cert = ""`},
 		{`key = "/etc/letsencrypt/live/mx1.hosting.example/privkey.pem"`, `key = ""`},
+		{`trusted_servers = ["127.0.0.1:53"]`, `trusted_servers = ["` + dns.Addr + `"]`},
 		{`servers = ["127.0.0.1:53"]`, `servers = ["` + dns.Addr + `"]`},
 		{`domains = "/etc/sluice/domains"`, `domains = "` + maps + `/domains"`},
 		{`aliases = "/etc/sluice/aliases"`, `aliases = "` + maps + `/aliases"`},

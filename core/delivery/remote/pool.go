@@ -7,7 +7,7 @@ import (
 )
 
 // pool keeps idle SMTP connections, keyed by relay name
-// ("host[ip]:port"), for the next message to the same place. Each closes
+// ("host[ip]:port") and how they are secured, for the next message to the same place. Each closes
 // after the idle timeout.
 type pool struct {
 	idle    time.Duration
@@ -58,7 +58,7 @@ func (p *pool) put(c *conn) {
 		c.quit(p.quitTmo)
 		return
 	}
-	p.conns[c.relay] = append(p.conns[c.relay], c)
+	p.conns[c.key] = append(p.conns[c.key], c)
 	p.n++
 	c.timer = time.AfterFunc(p.idle, func() { p.expire(c) })
 	p.mu.Unlock()
@@ -67,9 +67,9 @@ func (p *pool) put(c *conn) {
 // expire closes c if it is still idle in the pool.
 func (p *pool) expire(c *conn) {
 	p.mu.Lock()
-	for i, x := range p.conns[c.relay] {
+	for i, x := range p.conns[c.key] {
 		if x == c {
-			p.take(c.relay, i)
+			p.take(c.key, i)
 			p.mu.Unlock()
 			c.quit(p.quitTmo)
 			return

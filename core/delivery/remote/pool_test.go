@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sluice-mta/sluice/core/internal/testca"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -207,27 +208,58 @@ func TestTLSPolicy(t *testing.T) {
 	}
 }
 
+// TestSmarthostAuth: the smarthost's certificate is verified against
+// RelayRoots for its host name; the password goes only over a verified
+// session (or in plain text with relay_tls = "none" to loopback), with
+// AUTH PLAIN or LOGIN; every failure defers naming the problem, and the
+// relay sees no AUTH at all then.
 func TestSmarthostAuth(t *testing.T) {
+	ca := testca.New(t, "Sluice test CA")
+	good := ca.Chain(ca.Issue(t, []string{"smart.test"}, time.Time{}, time.Time{}))
+	expired := ca.Chain(ca.Issue(t, []string{"smart.test"}, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour)))
+	wrongName := ca.Chain(ca.Issue(t, []string{"other.test"}, time.Time{}, time.Time{}))
+	self := selfSigned(t)
 	tests := []struct {
 		name     string
-		tls      bool
+		sink     sinkOptions
 		relay    string // the RelayHost; "" means the sink's real loopback address
+		relayTLS string
 		pass     string
 		want     want
 		wantUser string
+		wantTLS  string // the results' TLSText
 	}{
-		{name: "loopback without TLS", pass: "secret", want: want{status: mail.Sent}, wantUser: "alice"},
-		{name: "remote over TLS", tls: true, relay: "smart.test:587", pass: "secret", want: want{status: mail.Sent}, wantUser: "alice"},
-		{name: "remote without TLS keeps the password", relay: "smart.test:587", pass: "secret",
-			want: want{status: mail.Deferred, dsn: "4.7.0", text: "without TLS"}},
-		{name: "wrong password defers", tls: true, relay: "smart.test:587", pass: "wrong",
+		{name: "loopback, relay_tls none, in plain text", relayTLS: RelayNone, pass: "secret",
+			want: want{status: mail.Sent}, wantUser: "alice", wantTLS: "none"},
+		{name: "loopback with a self-signed certificate gets no password", sink: sinkOptions{cert: &self}, pass: "secret",
+			want: want{status: mail.Deferred, dsn: "4.7.5", text: "self-signed certificate not trusted"}},
+		{name: "loopback without STARTTLS gets no password", pass: "secret",
+			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS"}},
+		{name: "test CA certificate, AUTH PLAIN", sink: sinkOptions{cert: &good}, relay: "smart.test:587", pass: "secret",
+			want: want{status: mail.Sent}, wantUser: "alice", wantTLS: "TLSv1.3 verified=pkix"},
+		{name: "test CA certificate, AUTH LOGIN", sink: sinkOptions{cert: &good, login: true}, relay: "smart.test:587", pass: "secret",
+			want: want{status: mail.Sent}, wantUser: "alice", wantTLS: "TLSv1.3 verified=pkix"},
+		{name: "implicit TLS", sink: sinkOptions{cert: &good, implicit: true}, relay: "smart.test:465", relayTLS: RelayImplicit, pass: "secret",
+			want: want{status: mail.Sent}, wantUser: "alice", wantTLS: "TLSv1.3 verified=pkix"},
+		{name: "implicit TLS, self-signed", sink: sinkOptions{cert: &self, implicit: true}, relay: "smart.test:465", relayTLS: RelayImplicit, pass: "secret",
+			want: want{status: mail.Deferred, dsn: "4.7.5", text: "self-signed certificate not trusted"}},
+		{name: "expired certificate", sink: sinkOptions{cert: &expired}, relay: "smart.test:587", pass: "secret",
+			want: want{status: mail.Deferred, dsn: "4.7.5", text: "certificate expired"}},
+		{name: "certificate for another name", sink: sinkOptions{cert: &wrongName}, relay: "smart.test:587", pass: "secret",
+			want: want{status: mail.Deferred, dsn: "4.7.5", text: "certificate name mismatch: x509: certificate is valid for other.test, not smart.test"}},
+		{name: "remote without STARTTLS keeps the password", relay: "smart.test:587", pass: "secret",
+			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS, which relay smart.test requires"}},
+		{name: "wrong password defers", sink: sinkOptions{cert: &good}, relay: "smart.test:587", pass: "wrong",
 			want: want{status: mail.Deferred, dsn: "4.7.8", text: "refused our credentials"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, append(twoMX, "smart.test. 300 IN A 192.0.2.5")...)
-			s := startSink(t, sinkOptions{tls: tt.tls, user: "alice", pass: "secret"})
+			so := tt.sink
+			so.user, so.pass = "alice", "secret"
+			s := startSink(t, so)
 			e.route("192.0.2.5:587", s.addr)
+			e.route("192.0.2.5:465", s.addr)
 			mx := startSink(t, sinkOptions{})
 			e.route("192.0.2.1:25", mx.addr)
 			relay := tt.relay
@@ -235,23 +267,48 @@ func TestSmarthostAuth(t *testing.T) {
 				if relay == "" {
 					relay, o.Dial = s.addr, nil
 				}
-				o.RelayHost, o.RelayUser, o.RelayPassword = relay, "alice", tt.pass
+				o.RelayHost, o.RelayUser, o.RelayPassword, o.RelayTLS = relay, "alice", tt.pass, tt.relayTLS
+				o.RelayRoots = ca.Pool()
 			})
 			rcpts := []string{"a@example.test", "b@elsewhere.test"}
-			check(t, deliver(d, message("Q1", rcpts...)), rcpts, tt.want)
+			got := deliver(d, message("Q1", rcpts...))
+			check(t, got, rcpts, tt.want)
 			txns := s.transactions()
 			if tt.wantUser == "" {
-				if len(txns) != 0 {
-					t.Errorf("relay got %+v, want nothing", txns)
+				if len(txns) != 0 || (tt.want.dsn == "4.7.5" && s.authCount() != 0) {
+					t.Errorf("relay got %+v and %d AUTH commands, want nothing", txns, s.authCount())
 				}
 				return
 			}
 			if len(txns) != 2 || txns[0].user != tt.wantUser || txns[1].user != tt.wantUser {
 				t.Errorf("relay got %+v, want two transactions as %s", txns, tt.wantUser)
 			}
+			if got[0].TLSText() != tt.wantTLS {
+				t.Errorf("result TLS %q, want %q", got[0].TLSText(), tt.wantTLS)
+			}
 			if n := len(mx.transactions()); n != 0 {
 				t.Errorf("the MX got %d transactions; everything should go to the relay", n)
 			}
 		})
+	}
+}
+
+// TestRelayTLSNoneOnlyToLoopback: relay_tls = "none" to a relay that is not
+// on loopback is refused when the Deliverer is made, and so are
+// credentials over a route whose TLS is not verified.
+func TestRelayTLSNoneOnlyToLoopback(t *testing.T) {
+	res := newEnv(t).res
+	for _, o := range []Options{
+		{Resolver: res, RelayHost: "smart.test:25", RelayTLS: RelayNone},
+		{Resolver: res, Routes: map[string]Route{"x.test": {Relay: "smart.test:25", User: "u", TLS: TLSOpportunistic}}},
+		{Resolver: res, Routes: map[string]Route{"x.test": {User: "u"}}},
+		{Resolver: res, TLS: "sometimes"},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) succeeded, want an error", o)
+		}
+	}
+	if _, err := New(Options{Resolver: res, RelayHost: "127.0.0.1:25", RelayTLS: RelayNone, RelayUser: "u"}); err != nil {
+		t.Errorf("relay_tls none to loopback: %v", err)
 	}
 }

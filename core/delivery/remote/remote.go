@@ -7,7 +7,9 @@
 package remote
 
 import (
+	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/delivery/mtasts"
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/core/tlsrpt"
@@ -36,26 +39,74 @@ const (
 	DefaultDataTimeout       = 10 * time.Minute
 )
 
-// TLS policies.
+// TLS policies: how a destination's sessions are secured (Options.TLS,
+// Route.TLS).
 const (
 	// TLSOpportunistic uses STARTTLS when the peer offers it, without
-	// verifying the certificate; a failed handshake is retried in plain
-	// text.
+	// verifying the certificate, and plain text when the handshake fails;
+	// a domain publishing DANE or MTA-STS gets what it publishes.
 	TLSOpportunistic = "opportunistic"
 	// TLSNone never uses STARTTLS.
 	TLSNone = "none"
+	// TLSVerify requires STARTTLS and a certificate that verifies for the
+	// host name (against Roots; DANE when the host publishes TLSA).
+	TLSVerify = "verify"
+	// TLSDANEOnly requires DANE: DNSSEC-validated TLSA records that the
+	// certificate matches.
+	TLSDANEOnly = "dane-only"
+)
+
+// How a relay's session starts (Options.RelayTLS, Route.RelayTLS).
+const (
+	// RelayStartTLS says STARTTLS on a plain connection (port 587 or 25).
+	RelayStartTLS = "starttls"
+	// RelayImplicit speaks TLS from the first byte (port 465).
+	RelayImplicit = "implicit"
+	// RelayNone speaks plain text; only to a relay on a loopback address.
+	RelayNone = "none"
 )
 
 // Resolver is the DNS the Deliverer asks; *dns.Resolver satisfies it.
-// LookupMX and LookupIP report a domain that does not exist with an error
-// wrapping dns.ErrNotFound and a temporary failure with an error that has a
-// Temporary() method returning true.
+// The lookups report a domain that does not exist with an error wrapping
+// dns.ErrNotFound and a temporary failure with an error that has a
+// Temporary() method returning true; secure says a trusted validating
+// resolver vouched for the answer (DNSSEC, for DANE).
 type Resolver interface {
-	LookupMX(ctx context.Context, domain string) ([]dns.MX, error)
-	LookupIP(ctx context.Context, host string) ([]netip.Addr, error)
+	LookupMXSecure(ctx context.Context, domain string) ([]dns.MX, bool, error)
+	LookupIPSecure(ctx context.Context, host string) ([]netip.Addr, bool, error)
+	LookupTLSA(ctx context.Context, port int, host string) ([]dns.TLSA, bool, error)
 }
 
 var _ Resolver = (*dns.Resolver)(nil)
+
+// STSPolicies finds the MTA-STS policy of a domain; *mtasts.Cache
+// satisfies it. A nil policy means none; a *mtasts.FetchError, none
+// either, reported to TLS-RPT.
+type STSPolicies interface {
+	Get(ctx context.Context, domain string) (*mtasts.Policy, error)
+}
+
+var _ STSPolicies = (*mtasts.Cache)(nil)
+
+// Route overrides delivery for one domain.
+type Route struct {
+	// Relay, "host:port", receives the domain's mail instead of its MX
+	// hosts; "" keeps MX delivery.
+	Relay string
+	// User and Password log in to Relay (AUTH PLAIN or LOGIN), only over a
+	// verified session (or in plain text with RelayNone to loopback).
+	User, Password string
+	// RelayTLS is RelayStartTLS (when empty), RelayImplicit or RelayNone.
+	RelayTLS string
+	// TLS is the route's TLS policy: for MX delivery Options.TLS when
+	// empty; for a relay TLSVerify with credentials, else Options.TLS.
+	TLS string
+}
+
+// TLSObserver is told each session attempt's TLS outcome, for the
+// metrics: policy is "dane", "mta-sts", "verify", "relay",
+// "opportunistic" or "none"; result "success" or an RFC 8460 result type.
+type TLSObserver func(policy, result string)
 
 // Options configures a Deliverer. Zero values take the defaults above.
 type Options struct {
@@ -66,15 +117,23 @@ type Options struct {
 	Resolver Resolver
 	// Port is where mail exchangers are connected to; 25 when zero.
 	Port int
-	// RelayHost, as "host:port", sends all mail there (a smarthost).
+	// RelayHost, as "host:port", sends all mail there (a smarthost). Its
+	// certificate is verified against RelayRoots for its host name.
 	RelayHost string
-	// RelayUser and RelayPassword, when RelayUser is set, authenticate to
-	// RelayHost with AUTH PLAIN, only over TLS unless the relay is on a
-	// loopback address.
+	// RelayUser and RelayPassword, when RelayUser is set, log in to
+	// RelayHost with AUTH PLAIN (or LOGIN), only over a verified session,
+	// or in plain text with RelayTLS = RelayNone to a loopback relay.
 	RelayUser, RelayPassword string
-	// Routes sends the mail of a domain (the key, any case) to a relay
-	// "host:port" instead of its MX hosts; they win over RelayHost.
-	Routes map[string]string
+	// RelayTLS is RelayStartTLS (when empty), RelayImplicit or RelayNone.
+	RelayTLS string
+	// RelayRoots verify relays' certificates; nil means the system roots.
+	RelayRoots *x509.CertPool
+	// Roots verify mail exchangers' certificates (TLSVerify, MTA-STS);
+	// nil means the system roots.
+	Roots *x509.CertPool
+	// Routes override delivery for the domains they name (the key, any
+	// case); they win over RelayHost.
+	Routes map[string]Route
 	// MaxConnections bounds the deliveries in progress at once.
 	MaxConnections int
 	// MaxPerDestination bounds the deliveries in progress to one domain;
@@ -89,8 +148,19 @@ type Options struct {
 	MaxMsgsPerConn int
 	// IdleTimeout closes a pooled connection left unused this long.
 	IdleTimeout time.Duration
-	// TLS is TLSOpportunistic (when empty) or TLSNone.
+	// TLS is the TLS policy of MX delivery: TLSOpportunistic (when
+	// empty), TLSNone, TLSVerify or TLSDANEOnly.
 	TLS string
+	// DANE applies DANE (RFC 7672) to MX hosts publishing DNSSEC-validated
+	// TLSA records, whatever the policy (but TLSNone).
+	DANE bool
+	// MTASTS finds MTA-STS policies; nil applies none.
+	MTASTS STSPolicies
+	// TLSReport receives each MX session attempt's TLS outcome (RFC
+	// 8460); nil reports nothing.
+	TLSReport tlsrpt.Recorder
+	// TLSObserver, when set, is told every session attempt's TLS outcome.
+	TLSObserver TLSObserver
 	// OwnAddrs are the addresses this server listens on: a mail exchanger
 	// resolving to one of them (on the same port) is a mail loop.
 	OwnAddrs []netip.AddrPort
@@ -105,8 +175,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Dial opens connections; nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// TLSReport, when set, is told each session's TLS outcome (RFC 8460).
-	TLSReport tlsrpt.Recorder
 }
 
 // Deliverer delivers messages to remote domains over SMTP. It is safe for
@@ -114,7 +182,7 @@ type Options struct {
 type Deliverer struct {
 	opts   Options
 	log    *slog.Logger
-	routes map[string]string
+	routes map[string]Route
 	limits map[string]int
 	// relay is the parsed RelayHost, nil without one.
 	relay *hostPort
@@ -171,12 +239,10 @@ func New(opts Options) (*Deliverer, error) {
 	defDur(&opts.ConnectTimeout, DefaultConnectTimeout)
 	defDur(&opts.CommandTimeout, DefaultCommandTimeout)
 	defDur(&opts.DataTimeout, DefaultDataTimeout)
-	switch opts.TLS {
-	case "":
-		opts.TLS = TLSOpportunistic
-	case TLSOpportunistic, TLSNone:
-	default:
-		return nil, fmt.Errorf("remote: TLS policy %q is not known; use %q or %q", opts.TLS, TLSOpportunistic, TLSNone)
+	opts.TLS = cmp.Or(opts.TLS, TLSOpportunistic)
+	opts.RelayTLS = cmp.Or(opts.RelayTLS, RelayStartTLS)
+	if err := checkPolicy(opts.TLS); err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
 	}
 	if opts.Port > 65535 {
 		return nil, fmt.Errorf("remote: port %d is not a TCP port", opts.Port)
@@ -184,7 +250,7 @@ func New(opts Options) (*Deliverer, error) {
 	d := &Deliverer{
 		opts:   opts,
 		log:    opts.Logger,
-		routes: make(map[string]string, len(opts.Routes)),
+		routes: make(map[string]Route, len(opts.Routes)),
 		limits: make(map[string]int, len(opts.PerDomainLimit)),
 		global: make(chan struct{}, opts.MaxConnections),
 		dests:  newSemaphores(),
@@ -197,13 +263,34 @@ func New(opts Options) (*Deliverer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("remote: relay host %w", err)
 		}
+		if err := checkRelay(hp, opts.RelayTLS, TLSVerify, opts.RelayUser); err != nil {
+			return nil, fmt.Errorf("remote: relay host: %w", err)
+		}
 		d.relay = hp
 	}
-	for dom, relay := range opts.Routes {
-		if _, err := parseHostPort(relay); err != nil {
-			return nil, fmt.Errorf("remote: route for %s: relay %w", dom, err)
+	for dom, r := range opts.Routes {
+		r.RelayTLS = cmp.Or(r.RelayTLS, RelayStartTLS)
+		if r.TLS == "" {
+			r.TLS = opts.TLS
+			if r.Relay != "" && r.User != "" {
+				r.TLS = TLSVerify
+			}
 		}
-		d.routes[mail.NormDomain(dom)] = relay
+		if err := checkPolicy(r.TLS); err != nil {
+			return nil, fmt.Errorf("remote: route for %s: %w", dom, err)
+		}
+		if r.Relay != "" {
+			hp, err := parseHostPort(r.Relay)
+			if err != nil {
+				return nil, fmt.Errorf("remote: route for %s: relay %w", dom, err)
+			}
+			if err := checkRelay(hp, r.RelayTLS, r.TLS, r.User); err != nil {
+				return nil, fmt.Errorf("remote: route for %s: %w", dom, err)
+			}
+		} else if r.User != "" {
+			return nil, fmt.Errorf("remote: route for %s has credentials but no relay", dom)
+		}
+		d.routes[mail.NormDomain(dom)] = r
 	}
 	for dom, n := range opts.PerDomainLimit {
 		if n > 0 {
@@ -221,10 +308,14 @@ func New(opts Options) (*Deliverer, error) {
 	return d, nil
 }
 
-// Close closes the idle pooled connections (with QUIT). Deliveries in
+// Close closes the idle pooled connections (with QUIT), and MTASTS when
+// it has a Close method (its background refreshes end). Deliveries in
 // progress finish; their connections are closed rather than pooled.
 func (d *Deliverer) Close() error {
 	d.pool.close()
+	if c, ok := d.opts.MTASTS.(interface{ Close() }); ok {
+		c.Close()
+	}
 	return nil
 }
 
@@ -290,6 +381,44 @@ func distinct(addrs []string) []string {
 	return out
 }
 
+// checkPolicy says what is wrong with a TLS policy's name.
+func checkPolicy(p string) error {
+	switch p {
+	case TLSOpportunistic, TLSNone, TLSVerify, TLSDANEOnly:
+		return nil
+	}
+	return fmt.Errorf("TLS policy %q is not known; use %q, %q, %q or %q", p, TLSNone, TLSOpportunistic, TLSVerify, TLSDANEOnly)
+}
+
+// checkRelay says what is wrong with how a relay is to be reached: plain
+// text with credentials only to loopback, credentials only over a session
+// that is verified.
+func checkRelay(hp *hostPort, relayTLS, policy, user string) error {
+	switch relayTLS {
+	case RelayStartTLS, RelayImplicit:
+	case RelayNone:
+		if !isLoopbackHost(hp.host) {
+			return fmt.Errorf("relay_tls %q is allowed only to a relay on a loopback address, not %s", RelayNone, hp.host)
+		}
+		return nil
+	default:
+		return fmt.Errorf("relay_tls %q is not known; use %q, %q or %q", relayTLS, RelayStartTLS, RelayImplicit, RelayNone)
+	}
+	if user != "" && policy != TLSVerify && policy != TLSDANEOnly {
+		return fmt.Errorf("credentials with tls = %q would go over a session that is not verified; use tls = %q", policy, TLSVerify)
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host is "localhost" or a loopback address.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
 // isIP reports whether host is an IP address literal.
 func isIP(host string) bool {
 	_, err := netip.ParseAddr(host)
@@ -332,7 +461,7 @@ func (d *Deliverer) deliverDomain(ctx context.Context, m *mail.Message, domain s
 	if domain == "" {
 		return bounced(553, "5.1.3", "none", "recipient address has no domain").all(rcpts)
 	}
-	targets, auth, f := d.targets(ctx, m, domain)
+	ds, f := d.targets(ctx, m, domain)
 	if f != nil {
 		return f.all(rcpts)
 	}
@@ -341,5 +470,5 @@ func (d *Deliverer) deliverDomain(ctx context.Context, m *mail.Message, domain s
 		return deferred("4.4.1", "none", "delivery to %s interrupted while waiting for a connection slot: %v", domain, err).all(rcpts)
 	}
 	defer release()
-	return d.send(ctx, m, domain, targets, auth, rcpts)
+	return d.send(ctx, m, ds, rcpts)
 }

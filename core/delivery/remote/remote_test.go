@@ -193,7 +193,7 @@ func TestSMTPUTF8AndSize(t *testing.T) {
 	}
 
 	// A peer that offers SMTPUTF8 gets it.
-	d2 := e.deliverer(func(o *Options) { o.Routes = map[string]string{"example.test": "192.0.2.2:25"} })
+	d2 := e.deliverer(func(o *Options) { o.Routes = map[string]Route{"example.test": {Relay: "192.0.2.2:25"}} })
 	check(t, deliver(d2, m), rcpts, want{status: mail.Sent})
 	if txns := utf8.transactions(); len(txns) != 1 || !txns[0].utf8 {
 		t.Errorf("transactions = %+v, want one with SMTPUTF8", txns)
@@ -224,7 +224,7 @@ func TestNeedsSMTPUTF8(t *testing.T) {
 			if n := plain.commands()["MAIL"]; n != 0 {
 				t.Errorf("the sink without SMTPUTF8 saw %d MAIL commands, want none", n)
 			}
-			d2 := e.deliverer(func(o *Options) { o.Routes = map[string]string{"example.test": "192.0.2.2:25"} })
+			d2 := e.deliverer(func(o *Options) { o.Routes = map[string]Route{"example.test": {Relay: "192.0.2.2:25"}} })
 			defer d2.Close()
 			check(t, deliver(d2, m), []string{tc.rcpt}, want{status: mail.Sent})
 			txns := utf8.transactions()
@@ -282,7 +282,7 @@ func TestRoutes(t *testing.T) {
 	e.route("192.0.2.1:25", mx.addr)
 	e.route("192.0.2.7:2526", routed.addr)
 	e.route("192.0.2.8:2527", picked.addr)
-	d := e.deliverer(func(o *Options) { o.Routes = map[string]string{"Routed.TEST": "192.0.2.7:2526"} })
+	d := e.deliverer(func(o *Options) { o.Routes = map[string]Route{"Routed.TEST": {Relay: "192.0.2.7:2526"}} })
 	rcpts := []string{"a@example.test", "b@routed.test"}
 	check(t, deliver(d, message("Q1", rcpts...)), rcpts,
 		want{status: mail.Sent, relay: "mx1.example.test[192.0.2.1]:25"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/sluice-mta/sluice/core/delivery/mtasts"
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/mail"
 )
@@ -16,77 +17,110 @@ type target struct {
 	port int
 }
 
-// targets returns the hosts to try for domain, in order, and whether the
-// relay credentials apply; or the failure that ends the attempt. The route
-// a deliver-stage plugin chose wins, then Routes, then RelayHost, then the
-// domain's MX hosts.
-func (d *Deliverer) targets(ctx context.Context, m *mail.Message, domain string) ([]target, bool, *failure) {
-	relay := func(s string) ([]target, bool, *failure) {
-		hp, err := parseHostPort(s)
-		if err != nil {
-			return nil, false, deferred("4.3.5", "none", "bad route for %s: %v", domain, err)
-		}
-		return []target{{hp.host, hp.port}}, false, nil
-	}
-	if m.Route != "" {
-		return relay(m.Route)
-	}
-	if r, ok := d.routes[domain]; ok {
-		return relay(r)
-	}
-	if d.relay != nil {
-		return []target{{d.relay.host, d.relay.port}}, d.opts.RelayUser != "", nil
-	}
-	mxs, err := d.opts.Resolver.LookupMX(ctx, domain)
-	switch {
-	case errors.Is(err, dns.ErrNotFound):
-		return nil, false, bounced(550, "5.1.2", "none", "domain %s does not exist (NXDOMAIN)", domain)
-	case err != nil:
-		return nil, false, deferred("4.4.3", "none", "looking up the MX hosts of %s failed: %v", domain, err)
-	case len(mxs) == 1 && mxs[0].Host == ".":
-		return nil, false, bounced(556, "5.1.10", "none", "domain %s accepts no mail (null MX, RFC 7505)", domain)
-	case len(mxs) == 0:
-		// No MX: the domain itself is the implicit MX (RFC 5321 5.1).
-		return []target{{domain, d.opts.Port}}, false, nil
-	}
-	out := make([]target, 0, len(mxs))
-	for _, mx := range mxs {
-		if mx.Host != "." && mx.Host != "" {
-			out = append(out, target{mx.Host, d.opts.Port})
-		}
-	}
-	if len(out) == 0 {
-		return nil, false, bounced(556, "5.1.10", "none", "domain %s accepts no mail (null MX, RFC 7505)", domain)
-	}
-	return out, false, nil
+// dest is where one domain's mail goes and how its sessions are secured.
+type dest struct {
+	domain  string
+	targets []target
+	// relay is set when the targets are a relay (smarthost, route), not
+	// the domain's mail exchangers; user and pass log in to it.
+	relay      bool
+	user, pass string
+	relayTLS   string
+	// policy is the TLS policy (TLSNone, TLSOpportunistic, …).
+	policy string
+	// mxSecure is set when the MX answer was DNSSEC-validated.
+	mxSecure bool
+	// sts is the domain's MTA-STS policy, stsErr why it could not be had.
+	sts    *mtasts.Policy
+	stsErr error
 }
 
-// addrs returns the addresses of t, or the failure to resolve them. An
-// address we listen on ourselves is a mail loop, bounced with 5.4.6.
-func (d *Deliverer) addrs(ctx context.Context, t target, domain string) ([]netip.Addr, *failure) {
+// targets returns where mail for domain goes, or the failure that ends the
+// attempt. The route a deliver-stage plugin chose wins, then Routes, then
+// RelayHost, then the domain's MX hosts.
+func (d *Deliverer) targets(ctx context.Context, m *mail.Message, domain string) (*dest, *failure) {
+	ds := &dest{domain: domain, policy: d.opts.TLS, relayTLS: RelayStartTLS}
+	relay := func(s string) (*dest, *failure) {
+		hp, err := parseHostPort(s)
+		if err != nil {
+			return nil, deferred("4.3.5", "none", "bad route for %s: %v", domain, err)
+		}
+		ds.targets, ds.relay = []target{{hp.host, hp.port}}, true
+		return ds, nil
+	}
+	if m.Route != "" {
+		if ds.policy == TLSDANEOnly || ds.policy == TLSVerify {
+			ds.policy = TLSOpportunistic // a plugin's relay is no MX: no name to verify
+		}
+		return relay(m.Route)
+	}
+	r, routed := d.routes[domain]
+	if routed {
+		ds.policy = r.TLS
+		if r.Relay != "" {
+			ds.user, ds.pass, ds.relayTLS = r.User, r.Password, r.RelayTLS
+			return relay(r.Relay)
+		}
+	} else if d.relay != nil {
+		ds.targets, ds.relay = []target{{d.relay.host, d.relay.port}}, true
+		ds.user, ds.pass, ds.relayTLS, ds.policy = d.opts.RelayUser, d.opts.RelayPassword, d.opts.RelayTLS, TLSVerify
+		return ds, nil
+	}
+	mxs, secure, err := d.opts.Resolver.LookupMXSecure(ctx, domain)
+	ds.mxSecure = secure
+	switch {
+	case errors.Is(err, dns.ErrNotFound):
+		return nil, bounced(550, "5.1.2", "none", "domain %s does not exist (NXDOMAIN)", domain)
+	case err != nil:
+		return nil, deferred("4.4.3", "none", "looking up the MX hosts of %s failed: %v", domain, err)
+	case len(mxs) == 1 && mxs[0].Host == ".":
+		return nil, bounced(556, "5.1.10", "none", "domain %s accepts no mail (null MX, RFC 7505)", domain)
+	case len(mxs) == 0:
+		// No MX: the domain itself is the implicit MX (RFC 5321 5.1).
+		ds.targets = []target{{domain, d.opts.Port}}
+	}
+	for _, mx := range mxs {
+		if mx.Host != "." && mx.Host != "" {
+			ds.targets = append(ds.targets, target{mx.Host, d.opts.Port})
+		}
+	}
+	if len(ds.targets) == 0 {
+		return nil, bounced(556, "5.1.10", "none", "domain %s accepts no mail (null MX, RFC 7505)", domain)
+	}
+	if d.opts.MTASTS != nil && (ds.policy == TLSOpportunistic || ds.policy == TLSVerify) {
+		ds.sts, ds.stsErr = d.opts.MTASTS.Get(ctx, domain)
+	}
+	return ds, nil
+}
+
+// addrs returns the addresses of t and whether their lookup was
+// DNSSEC-validated, or the failure to resolve them. An address we listen
+// on ourselves is a mail loop, bounced with 5.4.6.
+func (d *Deliverer) addrs(ctx context.Context, t target, domain string) ([]netip.Addr, bool, *failure) {
 	var addrs []netip.Addr
+	secure := false
 	if a, err := netip.ParseAddr(t.host); err == nil {
 		addrs = []netip.Addr{a}
 	} else {
 		if d.opts.Resolver == nil {
-			return nil, deferred("4.4.3", "none", "cannot resolve %s: no DNS resolver configured", t.host)
+			return nil, false, deferred("4.4.3", "none", "cannot resolve %s: no DNS resolver configured", t.host)
 		}
-		addrs, err = d.opts.Resolver.LookupIP(ctx, t.host)
+		addrs, secure, err = d.opts.Resolver.LookupIPSecure(ctx, t.host)
 		switch {
 		case errors.Is(err, dns.ErrNotFound):
-			return nil, deferred("4.4.3", "none", "host %s not found (NXDOMAIN)", t.host)
+			return nil, false, deferred("4.4.3", "none", "host %s not found (NXDOMAIN)", t.host)
 		case err != nil:
-			return nil, deferred("4.4.3", "none", "looking up the address of %s failed: %v", t.host, err)
+			return nil, false, deferred("4.4.3", "none", "looking up the address of %s failed: %v", t.host, err)
 		case len(addrs) == 0:
-			return nil, deferred("4.4.3", "none", "host %s has no address records", t.host)
+			return nil, false, deferred("4.4.3", "none", "host %s has no address records", t.host)
 		}
 	}
 	for _, a := range addrs {
 		if d.isOwn(netip.AddrPortFrom(a.Unmap(), uint16(t.port))) {
-			return nil, bounced(554, "5.4.6", relayName(t.host, a, t.port), "mail for %s loops back to myself", domain)
+			return nil, false, bounced(554, "5.4.6", relayName(t.host, a, t.port), "mail for %s loops back to myself", domain)
 		}
 	}
-	return addrs, nil
+	return addrs, secure, nil
 }
 
 // isOwn reports whether ap is one of the addresses we listen on; a

@@ -2,16 +2,10 @@ package remote
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"maps"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -21,11 +15,17 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/sluice-mta/sluice/core/internal/testca"
 )
 
 // sinkOptions shape a sink's behaviour.
 type sinkOptions struct {
-	tls      bool // offer STARTTLS with a self-signed certificate
+	tls bool // offer STARTTLS with a self-signed certificate
+	// cert, when set, is the certificate offered (STARTTLS, or implicit
+	// TLS with implicit set) instead of a self-signed one.
+	cert     *tls.Certificate
+	implicit bool // TLS from the first byte (port 465 style)
+	login    bool // offer AUTH LOGIN only, not PLAIN
 	smtputf8 bool // offer SMTPUTF8
 	no8bit   bool // do not offer 8BITMIME (go-smtp always does: it is cut from the reply)
 	noChunks bool // do not offer CHUNKING (go-smtp always does: it is cut from the reply)
@@ -67,7 +67,10 @@ type sink struct {
 	maxOpen int
 	inData  int // sessions inside DATA now
 	// cmds counts the commands received by verb ("EHLO", "RSET", …).
-	cmds    map[string]int
+	cmds map[string]int
+	// auths counts AUTH exchanges begun: a password was sent, or about
+	// to be.
+	auths   int
 	replies map[string][]*smtp.SMTPError
 	// writes counts the sink's writes: one per reply line, so one per
 	// round trip once EHLO's reply is past.
@@ -86,12 +89,22 @@ func startSink(t testing.TB, o sinkOptions) *sink {
 	srv.MaxMessageBytes = o.maxSize
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = time.Minute
-	if o.tls {
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+	if o.tls || o.cert != nil || o.implicit {
+		cert := o.cert
+		if cert == nil {
+			c := selfSigned(t)
+			cert = &c
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
+	var ln net.Listener
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.implicit {
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		srv.TLSConfig = nil
 	}
 	s.addr = ln.Addr().String()
 	go srv.Serve(&countingListener{Listener: ln, s: s})
@@ -243,20 +256,37 @@ type sinkSession struct {
 var _ smtp.AuthSession = (*sinkSession)(nil)
 
 func (ss *sinkSession) AuthMechanisms() []string {
-	if ss.s.o.user == "" {
+	switch {
+	case ss.s.o.user == "":
 		return nil
+	case ss.s.o.login:
+		return []string{sasl.Login}
 	}
 	return []string{sasl.Plain}
 }
 
 func (ss *sinkSession) Auth(mech string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, user, pass string) error {
+	ss.s.mu.Lock()
+	ss.s.auths++
+	ss.s.mu.Unlock()
+	check := func(user, pass string) error {
 		if user != ss.s.o.user || pass != ss.s.o.pass {
 			return errors.New("bad credentials")
 		}
 		ss.user = user
 		return nil
-	}), nil
+	}
+	if mech == sasl.Login {
+		return &loginServer{authenticate: check}, nil
+	}
+	return sasl.NewPlainServer(func(identity, user, pass string) error { return check(user, pass) }), nil
+}
+
+// authCount returns how many AUTH exchanges the sink saw begin.
+func (s *sink) authCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.auths
 }
 
 func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
@@ -335,20 +365,5 @@ func startRefuser(t *testing.T) string {
 // selfSigned makes a certificate for the sink.
 func selfSigned(t testing.TB) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "sink.test"},
-		DNSNames:     []string{"sink.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return testca.SelfSigned(t, "sink.test")
 }

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
@@ -12,18 +13,28 @@ import (
 )
 
 // send tries the targets in order, and each one's addresses, until one
-// takes a session; the transactions then run there. Only failing to get a
-// session moves on to the next address: once one is up, its replies are
-// the verdict.
-func (d *Deliverer) send(ctx context.Context, m *mail.Message, domain string, targets []target, auth bool, rcpts []string) []mail.Result {
+// takes a session secured as the TLS policy says; the transactions then
+// run there. Only failing to get a session moves on to the next address:
+// once one is up, its replies are the verdict. When no session could be
+// had, the first TLS policy failure (at the most preferred host) is the
+// reason given, rather than a later connection failure.
+func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts []string) []mail.Result {
+	domain := ds.domain
 	last := deferred("4.4.1", "none", "no mail exchanger of %s could be reached", domain)
-	for _, t := range targets {
-		addrs, f := d.addrs(ctx, t, domain)
+	var policyFail *failure
+	for _, t := range ds.targets {
+		addrs, secure, f := d.addrs(ctx, t, domain)
 		if f != nil {
 			if f.status == mail.Bounced {
 				return f.all(rcpts)
 			}
 			last = f
+			continue
+		}
+		p, f := d.plan(ctx, ds, t, secure)
+		if f != nil {
+			last = f
+			policyFail = cmp.Or(policyFail, f)
 			continue
 		}
 		for _, a := range addrs {
@@ -33,9 +44,12 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, domain string, ta
 			ap := netip.AddrPortFrom(a.Unmap(), uint16(t.port))
 			fresh := false
 			for {
-				cn, f := d.connect(ctx, t.host, ap, auth, fresh)
+				cn, f := d.connect(ctx, ds, t.host, ap, p, fresh)
 				if f != nil {
 					last = f
+					if f.reply.Enhanced[1] == 7 {
+						policyFail = cmp.Or(policyFail, f)
+					}
 					break
 				}
 				res, stale := d.session(ctx, cn, m, rcpts)
@@ -47,6 +61,9 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, domain string, ta
 				return res
 			}
 		}
+	}
+	if policyFail != nil {
+		return policyFail.all(rcpts)
 	}
 	return last.all(rcpts)
 }
@@ -80,6 +97,13 @@ func (d *Deliverer) session(ctx context.Context, cn *conn, m *mail.Message, rcpt
 	}
 	if !stop() {
 		usable = false // ctx ended and closed the connection
+	}
+	tlsVer, verified := cn.tls, cn.verified
+	if tlsVer == "" {
+		tlsVer, verified = "none", ""
+	}
+	for i := range out {
+		out[i].TLS, out[i].Verified = tlsVer, verified
 	}
 	switch {
 	case !usable:

@@ -53,6 +53,7 @@ type Server struct {
 	negTTL   uint32
 	log      []Query
 	hold     chan struct{} // while non-nil, answers wait for it to close
+	signed   map[string]bool
 	t        testing.TB
 }
 
@@ -89,6 +90,7 @@ func Start(t testing.TB, zone map[string][]dns.RR) *Server {
 		zone:   make(map[string][]dns.RR),
 		rcode:  make(map[string]int),
 		drop:   make(map[string]bool),
+		signed: make(map[string]bool),
 		negTTL: DefaultNegativeTTL,
 	}
 	for name, rrs := range zone {
@@ -176,6 +178,31 @@ func (s *Server) SetDrop(name string, drop bool) {
 	} else {
 		delete(s.drop, canon(name))
 	}
+}
+
+// SetSigned makes the server treat zone (and every name below it) as
+// DNSSEC-signed, or not: its answers, records or NXDOMAIN and NODATA, then
+// carry the AD bit when the query asks for it (AD or DO set), as a
+// validating resolver's do. The server sends no signatures; a client
+// trusting its AD bit is a client trusting its resolver.
+func (s *Server) SetSigned(zone string, signed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if signed {
+		s.signed[canon(zone)] = true
+	} else {
+		delete(s.signed, canon(zone))
+	}
+}
+
+// isSigned reports whether name is in a zone SetSigned named; s.mu is held.
+func (s *Server) isSigned(name string) bool {
+	for z := range s.signed {
+		if name == z || z == "." || strings.HasSuffix(name, "."+z) {
+			return true
+		}
+	}
+	return false
 }
 
 // SetTruncate makes every UDP answer an empty one with the TC bit set, so
@@ -272,6 +299,10 @@ func (s *Server) answer(req *dns.Msg, q Query) (*dns.Msg, chan struct{}, bool) {
 	defer s.mu.Unlock()
 	s.log = append(s.log, q)
 	m, ok := s.reply(req, q)
+	if ok && m.Rcode != dns.RcodeServerFailure && s.isSigned(q.Name) {
+		opt := req.IsEdns0()
+		m.AuthenticatedData = req.AuthenticatedData || (opt != nil && opt.Do())
+	}
 	return m, s.hold, ok
 }
 
