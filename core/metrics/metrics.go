@@ -41,7 +41,7 @@ type Options struct {
 	TopDestinations int
 	// QueueMaxAge is how long a queue scan is reused by later scrapes and
 	// dashboard views (0 means DefaultQueueMaxAge; negative scans every
-	// time).
+	// time), or ten times as long as the scan took when that is longer.
 	QueueMaxAge time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -102,6 +102,8 @@ type Registry struct {
 	queueAt  time.Time
 	queueVal QueueStats
 	queueErr error
+	// queueTook is how long the last scan took.
+	queueTook time.Duration
 
 	activity *Activity
 }

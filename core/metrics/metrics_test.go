@@ -279,6 +279,29 @@ func TestQueueStatsCache(t *testing.T) {
 	}
 }
 
+// TestQueueStatsSlowScan: a scan that takes 3 s is reused for ten times
+// that, 30 s, though QueueMaxAge is 5 s, so that a deep queue is not
+// rescanned at every scrape.
+func TestQueueStatsSlowScan(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := New(Options{QueueMaxAge: 5 * time.Second, Now: func() time.Time { return now }})
+	scans := 0
+	r.SetSources(Sources{Queue: func(context.Context) (QueueStats, error) {
+		scans++
+		now = now.Add(3 * time.Second) // the scan's own time
+		return QueueStats{Queued: scans}, nil
+	}})
+	for _, step := range []struct {
+		after time.Duration
+		want  int
+	}{{0, 1}, {10 * time.Second, 1}, {16 * time.Second, 1}, {5 * time.Second, 2}} {
+		now = now.Add(step.after)
+		if qs, _, _ := r.QueueStats(context.Background()); qs.Queued != step.want {
+			t.Fatalf("%v later: scan %d, want %d", step.after, qs.Queued, step.want)
+		}
+	}
+}
+
 // TestPluginCounters: concurrent adds sum up; counters never go down.
 func TestPluginCounters(t *testing.T) {
 	r := New(Options{})

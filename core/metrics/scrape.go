@@ -43,16 +43,25 @@ func (r *Registry) QueueStats(ctx context.Context) (qs QueueStats, ok bool, err 
 	r.queueMu.Lock()
 	defer r.queueMu.Unlock()
 	now := r.opts.Now()
-	if !r.queueAt.IsZero() && now.Sub(r.queueAt) < r.opts.QueueMaxAge {
+	// A scan is reused for QueueMaxAge, or for queueReuse times as long as
+	// it took, whichever is longer: a million-message queue takes seconds
+	// to scan, and a scrape every few seconds must not keep a core busy
+	// rescanning it.
+	maxAge := max(r.opts.QueueMaxAge, queueReuse*r.queueTook)
+	if !r.queueAt.IsZero() && now.Sub(r.queueAt) < maxAge {
 		return r.queueVal, true, r.queueErr
 	}
 	qs, err = src(ctx)
 	if qs.At.IsZero() {
 		qs.At = now
 	}
-	r.queueAt, r.queueVal, r.queueErr = now, qs, err
+	r.queueAt, r.queueVal, r.queueErr, r.queueTook = now, qs, err, r.opts.Now().Sub(now)
 	return qs, true, err
 }
+
+// queueReuse is how many times its own duration a queue scan is reused:
+// a scan then takes at most a tenth of a core.
+const queueReuse = 10
 
 // scrapeCollector reads the Sources at each scrape.
 type scrapeCollector struct{ r *Registry }
