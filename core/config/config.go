@@ -125,6 +125,10 @@ type DeliveryRoute struct {
 	RelayPassword string `toml:"relay_password"`
 	// RelayTLS is "starttls" (default), "implicit" or "none" (loopback).
 	RelayTLS string `toml:"relay_tls"`
+	// RelayCAFile is a PEM file of the CAs the relay's certificate is
+	// verified against, instead of delivery.relay_ca_file (path template
+	// with {data_dir}; "" takes that one).
+	RelayCAFile string `toml:"relay_ca_file"`
 	// TLS is the domain's TLS policy ("none", "opportunistic", "verify",
 	// "dane-only"); "" takes delivery.tls, or "verify" for a relay with
 	// credentials.

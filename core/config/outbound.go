@@ -35,9 +35,14 @@ func (ck *checker) outboundTLS(c *Config) {
 		if r.RelayTLS != "" {
 			ck.oneOf(key+".relay_tls", r.RelayTLS, "starttls", "implicit", "none")
 		}
+		if r.RelayCAFile != "" {
+			if _, err := tlsconf.CAPool(c.Path(r.RelayCAFile)); err != nil {
+				ck.bad(key+".relay_ca_file", "%v; name a PEM file of CA certificates, or \"\" for delivery.relay_ca_file", err)
+			}
+		}
 		switch {
-		case (r.RelayUser != "" || r.RelayTLS != "") && r.Relay == "":
-			ck.bad(key+".relay", "is empty but the route sets relay_user or relay_tls; name the relay (\"host:port\") or remove them")
+		case (r.RelayUser != "" || r.RelayTLS != "" || r.RelayCAFile != "") && r.Relay == "":
+			ck.bad(key+".relay", "is empty but the route sets relay_user, relay_tls or relay_ca_file; name the relay (\"host:port\") or remove them")
 		case r.RelayTLS == "none" && !relayOnLoopback(r.Relay):
 			ck.bad(key+".relay_tls", `is "none" but relay %q is not on a loopback address; use "starttls" or "implicit"`, r.Relay)
 		case r.RelayUser != "" && r.RelayTLS != "none" && (r.TLS == "opportunistic" || r.TLS == "none"):

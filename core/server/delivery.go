@@ -59,9 +59,13 @@ func (s *Server) newRouter() (*delivery.Router, error) {
 		Logger:            s.log,
 		TLSReport:         s.tlsrpt,
 	}
-	for _, r := range dc.Routes {
+	for i, r := range dc.Routes {
 		if r.Relay != "" || r.TLS != "" {
-			opts.Routes[r.Domain] = remote.Route{Relay: r.Relay, User: r.RelayUser, Password: r.RelayPassword, RelayTLS: r.RelayTLS, TLS: r.TLS}
+			roots, err := caPool(fmt.Sprintf("delivery.route[%d].relay_ca_file", i), cfg.Path(r.RelayCAFile))
+			if err != nil {
+				return nil, err
+			}
+			opts.Routes[r.Domain] = remote.Route{Relay: r.Relay, User: r.RelayUser, Password: r.RelayPassword, RelayTLS: r.RelayTLS, TLS: r.TLS, Roots: roots}
 		}
 		if r.MaxConnections > 0 {
 			opts.PerDomainLimit[r.Domain] = r.MaxConnections

@@ -145,7 +145,13 @@ func (d *Deliverer) relayPlan(ds *dest, t target) *tlsPlan {
 			p.mode = planOptional
 		}
 	default: // TLSVerify, TLSDANEOnly (checked as verify: a relay is no MX)
-		p.verify, p.verified = pkixVerify(d.opts.RelayRoots, t.host), "pkix"
+		roots := d.opts.RelayRoots
+		if ds.roots != nil {
+			// A route's own CAs: its sessions are pooled apart from the
+			// ones verified against the others.
+			roots, p.key = ds.roots, p.key+"/route-ca:"+ds.domain
+		}
+		p.verify, p.verified = pkixVerify(roots, t.host), "pkix"
 	}
 	p.key += "/" + p.verified + fmt.Sprint(p.mode)
 	return p

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"sync"
 	"testing"
@@ -213,6 +214,40 @@ func TestTLSPolicy(t *testing.T) {
 // session (or in plain text with relay_tls = "none" to loopback), with
 // AUTH PLAIN or LOGIN; every failure defers naming the problem, and the
 // relay sees no AUTH at all then.
+// TestRouteRelayCA: a route's own CA file verifies its relay (and the
+// password goes there), where the relay CAs of the other relays (here the
+// system's roots) would not.
+func TestRouteRelayCA(t *testing.T) {
+	ca := testca.New(t, "route CA")
+	good := ca.Chain(ca.Issue(t, []string{"smart.test"}, time.Time{}, time.Time{}))
+	for _, tc := range []struct {
+		name  string
+		roots *x509.CertPool
+		want  want
+	}{
+		{"the route's CA", ca.Pool(), want{status: mail.Sent}},
+		{"without it", nil, want{status: mail.Deferred, dsn: "4.7.5", text: "certificate not trusted"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, "smart.test. 300 IN A 192.0.2.5")
+			s := startSink(t, sinkOptions{cert: &good, user: "alice", pass: "secret"})
+			e.route("192.0.2.5:587", s.addr)
+			d := e.deliverer(func(o *Options) {
+				o.Routes = map[string]Route{"example.test": {Relay: "smart.test:587", User: "alice", Password: "secret", Roots: tc.roots}}
+			})
+			got := deliver(d, message("Q1", "a@example.test"))
+			check(t, got, []string{"a@example.test"}, tc.want)
+			if tc.want.status == mail.Sent {
+				if txns := s.transactions(); len(txns) != 1 || txns[0].user != "alice" {
+					t.Errorf("relay got %+v, want one transaction as alice", txns)
+				}
+			} else if s.authCount() != 0 {
+				t.Errorf("an unverified relay got %d AUTH commands", s.authCount())
+			}
+		})
+	}
+}
+
 func TestSmarthostAuth(t *testing.T) {
 	ca := testca.New(t, "Sluice test CA")
 	good := ca.Chain(ca.Issue(t, []string{"smart.test"}, time.Time{}, time.Time{}))

@@ -101,6 +101,9 @@ type Route struct {
 	// TLS is the route's TLS policy: for MX delivery Options.TLS when
 	// empty; for a relay TLSVerify with credentials, else Options.TLS.
 	TLS string
+	// Roots verify Relay's certificate instead of Options.RelayRoots; nil
+	// takes those.
+	Roots *x509.CertPool
 }
 
 // TLSObserver is told each session attempt's TLS outcome, for the

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -26,6 +27,8 @@ type dest struct {
 	relay      bool
 	user, pass string
 	relayTLS   string
+	// roots, when set, verify the relay instead of Options.RelayRoots.
+	roots *x509.CertPool
 	// policy is the TLS policy (TLSNone, TLSOpportunistic, …).
 	policy string
 	// mxSecure is set when the MX answer was DNSSEC-validated.
@@ -58,7 +61,7 @@ func (d *Deliverer) targets(ctx context.Context, m *mail.Message, domain string)
 	if routed {
 		ds.policy = r.TLS
 		if r.Relay != "" {
-			ds.user, ds.pass, ds.relayTLS = r.User, r.Password, r.RelayTLS
+			ds.user, ds.pass, ds.relayTLS, ds.roots = r.User, r.Password, r.RelayTLS, r.Roots
 			return relay(r.Relay)
 		}
 	} else if d.relay != nil {
