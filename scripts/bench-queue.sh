@@ -40,19 +40,12 @@ failed=0
 results="$out/queue-results.md"
 : >"$results"
 
+# shellcheck source=scripts/benchlib.sh
+. scripts/benchlib.sh
+STOP_WAIT=30 # a server with a deep queue may take longer to stop
+
 cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		for _ in $(seq 1 100); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	kill_pids
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -60,23 +53,6 @@ trap 'exit 130' INT TERM
 
 say() { printf 'bench-queue [%4ds]: %s\n' "$SECONDS" "$*" >&2; }
 row() { printf '%s\n' "$*" >>"$results"; }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-taken=" "
-free_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		case "$taken" in *" $p "*) continue ;; esac
-		if ! port_open "$p"; then
-			taken="$taken$p "
-			printf -v "$1" '%s' "$p"
-			return 0
-		fi
-	done
-	say "no free port found on 127.0.0.1"
-	return 1
-}
 
 # banner PORT succeeds when 127.0.0.1:PORT answers with a 220 greeting.
 banner() {
@@ -94,21 +70,6 @@ cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/p
 # now prints seconds since the epoch with milliseconds.
 now() { date +%s.%3N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-
-stop() {
-	local p keep=()
-	for p in "${pids[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	pids=("${keep[@]}")
-	kill "$1" 2>/dev/null || return 0
-	for _ in $(seq 1 300); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
 
 go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/sluice-load" ./cmd/sluice-load

@@ -69,81 +69,20 @@ pids=()
 postfix_dir=""
 failed=0
 
+# shellcheck source=scripts/benchlib.sh
+. scripts/benchlib.sh
+
 cleanup() {
-	local p
 	if [ -n "$postfix_dir" ]; then
 		postfix -c "$postfix_dir/conf" stop >/dev/null 2>&1 || true
 	fi
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		# Give each process 10 s to finish, then force it.
-		for _ in $(seq 1 100); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
+	kill_pids
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { printf 'bench [%3ds]: %s\n' "$SECONDS" "$*" >&2; }
-
-# port_open PORT succeeds when something listens on 127.0.0.1:PORT.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# free_port VAR sets VAR to a port nobody listens on and that this script
-# has not handed out yet.
-taken=" "
-free_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		case "$taken" in *" $p "*) continue ;; esac
-		if ! port_open "$p"; then
-			taken="$taken$p "
-			printf -v "$1" '%s' "$p"
-			return 0
-		fi
-	done
-	say "no free port found on 127.0.0.1"
-	return 1
-}
-
-# wait_port PORT PID [SECONDS] waits up to SECONDS (default 30) for PORT to
-# accept connections while PID is alive.
-wait_port() {
-	for _ in $(seq 1 $((${3:-30} * 10))); do
-		port_open "$1" && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-# stop PID NAME sends SIGTERM, waits up to 15 s before SIGKILL, and takes
-# PID off the list that cleanup kills.
-stop() {
-	local p keep=()
-	for p in "${pids[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	pids=("${keep[@]}")
-	kill "$1" 2>/dev/null || return 0
-	for _ in $(seq 1 150); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$1" 2>/dev/null; then
-		say "$2 did not stop within 15 s of SIGTERM; killing it"
-		kill -9 "$1" 2>/dev/null || true
-	fi
-	wait "$1" 2>/dev/null || true
-}
 
 rows=()
 
