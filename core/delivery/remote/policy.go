@@ -82,7 +82,13 @@ func (d *Deliverer) plan(ctx context.Context, ds *dest, t target, addrSecure boo
 	}
 	if d.opts.DANE || ds.policy == TLSDANEOnly {
 		dp, f := d.danePlan(ctx, ds, t, addrSecure)
-		if f != nil || dp != nil {
+		switch {
+		case ds.tlsOptional && ds.policy != TLSDANEOnly && dp != nil:
+			dp.soft = true // reported, then as opportunistic TLS
+			return dp, nil
+		case ds.tlsOptional && ds.policy != TLSDANEOnly && f != nil:
+			// Reported (danePlan did); delivered as opportunistic.
+		case f != nil || dp != nil:
 			return dp, f
 		}
 	}
@@ -108,11 +114,11 @@ func (d *Deliverer) plan(ctx context.Context, ds *dest, t target, addrSecure boo
 			// In testing mode a failure is only reported, unless the
 			// domain's own policy is verify.
 			return &tlsPlan{mode: planRequired, verify: pkixVerify(d.opts.Roots, t.host), verified: "mta-sts", metric: "mta-sts",
-				serverName: t.host, why: why, soft: sts.Mode == mtasts.ModeTesting && ds.policy != TLSVerify, report: rep, key: "sts"}, nil
+				serverName: t.host, why: why, soft: (sts.Mode == mtasts.ModeTesting || ds.tlsOptional) && ds.policy != TLSVerify, report: rep, key: "sts"}, nil
 		}
 		d.record(ctx, rep, peer{host: t.host}, "mta-sts", false, tlsrpt.ResultValidationFailure,
 			fmt.Sprintf("MX host %s is not in the policy (mx: %s)", t.host, sts.MXList()))
-		if sts.Mode == mtasts.ModeEnforce {
+		if sts.Mode == mtasts.ModeEnforce && !ds.tlsOptional {
 			return nil, policyFailure("none", "%s does not list MX host %s (it lists %s); not sent there", why, t.host, sts.MXList())
 		}
 		p.report = nil // reported; the session goes on as the domain's policy says

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/sluice-mta/sluice/core/delivery/mtasts"
 	"github.com/sluice-mta/sluice/core/dns"
@@ -29,6 +30,10 @@ type dest struct {
 	relayTLS   string
 	// roots, when set, verify the relay instead of Options.RelayRoots.
 	roots *x509.CertPool
+	// tlsOptional is set when the message says "TLS-Required: No" (RFC
+	// 8689): the domain's published policies (MTA-STS, DANE) are
+	// reported but do not stop delivery.
+	tlsOptional bool
 	// policy is the TLS policy (TLSNone, TLSOpportunistic, …).
 	policy string
 	// mxSecure is set when the MX answer was DNSSEC-validated.
@@ -68,6 +73,9 @@ func (d *Deliverer) targets(ctx context.Context, m *mail.Message, domain string)
 		ds.targets, ds.relay = []target{{d.relay.host, d.relay.port}}, true
 		ds.user, ds.pass, ds.relayTLS, ds.policy = d.opts.RelayUser, d.opts.RelayPassword, d.opts.RelayTLS, TLSVerify
 		return ds, nil
+	}
+	if d.opts.DANE || d.opts.MTASTS != nil {
+		ds.tlsOptional = tlsNotRequired(m)
 	}
 	mxs, secure, err := d.opts.Resolver.LookupMXSecure(ctx, domain)
 	ds.mxSecure = secure
@@ -168,4 +176,17 @@ func (d *Deliverer) acquire(ctx context.Context, domain string) (release func(),
 		<-d.global
 		relDest()
 	}, nil
+}
+
+// tlsNotRequired reports whether m's header has "TLS-Required: No" (RFC
+// 8689 section 5): its sender asks that the recipient domain's TLS
+// policies not stop it, as a TLS report (RFC 8460 section 3) does.
+func tlsNotRequired(m *mail.Message) bool {
+	h, _ := mail.ParseHeader(m.Body)
+	for _, v := range h.Values("TLS-Required") {
+		if strings.EqualFold(strings.TrimSpace(v), "no") {
+			return true
+		}
+	}
+	return false
 }

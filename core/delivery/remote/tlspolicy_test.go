@@ -230,6 +230,7 @@ func TestMTASTS(t *testing.T) {
 		policy   string
 		policyCA *testca.CA // the CA the policy server's certificate is from; nil: ca
 		cert     *tls.Certificate
+		tlsNo    bool // the message says TLS-Required: No
 		want     want
 		wantTLS  string
 		wantTx   int
@@ -248,6 +249,10 @@ func TestMTASTS(t *testing.T) {
 			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultSTARTTLSNotSupported},
 		{name: "enforce, MX not listed", policy: stsPolicy("enforce", "mx9.example.test"), cert: &certs.good,
 			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not list MX host mx1.example.test (it lists mx9.example.test)"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultValidationFailure},
+		{name: "enforce, expired certificate, TLS-Required: No: delivered, reported", policy: stsPolicy("enforce", "mx1.example.test"), cert: &certs.expired, tlsNo: true,
+			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateExpired},
+		{name: "enforce, MX not listed, TLS-Required: No: delivered, reported", policy: stsPolicy("enforce", "mx9.example.test"), cert: &certs.good, tlsNo: true,
+			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultValidationFailure},
 		{name: "testing, self-signed: delivered, reported", policy: stsPolicy("testing", "mx1.example.test"), cert: &certs.self,
 			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateNotTrusted},
 		{name: "policy server not trusted: no policy", policy: stsPolicy("enforce", "mx9.example.test"), policyCA: testca.New(t, "Sluice test CA"), cert: &certs.self,
@@ -270,7 +275,7 @@ func TestMTASTS(t *testing.T) {
 				o.MTASTS = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.Pool(), Port: ps.port})
 			})
 			rcpts := []string{"a@example.test"}
-			got := deliver(d, message("Q1", rcpts...))
+			got := deliver(d, tlsNoMessage(tt.tlsNo, rcpts...))
 			check(t, got, rcpts, tt.want)
 			checkTLS(t, got, s, tt.wantTLS, tt.wantTx)
 			if !rec.has(tt.rep, tt.rtype) {
@@ -322,6 +327,7 @@ func TestDANE(t *testing.T) {
 		servfail bool
 		sts      string // an MTA-STS policy, too
 		policy   string
+		tlsNo    bool // the message says TLS-Required: No
 		want     want
 		wantTLS  string
 		wantTx   int
@@ -340,6 +346,12 @@ func TestDANE(t *testing.T) {
 			want: want{status: mail.Deferred, dsn: "4.7.5", text: "no TLSA record matches the certificate"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
 		{name: "TLSA not matching", cert: &certs.self, tlsa: tlsaRecord(other.good.Leaf, 3, 1, 1),
 			want: want{status: mail.Deferred, dsn: "4.7.5", text: "the DANE TLSA records of mx1.example.test"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
+		{name: "TLSA not matching, TLS-Required: No: delivered, reported", cert: &certs.self, tlsa: tlsaRecord(other.good.Leaf, 3, 1, 1), tlsNo: true,
+			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
+		{name: "TLSA lookup fails, TLS-Required: No: delivered, reported", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1), servfail: true, tlsNo: true,
+			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultTLSAInvalid},
+		{name: "dane-only ignores TLS-Required: No", cert: &certs.good, policy: TLSDANEOnly, tlsNo: true,
+			want: want{status: mail.Deferred, dsn: "4.7.5", text: "publishes no DNSSEC-validated TLSA records"}},
 		{name: "DANE, no STARTTLS", cert: noTLS, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1),
 			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultSTARTTLSNotSupported},
 		{name: "unsigned zone falls back", cert: &certs.self, tlsa: tlsaRecord(other.good.Leaf, 3, 1, 1), unsigned: true,
@@ -384,7 +396,7 @@ func TestDANE(t *testing.T) {
 				o.DANE, o.TLS, o.Roots, o.TLSReport, o.MTASTS = true, tt.policy, ca.Pool(), rec, sts
 			})
 			rcpts := []string{"a@example.test"}
-			got := deliver(d, message("Q1", rcpts...))
+			got := deliver(d, tlsNoMessage(tt.tlsNo, rcpts...))
 			check(t, got, rcpts, tt.want)
 			checkTLS(t, got, s, tt.wantTLS, tt.wantTx)
 			if tt.rep != "" && !rec.has(tt.rep, tt.rtype) {
@@ -453,4 +465,14 @@ func TestPoolKeys(t *testing.T) {
 	if got := opp.accepts(); !slices.Contains(got, "plain") || slices.Contains(got, "relay/alice/0") {
 		t.Errorf("opportunistic TLS reuses %q", got)
 	}
+}
+
+// tlsNoMessage is message("Q1", rcpts...), with a "TLS-Required: No"
+// field (RFC 8689) when no is set.
+func tlsNoMessage(no bool, rcpts ...string) *mail.Message {
+	m := message("Q1", rcpts...)
+	if no {
+		m.Body = append([]byte("TLS-Required: No\r\n"), m.Body...)
+	}
+	return m
 }
