@@ -94,10 +94,7 @@ func TestTLSLogAndMetrics(t *testing.T) {
 	withCert := run(cert, key)
 	logs.waitLog(t, "cert_sha256="+fp, 10*time.Second)
 	without := run()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(logLines(logs.String(), "tls")) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "the second session's tls line", func() bool { return len(logLines(logs.String(), "tls")) >= 2 })
 	lines := logLines(logs.String(), "tls")
 	if len(lines) != 2 {
 		t.Fatalf("%d tls lines, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
