@@ -19,7 +19,8 @@ import (
 
 // authThrottleServer runs a submission service (AUTH without TLS, on
 // loopback) with small AUTH limits; 127.0.0.1 is the only trusted network.
-func authThrottleServer(t *testing.T) (*servertest.Server, string) {
+// adjust changes the configuration before the server starts.
+func authThrottleServer(t *testing.T, adjust ...func(*config.Config)) (*servertest.Server, string) {
 	t.Helper()
 	cfg := servertest.Config(t)
 	cfg.Auth = config.Auth{}
@@ -35,6 +36,9 @@ func authThrottleServer(t *testing.T) (*servertest.Server, string) {
 		if err := users.Set(cfg.Submission.UsersFile, user, pw); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, f := range adjust {
+		f(cfg)
 	}
 	s := servertest.Start(t, cfg)
 	for _, svc := range s.Services() {

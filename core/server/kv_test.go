@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/sluice-mta/sluice/core/internal/testca"
 	"github.com/sluice-mta/sluice/core/kvstore/redistest"
 	"github.com/sluice-mta/sluice/core/servertest"
-	"github.com/sluice-mta/sluice/core/users"
 )
 
 // redisAuthNode runs a submission node like authThrottleServer's, its
@@ -25,34 +23,11 @@ func redisAuthNode(t *testing.T, redis, onError string, adjust ...func(*config.C
 // redisAuthServer is redisAuthNode with the server too, for its log.
 func redisAuthServer(t *testing.T, redis, onError string, adjust ...func(*config.Config)) (*servertest.Server, string) {
 	t.Helper()
-	cfg := servertest.Config(t)
-	cfg.Auth = config.Auth{}
-	cfg.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	cfg.Submission.Listen = []string{"127.0.0.1:0"}
-	cfg.Submission.AllowInsecureAuth = true
-	cfg.Submission.AuthFailDelay = config.Duration(10 * time.Millisecond)
-	cfg.Submission.AuthFailMaxDelay = config.Duration(50 * time.Millisecond)
-	cfg.Submission.AuthMaxFailures = 3
-	cfg.Submission.AuthMaxUserFailures = 5
-	cfg.Submission.AuthMaxAddressFailures = 10
-	cfg.KV = config.KV{Backend: config.KVRedis, Redis: []string{redis}, Prefix: "auth2:",
-		Timeout: config.Duration(time.Second), OnError: onError}
-	for user, pw := range map[string]string{"alice@localhost": "alice-pw", "bob@localhost": "bob-pw"} {
-		if err := users.Set(cfg.Submission.UsersFile, user, pw); err != nil {
-			t.Fatal(err)
-		}
+	shared := func(cfg *config.Config) {
+		cfg.KV = config.KV{Backend: config.KVRedis, Redis: []string{redis}, Prefix: "auth2:",
+			Timeout: config.Duration(time.Second), OnError: onError}
 	}
-	for _, f := range adjust {
-		f(cfg)
-	}
-	s := servertest.Start(t, cfg)
-	for _, svc := range s.Services() {
-		if svc.Name == "submission" {
-			return s, svc.Addrs[0].String()
-		}
-	}
-	t.Fatal("no submission service")
-	return nil, ""
+	return authThrottleServer(t, append([]func(*config.Config){shared}, adjust...)...)
 }
 
 // TestAuthThrottleTwoNodes: a brute force against alice split across two
