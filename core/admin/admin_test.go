@@ -31,20 +31,7 @@ func setup(t *testing.T) (*queue.Queue, *Client, *testclock.Clock) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	socket := filepath.Join(dir, "admin.sock")
-	s, err := NewServer(socket, Backend{Queue: q}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve() }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return q, NewClient(socket), c
+	return q, serveBackend(t, Backend{Queue: q}), c
 }
 
 func enqueue(t testing.TB, q *queue.Queue, from string, rcpts ...string) string {

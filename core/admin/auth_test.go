@@ -2,35 +2,12 @@ package admin
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sluice-mta/sluice/core/smtpd"
 )
-
-// serveAuth runs an admin server whose only backend is auth (nil: none).
-func serveAuth(t *testing.T, auth AuthThrottle) *Client {
-	t.Helper()
-	socket := filepath.Join(t.TempDir(), "admin.sock")
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := NewServer(socket, Backend{Auth: auth}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve() }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return NewClient(socket)
-}
 
 // TestAuthRoundTrip: status and unblock go through the socket to a real
 // throttle (in memory); a server without one says so.
@@ -43,7 +20,7 @@ func TestAuthRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cl := serveAuth(t, th)
+	cl := serveBackend(t, Backend{Auth: th})
 	recs, err := cl.AuthStatus(ctx)
 	if err != nil || len(recs) != 3 {
 		t.Fatalf("AuthStatus = %v, %v; want 3 records", recs, err)
@@ -61,7 +38,7 @@ func TestAuthRoundTrip(t *testing.T) {
 	if _, err := cl.AuthUnblock(ctx, ""); err == nil || !strings.Contains(err.Error(), "name a client address or a user") {
 		t.Errorf("AuthUnblock(\"\") = %v", err)
 	}
-	if _, err := serveAuth(t, nil).AuthStatus(ctx); err == nil || !strings.Contains(err.Error(), "no AUTH throttle") {
+	if _, err := serveBackend(t, Backend{}).AuthStatus(ctx); err == nil || !strings.Contains(err.Error(), "no AUTH throttle") {
 		t.Errorf("AuthStatus without a throttle = %v", err)
 	}
 }

@@ -4,22 +4,31 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
 
-// serveBackend serves b on a fresh socket and returns a client for it.
+// serveBackend serves b on a fresh socket and returns a client for it;
+// Serve's error fails the test.
 func serveBackend(t *testing.T, b Backend) *Client {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), "admin.sock")
-	s, err := NewServer(socket, b, slog.New(slog.DiscardHandler))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := NewServer(socket, b, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve()
-	t.Cleanup(func() { s.Close() })
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
 	return NewClient(socket)
 }
 

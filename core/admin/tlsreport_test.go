@@ -2,9 +2,6 @@ package admin
 
 import (
 	"context"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,27 +11,6 @@ import (
 	"github.com/sluice-mta/sluice/core/testclock"
 	"github.com/sluice-mta/sluice/core/tlsrpt"
 )
-
-// serveTLSReport runs an admin server whose only backend is rep (nil:
-// none).
-func serveTLSReport(t *testing.T, rep TLSReport) *Client {
-	t.Helper()
-	socket := filepath.Join(t.TempDir(), "admin.sock")
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := NewServer(socket, Backend{TLSReport: rep}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve() }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return NewClient(socket)
-}
 
 // TestTLSReportRoundTrip: today's counts of a real reporter go through the
 // socket, all domains or one; a server without a reporter says so.
@@ -49,7 +25,7 @@ func TestTLSReportRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	r.Record(ctx, tlsrpt.Result{PolicyDomain: "a.example", PolicyType: tlsrpt.PolicyTLSA, PolicyStrings: []string{"3 1 1 abcd"}, Success: true})
 	r.Record(ctx, tlsrpt.Result{PolicyDomain: "b.example", Failure: tlsrpt.ResultSTARTTLSNotSupported, MXHost: "mx.b.example"})
-	cl := serveTLSReport(t, r)
+	cl := serveBackend(t, Backend{TLSReport: r})
 
 	rep, err := cl.TLSReport(ctx, "")
 	if err != nil || rep.Day != "2026-11-27" || len(rep.Domains) != 2 {
@@ -77,7 +53,7 @@ func TestTLSReportRoundTrip(t *testing.T) {
 	if b.String() != "no outbound TLS sessions to c.example counted today (2026-11-27 UTC)\n" {
 		t.Errorf("no counts: %q", b.String())
 	}
-	if _, err := serveTLSReport(t, nil).TLSReport(ctx, ""); err == nil || !strings.Contains(err.Error(), "keeps no TLS report counts") {
+	if _, err := serveBackend(t, Backend{}).TLSReport(ctx, ""); err == nil || !strings.Contains(err.Error(), "keeps no TLS report counts") {
 		t.Errorf("without a reporter: %v", err)
 	}
 }
