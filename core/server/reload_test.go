@@ -134,7 +134,9 @@ func TestReload(t *testing.T) {
 		}
 	}
 	p.signal(t, syscall.SIGHUP)
-	p.waitLog(t, `msg="reload failed; nothing changed" err=".*sluice.toml:19: delivery.port`)
+	// The socket's reload above logged the first such line; SIGHUP's is
+	// the second, and the good file must not be written before it.
+	p.waitLogN(t, `msg="reload failed; nothing changed" err=".*sluice.toml:19: delivery.port`, 2)
 	fresh := dialRaw(t, addr2)
 	fresh.cmdExpect("EHLO fresh.test", "250")
 	sameCodes(t, "after a failed reload", fresh.rcpts("b@new.test"), "250")

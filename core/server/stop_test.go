@@ -47,14 +47,21 @@ func (p *proc) exited(t *testing.T, d time.Duration) int {
 // waitLog waits until the process's log matches re and returns the match.
 func (p *proc) waitLog(t *testing.T, re string) []string {
 	t.Helper()
+	return p.waitLogN(t, re, 1)
+}
+
+// waitLogN waits until n log lines match re and returns the last match's
+// submatches: a line logged before the event awaited cannot satisfy it.
+func (p *proc) waitLogN(t *testing.T, re string, n int) []string {
+	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if m := rx.FindStringSubmatch(p.log()); m != nil {
-			return m
+		if m := rx.FindAllStringSubmatch(p.log(), -1); len(m) >= n {
+			return m[len(m)-1]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line matching %q within 15s:\n%s", re, p.log())
+			t.Fatalf("fewer than %d log lines matching %q within 15s:\n%s", n, re, p.log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
