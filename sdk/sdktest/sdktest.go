@@ -145,7 +145,15 @@ type Runner struct {
 	// init runs the plugin's OnInit function natively; nil for a module
 	// the real host has loaded (and so already initialised).
 	init func() error
+	// tx is the scenario, for Reset.
+	tx Txn
 }
+
+// Reset starts the scenario's transaction again on the same plugin
+// instance pool, as a new connection would: the header edits, notes,
+// recipients and score of earlier hooks are gone. A benchmark of a whole
+// message's hooks calls it once per message.
+func (r *Runner) Reset() { r.start() }
 
 // Init runs the plugin's OnInit (configuration check) and returns its
 // error. A wasm Runner's module was initialised when it loaded: use
@@ -246,6 +254,15 @@ func (c chain) Run(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) fi
 
 func newRunner(t testing.TB, name string, tx Txn) *Runner {
 	t.Helper()
+	r := &Runner{t: t, name: name, logs: &filter.LogLines{}, metrics: NewMetrics(), tx: tx}
+	r.start()
+	return r
+}
+
+// start opens the scenario's connection and transaction.
+func (r *Runner) start() {
+	t, tx := r.t, r.tx
+	t.Helper()
 	conn := &filter.Conn{ClientPort: tx.ClientPort, RDNS: tx.RDNS, RDNSStatus: tx.RDNSStatus, PTR: tx.PTR,
 		Helo: tx.Helo, TLS: tx.TLS, AuthUser: tx.AuthUser, Listener: tx.Listener}
 	if conn.Listener == "" {
@@ -265,7 +282,6 @@ func newRunner(t testing.TB, name string, tx Txn) *Runner {
 		}
 		conn.LocalIP = ip
 	}
-	r := &Runner{t: t, name: name, logs: &filter.LogLines{}, metrics: NewMetrics()}
 	r.sess = filter.NewSession(chain{r}, conn, filter.Spam{})
 	txn := r.sess.Txn()
 	txn.From, txn.Rcpt, txn.QueueID = tx.From, tx.Rcpt, tx.QueueID
@@ -278,7 +294,6 @@ func newRunner(t testing.TB, name string, tx Txn) *Runner {
 		h, body := mail.ParseHeader(CRLF(tx.Message))
 		txn.Header, txn.Body = &h, body
 	}
-	return r
 }
 
 func (tx *Txn) defaults() {

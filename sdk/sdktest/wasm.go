@@ -206,6 +206,26 @@ func compileCache() string {
 	return dir
 }
 
+// WithExample returns tx with the [config] table and grants of the
+// NAME.toml file at tomlPath (a shipped example), so that a test or a
+// benchmark runs the plugin as that file configures it.
+func WithExample(t testing.TB, tomlPath string, tx Txn) Txn {
+	t.Helper()
+	b, err := os.ReadFile(tomlPath)
+	if err != nil {
+		t.Fatalf("sdktest: %v", err)
+	}
+	var f struct {
+		Config map[string]any `toml:"config"`
+		Grants []string       `toml:"grants"`
+	}
+	if err := toml.Unmarshal(b, &f); err != nil {
+		t.Fatalf("sdktest: %s: %v", tomlPath, err)
+	}
+	tx.Config, tx.Grants = f.Config, f.Grants
+	return tx
+}
+
 // PluginTOML returns a NAME.toml with the given [config] table, grants and
 // other settings.
 func PluginTOML(config map[string]any, grants []string, settings map[string]any) ([]byte, error) {
