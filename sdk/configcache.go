@@ -11,7 +11,9 @@ import (
 // time. A plugin's configuration is fixed for the life of its instances (a
 // changed NAME.toml loads new ones), but a native test process runs many
 // configurations, so Get compares the configuration's JSON with the one it
-// decoded and decodes again when it differs. Declare one per plugin:
+// decoded and decodes again when it differs; in a wasm instance, where it
+// cannot differ, Get makes no host call once it has decoded it. Declare one
+// per plugin:
 //
 //	var cfgCache = sdk.ConfigCache[*config]{Load: func(c *sdk.Ctx) (*config, error) { return loadConfig(c, false) }}
 //
@@ -32,6 +34,9 @@ type ConfigCache[T any] struct {
 func (cc *ConfigCache[T]) Get(c *Ctx) (T, error) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
+	if configFixed && cc.ok {
+		return cc.val, nil
+	}
 	raw, err := c.ConfigJSON("")
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		var zero T

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"io"
+	"slices"
 
 	"github.com/sluice-mta/sluice/pluginapi"
 )
@@ -40,6 +41,39 @@ func (c *Ctx) Headers() []byte {
 // read from the host in chunks of the caller's size (data, deliver). At
 // other hooks the first Read returns ErrWrongStage.
 func (c *Ctx) Body() io.Reader { return &bodyReader{host: c.host} }
+
+// AppendBody appends the message body (after the header section), at most
+// limit bytes of it, to dst and returns the extended slice (data, deliver;
+// at other hooks ErrWrongStage). It reads from the host straight into
+// dst's spare capacity, growing it when full: given a buffer with room for
+// the body, it makes one host call for the bytes and one to find the end,
+// where Body's reader makes one per Read. A plugin that scans whole bodies
+// keeps its buffer from call to call (an instance runs one call at a time)
+// and passes it back as dst[:0]. On an error dst holds what was read.
+func (c *Ctx) AppendBody(dst []byte, limit int64) ([]byte, error) {
+	var off int64
+	for off < limit {
+		if len(dst) == cap(dst) {
+			dst = slices.Grow(dst, int(min(limit-off, int64(max(bodyChunk, cap(dst))))))
+		}
+		room := dst[len(dst):cap(dst)]
+		if int64(len(room)) > limit-off {
+			room = room[:limit-off]
+		}
+		n, st := c.host.ReadBody(off, room)
+		if st != pluginapi.StatusOK {
+			return dst, st
+		}
+		if n == 0 {
+			break
+		}
+		dst, off = dst[:len(dst)+n], off+int64(n)
+	}
+	return dst, nil
+}
+
+// bodyChunk is the least AppendBody grows its buffer by.
+const bodyChunk = 16 << 10
 
 type bodyReader struct {
 	host Host

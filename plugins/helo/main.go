@@ -66,11 +66,11 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 		c.Error("%v", err)
 		return sdk.Continue()
 	}
-	cl := client{ip: c.ClientIP().Unmap(), local: c.LocalIP().Unmap(), helo: c.Helo(),
-		rdnsStatus: c.RDNSStatus(), ptr: c.PTR()}
-	if !cl.ip.IsValid() || cfg.skip.Contains(cl.ip) {
+	ip := c.ClientIP().Unmap()
+	if !ip.IsValid() || cfg.skip.Contains(ip) {
 		return sdk.Continue()
 	}
+	cl := client{ip: ip, local: c.LocalIP().Unmap(), helo: c.Helo(), rdnsStatus: c.RDNSStatus(), ptr: c.PTR()}
 	hits := judge(cfg, cl)
 	for _, h := range hits {
 		if cfg.reject[h.rule] {

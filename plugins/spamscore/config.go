@@ -147,6 +147,9 @@ func newRules(s settings) (*rules, error) {
 	return r, nil
 }
 
+// sortedSymbols is symbolNames, computed once.
+var sortedSymbols = symbolNames()
+
 // symbolNames lists the known symbols, sorted.
 func symbolNames() []string {
 	names := make([]string, 0, len(defaultWeights))

@@ -10,8 +10,6 @@
 package main
 
 import (
-	"bytes"
-	"io"
 	"mime"
 	"net/mail"
 	"strings"
@@ -38,22 +36,23 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 	if c.AuthUser() != "" && !r.scoreAuthenticated {
 		return sdk.Continue()
 	}
-	hits := map[string]bool{}
-	hdr := c.Headers()
-	// mail.ReadMessage buffers (4 KiB): the body is read from the host in
-	// chunks of that size.
-	msg, err := mail.ReadMessage(io.MultiReader(bytes.NewReader(hdr), strings.NewReader("\r\n"),
-		io.LimitReader(c.Body(), r.maxScan)))
+	hits := make(map[string]bool, 4)
+	// The header section alone: the body is read at once, and only when
+	// the MIME walk gets to it.
+	body := &lazyBody{c: c, limit: r.maxScan}
+	h, err := readHeader(c.Headers())
 	if err != nil {
 		c.Warn("spamscore: header section does not parse, scoring envelope only: %v", err)
-		msg = &mail.Message{Header: mail.Header{}, Body: strings.NewReader("")}
+		h = mail.Header{}
+		body.loaded = true
 	}
-	checkHeaders(r, msg.Header, c.MailFrom(), hits)
+	checkHeaders(r, h, c.MailFrom(), hits)
 	checkAuth(authResults(c, r), hits)
-	if err := scanBody(r, msg.Header, msg.Body, hits); err != nil {
+	if err := scanBody(r, h, body, hits); err != nil {
 		c.Warn("spamscore: body scan stopped: %v", err)
 	}
-	for _, name := range symbolNames() {
+	body.release()
+	for _, name := range sortedSymbols {
 		if w := r.weights[name]; hits[name] && w != 0 {
 			if err := c.AddScore(name, w); err != nil {
 				c.Error("spamscore: adding %s: %v", name, err)
@@ -74,7 +73,7 @@ func authResults(c *sdk.Ctx, r *rules) string {
 }
 
 // checkHeaders looks at the header fields and the envelope sender.
-func checkHeaders(r *rules, h mail.Header, mailFrom string, hits map[string]bool) {
+func checkHeaders(r *rules, h headerGetter, mailFrom string, hits map[string]bool) {
 	if strings.TrimSpace(h.Get("Date")) == "" {
 		hits[symMissingDate] = true
 	}

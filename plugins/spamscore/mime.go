@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/sluice-mta/sluice/sdk"
 )
 
 // Bounds of the MIME walk, beyond max_scan_bytes.
@@ -106,7 +108,7 @@ func (s *scan) part(h headerGetter, body io.Reader, depth int) error {
 		} else {
 			s.sawHTML = true
 		}
-		text, err := io.ReadAll(decode(h.Get("Content-Transfer-Encoding"), body))
+		text, err := readAll(decode(h.Get("Content-Transfer-Encoding"), body))
 		s.urls(text)
 		return err
 	case ctype == "application/x-msdownload" || ctype == "application/x-dosexec" || ctype == "application/x-msdos-program":
@@ -159,32 +161,31 @@ func (s *scan) attachment(name, ctype string) {
 	}
 }
 
-// urls scores the http(s) URLs in text.
+// urls scores the http(s) URLs in text: each "http://" or "https://", in
+// any case, to the first isURLEnd byte. A URL is lower-cased (as
+// bytes.ToLower) for url.Parse; the text is not: lower-casing maps no
+// other character onto an ASCII one of "https://" or an isURLEnd byte, so
+// the URLs found are those of the lower-cased text. The search is for the
+// ':' of the scheme (IndexByte, assembly in Go's wasm port too), rare in
+// prose, where "http" is not.
 func (s *scan) urls(text []byte) {
-	lower := bytes.ToLower(text)
-	for i := 0; i < len(lower); {
-		j := bytes.Index(lower[i:], []byte("http"))
+	for i := 0; i < len(text); {
+		j := bytes.IndexByte(text[i:], ':')
 		if j < 0 {
 			return
 		}
-		start := i + j
-		rest := lower[start:]
-		i = start + 4
-		var n int
-		switch {
-		case bytes.HasPrefix(rest, []byte("http://")):
-			n = 7
-		case bytes.HasPrefix(rest, []byte("https://")):
-			n = 8
-		default:
+		colon := i + j
+		i = colon + 1
+		start := schemeStart(text, colon)
+		if start < 0 {
 			continue
 		}
-		end := start + n
-		for end < len(lower) && !isURLEnd(lower[end]) {
+		end := colon + 3
+		for end < len(text) && !isURLEnd(text[end]) {
 			end++
 		}
 		i = end
-		u, err := url.Parse(string(lower[start:end]))
+		u, err := url.Parse(string(bytes.ToLower(text[start:end])))
 		if err != nil {
 			continue
 		}
@@ -196,6 +197,22 @@ func (s *scan) urls(text []byte) {
 			s.hits[symURLShortener] = true
 		}
 	}
+}
+
+// schemeStart returns where "http" or "https", in any case, starts right
+// before text[colon] when "//" follows it, else -1.
+func schemeStart(text []byte, colon int) int {
+	if colon+3 > len(text) || text[colon+1] != '/' || text[colon+2] != '/' {
+		return -1
+	}
+	start := colon - 4
+	if start >= 0 && text[colon-1]|0x20 == 's' {
+		start--
+	}
+	if start < 0 || text[start]|0x20 != 'h' || text[start+1]|0x20 != 't' || text[start+2]|0x20 != 't' || text[start+3]|0x20 != 'p' {
+		return -1
+	}
+	return start
 }
 
 // isURLEnd ends a URL in text or HTML.
@@ -224,6 +241,68 @@ func isNumericHost(h string) bool {
 		}
 	}
 	return true
+}
+
+// readAll is io.ReadAll, without the copy for the message's own body.
+func readAll(r io.Reader) ([]byte, error) {
+	if b, ok := r.(*lazyBody); ok {
+		return b.rest()
+	}
+	return io.ReadAll(r)
+}
+
+// lazyBody is the message body, at most limit bytes of it, read from the
+// host in one go at its first Read into bodyBuf.
+type lazyBody struct {
+	c      *sdk.Ctx
+	limit  int64
+	b      []byte // not yet read
+	err    error  // the read error after b; nil: io.EOF
+	loaded bool
+}
+
+// bodyBuf is the body buffer, kept from call to call (an instance runs one
+// call at a time) up to keepBody bytes.
+var bodyBuf []byte
+
+// keepBody is the largest body buffer kept between calls.
+const keepBody = 1 << 20
+
+func (l *lazyBody) load() {
+	if !l.loaded {
+		l.loaded = true
+		l.b, l.err = l.c.AppendBody(bodyBuf[:0], l.limit)
+		bodyBuf = l.b[:0]
+	}
+}
+
+func (l *lazyBody) Read(p []byte) (int, error) {
+	l.load()
+	if len(l.b) == 0 {
+		if l.err != nil {
+			return 0, l.err
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, l.b)
+	l.b = l.b[n:]
+	return n, nil
+}
+
+// rest returns what is left to read and the error after it, as io.ReadAll
+// would, without copying: the slice is valid until release.
+func (l *lazyBody) rest() ([]byte, error) {
+	l.load()
+	b := l.b
+	l.b = nil
+	return b, l.err
+}
+
+// release ends the call's use of the body: a large buffer is not kept.
+func (l *lazyBody) release() {
+	if cap(bodyBuf) > keepBody {
+		bodyBuf = nil
+	}
 }
 
 // stripSpace drops the line breaks and spaces base64 bodies carry.

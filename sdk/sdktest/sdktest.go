@@ -12,6 +12,7 @@
 package sdktest
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"maps"
@@ -145,8 +146,10 @@ type Runner struct {
 	// init runs the plugin's OnInit function natively; nil for a module
 	// the real host has loaded (and so already initialised).
 	init func() error
-	// tx is the scenario, for Reset.
-	tx Txn
+	// tx is the scenario and msg its message with CRLF line endings, for
+	// Reset.
+	tx  Txn
+	msg []byte
 }
 
 // Reset starts the scenario's transaction again on the same plugin
@@ -255,6 +258,9 @@ func (c chain) Run(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn) fi
 func newRunner(t testing.TB, name string, tx Txn) *Runner {
 	t.Helper()
 	r := &Runner{t: t, name: name, logs: &filter.LogLines{}, metrics: NewMetrics(), tx: tx}
+	if tx.Message != nil {
+		r.msg = CRLF(tx.Message)
+	}
 	r.start()
 	return r
 }
@@ -290,8 +296,8 @@ func (r *Runner) start() {
 		txn.Rcpts = append(txn.Rcpts, mail.Recipient{Addr: a})
 	}
 	maps.Copy(txn.Notes, tx.Notes)
-	if tx.Message != nil {
-		h, body := mail.ParseHeader(CRLF(tx.Message))
+	if r.msg != nil {
+		h, body := mail.ParseHeader(bytes.Clone(r.msg))
 		txn.Header, txn.Body = &h, body
 	}
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"net/mail"
+)
+
+// simpleHeader is a header section read without net/textproto when every
+// line is plain: a field "Name: value" whose name is letters, digits and
+// hyphens, or a continuation line starting with a space or a tab, each
+// ending in CRLF, with no other byte than printable ASCII and tabs. For
+// such a section Get answers what textproto's MIMEHeader.Get does (the
+// first field of that name, any case; continuation lines joined with a
+// space; blanks trimmed as textproto trims them), and reading it cannot
+// fail, where textproto's reader is most of the guest time of a message
+// built by a plain mail client or sluice-load. FuzzSimpleHeader checks the
+// two against each other.
+type simpleHeader []simpleField
+
+// simpleField is one field: its name and the raw lines after the colon,
+// continuation lines included, without the final CRLF.
+type simpleField struct{ name, raw []byte }
+
+// parseSimpleHeader reads hdr (the section without its blank line) when
+// it is simple; ok is false when it is not, and textproto must read it.
+func parseSimpleHeader(hdr []byte) (h simpleHeader, ok bool) {
+	h = make(simpleHeader, 0, 16)
+	for len(hdr) > 0 {
+		nl := bytes.IndexByte(hdr, '\n')
+		if nl < 1 || hdr[nl-1] != '\r' {
+			return nil, false
+		}
+		line := hdr[:nl-1]
+		hdr = hdr[nl+1:]
+		if len(line) == 0 || !plainLine(line) {
+			return nil, false // an empty line would end the section early
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if len(h) == 0 {
+				return nil, false
+			}
+			f := &h[len(h)-1]
+			f.raw = f.raw[:len(f.raw)+2+len(line)] // raw ends where the CRLF and this line follow
+			continue
+		}
+		colon := 0
+		for colon < len(line) && isNameByte(line[colon]) {
+			colon++
+		}
+		if colon == 0 || colon == len(line) || line[colon] != ':' {
+			return nil, false
+		}
+		h = append(h, simpleField{name: line[:colon], raw: line[colon+1:]})
+	}
+	return h, true
+}
+
+// plainLine reports whether line is printable ASCII and tabs.
+func plainLine(line []byte) bool {
+	for _, b := range line {
+		if (b < ' ' || b > '~') && b != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+func isNameByte(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-'
+}
+
+// Get returns the first value of the field name (letters, digits and
+// hyphens, any case), "" when there is none.
+func (h simpleHeader) Get(name string) string {
+	for _, f := range h {
+		if len(f.name) == len(name) && equalFoldASCII(f.name, name) {
+			return f.value()
+		}
+	}
+	return ""
+}
+
+// value unfolds raw as textproto does: each line trimmed of blanks at both
+// ends, the lines joined with one space, then the blanks before the first
+// character dropped.
+func (f simpleField) value() string {
+	raw := f.raw
+	i := bytes.IndexByte(raw, '\r')
+	if i < 0 {
+		return string(bytes.TrimLeft(trimBlanks(raw), " \t"))
+	}
+	v := append([]byte(nil), trimBlanks(raw[:i])...)
+	for raw = raw[i+2:]; ; raw = raw[i+2:] {
+		i = bytes.IndexByte(raw, '\r')
+		line := raw
+		if i >= 0 {
+			line = raw[:i]
+		}
+		v = append(append(v, ' '), trimBlanks(line)...)
+		if i < 0 {
+			return string(bytes.TrimLeft(v, " \t"))
+		}
+	}
+}
+
+// trimBlanks trims spaces and tabs at both ends (textproto's trim).
+func trimBlanks(s []byte) []byte { return bytes.Trim(s, " \t") }
+
+// equalFoldASCII compares a field name with name, ASCII letters in any case.
+func equalFoldASCII(a []byte, b string) bool {
+	for i := range a {
+		x, y := a[i], b[i]
+		if x != y && (x|0x20 != y|0x20 || x|0x20 < 'a' || x|0x20 > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// readHeader reads the header section hdr (without its blank line): the
+// simple way when it can, else with net/mail.
+func readHeader(hdr []byte) (headerGetter, error) {
+	if h, ok := parseSimpleHeader(hdr); ok {
+		return h, nil
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(append(hdr[:len(hdr):len(hdr)], '\r', '\n')))
+	if err != nil {
+		return nil, err
+	}
+	return msg.Header, nil
+}
