@@ -74,7 +74,7 @@ func benchLoad(b *testing.B, run func(sdktest.Txn) *sdktest.Runner) {
 				// below is a retry that passes (the steady state of a known
 				// sender).
 				tx.KV = sdktest.NewMemKV(nil)
-		first := tx
+				first := tx
 				first.Now = tx.Now.Add(-10 * time.Minute)
 				if res := run(first).Run(pluginapi.HookRcpt); res.Verdict != pluginapi.Tempfail {
 					b.Fatalf("first attempt: verdict %v", res.Verdict)
