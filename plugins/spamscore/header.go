@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/mail"
+	"strings"
 )
 
 // simpleHeader is a header section read without net/textproto when every
@@ -128,4 +129,68 @@ func readHeader(hdr []byte) (headerGetter, error) {
 		return nil, err
 	}
 	return msg.Header, nil
+}
+
+// parseAddress is mail.ParseAddress, answered without it for the plain
+// forms most mail has: "local@domain", "<local@domain>" and
+// "Words Of A Name <local@domain>", where the name's words are letters and
+// digits and the address's atoms letters, digits, '_', '+' and '-'.
+// FuzzSimpleAddress checks the two against each other.
+func parseAddress(s string) (*mail.Address, error) {
+	if a, ok := simpleAddress(s); ok {
+		return a, nil
+	}
+	return mail.ParseAddress(s)
+}
+
+// simpleAddress reads s when it has one of parseAddress's plain forms.
+func simpleAddress(s string) (*mail.Address, bool) {
+	lt := strings.IndexByte(s, '<')
+	if lt < 0 {
+		if !addrSpec(s) {
+			return nil, false
+		}
+		return &mail.Address{Address: s}, true
+	}
+	if !strings.HasSuffix(s, ">") || !addrSpec(s[lt+1:len(s)-1]) {
+		return nil, false
+	}
+	var name strings.Builder
+	for _, w := range strings.Split(s[:lt], " ") {
+		if w == "" {
+			continue
+		}
+		for i := 0; i < len(w); i++ {
+			if c := w[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				return nil, false
+			}
+		}
+		if name.Len() > 0 {
+			name.WriteByte(' ')
+		}
+		name.WriteString(w)
+	}
+	if lt > 0 && (s[0] == ' ' || name.Len() == 0) {
+		return nil, false
+	}
+	return &mail.Address{Name: name.String(), Address: s[lt+1 : len(s)-1]}, true
+}
+
+// addrSpec reports whether s is local@domain, each part atoms of letters,
+// digits, '_', '+' and '-' joined by single dots.
+func addrSpec(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && dotAtom(local) && dotAtom(domain)
+}
+
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '+' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -124,3 +124,25 @@ func FuzzURLs(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSimpleAddress checks the plain address forms against
+// mail.ParseAddress.
+func FuzzSimpleAddress(f *testing.F) {
+	for _, s := range []string{"Load Generator <loadgen@sluice-load.invalid>", "<a@b>", "a.b+c@d-e.f", "A  B <x@y>",
+		"Name<a@b>", " a <b@c>", "a@b <c@d>", "<a@@b>", "x <.a@b>", "x <a..b@c>", "<a@b> "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := simpleAddress(s)
+		if !ok {
+			return
+		}
+		want, err := mail.ParseAddress(s)
+		if err != nil {
+			t.Fatalf("%q: read as %+v, mail.ParseAddress: %v", s, got, err)
+		}
+		if *got != *want {
+			t.Fatalf("%q: %+v, mail.ParseAddress %+v", s, got, want)
+		}
+	})
+}

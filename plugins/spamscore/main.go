@@ -90,13 +90,13 @@ func checkHeaders(r *rules, h headerGetter, mailFrom string, hits map[string]boo
 	} else if allCaps(subj) {
 		hits[symSubjectCaps] = true
 	}
-	from, err := mail.ParseAddress(h.Get("From"))
+	from, err := parseAddress(h.Get("From"))
 	if err != nil {
 		hits[symMissingFrom] = true
 		return
 	}
 	fromDom := sdk.Domain(from.Address)
-	if rt, err := mail.ParseAddress(h.Get("Reply-To")); err == nil && !sameOrg(sdk.Domain(rt.Address), fromDom) {
+	if rt, err := parseAddress(h.Get("Reply-To")); err == nil && !sameOrg(sdk.Domain(rt.Address), fromDom) {
 		hits[symReplyToMismatch] = true
 	}
 	if mailFrom != "" && !sameOrg(sdk.Domain(mailFrom), fromDom) {
