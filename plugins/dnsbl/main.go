@@ -118,8 +118,9 @@ func rejectVerdict(ip netip.Addr, hits []hit) (sdk.Verdict, bool) {
 // the lists that matter. A list that cannot be asked is skipped.
 func check(c *sdk.Ctx, cfg *config, ip netip.Addr) []hit {
 	var hits []hit
+	now := c.Now()
 	for _, z := range cfg.zones {
-		answers, err := lookup(c, cfg, z.name, ip)
+		answers, err := lookup(c, cfg, z.name, ip, now)
 		if err != nil {
 			c.Warn("dnsbl: %s: looking up [%s]: %v; skipping the list this time", z.name, ip, err)
 			continue
@@ -164,10 +165,10 @@ func judge(z zone, answers []string) (hit, bool) {
 // lookup returns the A records of ip's name in zone, from the cache when
 // it holds a fresh answer. The cache lives in the key-value store under
 // "c:ZONE:IP" as "EXPIRY ANSWER,ANSWER" (EXPIRY in Unix seconds of the
-// plugin clock, so a cached answer ages with the host's clock).
-func lookup(c *sdk.Ctx, cfg *config, zoneName string, ip netip.Addr) ([]string, error) {
+// plugin clock, so a cached answer ages with the host's clock); now is
+// that clock, read once per check.
+func lookup(c *sdk.Ctx, cfg *config, zoneName string, ip netip.Addr, now time.Time) ([]string, error) {
 	key := "c:" + zoneName + ":" + ip.String()
-	now := c.Now()
 	if cfg.cacheTTL > 0 {
 		if v, ok, err := c.KVGet(key); err == nil && ok {
 			if answers, fresh := parseCached(string(v), now); fresh {

@@ -42,18 +42,18 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 	}
 	if len(r.CustomerIDs) > 0 {
 		if id, ok := r.CustomerIDs[user]; ok && user != "" {
-			check(c, "setting "+r.CustomerIDHeader, c.SetHeader(r.CustomerIDHeader, id))
+			check(c, "setting", r.CustomerIDHeader, c.SetHeader(r.CustomerIDHeader, id))
 		} else {
-			check(c, "removing "+r.CustomerIDHeader, c.DelHeader(r.CustomerIDHeader))
+			check(c, "removing", r.CustomerIDHeader, c.DelHeader(r.CustomerIDHeader))
 		}
 	}
 	if r.SubjectTag != "" {
 		// Only the core's own X-Spam-Status (added after this stage) may
 		// decide the tag at deliver.
-		check(c, "removing X-Spam-Status", c.DelHeader("X-Spam-Status"))
+		check(c, "removing", "X-Spam-Status", c.DelHeader("X-Spam-Status"))
 	}
 	for _, name := range r.Remove {
-		check(c, "removing "+name, c.DelHeader(name))
+		check(c, "removing", name, c.DelHeader(name))
 	}
 	for _, rw := range r.rewrites {
 		vals := c.HeaderAll(rw.name)
@@ -67,16 +67,16 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 			continue
 		}
 		if len(vals) == 1 {
-			check(c, "rewriting "+rw.name, c.SetHeader(rw.name, vals[0]))
+			check(c, "rewriting", rw.name, c.SetHeader(rw.name, vals[0]))
 			continue
 		}
-		check(c, "rewriting "+rw.name, c.DelHeader(rw.name))
+		check(c, "rewriting", rw.name, c.DelHeader(rw.name))
 		for i := len(vals) - 1; i >= 0; i-- {
-			check(c, "rewriting "+rw.name, c.AddHeader(rw.name, vals[i]))
+			check(c, "rewriting", rw.name, c.AddHeader(rw.name, vals[i]))
 		}
 	}
 	for _, f := range r.Add {
-		check(c, "adding "+f.Name, c.AddHeader(f.Name, f.Value))
+		check(c, "adding", f.Name, c.AddHeader(f.Name, f.Value))
 	}
 	return sdk.Continue()
 }
@@ -89,16 +89,16 @@ func stripReceived(c *sdk.Ctx) {
 	if len(recv) == 0 {
 		return
 	}
-	check(c, "removing Received", c.DelHeader("Received"))
+	check(c, "removing", "Received", c.DelHeader("Received"))
 	own := strings.Join(strings.Fields(recv[0]), " ")
 	if strings.HasPrefix(own, "from ") {
 		if i := strings.Index(own, " by "); i >= 0 {
 			own = own[i+1:]
 		}
 	}
-	check(c, "adding Received", c.AddHeader("Received", own))
+	check(c, "adding", "Received", c.AddHeader("Received", own))
 	for _, h := range clientIPHeaders {
-		check(c, "removing "+h, c.DelHeader(h))
+		check(c, "removing", h, c.DelHeader(h))
 	}
 }
 
@@ -130,7 +130,7 @@ func onDeliver(c *sdk.Ctx) sdk.Verdict {
 	if subj != "" {
 		tagged += " " + subj
 	}
-	check(c, "tagging Subject", c.SetHeader("Subject", tagged))
+	check(c, "tagging", "Subject", c.SetHeader("Subject", tagged))
 	return sdk.Continue()
 }
 
@@ -145,10 +145,11 @@ func spamScore(status string) (float64, bool) {
 	return 0, false
 }
 
-// check logs a failed header edit; a field that was not there is no error.
-func check(c *sdk.Ctx, what string, err error) {
+// check logs a failed header edit ("removing", "X-Mailer"); a field that
+// was not there is no error.
+func check(c *sdk.Ctx, verb, field string, err error) {
 	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
-		c.Error("headers: %s: %v", what, err)
+		c.Error("headers: %s %s: %v", verb, field, err)
 	}
 }
 

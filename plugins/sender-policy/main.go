@@ -87,8 +87,12 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 	if !ok {
 		return sdk.Continue()
 	}
-	user, env := c.AuthUser(), c.MailFrom()
-	if user == "" || p.align == alignOff || env == "" {
+	user := c.AuthUser()
+	if user == "" || p.align == alignOff {
+		return sdk.Continue()
+	}
+	env := c.MailFrom()
+	if env == "" {
 		return sdk.Continue()
 	}
 	fields := c.HeaderAll("From")
