@@ -1,0 +1,113 @@
+#!/bin/bash
+# plugin-cpu.sh measures the server's CPU time per message with a set of
+# plugins loaded, the way BENCHMARKS.md's per-plugin rows are measured:
+# the real server (route sink.test to a downstream smtp-sink, bench DNS
+# from scripts/benchdns.py), sluice-load with 20 connections and 10 KiB
+# messages to user@sink.test (2 s of warm-up, then 8 s measured), the
+# server's user+system time from /proc/PID/stat over the measured load
+# divided by the messages accepted. Each DIR is a directory of NAME.wasm
+# files with their NAME.toml, or "none" for no plugins; the runs go in the
+# order given, ROUNDS times (default 1), so that A and B interleave.
+#
+#   scripts/plugin-cpu.sh [-r ROUNDS] DIR|none ...
+#
+# scripts/plugin-cpu.sh -r 3 none /tmp/six-before /tmp/six-after prints one
+# line a run: "DIR msgs/s=… accepted=… cpu_ms_per_msg=…".
+set -eu
+cd "$(dirname "$0")/.."
+rounds=1
+if [ "${1:-}" = -r ]; then
+	rounds=$2
+	shift 2
+fi
+[ $# -gt 0 ] || {
+	sed -n '2,15p' "$0" >&2
+	exit 2
+}
+say() { echo "plugin-cpu: $*" >&2; }
+pids=()
+source scripts/benchlib.sh
+tmp=$(mktemp -d /tmp/sluice-plugin-cpu.XXXXXX)
+trap 'kill_pids; rm -rf "$tmp"' EXIT
+PATH=$PATH:/usr/sbin
+go build -o "$tmp/sluice" ./cmd/sluice
+go build -o "$tmp/sluice-load" ./cmd/sluice-load
+
+free_port down_port
+sink_user=()
+[ "$(id -u)" = 0 ] && sink_user=(-u nobody)
+smtp-sink "${sink_user[@]}" -c "127.0.0.1:$down_port" 1000 >"$tmp/sink.log" 2>&1 &
+pids+=("$!")
+free_port dns_port
+python3 scripts/benchdns.py "$dns_port" >"$tmp/dns.log" 2>&1 &
+pids+=("$!")
+wait_port "$down_port" "${pids[0]}" || {
+	say "smtp-sink did not start"
+	exit 1
+}
+
+# run DIR: one server with the plugins of DIR under the load.
+run() {
+	local dir=$1 data="$tmp/data" want=0 pid u0 s0 u1 s1 acc rate
+	rm -rf "$data"
+	mkdir -p "$data/plugins"
+	if [ "$dir" != none ]; then
+		cp "$dir"/* "$data/plugins/"
+		want=$(find "$dir" -name '*.wasm' | wc -l)
+	fi
+	free_port smtp_port
+	free_port sub_port
+	cat >"$tmp/sluice.toml" <<EOF
+hostname = "bench.local"
+data_dir = "$data"
+local_domains = ["bench.test"]
+trusted_networks = ["127.0.0.0/8"]
+[smtp]
+listen = ["127.0.0.1:$smtp_port"]
+max_message_size = "50MiB"
+max_recipients = 100
+max_connections = 1000
+max_connections_per_ip = 1000
+[submission]
+listen = ["127.0.0.1:$sub_port"]
+tls_listen = []
+[local]
+transport = "maildir"
+maildir = "{data_dir}/mail/{domain}/{user}"
+[queue]
+workers = 16
+[[delivery.route]]
+domain = "sink.test"
+relay = "127.0.0.1:$down_port"
+[admin]
+socket = "{data_dir}/admin.sock"
+[dns]
+servers = ["127.0.0.1:$dns_port"]
+EOF
+	"$tmp/sluice" serve --config "$tmp/sluice.toml" >"$tmp/server.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	wait_port "$smtp_port" "$pid" 600 || {
+		say "$dir: the server did not start; $(tail -n 3 "$tmp/server.log")"
+		return 1
+	}
+	for _ in $(seq 1 600); do
+		[ "$(grep -c 'msg="plugin loaded"' "$tmp/server.log")" -ge "$want" ] && break
+		sleep 0.1
+	done
+	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c 20 -d 2s -size 10240 -to user@sink.test -timeout 20s >/dev/null 2>&1 || true
+	read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c 20 -d 8s -size 10240 -to user@sink.test -timeout 20s >"$tmp/load.txt" 2>&1 || true
+	read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+	acc=$(grep -o 'accepted [0-9]*' "$tmp/load.txt" | awk '{print $2}')
+	rate=$(grep -o '[0-9.]* msgs/s' "$tmp/load.txt" | awk '{print $1}')
+	echo "$dir msgs/s=$rate accepted=$acc cpu_ms_per_msg=$(awk -v a="${acc:-0}" -v c=$((u1 - u0 + s1 - s0)) -v t="$(getconf CLK_TCK)" \
+		'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}') $(grep -o 'errors: .*' "$tmp/load.txt")"
+	stop "$pid"
+}
+
+for _ in $(seq 1 "$rounds"); do
+	for d in "$@"; do
+		run "$d"
+	done
+done
