@@ -54,6 +54,7 @@ type Host interface {
 	SetRoute(route string) pluginapi.Status
 	DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status)
 	KVGet(key string) ([]byte, pluginapi.Status)
+	KVGetMany(keys []string) ([][]byte, pluginapi.Status)
 	KVSet(key string, value []byte, ttlMS int64) pluginapi.Status
 	KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status)
 	KVDel(key string) pluginapi.Status

@@ -3,6 +3,7 @@
 package sdk
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -150,6 +151,35 @@ func (h *wasmHost) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status
 func (h *wasmHost) KVGet(key string) ([]byte, pluginapi.Status) {
 	b, st := h.recv(func(buf *byte, cap int32) int32 { return kvGet(key, buf, cap) })
 	return append([]byte(nil), b...), st
+}
+
+// KVGetMany reads the keys in one kv_get_many call; the values alias
+// the receive buffer until the next call.
+func (h *wasmHost) KVGetMany(keys []string) ([][]byte, pluginapi.Status) {
+	n := len(keys)
+	for _, k := range keys {
+		n += len(k)
+	}
+	joined := make([]byte, 0, n)
+	for i, k := range keys {
+		if strings.IndexByte(k, '\n') >= 0 {
+			return nil, pluginapi.StatusBadArgument
+		}
+		if i > 0 {
+			joined = append(joined, '\n')
+		}
+		joined = append(joined, k...)
+	}
+	s := unsafe.String(unsafe.SliceData(joined), len(joined))
+	b, st := h.recv(func(buf *byte, cap int32) int32 { return kvGetMany(s, buf, cap) })
+	if st != pluginapi.StatusOK {
+		return nil, st
+	}
+	vs, err := pluginapi.ParseKVValues(b, len(keys))
+	if err != nil {
+		return nil, pluginapi.StatusBadArgument
+	}
+	return vs, pluginapi.StatusOK
 }
 
 func (h *wasmHost) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
