@@ -32,7 +32,9 @@ import (
 
 // Host is the host side of the ABI as the SDK sees it: one method per host
 // function, with Go types. The wasm build implements it with the imported
-// host functions; the filter host's Env implements it natively.
+// host functions; the filter host's Env implements it natively. A []byte a
+// method returns may alias a buffer the next call reuses: Ctx copies what
+// it hands a plugin to keep.
 type Host interface {
 	Prop(p pluginapi.Prop) (string, pluginapi.Status)
 	Header(name string, index int) (string, pluginapi.Status)

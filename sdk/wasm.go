@@ -124,9 +124,10 @@ func (h *wasmHost) Note(key string) (string, pluginapi.Status) {
 
 func (h *wasmHost) SetNote(key, value string) pluginapi.Status { return status(setNote(key, value)) }
 
+// Config aliases the receive buffer (see Ctx.ConfigJSON): ConfigCache
+// compares it at every call, which a copy would make an allocation.
 func (h *wasmHost) Config(key string) ([]byte, pluginapi.Status) {
-	b, st := h.recv(func(buf *byte, cap int32) int32 { return getConfig(key, buf, cap) })
-	return append([]byte(nil), b...), st
+	return h.recv(func(buf *byte, cap int32) int32 { return getConfig(key, buf, cap) })
 }
 
 func (h *wasmHost) Log(level int32, msg string) { hostLog(level, msg) }
@@ -148,9 +149,9 @@ func (h *wasmHost) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status
 	return append([]byte(nil), b...), st
 }
 
+// KVGet aliases the receive buffer: Ctx.KVGet copies.
 func (h *wasmHost) KVGet(key string) ([]byte, pluginapi.Status) {
-	b, st := h.recv(func(buf *byte, cap int32) int32 { return kvGet(key, buf, cap) })
-	return append([]byte(nil), b...), st
+	return h.recv(func(buf *byte, cap int32) int32 { return kvGet(key, buf, cap) })
 }
 
 // KVGetMany reads the keys in one kv_get_many call; the values alias

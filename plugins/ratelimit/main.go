@@ -58,7 +58,7 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 	now := c.Now()
 	w := who{c: c}
 	var ss []slider
-	var keys []string
+	kb := keyBuf{b: make([]byte, 0, 2048), ends: make([]int, 0, 64)}
 	for _, l := range ls {
 		subj := w.subject(l.Key)
 		if subj == "" {
@@ -69,13 +69,14 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 			if s.max() == 0 {
 				continue
 			}
-			ss, keys = append(ss, s), s.appendKeys(keys, true)
+			ss = append(ss, s)
+			kb.addWindow(s, true)
 		}
 	}
 	if len(ss) == 0 {
 		return sdk.Continue()
 	}
-	vals, err := getMany(c, keys)
+	vals, err := getMany(c, kb.keys())
 	if err != nil {
 		c.KVFailed(err, "ratelimit: %v; not limiting", err)
 		return sdk.Continue()
@@ -135,9 +136,9 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 			continue
 		}
 		// Two limits sharing key and window share a counter: count once.
-		k, shared := s.key(s.idx), false
+		shared := false
 		for _, d := range cs {
-			if d.s.key(d.s.idx) == k {
+			if d.s.sameCounter(s) {
 				cs, shared = append(cs, counted{s: s, mine: d.mine}), true
 				break
 			}
@@ -155,11 +156,11 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	if len(cs) == 0 {
 		return sdk.Continue()
 	}
-	var keys []string
+	kb := keyBuf{b: make([]byte, 0, 2048), ends: make([]int, 0, 64)}
 	for _, d := range cs {
-		keys = d.s.appendKeys(keys, false)
+		kb.addWindow(d.s, false)
 	}
-	vals, err := getMany(c, keys)
+	vals, err := getMany(c, kb.keys())
 	if err != nil {
 		c.KVFailed(err, "ratelimit: %v; not limiting", err)
 		return sdk.Continue()

@@ -94,8 +94,7 @@ func newSlider(kind byte, l limit, subj string, now time.Time) slider {
 		h.Write([]byte(subj))
 		subj = fmt.Sprintf("#%016x", h.Sum64())
 	}
-	prefix := string(kind) + "/" + l.Key + "/" + strconv.FormatInt(l.window.Milliseconds(), 10) + "/"
-	return slider{kind: kind, l: l, subj: subj, bucketMS: b, nowMS: ms, idx: idx, prefix: prefix}
+	return slider{kind: kind, l: l, subj: subj, bucketMS: b, nowMS: ms, idx: idx, prefix: l.prefix[kindIndex(kind)]}
 }
 
 // max is the configured limit for the slider's kind.
@@ -107,8 +106,28 @@ func (s slider) max() int64 {
 }
 
 // key is the store key of bucket idx.
-func (s slider) key(idx int64) string {
-	return s.prefix + strconv.FormatInt(idx, 10) + "/" + s.subj
+func (s slider) key(idx int64) string { return string(s.appendKey(nil, idx)) }
+
+// appendKey appends the store key of bucket idx to dst.
+func (s slider) appendKey(dst []byte, idx int64) []byte {
+	dst = append(dst, s.prefix...)
+	dst = strconv.AppendInt(dst, idx, 10)
+	dst = append(dst, '/')
+	return append(dst, s.subj...)
+}
+
+// sameCounter reports whether s and o count in the same store counter
+// now: two limits with the same key and window.
+func (s slider) sameCounter(o slider) bool {
+	return s.prefix == o.prefix && s.subj == o.subj && s.idx == o.idx
+}
+
+// kindIndex is kind's index in limit.prefix.
+func kindIndex(kind byte) int {
+	if kind == kindMessages {
+		return 0
+	}
+	return 1
 }
 
 // ttl is how long a bucket counter must live: until its bucket has left
@@ -117,17 +136,34 @@ func (s slider) ttl() time.Duration {
 	return s.l.window + time.Duration(s.bucketMS)*time.Millisecond
 }
 
-// appendKeys appends the store keys of the window's buckets, oldest
-// first; the current bucket's is last unless withCurrent is false.
-func (s slider) appendKeys(dst []string, withCurrent bool) []string {
+// keyBuf builds the store keys of one call in one buffer and makes them
+// substrings of one string: a few allocations instead of two a key,
+// which a guest pays dearly for.
+type keyBuf struct {
+	b    []byte
+	ends []int
+}
+
+// addWindow adds the keys of the window's buckets, oldest first; the
+// current bucket's is last unless withCurrent is false.
+func (k *keyBuf) addWindow(s slider, withCurrent bool) {
 	n := int64(subWindows)
 	if !withCurrent {
 		n--
 	}
 	for i := range n {
-		dst = append(dst, s.key(s.idx-subWindows+1+i))
+		k.b = s.appendKey(k.b, s.idx-subWindows+1+i)
+		k.ends = append(k.ends, len(k.b))
 	}
-	return dst
+}
+
+// keys returns the keys added, in order.
+func (k *keyBuf) keys() []string {
+	all, out, start := string(k.b), make([]string, len(k.ends)), 0
+	for i, e := range k.ends {
+		out[i], start = all[start:e], e
+	}
+	return out
 }
 
 // parse turns the values of the window's buckets, oldest first (nil for
