@@ -271,39 +271,7 @@ sluice_run() {
 	fi
 	free_port smtp_port
 	free_port sub_port
-	cat >"$tmp/$target.toml" <<EOF
-hostname = "bench.local"
-data_dir = "$data"
-local_domains = ["bench.test"]
-trusted_networks = ["127.0.0.0/8"]
-
-[smtp]
-listen = ["127.0.0.1:$smtp_port"]
-max_message_size = "50MiB"
-max_recipients = 100
-max_connections = 1000
-max_connections_per_ip = 1000
-
-[submission]
-listen = ["127.0.0.1:$sub_port"]
-tls_listen = []
-
-[local]
-transport = "maildir"
-maildir = "{data_dir}/mail/{domain}/{user}"
-
-[queue]
-workers = 16
-
-[[delivery.route]]
-domain = "sink.test"
-relay = "127.0.0.1:$down_port"
-
-[admin]
-socket = "{data_dir}/admin.sock"
-
-$dns_conf
-EOF
+	bench_toml "$tmp/$target.toml" "$data" "$smtp_port" "$sub_port" "$down_port" "$dns_conf"
 	[ -z "$extra" ] || printf '\n%s\n' "$extra" >>"$tmp/$target.toml"
 	cp "$tmp/$target.toml" "$out/$target.toml"
 	"$tmp/sluice" serve --config "$tmp/$target.toml" >"$out/$target.log" 2>&1 &

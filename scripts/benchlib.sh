@@ -71,3 +71,43 @@ stop() {
 	fi
 	wait "$1" 2>/dev/null || true
 }
+
+# bench_toml FILE DATA SMTP_PORT SUB_PORT RELAY_PORT [EXTRA] writes the
+# configuration of a benchmarked server: data_dir DATA, SMTP and submission
+# on loopback ports, local mail to Maildir, sink.test relayed to
+# 127.0.0.1:RELAY_PORT, the admin socket in DATA, then EXTRA (more TOML).
+bench_toml() {
+	cat >"$1" <<EOF
+hostname = "bench.local"
+data_dir = "$2"
+local_domains = ["bench.test"]
+trusted_networks = ["127.0.0.0/8"]
+
+[smtp]
+listen = ["127.0.0.1:$3"]
+max_message_size = "50MiB"
+max_recipients = 100
+max_connections = 1000
+max_connections_per_ip = 1000
+
+[submission]
+listen = ["127.0.0.1:$4"]
+tls_listen = []
+
+[local]
+transport = "maildir"
+maildir = "{data_dir}/mail/{domain}/{user}"
+
+[queue]
+workers = 16
+
+[[delivery.route]]
+domain = "sink.test"
+relay = "127.0.0.1:$5"
+
+[admin]
+socket = "{data_dir}/admin.sock"
+
+${6:-}
+EOF
+}

@@ -57,33 +57,7 @@ run() {
 	fi
 	free_port smtp_port
 	free_port sub_port
-	cat >"$tmp/sluice.toml" <<EOF
-hostname = "bench.local"
-data_dir = "$data"
-local_domains = ["bench.test"]
-trusted_networks = ["127.0.0.0/8"]
-[smtp]
-listen = ["127.0.0.1:$smtp_port"]
-max_message_size = "50MiB"
-max_recipients = 100
-max_connections = 1000
-max_connections_per_ip = 1000
-[submission]
-listen = ["127.0.0.1:$sub_port"]
-tls_listen = []
-[local]
-transport = "maildir"
-maildir = "{data_dir}/mail/{domain}/{user}"
-[queue]
-workers = 16
-[[delivery.route]]
-domain = "sink.test"
-relay = "127.0.0.1:$down_port"
-[admin]
-socket = "{data_dir}/admin.sock"
-[dns]
-servers = ["127.0.0.1:$dns_port"]
-EOF
+	bench_toml "$tmp/sluice.toml" "$data" "$smtp_port" "$sub_port" "$down_port" $'[dns]\nservers = ["127.0.0.1:'"$dns_port"'"]'
 	"$tmp/sluice" serve --config "$tmp/sluice.toml" >"$tmp/server.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
