@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"net/mail"
-	"net/netip"
-	"net/url"
 	"strings"
 	"testing"
 )
@@ -64,9 +62,9 @@ func TestSimpleHeaderFallback(t *testing.T) {
 	}
 }
 
-// urlsBefore is the URL scan as it was before issue 17's rewrite: the whole
-// text lower-cased, then "http" searched for. FuzzURLs checks the rewrite
-// against it.
+// urlsBefore is how the URL scan found URLs before issue 17's rewrite:
+// the whole text lower-cased, then "http" searched for (each URL scored
+// by the same scan.url). FuzzURLs checks the rewrite against it.
 func urlsBefore(s *scan, text []byte) {
 	lower := bytes.ToLower(text)
 	for i := 0; i < len(lower); {
@@ -91,17 +89,7 @@ func urlsBefore(s *scan, text []byte) {
 			end++
 		}
 		i = end
-		u, err := url.Parse(string(lower[start:end]))
-		if err != nil {
-			continue
-		}
-		host := strings.TrimSuffix(u.Hostname(), ".")
-		if _, err := netip.ParseAddr(host); err == nil || isNumericHost(host) {
-			s.hits[symURLIP] = true
-		}
-		if s.r.shorteners[strings.TrimPrefix(host, "www.")] {
-			s.hits[symURLShortener] = true
-		}
+		s.url(lower[start:end])
 	}
 }
 

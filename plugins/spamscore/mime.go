@@ -185,17 +185,23 @@ func (s *scan) urls(text []byte) {
 			end++
 		}
 		i = end
-		u, err := url.Parse(string(bytes.ToLower(text[start:end])))
-		if err != nil {
-			continue
-		}
-		host := strings.TrimSuffix(u.Hostname(), ".")
-		if _, err := netip.ParseAddr(host); err == nil || isNumericHost(host) {
-			s.hits[symURLIP] = true
-		}
-		if s.r.shorteners[strings.TrimPrefix(host, "www.")] {
-			s.hits[symURLShortener] = true
-		}
+		s.url(bytes.ToLower(text[start:end]))
+	}
+}
+
+// url scores one URL, lower case: a host that is an IP address or a
+// shortener.
+func (s *scan) url(lower []byte) {
+	u, err := url.Parse(string(lower))
+	if err != nil {
+		return
+	}
+	host := strings.TrimSuffix(u.Hostname(), ".")
+	if _, err := netip.ParseAddr(host); err == nil || isNumericHost(host) {
+		s.hits[symURLIP] = true
+	}
+	if s.r.shorteners[strings.TrimPrefix(host, "www.")] {
+		s.hits[symURLShortener] = true
 	}
 }
 
