@@ -14,6 +14,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -323,7 +324,9 @@ func sameTypes(a, b []api.ValueType) bool {
 // and negotiates the ABI. The caller has reserved a slot in the pool.
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	w := newLogWriter(p.log, p.name)
-	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg.WithStdout(w).WithStderr(w))
+	// The guest's memory is mapped outside the Go heap (linmem.go).
+	actx := experimental.WithMemoryAllocator(ctx, mmapAllocator{})
+	mod, err := p.rt.InstantiateModule(actx, p.compiled, p.modCfg.WithStdout(w).WithStderr(w))
 	if err != nil {
 		return nil, fmt.Errorf("cannot instantiate: %w", err)
 	}

@@ -1,0 +1,102 @@
+package filter
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/sluice-mta/sluice/pluginapi"
+)
+
+// mapped reports whether the address p lies in one of the process's
+// mappings (/proc/self/maps).
+func mapped(t *testing.T, p uintptr) bool {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skipf("no /proc/self/maps: %v", err)
+	}
+	for _, l := range strings.Split(string(maps), "\n") {
+		var lo, hi uintptr
+		if _, err := fmt.Sscanf(l, "%x-%x", &lo, &hi); err == nil && p >= lo && p < hi {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMmapMemory: a linear memory grows in place (same address, contents
+// kept, nothing copied) up to its maximum and no further, and Free
+// unmaps it.
+func TestMmapMemory(t *testing.T) {
+	lm := mmapAllocator{}.Allocate(0, 256<<20)
+	if _, ok := lm.(*mmapMemory); !ok {
+		t.Fatalf("Allocate gave a %T, want the mapping", lm)
+	}
+	b := lm.Reallocate(pageSize)
+	if len(b) != pageSize {
+		t.Fatalf("len %d, want %d", len(b), pageSize)
+	}
+	copy(b, "guest data")
+	base := uintptr(unsafe.Pointer(&b[0]))
+	b = lm.Reallocate(128 << 20)
+	if len(b) != 128<<20 || uintptr(unsafe.Pointer(&b[0])) != base {
+		t.Fatalf("grown to %d bytes at %#x, want 128 MiB at %#x", len(b), uintptr(unsafe.Pointer(&b[0])), base)
+	}
+	if string(b[:10]) != "guest data" {
+		t.Fatalf("contents lost by the grow: %q", b[:10])
+	}
+	b[len(b)-1] = 1 // the last page is writable
+	if lm.Reallocate(256<<20+1) != nil {
+		t.Error("grew beyond its maximum")
+	}
+	if !mapped(t, base) {
+		t.Fatal("the memory is not in /proc/self/maps")
+	}
+	lm.Free()
+	if mapped(t, base) {
+		t.Error("the memory is still mapped after Free")
+	}
+}
+
+// TestGuestMemoryOffHeap: what guests grow their memory by is not on the
+// Go heap (grow.wat grows by 4 MiB at every hook: 64 MiB in all), and a
+// discarded instance's memory is unmapped at once.
+func TestGuestMemoryOffHeap(t *testing.T) {
+	dir := t.TempDir()
+	install(t, dir, "grow", "grow", "memory_limit = \"512MiB\"\npool_min = 1\npool_max = 1\n")
+	h, _ := newHost(t, dir, Options{})
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	for range 16 {
+		if r := h.Run(context.Background(), pluginapi.HookConnect, newTxn()); r.Verdict != pluginapi.Continue {
+			t.Fatalf("Run = %+v", r)
+		}
+	}
+	runtime.ReadMemStats(&m1)
+	if d := int64(m1.HeapAlloc) - int64(m0.HeapAlloc); d > 16<<20 {
+		t.Errorf("the Go heap grew by %d MiB while the guest grew its memory by 64 MiB", d>>20)
+	}
+	p := h.chain.Load().plugins[0]
+	in, err := p.pool.get(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := in.mem.Size(); n < 64<<20 {
+		t.Fatalf("the guest's memory is %d bytes, want at least 64 MiB", n)
+	}
+	b, _ := in.mem.Read(0, 1)
+	base := uintptr(unsafe.Pointer(&b[0]))
+	if !mapped(t, base) {
+		t.Fatal("the guest's memory is not a mapping of its own")
+	}
+	p.pool.discard(in)
+	if mapped(t, base) {
+		t.Error("a discarded instance's memory is still mapped")
+	}
+}
