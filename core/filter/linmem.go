@@ -1,10 +1,6 @@
 package filter
 
-import (
-	"golang.org/x/sys/unix"
-
-	"github.com/tetratelabs/wazero/experimental"
-)
+import "github.com/tetratelabs/wazero/experimental"
 
 // mmapAllocator backs every guest's linear memory with a private anonymous
 // mapping of its own instead of a []byte on the Go heap (wazero's
@@ -20,7 +16,8 @@ import (
 //     the host's GC target (with GOGC 100, every MiB of guest memory let
 //     the heap grow another MiB of garbage before a collection).
 //
-// A page counts in the RSS only once the guest touches it.
+// A page counts in the RSS only once the guest touches it. Elsewhere than
+// on Linux the memory stays on the Go heap (heapMemory).
 type mmapAllocator struct{}
 
 var _ experimental.MemoryAllocator = mmapAllocator{}
@@ -32,45 +29,10 @@ func (mmapAllocator) Allocate(_, max uint64) experimental.LinearMemory {
 	if max == 0 {
 		max = pageSize // a memory of at most 0 pages: keep a valid mapping
 	}
-	b, err := unix.Mmap(-1, 0, int(roundPage(max)), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		return &heapMemory{max: max}
+	if m := newMmapMemory(max); m != nil {
+		return m
 	}
-	return &mmapMemory{buf: b}
-}
-
-// mmapMemory is one reserved linear memory; committed bytes from its start
-// are readable and writable.
-type mmapMemory struct {
-	buf       []byte
-	committed int
-}
-
-var _ experimental.LinearMemory = (*mmapMemory)(nil)
-
-// Reallocate makes the first size bytes accessible and returns them; nil
-// when size is beyond the reservation or the kernel refuses the memory, which
-// wazero reports to the guest as a failed memory.grow.
-func (m *mmapMemory) Reallocate(size uint64) []byte {
-	if size > uint64(len(m.buf)) {
-		return nil
-	}
-	if n := int(roundPage(size)); n > m.committed {
-		if err := unix.Mprotect(m.buf[m.committed:n], unix.PROT_READ|unix.PROT_WRITE); err != nil {
-			return nil
-		}
-		m.committed = n
-	}
-	return m.buf[:size:size]
-}
-
-// Free returns the memory to the kernel; wazero calls it when the instance
-// is closed, after its last call.
-func (m *mmapMemory) Free() {
-	if m.buf != nil {
-		_ = unix.Munmap(m.buf)
-		m.buf, m.committed = nil, 0
-	}
+	return &heapMemory{max: max}
 }
 
 // roundPage rounds n up to a multiple of the wasm page size (64 KiB, a
