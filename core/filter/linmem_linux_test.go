@@ -89,9 +89,6 @@ func TestGuestMemoryOffHeap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := in.mem.Size(); n < 64<<20 {
-		t.Fatalf("the guest's memory is %d bytes, want at least 64 MiB", n)
-	}
 	b, _ := in.mem.Read(0, 1)
 	base := uintptr(unsafe.Pointer(&b[0]))
 	if !mapped(t, base) {
@@ -100,5 +97,40 @@ func TestGuestMemoryOffHeap(t *testing.T) {
 	p.pool.discard(in)
 	if mapped(t, base) {
 		t.Error("a discarded instance's memory is still mapped")
+	}
+}
+
+// TestGrownInstanceReleased: an instance whose memory grew by more than
+// releaseGrowth since _initialize is closed when its call returns instead
+// of going back to the pool, and the next call gets a fresh one.
+func TestGrownInstanceReleased(t *testing.T) {
+	dir := t.TempDir()
+	install(t, dir, "grow", "grow", "memory_limit = \"512MiB\"\npool_min = 1\npool_max = 1\n")
+	h, _ := newHost(t, dir, Options{})
+	p := h.chain.Load().plugins[0]
+	size := func() uint32 {
+		in, err := p.pool.get(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.pool.put(in)
+		return in.mem.Size()
+	}
+	fresh := size()
+	run := func() {
+		if r := h.Run(context.Background(), pluginapi.HookConnect, newTxn()); r.Verdict != pluginapi.Continue {
+			t.Fatalf("Run = %+v", r)
+		}
+	}
+	// grow.wat grows by 4 MiB a call: after two calls it is releaseGrowth
+	// (8 MiB) larger and still pooled; after the third it is over.
+	run()
+	run()
+	if got := size(); got != fresh+releaseGrowth {
+		t.Fatalf("after two calls the pooled instance has %d bytes, want %d (kept)", got, fresh+releaseGrowth)
+	}
+	run()
+	if got := size(); got != fresh {
+		t.Errorf("after a third call the pooled instance has %d bytes, want a fresh one's %d", got, fresh)
 	}
 }

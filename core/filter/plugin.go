@@ -358,6 +358,10 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 		_ = mod.Close(ctx)
 		return nil, err
 	}
+	in.keep = ^uint32(0)
+	if in.mem != nil {
+		in.keep = uint32(min(uint64(in.mem.Size())+releaseGrowth, 1<<32-1))
+	}
 	return in, nil
 }
 
