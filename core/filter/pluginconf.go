@@ -117,16 +117,17 @@ func defaultConf() pluginConf {
 	}
 }
 
-// defaultPoolMax is pool_max when NAME.toml does not set it: CPUs + 1,
-// as a call runs on a CPU from start to end (a KV call on the local store
-// takes microseconds) and the instances beyond the CPUs only hold memory;
-// for a plugin granted dns 2 × CPUs + 2, as its calls hold their instance
-// while they wait for an answer (RATIONALE.md, "Filter calls").
+// defaultPoolMax is pool_max when NAME.toml does not set it: the CPUs
+// (at least 2), as a call runs on a CPU from start to end (a KV call on
+// the local store takes microseconds), so more instances would only hold
+// memory; for a plugin granted dns 2 × CPUs + 2, as its calls hold their
+// instance while they wait for an answer (RATIONALE.md, "Filter calls").
 func defaultPoolMax(grants []string) int {
+	cpus := runtime.GOMAXPROCS(0)
 	if slices.Contains(grants, pluginapi.CapDNS) {
-		return 2*runtime.GOMAXPROCS(0) + 2
+		return 2*cpus + 2
 	}
-	return runtime.GOMAXPROCS(0) + 1
+	return max(cpus, 2)
 }
 
 // instanceMemory is what one instance may take at most: its linear memory
@@ -195,7 +196,7 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 	}
 	if _, set := lines["pool_max"]; !set && c.PoolMax < c.PoolMin {
 		// pool_max is the default: the error belongs to pool_min's line.
-		return c, bad("pool_min", "must be at most pool_max, which is %d by default (CPUs + 1, or 2 × CPUs + 2 with the dns grant); set pool_max too", c.PoolMax)
+		return c, bad("pool_min", "must be at most pool_max, which is %d by default (the CPUs, at least 2, or 2 × CPUs + 2 with the dns grant); set pool_max too", c.PoolMax)
 	}
 	if c.PoolMax < 1 || c.PoolMax < c.PoolMin {
 		return c, bad("pool_max", "must be at least 1 and at least pool_min (%d)", c.PoolMin)

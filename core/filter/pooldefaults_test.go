@@ -7,7 +7,7 @@ import (
 )
 
 // TestPoolDefaults: without pool_min and pool_max in NAME.toml a plugin
-// keeps one instance ready and grows to CPUs + 1, or to 2 × CPUs + 2 when
+// keeps one instance ready and grows to the CPUs (at least 2), or to 2 × CPUs + 2 when
 // it is granted dns (its calls hold an instance while they wait); a
 // pool_min over that default is refused on its own line.
 func TestPoolDefaults(t *testing.T) {
@@ -16,7 +16,7 @@ func TestPoolDefaults(t *testing.T) {
 	install(t, dir, "20-dns", "bench", "grants = [\"dns\"]\n")
 	h, _ := newHost(t, dir, Options{})
 	cpus := runtime.GOMAXPROCS(0)
-	for name, want := range map[string]int{"10-plain": cpus + 1, "20-dns": 2*cpus + 2} {
+	for name, want := range map[string]int{"10-plain": max(cpus, 2), "20-dns": 2*cpus + 2} {
 		info, ok := pluginNamed(h, name)
 		if !ok {
 			t.Fatalf("%s not loaded", name)
