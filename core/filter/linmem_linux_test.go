@@ -65,26 +65,37 @@ func TestMmapMemory(t *testing.T) {
 	}
 }
 
+// growHost loads grow.wat (it grows its memory by 4 MiB at every hook)
+// with a pool of one instance and returns the plugin and a function
+// running one hook.
+func growHost(t *testing.T) (*plugin, func()) {
+	t.Helper()
+	dir := t.TempDir()
+	install(t, dir, "grow", "grow", "memory_limit = \"512MiB\"\npool_min = 1\npool_max = 1\n")
+	h, _ := newHost(t, dir, Options{})
+	return h.chain.Load().plugins[0], func() {
+		t.Helper()
+		if r := h.Run(context.Background(), pluginapi.HookConnect, newTxn()); r.Verdict != pluginapi.Continue {
+			t.Fatalf("Run = %+v", r)
+		}
+	}
+}
+
 // TestGuestMemoryOffHeap: what guests grow their memory by is not on the
 // Go heap (grow.wat grows by 4 MiB at every hook: 64 MiB in all), and a
 // discarded instance's memory is unmapped at once.
 func TestGuestMemoryOffHeap(t *testing.T) {
-	dir := t.TempDir()
-	install(t, dir, "grow", "grow", "memory_limit = \"512MiB\"\npool_min = 1\npool_max = 1\n")
-	h, _ := newHost(t, dir, Options{})
+	p, run := growHost(t)
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
 	for range 16 {
-		if r := h.Run(context.Background(), pluginapi.HookConnect, newTxn()); r.Verdict != pluginapi.Continue {
-			t.Fatalf("Run = %+v", r)
-		}
+		run()
 	}
 	runtime.ReadMemStats(&m1)
 	if d := int64(m1.HeapAlloc) - int64(m0.HeapAlloc); d > 16<<20 {
 		t.Errorf("the Go heap grew by %d MiB while the guest grew its memory by 64 MiB", d>>20)
 	}
-	p := h.chain.Load().plugins[0]
 	in, err := p.pool.get(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -104,10 +115,7 @@ func TestGuestMemoryOffHeap(t *testing.T) {
 // releaseGrowth since _initialize is closed when its call returns instead
 // of going back to the pool, and the next call gets a fresh one.
 func TestGrownInstanceReleased(t *testing.T) {
-	dir := t.TempDir()
-	install(t, dir, "grow", "grow", "memory_limit = \"512MiB\"\npool_min = 1\npool_max = 1\n")
-	h, _ := newHost(t, dir, Options{})
-	p := h.chain.Load().plugins[0]
+	p, run := growHost(t)
 	size := func() uint32 {
 		in, err := p.pool.get(context.Background(), 0)
 		if err != nil {
@@ -117,11 +125,6 @@ func TestGrownInstanceReleased(t *testing.T) {
 		return in.mem.Size()
 	}
 	fresh := size()
-	run := func() {
-		if r := h.Run(context.Background(), pluginapi.HookConnect, newTxn()); r.Verdict != pluginapi.Continue {
-			t.Fatalf("Run = %+v", r)
-		}
-	}
 	// grow.wat grows by 4 MiB a call: after two calls it is releaseGrowth
 	// (8 MiB) larger and still pooled; after the third it is over.
 	run()
