@@ -222,7 +222,7 @@ func inspectBinary(bin []byte, conf *pluginConf) (*ModuleInfo, []section, error)
 	}
 	info := &ModuleInfo{MemoryMinPages: bi.memMin, TableMin: bi.tableMin, Tables: bi.tables,
 		TableLimit: uint32(lim.TableElements), Functions: int(bi.functions), Globals: int(bi.globals),
-		DataBytes: int64(bi.dataBytes), ModuleBytes: int64(len(bin))}
+		DataBytes: int64(bi.dataBytes), ModuleBytes: int64(len(bin)), memories: bi.memories}
 	if bi.hasMemMax {
 		info.MemoryMaxPages = bi.memMax
 	}
@@ -333,7 +333,11 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	fuse, _ := mod.ExportedGlobal(fuseExport).(api.MutableGlobal)
 	fuel, _ := mod.ExportedGlobal(fuelExport).(api.MutableGlobal)
 	grown := mod.ExportedGlobal(grownExport)
-	in := &instance{p: p, mod: mod, mem: mod.Memory(), onHook: mod.ExportedFunction(pluginapi.ExportOnHook), fuse: fuse, fuel: fuel, grown: grown}
+	var mem api.Memory
+	if p.info.memories > 0 {
+		mem = mod.Memory() // without a memory, wazero's is a nil pointer in a non-nil interface
+	}
+	in := &instance{p: p, mod: mod, mem: mem, onHook: mod.ExportedFunction(pluginapi.ExportOnHook), fuse: fuse, fuel: fuel, grown: grown}
 	w.in = in
 	if fuse == nil || fuel == nil || grown == nil {
 		_ = mod.Close(ctx)

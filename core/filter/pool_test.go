@@ -1,9 +1,12 @@
 package filter
 
 import (
+	"context"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sluice-mta/sluice/pluginapi"
 )
 
 // TestPoolDefaults: without pool_min and pool_max in NAME.toml a plugin
@@ -28,5 +31,22 @@ func TestPoolDefaults(t *testing.T) {
 	_, err := parseConf("p.toml", []byte("order = 1\npool_min = 1000\n"))
 	if err == nil || !strings.Contains(err.Error(), "p.toml:2: pool_min: must be at most pool_max") {
 		t.Errorf("pool_min over the default pool_max: %v", err)
+	}
+}
+
+// TestPluginWithoutMemory: a module that declares no memory loads, runs
+// and goes back to its pool (wazero gives such a module a nil memory the
+// pool must not measure).
+func TestPluginWithoutMemory(t *testing.T) {
+	dir := t.TempDir()
+	install(t, dir, "nomem", "nomemory", "")
+	h, _ := newHost(t, dir, Options{})
+	for range 3 {
+		if r := h.Run(context.Background(), pluginapi.HookConnect, newTxn()); r.Verdict != pluginapi.Continue {
+			t.Fatalf("Run = %+v", r)
+		}
+	}
+	if info, ok := pluginNamed(h, "nomem"); !ok || info.Pool != 1 {
+		t.Errorf("pool %+v, want one instance kept", info)
 	}
 }
