@@ -1,5 +1,7 @@
 package pluginapi
 
+import "fmt"
+
 // ValType is a WebAssembly value type in a host function signature.
 type ValType byte
 
@@ -65,6 +67,12 @@ const (
 	FuncDNSLookup = "dns_lookup"
 	// FuncKVGet (key i32, key_len i32, buf i32, cap i32) -> i32 len; needs "kv".
 	FuncKVGet = "kv_get"
+	// FuncKVGetMany (keys i32, keys_len i32, buf i32, cap i32) -> i32 len:
+	// several kv_get in one call (one round trip to a shared store). keys
+	// are "\n"-separated, at most MaxKVGetMany of them; the result holds,
+	// for each key in order, its length as a little-endian i32 (-1 for a
+	// missing key) followed by that many value bytes; needs "kv".
+	FuncKVGetMany = "kv_get_many"
 	// FuncKVSet (key i32, key_len i32, value i32, value_len i32, ttl_ms i64) -> i32; needs "kv".
 	FuncKVSet = "kv_set"
 	// FuncKVIncr (key i32, key_len i32, delta i64, ttl_ms i64, out i32) -> i32:
@@ -75,6 +83,9 @@ const (
 	// FuncMetricAdd (name i32, name_len i32, delta f64) -> i32; needs "metrics".
 	FuncMetricAdd = "metric_add"
 )
+
+// MaxKVGetMany is the most keys one kv_get_many call may read.
+const MaxKVGetMany = 64
 
 // Func describes one host function: its signature and who may call it.
 // The host enforces Cap and Hooks from this table: a call at a hook not in
@@ -126,9 +137,47 @@ func Funcs() []Func {
 		{Name: FuncSetRoute, Params: []ValType{i, i}, Results: []ValType{i}, Hooks: 1 << HookDeliver},
 		{Name: FuncDNSLookup, Params: []ValType{i, i, i, i, i}, Results: []ValType{i}, Cap: CapDNS},
 		{Name: FuncKVGet, Params: []ValType{i, i, i, i}, Results: []ValType{i}, Cap: CapKV},
+		{Name: FuncKVGetMany, Params: []ValType{i, i, i, i}, Results: []ValType{i}, Cap: CapKV},
 		{Name: FuncKVSet, Params: []ValType{i, i, i, i, l}, Results: []ValType{i}, Cap: CapKV},
 		{Name: FuncKVIncr, Params: []ValType{i, i, l, l, i}, Results: []ValType{i}, Cap: CapKV},
 		{Name: FuncKVDel, Params: []ValType{i, i}, Results: []ValType{i}, Cap: CapKV},
 		{Name: FuncMetricAdd, Params: []ValType{i, i, f}, Results: []ValType{i}, Cap: CapMetrics},
 	}
+}
+
+// AppendKVValue appends one entry of a kv_get_many result to dst: the
+// value's length as a little-endian i32, or -1 when the key is missing
+// (value nil), then the value.
+func AppendKVValue(dst, value []byte) []byte {
+	n := uint32(len(value))
+	if value == nil {
+		n = 0xFFFFFFFF
+	}
+	dst = append(dst, byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
+	return append(dst, value...)
+}
+
+// ParseKVValues splits a kv_get_many result for n keys into their values:
+// nil for a missing key, a non-nil slice (aliasing b) for a present one.
+// It fails when b does not hold exactly n entries.
+func ParseKVValues(b []byte, n int) ([][]byte, error) {
+	out := make([][]byte, n)
+	for i := range out {
+		if len(b) < 4 {
+			return nil, fmt.Errorf("kv_get_many result: entry %d of %d missing", i+1, n)
+		}
+		l := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		b = b[4:]
+		if l == 0xFFFFFFFF {
+			continue
+		}
+		if uint64(l) > uint64(len(b)) {
+			return nil, fmt.Errorf("kv_get_many result: entry %d of %d is %d bytes, %d left", i+1, n, l, len(b))
+		}
+		out[i], b = b[:l:l], b[l:]
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("kv_get_many result: %d bytes after %d entries", len(b), n)
+	}
+	return out, nil
 }

@@ -48,6 +48,33 @@ func (c *Ctx) KVGet(key string) (value []byte, ok bool, err error) {
 	return nil, false, st
 }
 
+// KVGetMany reads several keys of the plugin's store in one host call —
+// one round trip to a shared store such as Redis, where a KVGet per key
+// costs one each: the value of each key in order, nil for a missing or
+// expired one. At most pluginapi.MaxKVGetMany keys, none containing a
+// newline; needs "kv".
+func (c *Ctx) KVGetMany(keys ...string) ([][]byte, error) {
+	vs, st := c.host.KVGetMany(keys)
+	if st != pluginapi.StatusOK {
+		return nil, st
+	}
+	n := 0
+	for _, v := range vs {
+		n += len(v)
+	}
+	// One allocation for every value: the host's slices may alias a
+	// buffer its next call reuses.
+	all := make([]byte, 0, n)
+	out := make([][]byte, len(vs))
+	for i, v := range vs {
+		if v != nil {
+			all = append(all, v...)
+			out[i] = all[len(all)-len(v) : len(all) : len(all)]
+		}
+	}
+	return out, nil
+}
+
 // KVSet writes a key that expires after ttl (0: never); needs "kv".
 func (c *Ctx) KVSet(key string, value []byte, ttl time.Duration) error {
 	return statusErr(c.host.KVSet(key, value, ttl.Milliseconds()))

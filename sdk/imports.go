@@ -65,6 +65,9 @@ func dnsLookup(qtype int32, name string, buf *byte, cap int32) int32
 //go:wasmimport sluice kv_get
 func kvGet(key string, buf *byte, cap int32) int32
 
+//go:wasmimport sluice kv_get_many
+func kvGetMany(keys string, buf *byte, cap int32) int32
+
 //go:wasmimport sluice kv_set
 func kvSet(key string, value *byte, valueLen int32, ttlMS int64) int32
 

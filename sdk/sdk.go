@@ -32,7 +32,9 @@ import (
 
 // Host is the host side of the ABI as the SDK sees it: one method per host
 // function, with Go types. The wasm build implements it with the imported
-// host functions; the filter host's Env implements it natively.
+// host functions; the filter host's Env implements it natively. A []byte a
+// method returns may alias a buffer the next call reuses: Ctx copies what
+// it hands a plugin to keep.
 type Host interface {
 	Prop(p pluginapi.Prop) (string, pluginapi.Status)
 	Header(name string, index int) (string, pluginapi.Status)
@@ -54,6 +56,7 @@ type Host interface {
 	SetRoute(route string) pluginapi.Status
 	DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status)
 	KVGet(key string) ([]byte, pluginapi.Status)
+	KVGetMany(keys []string) ([][]byte, pluginapi.Status)
 	KVSet(key string, value []byte, ttlMS int64) pluginapi.Status
 	KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status)
 	KVDel(key string) pluginapi.Status

@@ -3,6 +3,7 @@
 package sdk
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -123,9 +124,10 @@ func (h *wasmHost) Note(key string) (string, pluginapi.Status) {
 
 func (h *wasmHost) SetNote(key, value string) pluginapi.Status { return status(setNote(key, value)) }
 
+// Config aliases the receive buffer (see Ctx.ConfigJSON): ConfigCache
+// compares it at every call, which a copy would make an allocation.
 func (h *wasmHost) Config(key string) ([]byte, pluginapi.Status) {
-	b, st := h.recv(func(buf *byte, cap int32) int32 { return getConfig(key, buf, cap) })
-	return append([]byte(nil), b...), st
+	return h.recv(func(buf *byte, cap int32) int32 { return getConfig(key, buf, cap) })
 }
 
 func (h *wasmHost) Log(level int32, msg string) { hostLog(level, msg) }
@@ -147,9 +149,38 @@ func (h *wasmHost) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status
 	return append([]byte(nil), b...), st
 }
 
+// KVGet aliases the receive buffer: Ctx.KVGet copies.
 func (h *wasmHost) KVGet(key string) ([]byte, pluginapi.Status) {
-	b, st := h.recv(func(buf *byte, cap int32) int32 { return kvGet(key, buf, cap) })
-	return append([]byte(nil), b...), st
+	return h.recv(func(buf *byte, cap int32) int32 { return kvGet(key, buf, cap) })
+}
+
+// KVGetMany reads the keys in one kv_get_many call; the values alias
+// the receive buffer until the next call.
+func (h *wasmHost) KVGetMany(keys []string) ([][]byte, pluginapi.Status) {
+	n := len(keys)
+	for _, k := range keys {
+		n += len(k)
+	}
+	joined := make([]byte, 0, n)
+	for i, k := range keys {
+		if strings.IndexByte(k, '\n') >= 0 {
+			return nil, pluginapi.StatusBadArgument
+		}
+		if i > 0 {
+			joined = append(joined, '\n')
+		}
+		joined = append(joined, k...)
+	}
+	s := unsafe.String(unsafe.SliceData(joined), len(joined))
+	b, st := h.recv(func(buf *byte, cap int32) int32 { return kvGetMany(s, buf, cap) })
+	if st != pluginapi.StatusOK {
+		return nil, st
+	}
+	vs, err := pluginapi.ParseKVValues(b, len(keys))
+	if err != nil {
+		return nil, pluginapi.StatusBadArgument
+	}
+	return vs, pluginapi.StatusOK
 }
 
 func (h *wasmHost) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluice-mta/sluice/core/mail"
@@ -18,6 +19,10 @@ import (
 // already namespaced per plugin by the host.
 type KV interface {
 	Get(ctx context.Context, key string) ([]byte, bool, error)
+	// GetMany reads several keys in one operation (one round trip to a
+	// shared store), each read atomic on its own: the value of each key in
+	// order, nil for a missing one, non-nil (maybe empty) for a present one.
+	GetMany(ctx context.Context, keys []string) ([][]byte, error)
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
 	Del(ctx context.Context, key string) error
@@ -70,6 +75,18 @@ type EnvSpec struct {
 	Now func() time.Time
 	// Quota bounds what the plugin logs and writes to KV (nil: nothing).
 	Quota *Quota
+
+	// wholeConfig, when set, keeps Config as JSON once made: plugins ask
+	// for the whole table at every call, and Config does not change (a
+	// reload builds a new spec). A copy of the spec shares it.
+	wholeConfig *configJSON
+}
+
+// configJSON is a JSON encoding made once.
+type configJSON struct {
+	once sync.Once
+	b    []byte
+	err  error
 }
 
 // Env is one hook call's view of the host: the semantics of every host
@@ -169,6 +186,7 @@ var (
 	rowSetRoute    = row(pluginapi.FuncSetRoute)
 	rowDNSLookup   = row(pluginapi.FuncDNSLookup)
 	rowKVGet       = row(pluginapi.FuncKVGet)
+	rowKVGetMany   = row(pluginapi.FuncKVGetMany)
 	rowKVSet       = row(pluginapi.FuncKVSet)
 	rowKVIncr      = row(pluginapi.FuncKVIncr)
 	rowKVDel       = row(pluginapi.FuncKVDel)
@@ -330,6 +348,14 @@ func (e *Env) Config(key string) ([]byte, pluginapi.Status) {
 	if st := e.permit(rowGetConfig); st != pluginapi.StatusOK {
 		return nil, st
 	}
+	if key == "" && e.spec.wholeConfig != nil {
+		c := e.spec.wholeConfig
+		c.once.Do(func() { c.b, c.err = marshalConfig(e.spec.Config) })
+		if c.err != nil {
+			return nil, pluginapi.StatusBadArgument
+		}
+		return c.b, pluginapi.StatusOK
+	}
 	var v any = e.spec.Config
 	if key != "" {
 		for _, part := range strings.Split(key, ".") {
@@ -342,14 +368,20 @@ func (e *Env) Config(key string) ([]byte, pluginapi.Status) {
 			}
 		}
 	}
-	if v == nil {
-		v = map[string]any{}
-	}
-	b, err := json.Marshal(v)
+	b, err := marshalConfig(v)
 	if err != nil {
 		return nil, pluginapi.StatusBadArgument
 	}
 	return b, pluginapi.StatusOK
+}
+
+// marshalConfig encodes a configuration value as get_config returns it:
+// an absent table is {}.
+func marshalConfig(v any) ([]byte, error) {
+	if m, ok := v.(map[string]any); v == nil || ok && m == nil {
+		v = map[string]any{}
+	}
+	return json.Marshal(v)
 }
 
 // AddScore adds to the message's spam score under a symbol.

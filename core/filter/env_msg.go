@@ -276,6 +276,39 @@ func (e *Env) KVGet(key string) ([]byte, pluginapi.Status) {
 	return v, pluginapi.StatusOK
 }
 
+// KVGetMany reads several keys of the plugin's store in one operation:
+// each value in order, nil for a missing key. More than
+// pluginapi.MaxKVGetMany keys, or a bad one, is StatusBadArgument.
+func (e *Env) KVGetMany(keys []string) ([][]byte, pluginapi.Status) {
+	if len(keys) == 0 || len(keys) > pluginapi.MaxKVGetMany {
+		if st := e.permit(rowKVGetMany); st != pluginapi.StatusOK {
+			return nil, st
+		}
+		return nil, pluginapi.StatusBadArgument
+	}
+	ks := make([]string, len(keys))
+	for i, key := range keys {
+		k, st := e.kvKey(rowKVGetMany, key)
+		if st != pluginapi.StatusOK {
+			return nil, st
+		}
+		if strings.IndexByte(key, '\n') >= 0 { // the wire separates keys with it
+			return nil, pluginapi.StatusBadArgument
+		}
+		ks[i] = k
+	}
+	ctx, cancel, live := e.blockingCtx()
+	if !live {
+		return nil, pluginapi.StatusTempFail
+	}
+	vs, err := e.spec.KV.GetMany(ctx, ks)
+	cancel()
+	if err != nil {
+		return nil, e.kvFailed(err)
+	}
+	return vs, pluginapi.StatusOK
+}
+
 // KVSet writes a key with a time to live (0: none).
 func (e *Env) KVSet(key string, value []byte, ttlMS int64) pluginapi.Status {
 	k, st := e.kvKey(rowKVSet, key)

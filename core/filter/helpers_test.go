@@ -151,6 +151,18 @@ func (k *fakeKV) Get(_ context.Context, key string) ([]byte, bool, error) {
 	return v, ok, nil
 }
 
+func (k *fakeKV) GetMany(_ context.Context, keys []string) ([][]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([][]byte, len(keys))
+	for i, key := range keys {
+		if v, ok := k.m[key]; ok {
+			out[i] = append([]byte{}, v...)
+		}
+	}
+	return out, nil
+}
+
 func (k *fakeKV) Set(_ context.Context, key string, v []byte, _ time.Duration) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()

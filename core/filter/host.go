@@ -81,6 +81,8 @@ type Host struct {
 	// replaced plugins with calls in flight and of plugins being loaded.
 	pmu   sync.Mutex
 	pools map[*pool]struct{}
+	// poolAdded wakes a watchdog that found no pool to watch.
+	poolAdded chan struct{}
 
 	// cancel stops the directory watcher, wg waits for it.
 	cancel context.CancelFunc
@@ -136,7 +138,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	}
 	// The logger adds what the caller's context carries (logctx: the SMTP
 	// session ID) to the lines of calls made for it.
-	h := &Host{opts: opts, log: logctx.Logger(opts.Logger), base: time.Now(), pools: map[*pool]struct{}{}, failed: map[string]fingerprint{}}
+	h := &Host{opts: opts, log: logctx.Logger(opts.Logger), base: time.Now(), pools: map[*pool]struct{}{}, poolAdded: make(chan struct{}, 1), failed: map[string]fingerprint{}}
 	if opts.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
 		if err != nil {
@@ -168,6 +170,10 @@ func (h *Host) addPool(pl *pool) {
 	h.pmu.Lock()
 	h.pools[pl] = struct{}{}
 	h.pmu.Unlock()
+	select {
+	case h.poolAdded <- struct{}{}:
+	default:
+	}
 }
 
 // nanotime is the host's monotonic clock in nanoseconds (never 0 or less).
@@ -302,6 +308,18 @@ func (h *Host) watchdog(ctx context.Context) {
 			}
 		}
 		h.pmu.Unlock()
+		if len(pools) == 0 {
+			// Nothing to watch (no plugins loaded): no tick until a pool
+			// is added, rather than a wake-up every 2 ms for nothing.
+			t.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-h.poolAdded:
+			}
+			t.Reset(watchdogTick)
+			continue
+		}
 		now, closeBy := h.nanotime(), h.closeBy.Load()
 		for _, pl := range pools {
 			pl.watch(now, closeBy)

@@ -391,3 +391,31 @@ func TestLoopDoesNotStallGC(t *testing.T) {
 		t.Errorf("errors = %d, want 1", info.Errors)
 	}
 }
+
+// TestWatchdogWakesForLaterPlugin: a host that started with no plugins has
+// nothing to watch, so its watchdog sleeps (no 2 ms tick for nothing); a
+// plugin loaded later by the directory reload must wake it: the watchdog
+// is what tops a pool back up to pool_min after a call past its timeout
+// has cost the pool its instance.
+func TestWatchdogWakesForLaterPlugin(t *testing.T) {
+	dir := t.TempDir()
+	h, _ := newHost(t, dir, Options{})
+	if r := h.Run(context.Background(), pluginapi.HookConnect, newTxn()); r != (Result{}) {
+		t.Fatalf("Run with no plugins = %+v, want continue", r)
+	}
+	install(t, dir, "loop", "loop", "timeout = \"300ms\"\npool_min = 2\n")
+	eventually(t, "the plugin added to the directory to load with 2 instances", func() bool {
+		info, ok := pluginNamed(h, "loop")
+		return ok && info.Pool == 2
+	})
+	if r := h.Run(context.Background(), pluginapi.HookConnect, newTxn()); r != (Result{}) {
+		t.Errorf("Run = %+v, want continue (the failure policy)", r)
+	}
+	if info, _ := pluginNamed(h, "loop"); info.Errors != 1 {
+		t.Errorf("errors = %d, want 1 (the timeout)", info.Errors)
+	}
+	eventually(t, "the watchdog to top the pool back up to pool_min = 2", func() bool {
+		info, _ := pluginNamed(h, "loop")
+		return info.Pool == 2
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -116,6 +117,19 @@ func hostFuncs() map[string]hostFunc {
 			}
 			v, st := in.env.KVGet(key)
 			s[0] = in.outBytes(v, st, s[2], s[3])
+		},
+		pluginapi.FuncKVGetMany: func(in *instance, s []uint64) {
+			keys, ok := in.str(s[0], s[1])
+			if !ok {
+				s[0] = bad
+				return
+			}
+			vs, st := in.env.KVGetMany(strings.Split(keys, "\n"))
+			var out []byte
+			for _, v := range vs {
+				out = pluginapi.AppendKVValue(out, v)
+			}
+			s[0] = in.outBytes(out, st, s[2], s[3])
 		},
 		pluginapi.FuncKVSet: func(in *instance, s []uint64) {
 			key, ok1 := in.str(s[0], s[1])

@@ -72,6 +72,19 @@ func (s *MemKV) Get(_ context.Context, key string) ([]byte, bool, error) {
 	return append([]byte(nil), e.v...), ok, nil
 }
 
+// GetMany implements KV.
+func (s *MemKV) GetMany(_ context.Context, keys []string) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		if e, ok := s.get(k); ok {
+			out[i] = append([]byte{}, e.v...)
+		}
+	}
+	return out, nil
+}
+
 // Set implements KV.
 func (s *MemKV) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
 	s.mu.Lock()

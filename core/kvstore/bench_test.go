@@ -41,6 +41,15 @@ func BenchmarkKVLatency(b *testing.B) {
 			_, _, err := kv.Get(ctx, "ratelimit/k"+strconv.Itoa(i%64))
 			return err
 		}},
+		{"getmany6", func(ctx context.Context, kv filter.KV, i int) error {
+			// A ratelimit window: six buckets in one operation.
+			keys := make([]string, 6)
+			for j := range keys {
+				keys[j] = "ratelimit/k" + strconv.Itoa((i+j)%64)
+			}
+			_, err := kv.GetMany(ctx, keys)
+			return err
+		}},
 		{"set", func(ctx context.Context, kv filter.KV, i int) error {
 			return kv.Set(ctx, "greylist/k"+strconv.Itoa(i%1024), []byte("1700000000"), time.Hour)
 		}},

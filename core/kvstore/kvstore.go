@@ -90,6 +90,37 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return val, true, nil
 }
 
+// GetMany returns the values of keys in one read transaction: nil for a
+// missing or expired key, a non-nil slice for a present one.
+func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(keys))
+	err := s.db.View(func(txn *badger.Txn) error {
+		for i, key := range keys {
+			item, err := txn.Get(dbKey(key))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("kvstore: get %q: %w", key, err)
+			}
+			if out[i], err = item.ValueCopy(nil); err != nil {
+				return fmt.Errorf("kvstore: get %q: %w", key, err)
+			}
+			if out[i] == nil {
+				out[i] = []byte{}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Set stores value under key, replacing any earlier value and its TTL. A
 // ttl of 0 keeps the key until it is deleted.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {

@@ -227,6 +227,62 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return v, true, nil
 }
 
+// GetMany returns the values of keys in one round trip: nil for a
+// missing key. On a standalone Redis it is one MGET; in a cluster, whose
+// keys lie in different slots, one GET per key in a pipeline that sends
+// each node its share at once. Each read is atomic on its own.
+func (r *Redis) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	if len(keys) == 0 {
+		return [][]byte{}, nil
+	}
+	ctx, cancel := r.opCtx(ctx)
+	defer cancel()
+	rkeys := make([]string, len(keys))
+	for i, k := range keys {
+		rkeys[i] = r.Key(k)
+	}
+	out := make([][]byte, len(keys))
+	if _, cluster := r.c.(*redis.ClusterClient); !cluster {
+		vals, err := r.c.MGet(ctx, rkeys...).Result()
+		if err := r.done(ctx, "mget", keys[0], err); err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			if s, ok := v.(string); ok {
+				out[i] = append([]byte{}, s...)
+			}
+		}
+		return out, nil
+	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range rkeys {
+			cmds[i] = p.Get(ctx, k)
+		}
+		return nil
+	})
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	if err := r.done(ctx, "mget", keys[0], err); err != nil {
+		return nil, err
+	}
+	for i, c := range cmds {
+		v, err := c.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err := r.done(ctx, "get", keys[i], err); err != nil {
+			return nil, err
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 // Set stores value under key with ttl (0: none), replacing any earlier
 // value and TTL.
 func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {

@@ -120,6 +120,18 @@ func testOps(t *testing.T, kv filter.KV) {
 	if _, err := kv.Incr(ctx, "text", 1, 0); err == nil {
 		t.Error("Incr on text: no error")
 	}
+	// GetMany: every key in order, nil for a missing one, an empty value
+	// present but empty; in a cluster the keys lie in different slots.
+	if err := kv.Set(ctx, "empty", []byte{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := kv.GetMany(ctx, []string{"n", "never-set", "text", "empty", "n"})
+	if err != nil {
+		t.Fatalf("GetMany: %v", err)
+	}
+	if len(vs) != 5 || string(vs[0]) != "6" || vs[1] != nil || string(vs[2]) != "abc" || vs[3] == nil || len(vs[3]) != 0 || string(vs[4]) != "6" {
+		t.Errorf("GetMany = %q (nil at 1: %v, empty at 3: %v); want [6 <nil> abc \"\" 6]", vs, vs[1] == nil, vs[3] != nil)
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, _, err := kv.Get(cctx, "n"); err == nil {
@@ -270,6 +282,9 @@ func TestRedisOutage(t *testing.T) {
 		}
 	}
 	// A short hook deadline ends a call sooner than the store's timeout.
+	if _, err := r.GetMany(ctx, []string{"k", "j"}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("GetMany with Redis down: %v; want ErrUnavailable", err)
+	}
 	hctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
 	_, _, err = r.Get(hctx, "k")
 	cancel()

@@ -99,6 +99,11 @@ func (o outage) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return v, ok, o.wrap(err)
 }
 
+func (o outage) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	vs, err := o.KV.GetMany(ctx, keys)
+	return vs, o.wrap(err)
+}
+
 func (o outage) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	return o.wrap(o.KV.Set(ctx, key, value, ttl))
 }

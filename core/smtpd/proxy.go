@@ -24,6 +24,13 @@ const maxProxyHeaderWait = 10 * time.Second
 // connection, so a reload that turns the protocol on or off applies to the
 // next one. Without ProxyProtocol connections pass through unchanged.
 //
+// Until the first connection that needs a header, Accept takes connections
+// straight from the listener on its caller's goroutine (one goroutine hop
+// and channel hand-off fewer per connection, on the path from the client's
+// connect to the banner); from that connection on, a goroutine of its own
+// (loop) accepts and headers are read concurrently, for as long as the
+// listener lives.
+//
 // With ProxyProtocol, only ProxyTrusted may connect: a connection from
 // elsewhere (with a header or not) is closed at once, and so is one from a
 // balancer without a valid header within the command timeout (at most
@@ -33,6 +40,7 @@ type proxyListener struct {
 	f            *front
 
 	startOnce sync.Once
+	looping   bool          // loop accepts (only Accept's goroutine reads and sets it)
 	ready     chan net.Conn // connections whose header has been read
 	errs      chan error    // Accept errors of the listener
 	done      chan struct{} // closed when the listener is closed
@@ -54,6 +62,23 @@ func rawListener(l net.Listener) net.Listener {
 // Accept returns the next connection, its PROXY header read if the
 // service wants one.
 func (p *proxyListener) Accept() (net.Conn, error) {
+	if !p.looping {
+		c, err := p.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				p.stop()
+			}
+			return nil, err
+		}
+		s := p.f.current()
+		if !s.lc.ProxyProtocol {
+			return c, nil
+		}
+		// The first connection with a header to read: from now on loop
+		// accepts, so that a slow balancer holds up no one.
+		p.looping = true
+		go p.handshake(s, c)
+	}
 	p.startOnce.Do(func() { go p.loop() })
 	select {
 	case c := <-p.ready:

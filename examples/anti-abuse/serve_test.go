@@ -201,11 +201,12 @@ func TestServe(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after 60s or if the
-// server exits.
+// waitFor polls cond until it holds, failing the test after 180s (seven
+// plugins compile before the server serves: a minute on a busy 2-core
+// machine) or if the server exits.
 func waitFor(t *testing.T, exited chan error, log *lockedBuffer, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(180 * time.Second)
 	for !cond() {
 		select {
 		case err := <-exited:
@@ -214,7 +215,7 @@ func waitFor(t *testing.T, exited chan error, log *lockedBuffer, what string, co
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 60s", what)
+			t.Fatalf("no %s within 180s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -39,6 +39,9 @@ type limit struct {
 
 	// window is Window parsed.
 	window time.Duration
+	// prefix is the text of its counters' keys before the bucket index,
+	// for messages and for recipients.
+	prefix [2]string
 }
 
 // loadLimits reads and checks the configuration: the init check and
@@ -103,6 +106,9 @@ func (l *limit) check() error {
 		return fmt.Errorf("window %q: shorter than the minimum of %v", l.Window, minWindow)
 	}
 	l.window = d
+	for i, kind := range [...]byte{kindMessages, kindRecipients} {
+		l.prefix[i] = string(kind) + "/" + l.Key + "/" + strconv.FormatInt(d.Milliseconds(), 10) + "/"
+	}
 	if l.Messages < 0 || l.Recipients < 0 {
 		return errors.New("messages and recipients must not be negative (0 or absent: no limit)")
 	}

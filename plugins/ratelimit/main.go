@@ -48,31 +48,47 @@ func onInit(c *sdk.Ctx) error {
 }
 
 // onMail refuses a sender that has no room left for one more message or
-// one more recipient under any limit.
+// one more recipient under any limit. Every window is read in one host
+// call.
 func onMail(c *sdk.Ctx) sdk.Verdict {
 	ls, ok := limits(c)
 	if !ok {
 		return sdk.Continue()
 	}
 	now := c.Now()
+	w := who{c: c}
+	var ss []slider
+	kb := keyBuf{b: make([]byte, 0, 2048), ends: make([]int, 0, 64)}
 	for _, l := range ls {
-		subj := subject(c, l.Key)
+		subj := w.subject(l.Key)
 		if subj == "" {
 			continue
 		}
-		for _, kind := range []byte{kindMessages, kindRecipients} {
+		for _, kind := range [...]byte{kindMessages, kindRecipients} {
 			s := newSlider(kind, l, subj, now)
 			if s.max() == 0 {
 				continue
 			}
-			counts, err := s.counts(c)
-			if err != nil {
-				c.KVFailed(err, "ratelimit: %v; not limiting", err)
-				continue
-			}
-			if sum(counts) >= s.max() {
-				return exceeded(c, s, sum(counts), s.retryAfter(counts))
-			}
+			ss = append(ss, s)
+			kb.addWindow(s, true)
+		}
+	}
+	if len(ss) == 0 {
+		return sdk.Continue()
+	}
+	vals, err := getMany(c, kb.keys())
+	if err != nil {
+		c.KVFailed(err, "ratelimit: %v; not limiting", err)
+		return sdk.Continue()
+	}
+	for i, s := range ss {
+		counts, err := s.parse(vals[i*subWindows : (i+1)*subWindows])
+		if err != nil {
+			c.KVFailed(err, "ratelimit: %v; not limiting", err)
+			continue
+		}
+		if sum(counts) >= s.max() {
+			return exceeded(c, s, sum(counts), s.retryAfter(counts))
 		}
 	}
 	return sdk.Continue()
@@ -90,27 +106,28 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 	return count(c, kindMessages)
 }
 
-// count adds one event of kind to every applicable limit, checks each, and
-// on the first one over undoes the counts made.
+// counted is one limit's window after this event's increment.
+type counted struct {
+	s slider
+	// mine is the current bucket's count as our increment returned it.
+	mine int64
+}
+
+// count adds one event of kind to every applicable limit (one increment
+// per distinct counter), reads the older buckets of every window in one
+// host call, checks each limit in order, and on the first one over takes
+// back the counts made.
 func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	ls, ok := limits(c)
 	if !ok {
 		return sdk.Continue()
 	}
 	now := c.Now()
-	var done []slider
-	// counted is the current bucket's count after our increment, by key:
-	// two limits sharing key and window share a counter.
-	counted := map[string]int64{}
-	undo := func() {
-		for _, s := range done {
-			if _, err := s.incr(c, -1); err != nil {
-				c.KVFailed(err, "ratelimit: taking back a count: %v", err)
-			}
-		}
-	}
+	w := who{c: c}
+	var cs []counted
+	var done []slider // the counters incremented, each once
 	for _, l := range ls {
-		subj := subject(c, l.Key)
+		subj := w.subject(l.Key)
 		if subj == "" {
 			continue
 		}
@@ -118,18 +135,39 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		if s.max() == 0 {
 			continue
 		}
-		k := s.key(s.idx)
-		mine, ok := counted[k]
-		if !ok {
-			n, err := s.incr(c, 1)
-			if err != nil {
-				c.KVFailed(err, "ratelimit: %v; not limiting", err)
-				continue
+		// Two limits sharing key and window share a counter: count once.
+		shared := false
+		for _, d := range cs {
+			if d.s.sameCounter(s) {
+				cs, shared = append(cs, counted{s: s, mine: d.mine}), true
+				break
 			}
-			mine, counted[k] = n, n
-			done = append(done, s)
 		}
-		counts, err := s.counts(c)
+		if shared {
+			continue
+		}
+		n, err := s.incr(c, 1)
+		if err != nil {
+			c.KVFailed(err, "ratelimit: %v; not limiting", err)
+			continue
+		}
+		cs, done = append(cs, counted{s: s, mine: n}), append(done, s)
+	}
+	if len(cs) == 0 {
+		return sdk.Continue()
+	}
+	kb := keyBuf{b: make([]byte, 0, 2048), ends: make([]int, 0, 64)}
+	for _, d := range cs {
+		kb.addWindow(d.s, false)
+	}
+	vals, err := getMany(c, kb.keys())
+	if err != nil {
+		c.KVFailed(err, "ratelimit: %v; not limiting", err)
+		return sdk.Continue()
+	}
+	const older = subWindows - 1
+	for i, d := range cs {
+		counts, err := d.s.parse(vals[i*older : (i+1)*older])
 		if err != nil {
 			c.KVFailed(err, "ratelimit: %v; not limiting", err)
 			continue
@@ -139,10 +177,14 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		// gives each concurrent event once, on every node sharing it. A
 		// fresh read would also see increments made after ours, some of
 		// them about to be taken back, and refuse events that fit.
-		counts[subWindows-1] = mine
-		if sum(counts) > s.max() {
-			undo()
-			return exceeded(c, s, sum(counts)-1, s.retryAfter(counts))
+		counts[subWindows-1] = d.mine
+		if sum(counts) > d.s.max() {
+			for _, s := range done {
+				if _, err := s.incr(c, -1); err != nil {
+					c.KVFailed(err, "ratelimit: taking back a count: %v", err)
+				}
+			}
+			return exceeded(c, d.s, sum(counts)-1, d.s.retryAfter(counts))
 		}
 	}
 	return sdk.Continue()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-mta/sluice/pluginapi"
 	"github.com/sluice-mta/sluice/sdk"
 )
 
@@ -21,28 +22,43 @@ const (
 // ones are hashed so that keys stay under the host's 256-byte limit.
 const maxSubjectLen = 128
 
+// who is what the limits of one call count by, read from the host once
+// per call (each property is a host call).
+type who struct {
+	c                 *sdk.Ctx
+	read              bool
+	user, sender, dom string
+	ip                string
+}
+
 // subject is the value a limit counts by for this session ("" when the
 // key does not apply: no login, the null sender, no client address).
 // Addresses and users are compared in lower case; an IPv6 client counts by
 // its /64, which is what one host usually controls.
-func subject(c *sdk.Ctx, key string) string {
-	switch key {
-	case keyUser:
-		return strings.ToLower(c.AuthUser())
-	case keySender:
-		return strings.ToLower(c.MailFrom())
-	case keySenderDomain:
-		return sdk.Domain(c.MailFrom())
-	case keyIP:
-		ip := c.ClientIP()
+func (w *who) subject(key string) string {
+	if !w.read {
+		w.read = true
+		w.user = strings.ToLower(w.c.AuthUser())
+		w.sender = strings.ToLower(w.c.MailFrom())
+		w.dom = sdk.Domain(w.sender)
+		ip := w.c.ClientIP()
 		switch {
 		case !ip.IsValid():
-			return ""
 		case ip.Is4() || ip.Is4In6():
-			return ip.Unmap().String()
+			w.ip = ip.Unmap().String()
 		default:
-			return netip.PrefixFrom(ip, 64).Masked().String()
+			w.ip = netip.PrefixFrom(ip, 64).Masked().String()
 		}
+	}
+	switch key {
+	case keyUser:
+		return w.user
+	case keySender:
+		return w.sender
+	case keySenderDomain:
+		return w.dom
+	case keyIP:
+		return w.ip
 	}
 	return ""
 }
@@ -78,8 +94,7 @@ func newSlider(kind byte, l limit, subj string, now time.Time) slider {
 		h.Write([]byte(subj))
 		subj = fmt.Sprintf("#%016x", h.Sum64())
 	}
-	prefix := string(kind) + "/" + l.Key + "/" + strconv.FormatInt(l.window.Milliseconds(), 10) + "/"
-	return slider{kind: kind, l: l, subj: subj, bucketMS: b, nowMS: ms, idx: idx, prefix: prefix}
+	return slider{kind: kind, l: l, subj: subj, bucketMS: b, nowMS: ms, idx: idx, prefix: l.prefix[kindIndex(kind)]}
 }
 
 // max is the configured limit for the slider's kind.
@@ -91,8 +106,28 @@ func (s slider) max() int64 {
 }
 
 // key is the store key of bucket idx.
-func (s slider) key(idx int64) string {
-	return s.prefix + strconv.FormatInt(idx, 10) + "/" + s.subj
+func (s slider) key(idx int64) string { return string(s.appendKey(nil, idx)) }
+
+// appendKey appends the store key of bucket idx to dst.
+func (s slider) appendKey(dst []byte, idx int64) []byte {
+	dst = append(dst, s.prefix...)
+	dst = strconv.AppendInt(dst, idx, 10)
+	dst = append(dst, '/')
+	return append(dst, s.subj...)
+}
+
+// sameCounter reports whether s and o count in the same store counter
+// now: two limits with the same key and window.
+func (s slider) sameCounter(o slider) bool {
+	return s.prefix == o.prefix && s.subj == o.subj && s.idx == o.idx
+}
+
+// kindIndex is kind's index in limit.prefix.
+func kindIndex(kind byte) int {
+	if kind == kindMessages {
+		return 0
+	}
+	return 1
 }
 
 // ttl is how long a bucket counter must live: until its bucket has left
@@ -101,23 +136,64 @@ func (s slider) ttl() time.Duration {
 	return s.l.window + time.Duration(s.bucketMS)*time.Millisecond
 }
 
-// counts reads the buckets of the window, oldest first.
-func (s slider) counts(c *sdk.Ctx) ([subWindows]int64, error) {
+// keyBuf builds the store keys of one call in one buffer and makes them
+// substrings of one string: a few allocations instead of two a key,
+// which a guest pays dearly for.
+type keyBuf struct {
+	b    []byte
+	ends []int
+}
+
+// addWindow adds the keys of the window's buckets, oldest first; the
+// current bucket's is last unless withCurrent is false.
+func (k *keyBuf) addWindow(s slider, withCurrent bool) {
+	n := int64(subWindows)
+	if !withCurrent {
+		n--
+	}
+	for i := range n {
+		k.b = s.appendKey(k.b, s.idx-subWindows+1+i)
+		k.ends = append(k.ends, len(k.b))
+	}
+}
+
+// keys returns the keys added, in order.
+func (k *keyBuf) keys() []string {
+	all, out, start := string(k.b), make([]string, len(k.ends)), 0
+	for i, e := range k.ends {
+		out[i], start = all[start:e], e
+	}
+	return out
+}
+
+// parse turns the values of the window's buckets, oldest first (nil for
+// a bucket never counted), into counts.
+func (s slider) parse(vals [][]byte) ([subWindows]int64, error) {
 	var out [subWindows]int64
-	for i := range out {
-		k := s.key(s.idx - subWindows + 1 + int64(i))
-		v, ok, err := c.KVGet(k)
-		if err != nil {
-			return out, fmt.Errorf("reading %s: %w", k, err)
-		}
-		if !ok {
+	for i, v := range vals {
+		if v == nil {
 			continue
 		}
 		n, err := strconv.ParseInt(string(v), 10, 64)
 		if err != nil {
-			return out, fmt.Errorf("counter %s holds %q, not a number", k, v)
+			return out, fmt.Errorf("counter %s holds %q, not a number", s.key(s.idx-subWindows+1+int64(i)), v)
 		}
 		out[i] = n
+	}
+	return out, nil
+}
+
+// getMany reads keys in as few host calls as the host's per-call limit
+// allows: one for every configuration of a reasonable size.
+func getMany(c *sdk.Ctx, keys []string) ([][]byte, error) {
+	out := make([][]byte, 0, len(keys))
+	for len(keys) > 0 {
+		n := min(len(keys), pluginapi.MaxKVGetMany)
+		vs, err := c.KVGetMany(keys[:n]...)
+		if err != nil {
+			return nil, fmt.Errorf("reading %d window counters: %w", len(keys), err)
+		}
+		out, keys = append(out, vs...), keys[n:]
 	}
 	return out, nil
 }

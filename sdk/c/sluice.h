@@ -59,6 +59,9 @@
 #define SLUICE_TEMP_FAIL (-5)
 #define SLUICE_TOO_LARGE (-6)
 
+/* The most keys one sluice_kv_get_many call may read. */
+#define SLUICE_MAX_KV_GET_MANY 64
+
 /* Properties for sluice_get_prop. */
 #define SLUICE_PROP_CLIENT_IP 0
 #define SLUICE_PROP_CLIENT_PORT 1
@@ -129,6 +132,8 @@ SLUICE_IMPORT("set_reply") int32_t sluice_set_reply(int32_t code, const char *en
 SLUICE_IMPORT("set_route") int32_t sluice_set_route(const char *route, int32_t route_len);
 SLUICE_IMPORT("dns_lookup") int32_t sluice_dns_lookup(int32_t type, const char *name, int32_t name_len, char *buf, int32_t cap);
 SLUICE_IMPORT("kv_get") int32_t sluice_kv_get(const char *key, int32_t key_len, char *buf, int32_t cap);
+/* keys "\n"-separated (at most SLUICE_MAX_KV_GET_MANY); buf receives, per key in order, an int32 little-endian length (-1: missing) and the value. */
+SLUICE_IMPORT("kv_get_many") int32_t sluice_kv_get_many(const char *keys, int32_t keys_len, char *buf, int32_t cap);
 SLUICE_IMPORT("kv_set") int32_t sluice_kv_set(const char *key, int32_t key_len, const char *value, int32_t value_len, int64_t ttl_ms);
 SLUICE_IMPORT("kv_incr") int32_t sluice_kv_incr(const char *key, int32_t key_len, int64_t delta, int64_t ttl_ms, int64_t *out);
 SLUICE_IMPORT("kv_del") int32_t sluice_kv_del(const char *key, int32_t key_len);

@@ -117,6 +117,20 @@ func mail(c *sdk.Ctx) sdk.Verdict {
 	note(c, "set", errText(c.KVSet("k", []byte(strings.Repeat("v", 5000)), 0)))
 	b, ok, err := c.KVGet("k")
 	note(c, "get", join(len(b), ok, errText(err)))
+	vs, err := c.KVGetMany("count", "nokey", "k")
+	if len(vs) == 3 {
+		note(c, "getmany", join(string(vs[0]), vs[1] == nil, len(vs[2]), errText(err)))
+	} else {
+		note(c, "getmany", join(len(vs), errText(err)))
+	}
+	many := make([]string, pluginapi.MaxKVGetMany+1)
+	for i := range many {
+		many[i] = fmt.Sprint("k", i)
+	}
+	_, err = c.KVGetMany(many...)
+	note(c, "getmany.toomany", errText(err))
+	_, err = c.KVGetMany("a\nb")
+	note(c, "getmany.newline", errText(err))
 	note(c, "del", errText(c.KVDel("k")))
 	_, ok, err = c.KVGet("k")
 	note(c, "get2", join(ok, errText(err)))
