@@ -7,10 +7,14 @@
 #
 # BENCH_MEMORY=1: RSS (VmRSS, VmHWM from /proc/PID/status) of
 #   - sluice without plugins, idle, then under sluice-load -c 100 (10 KiB
-#     messages delivered to a Maildir);
+#     messages relayed to an smtp-sink);
 #   - sluice with the seven first-party plugins (plugins/*, with
 #     examples/anti-abuse's NAME.toml; ratelimit's limits raised so that
-#     the load is not refused), idle, then under the same load.
+#     the load is not refused), idle, then under the same load;
+#   with where it goes (/proc/PID/smaps): compiled guest code (executable
+#   anonymous mappings), guests' linear memory (the anonymous mappings
+#   of memory_limit each), the rest of the anonymous memory (Go heap,
+#   stacks), and mapped files (RssFile: the binary, Badger's value log).
 #
 # BENCH_DEEPQUEUE=1: the same server routing everything to a dead
 # loopback port ([delivery] relay_host), first with an empty queue, then
@@ -65,6 +69,35 @@ banner() {
 
 # rss PID prints "VmRSS/VmHWM" in MiB.
 rss() { awk '/^VmRSS/ { r = $2 } /^VmHWM/ { h = $2 } END { printf "%.0f / %.0f MiB", r / 1024, h / 1024 }' "/proc/$1/status" 2>/dev/null || echo "–"; }
+# parts PID prints, in MiB, the resident compiled guest code (executable
+# anonymous mappings) + guests' linear memory (a writable anonymous
+# mapping followed by the unreadable rest of a 128 MiB reservation: the
+# default memory_limit, which the first-party plugins keep) + the other
+# anonymous memory (Go heap, stacks) + mapped files (RssFile).
+parts() {
+	python3 - "$1" <<'PY' 2>/dev/null || echo "–"
+import re, sys
+maps = []
+for line in open(f"/proc/{sys.argv[1]}/smaps"):
+    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \d+\s*(.*)$", line)
+    if m:
+        maps.append([int(m[1], 16), int(m[2], 16), m[3], m[4], 0])
+    elif line.startswith("Rss:"):
+        maps[-1][4] = int(line.split()[1])
+code = guest = other = files = 0
+for i, (lo, hi, perm, name, rss) in enumerate(maps):
+    nxt = maps[i + 1] if i + 1 < len(maps) else None
+    if name.startswith("/"):
+        files += rss
+    elif "x" in perm:
+        code += rss
+    elif perm.startswith("rw") and not name and nxt and nxt[0] == hi and nxt[2].startswith("---") and not nxt[3] and nxt[1] - lo == 128 << 20:
+        guest += rss
+    else:
+        other += rss
+print(" + ".join(f"{v / 1024:.0f}" for v in (code, guest, other, files)))
+PY
+}
 # cpu PID prints the process's user+system CPU time in seconds.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # now prints seconds since the epoch with milliseconds.
@@ -148,10 +181,17 @@ if [ "${BENCH_MEMORY:-0}" != 0 ]; then
 	done
 	# Limits the load never reaches, so that every message is taken.
 	sed -i 's/messages = [0-9]*/messages = 1000000000/g; s/recipients = [0-9]*/recipients = 1000000000/g' "$tmp/plugins7/ratelimit.toml"
-	row "Memory: make bench with BENCH_MEMORY=1 (bash scripts/bench-queue.sh), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d ' ' -f 1-3 /proc/loadavg); VmRSS / VmHWM of the sluice process. Load: sluice-load -c 100 -d 10s -size 10240 -to user@bench.test (Maildir delivery)."
+	PATH=$PATH:/usr/sbin
+	free_port sink
+	sink_user=()
+	[ "$(id -u)" = 0 ] && sink_user=(-u nobody) # it refuses to run as root otherwise
+	smtp-sink "${sink_user[@]}" "127.0.0.1:$sink" 1000 >"$out/queue-smtp-sink.log" 2>&1 &
+	pids+=("$!")
+	wait_port "$sink" "$!" || say "smtp-sink did not start; see $out/queue-smtp-sink.log"
+	row "Memory: make bench with BENCH_MEMORY=1 (bash scripts/bench-queue.sh)${GOMEMLIMIT:+ with GOMEMLIMIT=$GOMEMLIMIT}, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d ' ' -f 1-3 /proc/loadavg); VmRSS / VmHWM of the sluice process, then its parts: compiled guest code + guests' linear memory + other anonymous memory (Go heap, stacks) + mapped files. Load: sluice-load -c 100 -d 10s -size 10240 -to user@sink.test, relayed to smtp-sink."
 	row ""
-	row "| server | idle after start | plugins loaded | msgs/s under load | after the load |"
-	row "| --- | ---: | ---: | ---: | ---: |"
+	row "| server | idle after start | parts idle | plugins loaded | msgs/s under load | CPU per msg | after the load | parts after the load |"
+	row "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for kind in none seven; do
 		data="$tmp/mem-$kind"
 		mkdir -p "$data/plugins"
@@ -160,7 +200,7 @@ if [ "${BENCH_MEMORY:-0}" != 0 ]; then
 			cp "$tmp"/plugins7/* "$data/plugins/"
 			want=7
 		fi
-		config "mem-$kind" "$data"
+		config "mem-$kind" "$data" $'[delivery]\nrelay_host = "127.0.0.1:'"$sink"$'"\nrelay_tls = "none"'
 		serve "mem-$kind" || continue
 		for _ in $(seq 1 600); do
 			[ "$(grep -c 'msg="plugin loaded"' "$out/queue-mem-$kind.log")" -ge "$want" ] && break
@@ -169,11 +209,15 @@ if [ "${BENCH_MEMORY:-0}" != 0 ]; then
 		loaded=$(grep -c 'msg="plugin loaded"' "$out/queue-mem-$kind.log" || true)
 		sleep 3
 		idle=$(rss "$pid")
-		say "mem-$kind: $loaded plugins loaded; idle $idle"
-		loadrun "mem-$kind" 100 10240 user@bench.test
+		idle_parts=$(parts "$pid")
+		say "mem-$kind: $loaded plugins loaded; idle $idle ($idle_parts)"
+		c0=$(cpu "$pid")
+		loadrun "mem-$kind" 100 10240 user@sink.test
+		per=$(awk -v a="$c0" -v b="$(cpu "$pid")" -v n="$accepted" 'BEGIN { printf "%.2f ms", (n > 0 ? (b - a) * 1000 / n : 0) }')
 		loaded_rss=$(rss "$pid")
-		say "mem-$kind: $msgs msgs/s; after the load $loaded_rss"
-		row "| sluice, $kind plugins | $idle | $loaded | $msgs | $loaded_rss |"
+		loaded_parts=$(parts "$pid")
+		say "mem-$kind: $msgs msgs/s; after the load $loaded_rss ($loaded_parts)"
+		row "| sluice, $kind plugins | $idle | $idle_parts | $loaded | $msgs | $per | $loaded_rss | $loaded_parts |"
 		stop "$pid"
 	done
 	row ""

@@ -28,6 +28,8 @@ type ModuleInfo struct {
 	// MemoryMinPages and MemoryMaxPages are its declared memory limits in
 	// 64 KiB pages (MemoryMaxPages 0: no maximum declared).
 	MemoryMinPages, MemoryMaxPages uint32
+	// memories counts its memories, imported or defined (0 or 1).
+	memories int
 	// TableMin is the largest minimum size of its tables; Tables counts
 	// them. TableLimit is the bound each table gets (its [limits]
 	// table_elements): table.grow fails beyond it.

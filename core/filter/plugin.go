@@ -14,6 +14,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -221,7 +222,7 @@ func inspectBinary(bin []byte, conf *pluginConf) (*ModuleInfo, []section, error)
 	}
 	info := &ModuleInfo{MemoryMinPages: bi.memMin, TableMin: bi.tableMin, Tables: bi.tables,
 		TableLimit: uint32(lim.TableElements), Functions: int(bi.functions), Globals: int(bi.globals),
-		DataBytes: int64(bi.dataBytes), ModuleBytes: int64(len(bin))}
+		DataBytes: int64(bi.dataBytes), ModuleBytes: int64(len(bin)), memories: bi.memories}
 	if bi.hasMemMax {
 		info.MemoryMaxPages = bi.memMax
 	}
@@ -323,14 +324,20 @@ func sameTypes(a, b []api.ValueType) bool {
 // and negotiates the ABI. The caller has reserved a slot in the pool.
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	w := newLogWriter(p.log, p.name)
-	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg.WithStdout(w).WithStderr(w))
+	// The guest's memory is mapped outside the Go heap (linmem.go).
+	actx := experimental.WithMemoryAllocator(ctx, mmapAllocator{})
+	mod, err := p.rt.InstantiateModule(actx, p.compiled, p.modCfg.WithStdout(w).WithStderr(w))
 	if err != nil {
 		return nil, fmt.Errorf("cannot instantiate: %w", err)
 	}
 	fuse, _ := mod.ExportedGlobal(fuseExport).(api.MutableGlobal)
 	fuel, _ := mod.ExportedGlobal(fuelExport).(api.MutableGlobal)
 	grown := mod.ExportedGlobal(grownExport)
-	in := &instance{p: p, mod: mod, mem: mod.Memory(), onHook: mod.ExportedFunction(pluginapi.ExportOnHook), fuse: fuse, fuel: fuel, grown: grown}
+	var mem api.Memory
+	if p.info.memories > 0 {
+		mem = mod.Memory() // without a memory, wazero's is a nil pointer in a non-nil interface
+	}
+	in := &instance{p: p, mod: mod, mem: mem, onHook: mod.ExportedFunction(pluginapi.ExportOnHook), fuse: fuse, fuel: fuel, grown: grown}
 	w.in = in
 	if fuse == nil || fuel == nil || grown == nil {
 		_ = mod.Close(ctx)
@@ -354,6 +361,10 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 		p.pool.unregister(in)
 		_ = mod.Close(ctx)
 		return nil, err
+	}
+	in.keep = ^uint32(0)
+	if in.mem != nil {
+		in.keep = uint32(min(uint64(in.mem.Size())+releaseGrowth, 1<<32-1))
 	}
 	return in, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 const (
 	defaultMemoryLimit = 128 << 20 // bytes
 	defaultTimeout     = 100 * time.Millisecond
-	defaultPoolMin     = 2
+	defaultPoolMin     = 1
 	maxMemoryLimit     = 4 << 30 // the wasm32 address space
 	maxTimeout         = time.Minute
 	pageSize           = 64 << 10
@@ -106,7 +107,7 @@ func defaultConf() pluginConf {
 		MemoryLimit:     defaultMemoryLimit,
 		Timeout:         config.Duration(defaultTimeout),
 		PoolMin:         defaultPoolMin,
-		PoolMax:         2*runtime.GOMAXPROCS(0) + 2,
+		PoolMax:         defaultPoolMax(nil),
 		BreakerFailures: defaultBreakerFailures,
 		BreakerCooldown: config.Duration(defaultBreakerCooldown),
 		Limits: Limits{ModuleSize: defaultModuleSize, Functions: defaultFunctions, Globals: defaultGlobals,
@@ -114,6 +115,19 @@ func defaultConf() pluginConf {
 			LogLines: defaultLogLines, LogBytes: defaultLogBytes, KVBytes: defaultKVBytes,
 			LogBytesPerMinute: defaultLogPerMinute, KVBytesPerMinute: defaultKVPerMinute},
 	}
+}
+
+// defaultPoolMax is pool_max when NAME.toml does not set it: the CPUs
+// (at least 2), as a call runs on a CPU from start to end (a KV call on
+// the local store takes microseconds), so more instances would only hold
+// memory; for a plugin granted dns 2 × CPUs + 2, as its calls hold their
+// instance while they wait for an answer (RATIONALE.md, "Filter calls").
+func defaultPoolMax(grants []string) int {
+	cpus := runtime.GOMAXPROCS(0)
+	if slices.Contains(grants, pluginapi.CapDNS) {
+		return 2*cpus + 2
+	}
+	return max(cpus, 2)
 }
 
 // instanceMemory is what one instance may take at most: its linear memory
@@ -160,6 +174,9 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 		return c, fmt.Errorf("%s: %w", file, err)
 	}
 	lines := keyLines(data)
+	if _, set := lines["pool_max"]; !set {
+		c.PoolMax = defaultPoolMax(c.Grants)
+	}
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s: %s", file, lines[key], key, fmt.Sprintf(format, args...))
 	}
@@ -179,7 +196,7 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 	}
 	if _, set := lines["pool_max"]; !set && c.PoolMax < c.PoolMin {
 		// pool_max is the default: the error belongs to pool_min's line.
-		return c, bad("pool_min", "must be at most pool_max, which is %d by default (2 × CPUs + 2); set pool_max too", c.PoolMax)
+		return c, bad("pool_min", "must be at most pool_max, which is %d by default (the CPUs, at least 2, or 2 × CPUs + 2 with the dns grant); set pool_max too", c.PoolMax)
 	}
 	if c.PoolMax < 1 || c.PoolMax < c.PoolMin {
 		return c, bad("pool_max", "must be at least 1 and at least pool_min (%d)", c.PoolMin)

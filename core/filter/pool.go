@@ -53,7 +53,20 @@ type instance struct {
 	env    Env
 
 	lastUsed int64 // host clock, under the pool's mutex
+	// keep is the largest linear memory (bytes) put keeps in the pool:
+	// what the instance had after _initialize plus releaseGrowth.
+	keep uint32
 }
+
+// releaseGrowth is how much a guest's memory may grow past its size after
+// _initialize and the instance still go back to the pool: one that grew
+// more (a call that needed much memory, a large message) is closed when
+// its call returns, so that its memory goes back to the kernel at once
+// instead of staying with an idle instance, and the pool makes a fresh
+// one when it needs one (about 5 ms for a first-party Go plugin). A Go
+// guest's runtime takes memory in 4 MiB arenas: normal calls stay within
+// the first (BENCHMARKS.md, "Memory").
+const releaseGrowth = 8 << 20
 
 type instKey struct{}
 
@@ -190,8 +203,13 @@ func (pl *pool) signal() {
 	}
 }
 
-// put returns a healthy instance after a call.
+// put returns a healthy instance after a call; one whose memory grew past
+// keep is closed instead.
 func (pl *pool) put(in *instance) {
+	if in.mem != nil && in.mem.Size() > in.keep {
+		pl.discard(in)
+		return
+	}
 	now := pl.p.h.nanotime()
 	pl.mu.Lock()
 	if pl.closed {

@@ -3,6 +3,7 @@ package filter
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // The host reads a module's binary itself before wazero compiles it, for
@@ -310,6 +311,7 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 		out = append(out, body...)
 	}
 	haveGlobal, haveExport := false, false
+	hasDataCount := slices.ContainsFunc(secs, func(s section) bool { return s.id == 12 })
 	for _, s := range secs {
 		if !haveGlobal && sectionRank[s.id] > sectionRank[6] {
 			emit(6, append(uleb(nGlobals), newGlobals...))
@@ -342,6 +344,12 @@ func instrument(secs []section, tableLimit uint32) ([]byte, error) {
 				return nil, err
 			}
 			emit(10, body)
+		case 11:
+			if body, ok := mergeData(s.body, hasDataCount); ok {
+				emit(11, body)
+			} else {
+				emit(11, s.body)
+			}
 		default:
 			emit(s.id, s.body)
 		}
