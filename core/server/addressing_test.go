@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testwait"
+
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/config"
@@ -96,13 +98,7 @@ func (b *logBuffer) String() string {
 // waitLog waits until the log holds want.
 func (b *logBuffer) waitLog(t *testing.T, want string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !strings.Contains(b.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q within %v", want, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, within, fmt.Sprintf("a log line with %q", want), func() bool { return strings.Contains(b.String(), want) })
 }
 
 // startLogged is start with the server's log kept for the test.

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testwait"
+
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
 	"github.com/sluice-mta/sluice/core/internal/testca"
 	"github.com/sluice-mta/sluice/core/server"
@@ -115,7 +117,7 @@ relay_password = "secret"
 	for _, rc := range []string{"x@dane.test", "x@sts.test", "x@relay.test", "x@badrelay.test"} {
 		servertest.MustSend(t, addr, "sender@localhost", []string{rc}, servertest.Message("sender@localhost", rc, "tls "+rc, "hello\r\n"))
 	}
-	waitFor(t, 20*time.Second, "the deliveries to dane.test and relay.test", func() bool {
+	testwait.Until(t, 20*time.Second, "the deliveries to dane.test and relay.test", func() bool {
 		return len(mx.messages()) == 1 && len(goodRelay.messages()) == 1
 	})
 	if got := mx.messages()[0].rcpts; len(got) != 1 || got[0] != "x@dane.test" {
@@ -126,7 +128,7 @@ relay_password = "secret"
 	}
 	// Both others wait in the queue, each with a 4.7.5 naming the problem.
 	var ls string
-	waitFor(t, 20*time.Second, "4.7.5 deferrals in sluice queue ls", func() bool {
+	testwait.Until(t, 20*time.Second, "4.7.5 deferrals in sluice queue ls", func() bool {
 		ls = runBin(t, "", nil, "", nil, "queue", "ls", "--config", cfgPath).stdout
 		return strings.Contains(ls, "x@sts.test") && strings.Contains(ls, "x@badrelay.test") &&
 			strings.Count(ls, "4.7.5") >= 2
@@ -163,18 +165,6 @@ relay_password = "secret"
 func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
-}
-
-// waitFor polls cond until it holds, failing the test after within.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestMTASTSBounceAfterLifetime: mail an enforced MTA-STS policy keeps

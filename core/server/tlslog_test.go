@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testwait"
+
 	"github.com/sluice-mta/sluice/core/servertest"
 )
 
@@ -94,7 +96,7 @@ func TestTLSLogAndMetrics(t *testing.T) {
 	withCert := run(cert, key)
 	logs.waitLog(t, "cert_sha256="+fp, 10*time.Second)
 	without := run()
-	waitFor(t, 10*time.Second, "the second session's tls line", func() bool { return len(logLines(logs.String(), "tls")) >= 2 })
+	testwait.Until(t, 10*time.Second, "the second session's tls line", func() bool { return len(logLines(logs.String(), "tls")) >= 2 })
 	lines := logLines(logs.String(), "tls")
 	if len(lines) != 2 {
 		t.Fatalf("%d tls lines, want 2:\n%s", len(lines), strings.Join(lines, "\n"))

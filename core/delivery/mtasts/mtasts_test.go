@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testwait"
+
 	"github.com/dgraph-io/badger/v4"
 	mdns "github.com/miekg/dns"
 
@@ -147,17 +149,10 @@ func TestCacheRefreshesInBackground(t *testing.T) {
 	if p, _ := s.cache.Get(ctx, "example.test"); p == nil || p.Mode != ModeEnforce {
 		t.Errorf("Get while refreshing = %v; want the cached policy at once", p)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Until(t, 10*time.Second, "the new policy (testing, id 2) to replace the cached one", func() bool {
 		p, _ := s.cache.Get(ctx, "example.test")
-		if p != nil && p.Mode == ModeTesting && p.ID == "2" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the new policy never replaced the cached one: %+v", p)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return p != nil && p.Mode == ModeTesting && p.ID == "2"
+	})
 	// The record gone: the cached policy applies until it expires.
 	s.dns.Set("_mta-sts.example.test")
 	if p, _ := s.cache.Get(ctx, "example.test"); p == nil || p.Mode != ModeTesting {
