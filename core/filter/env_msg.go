@@ -233,12 +233,25 @@ func (e *Env) DNSLookup(qtype int32, name string) ([]byte, pluginapi.Status) {
 
 // kvKey checks the permission for fn and namespaces key.
 func (e *Env) kvKey(fn *pluginapi.Func, key string) (string, pluginapi.Status) {
-	if st := e.permit(fn); st != pluginapi.StatusOK {
+	if st := e.kvPermit(fn); st != pluginapi.StatusOK {
 		return "", st
 	}
-	if e.spec.KV == nil {
-		return "", pluginapi.StatusDenied
+	return e.nsKey(key)
+}
+
+// kvPermit checks that the plugin may call fn and has a store.
+func (e *Env) kvPermit(fn *pluginapi.Func) pluginapi.Status {
+	if st := e.permit(fn); st != pluginapi.StatusOK {
+		return st
 	}
+	if e.spec.KV == nil {
+		return pluginapi.StatusDenied
+	}
+	return pluginapi.StatusOK
+}
+
+// nsKey checks key and puts it in the plugin's namespace.
+func (e *Env) nsKey(key string) (string, pluginapi.Status) {
 	if key == "" || len(key) > maxNameLen {
 		return "", pluginapi.StatusBadArgument
 	}
@@ -280,20 +293,20 @@ func (e *Env) KVGet(key string) ([]byte, pluginapi.Status) {
 // each value in order, nil for a missing key. More than
 // pluginapi.MaxKVGetMany keys, or a bad one, is StatusBadArgument.
 func (e *Env) KVGetMany(keys []string) ([][]byte, pluginapi.Status) {
+	if st := e.kvPermit(rowKVGetMany); st != pluginapi.StatusOK {
+		return nil, st
+	}
 	if len(keys) == 0 || len(keys) > pluginapi.MaxKVGetMany {
-		if st := e.permit(rowKVGetMany); st != pluginapi.StatusOK {
-			return nil, st
-		}
 		return nil, pluginapi.StatusBadArgument
 	}
 	ks := make([]string, len(keys))
 	for i, key := range keys {
-		k, st := e.kvKey(rowKVGetMany, key)
-		if st != pluginapi.StatusOK {
-			return nil, st
-		}
 		if strings.IndexByte(key, '\n') >= 0 { // the wire separates keys with it
 			return nil, pluginapi.StatusBadArgument
+		}
+		k, st := e.nsKey(key)
+		if st != pluginapi.StatusOK {
+			return nil, st
 		}
 		ks[i] = k
 	}
