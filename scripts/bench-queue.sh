@@ -107,37 +107,13 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 go build -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/sluice-load" ./cmd/sluice-load
 
-# config NAME DATA EXTRA writes $tmp/NAME.toml for a server on data_dir
-# DATA and sets port to its SMTP port.
+# config NAME DATA RELAY EXTRA writes $tmp/NAME.toml for a server on
+# data_dir DATA (benchlib.sh's bench_toml: sink.test relayed to
+# 127.0.0.1:RELAY, then EXTRA) and sets port to its SMTP port.
 config() {
 	free_port port
 	free_port subport
-	cat >"$tmp/$1.toml" <<EOF
-hostname = "bench.local"
-data_dir = "$2"
-local_domains = ["bench.test"]
-trusted_networks = ["127.0.0.0/8"]
-
-[smtp]
-listen = ["127.0.0.1:$port"]
-max_connections = 1000
-max_connections_per_ip = 1000
-
-[submission]
-listen = ["127.0.0.1:$subport"]
-tls_listen = []
-
-[local]
-transport = "maildir"
-maildir = "{data_dir}/mail/{domain}/{user}"
-
-[queue]
-workers = 16
-
-[admin]
-socket = "{data_dir}/admin.sock"
-EOF
-	[ -z "${3:-}" ] || printf '\n%s\n' "$3" >>"$tmp/$1.toml"
+	bench_toml "$tmp/$1.toml" "$2" "$port" "$subport" "$3" "${4:-}"
 	cp "$tmp/$1.toml" "$out/queue-$1.toml"
 }
 
@@ -200,7 +176,7 @@ if [ "${BENCH_MEMORY:-0}" != 0 ]; then
 			cp "$tmp"/plugins7/* "$data/plugins/"
 			want=7
 		fi
-		config "mem-$kind" "$data" $'[delivery]\nrelay_host = "127.0.0.1:'"$sink"$'"\nrelay_tls = "none"'
+		config "mem-$kind" "$data" "$sink" $'[delivery]\nrelay_host = "127.0.0.1:'"$sink"$'"\nrelay_tls = "none"'
 		serve "mem-$kind" || continue
 		for _ in $(seq 1 600); do
 			[ "$(grep -c 'msg="plugin loaded"' "$out/queue-mem-$kind.log")" -ge "$want" ] && break
@@ -252,7 +228,7 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 			rm -f "$data"/*.sock
 		fi
 		mkdir -p "$data"
-		config "dq-$kind" "$data" $'[delivery]\nrelay_host = "127.0.0.1:'"$dead"$'"'
+		config "dq-$kind" "$data" "$dead" $'[delivery]\nrelay_host = "127.0.0.1:'"$dead"$'"'
 		serve "dq-$kind" || continue
 		up=$startup
 		at_banner=$(rss "$pid")

@@ -174,7 +174,8 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 		return c, fmt.Errorf("%s: %w", file, err)
 	}
 	lines := keyLines(data)
-	if _, set := lines["pool_max"]; !set {
+	_, poolMaxSet := lines["pool_max"]
+	if !poolMaxSet {
 		c.PoolMax = defaultPoolMax(c.Grants)
 	}
 	bad := func(key, format string, args ...any) error {
@@ -194,7 +195,7 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 	if c.PoolMin < 0 {
 		return c, bad("pool_min", "must not be negative")
 	}
-	if _, set := lines["pool_max"]; !set && c.PoolMax < c.PoolMin {
+	if !poolMaxSet && c.PoolMax < c.PoolMin {
 		// pool_max is the default: the error belongs to pool_min's line.
 		return c, bad("pool_min", "must be at most pool_max, which is %d by default (the CPUs, at least 2, or 2 × CPUs + 2 with the dns grant); set pool_max too", c.PoolMax)
 	}
