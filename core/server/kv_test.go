@@ -35,14 +35,7 @@ func redisAuthServer(t *testing.T, redis, onError string, adjust ...func(*config
 // reached with failures on both, blocks her on the other node too, and the
 // per-user limit adds up failures from two addresses on two nodes.
 func TestAuthThrottleTwoNodes(t *testing.T) {
-	if !redistest.Available() {
-		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
-	}
-	rd, err := redistest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rd.Stop)
+	rd := redistest.StartT(t)
 	nodes := []string{redisAuthNode(t, rd.Addr, config.KVFailOpen), redisAuthNode(t, rd.Addr, config.KVFailOpen)}
 	steps := []struct {
 		node                 int
@@ -164,14 +157,7 @@ func TestAuthThrottleRedisDown(t *testing.T) {
 // with an ACL user; a wrong password is an unreachable store (fail_closed:
 // 454).
 func TestKVPasswordFile(t *testing.T) {
-	if !redistest.Available() {
-		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
-	}
-	rd, err := redistest.Start(t.TempDir(), "--user", "default", "off", "--user", "sluice", "on", ">s3cret", "~*", "+@all")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rd.Stop)
+	rd := redistest.StartT(t, "--user", "default", "off", "--user", "sluice", "on", ">s3cret", "~*", "+@all")
 	for _, tc := range []struct {
 		password string
 		want     int

@@ -18,14 +18,7 @@ import (
 // client from the cached answer without asking again. The DNS answers have
 // TTL 0, so no host-side DNS cache stands in for the plugin's.
 func TestTwoNodesOneCache(t *testing.T) {
-	if !redistest.Available() {
-		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
-	}
-	rd, err := redistest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rd.Stop)
+	rd := redistest.StartT(t)
 	dns := dnstest.Start(t, dnstest.Zone("1.0.0.127.block.example. 0 IN A 127.0.0.4"))
 	dns.SetNegativeTTL(0)
 	toml, err := sdktest.PluginTOML(map[string]any{

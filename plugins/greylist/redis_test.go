@@ -18,14 +18,7 @@ import (
 // after the delay on the other passes there, and one retried too early on
 // the other is still deferred.
 func TestTwoNodesOneGreylist(t *testing.T) {
-	if !redistest.Available() {
-		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
-	}
-	rd, err := redistest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rd.Stop)
+	rd := redistest.StartT(t)
 	toml, err := sdktest.PluginTOML(map[string]any{
 		"delay": "5m", "expiry": "36h", "whitelist_after": "36d",
 		"skip_networks": []any{}, "spf_pass_domains": []any{},

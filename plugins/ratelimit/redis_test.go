@@ -34,20 +34,6 @@ func kvNode(t *testing.T, kv config.KV, toml string, now *testclock.Clock) *serv
 	return servertest.Start(t, cfg, server.WithPluginClock(now.Now))
 }
 
-// startRedis starts a redis-server of the test's own, or skips.
-func startRedis(t *testing.T) *redistest.Server {
-	t.Helper()
-	if !redistest.Available() {
-		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
-	}
-	r, err := redistest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Stop)
-	return r
-}
-
 // senderLimit is the plugin's file: a generous timeout, so that a call
 // slowed by the test's own load is not a plugin failure (which would let
 // the message through uncounted under "continue").
@@ -62,7 +48,7 @@ limits = [{key = "sender", window = "1m", messages = %d}]
 // messages a minute per sender: clients racing on both nodes at once get
 // exactly N accepted in total, and the next is refused on either node.
 func TestTwoNodesOneLimit(t *testing.T) {
-	rd := startRedis(t)
+	rd := redistest.StartT(t)
 	twoNodesOneLimit(t, config.KV{Backend: config.KVRedis, Redis: []string{rd.Addr}, Prefix: "two:",
 		Timeout: config.Duration(time.Second), OnError: config.KVFailOpen})
 }
@@ -144,7 +130,7 @@ func TestRedisOutage(t *testing.T) {
 		{config.KVFailClosed, "tempfail", 451},
 	} {
 		t.Run(tc.onError, func(t *testing.T) {
-			rd := startRedis(t)
+			rd := redistest.StartT(t)
 			now := testclock.New(t0)
 			nd := redisNode(t, rd.Addr, "outage:", tc.onError, fmt.Sprintf(senderLimit, tc.policy, 2), now)
 			send := func() error {

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -58,6 +59,22 @@ func Start(dir string, extra ...string) (*Server, error) {
 		return nil, err
 	}
 	return start(dir, port, extra...)
+}
+
+// StartT is Start for a test: it skips the test when redis-server is not
+// installed, fails it when the server does not start, and stops the
+// server when the test ends.
+func StartT(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	if !Available() {
+		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
+	}
+	s, err := Start(t.TempDir(), extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }
 
 // StartTLS starts a standalone redis-server like Start whose port speaks
