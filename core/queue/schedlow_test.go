@@ -37,6 +37,21 @@ func attempts(d *fakeDeliverer) map[string]int {
 	return out
 }
 
+// recorded reports whether the queue holds n messages, each with its
+// first attempt's outcome committed.
+func recorded(t *testing.T, q *Queue, n int) bool {
+	envs := list(t, q)
+	if len(envs) != n {
+		return false
+	}
+	for _, e := range envs {
+		if e.Attempts < 1 {
+			return false
+		}
+	}
+	return true
+}
+
 // TestScheduleIndexDue: with hundreds of leased (deleted) schedule
 // entries before them, deferred messages are retried when they are due
 // and not before, in this process and after a restart.
@@ -64,12 +79,15 @@ func TestScheduleIndexDue(t *testing.T) {
 	for i := range 5 {
 		early = append(early, enqueue(t, q, "a@src.test", fmt.Sprintf("e%d@dead.test", i)))
 	}
-	eventually(t, "first attempts of the first ones", func() bool { return len(attempts(d)) == 305 })
+	// Each wait is for the outcome the queue recorded, not only for the
+	// deliverer's call: a retry is scheduled from the clock when the
+	// outcome is committed, which must be before the clock moves on.
+	eventually(t, "first attempts of the first ones", func() bool { return len(attempts(d)) == 305 && recorded(t, q, 5) })
 	c.Add(30 * time.Minute)
 	for i := range 5 {
 		late = append(late, enqueue(t, q, "a@src.test", fmt.Sprintf("l%d@dead.test", i)))
 	}
-	eventually(t, "first attempts", func() bool { return len(list(t, q)) == 10 && len(attempts(d)) == 310 })
+	eventually(t, "first attempts", func() bool { return len(attempts(d)) == 310 && recorded(t, q, 10) })
 
 	// 70 minutes after the first ones: they are due (1 h ± 5 %), the
 	// later ones (due at 90 ± 3 minutes) not.
