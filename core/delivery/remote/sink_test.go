@@ -66,8 +66,10 @@ type sink struct {
 	open    int // connections open now
 	maxOpen int
 	inData  int // sessions inside DATA now
-	// cmds counts the commands received by verb ("EHLO", "RSET", …).
-	cmds map[string]int
+	// cmds counts the commands received by verb ("EHLO", "RSET", …)
+	// in plain text; tlsCmds those in the transcript (a TLS sink's, on
+	// both sides of STARTTLS).
+	cmds, tlsCmds map[string]int
 	// auths counts AUTH exchanges begun: a password was sent, or about
 	// to be.
 	auths   int
@@ -79,7 +81,7 @@ type sink struct {
 
 func startSink(t testing.TB, o sinkOptions) *sink {
 	t.Helper()
-	s := &sink{o: o, replies: make(map[string][]*smtp.SMTPError), cmds: make(map[string]int)}
+	s := &sink{o: o, replies: make(map[string][]*smtp.SMTPError), cmds: make(map[string]int), tlsCmds: make(map[string]int)}
 	for k, v := range o.replies {
 		s.replies[k] = append([]*smtp.SMTPError(nil), v...)
 	}
@@ -96,6 +98,7 @@ func startSink(t testing.TB, o sinkOptions) *sink {
 			cert = &c
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
+		srv.Debug = &transcript{s: s}
 	}
 	var ln net.Listener
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -155,29 +158,49 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	l.s.open++
 	l.s.maxOpen = max(l.s.maxOpen, l.s.open)
 	l.s.mu.Unlock()
-	return &countedConn{Conn: c, s: l.s}, nil
+	return &countedConn{Conn: c, s: l.s, cmds: cmdParser{stopAtTLS: true}}, nil
 }
 
-// countedConn counts the commands it reads in plain text (the first word of
-// each line outside DATA and BDAT chunks; nothing after STARTTLS) and hides
-// 8BITMIME and CHUNKING when the sink is not to offer them.
+// countedConn counts the commands it reads in plain text (nothing after
+// STARTTLS: the sink's transcript counts those) and hides 8BITMIME and
+// CHUNKING when the sink is not to offer them.
 type countedConn struct {
 	net.Conn
-	s     *sink
-	once  sync.Once
-	line  []byte // the partial line read so far
-	data  bool   // inside DATA's content
-	chunk int    // bytes of a BDAT chunk still to come
-	tls   bool   // after STARTTLS: the bytes are ciphertext, not counted
+	s    *sink
+	once sync.Once
+	cmds cmdParser
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if c.tls {
-		return n, err
+	c.cmds.feed(p[:n], func(verb string) {
+		c.s.mu.Lock()
+		c.s.cmds[verb]++
+		c.s.mu.Unlock()
+	})
+	return n, err
+}
+
+// cmdParser finds the commands in what a client sends: the first word of
+// each line outside DATA's content and BDAT chunks. Lines that start with
+// a digit are the server's replies (the transcript holds both sides) and
+// are skipped. With stopAtTLS it stops at STARTTLS, after which the bytes
+// are ciphertext.
+type cmdParser struct {
+	stopAtTLS bool
+	line      []byte // the partial line read so far
+	data      bool   // inside DATA's content
+	chunk     int    // bytes of a BDAT chunk still to come
+	stopped   bool   // STARTTLS seen with stopAtTLS
+}
+
+// feed parses b, calling count with each command's verb in upper case.
+func (c *cmdParser) feed(b []byte, count func(verb string)) {
+	if c.stopped {
+		return
 	}
-	c.line = append(c.line, p[:n]...)
-	for !c.tls {
+	c.line = append(c.line, b...)
+	for !c.stopped {
 		if c.chunk > 0 {
 			k := min(c.chunk, len(c.line))
 			c.chunk -= k
@@ -195,6 +218,8 @@ func (c *countedConn) Read(p []byte) (int, error) {
 		switch {
 		case c.data:
 			c.data = l != "."
+		case l != "" && l[0] >= '0' && l[0] <= '9':
+			// a reply, in the transcript
 		default:
 			verb, args, _ := strings.Cut(l, " ")
 			verb = strings.ToUpper(verb)
@@ -203,13 +228,34 @@ func (c *countedConn) Read(p []byte) (int, error) {
 				size, _, _ := strings.Cut(args, " ")
 				c.chunk, _ = strconv.Atoi(size)
 			}
-			c.tls = verb == "STARTTLS"
-			c.s.mu.Lock()
-			c.s.cmds[verb]++
-			c.s.mu.Unlock()
+			c.stopped = c.stopAtTLS && verb == "STARTTLS"
+			count(verb)
 		}
 	}
-	return n, err
+}
+
+// transcript is the sink's go-smtp Debug writer: the plain text of every
+// session, on both sides of STARTTLS, in which it counts the commands.
+// Sessions share it, so a test reads it with one connection at a time.
+type transcript struct {
+	s    *sink
+	cmds cmdParser
+}
+
+func (w *transcript) Write(p []byte) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	w.cmds.feed(p, func(verb string) { w.s.tlsCmds[verb]++ })
+	return len(p), nil
+}
+
+// transcriptCommands returns how many times each command verb was sent,
+// counted in the plain text on both sides of STARTTLS (a sink with tls
+// only; one connection at a time).
+func (s *sink) transcriptCommands() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.tlsCmds)
 }
 
 func (c *countedConn) Write(p []byte) (int, error) {
