@@ -59,7 +59,9 @@ func TestRSAOnlyClientSTARTTLS(t *testing.T) {
 
 // tls10Client is a Python client speaking only TLS 1.0 (OpenSSL 3 needs
 // security level 0 for it): it says EHLO, STARTTLS and EHLO again and
-// prints the protocol version, or the error.
+// prints the protocol version and cipher, or the error. A second argument
+// is its OpenSSL cipher list ("AES128-SHA": RSA key exchange only, as old
+// printers have).
 const tls10Client = `
 import smtplib, ssl, sys, warnings
 warnings.simplefilter("ignore")
@@ -68,42 +70,60 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 ctx.minimum_version = ssl.TLSVersion.TLSv1
 ctx.maximum_version = ssl.TLSVersion.TLSv1
-ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+ctx.set_ciphers((sys.argv[2] if len(sys.argv) > 2 else "DEFAULT") + ":@SECLEVEL=0")
 host, port = sys.argv[1].rsplit(":", 1)
 s = smtplib.SMTP(host, int(port), timeout=20)
 s.ehlo("client.test")
 try:
     s.starttls(context=ctx)
     s.ehlo("client.test")
-    print("ok", s.sock.version())
+    print("ok", s.sock.version(), s.sock.cipher()[0])
 except Exception as e:
     print("refused", e)
 `
 
-// TestTLS10Client: [submission] tls_min_version = "1.0" lets a TLS 1.0
-// client (Python's ssl with maximum_version TLSv1) through STARTTLS there,
-// while [smtp], at the default 1.2, refuses it.
+// TestTLS10Client: a TLS 1.0 client (Python's ssl with maximum_version
+// TLSv1) gets through STARTTLS where the minimum is 1.0 and is refused
+// where it is 1.2: [submission] tls_min_version = "1.0" beside [smtp] at
+// the default, and [tls] min_version = "1.0" taken by [submission] while
+// [smtp] tls_min_version = "1.2" overrides it. Where 1.0 is allowed, a
+// client with RSA key exchange only (AES128-SHA) gets through too.
 func TestTLS10Client(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("python3 not installed")
 	}
-	cfg := servertest.Config(t)
-	cfg.Submission.Listen = []string{"127.0.0.1:0"}
-	cfg.Submission.TLSMinVersion = "1.0"
-	s := start(t, cfg)
-	for _, tc := range []struct {
-		name, addr, want string
+	for _, conf := range []struct {
+		name               string
+		global, smtp, subm string
 	}{
-		{"submission at 1.0", submissionAddr(t, s), "ok TLSv1\n"},
-		{"smtp at the default", s.addr, "refused"},
+		{"submission tls_min_version", "", "", "1.0"},
+		{"tls min_version", "1.0", "1.2", ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			out, err := exec.Command("python3", "-c", tls10Client, tc.addr).CombinedOutput()
-			if err != nil {
-				t.Fatalf("python3: %v\n%s", err, out)
-			}
-			if !strings.HasPrefix(string(out), tc.want) {
-				t.Errorf("TLS 1.0 client said %q, want %q", out, tc.want)
+		t.Run(conf.name, func(t *testing.T) {
+			cfg := servertest.Config(t)
+			cfg.Submission.Listen = []string{"127.0.0.1:0"}
+			cfg.TLS.MinVersion, cfg.SMTP.TLSMinVersion, cfg.Submission.TLSMinVersion = conf.global, conf.smtp, conf.subm
+			s := start(t, cfg)
+			for _, tc := range []struct {
+				name, addr, ciphers, want string
+			}{
+				{"submission at 1.0", submissionAddr(t, s), "", "ok TLSv1 "},
+				{"submission at 1.0, RSA key exchange only", submissionAddr(t, s), "AES128-SHA", "ok TLSv1 AES128-SHA"},
+				{"smtp at 1.2", s.addr, "", "refused"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					args := []string{"-c", tls10Client, tc.addr}
+					if tc.ciphers != "" {
+						args = append(args, tc.ciphers)
+					}
+					out, err := exec.Command("python3", args...).CombinedOutput()
+					if err != nil {
+						t.Fatalf("python3: %v\n%s", err, out)
+					}
+					if !strings.HasPrefix(string(out), tc.want) {
+						t.Errorf("TLS 1.0 client said %q, want %q", out, tc.want)
+					}
+				})
 			}
 		})
 	}

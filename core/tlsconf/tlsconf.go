@@ -210,12 +210,41 @@ func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, er
 // the current certificate.
 func (s *Store) Config() *tls.Config { return s.ConfigMin(tls.VersionTLS12) }
 
-// ConfigMin is Config with min as the lowest protocol version.
+// ConfigMin is Config with min as the lowest protocol version. Below TLS
+// 1.2 (a service opened to old clients) it also offers the suites with RSA
+// key exchange that crypto/tls leaves out by default (LegacySuites): many
+// TLS 1.0 stacks of printers and old platforms have nothing else.
 func (s *Store) ConfigMin(min uint16) *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		MinVersion:     min,
 		GetCertificate: s.GetCertificate,
 	}
+	if min < tls.VersionTLS12 {
+		c.CipherSuites = LegacySuites()
+	}
+	return c
+}
+
+// LegacySuites are the TLS 1.0-1.2 cipher suites of a service whose
+// minimum version is below 1.2: crypto/tls's defaults plus AES with RSA
+// key exchange, which crypto/tls counts as insecure (no forward secrecy)
+// but is better than the plain text such a client otherwise falls back
+// to. RC4 and 3DES stay out. crypto/tls orders the suites itself, so a
+// client that can do ECDHE still gets it.
+func LegacySuites() []uint16 {
+	var out []uint16
+	for _, cs := range tls.CipherSuites() {
+		out = append(out, cs.ID)
+	}
+	return append(out, rsaKeyExchange...)
+}
+
+// rsaKeyExchange are the AES suites with RSA key exchange.
+var rsaKeyExchange = []uint16{
+	tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_RSA_WITH_AES_128_CBC_SHA,
+	tls.TLS_RSA_WITH_AES_256_CBC_SHA,
 }
 
 // Versions are the names [tls] min_version takes.

@@ -118,3 +118,48 @@ func TestConfiguredExtraCertificate(t *testing.T) {
 		t.Error("a new extra certificate file is not noticed")
 	}
 }
+
+// TestLegacySuitesBelowTLS12: a client that knows only RSA key exchange
+// (TLS_RSA_WITH_AES_128_CBC_SHA, as old TLS 1.0 stacks do) completes the
+// handshake, with the RSA certificate, where the minimum is 1.0, and is
+// refused at the default minimum, where only forward-secret suites are
+// offered.
+func TestLegacySuitesBelowTLS12(t *testing.T) {
+	s, err := New(Options{Dir: filepath.Join(t.TempDir(), "tls"), Hostname: "mx.example.com", Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		server *tls.Config
+		client *tls.Config
+		ok     bool
+	}{
+		{"TLS 1.0 minimum, TLS 1.0 client", s.ConfigMin(tls.VersionTLS10),
+			&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}}, true},
+		{"TLS 1.0 minimum, TLS 1.2 client", s.ConfigMin(tls.VersionTLS10),
+			&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_256_GCM_SHA384}}, true},
+		{"default minimum", s.Config(),
+			&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_128_GCM_SHA256}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, sc := net.Pipe()
+			defer cc.Close()
+			defer sc.Close()
+			srv := tls.Server(sc, tc.server)
+			go func() { srv.Handshake(); sc.Close() }()
+			tc.client.InsecureSkipVerify = true
+			cl := tls.Client(cc, tc.client)
+			err := cl.Handshake()
+			if (err == nil) != tc.ok {
+				t.Fatalf("handshake: %v, want success %v", err, tc.ok)
+			}
+			if err == nil && cl.ConnectionState().PeerCertificates[0].PublicKeyAlgorithm != x509.RSA {
+				t.Errorf("served %v, want the RSA certificate", cl.ConnectionState().PeerCertificates[0].PublicKeyAlgorithm)
+			}
+		})
+	}
+	if cs := s.Config().CipherSuites; cs != nil {
+		t.Errorf("the default minimum sets CipherSuites %v, want crypto/tls's defaults", cs)
+	}
+}
