@@ -71,7 +71,9 @@ func logLines(log, msg string) []string {
 // and client_cert. A TLS 1.0 client at [smtp] (TLS 1.2 minimum) gets a
 // structured "tls handshake failed" line (service, client, session,
 // reason=version) and is counted in sluice_smtp_tls_failures_total;
-// go-smtp's unstructured "error handling" warning is gone.
+// go-smtp's unstructured "error handling" warning is gone. Each session's
+// disconnect line carries its tls version, cipher and certificate
+// fingerprint too (tls=none for the failed one).
 func TestTLSLogAndMetrics(t *testing.T) {
 	for _, tool := range []string{"python3", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -120,6 +122,27 @@ func TestTLSLogAndMetrics(t *testing.T) {
 		}
 	}
 
+	// Each session's disconnect line says the same: the one line of a
+	// session tells how it was secured.
+	testwait.Until(t, 10*time.Second, "the two sessions' disconnect lines", func() bool { return len(logLines(logs.String(), "disconnect")) >= 2 })
+	for i, tc := range []string{withCert, without} {
+		version, cipher, _ := strings.Cut(tc, " ")
+		session := regexp.MustCompile(`session=([0-9a-z]+)`).FindStringSubmatch(lines[i])[1]
+		var disc string
+		for _, l := range logLines(logs.String(), "disconnect") {
+			if strings.Contains(l, "session="+session+" ") {
+				disc = l
+			}
+		}
+		want := `tls="TLS ` + strings.TrimPrefix(version, "TLSv") + `" cipher=` + cipher
+		if i == 0 {
+			want += " cert_sha256=" + fp
+		}
+		if !strings.Contains(disc, want) || (i == 1 && strings.Contains(disc, "cert_sha256")) {
+			t.Errorf("disconnect line of session %s = %q, want %s", session, disc, want)
+		}
+	}
+
 	// A TLS 1.0 client where 1.2 is the minimum.
 	out, err := exec.Command("python3", "-c", tls10Client, s.addr).CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "refused") {
@@ -129,6 +152,16 @@ func TestTLSLogAndMetrics(t *testing.T) {
 	failed := logLines(logs.String(), "tls handshake failed")
 	if len(failed) != 1 || !regexp.MustCompile(`service=smtp session=[0-9a-z]{12} client=127\.0\.0\.1 reason=version err=".*unsupported versions`).MatchString(failed[0]) {
 		t.Errorf("handshake failure logged as %q, want one line with service, session, client, reason=version, err", failed)
+	} else {
+		session := regexp.MustCompile(`session=([0-9a-z]+)`).FindStringSubmatch(failed[0])[1]
+		testwait.Until(t, 10*time.Second, "the failed session's disconnect line", func() bool {
+			return strings.Contains(logs.String(), "msg=disconnect service=smtp session="+session)
+		})
+		for _, l := range logLines(logs.String(), "disconnect") {
+			if strings.Contains(l, "session="+session+" ") && !strings.HasSuffix(l, " tls=none") {
+				t.Errorf("disconnect line of the failed handshake %q, want tls=none", l)
+			}
+		}
 	}
 
 	samples, text := scrape(t, cfg)

@@ -130,6 +130,20 @@ func TestSessionLogLines(t *testing.T) {
 			t.Errorf("no %q line:\n%s", want, logs)
 		}
 	}
+	// The disconnect line says how the session was secured, as its tls
+	// line did.
+	var tlsLine, disconnect map[string]any
+	for _, l := range lines {
+		switch l["msg"] {
+		case "tls":
+			tlsLine = l
+		case "disconnect":
+			disconnect = l
+		}
+	}
+	if tlsLine == nil || disconnect == nil || disconnect["tls"] != tlsLine["version"] || disconnect["cipher"] != tlsLine["cipher"] || disconnect["tls"] == nil {
+		t.Errorf("disconnect line %v, want tls and cipher as in the tls line %v", disconnect, tlsLine)
+	}
 	wantRejects := []map[string]any{
 		{"stage": "rcpt", "rule": "address_routing", "reply": "554 5.7.1 Relay access denied: routing characters (%, !, @) in local part", "from": "alice@local.test", "rcpt": "a%b@local.test"},
 		{"stage": "data", "rule": "bare_newline", "reply": "550 5.5.2 Message contains bare CR or LF, refused", "id": "FAKE2", "from": "alice@local.test"},

@@ -340,14 +340,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		session, log := connLogger(s.log, ip.String())
 		log.Info("connect")
 		var timer atomic.Pointer[time.Timer]
-		g := newGuardConn(c, s.opts.Hostname, s.lc.MaxLineLength, s.lc.DataTimeout.D(), s.postmaster(),
+		var g *guardConn
+		g = newGuardConn(c, s.opts.Hostname, s.lc.MaxLineLength, s.lc.DataTimeout.D(), s.postmaster(),
 			func() {
 				if t := timer.Load(); t != nil {
 					t.Stop()
 				}
 				s.release(ip)
 				obs.SMTPSession(name, -1)
-				log.Info("disconnect", "duration", time.Since(start).Round(time.Millisecond))
+				st, ok := g.tlsState()
+				log.Info("disconnect", append([]any{"duration", time.Since(start).Round(time.Millisecond)}, sessionTLSAttrs(st, ok)...)...)
 			})
 		g.session, g.line.log, g.line.pace = session, log, s.newPace()
 		g.rdns = s.startRDNS(ip)

@@ -15,7 +15,8 @@ import (
 
 // What a session's TLS looks like in the log and the metrics: the "tls"
 // line after each handshake (version, cipher, and the client's certificate
-// when it presented one), and a "tls handshake failed" line with a reason
+// when it presented one), the same on the session's "disconnect" line
+// (sessionTLSAttrs), and a "tls handshake failed" line with a reason
 // from a small fixed set (tlsFailureReasons) when the handshake fails.
 
 // TLS handshake failure reasons, the values of the metric's reason label.
@@ -88,6 +89,21 @@ func tlsAttrs(st *tls.ConnectionState) []any {
 	c := st.PeerCertificates[0]
 	return append(attrs, "cert_subject", certName(c.Subject.String()), "cert_issuer", certName(c.Issuer.String()),
 		"cert_sha256", fingerprint(c))
+}
+
+// sessionTLSAttrs are the TLS fields of the session's "disconnect" line,
+// so that the one line of a session says how it was secured: tls (the
+// version, or "none" when no handshake completed), cipher and, when the
+// client presented a certificate, cert_sha256.
+func sessionTLSAttrs(st tls.ConnectionState, ok bool) []any {
+	if !ok {
+		return []any{"tls", "none"}
+	}
+	attrs := []any{"tls", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite)}
+	if len(st.PeerCertificates) > 0 {
+		attrs = append(attrs, "cert_sha256", fingerprint(st.PeerCertificates[0]))
+	}
+	return attrs
 }
 
 // certName is a certificate's name cut to certFieldMax bytes.
