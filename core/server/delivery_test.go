@@ -14,7 +14,8 @@ import (
 )
 
 // TestLocalDeliveryMaildir sends a message over SMTP and finds it in the
-// recipient's Maildir: the bytes sent, after our trace headers.
+// recipient's Maildir: the bytes sent, after our trace headers, with LF
+// line endings and no CR anywhere in the file.
 func TestLocalDeliveryMaildir(t *testing.T) {
 	cfg := servertest.Config(t)
 	s := start(t, cfg)
@@ -26,7 +27,10 @@ func TestLocalDeliveryMaildir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg = strings.ReplaceAll(msg, "\r\n", "\n") // Maildir files have LF line endings.
+	if i := bytes.IndexByte(got, '\r'); i >= 0 {
+		t.Errorf("the Maildir file has a CR at byte %d (Maildir files have LF line endings):\n%q", i, got)
+	}
+	msg = strings.ReplaceAll(msg, "\r\n", "\n")
 	if !bytes.HasSuffix(got, []byte(msg)) {
 		t.Errorf("mailbox bytes do not end with the message sent:\n%q\nwant suffix\n%q", got, msg)
 	}

@@ -20,6 +20,8 @@ type sink struct {
 	srv  *smtp.Server
 	// refuse maps a recipient to the reply that refuses it.
 	refuse map[string]*smtp.SMTPError
+	// smtputf8 offers SMTPUTF8.
+	smtputf8 bool
 	// hold, when set, blocks the first DATA until it is closed and then
 	// refuses it with 451 (its client is gone by then); entered gets a value
 	// when that DATA starts waiting. Later DATAs go through.
@@ -53,6 +55,7 @@ func startSink(t *testing.T, addr string, lmtp bool, configure func(*sink)) *sin
 	}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: s}, nil }))
 	s.srv.LMTP = lmtp
+	s.srv.EnableSMTPUTF8 = s.smtputf8
 	s.srv.Domain = "sink.test"
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -77,9 +80,11 @@ func (s *sink) all() [][]byte {
 	return append([][]byte(nil), s.msgs...)
 }
 
-// sinkEnvelope is the MAIL FROM and the accepted RCPT TOs of a message.
+// sinkEnvelope is the MAIL FROM (and whether it said SMTPUTF8) and the
+// accepted RCPT TOs of a message.
 type sinkEnvelope struct {
 	From  string
+	UTF8  bool
 	Rcpts []string
 }
 
@@ -97,8 +102,8 @@ type sinkSession struct {
 
 func (ss *sinkSession) Reset()     { ss.env = sinkEnvelope{} }
 func (*sinkSession) Logout() error { return nil }
-func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
-	ss.env = sinkEnvelope{From: from}
+func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
+	ss.env = sinkEnvelope{From: from, UTF8: opts != nil && opts.UTF8}
 	return nil
 }
 

@@ -1,12 +1,15 @@
 package server_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/internal/testwait"
 	"github.com/sluice-mta/sluice/core/servertest"
 )
 
@@ -36,5 +39,67 @@ func TestSMTPUTF8Inbound(t *testing.T) {
 	}
 	if n := len(servertest.MaildirFiles(filepath.Join(cfg.DataDir, "mail", "localhost", "jösé"))); n != 1 {
 		t.Errorf("jösé's mailbox holds %d messages, want 1 (the refused one must not arrive)", n)
+	}
+}
+
+// TestSMTPUTF8Outbound: mail relayed through the real server. An
+// SMTPUTF8 message to jösé at a domain whose server is Postfix's
+// smtp-sink, which does not offer SMTPUTF8, is not sent (smtp-sink sees no
+// MAIL) and bounces to its sender with 5.6.7; to a server that offers it,
+// it goes with the SMTPUTF8 parameter. Then four messages, each sent once
+// the last is delivered, ride the connection the first attempt opened:
+// smtp-sink logs one connection, one EHLO, four MAIL and no RSET.
+func TestSMTPUTF8Outbound(t *testing.T) {
+	plain := startPostfixSink(t)
+	utf8Addr := reserveAddr(t)
+	utf8 := startSink(t, utf8Addr, false, func(s *sink) { s.smtputf8 = true })
+	cfg := servertest.Config(t)
+	cfg.Delivery.Routes = []config.DeliveryRoute{
+		{Domain: "plain.test", Relay: plain.addr, RelayTLS: "none"},
+		{Domain: "utf8.test", Relay: utf8Addr, RelayTLS: "none"},
+	}
+	box := localBox(t, cfg, "sender")
+	s := start(t, cfg)
+	probes := plain.commands()["connect"] // startPostfixSink's readiness probe
+
+	sendUTF8 := func(rcpt string) {
+		c := dialRaw(t, s.addr)
+		c.cmdExpect("EHLO client.test", "250")
+		c.cmdExpect("MAIL FROM:<sender@localhost> SMTPUTF8", "250")
+		c.cmdExpect("RCPT TO:<"+rcpt+">", "250")
+		c.cmdExpect("DATA", "354")
+		c.cmdExpect(servertest.Message("sender@localhost", rcpt, "¡hola!", "olé\r\n")+".", "250")
+		c.cmdExpect("QUIT", "221")
+	}
+	sendUTF8("jösé@plain.test")
+	files := servertest.WaitFiles(t, box, 1, 15*time.Second)
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Status: 5.6.7", "does not support SMTPUTF8"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("bounce lacks %q:\n%s", want, b)
+		}
+	}
+	if n := plain.commands()["MAIL"]; n != 0 {
+		t.Errorf("smtp-sink (no SMTPUTF8) saw %d MAIL commands, want none:\n%s", n, plain.out)
+	}
+
+	sendUTF8("jösé@utf8.test")
+	waitSink(t, utf8, 1, 15*time.Second)
+	if envs := utf8.envelopes(); len(envs) != 1 || !envs[0].UTF8 || envs[0].From != "sender@localhost" || len(envs[0].Rcpts) != 1 || envs[0].Rcpts[0] != "jösé@utf8.test" {
+		t.Errorf("the SMTPUTF8 server got %+v, want MAIL FROM:<sender@localhost> SMTPUTF8 and RCPT TO:<jösé@utf8.test>", envs)
+	}
+	waitQueueEmpty(t, s)
+
+	for i := range 4 {
+		servertest.MustSend(t, s.addr, "sender@localhost", []string{"bob@plain.test"}, servertest.Message("sender@localhost", "bob@plain.test", fmt.Sprint("reuse ", i), "x\r\n"))
+		testwait.Until(t, 15*time.Second, "smtp-sink to take the message", func() bool { return plain.commands()["."] == i+1 })
+		waitQueueEmpty(t, s)
+	}
+	cmds := plain.commands()
+	if cmds["connect"]-probes != 1 || cmds["EHLO"] != 1 || cmds["RSET"] != 0 || cmds["MAIL"] != 4 || cmds["DATA"] != 4 {
+		t.Errorf("smtp-sink saw %v (%d readiness probes), want 1 connection, 1 EHLO, 4 MAIL and DATA, no RSET:\n%s", cmds, probes, plain.out)
 	}
 }

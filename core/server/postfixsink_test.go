@@ -1,0 +1,98 @@
+package server_test
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mta/sluice/core/internal/testwait"
+)
+
+// postfixSink is Postfix's smtp-sink on a loopback address, a real MTA's
+// SMTP server that takes every message and, with -v, logs each command it
+// reads. It offers PIPELINING, 8BITMIME and DSN but neither SMTPUTF8 nor
+// CHUNKING.
+type postfixSink struct {
+	addr string
+	out  *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer written by a process and read by a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startPostfixSink runs smtp-sink -v on a free loopback port until the test
+// ends, and waits until it accepts connections. It skips the test when
+// smtp-sink is not installed.
+func startPostfixSink(t *testing.T) *postfixSink {
+	t.Helper()
+	bin, err := exec.LookPath("smtp-sink")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/smtp-sink"); err != nil {
+			t.Skip("smtp-sink (Postfix) not installed")
+		}
+	}
+	s := &postfixSink{addr: reserveAddr(t), out: &syncBuffer{}}
+	args := []string{"-v"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "nobody")
+	}
+	cmd := exec.Command(bin, append(args, s.addr, "10")...)
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	testwait.Until(t, 10*time.Second, "smtp-sink listening", func() bool {
+		c, err := net.Dial("tcp", s.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return s
+}
+
+// commands counts the SMTP commands smtp-sink logged by verb ("EHLO",
+// "MAIL", "RSET", …), "." for each end of data, and "connect" for each
+// connection (the readiness probe's included).
+func (s *postfixSink) commands() map[string]int {
+	n := map[string]int{}
+	for _, l := range strings.Split(s.out.String(), "\n") {
+		_, rest, ok := strings.Cut(l, "smtp-sink: ") // after the program's name, as it was run
+		if !ok {
+			continue
+		}
+		word, _, _ := strings.Cut(rest, " ")
+		switch verb := strings.ToUpper(word); {
+		case smtpVerbs[verb]:
+			n[verb]++
+		case word == "connect":
+			n[word]++
+		}
+	}
+	return n
+}
+
+// smtpVerbs are the commands smtp-sink's log is searched for.
+var smtpVerbs = map[string]bool{"EHLO": true, "HELO": true, "STARTTLS": true, "MAIL": true, "RCPT": true,
+	"DATA": true, ".": true, "BDAT": true, "RSET": true, "NOOP": true, "QUIT": true}
