@@ -24,9 +24,16 @@ func TestMain(m *testing.M) {
 // run runs the binary and returns its combined output and exit status.
 func run(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return runIn(t, "", args...)
+}
+
+// runIn is run in the working directory dir ("": the test's).
+func runIn(t *testing.T, dir string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sluiceBin, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "SLUICE_CONFIG=")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -125,5 +126,42 @@ func TestDKIMKeygenRefuses(t *testing.T) {
 		if err := dkimKeygen(io.Discard, tc.domain, tc.selector, tc.typ, tc.bits, dir); err == nil {
 			t.Errorf("keygen %+v succeeded", tc)
 		}
+	}
+}
+
+// TestDKIMKeygenBinaryFromAnotherDirectory runs the real binary as a user
+// would: `sluice dkim keygen --out keys` in one directory, the
+// [[dkim.key]] lines it prints pasted into a configuration, and `sluice
+// config check` (which loads the key) run from another directory accepts
+// it. The same lines with the key's path relative to the first directory
+// are refused there, naming dkim.key's private_key.
+func TestDKIMKeygenBinaryFromAnotherDirectory(t *testing.T) {
+	genDir, otherDir, cfgDir := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := os.Mkdir(filepath.Join(genDir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runIn(t, genDir, "dkim", "keygen", "--domain", "example.com", "--selector", "s1", "--type", "ed25519", "--out", "keys")
+	if code != 0 {
+		t.Fatalf("keygen exited %d:\n%s", code, out)
+	}
+	_, printed, ok := strings.Cut(out, "[[dkim.key]]\n")
+	if !ok || !strings.Contains(printed, `private_key = "`+filepath.Join(genDir, "keys", "example.com.s1.key")+`"`) {
+		t.Fatalf("keygen printed no [[dkim.key]] with the key's absolute path:\n%s", out)
+	}
+	check := func(dkim string) (string, int) {
+		t.Helper()
+		path := filepath.Join(cfgDir, "sluice.toml")
+		text := fmt.Sprintf("data_dir = %q\n[smtp]\nlisten = []\n[submission]\nlisten = []\ntls_listen = []\n[[dkim.key]]\n%s", filepath.Join(cfgDir, "data"), dkim)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return runIn(t, otherDir, "config", "check", "--config", path)
+	}
+	if out, code := check(printed); code != 0 || !strings.Contains(out, "configuration ok") {
+		t.Errorf("config check from another directory with keygen's lines exited %d:\n%s", code, out)
+	}
+	relative := strings.Replace(printed, filepath.Join(genDir, "keys"), "keys", 1)
+	if out, code := check(relative); code == 0 || !strings.Contains(out, "private_key") {
+		t.Errorf("config check with a path relative to keygen's directory exited %d, want a private_key error:\n%s", code, out)
 	}
 }
