@@ -1,12 +1,10 @@
 package server_test
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,25 +17,7 @@ import (
 // CHUNKING.
 type postfixSink struct {
 	addr string
-	out  *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer written by a process and read by a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	out  *logBuffer // smtp-sink -v's lines, in the test log too
 }
 
 // startPostfixSink runs smtp-sink -v on a free loopback port until the test
@@ -51,7 +31,7 @@ func startPostfixSink(t *testing.T) *postfixSink {
 			t.Skip("smtp-sink (Postfix) not installed")
 		}
 	}
-	s := &postfixSink{addr: reserveAddr(t), out: &syncBuffer{}}
+	s := &postfixSink{addr: reserveAddr(t), out: &logBuffer{t: t}}
 	args := []string{"-v"}
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "nobody")
