@@ -122,3 +122,14 @@ func GroupByDomain(addrs []string) []Group {
 	}
 	return groups
 }
+
+// ASCII reports that s has no byte above 127: an address that is not
+// needs SMTPUTF8 (RFC 6531), a body that is not needs 8BITMIME (RFC 6152).
+func ASCII[T ~string | ~[]byte](s T) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

@@ -81,3 +81,17 @@ func TestKeyNoCopy(t *testing.T) {
 		t.Errorf("Key and Normalize of a normal address allocate %v times", n)
 	}
 }
+
+func TestASCII(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{{"", true}, {"jose@example.com\r\n\x7f", true}, {"jösé@example.com", false}, {"\x80", false}} {
+		if got := ASCII(tc.s); got != tc.want {
+			t.Errorf("ASCII(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+		if got := ASCII([]byte(tc.s)); got != tc.want {
+			t.Errorf("ASCII([]byte(%q)) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}

@@ -15,16 +15,6 @@ var (
 	errRcptUTF8   = mail.NewReply(553, "5.6.7", "Non-ASCII recipient address needs the SMTPUTF8 parameter on MAIL FROM")
 )
 
-// isASCII reports that s has no byte above 127.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 // checkAddress is mail.CheckAddress: an RCPT address.
 func checkAddress(addr string) (local, domain string, reply *mail.Reply) {
 	return mail.CheckAddress(addr)

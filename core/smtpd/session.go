@@ -109,7 +109,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if reply := checkSender(from); reply != nil {
 		return ss.reject("mail", reply, "from", from)
 	}
-	if !isASCII(from) && (opts == nil || !opts.UTF8) {
+	if !mail.ASCII(from) && (opts == nil || !opts.UTF8) {
 		return ss.reject("mail", errSenderUTF8, "from", from)
 	}
 	if err := ss.checkSenderOwned(from); err != nil {
@@ -151,7 +151,7 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if ss.env == nil { // go-smtp checks this too
 		return smtpReply(errMailFirst)
 	}
-	if !ss.env.SMTPUTF8 && !isASCII(to) {
+	if !ss.env.SMTPUTF8 && !mail.ASCII(to) {
 		return ss.reject("rcpt", errRcptUTF8, "rcpt", to)
 	}
 	local, domain, reply := checkAddress(to)

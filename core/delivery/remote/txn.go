@@ -171,7 +171,7 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	// parameter, as Postfix does, rather than a bounce.
 	utf8 := m.SMTPUTF8 || nonASCIIAddress(m, rcpts)
 	if has, _ := c.Extension("SMTPUTF8"); utf8 && !has {
-		if nonASCIIAddress(m, rcpts) || !is7bit(headerSection(m.Body)) {
+		if nonASCIIAddress(m, rcpts) || !mail.ASCII(headerSection(m.Body)) {
 			setAll(all, bounced(553, "5.6.7", relay, "%s does not support SMTPUTF8, which this message needs (a non-ASCII address or header); not sent", relay).result)
 			return true, false
 		}
@@ -179,7 +179,7 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	}
 	// RFC 6152: an 8-bit body goes only to a server offering 8BITMIME; we do
 	// not convert to 7-bit (that would break DKIM signatures), so it bounces.
-	if has, _ := c.Extension("8BITMIME"); !has && !is7bit(m.Body) {
+	if has, _ := c.Extension("8BITMIME"); !has && !mail.ASCII(m.Body) {
 		setAll(all, bounced(554, "5.6.3", relay, "%s does not support 8BITMIME and this message has an 8-bit body; not sent", relay).result)
 		return true, false
 	}
@@ -252,11 +252,11 @@ func mailOptions(m *mail.Message, utf8 bool) *smtp.MailOptions {
 // which needs SMTPUTF8 whether or not MAIL declared it (mail queued before
 // the inbound check, or made locally, can lack the flag).
 func nonASCIIAddress(m *mail.Message, rcpts []string) bool {
-	if !is7bit([]byte(m.From)) {
+	if !mail.ASCII(m.From) {
 		return true
 	}
 	for _, rc := range rcpts {
-		if !is7bit([]byte(rc)) {
+		if !mail.ASCII(rc) {
 			return true
 		}
 	}
@@ -275,15 +275,6 @@ func headerSection(body []byte) []byte {
 	return body
 }
 
-// is7bit reports that b has no byte above 127.
-func is7bit(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
 
 // recipientInfo maps each address of m to its envelope recipient.
 func recipientInfo(m *mail.Message) map[string]*mail.Recipient {
