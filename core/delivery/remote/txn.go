@@ -275,7 +275,6 @@ func headerSection(body []byte) []byte {
 	return body
 }
 
-
 // recipientInfo maps each address of m to its envelope recipient.
 func recipientInfo(m *mail.Message) map[string]*mail.Recipient {
 	info := make(map[string]*mail.Recipient, len(m.Rcpts))
