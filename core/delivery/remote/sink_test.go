@@ -29,9 +29,14 @@ type sinkOptions struct {
 	smtputf8 bool // offer SMTPUTF8
 	no8bit   bool // do not offer 8BITMIME (go-smtp always does: it is cut from the reply)
 	noChunks bool // do not offer CHUNKING (go-smtp always does: it is cut from the reply)
-	// delay is waited before each reply is written, as a network round
-	// trip would (benchmarks).
-	delay   time.Duration
+	// delay is waited before each write of a reply (each line of a
+	// multi-line one), as a slow network would (benchmarks).
+	delay time.Duration
+	// rtt is waited once for each command the client sends (the end of
+	// DATA's content counts as one; BDAT and its chunk are one), before
+	// the server reads it: one network round trip per exchange
+	// (benchmarks).
+	rtt     time.Duration
 	maxSize int64 // announce SIZE
 	// user and pass, when set, offer AUTH PLAIN and require it for MAIL.
 	user, pass string
@@ -173,11 +178,19 @@ type countedConn struct {
 
 func (c *countedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	exchanges := 0
 	c.cmds.feed(p[:n], func(verb string) {
+		exchanges++
 		c.s.mu.Lock()
 		c.s.cmds[verb]++
 		c.s.mu.Unlock()
 	})
+	if rtt := c.s.o.rtt; rtt > 0 {
+		// The reply to DATA's content is one more.
+		exchanges += c.cmds.ended
+		c.cmds.ended = 0
+		time.Sleep(time.Duration(exchanges) * rtt)
+	}
 	return n, err
 }
 
@@ -192,6 +205,7 @@ type cmdParser struct {
 	data      bool   // inside DATA's content
 	chunk     int    // bytes of a BDAT chunk still to come
 	stopped   bool   // STARTTLS seen with stopAtTLS
+	ended     int    // DATA contents ended (for the reader to reset)
 }
 
 // feed parses b, calling count with each command's verb in upper case.
@@ -218,6 +232,9 @@ func (c *cmdParser) feed(b []byte, count func(verb string)) {
 		switch {
 		case c.data:
 			c.data = l != "."
+			if !c.data {
+				c.ended++
+			}
 		case l != "" && l[0] >= '0' && l[0] <= '9':
 			// a reply, in the transcript
 		default:
