@@ -20,10 +20,11 @@ type postfixSink struct {
 	out  *logBuffer // smtp-sink -v's lines, in the test log too
 }
 
-// startPostfixSink runs smtp-sink -v on a free loopback port until the test
-// ends, and waits until it accepts connections. It skips the test when
-// smtp-sink is not installed.
-func startPostfixSink(t *testing.T) *postfixSink {
+// startPostfixSink runs smtp-sink -v (and opts, e.g. -8 not to offer
+// 8BITMIME) on a free loopback port until the test ends, and waits until
+// it accepts connections. It skips the test when smtp-sink is not
+// installed.
+func startPostfixSink(t *testing.T, opts ...string) *postfixSink {
 	t.Helper()
 	bin, err := exec.LookPath("smtp-sink")
 	if err != nil {
@@ -32,7 +33,7 @@ func startPostfixSink(t *testing.T) *postfixSink {
 		}
 	}
 	s := &postfixSink{addr: reserveAddr(t), out: &logBuffer{t: t}}
-	args := []string{"-v"}
+	args := append([]string{"-v"}, opts...)
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "nobody")
 	}
@@ -71,6 +72,18 @@ func (s *postfixSink) commands() map[string]int {
 		}
 	}
 	return n
+}
+
+// lines returns smtp-sink's log lines that start with prefix (after the
+// program's name).
+func (s *postfixSink) lines(prefix string) []string {
+	var out []string
+	for _, l := range strings.Split(s.out.String(), "\n") {
+		if _, rest, ok := strings.Cut(l, "smtp-sink: "); ok && strings.HasPrefix(rest, prefix) {
+			out = append(out, rest)
+		}
+	}
+	return out
 }
 
 // smtpVerbs are the commands smtp-sink's log is searched for.

@@ -103,3 +103,49 @@ func TestSMTPUTF8Outbound(t *testing.T) {
 		t.Errorf("smtp-sink saw %v (%d readiness probes), want 1 connection, 1 EHLO, 4 MAIL and DATA, no RSET:\n%s", cmds, probes, plain.out)
 	}
 }
+
+// Test8BITMIMEOutbound: to Postfix's smtp-sink started with -8 (no
+// 8BITMIME), a message with an 8-bit body is not sent (RFC 6152: never
+// raw) and bounces to its sender with 5.6.3, while a 7-bit one goes
+// without BODY=8BITMIME; to an smtp-sink that offers 8BITMIME even the
+// 7-bit message is declared BODY=8BITMIME.
+func Test8BITMIMEOutbound(t *testing.T) {
+	no8bit := startPostfixSink(t, "-8")
+	with8bit := startPostfixSink(t)
+	cfg := servertest.Config(t)
+	cfg.Delivery.Routes = []config.DeliveryRoute{
+		{Domain: "seven.test", Relay: no8bit.addr, RelayTLS: "none"},
+		{Domain: "eight.test", Relay: with8bit.addr, RelayTLS: "none"},
+	}
+	box := localBox(t, cfg, "sender")
+	s := start(t, cfg)
+
+	servertest.MustSend(t, s.addr, "sender@localhost", []string{"bob@seven.test"}, servertest.Message("sender@localhost", "bob@seven.test", "8-bit", "ol\xc3\xa9\r\n"))
+	files := servertest.WaitFiles(t, box, 1, 15*time.Second)
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Status: 5.6.3", "does not support 8BITMIME"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("bounce lacks %q:\n%s", want, b)
+		}
+	}
+	if mails := no8bit.lines("MAIL"); len(mails) != 0 {
+		t.Errorf("smtp-sink -8 got %q, want no MAIL for the 8-bit message", mails)
+	}
+	waitQueueEmpty(t, s)
+
+	for _, rcpt := range []string{"bob@seven.test", "bob@eight.test"} {
+		servertest.MustSend(t, s.addr, "sender@localhost", []string{rcpt}, servertest.Message("sender@localhost", rcpt, "7-bit", "plain\r\n"))
+	}
+	testwait.Until(t, 15*time.Second, "both smtp-sinks to take the 7-bit message", func() bool {
+		return no8bit.commands()["."] == 1 && with8bit.commands()["."] == 1
+	})
+	if got := no8bit.lines("MAIL"); len(got) != 1 || got[0] != "MAIL FROM:<sender@localhost>" {
+		t.Errorf("smtp-sink -8 got %q, want MAIL FROM:<sender@localhost> without BODY=", got)
+	}
+	if got := with8bit.lines("MAIL"); len(got) != 1 || got[0] != "MAIL FROM:<sender@localhost> BODY=8BITMIME" {
+		t.Errorf("smtp-sink got %q, want MAIL FROM:<sender@localhost> BODY=8BITMIME", got)
+	}
+}
