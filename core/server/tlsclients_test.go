@@ -23,8 +23,8 @@ var rsaOnlySuites = []uint16{
 
 // TestRSAOnlyClientSTARTTLS: a TLS 1.2 client offering only
 // RSA-authenticated suites completes STARTTLS against the default
-// (self-signed) certificates and is served the RSA one; a modern client
-// still gets the ECDSA one.
+// (self-signed) certificates and is served the RSA one, as does OpenSSL
+// accepting only RSA signatures; a modern client still gets the ECDSA one.
 func TestRSAOnlyClientSTARTTLS(t *testing.T) {
 	cfg := servertest.Config(t)
 	s := start(t, cfg)
@@ -55,6 +55,17 @@ func TestRSAOnlyClientSTARTTLS(t *testing.T) {
 			}
 		})
 	}
+	t.Run("openssl s_client -tls1_2 -sigalgs RSA+SHA256", func(t *testing.T) {
+		if _, err := exec.LookPath("openssl"); err != nil {
+			t.Skip("openssl not installed")
+		}
+		out := sClient(t, s.addr, "-tls1_2", "-sigalgs", "RSA+SHA256")
+		for _, want := range []string{"O = Sluice self-signed", "Server public key is 2048 bit", "Protocol  : TLSv1.2", "Cipher is ECDHE-RSA-"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("openssl s_client output lacks %q:\n%s", want, out)
+			}
+		}
+	})
 }
 
 // tls10Client is a Python client speaking only TLS 1.0 (OpenSSL 3 needs
