@@ -57,6 +57,9 @@ type guardConn struct {
 	tlsConn atomic.Pointer[tls.Conn]
 	// handshaken is false while an implicit-TLS handshake is pending.
 	handshaken bool
+	// secured is the state of the completed handshake, for the
+	// disconnect line, which Close may write from another goroutine.
+	secured atomic.Pointer[tls.ConnectionState]
 	// onTLS, when set, is told of each completed handshake, and
 	// onTLSFailure of each failed one with its reason.
 	onTLS        func(st *tls.ConnectionState)
@@ -316,6 +319,7 @@ func (g *guardConn) handshake() error {
 	}
 	g.handshaken = true
 	st := tc.ConnectionState()
+	g.secured.Store(&st)
 	g.line.log.Info("tls", tlsAttrs(&st)...)
 	if g.onTLS != nil {
 		g.onTLS(&st)

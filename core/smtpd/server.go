@@ -348,8 +348,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 				}
 				s.release(ip)
 				obs.SMTPSession(name, -1)
-				st, ok := g.tlsState()
-				log.Info("disconnect", append([]any{"duration", time.Since(start).Round(time.Millisecond)}, sessionTLSAttrs(st, ok)...)...)
+				log.Info("disconnect", append([]any{"duration", time.Since(start).Round(time.Millisecond)}, sessionTLSAttrs(g.secured.Load())...)...)
 			})
 		g.session, g.line.log, g.line.pace = session, log, s.newPace()
 		g.rdns = s.startRDNS(ip)

@@ -93,10 +93,10 @@ func tlsAttrs(st *tls.ConnectionState) []any {
 
 // sessionTLSAttrs are the TLS fields of the session's "disconnect" line,
 // so that the one line of a session says how it was secured: tls (the
-// version, or "none" when no handshake completed), cipher and, when the
-// client presented a certificate, cert_sha256.
-func sessionTLSAttrs(st tls.ConnectionState, ok bool) []any {
-	if !ok {
+// version, or "none" when no handshake completed: st is nil), cipher and,
+// when the client presented a certificate, cert_sha256.
+func sessionTLSAttrs(st *tls.ConnectionState) []any {
+	if st == nil {
 		return []any{"tls", "none"}
 	}
 	attrs := []any{"tls", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite)}

@@ -226,11 +226,11 @@ func (s *Store) ConfigMin(min uint16) *tls.Config {
 }
 
 // LegacySuites are the TLS 1.0-1.2 cipher suites of a service whose
-// minimum version is below 1.2: crypto/tls's defaults plus AES with RSA
-// key exchange, which crypto/tls counts as insecure (no forward secrecy)
-// but is better than the plain text such a client otherwise falls back
-// to. RC4 and 3DES stay out. crypto/tls orders the suites itself, so a
-// client that can do ECDHE still gets it.
+// minimum version is below 1.2: those crypto/tls calls secure
+// (tls.CipherSuites) plus AES with RSA key exchange, which it counts as
+// insecure (no forward secrecy) but is better than the plain text such a
+// client otherwise falls back to. RC4 and 3DES stay out. crypto/tls orders
+// the suites itself, so a client that can do ECDHE still gets it.
 func LegacySuites() []uint16 {
 	var out []uint16
 	for _, cs := range tls.CipherSuites() {
