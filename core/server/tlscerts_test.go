@@ -83,10 +83,10 @@ key = "{data_dir}/certs/rsa.key"
 		args []string
 		want []string
 	}{
-		{"RSA signatures only, TLS 1.2", []string{"-tls1_2", "-sigalgs", "RSA+SHA256"}, []string{"O = Configured RSA", "Protocol  : TLSv1.2", "Server public key is 2048 bit"}},
+		{"RSA signatures only, TLS 1.2", []string{"-tls1_2", "-sigalgs", "RSA+SHA256"}, []string{"O = Configured RSA", "New, TLSv1.2, ", "Server public key is 2048 bit"}},
 		{"RSA-authenticated suites only", []string{"-tls1_2", "-cipher", "aRSA"}, []string{"O = Configured RSA", "Cipher is ECDHE-RSA-"}},
 		{"ECDSA suites only", []string{"-tls1_2", "-cipher", "aECDSA"}, []string{"O = Configured EC", "Cipher is ECDHE-ECDSA-"}},
-		{"default TLS 1.3", nil, []string{"O = Configured EC", "Protocol  : TLSv1.3"}},
+		{"default TLS 1.3", nil, []string{"O = Configured EC", "New, TLSv1.3, "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := sClient(t, s.Addr, tc.args...)

@@ -60,7 +60,7 @@ func TestRSAOnlyClientSTARTTLS(t *testing.T) {
 			t.Skip("openssl not installed")
 		}
 		out := sClient(t, s.addr, "-tls1_2", "-sigalgs", "RSA+SHA256")
-		for _, want := range []string{"O = Sluice self-signed", "Server public key is 2048 bit", "Protocol  : TLSv1.2", "Cipher is ECDHE-RSA-"} {
+		for _, want := range []string{"O = Sluice self-signed", "Server public key is 2048 bit", "New, TLSv1.2, ", "Cipher is ECDHE-RSA-"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("openssl s_client output lacks %q:\n%s", want, out)
 			}
