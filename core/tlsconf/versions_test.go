@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -161,5 +162,18 @@ func TestLegacySuitesBelowTLS12(t *testing.T) {
 	}
 	if cs := s.Config().CipherSuites; cs != nil {
 		t.Errorf("the default minimum sets CipherSuites %v, want crypto/tls's defaults", cs)
+	}
+}
+
+// TestExtraCertificateMissing: an extra certificate that cannot be read
+// stops New with an error naming its files.
+func TestExtraCertificateMissing(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	writePair(t, cert, key, "mx.example.com")
+	missing := KeyPair{filepath.Join(dir, "rsa.crt"), filepath.Join(dir, "rsa.key")}
+	_, err := New(Options{CertFile: cert, KeyFile: key, Extra: []KeyPair{missing}, Logger: quiet()})
+	if err == nil || !strings.Contains(err.Error(), missing.CertFile) || !strings.Contains(err.Error(), missing.KeyFile) {
+		t.Errorf("New with a missing extra certificate: %v, want an error naming %s and %s", err, missing.CertFile, missing.KeyFile)
 	}
 }
