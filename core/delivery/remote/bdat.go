@@ -24,7 +24,7 @@ import (
 // connection beneath it and the reply read from there (BENCHMARKS.md,
 // "Outbound CHUNKING", has the measurement).
 
-// maxReply bounds the bytes read for the reply to BDAT, so that a server
+// maxReply bounds the bytes read for the reply to BDAT (or RSET), so that a server
 // sending an endless line costs a bounded buffer (go-smtp's client bounds
 // its own reads the same way).
 const maxReply = 64 << 10
@@ -81,20 +81,34 @@ func (d *Deliverer) sendBody(cn *conn, body []byte) (string, error) {
 
 // bdat writes "BDAT n LAST" and body to raw, the connection beneath
 // go-smtp's client, in one write (writev on TCP), and reads the reply
-// within DataTimeout. go-smtp has read every byte the server sent before
-// (its last command's reply), and the server sends nothing after this
-// reply unasked, so the reply's bytes are read here and none are left for
-// the client. A server that sent more spoke out of turn: its reply stands,
-// but the connection is closed rather than trusted with another
-// transaction.
+// within DataTimeout.
 func (d *Deliverer) bdat(raw net.Conn, body []byte) (string, error) {
 	cmd := strconv.AppendInt([]byte("BDAT "), int64(len(body)), 10)
 	cmd = append(cmd, " LAST\r\n"...)
-	bufs := net.Buffers{cmd, body}
+	return d.exchange(raw, "BDAT", d.opts.DataTimeout, net.Buffers{cmd, body})
+}
+
+// rset ends the transaction left open on cn with RSET, said beneath
+// go-smtp's client as BDAT is: the client's own Reset forgets its EHLO,
+// and the next MAIL would then say EHLO again.
+func (d *Deliverer) rset(cn *conn) error {
+	_, err := d.exchange(cn.raw, "RSET", d.opts.CommandTimeout, net.Buffers{[]byte("RSET\r\n")})
+	return err
+}
+
+// exchange writes bufs to raw, the connection beneath go-smtp's client, in
+// one write, and reads the one reply within timeout; a reply other than
+// 2xx is an *smtp.SMTPError. go-smtp has read every byte the server sent
+// before (its last command's reply: it never pipelines), and the server
+// sends nothing after this reply unasked, so the reply's bytes are read
+// here and none are left for the client. A server that sent more spoke out
+// of turn: its reply stands, but the connection is closed rather than
+// trusted with another transaction.
+func (d *Deliverer) exchange(raw net.Conn, verb string, timeout time.Duration, bufs net.Buffers) (string, error) {
 	if _, err := bufs.WriteTo(raw); err != nil {
 		return "", err
 	}
-	raw.SetReadDeadline(time.Now().Add(d.opts.DataTimeout))
+	raw.SetReadDeadline(time.Now().Add(timeout))
 	defer raw.SetReadDeadline(time.Time{})
 	br := bufio.NewReaderSize(io.LimitReader(raw, maxReply), 512)
 	_, msg, err := textproto.NewReader(br).ReadResponse(2)
@@ -106,7 +120,7 @@ func (d *Deliverer) bdat(raw net.Conn, body []byte) (string, error) {
 		return "", replyError(pe.Code, pe.Msg)
 	}
 	if n := br.Buffered(); n > 0 {
-		d.log.Warn("closing the connection: the server sent more than its reply to BDAT", "relay", raw.RemoteAddr().String(), "bytes", n)
+		d.log.Warn("closing the connection: the server sent more than its reply to "+verb, "relay", raw.RemoteAddr().String(), "bytes", n)
 		raw.Close()
 	}
 	return msg, nil

@@ -111,8 +111,8 @@ func TestBDATRefused(t *testing.T) {
 	for _, id := range []string{"Q1", "Q2"} {
 		check(t, deliver(d, message(id, rcpts...)), rcpts, want{status: mail.Bounced, dsn: "5.7.1", text: "554 5.7.1 content refused"})
 	}
-	if cmds := s.commands(); cmds["BDAT"] != 2 || cmds["MAIL"] != 2 || cmds["RSET"] != 2 {
-		t.Errorf("sink saw commands %v, want 2 BDAT, 2 MAIL and an RSET after each refused chunk", cmds)
+	if cmds := s.commands(); cmds["BDAT"] != 2 || cmds["MAIL"] != 2 || cmds["RSET"] != 2 || cmds["EHLO"] != 1 {
+		t.Errorf("sink saw commands %v, want 2 BDAT, 2 MAIL, an RSET after each refused chunk and 1 EHLO", cmds)
 	}
 	if conns, _, _ := s.counts(); conns != 1 {
 		t.Errorf("sink saw %d connections, want 1", conns)

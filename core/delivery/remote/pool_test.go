@@ -1,10 +1,14 @@
 package remote
 
 import (
+	"bufio"
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,7 +73,7 @@ func TestConnectionReuse(t *testing.T) {
 
 // TestResetAfterFailedTransaction: a transaction left open (its only
 // recipient refused) is ended with RSET before the next message on the
-// connection; go-smtp's Client.Reset forgets the EHLO, so EHLO follows it.
+// connection, and EHLO is still said once on it.
 func TestResetAfterFailedTransaction(t *testing.T) {
 	e := newEnv(t, twoMX...)
 	s := startSink(t, sinkOptions{replies: map[string][]*smtp.SMTPError{
@@ -85,8 +89,8 @@ func TestResetAfterFailedTransaction(t *testing.T) {
 	if conns, _, _ := s.counts(); conns != 1 {
 		t.Errorf("sink saw %d connections, want 1", conns)
 	}
-	if cmds := s.commands(); cmds["RSET"] != 1 || cmds["EHLO"] != 2 || cmds["MAIL"] != 3 {
-		t.Errorf("sink saw commands %v, want 1 RSET (after the refused transaction only), 2 EHLO, 3 MAIL", cmds)
+	if cmds := s.commands(); cmds["RSET"] != 1 || cmds["EHLO"] != 1 || cmds["MAIL"] != 3 {
+		t.Errorf("sink saw commands %v, want 1 RSET (after the refused transaction only), 1 EHLO, 3 MAIL", cmds)
 	}
 }
 
@@ -353,5 +357,65 @@ func TestRelayTLSNoneOnlyToLoopback(t *testing.T) {
 	}
 	if _, err := New(Options{Resolver: res, RelayHost: "127.0.0.1:25", RelayTLS: RelayNone, RelayUser: "u"}); err != nil {
 		t.Errorf("relay_tls none to loopback: %v", err)
+	}
+}
+
+// TestRefusedRSET: when the RSET after a transaction left open is refused,
+// the connection is not reused: the next message opens a new one and goes.
+func TestRefusedRSET(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				c.Write([]byte("220 refuser.test\r\n"))
+				for data := false; ; {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					line = strings.TrimRight(line, "\r\n")
+					verb, args, _ := strings.Cut(line, " ")
+					switch {
+					case data:
+						if line == "." {
+							data = false
+							c.Write([]byte("250 2.0.0 Ok: queued\r\n"))
+						}
+					case strings.EqualFold(verb, "EHLO"):
+						c.Write([]byte("250-refuser.test\r\n250 8BITMIME\r\n"))
+					case strings.EqualFold(verb, "RCPT") && strings.Contains(args, "nobody@"):
+						c.Write([]byte("550 5.1.1 no such user\r\n"))
+					case strings.EqualFold(verb, "RSET"):
+						c.Write([]byte("503 5.5.1 not now\r\n"))
+					case strings.EqualFold(verb, "DATA"):
+						data = true
+						c.Write([]byte("354 go ahead\r\n"))
+					default:
+						c.Write([]byte("250 2.0.0 Ok\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	e := newEnv(t, twoMX...)
+	e.route("192.0.2.1:25", ln.Addr().String())
+	d := e.deliverer(nil)
+	defer d.Close()
+	check(t, deliver(d, message("Q1", "nobody@example.test")), []string{"nobody@example.test"}, want{status: mail.Bounced, dsn: "5.1.1"})
+	check(t, deliver(d, message("Q2", "a@example.test")), []string{"a@example.test"}, want{status: mail.Sent})
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (the one whose RSET was refused is not reused)", n)
 	}
 }

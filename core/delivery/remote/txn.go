@@ -121,18 +121,18 @@ func (d *Deliverer) session(ctx context.Context, cn *conn, m *mail.Message, rcpt
 // (the reply to the end of the data, or a refused MAIL) the server holds no
 // transaction and nothing is sent: a reused connection costs no round trip.
 // Only a transaction left open (every RCPT refused, DATA refused) is ended
-// with RSET; go-smtp's Client.Reset then forgets the EHLO (it clears its
-// unexported didHello), so EHLO is said again there, or the next MAIL would
-// make it say EHLO as "localhost".
+// with RSET, said beneath go-smtp (rset): its Client.Reset would clear its
+// unexported didHello and make the next MAIL say EHLO again, and a
+// connection says EHLO once (twice with STARTTLS).
 func (d *Deliverer) ready(cn *conn) error {
 	if !cn.open {
 		return nil
 	}
-	if err := cn.c.Reset(); err != nil {
+	if err := d.rset(cn); err != nil {
 		return err
 	}
 	cn.open = false
-	return cn.c.Hello(d.opts.Hostname)
+	return nil
 }
 
 // transaction sends m to rcpts on cn and fills out, one Result per
