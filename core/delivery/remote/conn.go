@@ -39,6 +39,9 @@ type conn struct {
 	// open is set while the server holds a transaction (MAIL accepted, no
 	// reply to the end of the data yet): the next MAIL needs RSET first.
 	open bool
+	// cmds writes pipelined commands as c would (pipeline.go); made at
+	// the first pipelined transaction.
+	cmds *cmdFormatter
 	// timer closes the connection while it is idle in the pool.
 	timer *time.Timer
 }
