@@ -440,3 +440,21 @@ func TestPipelineReplies(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineUnwritableCommand: a command go-smtp's client refuses to
+// write (a sender with a line break, which only a damaged queue entry
+// could hold) is not pipelined either: nothing of it reaches the server,
+// and the recipients are deferred as without PIPELINING.
+func TestPipelineUnwritableCommand(t *testing.T) {
+	s := startScriptMX(t, mxScript{})
+	e := newEnv(t, twoMX...)
+	e.route("192.0.2.1:25", s.addr)
+	d := e.deliverer(nil)
+	m := message("Q1", "a@example.test")
+	m.From = "evil@origin.test>\r\nRCPT TO:<victim@example.test"
+	check(t, deliver(d, m), []string{"a@example.test"}, want{status: mail.Deferred, dsn: "4.4.2", text: "CR or LF"})
+	d.Close()
+	if _, lines, _, _ := s.record(); slices.ContainsFunc(lines, func(l string) bool { return !strings.HasPrefix(l, "EHLO") && !strings.HasPrefix(l, "QUIT") }) {
+		t.Errorf("server received %q, want only EHLO (and QUIT)", lines)
+	}
+}
