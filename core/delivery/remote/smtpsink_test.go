@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sluice-mta/sluice/core/mail"
 )
@@ -51,19 +50,21 @@ func startSmtpSink(t *testing.T, extra ...string) (addr, dumps string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("smtp-sink's output: %s", stderr.String())
+		}
+	})
+	waitFor(t, "smtp-sink to listen on "+addr, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return addr, dumps
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("smtp-sink did not listen on %s: %v; its output: %s", addr, err, stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil
+	})
+	return addr, dumps
 }
 
 // sinkDump is one message smtp-sink wrote down: the MAIL and RCPT
