@@ -32,40 +32,19 @@ func (d *Deliverer) pipeline(cn *conn, m *mail.Message, rcpts []string, r *txnOu
 	if has, _ := cn.c.Extension("PIPELINING"); !has {
 		return false, false, false
 	}
-	if cn.cmds == nil {
-		cn.cmds = newCmdFormatter(cn.c)
-	}
-	f := cn.cmds
-	f.rec.out = f.rec.out[:0]
-	if f.c.Mail(m.From, mailOptions(m, utf8)) != nil {
+	group, chunk, formatted := cn.group(m, rcpts, utf8)
+	if !formatted {
 		return false, false, false
 	}
-	info := recipientInfo(m)
-	for _, rc := range rcpts {
-		if f.c.Rcpt(rc, rcptOptions(info[rc])) != nil {
-			return false, false, false
-		}
-	}
-	has, _ := cn.c.Extension("CHUNKING")
-	chunk := has && canonical(m.Body)
-	group := f.rec.out
-	timeout := d.opts.CommandTimeout
-	if chunk {
-		group = strconv.AppendInt(append(group, "BDAT "...), int64(len(m.Body)), 10)
-		group = append(group, " LAST\r\n"...)
-		timeout = d.opts.DataTimeout
-	} else {
-		group = append(group, "DATA\r\n"...)
-	}
-	f.rec.out = group
 	raw := cn.raw
 	defer raw.SetDeadline(time.Time{})
-	raw.SetWriteDeadline(time.Now().Add(timeout))
 	var err error
 	if chunk {
+		raw.SetWriteDeadline(time.Now().Add(d.opts.DataTimeout))
 		bufs := net.Buffers{group, m.Body}
 		_, err = bufs.WriteTo(raw)
 	} else {
+		raw.SetWriteDeadline(time.Now().Add(d.opts.CommandTimeout))
 		_, err = raw.Write(group)
 	}
 	rr := newReplyReader(raw)
@@ -115,6 +94,38 @@ func (d *Deliverer) pipeline(cn *conn, m *mail.Message, rcpts []string, r *txnOu
 	cn.msgs++
 	r.sent(accepted, resp)
 	return rr.end(d.log, what), false, true
+}
+
+// group is the pipelined commands of m's transaction to rcpts on cn:
+// MAIL, the RCPTs and DATA, or (chunk: the server offers CHUNKING and the
+// body is canonical) "BDAT n LAST", the body to follow. formatted is
+// false when go-smtp's client would refuse to write one of them.
+func (cn *conn) group(m *mail.Message, rcpts []string, utf8 bool) (group []byte, chunk, formatted bool) {
+	if cn.cmds == nil {
+		cn.cmds = newCmdFormatter(cn.c)
+	}
+	f := cn.cmds
+	f.rec.out = f.rec.out[:0]
+	if f.c.Mail(m.From, mailOptions(m, utf8)) != nil {
+		return nil, false, false
+	}
+	info := recipientInfo(m)
+	for _, rc := range rcpts {
+		if f.c.Rcpt(rc, rcptOptions(info[rc])) != nil {
+			return nil, false, false
+		}
+	}
+	has, _ := cn.c.Extension("CHUNKING")
+	chunk = has && canonical(m.Body)
+	group = f.rec.out
+	if chunk {
+		group = strconv.AppendInt(append(group, "BDAT "...), int64(len(m.Body)), 10)
+		group = append(group, " LAST\r\n"...)
+	} else {
+		group = append(group, "DATA\r\n"...)
+	}
+	f.rec.out = group // keeps the capacity for the next transaction
+	return group, chunk, true
 }
 
 // skip reads and drops the replies to n RCPTs and to DATA or (chunk) BDAT
