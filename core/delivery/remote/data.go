@@ -13,7 +13,7 @@ import (
 
 // A DATA body goes out dot-stuffed in runs, beneath go-smtp's client: its
 // DATA writer (net/textproto's DotWriter) looks at every byte and writes
-// it with bufio's WriteByte, flushed every 4 KiB, which was a fifth of the
+// it with bufio's WriteByte, flushed every 4 KiB, which was a third of the
 // server's user-space instructions per relayed message (BENCHMARKS.md,
 // "Outbound PIPELINING and DATA in runs"). Here bytes.IndexByte finds the
 // line ends, the runs between the places that need a byte added are
