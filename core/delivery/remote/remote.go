@@ -434,11 +434,13 @@ type failure struct {
 	status mail.Status
 	reply  mail.Reply
 	relay  string
+	// tlsPolicy names the TLS policy that could not be met (tlsPlan.name).
+	tlsPolicy string
 }
 
 // result is f for rcpt.
 func (f failure) result(rcpt string) mail.Result {
-	return mail.Result{Rcpt: rcpt, Status: f.status, Reply: f.reply, Relay: f.relay}
+	return mail.Result{Rcpt: rcpt, Status: f.status, Reply: f.reply, Relay: f.relay, TLSPolicy: f.tlsPolicy}
 }
 
 // all is f for every recipient.
@@ -452,11 +454,11 @@ func (f failure) all(rcpts []string) []mail.Result {
 
 // deferred and bounced build failures; dsn is a constant enhanced code.
 func deferred(dsn, relay, format string, args ...any) *failure {
-	return &failure{mail.Deferred, mail.Reply{Code: 451, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay}
+	return &failure{status: mail.Deferred, reply: mail.Reply{Code: 451, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay: relay}
 }
 
 func bounced(code int, dsn, relay, format string, args ...any) *failure {
-	return &failure{mail.Bounced, mail.Reply{Code: code, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay}
+	return &failure{status: mail.Bounced, reply: mail.Reply{Code: code, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay: relay}
 }
 
 // deliverDomain delivers m to the recipients of one domain.
