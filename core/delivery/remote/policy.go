@@ -182,7 +182,7 @@ func (d *Deliverer) relayPlan(ds *dest, t target) *tlsPlan {
 		if p.mode != planImplicit {
 			p.mode = planOptional
 		}
-	default: // TLSVerify, TLSDANEOnly (checked as verify: a relay is no MX)
+	default: // TLSVerify (New refuses TLSDANEOnly for a relay)
 		roots := d.opts.RelayRoots
 		if ds.roots != nil {
 			// A route's own CAs: its sessions are pooled apart from the

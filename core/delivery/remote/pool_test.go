@@ -332,7 +332,8 @@ func TestSmarthostAuth(t *testing.T) {
 
 // TestRelayTLSNoneOnlyToLoopback: relay_tls = "none" to a relay that is not
 // on loopback is refused when the Deliverer is made, and so are
-// credentials over a route whose TLS is not verified.
+// credentials over a route whose TLS is not verified, dane-only for a
+// relay, and a route's MX policy for a domain the smarthost takes.
 func TestRelayTLSNoneOnlyToLoopback(t *testing.T) {
 	res := newEnv(t).res
 	for _, o := range []Options{
@@ -340,6 +341,8 @@ func TestRelayTLSNoneOnlyToLoopback(t *testing.T) {
 		{Resolver: res, Routes: map[string]Route{"x.test": {Relay: "smart.test:25", User: "u", TLS: TLSOpportunistic}}},
 		{Resolver: res, Routes: map[string]Route{"x.test": {User: "u"}}},
 		{Resolver: res, TLS: "sometimes"},
+		{Resolver: res, Routes: map[string]Route{"x.test": {Relay: "gw.test:587", TLS: TLSDANEOnly}}},
+		{Resolver: res, RelayHost: "smart.test:587", Routes: map[string]Route{"x.test": {TLS: TLSVerify}}},
 	} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) succeeded, want an error", o)

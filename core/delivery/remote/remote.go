@@ -99,7 +99,9 @@ type Route struct {
 	// RelayTLS is RelayStartTLS (when empty), RelayImplicit or RelayNone.
 	RelayTLS string
 	// TLS is the route's TLS policy: for MX delivery Options.TLS when
-	// empty; for a relay TLSVerify with credentials, else Options.TLS.
+	// empty; for a relay TLSVerify with credentials, else Options.TLS
+	// (TLSDANEOnly is refused: DANE is for MX hosts). A route without a
+	// Relay is refused with a RelayHost, which takes the domain's mail.
 	TLS string
 	// Roots verify Relay's certificate instead of Options.RelayRoots; nil
 	// takes those.
@@ -281,6 +283,12 @@ func New(opts Options) (*Deliverer, error) {
 		}
 		if err := checkPolicy(r.TLS); err != nil {
 			return nil, fmt.Errorf("remote: route for %s: %w", dom, err)
+		}
+		switch {
+		case r.Relay == "" && opts.RelayHost != "":
+			return nil, fmt.Errorf("remote: route for %s sets a TLS policy for MX delivery, but its mail goes to the relay host %s; give the route a relay of its own or drop it", dom, opts.RelayHost)
+		case r.Relay != "" && r.TLS == TLSDANEOnly:
+			return nil, fmt.Errorf("remote: route for %s: tls %q applies to MX hosts, not to relay %s; use %q", dom, TLSDANEOnly, r.Relay, TLSVerify)
 		}
 		if r.Relay != "" {
 			hp, err := parseHostPort(r.Relay)
