@@ -350,8 +350,10 @@ func tlsaRecord(cert *x509.Certificate, usage, selector, mtype int) string {
 
 // TestDANE: DNSSEC-validated TLSA records decide (DANE-EE with SHA-256,
 // SHA-512 and full matching, DANE-TA); a set the certificate does not
-// satisfy defers with 4.7.5 and sends nothing; an unsigned zone falls back
-// to the domain's other policy; DANE wins over MTA-STS; dane-only needs it.
+// satisfy defers with 4.7.5 and sends nothing; records none of which is
+// usable mean TLS without authentication (still required); an unsigned
+// zone falls back to the domain's other policy; DANE wins over MTA-STS;
+// dane-only needs it.
 func TestDANE(t *testing.T) {
 	ca := testca.New(t, "Sluice test CA")
 	certs := newMXCerts(t, ca)
@@ -401,6 +403,10 @@ func TestDANE(t *testing.T) {
 			want: want{policy: "dane", status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
 		{name: "TLSA lookup fails", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1), servfail: true,
 			want: want{policy: "dane", status: mail.Deferred, dsn: "4.7.5", text: "looking up the TLSA records of mx1.example.test failed"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultTLSAInvalid},
+		{name: "no usable TLSA record (PKIX-EE): TLS without authentication", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 1, 1, 1),
+			want: want{policy: "dane", status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyTLSA},
+		{name: "no usable TLSA record, no STARTTLS", cert: noTLS, tlsa: tlsaRecord(certs.self.Leaf, 1, 1, 1),
+			want: want{policy: "dane", status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultSTARTTLSNotSupported},
 		{name: "dane-only without TLSA", cert: &certs.good, policy: TLSDANEOnly,
 			want: want{policy: "dane-only", status: mail.Deferred, dsn: "4.7.5", text: "publishes no DNSSEC-validated TLSA records"}},
 		{name: "dane-only with TLSA", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1), policy: TLSDANEOnly,
