@@ -2,8 +2,11 @@
 // domains outbound mail goes to: the _mta-sts TXT record, the policy
 // fetched over verified HTTPS from mta-sts.<domain> (resolved through our
 // own resolver, never the system's), kept in a key-value store (the
-// queue's Badger) for its max_age and refreshed in the background.
-// Parsing and MX matching are mox's mtasts package.
+// queue's Badger) for its max_age and refreshed in the background: when
+// the record's id changes, and, whether or not mail goes to the domain,
+// once a day while it is cached (RFC 8461 section 10.2), so that a policy
+// does not lapse between two messages. Parsing and MX matching are mox's
+// mtasts package.
 package mtasts
 
 import (
@@ -33,9 +36,12 @@ import (
 const (
 	DefaultPort    = 443
 	DefaultTimeout = time.Minute // RFC 8461 section 3.3
-	// RefreshAfter is the age after which a cached policy in use is
-	// fetched again in the background (RFC 8461 section 10.2).
+	// RefreshAfter is the age after which a cached policy is fetched
+	// again in the background (RFC 8461 section 10.2).
 	RefreshAfter = 24 * time.Hour
+	// DefaultSweepInterval is how often the cached policies are looked
+	// over for those older than RefreshAfter.
+	DefaultSweepInterval = time.Hour
 	// maxPolicySize bounds a policy body (RFC 8461 section 3.3: 64 KiB).
 	maxPolicySize = 64 << 10
 	// maxMaxAge is the largest max_age honoured (RFC 8461: 31557600 s).
@@ -61,10 +67,12 @@ type Resolver interface {
 
 var _ Resolver = (*dns.Resolver)(nil)
 
-// Store keeps fetched policies; core/kvstore's Store satisfies it.
+// Store keeps fetched policies; core/kvstore's Store satisfies it. Keys
+// lists the unexpired keys under a prefix.
 type Store interface {
 	Get(ctx context.Context, key string) ([]byte, bool, error)
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Keys(ctx context.Context, prefix string) ([]string, error)
 }
 
 // Options configure a Cache.
@@ -80,6 +88,10 @@ type Options struct {
 	Port int
 	// Timeout bounds one fetch; DefaultTimeout when zero.
 	Timeout time.Duration
+	// SweepInterval is how often the cached policies (those of earlier
+	// runs too) are looked over and the ones older than RefreshAfter
+	// fetched again; DefaultSweepInterval when zero, never when negative.
+	SweepInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives debug lines and refresh failures; nil discards them.
@@ -178,6 +190,9 @@ func New(opts Options) *Cache {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = DefaultSweepInterval
+	}
 	c := &Cache{opts: opts, log: opts.Logger, mem: map[string]*Policy{}, refreshing: map[string]bool{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.log == nil {
@@ -196,6 +211,10 @@ func New(opts Options) *Cache {
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errors.New("redirects are not allowed for MTA-STS policies (RFC 8461 section 3.3)")
 		},
+	}
+	if opts.SweepInterval > 0 {
+		c.wg.Add(1)
+		go c.sweeper()
 	}
 	return c
 }
@@ -320,24 +339,98 @@ func (c *Cache) record(ctx context.Context, domain string) (string, error) {
 
 // refresh fetches domain's policy in the background, once at a time.
 func (c *Cache) refresh(domain, id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed || c.refreshing[domain] {
+	if !c.claim(domain) {
 		return
 	}
-	c.refreshing[domain] = true
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
-		defer cancel()
-		if _, err := c.fetch(ctx, domain, id); err != nil {
-			c.log.Info("MTA-STS: refreshing a policy failed; the cached one stays", "domain", domain, "err", err)
-		}
-		c.mu.Lock()
-		delete(c.refreshing, domain)
-		c.mu.Unlock()
+		c.refetch(domain, id)
 	}()
+}
+
+// claim marks domain as being refreshed; false when it already is, or the
+// Cache is closed.
+func (c *Cache) claim(domain string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.refreshing[domain] {
+		return false
+	}
+	c.refreshing[domain] = true
+	return true
+}
+
+// refetch fetches the policy of domain, which the caller claimed, keeping
+// the cached one when that fails.
+func (c *Cache) refetch(domain, id string) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+	defer cancel()
+	if _, err := c.fetch(ctx, domain, id); err != nil {
+		c.log.Info("MTA-STS: refreshing a policy failed; the cached one stays", "domain", domain, "err", err)
+	}
+	c.mu.Lock()
+	delete(c.refreshing, domain)
+	c.mu.Unlock()
+}
+
+// sweeper runs sweep every SweepInterval until Close.
+func (c *Cache) sweeper() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			c.sweep(c.ctx)
+		}
+	}
+}
+
+// sweep fetches again, one after the other, the cached policies fetched
+// more than RefreshAfter ago, whether or not their record is still
+// published (RFC 8461 section 10.2: an attacker who strips the record
+// must not be able to make a policy lapse).
+func (c *Cache) sweep(ctx context.Context) {
+	now := c.opts.Now()
+	for _, domain := range c.cached(ctx) {
+		p := c.load(ctx, domain, now)
+		if p == nil || now.Sub(p.Fetched) <= RefreshAfter || !c.claim(domain) {
+			continue
+		}
+		id, err := c.record(ctx, domain)
+		if err != nil {
+			id = p.ID
+		}
+		c.refetch(domain, id)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// cached lists the domains with a policy in the cache.
+func (c *Cache) cached(ctx context.Context) []string {
+	if c.opts.Store == nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		out := make([]string, 0, len(c.mem))
+		for d := range c.mem {
+			out = append(out, d)
+		}
+		return out
+	}
+	keys, err := c.opts.Store.Keys(ctx, keyPrefix)
+	if err != nil {
+		c.log.Warn("MTA-STS: listing the cached policies failed", "err", err)
+		return nil
+	}
+	for i, k := range keys {
+		keys[i] = strings.TrimPrefix(k, keyPrefix)
+	}
+	return keys
 }
 
 // fetch gets the policy of domain over HTTPS and stores it.
