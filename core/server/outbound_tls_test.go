@@ -36,8 +36,8 @@ import (
 //     certificate: deferred with 4.7.5, never sent, still queued. One
 //     message goes to both, so `sluice queue ls` shows the one recipient
 //     delivered with its TLS and the other waiting, each with its policy;
-//   - relay.test goes through a relay with a test-CA certificate
-//     (relay_ca_file): it gets the password, logged verified=pkix;
+//   - relay.test goes through a relay with a test-CA certificate (the
+//     route's relay_ca_file): it gets the password, logged verified=pkix;
 //   - badrelay.test goes through a relay with a self-signed certificate:
 //     it gets no AUTH at all, and the mail waits with 4.7.5.
 func TestOutboundTLSProcess(t *testing.T) {
@@ -98,13 +98,13 @@ max_backoff = "2s"
 [delivery]
 port = %[2]s
 ca_file = %[3]q
-relay_ca_file = %[3]q
 
 [[delivery.route]]
 domain = "relay.test"
 relay = "smarthost.test:%[4]s"
 relay_user = "alice"
 relay_password = "secret"
+relay_ca_file = %[3]q
 
 [[delivery.route]]
 domain = "badrelay.test"

@@ -26,6 +26,8 @@ import (
 	"github.com/sluice-mta/sluice/core/testclock"
 )
 
+var _ Store = (*kvstore.Store)(nil)
+
 // server serves example.test's policy over HTTPS on loopback and counts
 // the fetches; the DNS server names it.
 type server struct {
