@@ -178,7 +178,7 @@ func (d *Deliverer) dial(ctx context.Context, host, relay string, ap netip.AddrP
 	// No STARTTLS offered, or refused with a reply.
 	d.record(ctx, p.report, at, p.metric, false, tlsrpt.ResultSTARTTLSNotSupported, relay+" does not offer STARTTLS")
 	if p.mode == planRequired && !p.soft {
-		c.Close()
+		cn.quit(d.opts.CommandTimeout) // a clean session: say QUIT
 		return nil, policyFailure(relay, "%s does not offer STARTTLS, which %s requires; not sent in plain text", relay, p.why), nil
 	}
 	return cn, nil, nil
