@@ -42,6 +42,10 @@ const (
 	// DefaultSweepInterval is how often the cached policies are looked
 	// over for those older than RefreshAfter.
 	DefaultSweepInterval = time.Hour
+	// FailureTTL is how long a failed fetch (of a domain without a cached
+	// policy) is remembered: the deliveries to the domain meanwhile are
+	// not each held up by a policy server that does not answer.
+	FailureTTL = 5 * time.Minute
 	// maxPolicySize bounds a policy body (RFC 8461 section 3.3: 64 KiB).
 	maxPolicySize = 64 << 10
 	// maxMaxAge is the largest max_age honoured (RFC 8461: 31557600 s).
@@ -175,6 +179,8 @@ type Cache struct {
 	mu         sync.Mutex
 	mem        map[string]*Policy // without a Store
 	refreshing map[string]bool
+	// failed remembers recent fetch failures, for FailureTTL.
+	failed map[string]failedFetch
 	wg         sync.WaitGroup
 	closed     bool
 }
@@ -193,7 +199,7 @@ func New(opts Options) *Cache {
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = DefaultSweepInterval
 	}
-	c := &Cache{opts: opts, log: opts.Logger, mem: map[string]*Policy{}, refreshing: map[string]bool{}}
+	c := &Cache{opts: opts, log: opts.Logger, mem: map[string]*Policy{}, refreshing: map[string]bool{}, failed: map[string]failedFetch{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -295,11 +301,41 @@ func (c *Cache) Get(ctx context.Context, domain string) (*Policy, error) {
 	case recErr != nil:
 		return nil, nil // no record, or DNS trouble: no policy
 	}
+	if err := c.recentFailure(domain, id, now); err != nil {
+		return nil, err
+	}
 	p, err := c.fetch(ctx, domain, id)
 	if err != nil {
+		c.mu.Lock()
+		c.failed[domain] = failedFetch{id: id, err: err, until: now.Add(FailureTTL)}
+		c.mu.Unlock()
 		return nil, err
 	}
 	return active(p), nil
+}
+
+// failedFetch is a fetch that failed, under the record id, until when it
+// is remembered.
+type failedFetch struct {
+	id    string
+	err   error
+	until time.Time
+}
+
+// recentFailure is the error of a fetch of domain's policy under the same
+// record id that failed less than FailureTTL ago, or nil.
+func (c *Cache) recentFailure(domain, id string, now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.failed[domain]
+	switch {
+	case !ok:
+		return nil
+	case f.id != id || !now.Before(f.until):
+		delete(c.failed, domain)
+		return nil
+	}
+	return f.err
 }
 
 // active is p, or nil for a policy whose mode is none.
@@ -395,6 +431,13 @@ func (c *Cache) sweeper() {
 // must not be able to make a policy lapse).
 func (c *Cache) sweep(ctx context.Context) {
 	now := c.opts.Now()
+	c.mu.Lock()
+	for d, f := range c.failed {
+		if !now.Before(f.until) {
+			delete(c.failed, d)
+		}
+	}
+	c.mu.Unlock()
 	for _, domain := range c.cached(ctx) {
 		p := c.load(ctx, domain, now)
 		if p == nil || now.Sub(p.Fetched) <= RefreshAfter || !c.claim(domain) {

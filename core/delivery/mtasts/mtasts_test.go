@@ -206,7 +206,8 @@ func TestCacheSweep(t *testing.T) {
 
 // TestCacheFailures: no record is no policy (nothing fetched); a record
 // whose policy is missing or does not parse is a FetchError (treated as
-// no policy, reported); mode none is no policy.
+// no policy, reported), remembered for FailureTTL; mode none is no
+// policy.
 func TestCacheFailures(t *testing.T) {
 	ctx := context.Background()
 	s := newSetup(t, enforce)
@@ -227,6 +228,17 @@ func TestCacheFailures(t *testing.T) {
 		var fe *FetchError
 		if p != nil || !errors.As(err, &fe) || fe.Invalid != tt.invalid {
 			t.Errorf("HTTP %d %q: %v, %v; want a FetchError (invalid %v)", tt.code, tt.text, p, err, tt.invalid)
+		}
+		// The failure is remembered for FailureTTL: the next deliveries
+		// are not each held up by the policy server; then it is asked
+		// again.
+		s.srv.set(200, enforce)
+		if p, err := s.cache.Get(ctx, "example.test"); p != nil || !errors.As(err, &fe) || s.srv.hits.Load() != 1 {
+			t.Errorf("HTTP %d, asked again at once: %v, %v, %d fetches; want the remembered failure, 1 fetch", tt.code, p, err, s.srv.hits.Load())
+		}
+		s.clock.Add(FailureTTL)
+		if p, err := s.cache.Get(ctx, "example.test"); p == nil || err != nil || s.srv.hits.Load() != 2 {
+			t.Errorf("HTTP %d, asked again after FailureTTL: %v, %v, %d fetches; want the policy, 2 fetches", tt.code, p, err, s.srv.hits.Load())
 		}
 	}
 	// A policy server whose certificate is from a CA not trusted.
