@@ -181,8 +181,8 @@ type Cache struct {
 	refreshing map[string]bool
 	// failed remembers recent fetch failures, for FailureTTL.
 	failed map[string]failedFetch
-	wg         sync.WaitGroup
-	closed     bool
+	wg     sync.WaitGroup
+	closed bool
 }
 
 // New returns a Cache.
