@@ -1,22 +1,18 @@
 package antiabuse
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/sluice-mta/sluice/core/tlsconf"
 )
 
 // daneMX plays another provider's mail exchanger, mx.partner.example: SMTP
@@ -36,18 +32,11 @@ type daneMX struct {
 // startDANEMX listens on 127.0.0.1 until the test ends.
 func startDANEMX(t *testing.T) *daneMX {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := tlsconf.GenerateSelfSigned("mx.partner.example", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mx.partner.example"},
-		DNSNames: []string{"mx.partner.example"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,10 +46,10 @@ func startDANEMX(t *testing.T) *daneMX {
 	}
 	mx := &daneMX{addr: ln.Addr().String()}
 	_, port, _ := net.SplitHostPort(mx.addr)
-	mx.tlsa = fmt.Sprintf("_%s._tcp.mx.partner.example. 300 IN TLSA 3 1 1 %x", port, sha256.Sum256(leaf.RawSubjectPublicKeyInfo))
+	mx.tlsa = fmt.Sprintf("_%s._tcp.mx.partner.example. 300 IN TLSA 3 1 1 %x", port, sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo))
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &mxSession{mx: mx, c: c}, nil }))
 	srv.Domain = "mx.partner.example"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	return mx
