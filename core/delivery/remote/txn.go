@@ -48,7 +48,7 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts [
 				if f != nil {
 					last = f
 					if f.reply.Enhanced[1] == 7 {
-						policyFail = cmp.Or(policyFail, f)
+						policyFail = cmp.Or(policyFail, f.under(p.name))
 					}
 					break
 				}
@@ -57,6 +57,9 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts [
 					// The pooled connection had gone away: dial anew.
 					fresh = true
 					continue
+				}
+				for i := range res {
+					res[i].TLSPolicy = p.name
 				}
 				return res
 			}
