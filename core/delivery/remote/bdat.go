@@ -1,12 +1,9 @@
 package remote
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"net"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -24,9 +21,9 @@ import (
 // connection beneath it and the reply read from there (BENCHMARKS.md,
 // "Outbound CHUNKING", has the measurement).
 
-// maxReply bounds the bytes read for the reply to BDAT (or RSET), so that a server
-// sending an endless line costs a bounded buffer (go-smtp's client bounds
-// its own reads the same way).
+// maxReply bounds the bytes read for one reply read beneath go-smtp's
+// client (replyReader), so that a server sending an endless line costs a
+// bounded buffer (go-smtp's client bounds its own reads the same way).
 const maxReply = 64 << 10
 
 // canonical reports whether body can go in a BDAT chunk as it is: every
@@ -64,66 +61,51 @@ func (d *Deliverer) sendBody(cn *conn, body []byte) (string, error) {
 		}
 		return text, err
 	}
-	w, err := cn.c.Data()
-	if err != nil {
-		return "", err
-	}
-	if _, err := w.Write(body); err != nil {
-		return "", err
-	}
-	resp, err := w.CloseWithResponse()
-	cn.open = false // the reply, whatever it says, ends the transaction
-	if err != nil {
-		return "", err
-	}
-	return resp.StatusText, nil
+	return d.data(cn, body)
 }
 
 // bdat writes "BDAT n LAST" and body to raw, the connection beneath
 // go-smtp's client, in one write (writev on TCP), and reads the reply
-// within DataTimeout.
+// within DataTimeout. go-smtp has read every byte the server sent before
+// (its last command's reply), and the server sends nothing after this
+// reply unasked, so the reply's bytes are read here and none are left for
+// the client. A server that sent more spoke out of turn: its reply stands,
+// but the connection is closed rather than trusted with another
+// transaction.
 func (d *Deliverer) bdat(raw net.Conn, body []byte) (string, error) {
 	cmd := strconv.AppendInt([]byte("BDAT "), int64(len(body)), 10)
 	cmd = append(cmd, " LAST\r\n"...)
-	return d.exchange(raw, "BDAT", d.opts.DataTimeout, net.Buffers{cmd, body})
-}
-
-// rset ends the transaction left open on cn with RSET, said beneath
-// go-smtp's client as BDAT is: the client's own Reset forgets its EHLO,
-// and the next MAIL would then say EHLO again.
-func (d *Deliverer) rset(cn *conn) error {
-	_, err := d.exchange(cn.raw, "RSET", d.opts.CommandTimeout, net.Buffers{[]byte("RSET\r\n")})
-	return err
-}
-
-// exchange writes bufs to raw, the connection beneath go-smtp's client, in
-// one write, and reads the one reply within timeout; a reply other than
-// 2xx is an *smtp.SMTPError. go-smtp has read every byte the server sent
-// before (its last command's reply: it never pipelines), and the server
-// sends nothing after this reply unasked, so the reply's bytes are read
-// here and none are left for the client. A server that sent more spoke out
-// of turn: its reply stands, but the connection is closed rather than
-// trusted with another transaction.
-func (d *Deliverer) exchange(raw net.Conn, verb string, timeout time.Duration, bufs net.Buffers) (string, error) {
+	bufs := net.Buffers{cmd, body}
 	if _, err := bufs.WriteTo(raw); err != nil {
 		return "", err
 	}
-	raw.SetReadDeadline(time.Now().Add(timeout))
 	defer raw.SetReadDeadline(time.Time{})
-	br := bufio.NewReaderSize(io.LimitReader(raw, maxReply), 512)
-	_, msg, err := textproto.NewReader(br).ReadResponse(2)
+	rr := newReplyReader(raw)
+	_, msg, err := rr.read(2, d.opts.DataTimeout)
 	if err != nil {
-		var pe *textproto.Error
-		if !errors.As(err, &pe) {
-			return "", err
-		}
-		return "", replyError(pe.Code, pe.Msg)
+		return "", err
 	}
-	if n := br.Buffered(); n > 0 {
-		d.log.Warn("closing the connection: the server sent more than its reply to "+verb, "relay", raw.RemoteAddr().String(), "bytes", n)
-		raw.Close()
-	}
+	rr.end(d.log, "BDAT")
 	return msg, nil
+}
+
+// rset ends the transaction left open on cn with RSET, written beneath
+// go-smtp's client as BDAT is: the client's own Reset clears its
+// unexported didHello, and its next MAIL would say EHLO again. A refused
+// RSET, or one the server said more after, leaves the connection unfit.
+func (d *Deliverer) rset(cn *conn) error {
+	if _, err := cn.raw.Write([]byte("RSET\r\n")); err != nil {
+		return err
+	}
+	defer cn.raw.SetReadDeadline(time.Time{})
+	rr := newReplyReader(cn.raw)
+	if _, _, err := rr.read(2, d.opts.CommandTimeout); err != nil {
+		return err
+	}
+	if !rr.end(d.log, "RSET") {
+		return errors.New("the server sent more than its reply to RSET")
+	}
+	return nil
 }
 
 // replyError is the *smtp.SMTPError go-smtp's client makes of a refusal:

@@ -29,12 +29,14 @@ type sinkOptions struct {
 	smtputf8 bool // offer SMTPUTF8
 	no8bit   bool // do not offer 8BITMIME (go-smtp always does: it is cut from the reply)
 	noChunks bool // do not offer CHUNKING (go-smtp always does: it is cut from the reply)
+	noPipe   bool // do not offer PIPELINING (go-smtp always does: it is cut from the reply)
+	dsn      bool // offer DSN
 	// delay is waited before each write of a reply (each line of a
 	// multi-line one), as a slow network would (benchmarks).
 	delay time.Duration
-	// rtt is waited once for each command the client sends (the end of
-	// DATA's content counts as one; BDAT and its chunk are one), before
-	// the server reads it: one network round trip per exchange
+	// rtt is waited once for each flight of the client's (a read that
+	// brings commands, pipelined ones together, or the end of DATA's
+	// content) before the server goes on: one network round trip each
 	// (benchmarks).
 	rtt     time.Duration
 	maxSize int64 // announce SIZE
@@ -82,6 +84,14 @@ type sink struct {
 	// writes counts the sink's writes: one per reply line, so one per
 	// round trip once EHLO's reply is past.
 	writes int
+	// lines are the command lines received (in plain text), in order;
+	// batches the verbs of the commands each read brought, one entry
+	// per read that brought any.
+	lines   []string
+	batches [][]string
+	// flights counts the reads that brought commands or the end of
+	// DATA's content: the client's round trips.
+	flights int
 }
 
 func startSink(t testing.TB, o sinkOptions) *sink {
@@ -93,6 +103,7 @@ func startSink(t testing.TB, o sinkOptions) *sink {
 	srv := smtp.NewServer(s)
 	srv.Domain = "sink.test"
 	srv.EnableSMTPUTF8 = o.smtputf8
+	srv.EnableDSN = o.dsn
 	srv.MaxMessageBytes = o.maxSize
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = time.Minute
@@ -132,6 +143,14 @@ func (s *sink) counts() (conns, open, maxOpen int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns, s.open, s.maxOpen
+}
+
+// commandLines returns the command lines received and, for each read
+// that brought commands, their verbs.
+func (s *sink) commandLines() (lines []string, batches [][]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...), append([][]string(nil), s.batches...)
 }
 
 // commands returns how many times each command verb was received.
@@ -178,18 +197,27 @@ type countedConn struct {
 
 func (c *countedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	exchanges := 0
-	c.cmds.feed(p[:n], func(verb string) {
-		exchanges++
+	var batch []string
+	c.cmds.feed(p[:n], func(verb, line string) {
+		batch = append(batch, verb)
 		c.s.mu.Lock()
 		c.s.cmds[verb]++
+		c.s.lines = append(c.s.lines, line)
 		c.s.mu.Unlock()
 	})
-	if rtt := c.s.o.rtt; rtt > 0 {
-		// The reply to DATA's content is one more.
-		exchanges += c.cmds.ended
+	// A read that brings commands (pipelined ones together) or the end of
+	// DATA's content is one flight from the client: one round trip.
+	if batch != nil || c.cmds.ended > 0 {
 		c.cmds.ended = 0
-		time.Sleep(time.Duration(exchanges) * rtt)
+		c.s.mu.Lock()
+		c.s.flights++
+		if batch != nil {
+			c.s.batches = append(c.s.batches, batch)
+		}
+		c.s.mu.Unlock()
+		if c.s.o.rtt > 0 {
+			time.Sleep(c.s.o.rtt)
+		}
 	}
 	return n, err
 }
@@ -205,11 +233,12 @@ type cmdParser struct {
 	data      bool   // inside DATA's content
 	chunk     int    // bytes of a BDAT chunk still to come
 	stopped   bool   // STARTTLS seen with stopAtTLS
-	ended     int    // DATA contents ended (for the reader to reset)
+	ended     int    // DATA contents ended (the reader resets it)
 }
 
-// feed parses b, calling count with each command's verb in upper case.
-func (c *cmdParser) feed(b []byte, count func(verb string)) {
+// feed parses b, calling count with each command's verb in upper case
+// and its line.
+func (c *cmdParser) feed(b []byte, count func(verb, line string)) {
 	if c.stopped {
 		return
 	}
@@ -246,7 +275,7 @@ func (c *cmdParser) feed(b []byte, count func(verb string)) {
 				c.chunk, _ = strconv.Atoi(size)
 			}
 			c.stopped = c.stopAtTLS && verb == "STARTTLS"
-			count(verb)
+			count(verb, l)
 		}
 	}
 }
@@ -262,7 +291,7 @@ type transcript struct {
 func (w *transcript) Write(p []byte) (int, error) {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
-	w.cmds.feed(p, func(verb string) { w.s.tlsCmds[verb]++ })
+	w.cmds.feed(p, func(verb, _ string) { w.s.tlsCmds[verb]++ })
 	return len(p), nil
 }
 
@@ -286,7 +315,7 @@ func (c *countedConn) Write(p []byte) (int, error) {
 	for _, hide := range []struct {
 		on  bool
 		ext string
-	}{{c.s.o.no8bit, "250-8BITMIME\r\n"}, {c.s.o.noChunks, "250-CHUNKING\r\n"}} {
+	}{{c.s.o.no8bit, "250-8BITMIME\r\n"}, {c.s.o.noChunks, "250-CHUNKING\r\n"}, {c.s.o.noPipe, "250-PIPELINING\r\n"}} {
 		if hide.on {
 			out = bytes.Replace(out, []byte(hide.ext), nil, 1)
 		}
