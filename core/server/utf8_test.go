@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/internal/smtpsink"
 	"github.com/sluice-mta/sluice/core/internal/testwait"
 	"github.com/sluice-mta/sluice/core/servertest"
 )
@@ -50,17 +51,17 @@ func TestSMTPUTF8Inbound(t *testing.T) {
 // the last is delivered, ride the connection the first attempt opened:
 // smtp-sink logs one connection, one EHLO, four MAIL and no RSET.
 func TestSMTPUTF8Outbound(t *testing.T) {
-	plain := startPostfixSink(t)
+	plain := smtpsink.Start(t)
 	utf8Addr := reserveAddr(t)
 	utf8 := startSink(t, utf8Addr, false, func(s *sink) { s.smtputf8 = true })
 	cfg := servertest.Config(t)
 	cfg.Delivery.Routes = []config.DeliveryRoute{
-		{Domain: "plain.test", Relay: plain.addr, RelayTLS: "none"},
+		{Domain: "plain.test", Relay: plain.Addr, RelayTLS: "none"},
 		{Domain: "utf8.test", Relay: utf8Addr, RelayTLS: "none"},
 	}
 	box := localBox(t, cfg, "sender")
 	s := start(t, cfg)
-	probes := plain.commands()["connect"] // startPostfixSink's readiness probe
+	probes := plain.Commands()["connect"] // smtpsink.Start's readiness probe
 
 	sendUTF8 := func(rcpt string) {
 		c := dialRaw(t, s.addr)
@@ -82,8 +83,8 @@ func TestSMTPUTF8Outbound(t *testing.T) {
 			t.Errorf("bounce lacks %q:\n%s", want, b)
 		}
 	}
-	if n := plain.commands()["MAIL"]; n != 0 {
-		t.Errorf("smtp-sink (no SMTPUTF8) saw %d MAIL commands, want none:\n%s", n, plain.out)
+	if n := plain.Commands()["MAIL"]; n != 0 {
+		t.Errorf("smtp-sink (no SMTPUTF8) saw %d MAIL commands, want none", n)
 	}
 
 	sendUTF8("jösé@utf8.test")
@@ -95,12 +96,12 @@ func TestSMTPUTF8Outbound(t *testing.T) {
 
 	for i := range 4 {
 		servertest.MustSend(t, s.addr, "sender@localhost", []string{"bob@plain.test"}, servertest.Message("sender@localhost", "bob@plain.test", fmt.Sprint("reuse ", i), "x\r\n"))
-		testwait.Until(t, 15*time.Second, "smtp-sink to take the message", func() bool { return plain.commands()["."] == i+1 })
+		testwait.Until(t, 15*time.Second, "smtp-sink to take the message", func() bool { return plain.Commands()["."] == i+1 })
 		waitQueueEmpty(t, s)
 	}
-	cmds := plain.commands()
+	cmds := plain.Commands()
 	if cmds["connect"]-probes != 1 || cmds["EHLO"] != 1 || cmds["RSET"] != 0 || cmds["MAIL"] != 4 || cmds["DATA"] != 4 {
-		t.Errorf("smtp-sink saw %v (%d readiness probes), want 1 connection, 1 EHLO, 4 MAIL and DATA, no RSET:\n%s", cmds, probes, plain.out)
+		t.Errorf("smtp-sink saw %v (%d readiness probes), want 1 connection, 1 EHLO, 4 MAIL and DATA, no RSET:\n%s", cmds, probes, plain.Output())
 	}
 }
 
@@ -110,12 +111,12 @@ func TestSMTPUTF8Outbound(t *testing.T) {
 // without BODY=8BITMIME; to an smtp-sink that offers 8BITMIME even the
 // 7-bit message is declared BODY=8BITMIME.
 func Test8BITMIMEOutbound(t *testing.T) {
-	no8bit := startPostfixSink(t, "-8")
-	with8bit := startPostfixSink(t)
+	no8bit := smtpsink.Start(t, "-8")
+	with8bit := smtpsink.Start(t)
 	cfg := servertest.Config(t)
 	cfg.Delivery.Routes = []config.DeliveryRoute{
-		{Domain: "seven.test", Relay: no8bit.addr, RelayTLS: "none"},
-		{Domain: "eight.test", Relay: with8bit.addr, RelayTLS: "none"},
+		{Domain: "seven.test", Relay: no8bit.Addr, RelayTLS: "none"},
+		{Domain: "eight.test", Relay: with8bit.Addr, RelayTLS: "none"},
 	}
 	box := localBox(t, cfg, "sender")
 	s := start(t, cfg)
@@ -131,7 +132,7 @@ func Test8BITMIMEOutbound(t *testing.T) {
 			t.Errorf("bounce lacks %q:\n%s", want, b)
 		}
 	}
-	if mails := no8bit.lines("MAIL"); len(mails) != 0 {
+	if mails := no8bit.Lines("MAIL"); len(mails) != 0 {
 		t.Errorf("smtp-sink -8 got %q, want no MAIL for the 8-bit message", mails)
 	}
 	waitQueueEmpty(t, s)
@@ -140,12 +141,12 @@ func Test8BITMIMEOutbound(t *testing.T) {
 		servertest.MustSend(t, s.addr, "sender@localhost", []string{rcpt}, servertest.Message("sender@localhost", rcpt, "7-bit", "plain\r\n"))
 	}
 	testwait.Until(t, 15*time.Second, "both smtp-sinks to take the 7-bit message", func() bool {
-		return no8bit.commands()["."] == 1 && with8bit.commands()["."] == 1
+		return no8bit.Commands()["."] == 1 && with8bit.Commands()["."] == 1
 	})
-	if got := no8bit.lines("MAIL"); len(got) != 1 || got[0] != "MAIL FROM:<sender@localhost>" {
+	if got := no8bit.Lines("MAIL"); len(got) != 1 || got[0] != "MAIL FROM:<sender@localhost>" {
 		t.Errorf("smtp-sink -8 got %q, want MAIL FROM:<sender@localhost> without BODY=", got)
 	}
-	if got := with8bit.lines("MAIL"); len(got) != 1 || got[0] != "MAIL FROM:<sender@localhost> BODY=8BITMIME" {
+	if got := with8bit.Lines("MAIL"); len(got) != 1 || got[0] != "MAIL FROM:<sender@localhost> BODY=8BITMIME" {
 		t.Errorf("smtp-sink got %q, want MAIL FROM:<sender@localhost> BODY=8BITMIME", got)
 	}
 }

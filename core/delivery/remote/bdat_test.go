@@ -142,6 +142,26 @@ func TestCanonical(t *testing.T) {
 // CHUNKING) and a BDAT chunk with the 250 and a 421 after it in one
 // write, speaking out of turn. It counts connections.
 func startTalker(t *testing.T) (addr string, conns *atomic.Int32) {
+	return startScripted(t, func(c net.Conn, r *bufio.Reader, verb, args string) {
+		switch verb {
+		case "EHLO":
+			c.Write([]byte("250-talker.test\r\n250-8BITMIME\r\n250 CHUNKING\r\n"))
+		case "BDAT":
+			size, _, _ := strings.Cut(args, " ")
+			n, _ := strconv.Atoi(size)
+			io.CopyN(io.Discard, r, int64(n))
+			c.Write([]byte("250 2.0.0 Ok: queued\r\n421 4.3.0 going away\r\n"))
+		default:
+			c.Write([]byte("250 2.0.0 Ok\r\n"))
+		}
+	})
+}
+
+// startScripted is a server on 127.0.0.1 that greets each connection with
+// 220 and hands each command line's verb (in upper case) and arguments to
+// answer, which writes the reply (and reads what follows the command, such
+// as a BDAT chunk, from r). It counts connections.
+func startScripted(t *testing.T, answer func(c net.Conn, r *bufio.Reader, verb, args string)) (addr string, conns *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -159,24 +179,14 @@ func startTalker(t *testing.T) (addr string, conns *atomic.Int32) {
 			go func() {
 				defer c.Close()
 				r := bufio.NewReader(c)
-				c.Write([]byte("220 talker.test\r\n"))
+				c.Write([]byte("220 scripted.test\r\n"))
 				for {
 					line, err := r.ReadString('\n')
 					if err != nil {
 						return
 					}
 					verb, args, _ := strings.Cut(strings.TrimSpace(line), " ")
-					switch strings.ToUpper(verb) {
-					case "EHLO":
-						c.Write([]byte("250-talker.test\r\n250-8BITMIME\r\n250 CHUNKING\r\n"))
-					case "BDAT":
-						size, _, _ := strings.Cut(args, " ")
-						n, _ := strconv.Atoi(size)
-						io.CopyN(io.Discard, r, int64(n))
-						c.Write([]byte("250 2.0.0 Ok: queued\r\n421 4.3.0 going away\r\n"))
-					default:
-						c.Write([]byte("250 2.0.0 Ok\r\n"))
-					}
+					answer(c, r, strings.ToUpper(verb), args)
 				}
 			}()
 		}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -368,54 +367,29 @@ func TestRelayTLSNoneOnlyToLoopback(t *testing.T) {
 // TestRefusedRSET: when the RSET after a transaction left open is refused,
 // the connection is not reused: the next message opens a new one and goes.
 func TestRefusedRSET(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var conns atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				c.Write([]byte("220 refuser.test\r\n"))
-				for data := false; ; {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					line = strings.TrimRight(line, "\r\n")
-					verb, args, _ := strings.Cut(line, " ")
-					switch {
-					case data:
-						if line == "." {
-							data = false
-							c.Write([]byte("250 2.0.0 Ok: queued\r\n"))
-						}
-					case strings.EqualFold(verb, "EHLO"):
-						c.Write([]byte("250-refuser.test\r\n250 8BITMIME\r\n"))
-					case strings.EqualFold(verb, "RCPT") && strings.Contains(args, "nobody@"):
-						c.Write([]byte("550 5.1.1 no such user\r\n"))
-					case strings.EqualFold(verb, "RSET"):
-						c.Write([]byte("503 5.5.1 not now\r\n"))
-					case strings.EqualFold(verb, "DATA"):
-						data = true
-						c.Write([]byte("354 go ahead\r\n"))
-					default:
-						c.Write([]byte("250 2.0.0 Ok\r\n"))
-					}
+	addr, conns := startScripted(t, func(c net.Conn, r *bufio.Reader, verb, args string) {
+		switch {
+		case verb == "EHLO":
+			c.Write([]byte("250-refuser.test\r\n250 8BITMIME\r\n"))
+		case verb == "RCPT" && strings.Contains(args, "nobody@"):
+			c.Write([]byte("550 5.1.1 no such user\r\n"))
+		case verb == "RSET":
+			c.Write([]byte("503 5.5.1 not now\r\n"))
+		case verb == "DATA":
+			c.Write([]byte("354 go ahead\r\n"))
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil || l == ".\r\n" {
+					break
 				}
-			}()
+			}
+			c.Write([]byte("250 2.0.0 Ok: queued\r\n"))
+		default:
+			c.Write([]byte("250 2.0.0 Ok\r\n"))
 		}
-	}()
+	})
 	e := newEnv(t, twoMX...)
-	e.route("192.0.2.1:25", ln.Addr().String())
+	e.route("192.0.2.1:25", addr)
 	d := e.deliverer(nil)
 	defer d.Close()
 	check(t, deliver(d, message("Q1", "nobody@example.test")), []string{"nobody@example.test"}, want{status: mail.Bounced, dsn: "5.1.1"})

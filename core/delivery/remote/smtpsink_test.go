@@ -1,70 +1,24 @@
 package remote
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/sluice-mta/sluice/core/internal/smtpsink"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
-// startSmtpSink runs Postfix's smtp-sink (Debian's, a test dependency) on
-// a free loopback port, dumping each message it takes into a file in the
+// startSmtpSink runs Postfix's smtp-sink (smtpsink.Start) on a free
+// loopback port, dumping each message it takes into a file in the
 // directory it returns; extra are more options ("-p": no PIPELINING). It
 // skips the test when smtp-sink is not installed.
 func startSmtpSink(t *testing.T, extra ...string) (addr, dumps string) {
 	t.Helper()
-	bin, err := exec.LookPath("smtp-sink")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/smtp-sink"); err != nil {
-			t.Skip("smtp-sink is not installed (scripts/install-test-deps.sh)")
-		}
-	}
-	// smtp-sink drops root for nobody, who must write the dumps.
-	dumps, err = os.MkdirTemp("", "smtpsink")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dumps) })
-	if err := os.Chmod(dumps, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr = ln.Addr().String()
-	ln.Close()
-	args := append([]string{"-d", filepath.Join(dumps, "msg.")}, extra...)
-	if os.Getuid() == 0 {
-		args = append(args, "-u", "nobody")
-	}
-	cmd := exec.Command(bin, append(args, addr, "10")...)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("smtp-sink's output: %s", stderr.String())
-		}
-	})
-	waitFor(t, "smtp-sink to listen on "+addr, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return addr, dumps
+	s := smtpsink.Start(t, extra...)
+	return s.Addr, s.Dumps
 }
 
 // sinkDump is one message smtp-sink wrote down: the MAIL and RCPT
