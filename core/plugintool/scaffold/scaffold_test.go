@@ -178,19 +178,42 @@ func TestNewRefuses(t *testing.T) {
 	root := sdkRoot(t)
 	used := t.TempDir()
 	os.WriteFile(filepath.Join(used, "x"), nil, 0o644)
+	// A tree of another module, with an sdk directory.
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "go.mod"), []byte("module example.org/other\n\ngo 1.22\n"), 0o644)
+	os.Mkdir(filepath.Join(other, "sdk"), 0o755)
 	for _, c := range []struct {
 		opts Options
 		want string
 	}{
 		{Options{Name: "My Filter", SDK: root}, "lowercase letters, digits and dashes"},
 		{Options{Name: "ok", Lang: "rust", SDK: root, Dir: t.TempDir()}, `--lang "rust": give go or c`},
-		{Options{Name: "ok", SDK: t.TempDir(), Dir: t.TempDir()}, "give the directory of the Sluice source tree's go.mod"},
-		{Options{Name: "ok", SDK: filepath.Join(root, "sdk", "c"), Dir: t.TempDir()}, "go.mod"},
+		{Options{Name: "ok", SDK: t.TempDir(), Dir: t.TempDir()}, "no go.mod in it or above it: give the Sluice source tree"},
+		{Options{Name: "ok", SDK: filepath.Join(root, "no-such-dir"), Dir: t.TempDir()}, "no such file or directory"},
+		{Options{Name: "ok", SDK: filepath.Join(other, "sdk"), Dir: t.TempDir()}, "is not module github.com/sluice-mta/sluice"},
 		{Options{Name: "ok", SDK: root, Dir: used}, "exists and is not empty"},
 	} {
 		_, err := New(context.Background(), c.opts)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.opts, err, c.want)
+		}
+	}
+}
+
+// TestNewSDKDirectory: --sdk may name the tree's sdk directory (or one
+// below it); go.mod replaces the module with the tree itself.
+func TestNewSDKDirectory(t *testing.T) {
+	root := sdkRoot(t)
+	for _, sdk := range []string{root, filepath.Join(root, "sdk"), filepath.Join(root, "sdk", "c")} {
+		dir := filepath.Join(t.TempDir(), "p")
+		res, err := New(context.Background(), Options{Name: "p", SDK: sdk, Dir: dir, NoTidy: true})
+		if err != nil {
+			t.Errorf("--sdk %s: %v", sdk, err)
+			continue
+		}
+		gomod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if res.SDK != root || !strings.Contains(string(gomod), "replace github.com/sluice-mta/sluice => "+root+"\n") {
+			t.Errorf("--sdk %s: Result.SDK %s, go.mod:\n%s", sdk, res.SDK, gomod)
 		}
 	}
 }
