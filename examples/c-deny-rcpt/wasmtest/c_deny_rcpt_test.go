@@ -13,6 +13,10 @@ import (
 	"github.com/sluice-mta/sluice/sdk/sdktest"
 )
 
+// clangFlags are the flags scripts/build-plugins.sh (make plugins) and
+// this test build C plugins with: wasm32, no libc, no entry point.
+var clangFlags = []string{"--target=wasm32", "-O2", "-nostdlib", "-ffreestanding", "-Wl,--no-entry"}
+
 // build compiles c-deny-rcpt.c with the command of
 // scripts/build-plugins.sh and returns the module's path.
 func build(t *testing.T) string {
@@ -23,12 +27,25 @@ func build(t *testing.T) string {
 		}
 	}
 	out := filepath.Join(t.TempDir(), "c-deny-rcpt.wasm")
-	cmd := exec.Command("clang", "--target=wasm32", "-O2", "-nostdlib", "-ffreestanding", "-Wl,--no-entry",
-		"-I", "../../../sdk/c", "-o", out, "../c-deny-rcpt.c")
+	cmd := exec.Command("clang", append(clangFlags, "-I", "../../../sdk/c", "-o", out, "../c-deny-rcpt.c")...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cmd, err, msg)
 	}
 	return out
+}
+
+// TestMakePluginsBuildsIt: make plugins builds every examples/NAME/NAME.c
+// with these flags, this example among them.
+func TestMakePluginsBuildsIt(t *testing.T) {
+	script, err := os.ReadFile("../../../scripts/build-plugins.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`for c in examples/*/*.c; do`, `"$CLANG" ` + strings.Join(clangFlags, " ") + ` -I sdk/c -o "$dir/$name.wasm" "$c"`} {
+		if !strings.Contains(string(script), want) {
+			t.Errorf("scripts/build-plugins.sh does not build C plugins with %q", want)
+		}
+	}
 }
 
 func TestCDenyRcpt(t *testing.T) {

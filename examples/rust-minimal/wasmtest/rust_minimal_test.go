@@ -1,6 +1,7 @@
 package wasmtest
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,13 +16,30 @@ import (
 // PATH usually has none.
 const debianRustc = "/usr/bin/rustc"
 
+// rustcFlags are the flags scripts/build-plugins.sh (make plugins) and
+// this test build Rust plugins with: a cdylib for wasm32-unknown-unknown.
+var rustcFlags = []string{"--edition", "2021", "--crate-type", "cdylib", "--target", "wasm32-unknown-unknown", "-O"}
+
+// TestMakePluginsBuildsIt: make plugins builds every examples/NAME/NAME.rs
+// with these flags, this example among them.
+func TestMakePluginsBuildsIt(t *testing.T) {
+	script, err := os.ReadFile("../../../scripts/build-plugins.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`RUSTC=${RUSTC:-` + debianRustc + `}`, `for rs in examples/*/*.rs; do`, `"$RUSTC" ` + strings.Join(rustcFlags, " ") + ` -o "$dir/$name.wasm" "$rs"`} {
+		if !strings.Contains(string(script), want) {
+			t.Errorf("scripts/build-plugins.sh does not build Rust plugins with %q", want)
+		}
+	}
+}
+
 func TestRustMinimal(t *testing.T) {
 	if _, err := exec.LookPath(debianRustc); err != nil {
 		t.Fatalf("%s not found: the Rust example is built with Debian's rustc and libstd-rust-dev-wasm32 (scripts/install-test-deps.sh installs them)", debianRustc)
 	}
 	wasm := filepath.Join(t.TempDir(), "rust-minimal.wasm")
-	cmd := exec.Command(debianRustc, "--edition", "2021", "--crate-type", "cdylib", "--target", "wasm32-unknown-unknown",
-		"-O", "-o", wasm, "../rust-minimal.rs")
+	cmd := exec.Command(debianRustc, append(rustcFlags, "-o", wasm, "../rust-minimal.rs")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cmd, err, out)
 	}
