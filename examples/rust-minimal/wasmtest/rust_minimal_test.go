@@ -34,6 +34,37 @@ func TestMakePluginsBuildsIt(t *testing.T) {
 	}
 }
 
+// TestABIDocRust: the Rust lines of pluginapi/ABI.md are this example's,
+// which the test below compiles and runs.
+func TestABIDocRust(t *testing.T) {
+	doc, err := os.ReadFile("../../../pluginapi/ABI.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../rust-minimal.rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "```rust\n")
+	block, _, ok2 := strings.Cut(block, "```\n")
+	if !ok || !ok2 {
+		t.Fatal("ABI.md has no ```rust block")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+		if !strings.Contains(string(src), line+"\n") {
+			t.Errorf("ABI.md's Rust line %q is not in rust-minimal.rs", line)
+		}
+	}
+	for _, want := range []string{"#[no_mangle] pub extern \"C\" fn sluice_on_hook(hook: i32) -> i32", "crate-type = [\"cdylib\"]"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("ABI.md's Rust section lacks %q", want)
+		}
+	}
+	if !strings.Contains(string(src), "#[no_mangle]\npub extern \"C\" fn sluice_on_hook(hook: i32) -> i32 {") {
+		t.Error("rust-minimal.rs does not export sluice_on_hook as ABI.md shows")
+	}
+}
+
 func TestRustMinimal(t *testing.T) {
 	if _, err := exec.LookPath(debianRustc); err != nil {
 		t.Fatalf("%s not found: the Rust example is built with Debian's rustc and libstd-rust-dev-wasm32 (scripts/install-test-deps.sh installs them)", debianRustc)
