@@ -158,7 +158,8 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	}
 	for _, r := range opts.Rcpts {
 		var o filter.Outcome
-		env.Rcpts, o = sess.Rcpt(ctx, env.Rcpts, mail.Recipient{Addr: r})
+		// The address as the server hands it to plugins: domain in lower case.
+		env.Rcpts, o = sess.Rcpt(ctx, env.Rcpts, mail.Recipient{Addr: mail.RcptForm(r)})
 		st := rec.last()
 		st.Outcome, st.Rcpts = o, addrs(env.Rcpts)
 	}
