@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/servertest"
+	"github.com/sluice-mta/sluice/sdk/sdktest"
 )
 
 // authorEnv is the environment a plugin author's commands run in: the
@@ -254,6 +255,49 @@ add_header = 2.0
 		out, err := shell(t, mod, c.line)
 		if err == nil || !strings.Contains(out, c.want) {
 			t.Errorf("%s: %v, want it to fail saying %q:\n%s", c.line, err, c.want, out)
+		}
+	}
+}
+
+// TestPluginTestSessionFlags: `sluice plugin test` with --auth-user,
+// --tls and --listener after the module's name plays that session (the
+// plugin reads them as its auth user, TLS and listener properties), and
+// --json prints it for a CI to read.
+func TestPluginTestSessionFlags(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "scorer.wasm")
+	if err := os.WriteFile(wasm, sdktest.Build(t, "../../core/plugintool/testdata/scorer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eml := filepath.Join(dir, "m.eml")
+	if err := os.WriteFile(eml, []byte("From: a@example.org\n\nno subject\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, `session auth="" tls="" listener="smtp"`},
+		{[]string{"--auth-user", "alice", "--tls", "--listener", "submission"}, `session auth="alice" tls="TLS1.3 TLS_AES_128_GCM_SHA256" listener="submission"`},
+	} {
+		args := append([]string{"plugin", "test", wasm, "--eml", eml, "--from", "a@example.org", "--rcpt", "b@example.com"}, c.flags...)
+		out, code := run(t, append(args, "--json")...)
+		var js struct {
+			Stages []struct {
+				Stage string
+				Logs  []string
+			}
+			Score float64
+			Spam  struct{ Action, Why string }
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &js) != nil || len(js.Stages) < 3 {
+			t.Fatalf("%q: exit %d\n%s", args, code, out)
+		}
+		if logs := strings.Join(js.Stages[2].Logs, "\n"); js.Stages[2].Stage != "mail" || !strings.Contains(logs, c.want) {
+			t.Errorf("%q: the mail stage logged %q, want %q", c.flags, logs, c.want)
+		}
+		if js.Score != 3 || js.Spam.Action != "none" || !strings.Contains(js.Spam.Why, "under add_header 5") {
+			t.Errorf("%q: score %v, spam %+v", c.flags, js.Score, js.Spam)
 		}
 	}
 }
