@@ -175,14 +175,20 @@ add_header = 2.0
 			HeaderDiff []string `json:"header_diff"`
 		}
 		Score float64
-		Spam  struct{ Action string }
+		Spam  struct{ Action, Config string }
 	}
 	if err != nil || json.Unmarshal([]byte(out), &js) != nil {
 		t.Fatalf("plugin test --json: %v\n%s", err, out)
 	}
-	if js.Score != 3 || js.Spam.Action != "header" || len(js.Stages) < 6 || js.Stages[5].Stage != "data" ||
+	if js.Score != 3 || js.Spam.Action != "header" || js.Spam.Config != cfg || len(js.Stages) < 6 || js.Stages[5].Stage != "data" ||
 		!strings.Contains(strings.Join(js.Stages[5].HeaderDiff, "\n"), "+ X-Spam-Status: Yes, score=3.0 symbols=MISSING_SUBJECT(3)") {
 		t.Errorf("plugin test --server-config --json: %s", out)
+	}
+
+	// $SLUICE_CONFIG, as for serve, names the server's configuration too.
+	out, err = shell(t, mod, "SLUICE_CONFIG="+cfg+" "+next[3])
+	if want := "spam  header: 3 is at or over add_header 2: X-Spam-Status added, the message is queued ([spam] of " + cfg + ": add_header 2, quarantine 10, reject 15)\n"; err != nil || !strings.Contains(out, want) {
+		t.Errorf("SLUICE_CONFIG=%s %s: %v, want %q in:\n%s", cfg, next[3], err, want, out)
 	}
 
 	// The server, started before the copy, loads the plugin when it lands.
