@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,37 +64,6 @@ func pluginNew(t *testing.T, dir, plugins string, args ...string) (string, []str
 		t.Fatalf("sluice plugin new: next steps %q (module %q), want cd and five commands", cmds, mod)
 	}
 	return mod, cmds
-}
-
-// until polls cond until it holds, failing the test after within.
-func until(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// lockedBuffer is the server's log, written by its process and read by
-// the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestPluginNewToServer is a plugin author's first minutes, with the
@@ -192,42 +159,18 @@ add_header = 2.0
 	}
 
 	// The server, started before the copy, loads the plugin when it lands.
-	serve := exec.Command(sluiceBin, "serve", "--config", cfg)
-	serve.Env = authorEnv()
-	var log lockedBuffer
-	serve.Stdout, serve.Stderr = &log, &log
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	defer func() {
-		_ = serve.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = serve.Process.Kill()
-			t.Error("sluice serve did not stop within 30s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", log.String())
-		}
-	}()
-	until(t, 60*time.Second, "the server listening", func() bool { return strings.Contains(log.String(), "smtp listening on") })
+	srv := servertest.ServeBinary(t, sluiceBin, cfg, "SLUICE_CONFIG=")
+	srv.WaitLog(t, 60*time.Second, "smtp listening on")
 	if out, err := shell(t, mod, next[4]); err != nil {
 		t.Fatalf("%s: %v\n%s", next[4], err, out)
 	}
-	until(t, 120*time.Second, "plugin loaded plugin=myplug", func() bool {
-		return strings.Contains(log.String(), `msg="plugin loaded" plugin=myplug `)
-	})
+	srv.WaitLog(t, 120*time.Second, `msg="plugin loaded" plugin=myplug `)
 	_, err = servertest.Send(smtpAddr, "a@example.org", []string{"blocked@example.com"}, "Subject: x\r\n\r\nhi\r\n")
 	if err == nil || !strings.Contains(err.Error(), "550") || !strings.Contains(err.Error(), "recipient refused by policy") {
 		t.Errorf("mail to blocked@example.com: %v, want 550 5.7.1 recipient refused by policy", err)
 	}
 	id := servertest.MustSend(t, smtpAddr, "a@example.org", []string{"ok@example.com"}, "From: a@example.org\r\nTo: ok@example.com\r\n\r\nno subject\r\n")
-	until(t, 10*time.Second, "the scored line", func() bool {
-		return strings.Contains(log.String(), "msg=scored ") && strings.Contains(log.String(), "id="+id+" score=3 symbols=MISSING_SUBJECT(3)")
-	})
+	srv.WaitLog(t, 10*time.Second, "msg=scored ", "id="+id+" score=3 symbols=MISSING_SUBJECT(3)")
 	files := servertest.WaitFiles(t, filepath.Join(data, "mail", "example.com", "ok"), 1, 10*time.Second)
 	if msg, _ := os.ReadFile(files[0]); !bytes.Contains(msg, []byte("X-Spam-Status: Yes, score=3.0 symbols=MISSING_SUBJECT(3)\n")) {
 		t.Errorf("the delivered message lacks the X-Spam-Status plugin test showed:\n%s", msg)
@@ -241,9 +184,7 @@ add_header = 2.0
 			t.Fatalf("%s: %v, want %q in:\n%s", cnext[i], err, want, out)
 		}
 	}
-	until(t, 60*time.Second, "plugin loaded plugin=cplug", func() bool {
-		return strings.Contains(log.String(), `msg="plugin loaded" plugin=cplug `)
-	})
+	srv.WaitLog(t, 60*time.Second, `msg="plugin loaded" plugin=cplug `)
 
 	// The first mistakes get what to do.
 	typo := filepath.Join(work, "typo.toml")
