@@ -163,7 +163,7 @@ func New(ctx context.Context, opts Options) (*Result, error) {
 		res.Files = append(res.Files, "sluice.h")
 	}
 	if !opts.NoTidy {
-		if err := tidy(ctx, dir, opts); err != nil {
+		if err := tidy(ctx, dir, sdk, opts); err != nil {
 			return res, err
 		}
 		res.Files = append(res.Files, "go.sum")
@@ -253,8 +253,16 @@ func DefaultSDK() string {
 }
 
 // tidy runs `go mod tidy` in dir, which writes go.sum from the module
-// cache (the SDK's dependencies are there once Sluice was built).
-func tidy(ctx context.Context, dir string, opts Options) error {
+// cache (the SDK's dependencies are there once Sluice was built). go.sum
+// starts as a copy of the SDK's own: its checksums are the ones the build
+// verified, so tidy needs no checksum database (offline, it could not
+// reach one) and keeps only the lines the plugin needs.
+func tidy(ctx context.Context, dir, sdk string, opts Options) error {
+	if sum, err := os.ReadFile(filepath.Join(sdk, "go.sum")); err == nil {
+		if err := write(filepath.Join(dir, "go.sum"), sum); err != nil {
+			return err
+		}
+	}
 	goCmd := opts.Go
 	if goCmd == "" {
 		goCmd = "go"

@@ -224,3 +224,36 @@ func TestDefaultSDK(t *testing.T) {
 		t.Errorf("DefaultSDK %q, want %q", got, sdkRoot(t))
 	}
 }
+
+// TestNewTidiesFromABuildsCache: `go mod tidy` needs nothing but the
+// module cache that building Sluice filled — no proxy and no checksum
+// database (a machine offline). A fresh cache gets exactly the modules
+// cmd/sluice needs (what `make build` downloads), copied from this
+// machine's cache as from a proxy; then New tidies with GOPROXY=off and
+// a checksum database that cannot be reached.
+func TestNewTidiesFromABuildsCache(t *testing.T) {
+	root := sdkRoot(t)
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := filepath.Join(strings.TrimSpace(string(out)), "cache", "download")
+	fresh := t.TempDir()
+	// -modcacherw: the test's temporary directory can be removed.
+	base := append(os.Environ(), "GOMODCACHE="+fresh, "GOFLAGS=-mod=mod -modcacherw", "GONOSUMDB=", "GOINSECURE=", "GOPRIVATE=", "GONOPROXY=")
+	fill := exec.Command("go", "list", "-deps", "./cmd/sluice")
+	fill.Dir, fill.Env = root, append(base, "GOPROXY=file://"+proxy, "GOSUMDB=off")
+	if msg, err := fill.CombinedOutput(); err != nil {
+		t.Fatalf("filling a module cache as a build of Sluice does: %v\n%s", err, msg)
+	}
+	dir := filepath.Join(t.TempDir(), "offline")
+	env := append(base, "GOPROXY=off", "GOSUMDB=sum.golang.org https://127.0.0.1:9")
+	if _, err := New(context.Background(), Options{Name: "offline", SDK: root, Dir: dir, Env: env}); err != nil {
+		t.Fatalf("New with only a build's module cache: %v", err)
+	}
+	list := exec.Command("go", "list", "-deps", "-test", "./...")
+	list.Dir, list.Env = dir, env
+	if msg, err := list.CombinedOutput(); err != nil {
+		t.Fatalf("go list -deps -test in the new module (its packages and tests, all found): %v\n%s", err, msg)
+	}
+}
