@@ -110,6 +110,9 @@ func (l *ListWriter) Write(envs []mail.Envelope) error {
 			if r.TLS != "" {
 				fmt.Fprintf(rw, " tls=%s", r.TLS)
 			}
+			if r.TLSPolicy != "" {
+				fmt.Fprintf(rw, " tls_policy=%s", r.TLSPolicy)
+			}
 			if r.LastError != "" {
 				fmt.Fprintf(rw, "\t%s %s", r.DSNCode, oneLine(r.LastError))
 			}

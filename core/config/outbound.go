@@ -47,6 +47,10 @@ func (ck *checker) outboundTLS(c *Config) {
 			ck.bad(key+".relay_tls", `is "none" but relay %q is not on a loopback address; use "starttls" or "implicit"`, r.Relay)
 		case r.RelayUser != "" && r.RelayTLS != "none" && (r.TLS == "opportunistic" || r.TLS == "none"):
 			ck.bad(key+".tls", `is %q but the route has relay_user: the password would go over a session that is not verified; use "verify" (the default with credentials)`, r.TLS)
+		case r.Relay != "" && r.TLS == "dane-only":
+			ck.bad(key+".tls", `is "dane-only" but the route goes to relay %q, not to the domain's MX hosts, where DANE applies; use "verify" (the relay's certificate checked against relay_ca_file)`, r.Relay)
+		case r.Relay == "" && r.TLS != "" && d.RelayHost != "":
+			ck.bad(key+".tls", `sets the TLS policy of %s's MX delivery, but the route has no relay and delivery.relay_host %q takes the domain's mail (its certificate always verified); remove tls, or give the route a relay of its own`, r.Domain, d.RelayHost)
 		}
 	}
 }

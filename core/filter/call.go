@@ -28,7 +28,7 @@ var (
 func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result {
 	t0 := p.h.nanotime()
 	if ok, resumed := p.brk.allow(t0); !ok {
-		p.observeFailure(hook, FailSuspended, p.h.nanotime()-t0)
+		p.observeFailure(hook, pluginapi.FailSuspended, p.h.nanotime()-t0)
 		return p.policy()
 	} else if resumed {
 		p.log.InfoContext(ctx, "plugin resumed after its suspension", "plugin", p.name, "hook", hook.String())
@@ -47,7 +47,7 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	if start >= deadline {
 		p.pool.put(in)
 		p.stats.observe(p.h.nanotime() - t0)
-		p.observeFailure(hook, FailTimeout, p.h.nanotime()-t0)
+		p.observeFailure(hook, pluginapi.FailTimeout, p.h.nanotime()-t0)
 		return p.notRun(ctx, hook, txn, errWaitDeadline.Error())
 	}
 	in.parent = ctx
@@ -63,7 +63,7 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	in.parent = nil
 	switch {
 	case killed:
-		p.observeFailure(hook, FailTimeout, t1-t0)
+		p.observeFailure(hook, pluginapi.FailTimeout, t1-t0)
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
 		return p.fail(ctx, hook, txn, fmt.Sprintf("deadline of %v exceeded (%v)", p.timeout, err))
@@ -73,7 +73,7 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 		p.recordFailure(ctx, hook, t1)
 		return p.fail(ctx, hook, txn, "trap: "+err.Error())
 	case !v.Valid():
-		p.observeFailure(hook, FailTrap, t1-t0)
+		p.observeFailure(hook, pluginapi.FailTrap, t1-t0)
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
 		return p.fail(ctx, hook, txn, fmt.Sprintf("invalid verdict %d", int32(v)))

@@ -19,38 +19,11 @@ type Observer interface {
 	// the verdict the chain goes on with (after Decide) and the call's
 	// time, waiting for an instance included.
 	PluginCall(plugin string, hook pluginapi.Hook, verdict pluginapi.Verdict, d time.Duration)
-	// PluginFailure reports a failure of plugin of kind FailTrap,
-	// FailTimeout, FailMemory, FailLoad, FailSuspended or FailQuota. A failed call gives its hook
-	// and time (its failure policy answered for it); a module that failed
+	// PluginFailure reports a failure of plugin of a kind in
+	// pluginapi.FailureKinds. A failed call gives its hook and time (its failure policy answered for it); a module that failed
 	// to load gives pluginapi.HookInit and 0.
 	PluginFailure(plugin string, hook pluginapi.Hook, kind string, d time.Duration)
 }
-
-// Kinds of plugin failure (Observer.PluginFailure).
-const (
-	// FailTrap: the guest trapped or exited (a Go guest's panic, an
-	// unreachable, an out-of-bounds access), or returned no known verdict.
-	FailTrap = "trap"
-	// FailTimeout: the call ran past its timeout and was killed, or no
-	// instance was free within it.
-	FailTimeout = "timeout"
-	// FailMemory: the call failed after the guest hit its memory_limit (or
-	// its tables' bound). wazero does not trap there: memory.grow returns
-	// -1 and the guest gives up (Go's runtime exits with "out of memory",
-	// others trap); the instrumentation flags the failed grow (oomExport).
-	FailMemory = "memory"
-	// FailLoad: the module failed to load, or an instance of it failed to
-	// start (instantiate, _initialize, ABI negotiation).
-	FailLoad = "load"
-	// FailSuspended: the plugin is suspended, its calls having kept
-	// failing (see breaker): its failure policy answered the call
-	// without running it (time 0).
-	FailSuspended = "suspended"
-	// FailQuota: a call of the plugin had a log line or KV write refused
-	// by its quota (Quota), reported once per call. It is not a failed
-	// call: it is reported with pluginapi.HookInit and 0.
-	FailQuota = "quota"
-)
 
 // observe reports a call that ran to verdict v in d ns.
 func (p *plugin) observe(hook pluginapi.Hook, v pluginapi.Verdict, d int64) {
@@ -69,19 +42,19 @@ func (p *plugin) observeFailure(hook pluginapi.Hook, kind string, d int64) {
 // observeLoadFailure reports that the module at path failed to load.
 func (h *Host) observeLoadFailure(path string) {
 	if o := h.opts.Observer; o != nil {
-		o.PluginFailure(strings.TrimSuffix(filepath.Base(path), ".wasm"), pluginapi.HookInit, FailLoad, 0)
+		o.PluginFailure(strings.TrimSuffix(filepath.Base(path), ".wasm"), pluginapi.HookInit, pluginapi.FailLoad, 0)
 	}
 }
 
 // trapKind tells a call that failed with an error (a trap or an exit)
-// after the guest hit its memory limit (FailMemory) from any other
-// (FailTrap). It reads the instance, so it runs before the instance is
+// after the guest hit its memory limit (pluginapi.FailMemory) from any
+// other (pluginapi.FailTrap). It reads the instance, so it runs before the instance is
 // discarded.
 func (in *instance) trapKind() string {
 	if g := in.mod.ExportedGlobal(oomExport); g != nil && g.Get() != 0 {
-		return FailMemory
+		return pluginapi.FailMemory
 	}
-	return FailTrap
+	return pluginapi.FailTrap
 }
 
 // notRunKind is the kind of failure of a call that got no instance: none
@@ -89,7 +62,7 @@ func (in *instance) trapKind() string {
 // started.
 func notRunKind(err error) string {
 	if errors.Is(err, errWaitDeadline) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return FailTimeout
+		return pluginapi.FailTimeout
 	}
-	return FailLoad
+	return pluginapi.FailLoad
 }

@@ -93,10 +93,10 @@ func TestObserverNotRun(t *testing.T) {
 		err  error
 		want string
 	}{
-		{errWaitDeadline, FailTimeout},
-		{context.DeadlineExceeded, FailTimeout},
-		{fmt.Errorf("waiting: %w", context.Canceled), FailTimeout},
-		{errors.New("cannot instantiate: out of memory"), FailLoad},
+		{errWaitDeadline, pluginapi.FailTimeout},
+		{context.DeadlineExceeded, pluginapi.FailTimeout},
+		{fmt.Errorf("waiting: %w", context.Canceled), pluginapi.FailTimeout},
+		{errors.New("cannot instantiate: out of memory"), pluginapi.FailLoad},
 	} {
 		if got := notRunKind(tt.err); got != tt.want {
 			t.Errorf("notRunKind(%v) = %s, want %s", tt.err, got, tt.want)

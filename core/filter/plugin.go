@@ -104,7 +104,7 @@ func (h *Host) loadPlugin(ctx context.Context, path string, fp fingerprint, o lo
 	p.brk.threshold, p.brk.cooldown = int64(conf.BreakerFailures), int64(conf.BreakerCooldown)
 	p.spec = EnvSpec{Plugin: name, Config: conf.Config, wholeConfig: &configJSON{}, Grants: conf.Grants, KV: h.opts.KV,
 		Resolver: h.opts.Resolver, Metrics: h.opts.Metrics, Logger: h.log, Now: h.opts.Now, Quota: conf.Limits.quota()}
-	p.spec.Quota.onRefuse = func() { p.observeFailure(pluginapi.HookInit, FailQuota, 0) }
+	p.spec.Quota.onRefuse = func() { p.observeFailure(pluginapi.HookInit, pluginapi.FailQuota, 0) }
 	if err := p.compile(ctx, bin, h.cache); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -353,7 +353,7 @@ func (pl *pool) maintain(now int64) {
 		go func() {
 			defer pl.filling.Store(false)
 			if err := pl.fill(context.Background()); err != nil {
-				pl.p.observeFailure(pluginapi.HookInit, FailLoad, 0)
+				pl.p.observeFailure(pluginapi.HookInit, pluginapi.FailLoad, 0)
 			}
 		}()
 	}

@@ -27,7 +27,7 @@ const grownExport = "__sluice_grown"
 
 // oomExport is set to 1 by every memory.grow or table.grow of the guest
 // that fails (returns -1: the memory_limit or the table's bound is
-// reached), for the host to tell a failure after it (FailMemory) from
+// reached), for the host to tell a failure after it (pluginapi.FailMemory) from
 // other traps. wazero does not report it otherwise.
 const oomExport = "__sluice_oom"
 

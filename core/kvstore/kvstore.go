@@ -121,6 +121,27 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	return out, nil
 }
 
+// Keys lists the keys that start with prefix and have not expired, in
+// key order.
+func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: dbKey(prefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, string(it.Item().Key()[len(Prefix):]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: keys %q: %w", prefix, err)
+	}
+	return out, nil
+}
+
 // Set stores value under key, replacing any earlier value and its TTL. A
 // ttl of 0 keeps the key until it is deleted.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {

@@ -372,3 +372,23 @@ func BenchmarkIncr(b *testing.B) {
 		})
 	})
 }
+
+// TestKeys: Keys lists the live keys under a prefix, in order, without an
+// expired one or the keys of another prefix.
+func TestKeys(t *testing.T) {
+	ctx := context.Background()
+	s := New(openDB(t))
+	for k, ttl := range map[string]time.Duration{"a/2": 0, "a/1": 0, "a/3": time.Second, "b/1": 0, "a": 0} {
+		if err := s.Set(ctx, k, []byte("v"), ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Keys(ctx, "a/")
+	if err != nil || fmt.Sprint(got) != "[a/1 a/2 a/3]" {
+		t.Errorf("Keys(a/) = %q, %v; want [a/1 a/2 a/3]", got, err)
+	}
+	waitGone(t, s, "a/3", 5*time.Second)
+	if got, err := s.Keys(ctx, "a/"); err != nil || fmt.Sprint(got) != "[a/1 a/2]" {
+		t.Errorf("Keys(a/) after a/3 expired = %q, %v; want [a/1 a/2]", got, err)
+	}
+}

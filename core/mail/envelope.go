@@ -57,6 +57,9 @@ type Recipient struct {
 	// TLS is how the last attempt's session was secured, as Result.TLS
 	// and Result.Verified say it: "TLSv1.3 verified=dane", "none".
 	TLS string `json:"tls,omitempty"`
+	// TLSPolicy is the TLS policy that applied to the last attempt over
+	// outbound SMTP, as Result.TLSPolicy says it.
+	TLSPolicy string `json:"tls_policy,omitempty"`
 }
 
 // Envelope is everything the queue keeps about a message except its bytes.
@@ -180,6 +183,12 @@ type Result struct {
 	// version: "dane", "mta-sts", "pkix" (against CA roots for the host
 	// name), or "no" (opportunistic TLS, not verified).
 	Verified string
+	// TLSPolicy is the TLS policy that applied to an attempt over outbound
+	// SMTP, whether or not a session was had: "dane", "dane-only" (required
+	// but not published), "mta-sts", "mta-sts-testing", "verify", "relay",
+	// "opportunistic", "none" or "tls-required-no" (the message's
+	// TLS-Required: No field set the domain's policy aside); "" otherwise.
+	TLSPolicy string
 }
 
 // TLSText is r's TLS and Verified as logs and `sluice queue ls` show

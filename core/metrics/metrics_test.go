@@ -54,7 +54,7 @@ func populated(t testing.TB) (*Registry, *time.Time) {
 	r.DeliveryTLS("dane", "success")
 	r.DeliveryTLS("mta-sts", "certificate-expired")
 	r.PluginCall("greylist", pluginapi.HookRcpt, pluginapi.Tempfail, 40*time.Microsecond)
-	r.PluginFailure("greylist", pluginapi.HookRcpt, FailTimeout, 2*time.Second)
+	r.PluginFailure("greylist", pluginapi.HookRcpt, pluginapi.FailTimeout, 2*time.Second)
 	r.Add("ratelimit", "ratelimit_exceeded", 1)
 	r.Add("odd", "spam-hits.total", 2.5)
 	r.SetSources(Sources{

@@ -12,20 +12,7 @@ import (
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
-// Plugin failure kinds.
-const (
-	FailTrap    = "trap"
-	FailTimeout = "timeout"
-	FailMemory  = "memory"
-	FailLoad    = "load"
-	// FailSuspended counts calls a suspended plugin's failure policy
-	// answered; FailQuota calls that had a log line or KV write refused
-	// by its quotas.
-	FailSuspended = "suspended"
-	FailQuota     = "quota"
-)
-
-var failKinds = []string{FailTrap, FailTimeout, FailMemory, FailLoad, FailSuspended, FailQuota}
+var failKinds = pluginapi.FailureKinds()
 
 // verdictError is the verdict label of a call that failed.
 const verdictError = "error"
@@ -82,7 +69,7 @@ func (r *Registry) PluginCall(plugin string, hook pluginapi.Hook, verdict plugin
 // than pluginapi.HookInit) also counts as a call with the verdict "error"
 // and its time d. It implements filter.Observer.
 func (r *Registry) PluginFailure(plugin string, hook pluginapi.Hook, kind string, d time.Duration) {
-	r.pluginFailures.WithLabelValues(plugin, oneOf(kind, failKinds, FailTrap)).Inc()
+	r.pluginFailures.WithLabelValues(plugin, oneOf(kind, failKinds, pluginapi.FailTrap)).Inc()
 	r.pluginCall(plugin, hook, verdictSlots-1, d)
 }
 

@@ -30,8 +30,8 @@ func TestPluginCalls(t *testing.T) {
 	}
 	wg.Wait()
 	r.PluginCall("greylist", pluginapi.HookData, pluginapi.Accept, time.Microsecond)
-	r.PluginFailure("greylist", pluginapi.HookRcpt, FailTimeout, 2*time.Second)
-	r.PluginFailure("greylist", pluginapi.HookInit, FailLoad, 0)
+	r.PluginFailure("greylist", pluginapi.HookRcpt, pluginapi.FailTimeout, 2*time.Second)
+	r.PluginFailure("greylist", pluginapi.HookInit, pluginapi.FailLoad, 0)
 	r.PluginCall("greylist", pluginapi.Hook(99), pluginapi.Continue, time.Second) // no such hook: ignored
 
 	tests := []struct {
@@ -49,7 +49,7 @@ func TestPluginCalls(t *testing.T) {
 			t.Errorf("calls{%s,%s,%s} = %v, want %v", tt.plugin, tt.hook, tt.verdict, got, tt.want)
 		}
 	}
-	for kind, want := range map[string]float64{FailTimeout: 1, FailLoad: 1, FailTrap: 0} {
+	for kind, want := range map[string]float64{pluginapi.FailTimeout: 1, pluginapi.FailLoad: 1, pluginapi.FailTrap: 0} {
 		if got := value(t, r.pluginFailures.WithLabelValues("greylist", kind)); got != want {
 			t.Errorf("failures{greylist,%s} = %v, want %v", kind, got, want)
 		}

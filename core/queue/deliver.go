@@ -125,11 +125,11 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 		if shutdown && res.Status == mail.Deferred {
 			continue
 		}
-		r.LastError, r.DSNCode, r.Relay, r.TLS = res.Reply.Text, res.Reply.Enhanced.String(), res.Relay, res.TLSText()
+		r.LastError, r.DSNCode, r.Relay, r.TLS, r.TLSPolicy = res.Reply.Text, res.Reply.Enhanced.String(), res.Relay, res.TLSText(), res.TLSPolicy
 		if r.DSNCode == "" {
 			r.DSNCode = defaultDSN(res.Status)
 		}
-		q.logDeliveryTLS(fx, id, r, delay, res.Status, res.Reply.Text, res.TLS, res.Verified)
+		q.logDeliveryTLS(fx, id, r, delay, res.Status, res.Reply.Text, res.TLS, res.Verified, res.TLSPolicy)
 		switch res.Status {
 		case mail.Sent:
 			r.State = mail.Delivered

@@ -42,12 +42,13 @@ func wantsNotice(r *mail.Recipient, kind string) bool {
 // does: to, relay, delay, dsn, status and the reply; the Observer is told
 // of it with the other effects.
 func (q *Queue) logDelivery(fx *effects, id string, r *mail.Recipient, delay time.Duration, status mail.Status, text string) {
-	q.logDeliveryTLS(fx, id, r, delay, status, text, "", "")
+	q.logDeliveryTLS(fx, id, r, delay, status, text, "", "", "")
 }
 
-// logDeliveryTLS is logDelivery for an attempt over an outbound SMTP
-// session, with how it was secured (mail.Result's TLS and Verified).
-func (q *Queue) logDeliveryTLS(fx *effects, id string, r *mail.Recipient, delay time.Duration, status mail.Status, text, tls, verified string) {
+// logDeliveryTLS is logDelivery for an attempt over outbound SMTP, with
+// how the session was secured and the TLS policy that applied
+// (mail.Result's TLS, Verified and TLSPolicy).
+func (q *Queue) logDeliveryTLS(fx *effects, id string, r *mail.Recipient, delay time.Duration, status mail.Status, text, tls, verified, policy string) {
 	relay := r.Relay
 	if relay == "" {
 		relay = "none"
@@ -59,6 +60,9 @@ func (q *Queue) logDeliveryTLS(fx *effects, id string, r *mail.Recipient, delay 
 		if verified != "" {
 			args = append(args, "verified", verified)
 		}
+	}
+	if policy != "" {
+		args = append(args, "tls_policy", policy)
 	}
 	fx.info("delivery", append(args, "text", text)...)
 	if q.opts.Observer != nil {

@@ -28,13 +28,16 @@ import (
 // TestOutboundTLSProcess runs `sluice serve` against loopback peers and a
 // loopback DNS server that treats dane.test as signed:
 //   - dane.test's MX shows a self-signed certificate its DNSSEC-validated
-//     TLSA record names: delivered, logged tls=TLSv1.3 verified=dane;
+//     TLSA record names: delivered, logged tls=TLSv1.3 verified=dane
+//     tls_policy=dane;
 //   - sts.test publishes an enforced MTA-STS policy (served over HTTPS
 //     with a test-CA certificate the configuration trusts, the policy host
 //     resolved through [dns]); its MX shows the same self-signed
-//     certificate: deferred with 4.7.5, never sent, still queued;
-//   - relay.test goes through a relay with a test-CA certificate
-//     (relay_ca_file): it gets the password, logged verified=pkix;
+//     certificate: deferred with 4.7.5, never sent, still queued. One
+//     message goes to both, so `sluice queue ls` shows the one recipient
+//     delivered with its TLS and the other waiting, each with its policy;
+//   - relay.test goes through a relay with a test-CA certificate (the
+//     route's relay_ca_file): it gets the password, logged verified=pkix;
 //   - badrelay.test goes through a relay with a self-signed certificate:
 //     it gets no AUTH at all, and the mail waits with 4.7.5.
 func TestOutboundTLSProcess(t *testing.T) {
@@ -95,13 +98,13 @@ max_backoff = "2s"
 [delivery]
 port = %[2]s
 ca_file = %[3]q
-relay_ca_file = %[3]q
 
 [[delivery.route]]
 domain = "relay.test"
 relay = "smarthost.test:%[4]s"
 relay_user = "alice"
 relay_password = "secret"
+relay_ca_file = %[3]q
 
 [[delivery.route]]
 domain = "badrelay.test"
@@ -114,8 +117,8 @@ relay_password = "secret"
 	}
 	p := startServe(t, cfgPath, addr, nil)
 
-	for _, rc := range []string{"x@dane.test", "x@sts.test", "x@relay.test", "x@badrelay.test"} {
-		servertest.MustSend(t, addr, "sender@localhost", []string{rc}, servertest.Message("sender@localhost", rc, "tls "+rc, "hello\r\n"))
+	for _, rcpts := range [][]string{{"x@dane.test", "x@sts.test"}, {"x@relay.test"}, {"x@badrelay.test"}} {
+		servertest.MustSend(t, addr, "sender@localhost", rcpts, servertest.Message("sender@localhost", rcpts[0], "tls "+rcpts[0], "hello\r\n"))
 	}
 	testwait.Until(t, 20*time.Second, "the deliveries to dane.test and relay.test", func() bool {
 		return len(mx.messages()) == 1 && len(goodRelay.messages()) == 1
@@ -133,9 +136,13 @@ relay_password = "secret"
 		return strings.Contains(ls, "x@sts.test") && strings.Contains(ls, "x@badrelay.test") &&
 			strings.Count(ls, "4.7.5") >= 2
 	})
-	for _, want := range []string{"MTA-STS policy of sts.test (mode enforce)", "self-signed certificate not trusted"} {
-		if !strings.Contains(ls, want) {
-			t.Errorf("sluice queue ls does not say %q:\n%s", want, ls)
+	for _, re := range []string{
+		`-> x@dane\.test\s+delivered\s.*relay=mx\.dane\.test\[127\.0\.0\.1\]:\d+ tls=TLSv1\.3 verified=dane tls_policy=dane\n`,
+		`-> x@sts\.test\s+pending\s.* tls_policy=mta-sts\s+4\.7\.5 .*MTA-STS policy of sts\.test \(mode enforce\)`,
+		`-> x@badrelay\.test\s+pending\s.* tls_policy=relay\s+4\.7\.5 .*self-signed certificate not trusted`,
+	} {
+		if !regexp.MustCompile(re).MatchString(ls) {
+			t.Errorf("sluice queue ls does not match %s:\n%s", re, ls)
 		}
 	}
 	if n := badRelay.authCount(); n != 0 || len(badRelay.messages()) != 0 {
@@ -151,12 +158,15 @@ relay_password = "secret"
 	log := p.log()
 	for _, want := range []string{
 		"to=x@dane.test relay=mx.dane.test[127.0.0.1]:" + mxPort,
-		"status=sent tls=TLSv1.3 verified=dane",
-		"status=sent tls=TLSv1.3 verified=pkix",
+		"status=sent tls=TLSv1.3 verified=dane tls_policy=dane",
+		"status=sent tls=TLSv1.3 verified=pkix tls_policy=relay",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log does not say %q:\n%s", want, log)
 		}
+	}
+	if re := `to=x@sts\.test relay=mx\.sts\.test\[127\.0\.0\.1\]:\d+ delay=\S+ dsn=4\.7\.5 status=deferred tls_policy=mta-sts text=`; !regexp.MustCompile(re).MatchString(log) {
+		t.Errorf("the log does not match %s:\n%s", re, log)
 	}
 	p.stop(t)
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testwait"
 	"github.com/sluice-mta/sluice/core/servertest"
 )
 
@@ -55,16 +57,17 @@ func (p *proc) waitLog(t *testing.T, re string) []string {
 func (p *proc) waitLogN(t *testing.T, re string, n int) []string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if m := rx.FindAllStringSubmatch(p.log(), -1); len(m) >= n {
-			return m[len(m)-1]
+	var m [][]string
+	defer func() {
+		if len(m) < n {
+			t.Logf("the server's log:\n%s", p.log())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d log lines matching %q within 15s:\n%s", n, re, p.log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	testwait.Until(t, 15*time.Second, fmt.Sprintf("%d log lines matching %q", n, re), func() bool {
+		m = rx.FindAllStringSubmatch(p.log(), -1)
+		return len(m) >= n
+	})
+	return m[len(m)-1]
 }
 
 // inData opens a session and leaves it inside DATA, the header written.

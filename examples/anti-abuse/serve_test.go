@@ -37,16 +37,25 @@ import (
 // the mailbox server, the inbound one from 127.0.0.1 with the client's
 // forward-confirmed reverse DNS name in its Received header. Mail to an
 // unknown user is refused at RCPT with the mailbox server's own reply.
+// A customer's mail to another provider whose signed zone publishes DANE
+// goes over TLS its TLSA record verified, as the delivery line says.
 func TestServe(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	lmtpSock := filepath.Join(dir, "lmtp.sock")
 	sink := startLMTPSink(t, lmtpSock)
 	maps := mapsDir(t)
+	mx := startDANEMX(t)
 	dns := dnstest.Start(t, dnstest.Zone(
 		"1.0.0.127.in-addr.arpa. 300 IN PTR client.test.",
 		"client.test. 300 IN A 127.0.0.1",
+		"partner.example. 300 IN MX 10 mx.partner.example.",
+		"mx.partner.example. 300 IN A 127.0.0.1",
+		mx.tlsa,
 	))
+	// The test DNS server sets the AD bit for partner.example, as the
+	// validating resolver the file trusts would for a signed zone.
+	dns.SetSigned("partner.example", true)
 	smtpPort, subPort, tlsPort := freePort(t), freePort(t), freePort(t)
 
 	conf, err := os.ReadFile("sluice.toml")
@@ -67,6 +76,8 @@ func TestServe(t *testing.T) {
 		{`domains = "/etc/sluice/domains"`, `domains = "` + maps + `/domains"`},
 		{`aliases = "/etc/sluice/aliases"`, `aliases = "` + maps + `/aliases"`},
 		{`srs_secret_file = "/etc/sluice/srs.secret"`, `srs_secret_file = "` + maps + `/srs.secret"`},
+		// Mail exchangers are connected to on the test MX's port.
+		{`dane = true`, "dane = true\nport = " + port(mx.addr)},
 	} {
 		if n := strings.Count(text, r.old); n != 1 {
 			t.Fatalf("sluice.toml has %d lines %s, want 1: update this test with the file", n, r.old)
@@ -166,6 +177,15 @@ func TestServe(t *testing.T) {
 	}
 	want++
 
+	// Outbound: alice's mail to another provider, whose DNSSEC-signed zone
+	// publishes a DANE TLSA record for its MX's self-signed certificate,
+	// goes over TLS that DANE verified ([delivery] dane = true, and the
+	// AD bit of [dns] trusted_servers believed).
+	if _, err := servertest.SendAs(net.JoinHostPort("127.0.0.1", subPort), login, "alice@hosting.example", []string{"bob@partner.example"},
+		servertest.Message("alice@hosting.example", "bob@partner.example", "to a DANE domain", "hello\r\n")); err != nil {
+		t.Fatalf("alice's mail to partner.example: %v", err)
+	}
+
 	// [addressing]: an unknown user is refused at RCPT with the mailbox
 	// server's own words; a role address of a domain from the domains
 	// file reaches the team's mailbox through the aliases file.
@@ -196,9 +216,35 @@ func TestServe(t *testing.T) {
 			t.Errorf("the mailbox server got no message with %q in its subject; it got:\n%s", s, got)
 		}
 	}
+	waitFor(t, exited, &log, "the message at partner.example's MX", func() bool { rcpts, _ := mx.got(); return len(rcpts) == 1 })
+	if rcpts, overTLS := mx.got(); len(rcpts) != 1 || !slices.Equal(rcpts[0], []string{"bob@partner.example"}) || !overTLS[0] {
+		t.Errorf("partner.example's MX got %v (over TLS: %v); want bob@partner.example over TLS", rcpts, overTLS)
+	}
+	waitFor(t, exited, &log, "the delivery line for bob@partner.example", func() bool {
+		return strings.Contains(log.String(), "to=bob@partner.example relay=mx.partner.example[127.0.0.1]:"+port(mx.addr))
+	})
+	if line := lineWith(log.String(), "to=bob@partner.example"); !strings.Contains(line, "status=sent tls=TLSv1.3 verified=dane tls_policy=dane") {
+		t.Errorf("the delivery line does not say DANE verified the session: %s", line)
+	}
 	if ls := cli("", "queue", "ls", "--config", cfgPath); strings.Contains(ls, "@") {
 		t.Errorf("the queue is not empty after delivery:\n%s", ls)
 	}
+}
+
+// port is the port of a "host:port".
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// lineWith is the first line of text that holds s, or "".
+func lineWith(text, s string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
 }
 
 // waitFor polls cond until it holds, failing the test after 180s (seven

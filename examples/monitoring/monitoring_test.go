@@ -46,7 +46,7 @@ func exported(t *testing.T) map[string]bool {
 	r.QueueCommit(time.Millisecond)
 	r.Delivery(metrics.Delivery{Rcpt: "a@partner.example", Result: metrics.Delivered, Relay: "local"})
 	r.PluginCall("p", pluginapi.HookRcpt, pluginapi.Continue, time.Microsecond)
-	r.PluginFailure("p", pluginapi.HookRcpt, metrics.FailTrap, time.Millisecond)
+	r.PluginFailure("p", pluginapi.HookRcpt, pluginapi.FailTrap, time.Millisecond)
 	r.SetSources(metrics.Sources{
 		Queue:           func(context.Context) (metrics.QueueStats, error) { return metrics.QueueStats{}, nil },
 		PluginInstances: func() map[string]int { return map[string]int{"p": 1} },

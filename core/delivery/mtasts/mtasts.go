@@ -2,8 +2,11 @@
 // domains outbound mail goes to: the _mta-sts TXT record, the policy
 // fetched over verified HTTPS from mta-sts.<domain> (resolved through our
 // own resolver, never the system's), kept in a key-value store (the
-// queue's Badger) for its max_age and refreshed in the background.
-// Parsing and MX matching are mox's mtasts package.
+// queue's Badger) for its max_age and refreshed in the background: when
+// the record's id changes, and, whether or not mail goes to the domain,
+// once a day while it is cached (RFC 8461 section 10.2), so that a policy
+// does not lapse between two messages. Parsing and MX matching are mox's
+// mtasts package.
 package mtasts
 
 import (
@@ -33,9 +36,16 @@ import (
 const (
 	DefaultPort    = 443
 	DefaultTimeout = time.Minute // RFC 8461 section 3.3
-	// RefreshAfter is the age after which a cached policy in use is
-	// fetched again in the background (RFC 8461 section 10.2).
+	// RefreshAfter is the age after which a cached policy is fetched
+	// again in the background (RFC 8461 section 10.2).
 	RefreshAfter = 24 * time.Hour
+	// DefaultSweepInterval is how often the cached policies are looked
+	// over for those older than RefreshAfter.
+	DefaultSweepInterval = time.Hour
+	// FailureTTL is how long a failed fetch (of a domain without a cached
+	// policy) is remembered: the deliveries to the domain meanwhile are
+	// not each held up by a policy server that does not answer.
+	FailureTTL = 5 * time.Minute
 	// maxPolicySize bounds a policy body (RFC 8461 section 3.3: 64 KiB).
 	maxPolicySize = 64 << 10
 	// maxMaxAge is the largest max_age honoured (RFC 8461: 31557600 s).
@@ -61,10 +71,12 @@ type Resolver interface {
 
 var _ Resolver = (*dns.Resolver)(nil)
 
-// Store keeps fetched policies; core/kvstore's Store satisfies it.
+// Store keeps fetched policies; core/kvstore's Store satisfies it. Keys
+// lists the unexpired keys under a prefix.
 type Store interface {
 	Get(ctx context.Context, key string) ([]byte, bool, error)
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Keys(ctx context.Context, prefix string) ([]string, error)
 }
 
 // Options configure a Cache.
@@ -80,6 +92,10 @@ type Options struct {
 	Port int
 	// Timeout bounds one fetch; DefaultTimeout when zero.
 	Timeout time.Duration
+	// SweepInterval is how often the cached policies (those of earlier
+	// runs too) are looked over and the ones older than RefreshAfter
+	// fetched again; DefaultSweepInterval when zero, never when negative.
+	SweepInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives debug lines and refresh failures; nil discards them.
@@ -163,8 +179,10 @@ type Cache struct {
 	mu         sync.Mutex
 	mem        map[string]*Policy // without a Store
 	refreshing map[string]bool
-	wg         sync.WaitGroup
-	closed     bool
+	// failed remembers recent fetch failures, for FailureTTL.
+	failed map[string]failedFetch
+	wg     sync.WaitGroup
+	closed bool
 }
 
 // New returns a Cache.
@@ -178,7 +196,10 @@ func New(opts Options) *Cache {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Cache{opts: opts, log: opts.Logger, mem: map[string]*Policy{}, refreshing: map[string]bool{}}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = DefaultSweepInterval
+	}
+	c := &Cache{opts: opts, log: opts.Logger, mem: map[string]*Policy{}, refreshing: map[string]bool{}, failed: map[string]failedFetch{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -196,6 +217,10 @@ func New(opts Options) *Cache {
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errors.New("redirects are not allowed for MTA-STS policies (RFC 8461 section 3.3)")
 		},
+	}
+	if opts.SweepInterval > 0 {
+		c.wg.Add(1)
+		go c.sweeper()
 	}
 	return c
 }
@@ -276,8 +301,14 @@ func (c *Cache) Get(ctx context.Context, domain string) (*Policy, error) {
 	case recErr != nil:
 		return nil, nil // no record, or DNS trouble: no policy
 	}
+	if err := c.recentFailure(domain, id, now); err != nil {
+		return nil, err
+	}
 	p, err := c.fetch(ctx, domain, id)
 	if err != nil {
+		c.mu.Lock()
+		c.failed[domain] = failedFetch{id: id, err: err, until: now.Add(FailureTTL)}
+		c.mu.Unlock()
 		return nil, err
 	}
 	return active(p), nil
@@ -316,28 +347,6 @@ func (c *Cache) record(ctx context.Context, domain string) (string, error) {
 		return "", moxsts.ErrNoRecord
 	}
 	return rec.ID, nil
-}
-
-// refresh fetches domain's policy in the background, once at a time.
-func (c *Cache) refresh(domain, id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed || c.refreshing[domain] {
-		return
-	}
-	c.refreshing[domain] = true
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
-		defer cancel()
-		if _, err := c.fetch(ctx, domain, id); err != nil {
-			c.log.Info("MTA-STS: refreshing a policy failed; the cached one stays", "domain", domain, "err", err)
-		}
-		c.mu.Lock()
-		delete(c.refreshing, domain)
-		c.mu.Unlock()
-	}()
 }
 
 // fetch gets the policy of domain over HTTPS and stores it.

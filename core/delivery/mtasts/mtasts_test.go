@@ -26,6 +26,8 @@ import (
 	"github.com/sluice-mta/sluice/core/testclock"
 )
 
+var _ Store = (*kvstore.Store)(nil)
+
 // server serves example.test's policy over HTTPS on loopback and counts
 // the fetches; the DNS server names it.
 type server struct {
@@ -164,9 +166,48 @@ func TestCacheRefreshesInBackground(t *testing.T) {
 	}
 }
 
+// TestCacheSweep: a cached policy fetched more than a day ago is fetched
+// again without mail to its domain, even when its record has been taken
+// away (RFC 8461 section 10.2); a younger one is left alone. The sweeper
+// does it every SweepInterval, for the policies an earlier run cached too.
+func TestCacheSweep(t *testing.T) {
+	s := newSetup(t, "version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 604800\n")
+	ctx := context.Background()
+	s.opts.SweepInterval = -1
+	c := New(s.opts)
+	t.Cleanup(c.Close)
+	if p, _ := c.Get(ctx, "example.test"); p == nil || s.srv.hits.Load() != 1 {
+		t.Fatalf("first Get = %v, %d fetches", p, s.srv.hits.Load())
+	}
+	// The record stripped; the policy server now says testing.
+	s.dns.Set("_mta-sts.example.test")
+	s.srv.set(200, "version: STSv1\nmode: testing\nmx: mx1.example.test\nmax_age: 604800\n")
+	s.clock.Add(30 * time.Minute)
+	c.sweep(ctx)
+	if n := s.srv.hits.Load(); n != 1 {
+		t.Errorf("a sweep fetched a policy 30 minutes old (%d fetches)", n)
+	}
+	s.clock.Add(24 * time.Hour)
+	c.sweep(ctx)
+	if n := s.srv.hits.Load(); n != 2 {
+		t.Fatalf("%d fetches after a sweep of a policy a day old; want 2", n)
+	}
+	if p, _ := c.Get(ctx, "example.test"); p == nil || p.Mode != ModeTesting || p.ID != "1" {
+		t.Errorf("after the sweep Get = %+v; want the new policy (testing), under the old record's id", p)
+	}
+	// A new Cache (a restart) with its sweeper running: it refreshes what
+	// the earlier one cached, a day later, with nothing asked of it.
+	s.opts.SweepInterval = 10 * time.Millisecond
+	c2 := New(s.opts)
+	t.Cleanup(c2.Close)
+	s.clock.Add(25 * time.Hour)
+	testwait.Until(t, 10*time.Second, "the sweeper to fetch the day-old policy", func() bool { return s.srv.hits.Load() == 3 })
+}
+
 // TestCacheFailures: no record is no policy (nothing fetched); a record
 // whose policy is missing or does not parse is a FetchError (treated as
-// no policy, reported); mode none is no policy.
+// no policy, reported), remembered for FailureTTL; mode none is no
+// policy.
 func TestCacheFailures(t *testing.T) {
 	ctx := context.Background()
 	s := newSetup(t, enforce)
@@ -187,6 +228,17 @@ func TestCacheFailures(t *testing.T) {
 		var fe *FetchError
 		if p != nil || !errors.As(err, &fe) || fe.Invalid != tt.invalid {
 			t.Errorf("HTTP %d %q: %v, %v; want a FetchError (invalid %v)", tt.code, tt.text, p, err, tt.invalid)
+		}
+		// The failure is remembered for FailureTTL: the next deliveries
+		// are not each held up by the policy server; then it is asked
+		// again.
+		s.srv.set(200, enforce)
+		if p, err := s.cache.Get(ctx, "example.test"); p != nil || !errors.As(err, &fe) || s.srv.hits.Load() != 1 {
+			t.Errorf("HTTP %d, asked again at once: %v, %v, %d fetches; want the remembered failure, 1 fetch", tt.code, p, err, s.srv.hits.Load())
+		}
+		s.clock.Add(FailureTTL)
+		if p, err := s.cache.Get(ctx, "example.test"); p == nil || err != nil || s.srv.hits.Load() != 2 {
+			t.Errorf("HTTP %d, asked again after FailureTTL: %v, %v, %d fetches; want the policy, 2 fetches", tt.code, p, err, s.srv.hits.Load())
 		}
 	}
 	// A policy server whose certificate is from a CA not trusted.

@@ -1,12 +1,9 @@
 package remote
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"net"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -24,9 +21,9 @@ import (
 // connection beneath it and the reply read from there (BENCHMARKS.md,
 // "Outbound CHUNKING", has the measurement).
 
-// maxReply bounds the bytes read for the reply to BDAT, so that a server
-// sending an endless line costs a bounded buffer (go-smtp's client bounds
-// its own reads the same way).
+// maxReply bounds the bytes read for one reply read beneath go-smtp's
+// client (replyReader), so that a server sending an endless line costs a
+// bounded buffer (go-smtp's client bounds its own reads the same way).
 const maxReply = 64 << 10
 
 // canonical reports whether body can go in a BDAT chunk as it is: every
@@ -64,19 +61,7 @@ func (d *Deliverer) sendBody(cn *conn, body []byte) (string, error) {
 		}
 		return text, err
 	}
-	w, err := cn.c.Data()
-	if err != nil {
-		return "", err
-	}
-	if _, err := w.Write(body); err != nil {
-		return "", err
-	}
-	resp, err := w.CloseWithResponse()
-	cn.open = false // the reply, whatever it says, ends the transaction
-	if err != nil {
-		return "", err
-	}
-	return resp.StatusText, nil
+	return d.data(cn, body)
 }
 
 // bdat writes "BDAT n LAST" and body to raw, the connection beneath
@@ -94,21 +79,13 @@ func (d *Deliverer) bdat(raw net.Conn, body []byte) (string, error) {
 	if _, err := bufs.WriteTo(raw); err != nil {
 		return "", err
 	}
-	raw.SetReadDeadline(time.Now().Add(d.opts.DataTimeout))
 	defer raw.SetReadDeadline(time.Time{})
-	br := bufio.NewReaderSize(io.LimitReader(raw, maxReply), 512)
-	_, msg, err := textproto.NewReader(br).ReadResponse(2)
+	rr := newReplyReader(raw)
+	_, msg, err := rr.read(2, d.opts.DataTimeout)
 	if err != nil {
-		var pe *textproto.Error
-		if !errors.As(err, &pe) {
-			return "", err
-		}
-		return "", replyError(pe.Code, pe.Msg)
+		return "", err
 	}
-	if n := br.Buffered(); n > 0 {
-		d.log.Warn("closing the connection: the server sent more than its reply to BDAT", "relay", raw.RemoteAddr().String(), "bytes", n)
-		raw.Close()
-	}
+	rr.end(d.log, "BDAT")
 	return msg, nil
 }
 

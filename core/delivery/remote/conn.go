@@ -39,6 +39,9 @@ type conn struct {
 	// open is set while the server holds a transaction (MAIL accepted, no
 	// reply to the end of the data yet): the next MAIL needs RSET first.
 	open bool
+	// cmds writes pipelined commands as c would (pipeline.go); made at
+	// the first pipelined transaction.
+	cmds *cmdFormatter
 	// timer closes the connection while it is idle in the pool.
 	timer *time.Timer
 }
@@ -160,9 +163,11 @@ func (d *Deliverer) dial(ctx context.Context, host, relay string, ap netip.AddrP
 			case p.mode == planRequired && !p.soft:
 				return nil, f, nil
 			case errors.As(err, &ve):
-				return nil, f, &tlsPlan{mode: planOptional, metric: p.metric, serverName: p.serverName, key: "opp"}
+				// Counted as what it is: opportunistic TLS, not a
+				// session the policy's verification passed.
+				return nil, f, &tlsPlan{mode: planOptional, metric: "opportunistic", name: p.name, serverName: p.serverName, key: "opp"}
 			}
-			return nil, f, &tlsPlan{mode: planPlain, metric: "none", key: "plain"}
+			return nil, f, &tlsPlan{mode: planPlain, metric: "none", name: p.name, key: "plain"}
 		}
 		if started {
 			c = d.newClient(&greeted{Conn: tc, pending: "220 TLS session started\r\n"})
@@ -176,7 +181,7 @@ func (d *Deliverer) dial(ctx context.Context, host, relay string, ap netip.AddrP
 	// No STARTTLS offered, or refused with a reply.
 	d.record(ctx, p.report, at, p.metric, false, tlsrpt.ResultSTARTTLSNotSupported, relay+" does not offer STARTTLS")
 	if p.mode == planRequired && !p.soft {
-		c.Close()
+		cn.quit(d.opts.CommandTimeout) // a clean session: say QUIT
 		return nil, policyFailure(relay, "%s does not offer STARTTLS, which %s requires; not sent in plain text", relay, p.why), nil
 	}
 	return cn, nil, nil

@@ -97,6 +97,8 @@ type want struct {
 	dsn    string
 	text   string // a substring of Text
 	relay  string
+	// policy is the TLS policy the Result names; "" is not checked.
+	policy string
 }
 
 func check(t *testing.T, got []mail.Result, rcpts []string, w ...want) {
@@ -110,9 +112,9 @@ func check(t *testing.T, got []mail.Result, rcpts []string, w ...want) {
 			t.Errorf("result %d is for %q, want %q", i, r.Rcpt, rcpts[i])
 		}
 		if r.Status != ww.status || (ww.dsn != "" && r.Reply.Enhanced.String() != ww.dsn) ||
-			!strings.Contains(r.Reply.Text, ww.text) || (ww.relay != "" && r.Relay != ww.relay) {
-			t.Errorf("result for %s = %s %s %q relay %s; want %s %s %q relay %s",
-				r.Rcpt, r.Status, r.Reply.Enhanced.String(), r.Reply.Text, r.Relay, ww.status, ww.dsn, ww.text, ww.relay)
+			!strings.Contains(r.Reply.Text, ww.text) || (ww.relay != "" && r.Relay != ww.relay) || (ww.policy != "" && r.TLSPolicy != ww.policy) {
+			t.Errorf("result for %s = %s %s %q relay %s tls_policy %q; want %s %s %q relay %s tls_policy %q",
+				r.Rcpt, r.Status, r.Reply.Enhanced.String(), r.Reply.Text, r.Relay, r.TLSPolicy, ww.status, ww.dsn, ww.text, ww.relay, ww.policy)
 		}
 	}
 }

@@ -41,8 +41,10 @@ type tlsPlan struct {
 	// verify checks the peer's certificate; nil accepts any.
 	verify func(cs tls.ConnectionState) error
 	// verified is what a session verify passed says ("dane", "mta-sts",
-	// "pkix"); metric is the policy's label for TLSObserver.
-	verified, metric string
+	// "pkix"); metric is the policy's label for TLSObserver; name is the
+	// policy that applied as the delivery line and `queue ls` say it
+	// (mail.Result.TLSPolicy).
+	verified, metric, name string
 	// serverName is the SNI name.
 	serverName string
 	// why names what demands TLS, for the reasons of failures.
@@ -65,6 +67,22 @@ func policyFailure(relay, format string, args ...any) *failure {
 	return deferred("4.7.5", relay, format, args...)
 }
 
+// under is f with the name of the TLS policy it happened under.
+func (f *failure) under(policy string) *failure {
+	f.tlsPolicy = policy
+	return f
+}
+
+// Names of the TLS policies that applied (tlsPlan.name), beyond the
+// policies' own (TLSOpportunistic, TLSNone, TLSVerify, TLSDANEOnly).
+const (
+	nameDANE          = "dane"
+	nameSTS           = "mta-sts"
+	nameSTSTesting    = "mta-sts-testing"
+	nameRelay         = "relay"
+	nameTLSRequiredNo = "tls-required-no"
+)
+
 // plan decides how the sessions to t, a target of ds whose addresses were
 // looked up securely or not, are secured; or fails when the policy cannot
 // be met at t.
@@ -72,29 +90,31 @@ func (d *Deliverer) plan(ctx context.Context, ds *dest, t target, addrSecure boo
 	if ds.relay {
 		return d.relayPlan(ds, t), nil
 	}
-	p := &tlsPlan{mode: planOptional, serverName: t.host, metric: "opportunistic", key: "opp",
+	p := &tlsPlan{mode: planOptional, serverName: t.host, metric: "opportunistic", name: TLSOpportunistic, key: "opp",
 		report: &tlsrpt.Result{PolicyDomain: ds.domain, PolicyType: tlsrpt.PolicyNone}}
 	if isIP(t.host) {
 		p.serverName = ""
 	}
 	if ds.policy == TLSNone {
-		return &tlsPlan{mode: planPlain, metric: "none", key: "plain"}, nil
+		return &tlsPlan{mode: planPlain, metric: "none", name: TLSNone, key: "plain"}, nil
 	}
 	if d.opts.DANE || ds.policy == TLSDANEOnly {
 		dp, f := d.danePlan(ctx, ds, t, addrSecure)
 		switch {
 		case ds.tlsOptional && ds.policy != TLSDANEOnly && dp != nil:
-			dp.soft = true // reported, then as opportunistic TLS
+			dp.soft, dp.name = true, nameTLSRequiredNo // reported, then as opportunistic TLS
 			return dp, nil
 		case ds.tlsOptional && ds.policy != TLSDANEOnly && f != nil:
 			// Reported (danePlan did); delivered as opportunistic.
+			p.name = nameTLSRequiredNo
 		case f != nil || dp != nil:
 			return dp, f
 		}
 	}
 	if ds.policy == TLSDANEOnly {
-		return nil, policyFailure("none", "tls = %q for %s: %s publishes no DNSSEC-validated TLSA records (MX answer secure: %v, address answer secure: %v); not sent",
-			TLSDANEOnly, ds.domain, t.host, ds.mxSecure, addrSecure)
+		why := fmt.Sprintf("%s publishes no DNSSEC-validated TLSA records (MX answer secure: %v, address answer secure: %v)", t.host, ds.mxSecure, addrSecure)
+		d.record(ctx, &tlsrpt.Result{PolicyDomain: ds.domain, PolicyType: tlsrpt.PolicyNone}, peer{host: t.host}, "dane", false, tlsrpt.ResultDANERequired, why)
+		return nil, policyFailure("none", "tls = %q for %s: %s; not sent", TLSDANEOnly, ds.domain, why).under(TLSDANEOnly)
 	}
 	if fe := (*mtasts.FetchError)(nil); errors.As(ds.stsErr, &fe) {
 		// A published record without a policy: reported, then as if
@@ -110,21 +130,33 @@ func (d *Deliverer) plan(ctx context.Context, ds *dest, t target, addrSecure boo
 	if sts := ds.sts; sts != nil {
 		why := fmt.Sprintf("the MTA-STS policy of %s (mode %s)", ds.domain, sts.Mode)
 		rep := &tlsrpt.Result{PolicyDomain: ds.domain, PolicyType: tlsrpt.PolicySTS, PolicyStrings: sts.Strings()}
+		// In testing mode (or for a message that says TLS-Required: No)
+		// a failure is only reported, unless the domain's own policy is
+		// verify.
+		soft := (sts.Mode == mtasts.ModeTesting || ds.tlsOptional) && ds.policy != TLSVerify
+		name := nameSTS
+		switch {
+		case sts.Mode == mtasts.ModeTesting && soft:
+			name = nameSTSTesting
+		case sts.Mode == mtasts.ModeTesting:
+			name = TLSVerify // the domain's own tls = "verify" makes it strict
+		case soft:
+			name = nameTLSRequiredNo
+		}
 		if sts.Matches(t.host) {
-			// In testing mode a failure is only reported, unless the
-			// domain's own policy is verify.
-			return &tlsPlan{mode: planRequired, verify: pkixVerify(d.opts.Roots, t.host), verified: "mta-sts", metric: "mta-sts",
-				serverName: t.host, why: why, soft: (sts.Mode == mtasts.ModeTesting || ds.tlsOptional) && ds.policy != TLSVerify, report: rep, key: "sts"}, nil
+			return &tlsPlan{mode: planRequired, verify: pkixVerify(d.opts.Roots, t.host), verified: "mta-sts", metric: "mta-sts", name: name,
+				serverName: t.host, why: why, soft: soft, report: rep, key: "sts"}, nil
 		}
 		d.record(ctx, rep, peer{host: t.host}, "mta-sts", false, tlsrpt.ResultValidationFailure,
 			fmt.Sprintf("MX host %s is not in the policy (mx: %s)", t.host, sts.MXList()))
 		if sts.Mode == mtasts.ModeEnforce && !ds.tlsOptional {
-			return nil, policyFailure("none", "%s does not list MX host %s (it lists %s); not sent there", why, t.host, sts.MXList())
+			return nil, policyFailure("none", "%s does not list MX host %s (it lists %s); not sent there", why, t.host, sts.MXList()).under(nameSTS)
 		}
 		p.report = nil // reported; the session goes on as the domain's policy says
+		p.name = name
 	}
 	if ds.policy == TLSVerify {
-		p.mode, p.verify, p.verified, p.metric, p.key = planRequired, pkixVerify(d.opts.Roots, t.host), "pkix", "verify", "verify"
+		p.mode, p.verify, p.verified, p.metric, p.name, p.key = planRequired, pkixVerify(d.opts.Roots, t.host), "pkix", "verify", TLSVerify, "verify"
 		p.why = fmt.Sprintf("tls = %q for %s", TLSVerify, ds.domain)
 	}
 	return p, nil
@@ -133,7 +165,7 @@ func (d *Deliverer) plan(ctx context.Context, ds *dest, t target, addrSecure boo
 // relayPlan is how a relay's sessions are secured: verified against
 // RelayRoots for its host name unless its policy says otherwise.
 func (d *Deliverer) relayPlan(ds *dest, t target) *tlsPlan {
-	p := &tlsPlan{mode: planRequired, serverName: t.host, metric: "relay", auth: ds.user != "",
+	p := &tlsPlan{mode: planRequired, serverName: t.host, metric: "relay", name: nameRelay, auth: ds.user != "",
 		why: fmt.Sprintf("relay %s", t.host), key: "relay/" + ds.user}
 	if ds.relayTLS == RelayImplicit {
 		p.mode = planImplicit
@@ -150,7 +182,7 @@ func (d *Deliverer) relayPlan(ds *dest, t target) *tlsPlan {
 		if p.mode != planImplicit {
 			p.mode = planOptional
 		}
-	default: // TLSVerify, TLSDANEOnly (checked as verify: a relay is no MX)
+	default: // TLSVerify (New refuses TLSDANEOnly for a relay)
 		roots := d.opts.RelayRoots
 		if ds.roots != nil {
 			// A route's own CAs: its sessions are pooled apart from the
@@ -175,7 +207,7 @@ func (d *Deliverer) danePlan(ctx context.Context, ds *dest, t target, addrSecure
 	if err != nil {
 		rep := &tlsrpt.Result{PolicyDomain: ds.domain, PolicyType: tlsrpt.PolicyTLSA}
 		d.record(ctx, rep, peer{host: t.host}, "dane", false, tlsrpt.ResultTLSAInvalid, err.Error())
-		return nil, policyFailure("none", "DANE: looking up the TLSA records of %s failed: %v; not sent there", t.host, err)
+		return nil, policyFailure("none", "DANE: looking up the TLSA records of %s failed: %v; not sent there", t.host, err).under(nameDANE)
 	}
 	if !secure || len(recs) == 0 {
 		return nil, nil
@@ -184,7 +216,7 @@ func (d *Deliverer) danePlan(ctx context.Context, ds *dest, t target, addrSecure
 	for _, r := range recs {
 		strs = append(strs, fmt.Sprintf("_%d._tcp.%s. IN TLSA %s", t.port, t.host, r))
 	}
-	p := &tlsPlan{mode: planRequired, serverName: t.host, metric: "dane", key: "dane/" + ds.domain,
+	p := &tlsPlan{mode: planRequired, serverName: t.host, metric: "dane", name: nameDANE, key: "dane/" + ds.domain,
 		why:    fmt.Sprintf("the DANE TLSA records of %s", t.host),
 		report: &tlsrpt.Result{PolicyDomain: ds.domain, PolicyType: tlsrpt.PolicyTLSA, PolicyStrings: strs}}
 	usable := usableTLSA(recs)

@@ -209,11 +209,6 @@ func TestTLSPolicy(t *testing.T) {
 	}
 }
 
-// TestSmarthostAuth: the smarthost's certificate is verified against
-// RelayRoots for its host name; the password goes only over a verified
-// session (or in plain text with relay_tls = "none" to loopback), with
-// AUTH PLAIN or LOGIN; every failure defers naming the problem, and the
-// relay sees no AUTH at all then.
 // TestRouteRelayCA: a route's own CA file verifies its relay (and the
 // password goes there), where the relay CAs of the other relays (here the
 // system's roots) would not.
@@ -248,6 +243,12 @@ func TestRouteRelayCA(t *testing.T) {
 	}
 }
 
+// TestSmarthostAuth: the smarthost's certificate is verified against
+// RelayRoots for its host name; the password goes only over a verified
+// session (or in plain text with relay_tls = "none" to loopback), with
+// AUTH PLAIN or LOGIN; every failure defers naming the problem (the
+// results name the relay's TLS policy), and the relay sees no AUTH at all
+// then.
 func TestSmarthostAuth(t *testing.T) {
 	ca := testca.New(t, "Sluice test CA")
 	good := ca.Chain(ca.Issue(t, []string{"smart.test"}, time.Time{}, time.Time{}))
@@ -307,6 +308,7 @@ func TestSmarthostAuth(t *testing.T) {
 			})
 			rcpts := []string{"a@example.test", "b@elsewhere.test"}
 			got := deliver(d, message("Q1", rcpts...))
+			tt.want.policy = "relay"
 			check(t, got, rcpts, tt.want)
 			txns := s.transactions()
 			if tt.wantUser == "" {
@@ -330,7 +332,8 @@ func TestSmarthostAuth(t *testing.T) {
 
 // TestRelayTLSNoneOnlyToLoopback: relay_tls = "none" to a relay that is not
 // on loopback is refused when the Deliverer is made, and so are
-// credentials over a route whose TLS is not verified.
+// credentials over a route whose TLS is not verified, dane-only for a
+// relay, and a route's MX policy for a domain the smarthost takes.
 func TestRelayTLSNoneOnlyToLoopback(t *testing.T) {
 	res := newEnv(t).res
 	for _, o := range []Options{
@@ -338,6 +341,8 @@ func TestRelayTLSNoneOnlyToLoopback(t *testing.T) {
 		{Resolver: res, Routes: map[string]Route{"x.test": {Relay: "smart.test:25", User: "u", TLS: TLSOpportunistic}}},
 		{Resolver: res, Routes: map[string]Route{"x.test": {User: "u"}}},
 		{Resolver: res, TLS: "sometimes"},
+		{Resolver: res, Routes: map[string]Route{"x.test": {Relay: "gw.test:587", TLS: TLSDANEOnly}}},
+		{Resolver: res, RelayHost: "smart.test:587", Routes: map[string]Route{"x.test": {TLS: TLSVerify}}},
 	} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) succeeded, want an error", o)

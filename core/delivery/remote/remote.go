@@ -99,7 +99,9 @@ type Route struct {
 	// RelayTLS is RelayStartTLS (when empty), RelayImplicit or RelayNone.
 	RelayTLS string
 	// TLS is the route's TLS policy: for MX delivery Options.TLS when
-	// empty; for a relay TLSVerify with credentials, else Options.TLS.
+	// empty; for a relay TLSVerify with credentials, else Options.TLS
+	// (TLSDANEOnly is refused: DANE is for MX hosts). A route without a
+	// Relay is refused with a RelayHost, which takes the domain's mail.
 	TLS string
 	// Roots verify Relay's certificate instead of Options.RelayRoots; nil
 	// takes those.
@@ -282,6 +284,12 @@ func New(opts Options) (*Deliverer, error) {
 		if err := checkPolicy(r.TLS); err != nil {
 			return nil, fmt.Errorf("remote: route for %s: %w", dom, err)
 		}
+		switch {
+		case r.Relay == "" && opts.RelayHost != "":
+			return nil, fmt.Errorf("remote: route for %s sets a TLS policy for MX delivery, but its mail goes to the relay host %s; give the route a relay of its own or drop it", dom, opts.RelayHost)
+		case r.Relay != "" && r.TLS == TLSDANEOnly:
+			return nil, fmt.Errorf("remote: route for %s: tls %q applies to MX hosts, not to relay %s; use %q", dom, TLSDANEOnly, r.Relay, TLSVerify)
+		}
 		if r.Relay != "" {
 			hp, err := parseHostPort(r.Relay)
 			if err != nil {
@@ -434,11 +442,13 @@ type failure struct {
 	status mail.Status
 	reply  mail.Reply
 	relay  string
+	// tlsPolicy names the TLS policy that could not be met (tlsPlan.name).
+	tlsPolicy string
 }
 
 // result is f for rcpt.
 func (f failure) result(rcpt string) mail.Result {
-	return mail.Result{Rcpt: rcpt, Status: f.status, Reply: f.reply, Relay: f.relay}
+	return mail.Result{Rcpt: rcpt, Status: f.status, Reply: f.reply, Relay: f.relay, TLSPolicy: f.tlsPolicy}
 }
 
 // all is f for every recipient.
@@ -452,11 +462,11 @@ func (f failure) all(rcpts []string) []mail.Result {
 
 // deferred and bounced build failures; dsn is a constant enhanced code.
 func deferred(dsn, relay, format string, args ...any) *failure {
-	return &failure{mail.Deferred, mail.Reply{Code: 451, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay}
+	return &failure{status: mail.Deferred, reply: mail.Reply{Code: 451, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay: relay}
 }
 
 func bounced(code int, dsn, relay, format string, args ...any) *failure {
-	return &failure{mail.Bounced, mail.Reply{Code: code, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay}
+	return &failure{status: mail.Bounced, reply: mail.Reply{Code: code, Enhanced: mail.MustEnhanced(dsn), Text: fmt.Sprintf(format, args...)}, relay: relay}
 }
 
 // deliverDomain delivers m to the recipients of one domain.

@@ -63,16 +63,19 @@ func (d *Deliverer) targets(ctx context.Context, m *mail.Message, domain string)
 		return relay(m.Route)
 	}
 	r, routed := d.routes[domain]
-	if routed {
+	switch {
+	case routed && r.Relay != "":
 		ds.policy = r.TLS
-		if r.Relay != "" {
-			ds.user, ds.pass, ds.relayTLS, ds.roots = r.User, r.Password, r.RelayTLS, r.Roots
-			return relay(r.Relay)
-		}
-	} else if d.relay != nil {
+		ds.user, ds.pass, ds.relayTLS, ds.roots = r.User, r.Password, r.RelayTLS, r.Roots
+		return relay(r.Relay)
+	case d.relay != nil:
+		// The smarthost takes the mail of every domain without a relay of
+		// its own, verified whatever the domain's MX policy would be.
 		ds.targets, ds.relay = []target{{d.relay.host, d.relay.port}}, true
 		ds.user, ds.pass, ds.relayTLS, ds.policy = d.opts.RelayUser, d.opts.RelayPassword, d.opts.RelayTLS, TLSVerify
 		return ds, nil
+	case routed:
+		ds.policy = r.TLS
 	}
 	if d.opts.DANE || d.opts.MTASTS != nil {
 		ds.tlsOptional = tlsNotRequired(m)

@@ -29,6 +29,8 @@ type sinkOptions struct {
 	smtputf8 bool // offer SMTPUTF8
 	no8bit   bool // do not offer 8BITMIME (go-smtp always does: it is cut from the reply)
 	noChunks bool // do not offer CHUNKING (go-smtp always does: it is cut from the reply)
+	noPipe   bool // do not offer PIPELINING (go-smtp always does: it is cut from the reply)
+	dsn      bool // offer DSN
 	// delay is waited before each reply is written, as a network round
 	// trip would (benchmarks).
 	delay   time.Duration
@@ -75,6 +77,11 @@ type sink struct {
 	// writes counts the sink's writes: one per reply line, so one per
 	// round trip once EHLO's reply is past.
 	writes int
+	// lines are the command lines received (in plain text), in order;
+	// batches the verbs of the commands each read brought, one entry
+	// per read that brought any.
+	lines   []string
+	batches [][]string
 }
 
 func startSink(t testing.TB, o sinkOptions) *sink {
@@ -86,6 +93,7 @@ func startSink(t testing.TB, o sinkOptions) *sink {
 	srv := smtp.NewServer(s)
 	srv.Domain = "sink.test"
 	srv.EnableSMTPUTF8 = o.smtputf8
+	srv.EnableDSN = o.dsn
 	srv.MaxMessageBytes = o.maxSize
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = time.Minute
@@ -124,6 +132,14 @@ func (s *sink) counts() (conns, open, maxOpen int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns, s.open, s.maxOpen
+}
+
+// commandLines returns the command lines received and, for each read
+// that brought commands, their verbs.
+func (s *sink) commandLines() (lines []string, batches [][]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...), append([][]string(nil), s.batches...)
 }
 
 // commands returns how many times each command verb was received.
@@ -177,6 +193,14 @@ func (c *countedConn) Read(p []byte) (int, error) {
 		return n, err
 	}
 	c.line = append(c.line, p[:n]...)
+	var batch []string
+	defer func() {
+		if batch != nil {
+			c.s.mu.Lock()
+			c.s.batches = append(c.s.batches, batch)
+			c.s.mu.Unlock()
+		}
+	}()
 	for !c.tls {
 		if c.chunk > 0 {
 			k := min(c.chunk, len(c.line))
@@ -204,8 +228,10 @@ func (c *countedConn) Read(p []byte) (int, error) {
 				c.chunk, _ = strconv.Atoi(size)
 			}
 			c.tls = verb == "STARTTLS"
+			batch = append(batch, verb)
 			c.s.mu.Lock()
 			c.s.cmds[verb]++
+			c.s.lines = append(c.s.lines, l)
 			c.s.mu.Unlock()
 		}
 	}
@@ -223,7 +249,7 @@ func (c *countedConn) Write(p []byte) (int, error) {
 	for _, hide := range []struct {
 		on  bool
 		ext string
-	}{{c.s.o.no8bit, "250-8BITMIME\r\n"}, {c.s.o.noChunks, "250-CHUNKING\r\n"}} {
+	}{{c.s.o.no8bit, "250-8BITMIME\r\n"}, {c.s.o.noChunks, "250-CHUNKING\r\n"}, {c.s.o.noPipe, "250-PIPELINING\r\n"}} {
 		if hide.on {
 			out = bytes.Replace(out, []byte(hide.ext), nil, 1)
 		}

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -53,6 +54,41 @@ func (r *recorder) has(pt tlsrpt.PolicyType, failure tlsrpt.ResultType) bool {
 		}
 	}
 	return false
+}
+
+// observed is a TLSObserver that keeps what it is told, as
+// "policy/result".
+type observed struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (o *observed) observe(policy, result string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.got = append(o.got, policy+"/"+result)
+}
+
+// has reports whether policy/result was observed.
+func (o *observed) has(policy, result string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Contains(o.got, policy+"/"+result)
+}
+
+// checkMetric checks what the metric was told of a session under metric's
+// policy: its failure rtype, or success for ""; a failure that was only
+// reported (the mail went as opportunistic TLS) is no success of the
+// policy.
+func checkMetric(t *testing.T, o *observed, metric string, rtype tlsrpt.ResultType) {
+	t.Helper()
+	want := cmp.Or(string(rtype), "success")
+	if !o.has(metric, want) {
+		t.Errorf("the metric was told %q; want %s/%s", o.got, metric, want)
+	}
+	if rtype != "" && o.has(metric, "success") {
+		t.Errorf("the metric was told %q: a %s failure counted as a success too", o.got, metric)
+	}
 }
 
 // mxCerts are the certificates the tests' MX shows: valid for
@@ -108,11 +144,11 @@ func TestVerifyPolicy(t *testing.T) {
 		rtype  tlsrpt.ResultType
 		wantTx int
 	}{
-		{"valid certificate", &certs.good, want{status: mail.Sent}, "", 1},
-		{"expired", &certs.expired, want{status: mail.Deferred, dsn: "4.7.5", text: "certificate expired"}, tlsrpt.ResultCertificateExpired, 0},
-		{"wrong name", &certs.wrongName, want{status: mail.Deferred, dsn: "4.7.5", text: "valid for other.test, not mx1.example.test"}, tlsrpt.ResultCertificateHostMismatch, 0},
-		{"self-signed", &certs.self, want{status: mail.Deferred, dsn: "4.7.5", text: "self-signed certificate not trusted"}, tlsrpt.ResultCertificateNotTrusted, 0},
-		{"no STARTTLS", noTLS, want{status: mail.Deferred, dsn: "4.7.5", text: `does not offer STARTTLS, which tls = "verify" for example.test requires`}, tlsrpt.ResultSTARTTLSNotSupported, 0},
+		{"valid certificate", &certs.good, want{policy: "verify", status: mail.Sent}, "", 1},
+		{"expired", &certs.expired, want{policy: "verify", status: mail.Deferred, dsn: "4.7.5", text: "certificate expired"}, tlsrpt.ResultCertificateExpired, 0},
+		{"wrong name", &certs.wrongName, want{policy: "verify", status: mail.Deferred, dsn: "4.7.5", text: "valid for other.test, not mx1.example.test"}, tlsrpt.ResultCertificateHostMismatch, 0},
+		{"self-signed", &certs.self, want{policy: "verify", status: mail.Deferred, dsn: "4.7.5", text: "self-signed certificate not trusted"}, tlsrpt.ResultCertificateNotTrusted, 0},
+		{"no STARTTLS", noTLS, want{policy: "verify", status: mail.Deferred, dsn: "4.7.5", text: `does not offer STARTTLS, which tls = "verify" for example.test requires`}, tlsrpt.ResultSTARTTLSNotSupported, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,7 +200,7 @@ func TestOpportunisticPolicy(t *testing.T) {
 			d := e.deliverer(func(o *Options) { o.TLS = tt.policy })
 			rcpts := []string{"a@example.test"}
 			got := deliver(d, message("Q1", rcpts...))
-			check(t, got, rcpts, want{status: mail.Sent})
+			check(t, got, rcpts, want{status: mail.Sent, policy: cmp.Or(tt.policy, TLSOpportunistic)})
 			checkTLS(t, got, s, tt.wantTLS, 1)
 		})
 	}
@@ -238,27 +274,27 @@ func TestMTASTS(t *testing.T) {
 		rtype    tlsrpt.ResultType
 	}{
 		{name: "enforce, valid", policy: stsPolicy("enforce", "mx1.example.test", "mx2.example.test"), cert: &certs.good,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=mta-sts", wantTx: 1, rep: tlsrpt.PolicySTS},
+			want: want{policy: "mta-sts", status: mail.Sent}, wantTLS: "TLSv1.3 verified=mta-sts", wantTx: 1, rep: tlsrpt.PolicySTS},
 		{name: "enforce, wildcard", policy: stsPolicy("enforce", "*.example.test"), cert: &certs.good,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=mta-sts", wantTx: 1, rep: tlsrpt.PolicySTS},
+			want: want{policy: "mta-sts", status: mail.Sent}, wantTLS: "TLSv1.3 verified=mta-sts", wantTx: 1, rep: tlsrpt.PolicySTS},
 		{name: "enforce, expired certificate", policy: stsPolicy("enforce", "mx1.example.test"), cert: &certs.expired,
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "certificate expired"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateExpired},
+			want: want{policy: "mta-sts", status: mail.Deferred, dsn: "4.7.5", text: "certificate expired"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateExpired},
 		{name: "enforce, certificate for another name", policy: stsPolicy("enforce", "mx1.example.test"), cert: &certs.wrongName,
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "the MTA-STS policy of example.test (mode enforce)"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateHostMismatch},
+			want: want{policy: "mta-sts", status: mail.Deferred, dsn: "4.7.5", text: "the MTA-STS policy of example.test (mode enforce)"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateHostMismatch},
 		{name: "enforce, no STARTTLS", policy: stsPolicy("enforce", "mx1.example.test"), cert: noTLS,
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultSTARTTLSNotSupported},
+			want: want{policy: "mta-sts", status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultSTARTTLSNotSupported},
 		{name: "enforce, MX not listed", policy: stsPolicy("enforce", "mx9.example.test"), cert: &certs.good,
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not list MX host mx1.example.test (it lists mx9.example.test)"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultValidationFailure},
+			want: want{policy: "mta-sts", status: mail.Deferred, dsn: "4.7.5", text: "does not list MX host mx1.example.test (it lists mx9.example.test)"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultValidationFailure},
 		{name: "enforce, expired certificate, TLS-Required: No: delivered, reported", policy: stsPolicy("enforce", "mx1.example.test"), cert: &certs.expired, tlsNo: true,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateExpired},
+			want: want{policy: "tls-required-no", status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateExpired},
 		{name: "enforce, MX not listed, TLS-Required: No: delivered, reported", policy: stsPolicy("enforce", "mx9.example.test"), cert: &certs.good, tlsNo: true,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultValidationFailure},
+			want: want{policy: "tls-required-no", status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultValidationFailure},
 		{name: "testing, self-signed: delivered, reported", policy: stsPolicy("testing", "mx1.example.test"), cert: &certs.self,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateNotTrusted},
+			want: want{policy: "mta-sts-testing", status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateNotTrusted},
 		{name: "policy server not trusted: no policy", policy: stsPolicy("enforce", "mx9.example.test"), policyCA: testca.New(t, "Sluice test CA"), cert: &certs.self,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultSTSWebPKIInvalid},
+			want: want{policy: "opportunistic", status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultSTSWebPKIInvalid},
 		{name: "mode none: no policy", policy: stsPolicy("none"), cert: noTLS,
-			want: want{status: mail.Sent}, wantTLS: "none", wantTx: 1, rep: tlsrpt.PolicyNone, rtype: tlsrpt.ResultSTARTTLSNotSupported},
+			want: want{policy: "opportunistic", status: mail.Sent}, wantTLS: "none", wantTx: 1, rep: tlsrpt.PolicyNone, rtype: tlsrpt.ResultSTARTTLSNotSupported},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,9 +305,9 @@ func TestMTASTS(t *testing.T) {
 				pca = ca
 			}
 			ps := startPolicyServer(t, pca, tt.policy)
-			rec := &recorder{}
+			rec, obs := &recorder{}, &observed{}
 			d := e.deliverer(func(o *Options) {
-				o.Roots, o.TLSReport = ca.Pool(), rec
+				o.Roots, o.TLSReport, o.TLSObserver = ca.Pool(), rec, obs.observe
 				o.MTASTS = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.Pool(), Port: ps.port})
 			})
 			rcpts := []string{"a@example.test"}
@@ -282,6 +318,7 @@ func TestMTASTS(t *testing.T) {
 				t.Errorf("TLS-RPT got %+v, want a %s result %q", rec.results(), tt.rep, tt.rtype)
 			}
 			if tt.rep == tlsrpt.PolicySTS && tt.rtype != tlsrpt.ResultSTSWebPKIInvalid {
+				checkMetric(t, obs, "mta-sts", tt.rtype)
 				r := rec.results()[0]
 				if !slices.Contains(r.PolicyStrings, "mode: "+strings.Fields(tt.policy)[3]) || r.MXHost != "mx1.example.test" {
 					t.Errorf("TLS-RPT result %+v: want the policy's lines and the MX host", r)
@@ -313,8 +350,10 @@ func tlsaRecord(cert *x509.Certificate, usage, selector, mtype int) string {
 
 // TestDANE: DNSSEC-validated TLSA records decide (DANE-EE with SHA-256,
 // SHA-512 and full matching, DANE-TA); a set the certificate does not
-// satisfy defers with 4.7.5 and sends nothing; an unsigned zone falls back
-// to the domain's other policy; DANE wins over MTA-STS; dane-only needs it.
+// satisfy defers with 4.7.5 and sends nothing; records none of which is
+// usable mean TLS without authentication (still required); an unsigned
+// zone falls back to the domain's other policy; DANE wins over MTA-STS;
+// dane-only needs it.
 func TestDANE(t *testing.T) {
 	ca := testca.New(t, "Sluice test CA")
 	certs := newMXCerts(t, ca)
@@ -335,39 +374,43 @@ func TestDANE(t *testing.T) {
 		rtype    tlsrpt.ResultType
 	}{
 		{name: "DANE-EE SPKI SHA-256, self-signed", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1),
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
+			want: want{policy: "dane", status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
 		{name: "DANE-EE certificate SHA-512, expired", cert: &certs.expired, tlsa: tlsaRecord(certs.expired.Leaf, 3, 0, 2),
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
+			want: want{policy: "dane", status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
 		{name: "DANE-EE full certificate", cert: &certs.wrongName, tlsa: tlsaRecord(certs.wrongName.Leaf, 3, 0, 0),
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
+			want: want{policy: "dane", status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
 		{name: "DANE-TA", cert: &certs.good, tlsa: tlsaRecord(ca.Cert, 2, 0, 1),
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
+			want: want{policy: "dane", status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
 		{name: "DANE-TA, certificate for another name", cert: &certs.wrongName, tlsa: tlsaRecord(ca.Cert, 2, 0, 1),
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "no TLSA record matches the certificate"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
+			want: want{policy: "dane", status: mail.Deferred, dsn: "4.7.5", text: "no TLSA record matches the certificate"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
 		{name: "TLSA not matching", cert: &certs.self, tlsa: tlsaRecord(other.good.Leaf, 3, 1, 1),
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "the DANE TLSA records of mx1.example.test"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
+			want: want{policy: "dane", status: mail.Deferred, dsn: "4.7.5", text: "the DANE TLSA records of mx1.example.test"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
 		{name: "TLSA not matching, TLS-Required: No: delivered, reported", cert: &certs.self, tlsa: tlsaRecord(other.good.Leaf, 3, 1, 1), tlsNo: true,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
+			want: want{policy: "tls-required-no", status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultValidationFailure},
 		{name: "TLSA lookup fails, TLS-Required: No: delivered, reported", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1), servfail: true, tlsNo: true,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultTLSAInvalid},
+			want: want{policy: "tls-required-no", status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultTLSAInvalid},
 		{name: "dane-only ignores TLS-Required: No", cert: &certs.good, policy: TLSDANEOnly, tlsNo: true,
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "publishes no DNSSEC-validated TLSA records"}},
+			want: want{policy: "dane-only", status: mail.Deferred, dsn: "4.7.5", text: "publishes no DNSSEC-validated TLSA records"}},
 		{name: "DANE, no STARTTLS", cert: noTLS, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1),
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultSTARTTLSNotSupported},
+			want: want{policy: "dane", status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultSTARTTLSNotSupported},
 		{name: "unsigned zone falls back", cert: &certs.self, tlsa: tlsaRecord(other.good.Leaf, 3, 1, 1), unsigned: true,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyNone},
+			want: want{policy: "opportunistic", status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyNone},
 		{name: "unsigned zone falls back to MTA-STS", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1), unsigned: true,
 			sts:  stsPolicy("enforce", "mx1.example.test"),
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "self-signed"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateNotTrusted},
+			want: want{policy: "mta-sts", status: mail.Deferred, dsn: "4.7.5", text: "self-signed"}, rep: tlsrpt.PolicySTS, rtype: tlsrpt.ResultCertificateNotTrusted},
 		{name: "DANE beats MTA-STS", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1),
 			sts:  stsPolicy("enforce", "mx1.example.test"),
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
+			want: want{policy: "dane", status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
 		{name: "TLSA lookup fails", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1), servfail: true,
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "looking up the TLSA records of mx1.example.test failed"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultTLSAInvalid},
+			want: want{policy: "dane", status: mail.Deferred, dsn: "4.7.5", text: "looking up the TLSA records of mx1.example.test failed"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultTLSAInvalid},
+		{name: "no usable TLSA record (PKIX-EE): TLS without authentication", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 1, 1, 1),
+			want: want{policy: "dane", status: mail.Sent}, wantTLS: "TLSv1.3 verified=no", wantTx: 1, rep: tlsrpt.PolicyTLSA},
+		{name: "no usable TLSA record, no STARTTLS", cert: noTLS, tlsa: tlsaRecord(certs.self.Leaf, 1, 1, 1),
+			want: want{policy: "dane", status: mail.Deferred, dsn: "4.7.5", text: "does not offer STARTTLS"}, rep: tlsrpt.PolicyTLSA, rtype: tlsrpt.ResultSTARTTLSNotSupported},
 		{name: "dane-only without TLSA", cert: &certs.good, policy: TLSDANEOnly,
-			want: want{status: mail.Deferred, dsn: "4.7.5", text: "publishes no DNSSEC-validated TLSA records"}},
+			want: want{policy: "dane-only", status: mail.Deferred, dsn: "4.7.5", text: "publishes no DNSSEC-validated TLSA records"}},
 		{name: "dane-only with TLSA", cert: &certs.self, tlsa: tlsaRecord(certs.self.Leaf, 3, 1, 1), policy: TLSDANEOnly,
-			want: want{status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
+			want: want{policy: "dane", status: mail.Sent}, wantTLS: "TLSv1.3 verified=dane", wantTx: 1, rep: tlsrpt.PolicyTLSA},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -386,14 +429,14 @@ func TestDANE(t *testing.T) {
 				e.dns.SetRcode("_25._tcp.mx1.example.test", mdns.RcodeServerFailure)
 			}
 			s := mxSink(t, e, tt.cert)
-			rec := &recorder{}
+			rec, obs := &recorder{}, &observed{}
 			var sts STSPolicies
 			if tt.sts != "" {
 				ps := startPolicyServer(t, ca, tt.sts)
 				sts = mtasts.New(mtasts.Options{Resolver: e.res, Roots: ca.Pool(), Port: ps.port})
 			}
 			d := e.deliverer(func(o *Options) {
-				o.DANE, o.TLS, o.Roots, o.TLSReport, o.MTASTS = true, tt.policy, ca.Pool(), rec, sts
+				o.DANE, o.TLS, o.Roots, o.TLSReport, o.MTASTS, o.TLSObserver = true, tt.policy, ca.Pool(), rec, sts, obs.observe
 			})
 			rcpts := []string{"a@example.test"}
 			got := deliver(d, tlsNoMessage(tt.tlsNo, rcpts...))
@@ -401,6 +444,16 @@ func TestDANE(t *testing.T) {
 			checkTLS(t, got, s, tt.wantTLS, tt.wantTx)
 			if tt.rep != "" && !rec.has(tt.rep, tt.rtype) {
 				t.Errorf("TLS-RPT got %+v, want a %s result %q", rec.results(), tt.rep, tt.rtype)
+			}
+			switch {
+			case tt.rep == tlsrpt.PolicyTLSA:
+				checkMetric(t, obs, "dane", tt.rtype)
+			case tt.want.policy == TLSDANEOnly:
+				// Required here, published nowhere: RFC 8460's dane-required.
+				checkMetric(t, obs, "dane", tlsrpt.ResultDANERequired)
+				if !rec.has(tlsrpt.PolicyNone, tlsrpt.ResultDANERequired) {
+					t.Errorf("TLS-RPT got %+v, want a dane-required failure", rec.results())
+				}
 			}
 			if tt.rep == tlsrpt.PolicyTLSA && !tt.servfail {
 				if r := rec.results()[0]; len(r.PolicyStrings) != 1 || !strings.Contains(r.PolicyStrings[0], "IN TLSA ") {

@@ -48,7 +48,7 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts [
 				if f != nil {
 					last = f
 					if f.reply.Enhanced[1] == 7 {
-						policyFail = cmp.Or(policyFail, f)
+						policyFail = cmp.Or(policyFail, f.under(p.name))
 					}
 					break
 				}
@@ -57,6 +57,9 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts [
 					// The pooled connection had gone away: dial anew.
 					fresh = true
 					continue
+				}
+				for i := range res {
+					res[i].TLSPolicy = p.name
 				}
 				return res
 			}
@@ -140,29 +143,9 @@ func (d *Deliverer) ready(cn *conn) error {
 // it broke at the first command while first is set (nothing is filled).
 func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out []mail.Result, first bool) (ok, stale bool) {
 	c, relay := cn.c, cn.relay
-	setAll := func(idx []int, r func(rcpt string) mail.Result) {
-		for _, i := range idx {
-			out[i] = r(rcpts[i])
-		}
-	}
-	all := make([]int, len(rcpts))
-	for i := range all {
-		all[i] = i
-	}
-	lost := func(idx []int, err error) {
-		setAll(idx, deferred("4.4.2", relay, "connection to %s lost: %v", relay, unwrapOp(err)).result)
-	}
-	// reply applies a reply to idx; ok is false when the server said it
-	// is closing the connection.
-	reply := func(idx []int, err error) (ok bool) {
-		var se *smtp.SMTPError
-		if !errors.As(err, &se) {
-			lost(idx, err)
-			return false
-		}
-		setAll(idx, func(rc string) mail.Result { return replyResult(rc, relay, se) })
-		return se.Code != 421
-	}
+	r := &txnOut{rcpts: rcpts, out: out, relay: relay}
+	setAll, reply := r.set, r.reply
+	all := span(0, len(rcpts))
 
 	// RFC 6531: an internationalized message (a non-ASCII address or
 	// header) goes only to a server offering SMTPUTF8, and is never
@@ -187,6 +170,9 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 		setAll(all, bounced(552, "5.3.4", relay, "message of %d bytes is larger than the %d bytes %s accepts", len(m.Body), limit, relay).result)
 		return true, false
 	}
+	if ok, stale, done := d.pipeline(cn, m, rcpts, r, first, utf8); done {
+		return ok, stale
+	}
 	if err := c.Mail(m.From, mailOptions(m, utf8)); err != nil {
 		var se *smtp.SMTPError
 		if first && (!errors.As(err, &se) || se.Code == 421) {
@@ -198,19 +184,7 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	info := recipientInfo(m)
 	var accepted []int
 	for i, rc := range rcpts {
-		err := c.Rcpt(rc, rcptOptions(info[rc]))
-		if err == nil {
-			accepted = append(accepted, i)
-			continue
-		}
-		var se *smtp.SMTPError
-		if !errors.As(err, &se) {
-			lost(append(accepted, all[i:]...), err)
-			return false, false
-		}
-		out[i] = replyResult(rc, relay, se)
-		if se.Code == 421 {
-			lost(append(accepted, all[i+1:]...), errors.New("server closed the session (421)"))
+		if accepted, ok = r.rcpt(accepted, i, c.Rcpt(rc, rcptOptions(info[rc]))); !ok {
 			return false, false
 		}
 	}
@@ -222,12 +196,7 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 		return reply(accepted, err), false
 	}
 	cn.msgs++
-	text := strings.Join(strings.Fields(resp), " ")
-	ok250 := mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: "250 " + text}
-	if code, _, has := mail.CutEnhanced(text); has && code[0] == 2 {
-		ok250.Enhanced = code
-	}
-	setAll(accepted, func(rc string) mail.Result { return mail.SentResult(rc, relay, ok250) })
+	r.sent(accepted, resp)
 	return true, false
 }
 
