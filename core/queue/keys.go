@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	gojson "github.com/goccy/go-json"
+
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -66,12 +68,21 @@ func getEnvelope(txn *badger.Txn, id string) (*mail.Envelope, error) {
 		return nil, err
 	}
 	env := new(mail.Envelope)
-	err = item.Value(func(v []byte) error { return json.Unmarshal(v, env) })
+	err = item.Value(func(v []byte) error { return decodeEnvelope(v, env) })
 	if err != nil {
 		return nil, fmt.Errorf("decode envelope %s: %w", id, err)
 	}
 	return env, nil
 }
+
+// decodeEnvelope decodes a stored envelope into env. Envelopes are
+// written by encoding/json (putEnvelope) and read with goccy/go-json, which
+// decodes them the same way about five times faster
+// (BenchmarkEnvelopeDecode): a delivered message's envelope is read three
+// times (lease, delivery, record), and `queue stats` reads every one.
+// TestDecodeEnvelopeAsEncodingJSON and FuzzDecodeEnvelope hold it to
+// encoding/json.
+func decodeEnvelope(v []byte, env *mail.Envelope) error { return gojson.Unmarshal(v, env) }
 
 // putEnvelope encodes and stores env.
 func putEnvelope(txn *badger.Txn, env *mail.Envelope) error {

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
@@ -188,7 +187,7 @@ func (q *Queue) scan(ctx context.Context, after string, budget int, fn func(*mai
 			}
 			item := it.Item()
 			env := new(mail.Envelope)
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, env) }); err != nil {
+			if err := item.Value(func(v []byte) error { return decodeEnvelope(v, env) }); err != nil {
 				return fmt.Errorf("decode envelope %s: %w", item.Key()[len(prefixMsg):], err)
 			}
 			n++
@@ -264,7 +263,7 @@ func (q *Queue) scanAll(ctx context.Context, fn func(*mail.Envelope)) error {
 				out := make([]*mail.Envelope, 0, len(b))
 				for _, r := range b {
 					env := new(mail.Envelope)
-					if err := json.Unmarshal(r.val, env); err != nil {
+					if err := decodeEnvelope(r.val, env); err != nil {
 						failed.Do(func() {
 							decodeErr = fmt.Errorf("decode envelope %s: %w", r.key[len(prefixMsg):], err)
 							cancel()
