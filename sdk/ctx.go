@@ -77,10 +77,13 @@ func (c *Ctx) AuthUser() string { return c.prop(pluginapi.PropAuthUser) }
 // Listener returns "smtp" or "submission".
 func (c *Ctx) Listener() string { return c.prop(pluginapi.PropListener) }
 
-// MailFrom returns the return path ("" for the null sender).
+// MailFrom returns the return path as the client sent it in MAIL FROM,
+// without brackets or parameters ("" for the null sender).
 func (c *Ctx) MailFrom() string { return c.prop(pluginapi.PropMailFrom) }
 
-// Rcpt returns the recipient under consideration (rcpt hook).
+// Rcpt returns the recipient under consideration (rcpt hook), without
+// brackets or parameters: its local part as sent, its domain in lower
+// case (RCPT TO:<Bob@Example.COM> reads "Bob@example.com").
 func (c *Ctx) Rcpt() string { return c.prop(pluginapi.PropRcpt) }
 
 // Rcpts returns the recipients accepted so far.

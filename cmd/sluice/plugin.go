@@ -43,7 +43,7 @@ func pluginCommand() *cli.Command {
 					&cli.StringFlag{Name: "auth-user", Usage: "play a session authenticated as `USER` (the auth user property)"},
 					&cli.BoolFlag{Name: "tls", Usage: "play a session over TLS (the TLS property reads \"" + plugintool.TLSDescription + "\")"},
 					&cli.StringFlag{Name: "listener", Usage: "the listener the client came in on: `NAME` smtp or submission", Value: "smtp"},
-					&cli.StringFlag{Name: "server-config", Usage: "the server's configuration `FILE` whose [spam] thresholds apply (default: the embedded default configuration)"},
+					&cli.StringFlag{Name: "server-config", Usage: "the server's configuration `FILE` whose [spam] thresholds apply (default: $SLUICE_CONFIG, as for serve, else the embedded default configuration)", EnvVars: []string{"SLUICE_CONFIG"}},
 					&cli.BoolFlag{Name: "json", Usage: "print the stages and the score as one JSON object, for a plugin's CI"},
 				},
 				Action: pluginTest,
@@ -163,6 +163,7 @@ func pluginTest(c *cli.Context) error {
 		return fmt.Errorf("plugin test: %w", err)
 	}
 	spam := plugintool.SpamOf(stages, opts.Spam)
+	spam.Config = f.str("server-config")
 	if f.bool("json") {
 		return plugintool.WriteJSON(os.Stdout, stages, spam)
 	}

@@ -20,7 +20,7 @@ func pluginNewCommand() *cli.Command {
 		ArgsUsage: "NAME",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "lang", Usage: "the plugin's language: `LANG` go or c", Value: "go"},
-			&cli.StringFlag{Name: "sdk", Usage: "the Sluice source tree (`PATH` of its go.mod) that go.mod's replace points at (default: the tree this binary was built from, or the one around the working directory)"},
+			&cli.StringFlag{Name: "sdk", Usage: "the Sluice source tree that go.mod's replace points at: `PATH` of its go.mod, or its sdk directory (default: the tree this binary was built from, or the one around the working directory)"},
 			&cli.StringFlag{Name: "dir", Usage: "the `DIR` to create (default: ./NAME)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -41,17 +41,15 @@ func pluginNewCommand() *cli.Command {
 					rel = r
 				}
 			}
-			name := args[0]
 			fmt.Fprintf(os.Stdout, "created %s (replace %s => %s):\n", res.Dir, "github.com/sluice-mta/sluice", res.SDK)
 			for _, file := range res.Files {
 				fmt.Fprintf(os.Stdout, "  %s\n", file)
 			}
-			build := "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o " + name + ".wasm ."
-			if f.str("lang") == "c" {
-				build = "make " + name + ".wasm"
+			fmt.Fprintf(os.Stdout, "next:\n  cd %s\n", rel)
+			for _, cmd := range res.Next {
+				fmt.Fprintf(os.Stdout, "  %s\n", cmd)
 			}
-			fmt.Fprintf(os.Stdout, "next:\n  cd %s\n  go test ./...\n  %s\n  sluice plugin check %s.wasm\n  sluice plugin test %s.wasm --eml testdata/message.eml --from a@example.org --rcpt ok@example.com --rcpt blocked@example.com\n  cp %s.wasm %s.toml PLUGINS_DIR/   # the server's [plugins] dir\n",
-				rel, build, name, name, name, name)
+			fmt.Fprintln(os.Stdout, "  (PLUGINS_DIR: the server's [plugins] dir)")
 			return nil
 		},
 	}

@@ -52,6 +52,19 @@ func notWasm(bin []byte) error {
 	return &buildError{msg: "not a WebAssembly module (no \\0asm header); a Go plugin is built with: " + goBuild}
 }
 
+// foreignImport explains an import the host does not provide when it
+// tells how the module was built: Go for GOOS=js ("gojs", "go"), or C
+// linked against a libc the host does not have ("env"); nil otherwise.
+func foreignImport(module, full string) error {
+	switch module {
+	case "gojs", "go":
+		return &buildError{msg: "imports " + full + ": it was built for GOOS=js (a browser); a plugin is built for WASI with: " + goBuild}
+	case "env":
+		return &buildError{msg: "imports " + full + ", which the host does not provide: a plugin has no C library; build C with clang --target=wasm32 -nostdlib -Wl,--no-entry and write what it needs (memcpy, memset) yourself (see pluginapi/ABI.md)"}
+	}
+	return nil
+}
+
 // checkCommand refuses a WASI command module (one exporting _start and no
 // _initialize) with the build line that makes a reactor: the host never
 // calls _start, and a Go module built without -buildmode=c-shared traps at

@@ -24,9 +24,10 @@ func checkErr(t *testing.T, bin []byte) string {
 }
 
 // TestLoadErrorsSayWhatToDo: the load errors a new plugin author meets
-// first name the fix: the build line for a native binary or a Go module
-// built without -buildmode=c-shared, wat2wasm for a text file, a reactor
-// for a WASI command.
+// first name the fix: the build line for a native binary, a Go module
+// built without -buildmode=c-shared or one built for GOOS=js, wat2wasm for
+// a text file, a reactor for a WASI command, no libc for C importing
+// memcpy from "env".
 func TestLoadErrorsSayWhatToDo(t *testing.T) {
 	self, err := os.Executable()
 	if err != nil {
@@ -50,6 +51,16 @@ func TestLoadErrorsSayWhatToDo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	jsCmd := filepath.Join(t.TempDir(), "js.wasm")
+	build = exec.Command("go", "build", "-o", jsCmd, "../../examples/hello")
+	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build examples/hello for js: %v\n%s", err, out)
+	}
+	jsBin, err := os.ReadFile(jsCmd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		bin  []byte
@@ -59,6 +70,8 @@ func TestLoadErrorsSayWhatToDo(t *testing.T) {
 		{"WebAssembly text", wat, []string{"WebAssembly text", "wat2wasm p.wat -o p.wasm"}},
 		{"WASI command", wasm(t, "command"), []string{"WASI command module", "exports _start", "-Wl,--no-entry", "cdylib"}},
 		{"Go without c-shared", goBin, []string{"built without -buildmode=c-shared", "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o p.wasm ."}},
+		{"Go for GOOS=js", jsBin, []string{"imports gojs.", "built for GOOS=js", "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o p.wasm ."}},
+		{"C with libc", wasm(t, "libc"), []string{"imports env.memcpy", "no C library", "-nostdlib -Wl,--no-entry"}},
 	} {
 		got := checkErr(t, c.bin)
 		for _, w := range c.want {
@@ -66,8 +79,8 @@ func TestLoadErrorsSayWhatToDo(t *testing.T) {
 				t.Errorf("%s: error %q does not say %q", c.name, got, w)
 			}
 		}
-		if secs, err := sections(c.bin); err == nil && isGoModule(secs) != (c.name == "Go without c-shared") {
-			t.Errorf("%s: isGoModule %v", c.name, !(c.name == "Go without c-shared"))
+		if secs, err := sections(c.bin); err == nil && isGoModule(secs) != strings.HasPrefix(c.name, "Go ") {
+			t.Errorf("%s: isGoModule %v", c.name, !strings.HasPrefix(c.name, "Go "))
 		}
 		if strings.Contains(got, "unreachable") || strings.Contains(got, "notInitialized") {
 			t.Errorf("%s: error %q shows the trap instead of the fix", c.name, got)

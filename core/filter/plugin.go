@@ -237,6 +237,9 @@ func inspectBinary(bin []byte, conf *pluginConf) (*ModuleInfo, []section, error)
 				full, pluginapi.HostModule, wasiModule)
 		case im.module == pluginapi.HostModule && funcs[im.name], im.module == wasiModule && wasiAllowed[im.name]:
 		default:
+			if err := foreignImport(im.module, full); err != nil {
+				return nil, nil, err
+			}
 			return nil, nil, fmt.Errorf("imports %s, which the host does not provide (ABI version %d): rebuild the plugin against a matching SDK",
 				full, pluginapi.Version)
 		}

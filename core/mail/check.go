@@ -50,6 +50,18 @@ func CheckAddress(addr string) (local, domain string, reply *Reply) {
 	return local, domain, nil
 }
 
+// RcptForm is addr as the SMTP server passes a recipient on after RCPT
+// TO (to the rcpt-stage plugins as their rcpt property, to addressing):
+// the local part as sent, the domain in lower case (CheckAddress); addr
+// itself when CheckAddress refuses it. Offline runs of plugins (sdktest,
+// sluice plugin test) use it to show them what the server would.
+func RcptForm(addr string) string {
+	if local, domain, reply := CheckAddress(addr); reply == nil {
+		return local + "@" + domain
+	}
+	return addr
+}
+
 // checkLocal applies CheckAddress's rules to a local part.
 func checkLocal(local string) *Reply {
 	if len(local) == 0 || len(local) > MaxLocalPart || !utf8.ValidString(local) {

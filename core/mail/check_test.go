@@ -163,3 +163,22 @@ func TestCheckField(t *testing.T) {
 		}
 	}
 }
+
+// TestRcptForm: a recipient keeps its local part as sent and gets its
+// domain in lower case, as the rcpt-stage plugins see it; an address the
+// server refuses is left alone.
+func TestRcptForm(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bob@Example.COM":        "Bob@example.com",
+		"bob@example.com":        "bob@example.com",
+		"José@Bücher.EXAMPLE":    "José@bücher.example",
+		"Bob@[192.0.2.1]":        "Bob@[192.0.2.1]",
+		"Bob@[IPv6:2001:DB8::1]": "Bob@[ipv6:2001:db8::1]",
+		"no-domain":              "no-domain",
+		"a%b@Example.COM":        "a%b@Example.COM",
+	} {
+		if got := RcptForm(in); got != want {
+			t.Errorf("RcptForm(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -158,7 +158,8 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	}
 	for _, r := range opts.Rcpts {
 		var o filter.Outcome
-		env.Rcpts, o = sess.Rcpt(ctx, env.Rcpts, mail.Recipient{Addr: r})
+		// The address as the server hands it to plugins: domain in lower case.
+		env.Rcpts, o = sess.Rcpt(ctx, env.Rcpts, mail.Recipient{Addr: mail.RcptForm(r)})
 		st := rec.last()
 		st.Outcome, st.Rcpts = o, addrs(env.Rcpts)
 	}
@@ -166,6 +167,9 @@ func Test(ctx context.Context, opts TestOptions) ([]Stage, error) {
 	o := sess.Data(ctx, env, &header, body)
 	st := rec.last()
 	st.Outcome, st.Rcpts = o, addrs(env.Rcpts)
+	// The diff from before the data hook to after the spam thresholds: the
+	// X-Spam-Status field the server adds shows with the plugins' edits.
+	st.HeaderDiff = diff(rec.before.header, fields(&header))
 	m := &mail.Message{Envelope: *env, Body: header.Message(body)}
 	for _, g := range mail.GroupByDomain(addrs(env.Rcpts)) {
 		_, o := filter.Deliver(ctx, rec, m, g.Domain, g.Rcpts)
@@ -181,6 +185,8 @@ type recorder struct {
 	host   *filter.Host
 	sink   *logSink
 	stages []Stage
+	// before is the state before the last run.
+	before state
 }
 
 var _ filter.Runner = (*recorder)(nil)
@@ -198,6 +204,7 @@ func (r *recorder) Run(ctx context.Context, hook pluginapi.Hook, txn *filter.Txn
 		name += " " + txn.Destination
 	}
 	before := snapshot(txn)
+	r.before = before
 	mark := r.sink.Len()
 	res := r.host.Run(ctx, hook, txn)
 	r.stages = append(r.stages, stageOf(name, hook, res, before, txn, r.sink.Since(mark)))
@@ -281,9 +288,7 @@ type state struct {
 func snapshot(txn *filter.Txn) state {
 	s := state{symbols: len(txn.Symbols), notes: map[string]string{}}
 	if txn.Header != nil {
-		for _, f := range txn.Header.Fields {
-			s.header = append(s.header, f.Name+": "+f.Unfolded())
-		}
+		s.header = fields(txn.Header)
 	}
 	for k, v := range txn.Notes {
 		s.notes[k] = v
@@ -313,6 +318,15 @@ func stageOf(name string, hook pluginapi.Hook, res filter.Result, before state, 
 		}
 	}
 	return st
+}
+
+// fields lists h's fields as "Name: value" (unfolded).
+func fields(h *mail.Header) []string {
+	var out []string
+	for _, f := range h.Fields {
+		out = append(out, f.Name+": "+f.Unfolded())
+	}
+	return out
 }
 
 // diff lists the fields of a that b lacks ("- ") and of b that a lacks

@@ -102,7 +102,7 @@ func TestTestDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"connect", "helo", "mail", "rcpt Blocked@Example.com", "rcpt ok@example.com", "data", "deliver example.com"}
+	want := []string{"connect", "helo", "mail", "rcpt Blocked@example.com", "rcpt ok@example.com", "data", "deliver example.com"}
 	if !slices.Equal(names(stages), want) {
 		t.Fatalf("stages %q, want %q", names(stages), want)
 	}
@@ -115,7 +115,7 @@ func TestTestDirectory(t *testing.T) {
 	}
 	var out bytes.Buffer
 	WriteStages(&out, stages)
-	if !strings.Contains(out.String(), "rcpt Blocked@Example.com reject 550 5.7.1 <Blocked@Example.com>: recipient refused by policy (by 20-deny-rcpt)\n") {
+	if !strings.Contains(out.String(), "rcpt Blocked@example.com reject 550 5.7.1 <Blocked@example.com>: recipient refused by policy (by 20-deny-rcpt)\n") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }

@@ -21,8 +21,10 @@ type Spam struct {
 	// contributions.
 	Score   float64
 	Symbols []filter.Symbol
-	// Thresholds are the [spam] table the run applied.
+	// Thresholds are the [spam] table the run applied; Config the
+	// server configuration file it came from ("": the defaults).
 	Thresholds filter.Spam
+	Config     string
 	// Action is "none", "header" (X-Spam-Status added), "quarantine"
 	// (held in the queue, the header added too when over add_header) or
 	// "reject" (550 5.7.1 at end of data).
@@ -67,8 +69,12 @@ func WriteSpam(w io.Writer, sp Spam) error {
 	if syms == "" {
 		syms = "(none)"
 	}
-	_, err := fmt.Fprintf(w, "score %s, symbols %s\nspam  %s: %s ([spam] add_header %g, quarantine %g, reject %g)\n",
-		strconv.FormatFloat(sp.Score, 'g', -1, 64), syms, sp.Action, sp.Why,
+	table := "[spam]"
+	if sp.Config != "" {
+		table += " of " + sp.Config + ":"
+	}
+	_, err := fmt.Fprintf(w, "score %s, symbols %s\nspam  %s: %s (%s add_header %g, quarantine %g, reject %g)\n",
+		strconv.FormatFloat(sp.Score, 'g', -1, 64), syms, sp.Action, sp.Why, table,
 		sp.Thresholds.AddHeader, sp.Thresholds.Quarantine, sp.Thresholds.Reject)
 	return err
 }
@@ -104,6 +110,7 @@ type (
 	jsonSpam struct {
 		Action     string  `json:"action"`
 		Why        string  `json:"why"`
+		Config     string  `json:"config,omitempty"`
 		AddHeader  float64 `json:"add_header"`
 		Quarantine float64 `json:"quarantine"`
 		Reject     float64 `json:"reject"`
@@ -122,10 +129,10 @@ func jsonSymbols(syms []filter.Symbol) []jsonSymbol {
 // {"stages": [{"stage", "hook", "verdict", "reply", "plugin", "effect",
 // "symbols", "score", "header_diff", "rcpts", "route", "notes", "logs"}],
 // "score", "symbols": [{"plugin", "name", "score"}], "spam": {"action",
-// "why", "add_header", "quarantine", "reject"}}.
+// "why", "config", "add_header", "quarantine", "reject"}}.
 func WriteJSON(w io.Writer, stages []Stage, sp Spam) error {
 	r := jsonReport{Stages: []jsonStage{}, Score: sp.Score, Symbols: jsonSymbols(sp.Symbols),
-		Spam: jsonSpam{Action: sp.Action, Why: sp.Why, AddHeader: sp.Thresholds.AddHeader,
+		Spam: jsonSpam{Action: sp.Action, Why: sp.Why, Config: sp.Config, AddHeader: sp.Thresholds.AddHeader,
 			Quarantine: sp.Thresholds.Quarantine, Reject: sp.Thresholds.Reject}}
 	for _, st := range stages {
 		js := jsonStage{Stage: st.Name, Hook: st.Hook.String(), Verdict: st.Result.Verdict.String(),

@@ -54,11 +54,12 @@ func TestTestScores(t *testing.T) {
 		action string
 		why    string
 		effect string
+		header string // the X-Spam-Status the data stage adds, "" for none
 	}{
-		{3, "none", "3 is under add_header 5: no X-Spam-Status header", ""},
-		{6, "header", "6 is at or over add_header 5: X-Spam-Status added", ""},
-		{12, "quarantine", "12 is at or over quarantine 10: held in the queue", "message held"},
-		{20, "reject", "20 is at or over reject 15: refused with 550 5.7.1", "refused 550 5.7.1 Message rejected as spam (score 20.0) ([spam] reject)"},
+		{3, "none", "3 is under add_header 5: no X-Spam-Status header", "", ""},
+		{6, "header", "6 is at or over add_header 5: X-Spam-Status added", "", "X-Spam-Status: Yes, score=6.0 symbols=MISSING_SUBJECT(6)"},
+		{12, "quarantine", "12 is at or over quarantine 10: held in the queue", "message held", "X-Spam-Status: Yes, score=12.0 symbols=MISSING_SUBJECT(12)"},
+		{20, "reject", "20 is at or over reject 15: refused with 550 5.7.1", "refused 550 5.7.1 Message rejected as spam (score 20.0) ([spam] reject)", ""},
 	} {
 		dir := plugins(t, map[string]string{"scorer.wasm": "testdata/scorer",
 			"scorer.toml": fmt.Sprintf("[config]\nscore = %v\n", c.score)})
@@ -87,6 +88,11 @@ func TestTestScores(t *testing.T) {
 		if c.effect != "" {
 			wantLines = append(wantLines, "data                     continue: "+c.effect+"\n")
 		}
+		if c.header != "" {
+			wantLines = append(wantLines, "    header + "+c.header+"\n")
+		} else if strings.Contains(out.String(), "header + X-Spam-Status") {
+			t.Errorf("score %v: an X-Spam-Status field shown:\n%s", c.score, out.String())
+		}
 		for _, l := range wantLines {
 			if !strings.Contains(out.String(), l) {
 				t.Errorf("score %v: output lacks %q:\n%s", c.score, l, out.String())
@@ -100,6 +106,7 @@ func TestTestScores(t *testing.T) {
 			Stages []struct {
 				Stage, Verdict, Effect string
 				Symbols                []struct{ Plugin, Name string }
+				HeaderDiff             []string `json:"header_diff"`
 			}
 			Score   float64
 			Symbols []struct {
@@ -118,6 +125,9 @@ func TestTestScores(t *testing.T) {
 			js.Spam.Action != c.action || js.Spam.AddHeader != 5 || len(js.Stages) != len(stages) || js.Stages[4].Stage != "data" ||
 			js.Stages[4].Effect != c.effect || len(js.Stages[4].Symbols) != 1 {
 			t.Errorf("score %v: JSON %+v", c.score, js)
+		}
+		if got := strings.Join(js.Stages[4].HeaderDiff, "|"); c.header != "" && got != "+ "+c.header || c.header == "" && got != "" {
+			t.Errorf("score %v: JSON data stage header_diff %q, want %q", c.score, got, c.header)
 		}
 	}
 }

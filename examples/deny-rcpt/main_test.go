@@ -18,7 +18,7 @@ func TestDenyRcpt(t *testing.T) {
 		log    string
 	}{
 		{"listed", deny, "blocked@example.com", "550 5.7.1 <blocked@example.com>: recipient refused by policy", "INFO deny-rcpt: refusing <blocked@example.com>"},
-		{"case-insensitive", deny, "BLOCKED@example.COM", "550 5.7.1 <BLOCKED@example.COM>: recipient refused by policy", ""},
+		{"case-insensitive", deny, "BLOCKED@example.COM", "550 5.7.1 <BLOCKED@example.com>: recipient refused by policy", ""},
 		{"spaces and case in config", deny, "trap@example.net", "550 5.7.1 <trap@example.net>: recipient refused by policy", ""},
 		{"not listed", deny, "ok@example.com", "", ""},
 		{"prefix is not a match", deny, "blocked@example.com.evil", "", ""},

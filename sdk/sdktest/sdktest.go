@@ -190,16 +190,18 @@ func (r *Runner) Run(hook pluginapi.Hook) Result {
 }
 
 // RunRcpt runs the rcpt stage for addr as the server does
-// (filter.Session.Rcpt): the recipient, possibly rewritten, joins the
-// accepted recipients unless the stage refused it or dropped it (a
-// Discard, or the plugin removed it). A Quarantine keeps it and holds the
-// message (Outcome.Hold).
+// (filter.Session.Rcpt), with addr in the form the server gives plugins
+// (mail.RcptForm: its domain in lower case, so that RCPT
+// TO:<Bob@Example.COM> reads Bob@example.com): the recipient, possibly
+// rewritten, joins the accepted recipients unless the stage refused it or
+// dropped it (a Discard, or the plugin removed it). A Quarantine keeps it
+// and holds the message (Outcome.Hold).
 func (r *Runner) RunRcpt(addr string) Result {
 	r.t.Helper()
 	mark := r.logs.Len()
 	txn := r.sess.Txn()
 	var o filter.Outcome
-	txn.Rcpts, o = r.sess.Rcpt(context.Background(), txn.Rcpts, mail.Recipient{Addr: addr})
+	txn.Rcpts, o = r.sess.Rcpt(context.Background(), txn.Rcpts, mail.Recipient{Addr: mail.RcptForm(addr)})
 	res := r.result(o, mark)
 	txn.Rcpt = ""
 	return res

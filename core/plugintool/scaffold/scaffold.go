@@ -39,8 +39,9 @@ type Options struct {
 	Dir string
 	// Lang is "go" (default) or "c".
 	Lang string
-	// SDK is the Sluice source tree (the directory of its go.mod) the
-	// module's replace directive points at ("": see DefaultSDK).
+	// SDK is the Sluice source tree (the directory of its go.mod, or one
+	// in it such as its sdk directory) the module's replace directive
+	// points at ("": see DefaultSDK).
 	SDK string
 	// Module is the Go module path (default: Name).
 	Module string
@@ -59,6 +60,34 @@ type Result struct {
 	Dir   string
 	Files []string
 	SDK   string
+	// Next are the commands to run in Dir, in order: the test, the build,
+	// `sluice plugin check` and `test`, the copy into the server's plugins
+	// directory (PLUGINS_DIR). The module's README and Makefile give the
+	// same lines.
+	Next []string
+}
+
+// testArgs are the arguments of `sluice plugin test NAME.wasm` for each
+// skeleton: a session that shows what it does (a refused recipient, the
+// header of an authenticated customer, the score of testdata/message.eml).
+var testArgs = map[string]string{
+	"go": "--eml testdata/message.eml --from a@example.org --rcpt ok@example.com --rcpt blocked@example.com --auth-user alice --listener submission",
+	"c":  "--eml testdata/message.eml --from a@example.org --rcpt ok@example.com --auth-user alice --listener submission",
+}
+
+// next lists the commands after `sluice plugin new` (Result.Next).
+func next(lang, name string) []string {
+	build := "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o " + name + ".wasm ."
+	if lang == "c" {
+		build = "make " + name + ".wasm"
+	}
+	return []string{
+		"go test ./...",
+		build,
+		"sluice plugin check " + name + ".wasm",
+		"sluice plugin test " + name + ".wasm " + testArgs[lang],
+		"cp " + name + ".wasm " + name + ".toml PLUGINS_DIR/",
+	}
 }
 
 var validName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
@@ -90,15 +119,15 @@ func New(ctx context.Context, opts Options) (*Result, error) {
 	sdk := opts.SDK
 	if sdk == "" {
 		if sdk = DefaultSDK(); sdk == "" {
-			return nil, errors.New("cannot find the Sluice source tree: give --sdk PATH, the directory of its go.mod (module " + sluiceModule + ")")
+			return nil, errors.New("cannot find the Sluice source tree: give --sdk PATH, the tree (the directory of its go.mod, module " + sluiceModule + ") or its sdk directory")
 		}
 	}
 	sdk, goVersion, err := checkSDK(sdk)
 	if err != nil {
 		return nil, err
 	}
-	data := struct{ Name, Module, SDK, GoVersion string }{opts.Name, opts.Module, sdk, goVersion}
-	res := &Result{Dir: dir, SDK: sdk}
+	data := struct{ Name, Module, SDK, GoVersion, TestArgs string }{opts.Name, opts.Module, sdk, goVersion, testArgs[opts.Lang]}
+	res := &Result{Dir: dir, SDK: sdk, Next: next(opts.Lang, opts.Name)}
 	root := "templates/" + opts.Lang
 	err = fs.WalkDir(templates, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -134,7 +163,7 @@ func New(ctx context.Context, opts Options) (*Result, error) {
 		res.Files = append(res.Files, "sluice.h")
 	}
 	if !opts.NoTidy {
-		if err := tidy(ctx, dir, opts); err != nil {
+		if err := tidy(ctx, dir, sdk, opts); err != nil {
 			return res, err
 		}
 		res.Files = append(res.Files, "go.sum")
@@ -164,24 +193,34 @@ func write(p string, b []byte) error {
 	return os.WriteFile(p, b, 0o644)
 }
 
-// checkSDK returns the absolute path of the Sluice tree at dir and its go
-// version, or says why dir is not one.
+// checkSDK returns the absolute path of the Sluice tree at dir, or around
+// it (dir may be the tree's sdk directory, or any directory in the tree:
+// the first go.mod found going up decides, as for the go command), and
+// its go version; or says why dir is not in one.
 func checkSDK(dir string) (abs, goVersion string, err error) {
-	abs, err = filepath.Abs(dir)
+	start, err := filepath.Abs(dir)
 	if err != nil {
 		return "", "", err
 	}
-	b, err := os.ReadFile(filepath.Join(abs, "go.mod"))
-	if err != nil {
-		return "", "", fmt.Errorf("--sdk %s: %w: give the directory of the Sluice source tree's go.mod", dir, err)
+	if _, err := os.Stat(start); err != nil {
+		return "", "", fmt.Errorf("--sdk %s: %w: give the Sluice source tree (the directory of its go.mod) or its sdk directory", dir, err)
+	}
+	var b []byte
+	for abs = start; ; abs = filepath.Dir(abs) {
+		if b, err = os.ReadFile(filepath.Join(abs, "go.mod")); err == nil {
+			break
+		}
+		if filepath.Dir(abs) == abs {
+			return "", "", fmt.Errorf("--sdk %s: no go.mod in it or above it: give the Sluice source tree (the directory of its go.mod) or its sdk directory", dir)
+		}
 	}
 	mod := regexp.MustCompile(`(?m)^module\s+(\S+)`).FindSubmatch(b)
 	if mod == nil || string(mod[1]) != sluiceModule {
-		return "", "", fmt.Errorf("--sdk %s: its go.mod is not module %s: give the directory of the Sluice source tree", dir, sluiceModule)
+		return "", "", fmt.Errorf("--sdk %s: %s is not module %s: give the Sluice source tree or its sdk directory", dir, filepath.Join(abs, "go.mod"), sluiceModule)
 	}
 	gov := regexp.MustCompile(`(?m)^go\s+(\S+)`).FindSubmatch(b)
 	if gov == nil {
-		return "", "", fmt.Errorf("--sdk %s: its go.mod has no go line", dir)
+		return "", "", fmt.Errorf("--sdk %s: %s has no go line", dir, filepath.Join(abs, "go.mod"))
 	}
 	return abs, string(gov[1]), nil
 }
@@ -214,8 +253,16 @@ func DefaultSDK() string {
 }
 
 // tidy runs `go mod tidy` in dir, which writes go.sum from the module
-// cache (the SDK's dependencies are there once Sluice was built).
-func tidy(ctx context.Context, dir string, opts Options) error {
+// cache (the SDK's dependencies are there once Sluice was built). go.sum
+// starts as a copy of the SDK's own: its checksums are the ones the build
+// verified, so tidy needs no checksum database (offline, it could not
+// reach one) and keeps only the lines the plugin needs.
+func tidy(ctx context.Context, dir, sdk string, opts Options) error {
+	if sum, err := os.ReadFile(filepath.Join(sdk, "go.sum")); err == nil {
+		if err := write(filepath.Join(dir, "go.sum"), sum); err != nil {
+			return err
+		}
+	}
 	goCmd := opts.Go
 	if goCmd == "" {
 		goCmd = "go"

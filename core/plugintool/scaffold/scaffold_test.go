@@ -178,14 +178,19 @@ func TestNewRefuses(t *testing.T) {
 	root := sdkRoot(t)
 	used := t.TempDir()
 	os.WriteFile(filepath.Join(used, "x"), nil, 0o644)
+	// A tree of another module, with an sdk directory.
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "go.mod"), []byte("module example.org/other\n\ngo 1.22\n"), 0o644)
+	os.Mkdir(filepath.Join(other, "sdk"), 0o755)
 	for _, c := range []struct {
 		opts Options
 		want string
 	}{
 		{Options{Name: "My Filter", SDK: root}, "lowercase letters, digits and dashes"},
 		{Options{Name: "ok", Lang: "rust", SDK: root, Dir: t.TempDir()}, `--lang "rust": give go or c`},
-		{Options{Name: "ok", SDK: t.TempDir(), Dir: t.TempDir()}, "give the directory of the Sluice source tree's go.mod"},
-		{Options{Name: "ok", SDK: filepath.Join(root, "sdk", "c"), Dir: t.TempDir()}, "go.mod"},
+		{Options{Name: "ok", SDK: t.TempDir(), Dir: t.TempDir()}, "no go.mod in it or above it: give the Sluice source tree"},
+		{Options{Name: "ok", SDK: filepath.Join(root, "no-such-dir"), Dir: t.TempDir()}, "no such file or directory"},
+		{Options{Name: "ok", SDK: filepath.Join(other, "sdk"), Dir: t.TempDir()}, "is not module github.com/sluice-mta/sluice"},
 		{Options{Name: "ok", SDK: root, Dir: used}, "exists and is not empty"},
 	} {
 		_, err := New(context.Background(), c.opts)
@@ -195,9 +200,60 @@ func TestNewRefuses(t *testing.T) {
 	}
 }
 
+// TestNewSDKDirectory: --sdk may name the tree's sdk directory (or one
+// below it); go.mod replaces the module with the tree itself.
+func TestNewSDKDirectory(t *testing.T) {
+	root := sdkRoot(t)
+	for _, sdk := range []string{root, filepath.Join(root, "sdk"), filepath.Join(root, "sdk", "c")} {
+		dir := filepath.Join(t.TempDir(), "p")
+		res, err := New(context.Background(), Options{Name: "p", SDK: sdk, Dir: dir, NoTidy: true})
+		if err != nil {
+			t.Errorf("--sdk %s: %v", sdk, err)
+			continue
+		}
+		gomod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if res.SDK != root || !strings.Contains(string(gomod), "replace github.com/sluice-mta/sluice => "+root+"\n") {
+			t.Errorf("--sdk %s: Result.SDK %s, go.mod:\n%s", sdk, res.SDK, gomod)
+		}
+	}
+}
+
 // TestDefaultSDK: a test binary is built from this tree, which is found.
 func TestDefaultSDK(t *testing.T) {
 	if got := DefaultSDK(); got != sdkRoot(t) {
 		t.Errorf("DefaultSDK %q, want %q", got, sdkRoot(t))
+	}
+}
+
+// TestNewTidiesFromABuildsCache: `go mod tidy` needs nothing but the
+// module cache that building Sluice filled — no proxy and no checksum
+// database (a machine offline). A fresh cache gets exactly the modules
+// cmd/sluice needs (what `make build` downloads), copied from this
+// machine's cache as from a proxy; then New tidies with GOPROXY=off and
+// a checksum database that cannot be reached.
+func TestNewTidiesFromABuildsCache(t *testing.T) {
+	root := sdkRoot(t)
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := filepath.Join(strings.TrimSpace(string(out)), "cache", "download")
+	fresh := t.TempDir()
+	// -modcacherw: the test's temporary directory can be removed.
+	base := append(os.Environ(), "GOMODCACHE="+fresh, "GOFLAGS=-mod=mod -modcacherw", "GONOSUMDB=", "GOINSECURE=", "GOPRIVATE=", "GONOPROXY=")
+	fill := exec.Command("go", "list", "-deps", "./cmd/sluice")
+	fill.Dir, fill.Env = root, append(base, "GOPROXY=file://"+proxy, "GOSUMDB=off")
+	if msg, err := fill.CombinedOutput(); err != nil {
+		t.Fatalf("filling a module cache as a build of Sluice does: %v\n%s", err, msg)
+	}
+	dir := filepath.Join(t.TempDir(), "offline")
+	env := append(base, "GOPROXY=off", "GOSUMDB=sum.golang.org https://127.0.0.1:9")
+	if _, err := New(context.Background(), Options{Name: "offline", SDK: root, Dir: dir, Env: env}); err != nil {
+		t.Fatalf("New with only a build's module cache: %v", err)
+	}
+	list := exec.Command("go", "list", "-deps", "-test", "./...")
+	list.Dir, list.Env = dir, env
+	if msg, err := list.CombinedOutput(); err != nil {
+		t.Fatalf("go list -deps -test in the new module (its packages and tests, all found): %v\n%s", err, msg)
 	}
 }
