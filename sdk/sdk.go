@@ -171,10 +171,18 @@ func Hooks() uint32 {
 // default reply applies and a warning is logged. A hook without a handler
 // continues.
 func Dispatch(hook pluginapi.Hook, host Host) Verdict {
+	return dispatch(&Ctx{host: host, hook: hook})
+}
+
+// dispatch is Dispatch with the Ctx given: a wasm instance passes the one
+// it reuses for every call (wasm.go), since a Go guest's first heap
+// allocation in a call costs far more than the rest of a small hook
+// (BENCHMARKS.md, "A Go guest's hook call").
+func dispatch(c *Ctx) Verdict {
+	hook, host := c.hook, c.host
 	if hook < 0 || hook >= pluginapi.NumHooks || handlers[hook] == nil {
 		return Continue()
 	}
-	c := &Ctx{host: host, hook: hook}
 	v := handlers[hook](c)
 	if !v.Kind.Valid() {
 		c.Error("sdk: handler for %s returned an invalid verdict %d; continuing", hook, v.Kind)

@@ -32,8 +32,13 @@ func exportInit() int32 {
 
 //go:wasmexport sluice_on_hook
 func exportOnHook(hook int32) int32 {
-	return int32(Dispatch(pluginapi.Hook(hook), wasm).Kind)
+	hookCtx = Ctx{host: wasm, hook: pluginapi.Hook(hook)}
+	return int32(dispatch(&hookCtx).Kind)
 }
+
+// hookCtx is the Ctx of the call running: an instance runs one call at a
+// time, and a Ctx is only valid during its call.
+var hookCtx Ctx
 
 // wasm is this instance's host. An instance runs one call at a time, so
 // one reusable receive buffer serves every call.
