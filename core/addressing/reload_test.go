@@ -1,7 +1,6 @@
 package addressing
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,35 +12,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 )
 
-// syncBuffer is a log destination safe for the watcher goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// watched starts a Resolver over copies of the map texts in a temporary
-// directory, polling every 50ms.
-func watched(t *testing.T, mailboxes, aliases string) (*Resolver, Files, *syncBuffer) {
+func watched(t *testing.T, mailboxes, aliases string) (*Resolver, Files, *testlog.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	files := Files{Mailboxes: filepath.Join(dir, "mailboxes"), Aliases: filepath.Join(dir, "aliases")}
 	writeFile(t, files.Mailboxes, mailboxes)
 	writeFile(t, files.Aliases, aliases)
-	var log syncBuffer
+	var log testlog.Buffer
 	r := newResolver(t, Options{
 		LocalDomains: []string{"example.com"},
 		Files:        files,

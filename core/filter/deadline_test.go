@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -110,7 +111,7 @@ func TestPoolWaitUnderDeadline(t *testing.T) {
 // policy answers without running it), logged, and resumes by itself on
 // probation; failures that are a minority of its calls do not suspend it.
 func TestBreaker(t *testing.T) {
-	start := func() (*Host, *syncBuffer, func() PluginInfo) {
+	start := func() (*Host, *testlog.Buffer, func() PluginInfo) {
 		dir := t.TempDir()
 		install(t, dir, "flaky", "flaky", "failure_policy = \"tempfail\"\nbreaker_failures = 3\nbreaker_cooldown = \"300ms\"\n")
 		h, logs := newHost(t, dir, Options{})

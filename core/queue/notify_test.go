@@ -1,42 +1,20 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
-// logBuf collects log lines for assertions (and passes them to t.Log).
-type logBuf struct {
-	t  *testing.T
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	l.b.Write(p)
-	l.mu.Unlock()
-	l.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// captureLog points opts' logger at a new logBuf.
-func captureLog(t *testing.T, opts *Options) *logBuf {
-	l := &logBuf{t: t}
+// captureLog points opts' logger at a new log buffer.
+func captureLog(t *testing.T, opts *Options) *testlog.Buffer {
+	l := testlog.New(t)
 	opts.Logger = slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return l
 }

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-mta/sluice/core/internal/testwait"
-
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/internal/dovecot"
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/core/server"
 	"github.com/sluice-mta/sluice/core/servertest"
 )
@@ -73,38 +72,10 @@ func withSRS(t *testing.T, cfg *config.Config, domain string) {
 	cfg.Addressing.SRSSecretFile = secret
 }
 
-// logBuffer keeps a server's log for the test to read, and passes it on
-// to the test log.
-type logBuffer struct {
-	t   testing.TB
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	b.buf.Write(p)
-	b.mu.Unlock()
-	b.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitLog waits until the log holds want.
-func (b *logBuffer) waitLog(t *testing.T, want string, within time.Duration) {
-	t.Helper()
-	testwait.Until(t, within, fmt.Sprintf("a log line with %q", want), func() bool { return strings.Contains(b.String(), want) })
-}
-
 // startLogged is start with the server's log kept for the test.
-func startLogged(t *testing.T, cfg *config.Config) (*running, *logBuffer) {
+func startLogged(t *testing.T, cfg *config.Config) (*running, *testlog.Buffer) {
 	t.Helper()
-	lb := &logBuffer{t: t}
+	lb := testlog.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
@@ -268,7 +239,7 @@ func TestAliasLoopRefused(t *testing.T) {
 	if !strings.HasPrefix(got[1], "250 ") {
 		t.Errorf("RCPT alice@localhost after the loop: %q", got[1])
 	}
-	log.waitLog(t, "alias loop: loop1@localhost -> loop2@localhost -> loop1@localhost", 5*time.Second)
+	log.WaitFor(t, "alias loop: loop1@localhost -> loop2@localhost -> loop1@localhost", 5*time.Second)
 	for _, line := range strings.Split(log.String(), "\n") {
 		if strings.Contains(line, "alias loop:") && !strings.Contains(line, "reject") {
 			t.Errorf("the loop is logged outside the reject line: %s", line)
@@ -426,7 +397,7 @@ func TestAddressingReloadUnderLoad(t *testing.T) {
 
 	// A mistake: logged with its line, the previous maps kept.
 	writeByRename(t, mb, "alice@localhost\nbob\n")
-	log.waitLog(t, mb+`:2: \"bob\" is not an address`, 5*time.Second) // quotes escaped by the text log
+	log.WaitFor(t, mb+`:2: \"bob\" is not an address`, 5*time.Second) // quotes escaped by the text log
 	if !probe("new4@localhost") || probe("bob@localhost") {
 		t.Error("a file with a mistake changed the maps")
 	}

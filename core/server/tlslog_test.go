@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/core/internal/testwait"
 
 	"github.com/sluice-mta/sluice/core/servertest"
@@ -96,7 +97,7 @@ func TestTLSLogAndMetrics(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	withCert := run(cert, key)
-	logs.waitLog(t, "cert_sha256="+fp, 10*time.Second)
+	logs.WaitFor(t, "cert_sha256="+fp, 10*time.Second)
 	without := run()
 	testwait.Until(t, 10*time.Second, "the second session's tls line", func() bool { return len(logLines(logs.String(), "tls")) >= 2 })
 	lines := logLines(logs.String(), "tls")
@@ -148,7 +149,7 @@ func TestTLSLogAndMetrics(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "refused") {
 		t.Fatalf("TLS 1.0 client: %v, said %q; want refused", err, out)
 	}
-	logs.waitLog(t, `msg="tls handshake failed"`, 10*time.Second)
+	logs.WaitFor(t, `msg="tls handshake failed"`, 10*time.Second)
 	failed := logLines(logs.String(), "tls handshake failed")
 	if len(failed) != 1 || !regexp.MustCompile(`service=smtp session=[0-9a-z]{12} client=127\.0\.0\.1 reason=version err=".*unsupported versions`).MatchString(failed[0]) {
 		t.Errorf("handshake failure logged as %q, want one line with service, session, client, reason=version, err", failed)
@@ -188,7 +189,7 @@ func cipherOf(line string) string {
 
 // stopAndCheck stops the server and checks that go-smtp logged no
 // "error handling" warning (a failed handshake is the guard's line only).
-func stopAndCheck(t *testing.T, s *running, logs *logBuffer) {
+func stopAndCheck(t *testing.T, s *running, logs *testlog.Buffer) {
 	t.Helper()
 	s.stop()
 	if strings.Contains(logs.String(), "error handling") {

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 )
 
 // RunWithBinary is the body of a TestMain for tests that run the real
@@ -38,7 +40,7 @@ func RunWithBinary(m *testing.M, bin *string) int {
 
 // Process is `sluice serve` running as a process of its own (ServeBinary).
 type Process struct {
-	log  *logBuffer
+	log  *testlog.Buffer
 	done chan error
 }
 
@@ -51,7 +53,7 @@ func ServeBinary(t testing.TB, bin, cfgPath string, env ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), env...)
-	p := &Process{log: &logBuffer{}, done: make(chan error, 1)}
+	p := &Process{log: &testlog.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -73,11 +75,7 @@ func ServeBinary(t testing.TB, bin, cfgPath string, env ...string) *Process {
 }
 
 // Log is what the process has written so far.
-func (p *Process) Log() string {
-	p.log.mu.Lock()
-	defer p.log.mu.Unlock()
-	return p.log.b.String()
-}
+func (p *Process) Log() string { return p.log.String() }
 
 // WaitLog waits until the log holds every one of subs, failing the test
 // after within or when the process exits first.

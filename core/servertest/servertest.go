@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/core/server"
 )
 
@@ -52,7 +52,7 @@ type Server struct {
 
 	t    testing.TB
 	stop func()
-	logs *logBuffer
+	logs *testlog.Buffer
 }
 
 // Start runs a server from cfg until the test ends (or Stop is called);
@@ -60,14 +60,13 @@ type Server struct {
 // JSON lines when cfg.LogFormat is "json", else as key=value lines.
 func Start(t testing.TB, cfg *config.Config, opts ...server.Option) *Server {
 	t.Helper()
-	logs := &logBuffer{}
-	w := io.MultiWriter(testWriter{t}, logs)
+	logs := testlog.New(t) // shown in the test log on failure or -v
 	hopts := &slog.HandlerOptions{Level: slog.LevelDebug}
 	var log *slog.Logger
 	if cfg.LogFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(w, hopts))
+		log = slog.New(slog.NewJSONHandler(logs, hopts))
 	} else {
-		log = slog.New(slog.NewTextHandler(w, hopts))
+		log = slog.New(slog.NewTextHandler(logs, hopts))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, log, opts...)
@@ -99,24 +98,11 @@ func Start(t testing.TB, cfg *config.Config, opts ...server.Option) *Server {
 
 // Logs returns the lines the server has logged so far, one record each.
 func (s *Server) Logs() []string {
-	s.logs.mu.Lock()
-	defer s.logs.mu.Unlock()
-	if s.logs.b.Len() == 0 {
+	all := s.logs.String()
+	if all == "" {
 		return nil
 	}
-	return strings.Split(strings.TrimSuffix(s.logs.b.String(), "\n"), "\n")
-}
-
-// logBuffer keeps a server's log; safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+	return strings.Split(strings.TrimSuffix(all, "\n"), "\n")
 }
 
 // Stop shuts the server down (Start arranges it at the end of the test).
@@ -125,14 +111,6 @@ func (s *Server) Stop() { s.stop() }
 // Mailbox is the path of a local user's Maildir.
 func (s *Server) Mailbox(user, domain string) string {
 	return filepath.Join(s.Config.DataDir, "mail", domain, user)
-}
-
-// testWriter sends server logs to the test log, shown on failure or -v.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // Send submits one message with go-smtp's client and returns the final

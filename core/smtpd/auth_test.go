@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -126,9 +128,9 @@ func TestAllowInsecureAuth(t *testing.T) {
 
 func TestAuthThrottle(t *testing.T) {
 	q := &fakeQueue{}
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	opts := submissionOptions(t, q)
-	opts.Logger = logs.logger()
+	opts.Logger = logs.Logger(slog.LevelDebug)
 	addr := startServer(t, opts)
 	login := func() *rawConn {
 		rc := dialRaw(t, addr, "")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/mail"
 )
@@ -59,7 +60,7 @@ func (q *ctxQueue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte)
 // its stage, rule and reply, and the DATA reject the queue ID.
 func TestSessionLogLines(t *testing.T) {
 	q := &ctxQueue{}
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	opts := submissionOptions(t, q)
 	opts.Logger = jsonLogger(logs)
 	rc := dialRaw(t, startServer(t, opts), "")

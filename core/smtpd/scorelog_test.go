@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -25,7 +26,7 @@ func TestDataLineCarriesScore(t *testing.T) {
 		{nil, "", ""},
 	} {
 		q := &fakeQueue{}
-		logs := &logBuffer{}
+		logs := &testlog.Buffer{}
 		opts := testOptions(q)
 		opts.Logger = jsonLogger(logs)
 		opts.Spam = filter.Spam{AddHeader: 5, Quarantine: 10, Reject: 15}

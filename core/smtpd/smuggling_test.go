@@ -3,11 +3,13 @@ package smtpd
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 )
 
 // smugglingForms are fake end-of-data markers that some servers accept.
@@ -167,10 +169,10 @@ func TestStalledData(t *testing.T) {
 	for _, bdat := range []bool{false, true} {
 		t.Run(fmt.Sprintf("bdat=%v", bdat), func(t *testing.T) {
 			q := &fakeQueue{}
-			logs := &logBuffer{}
+			logs := &testlog.Buffer{}
 			opts := testOptions(q)
 			opts.Listener.DataTimeout = config.Duration(timeout)
-			opts.Logger = logs.logger()
+			opts.Logger = logs.Logger(slog.LevelDebug)
 			rc := dialRaw(t, startServer(t, opts), "")
 			rc.greet()
 			txn := "MAIL FROM:<a@example.org>\r\nRCPT TO:<user@local.test>\r\n"

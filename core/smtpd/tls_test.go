@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/core/tlsconf"
 )
 
@@ -46,10 +48,10 @@ func TestStartTLSAdvertisedOnceAndReset(t *testing.T) {
 // (CVE-2011-0411): it must never be answered or acted on.
 func TestStartTLSInjection(t *testing.T) {
 	q := &fakeQueue{}
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	opts := submissionOptions(t, q)
 	opts.Name, opts.Users, opts.TrustedNetworks = "smtp", nil, loopback()
-	opts.Logger = logs.logger()
+	opts.Logger = logs.Logger(slog.LevelDebug)
 	addr := startServer(t, opts)
 	rc := dialRaw(t, addr, "")
 	rc.greet()

@@ -8,16 +8,15 @@
 package smtpsink
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/core/internal/testwait"
 )
 
@@ -27,25 +26,7 @@ type Sink struct {
 	Addr string
 	// Dumps is the directory it writes each message into (msg.*).
 	Dumps string
-	out   *buffer
-}
-
-// buffer is smtp-sink's output, written by it and read by the test.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	out   *testlog.Buffer
 }
 
 // Start runs smtp-sink -v with the options opts (e.g. "-8": no 8BITMIME,
@@ -72,7 +53,7 @@ func Start(t testing.TB, opts ...string) *Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Sink{Addr: ln.Addr().String(), Dumps: dumps, out: &buffer{}}
+	s := &Sink{Addr: ln.Addr().String(), Dumps: dumps, out: &testlog.Buffer{}}
 	ln.Close()
 	args := append([]string{"-v", "-d", filepath.Join(dumps, "msg.")}, opts...)
 	if os.Getuid() == 0 {
