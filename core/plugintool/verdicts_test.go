@@ -278,7 +278,7 @@ func TestVerdictTable(t *testing.T) {
 		rules = append(rules, c.rule())
 	}
 	config := map[string]any{"rules": rules}
-	toml, err := sdktest.PluginTOML(config, nil, map[string]any{"timeout": "10s"})
+	toml, err := sdktest.PluginTOML(config, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

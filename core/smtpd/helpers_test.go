@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -25,6 +26,7 @@ type fakeQueue struct {
 	bodies [][]byte
 	err    error // returned by Enqueue when set
 	ids    int
+	attrs  [][]slog.Attr // each Enqueue's log attributes (logctx), the queued line's
 }
 
 // NewID returns a unique ID like the real queue's.
@@ -46,6 +48,7 @@ func (q *fakeQueue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte
 	}
 	q.envs = append(q.envs, *env)
 	q.bodies = append(q.bodies, append([]byte(nil), body...))
+	q.attrs = append(q.attrs, logctx.Attrs(ctx))
 	return env.ID, nil
 }
 

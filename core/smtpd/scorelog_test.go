@@ -13,7 +13,8 @@ import (
 // TestDataLineCarriesScore: a message the plugins scored gets a data-stage
 // line with its score and symbols, also under every [spam] threshold (no
 // header then); a held one's "quarantined" line has them too; a message
-// nobody scored gets no such line.
+// nobody scored gets no "scored" line. The queue's "queued" line of every
+// message has its score and symbols (the context Enqueue is given).
 func TestDataLineCarriesScore(t *testing.T) {
 	for _, c := range []struct {
 		scores  []float64
@@ -48,6 +49,19 @@ func TestDataLineCarriesScore(t *testing.T) {
 		rc.send("From: s@example.org\r\n\r\nbody\r\n.\r\n")
 		rc.expect(250)
 		envs, _ := q.got()
+		want := 0.0
+		for _, s := range c.scores {
+			want += s
+		}
+		q.mu.Lock()
+		queued := map[string]any{}
+		for _, a := range q.attrs[0] {
+			queued[a.Key] = a.Value.Any()
+		}
+		q.mu.Unlock()
+		if queued["score"] != want || queued["symbols"] != c.symbols {
+			t.Errorf("scores %v: the queued line's attributes %v; want score %v, symbols %q", c.scores, queued, want, c.symbols)
+		}
 		var found map[string]any
 		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 			m := map[string]any{}
@@ -63,10 +77,6 @@ func TestDataLineCarriesScore(t *testing.T) {
 				t.Errorf("no score: got line %v", found)
 			}
 			continue
-		}
-		want := 0.0
-		for _, s := range c.scores {
-			want += s
 		}
 		if found == nil || found["msg"] != c.msg || found["score"] != want || found["symbols"] != c.symbols || found["id"] != envs[0].ID {
 			t.Errorf("scores %v: line %v, want %s with id %s, score %v, symbols %s", c.scores, found, c.msg, envs[0].ID, want, c.symbols)

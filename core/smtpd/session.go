@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -272,7 +273,14 @@ func (ss *session) Data(r io.Reader) (err error) {
 		return err
 	}
 	env.Size = int64(len(msg))
-	id, err := ss.s.opts.Queue.Enqueue(ss.ctx, env, msg)
+	ctx := ss.ctx
+	if ss.fs != nil {
+		// The queue's "queued" line, the data-stage line of every message
+		// taken, says what the plugins scored it (0 and no symbols too).
+		t := ss.fs.Txn()
+		ctx = logctx.With(ctx, slog.Float64("score", t.Score), slog.String("symbols", filter.SymbolList(t.Symbols)))
+	}
+	id, err := ss.s.opts.Queue.Enqueue(ctx, env, msg)
 	if err != nil {
 		ss.log.Error("enqueue failed", "id", env.ID, "code", errQueue.Code, "err", err)
 		return smtpReply(errQueue)

@@ -162,13 +162,9 @@ func startModule(t testing.TB, wasm []byte, tx Txn, conf []byte) (r *Runner, hos
 	if err := os.WriteFile(filepath.Join(dir, tx.Plugin+".wasm"), wasm, 0o644); err != nil {
 		t.Fatalf("sdktest: %v", err)
 	}
-	settings := map[string]any{"timeout": "10s"} // tests assert behaviour, not speed
-	for k, v := range tx.Settings {
-		settings[k] = v
-	}
 	if conf == nil {
 		var err error
-		if conf, err = PluginTOML(tx.Config, tx.Grants, settings); err != nil {
+		if conf, err = PluginTOML(tx.Config, tx.Grants, tx.Settings); err != nil {
 			t.Fatalf("sdktest: writing %s.toml: %v", tx.Plugin, err)
 		}
 	}
@@ -227,9 +223,12 @@ func WithExample(t testing.TB, tomlPath string, tx Txn) Txn {
 }
 
 // PluginTOML returns a NAME.toml with the given [config] table, grants and
-// other settings.
+// other settings. Its timeout is 10s unless settings give one: a test
+// asserts behaviour, not speed, and a loaded test machine (go test runs
+// packages side by side) can take longer than the default 100ms for a
+// call, whose failure policy would then answer instead of the plugin.
 func PluginTOML(config map[string]any, grants []string, settings map[string]any) ([]byte, error) {
-	m := map[string]any{}
+	m := map[string]any{"timeout": "10s"}
 	for k, v := range settings {
 		m[k] = v
 	}
