@@ -105,7 +105,7 @@ func Build(r *Report) ([]byte, error) {
 	human := r.humanText(truncated)
 	b.field("Content-Type", "text/plain; charset="+charset(human))
 	b.field("Content-Description", "Notification")
-	if !isASCII(human) {
+	if !mail.ASCII(human) {
 		b.field("Content-Transfer-Encoding", "8bit")
 	}
 	b.line("")
@@ -113,7 +113,12 @@ func Build(r *Report) ([]byte, error) {
 	b.line("")
 
 	b.line("--" + boundary)
-	b.field("Content-Type", "message/delivery-status")
+	if r.global() {
+		b.field("Content-Type", "message/global-delivery-status")
+		b.field("Content-Transfer-Encoding", "8bit")
+	} else {
+		b.field("Content-Type", "message/delivery-status")
+	}
 	b.field("Content-Description", "Delivery report")
 	b.line("")
 	r.statusFields(&b)
@@ -131,7 +136,7 @@ func Build(r *Report) ([]byte, error) {
 		b.field("Content-Type", "message/rfc822")
 		b.field("Content-Description", "Undelivered Message")
 	}
-	if !isASCII(string(headers)) || !isASCII(string(body)) {
+	if !mail.ASCII(headers) || !mail.ASCII(body) {
 		b.field("Content-Transfer-Encoding", "8bit")
 	}
 	b.line("")

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // humanText is the first, human-readable part of the report.
@@ -61,9 +62,9 @@ func (r *Report) statusFields(b *builder) {
 	for _, rc := range r.Rcpts {
 		b.line("")
 		if rc.ORCPT != "" {
-			b.field("Original-Recipient", typed(rc.ORCPT, "rfc822"))
+			b.field("Original-Recipient", typedAddr(rc.ORCPT))
 		}
-		b.field("Final-Recipient", "rfc822; "+clean(rc.Addr))
+		b.field("Final-Recipient", addrField(rc.Addr))
 		b.field("Action", rc.Action)
 		b.field("Status", rc.Status.String())
 		if rc.RemoteMTA != "" {
@@ -89,6 +90,43 @@ func typed(v, defType string) string {
 		return t + "; " + strings.TrimSpace(rest)
 	}
 	return defType + "; " + v
+}
+
+// addrField is the value of a Final-Recipient field for addr: "rfc822;
+// addr" for an ASCII address, else RFC 6533's "utf-8;" type with the
+// address as it is (in a message/global-delivery-status part: see
+// global), so that a bounce names an internationalized recipient instead
+// of losing its letters.
+func addrField(addr string) string {
+	if mail.ASCII(addr) {
+		return "rfc822; " + clean(addr)
+	}
+	return "utf-8; " + cleanText(addr)
+}
+
+// typedAddr is an Original-Recipient value: the ORCPT as the client gave
+// it (with "rfc822" when it named no type), a non-ASCII one with the
+// "utf-8" type.
+func typedAddr(orcpt string) string {
+	if mail.ASCII(orcpt) {
+		return typed(orcpt, "rfc822")
+	}
+	if t, rest, ok := strings.Cut(orcpt, ";"); ok && isType(strings.TrimSpace(t)) {
+		orcpt = rest
+	}
+	return "utf-8; " + cleanText(orcpt)
+}
+
+// global reports whether the report names a non-ASCII address, which RFC
+// 6533 carries in a message/global-delivery-status part (UTF-8) rather
+// than message/delivery-status (US-ASCII).
+func (r *Report) global() bool {
+	for _, rc := range r.Rcpts {
+		if !mail.ASCII(rc.Addr) || !mail.ASCII(rc.ORCPT) {
+			return true
+		}
+	}
+	return false
 }
 
 // diagnostic returns the Diagnostic-Code value: d as given when it names
@@ -157,17 +195,8 @@ func cleanText(v string) string {
 	return strings.Join(strings.Fields(v), " ")
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
 func charset(s string) string {
-	if isASCII(s) {
+	if mail.ASCII(s) {
 		return "us-ascii"
 	}
 	return "utf-8"

@@ -78,7 +78,8 @@ func TestSMTPUTF8Outbound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Status: 5.6.7", "does not support SMTPUTF8"} {
+	for _, want := range []string{"Status: 5.6.7", "does not support SMTPUTF8",
+		"Content-Type: message/global-delivery-status", "Final-Recipient: utf-8; jösé@plain.test"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("bounce lacks %q:\n%s", want, b)
 		}
