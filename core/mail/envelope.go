@@ -189,6 +189,11 @@ type Result struct {
 	// "opportunistic", "none" or "tls-required-no" (the message's
 	// TLS-Required: No field set the domain's policy aside); "" otherwise.
 	TLSPolicy string
+	// Ours says that Reply is Sluice's own decision, not a server's answer
+	// (a recipient no relay could take without SMTPUTF8, a TLS policy not
+	// met): a report gives it as an x-sluice diagnostic, not as an SMTP
+	// reply the remote server sent, as Postfix writes X-Postfix.
+	Ours bool
 }
 
 // TLSText is r's TLS and Verified as logs and `sluice queue ls` show

@@ -137,7 +137,11 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 			delivered = append(delivered, reportRcpt(r, "delivered", res.Reply.Code, res.Reply.Text))
 		case mail.Bounced:
 			r.State = mail.Failed
-			failed = append(failed, reportRcpt(r, "failed", res.Reply.Code, r.LastError))
+			code := res.Reply.Code
+			if res.Ours {
+				code = 0 // our words, not a server's reply
+			}
+			failed = append(failed, reportRcpt(r, "failed", code, r.LastError))
 		case mail.Held:
 			// Pending, no attempt counted: the message is put on hold.
 			hold = cmp.Or(res.Reply.Text, "held by a deliver-stage plugin")

@@ -277,3 +277,36 @@ func TestReportRcptDiagnostic(t *testing.T) {
 		}
 	}
 }
+
+// TestOurRefusalInReport: a refusal Sluice decided itself (Result.Ours: a
+// relay without SMTPUTF8) is reported as an x-sluice diagnostic, not as
+// an SMTP reply the remote server sent; the relay stays the Remote-MTA.
+func TestOurRefusalInReport(t *testing.T) {
+	c := newClock()
+	d := &fakeDeliverer{fn: func(m *mail.Message, rcpts []string) []mail.Result {
+		if m.From == "" {
+			return sendAll(m, rcpts)
+		}
+		return []mail.Result{{Rcpt: rcpts[0], Status: mail.Bounced, Ours: true, Relay: "mx.dst.test[192.0.2.1]:25",
+			Reply: mail.Reply{Code: 553, Enhanced: mail.MustEnhanced("5.6.7"), Text: "mx.dst.test does not support SMTPUTF8; not sent"}}}
+	}}
+	opts := testOptions(t, t.TempDir(), c)
+	opts.Deliverer = d
+	q := openQueue(t, opts)
+	env := &mail.Envelope{From: "a@src.test", Rcpts: []mail.Recipient{{Addr: "x@dst.test"}}}
+	if _, err := q.Enqueue(context.Background(), env, []byte("Subject: s\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	run(t, q)
+	eventually(t, "bounce delivered", func() bool { return len(bounces(d)) == 1 })
+	b := bounces(d)[0].Body
+	for _, want := range []string{"Status: 5.6.7\r\n", "Diagnostic-Code: x-sluice; mx.dst.test does not support SMTPUTF8; not sent\r\n",
+		"Remote-MTA: dns; mx.dst.test\r\n"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("report lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(b, "smtp; 553") {
+		t.Errorf("our own refusal reported as the server's SMTP reply:\n%s", b)
+	}
+}

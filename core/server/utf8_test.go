@@ -79,7 +79,7 @@ func TestSMTPUTF8Outbound(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Status: 5.6.7", "does not support SMTPUTF8",
-		"Content-Type: message/global-delivery-status", "Final-Recipient: utf-8; jösé@plain.test"} {
+		"Content-Type: message/global-delivery-status", "Final-Recipient: utf-8; jösé@plain.test", "Diagnostic-Code: x-sluice;"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("bounce lacks %q:\n%s", want, b)
 		}

@@ -448,7 +448,7 @@ type failure struct {
 
 // result is f for rcpt.
 func (f failure) result(rcpt string) mail.Result {
-	return mail.Result{Rcpt: rcpt, Status: f.status, Reply: f.reply, Relay: f.relay, TLSPolicy: f.tlsPolicy}
+	return mail.Result{Rcpt: rcpt, Status: f.status, Reply: f.reply, Relay: f.relay, TLSPolicy: f.tlsPolicy, Ours: true}
 }
 
 // all is f for every recipient.
