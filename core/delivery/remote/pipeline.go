@@ -51,14 +51,9 @@ func (d *Deliverer) pipeline(cn *conn, m *mail.Message, rcpts []string, r *txnOu
 	if err == nil {
 		_, _, err = rr.read(250, d.opts.CommandTimeout)
 	}
-	all := span(0, len(rcpts))
 	if err != nil {
-		var se *smtp.SMTPError
-		if first && (!errors.As(err, &se) || se.Code == 421) {
-			return false, true, true
-		}
-		if !r.reply(all, err) {
-			return false, false, true
+		if ok, stale := r.mailFailed(err, first); !ok {
+			return false, stale, true
 		}
 		// MAIL refused: the server answers the rest too (RFC 2920 says
 		// to read every reply), refusing each.
@@ -189,6 +184,19 @@ func (r *txnOut) reply(idx []int, err error) (ok bool) {
 	}
 	r.set(idx, func(rc string) mail.Result { return replyResult(rc, r.relay, se) })
 	return se.Code != 421
+}
+
+// mailFailed applies err, the failure of MAIL (or of writing it), to
+// every recipient. stale is set, and nothing filled, when it was the first
+// command on a pooled connection that broke or closed (421): the caller
+// dials anew. ok reports, as reply does, that the connection is fit for
+// more.
+func (r *txnOut) mailFailed(err error, first bool) (ok, stale bool) {
+	var se *smtp.SMTPError
+	if first && (!errors.As(err, &se) || se.Code == 421) {
+		return false, true
+	}
+	return r.reply(span(0, len(r.rcpts)), err), false
 }
 
 // rcpt applies the reply to the RCPT of recipient i (err nil: accepted,

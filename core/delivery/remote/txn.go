@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"net/netip"
 	"strings"
 
@@ -144,7 +143,6 @@ func (d *Deliverer) ready(cn *conn) error {
 func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out []mail.Result, first bool) (ok, stale bool) {
 	c, relay := cn.c, cn.relay
 	r := &txnOut{rcpts: rcpts, out: out, relay: relay}
-	setAll, reply := r.set, r.reply
 	all := span(0, len(rcpts))
 
 	// RFC 6531: an internationalized message (a non-ASCII address or
@@ -155,7 +153,7 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	utf8 := m.SMTPUTF8 || nonASCIIAddress(m, rcpts)
 	if has, _ := c.Extension("SMTPUTF8"); utf8 && !has {
 		if nonASCIIAddress(m, rcpts) || !mail.ASCII(headerSection(m.Body)) {
-			setAll(all, bounced(553, "5.6.7", relay, "%s does not support SMTPUTF8, which this message needs (a non-ASCII address or header); not sent", relay).result)
+			r.set(all, bounced(553, "5.6.7", relay, "%s does not support SMTPUTF8, which this message needs (a non-ASCII address or header); not sent", relay).result)
 			return true, false
 		}
 		utf8 = false
@@ -163,22 +161,18 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	// RFC 6152: an 8-bit body goes only to a server offering 8BITMIME; we do
 	// not convert to 7-bit (that would break DKIM signatures), so it bounces.
 	if has, _ := c.Extension("8BITMIME"); !has && !mail.ASCII(m.Body) {
-		setAll(all, bounced(554, "5.6.3", relay, "%s does not support 8BITMIME and this message has an 8-bit body; not sent", relay).result)
+		r.set(all, bounced(554, "5.6.3", relay, "%s does not support 8BITMIME and this message has an 8-bit body; not sent", relay).result)
 		return true, false
 	}
 	if limit, has := c.MaxMessageSize(); has && limit > 0 && len(m.Body) > limit {
-		setAll(all, bounced(552, "5.3.4", relay, "message of %d bytes is larger than the %d bytes %s accepts", len(m.Body), limit, relay).result)
+		r.set(all, bounced(552, "5.3.4", relay, "message of %d bytes is larger than the %d bytes %s accepts", len(m.Body), limit, relay).result)
 		return true, false
 	}
 	if ok, stale, done := d.pipeline(cn, m, rcpts, r, first, utf8); done {
 		return ok, stale
 	}
 	if err := c.Mail(m.From, mailOptions(m, utf8)); err != nil {
-		var se *smtp.SMTPError
-		if first && (!errors.As(err, &se) || se.Code == 421) {
-			return false, true
-		}
-		return reply(all, err), false
+		return r.mailFailed(err, first)
 	}
 	cn.open = true // until the reply to the end of the data
 	info := recipientInfo(m)
@@ -193,7 +187,7 @@ func (d *Deliverer) transaction(cn *conn, m *mail.Message, rcpts []string, out [
 	}
 	resp, err := d.sendBody(cn, m.Body)
 	if err != nil {
-		return reply(accepted, err), false
+		return r.reply(accepted, err), false
 	}
 	cn.msgs++
 	r.sent(accepted, resp)
