@@ -12,7 +12,9 @@
 #   scripts/plugin-cpu.sh [-r ROUNDS] DIR|none ...
 #
 # scripts/plugin-cpu.sh -r 3 none /tmp/six-before /tmp/six-after prints one
-# line a run: "DIR msgs/s=… accepted=… cpu_ms_per_msg=…".
+# line a run: "DIR msgs/s=… accepted=… cpu_ms_per_msg=…". With
+# PLUGIN_CPU_PERF=OUTDIR, each measured load is also recorded by
+# `perf record -g` (OUTDIR/perf-N-NAME.data, N counting the runs).
 set -eu
 cd "$(dirname "$0")/.."
 rounds=1
@@ -70,9 +72,17 @@ run() {
 		sleep 0.1
 	done
 	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c 20 -d 2s -size 10240 -to user@sink.test -timeout 20s >/dev/null 2>&1 || true
+	local perf_pid=""
+	if [ -n "${PLUGIN_CPU_PERF:-}" ]; then
+		runs=$((runs + 1))
+		mkdir -p "$PLUGIN_CPU_PERF"
+		perf record -q -g -F 499 -p "$pid" -o "$PLUGIN_CPU_PERF/perf-$runs-$(basename "$dir").data" -- sleep 8 2>/dev/null &
+		perf_pid=$!
+	fi
 	read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
 	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c 20 -d 8s -size 10240 -to user@sink.test -timeout 20s >"$tmp/load.txt" 2>&1 || true
 	read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+	[ -z "$perf_pid" ] || wait "$perf_pid" || true
 	acc=$(grep -o 'accepted [0-9]*' "$tmp/load.txt" | awk '{print $2}')
 	rate=$(grep -o '[0-9.]* msgs/s' "$tmp/load.txt" | awk '{print $1}')
 	echo "$dir msgs/s=$rate accepted=$acc cpu_ms_per_msg=$(awk -v a="${acc:-0}" -v c=$((u1 - u0 + s1 - s0)) -v t="$(getconf CLK_TCK)" \
@@ -80,6 +90,7 @@ run() {
 	stop "$pid"
 }
 
+runs=0
 for _ in $(seq 1 "$rounds"); do
 	for d in "$@"; do
 		run "$d"

@@ -49,7 +49,7 @@ func onInit(c *sdk.Ctx) error {
 
 // onMail refuses a sender that has no room left for one more message or
 // one more recipient under any limit. Every window is read in one host
-// call.
+// call (its final buckets from the instance's cache).
 func onMail(c *sdk.Ctx) sdk.Verdict {
 	ls, ok := limits(c)
 	if !ok {
@@ -58,35 +58,31 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 	now := c.Now()
 	w := who{c: c}
 	var ss []slider
-	kb := keyBuf{b: make([]byte, 0, 2048), ends: make([]int, 0, 64)}
 	for _, l := range ls {
 		subj := w.subject(l.Key)
 		if subj == "" {
 			continue
 		}
 		for _, kind := range [...]byte{kindMessages, kindRecipients} {
-			s := newSlider(kind, l, subj, now)
-			if s.max() == 0 {
-				continue
+			if s := newSlider(kind, l, subj, now); s.max() != 0 {
+				ss = append(ss, s)
 			}
-			ss = append(ss, s)
-			kb.addWindow(s, true)
 		}
 	}
 	if len(ss) == 0 {
 		return sdk.Continue()
 	}
-	vals, err := getMany(c, kb.keys())
+	ws, err := readWindows(c, ss, true)
 	if err != nil {
 		c.KVFailed(err, "ratelimit: %v; not limiting", err)
 		return sdk.Continue()
 	}
 	for i, s := range ss {
-		counts, err := s.parse(vals[i*subWindows : (i+1)*subWindows])
-		if err != nil {
-			c.KVFailed(err, "ratelimit: %v; not limiting", err)
+		if ws[i].err != nil {
+			c.KVFailed(ws[i].err, "ratelimit: %v; not limiting", ws[i].err)
 			continue
 		}
+		counts := ws[i].counts
 		if sum(counts) >= s.max() {
 			return exceeded(c, s, sum(counts), s.retryAfter(counts))
 		}
@@ -115,7 +111,7 @@ type counted struct {
 
 // count adds one event of kind to every applicable limit (one increment
 // per distinct counter), reads the older buckets of every window in one
-// host call, checks each limit in order, and on the first one over takes
+// host call (none once they are final and cached), checks each limit in order, and on the first one over takes
 // back the counts made.
 func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	ls, ok := limits(c)
@@ -156,22 +152,21 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	if len(cs) == 0 {
 		return sdk.Continue()
 	}
-	kb := keyBuf{b: make([]byte, 0, 2048), ends: make([]int, 0, 64)}
-	for _, d := range cs {
-		kb.addWindow(d.s, false)
+	ss := make([]slider, len(cs))
+	for i, d := range cs {
+		ss[i] = d.s
 	}
-	vals, err := getMany(c, kb.keys())
+	ws, err := readWindows(c, ss, false)
 	if err != nil {
 		c.KVFailed(err, "ratelimit: %v; not limiting", err)
 		return sdk.Continue()
 	}
-	const older = subWindows - 1
 	for i, d := range cs {
-		counts, err := d.s.parse(vals[i*older : (i+1)*older])
-		if err != nil {
-			c.KVFailed(err, "ratelimit: %v; not limiting", err)
+		if ws[i].err != nil {
+			c.KVFailed(ws[i].err, "ratelimit: %v; not limiting", ws[i].err)
 			continue
 		}
+		counts := ws[i].counts
 		// The current bucket counts as the increment returned it: this
 		// event's place in the bucket, which the store's atomic increment
 		// gives each concurrent event once, on every node sharing it. A

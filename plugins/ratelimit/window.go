@@ -144,19 +144,6 @@ type keyBuf struct {
 	ends []int
 }
 
-// addWindow adds the keys of the window's buckets, oldest first; the
-// current bucket's is last unless withCurrent is false.
-func (k *keyBuf) addWindow(s slider, withCurrent bool) {
-	n := int64(subWindows)
-	if !withCurrent {
-		n--
-	}
-	for i := range n {
-		k.b = s.appendKey(k.b, s.idx-subWindows+1+i)
-		k.ends = append(k.ends, len(k.b))
-	}
-}
-
 // keys returns the keys added, in order.
 func (k *keyBuf) keys() []string {
 	all, out, start := string(k.b), make([]string, len(k.ends)), 0
@@ -164,23 +151,6 @@ func (k *keyBuf) keys() []string {
 		out[i], start = all[start:e], e
 	}
 	return out
-}
-
-// parse turns the values of the window's buckets, oldest first (nil for
-// a bucket never counted), into counts.
-func (s slider) parse(vals [][]byte) ([subWindows]int64, error) {
-	var out [subWindows]int64
-	for i, v := range vals {
-		if v == nil {
-			continue
-		}
-		n, err := strconv.ParseInt(string(v), 10, 64)
-		if err != nil {
-			return out, fmt.Errorf("counter %s holds %q, not a number", s.key(s.idx-subWindows+1+int64(i)), v)
-		}
-		out[i] = n
-	}
-	return out, nil
 }
 
 // getMany reads keys in as few host calls as the host's per-call limit

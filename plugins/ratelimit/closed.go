@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sluice-mta/sluice/sdk"
+)
+
+// closedGrace is how long after a bucket's end its count is taken as
+// final. Events are counted in the bucket of the host clock at the start of
+// their call, so a bucket still grows for as long as a call that began in
+// it runs (a hook's timeout), and on another node sharing the store for as
+// long as that node's clock lags this one's. Five seconds covers both for
+// any sane timeout and NTP-synchronised nodes.
+const closedGrace = 5 * time.Second
+
+// maxClosedWindows bounds the windows an instance keeps final counts for:
+// at that many the cache starts afresh (about 150 bytes a window).
+const maxClosedWindows = 1024
+
+// windowID names one limit's window for one subject: its counters' key
+// prefix and the subject.
+type windowID struct{ prefix, subj string }
+
+// closedCounts holds the final counts of a window's buckets, each slot
+// holding the bucket whose index is congruent to it modulo subWindows.
+type closedCounts struct {
+	idx [subWindows]int64
+	n   [subWindows]int64
+	ok  [subWindows]bool
+}
+
+// closedCache keeps the counts of buckets that have closed more than
+// closedGrace ago. Nothing counts in such a bucket any more, so an
+// instance reads each once instead of at every call, and a call that
+// counts reads nothing but its increments once the window's older buckets
+// are known. An instance runs one call at a time, so the cache needs no
+// lock. It is off natively (see cacheClosedBuckets).
+type closedCache struct {
+	on bool
+	m  map[windowID]*closedCounts
+}
+
+// closed is this instance's cache.
+var closed = closedCache{on: cacheClosedBuckets}
+
+// lookup returns the window's entry, nil when there is none.
+func (cc *closedCache) lookup(s slider) *closedCounts {
+	if !cc.on {
+		return nil
+	}
+	return cc.m[windowID{s.prefix, s.subj}]
+}
+
+// get returns bucket b's final count if known.
+func (e *closedCounts) get(b int64) (int64, bool) {
+	if e == nil {
+		return 0, false
+	}
+	i := slot(b)
+	if e.ok[i] && e.idx[i] == b {
+		return e.n[i], true
+	}
+	return 0, false
+}
+
+// put keeps bucket b's count n when the bucket is final at the slider's
+// instant.
+func (cc *closedCache) put(s slider, b, n int64) {
+	if !cc.on || s.nowMS < (b+1)*s.bucketMS+closedGrace.Milliseconds() {
+		return
+	}
+	e := cc.m[windowID{s.prefix, s.subj}]
+	if e == nil {
+		if len(cc.m) >= maxClosedWindows || cc.m == nil {
+			cc.m = make(map[windowID]*closedCounts)
+		}
+		e = new(closedCounts)
+		cc.m[windowID{s.prefix, s.subj}] = e
+	}
+	i := slot(b)
+	e.idx[i], e.n[i], e.ok[i] = b, n, true
+}
+
+// slot is bucket b's place in closedCounts.
+func slot(b int64) int {
+	i := int(b % subWindows)
+	if i < 0 {
+		i += subWindows
+	}
+	return i
+}
+
+// window is one slider's counts as readWindows found them: oldest bucket
+// first, the current bucket last (0 unless read).
+type window struct {
+	counts [subWindows]int64
+	// err is a counter that does not hold a number.
+	err error
+}
+
+// readWindows returns the bucket counts of every slider's window, the
+// current bucket included when withCurrent is set: the final ones from
+// the cache, the rest read in one host call (none when the cache knows
+// them all).
+func readWindows(c *sdk.Ctx, ss []slider, withCurrent bool) ([]window, error) {
+	out := make([]window, len(ss))
+	n := subWindows - 1
+	if withCurrent {
+		n = subWindows
+	}
+	var kb keyBuf
+	type wanted struct {
+		i, j int
+		b    int64
+	}
+	var want []wanted
+	for i, s := range ss {
+		e := closed.lookup(s)
+		for j := range n {
+			b := s.idx - subWindows + 1 + int64(j)
+			if v, ok := e.get(b); ok {
+				out[i].counts[j] = v
+				continue
+			}
+			if kb.b == nil {
+				kb = keyBuf{b: make([]byte, 0, 1024), ends: make([]int, 0, 32)}
+			}
+			kb.b = s.appendKey(kb.b, b)
+			kb.ends = append(kb.ends, len(kb.b))
+			want = append(want, wanted{i, j, b})
+		}
+	}
+	if len(want) == 0 {
+		return out, nil
+	}
+	vals, err := getMany(c, kb.keys())
+	if err != nil {
+		return nil, err
+	}
+	for k, w := range want {
+		s := ss[w.i]
+		var v int64
+		if vals[k] != nil {
+			if v, err = strconv.ParseInt(string(vals[k]), 10, 64); err != nil {
+				out[w.i].err = fmt.Errorf("counter %s holds %q, not a number", s.key(w.b), vals[k])
+				continue
+			}
+		}
+		out[w.i].counts[w.j] = v
+		closed.put(s, w.b, v)
+	}
+	return out, nil
+}
