@@ -14,7 +14,8 @@
 # scripts/plugin-cpu.sh -r 3 none /tmp/six-before /tmp/six-after prints one
 # line a run: "DIR msgs/s=… accepted=… cpu_ms_per_msg=…". With
 # PLUGIN_CPU_PERF=OUTDIR, each measured load is also recorded by
-# `perf record -g` (OUTDIR/perf-N-NAME.data, N counting the runs).
+# `perf record -g` (OUTDIR/perf-N-NAME.data, N counting the runs), with a
+# server built with wazero's perfmap tag, which names guest functions.
 set -eu
 cd "$(dirname "$0")/.."
 rounds=1
@@ -32,7 +33,9 @@ source scripts/benchlib.sh
 tmp=$(mktemp -d /tmp/sluice-plugin-cpu.XXXXXX)
 trap 'kill_pids; rm -rf "$tmp"' EXIT
 PATH=$PATH:/usr/sbin
-go build -o "$tmp/sluice" ./cmd/sluice
+# With perf, wazero writes /tmp/perf-PID.map (build tag perfmap), so that
+# perf report names the guests' functions.
+go build ${PLUGIN_CPU_PERF:+-tags perfmap} -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/sluice-load" ./cmd/sluice-load
 
 free_port down_port
