@@ -111,12 +111,13 @@ func readWindows(c *sdk.Ctx, ss []slider, withCurrent bool) ([]window, error) {
 	if withCurrent {
 		n = subWindows
 	}
-	var kb keyBuf
+	// want are the buckets to read: slider i, place j, bucket index b.
 	type wanted struct {
 		i, j int
 		b    int64
 	}
 	var want []wanted
+	var kb keyBuf
 	for i, s := range ss {
 		e := closed.lookup(s)
 		for j := range n {
@@ -125,8 +126,9 @@ func readWindows(c *sdk.Ctx, ss []slider, withCurrent bool) ([]window, error) {
 				out[i].counts[j] = v
 				continue
 			}
-			if kb.b == nil {
-				kb = keyBuf{b: make([]byte, 0, 1024), ends: make([]int, 0, 32)}
+			if want == nil {
+				want = make([]wanted, 0, len(ss)*n)
+				kb = keyBuf{b: make([]byte, 0, 64*len(ss)*n), ends: make([]int, 0, len(ss)*n)}
 			}
 			kb.b = s.appendKey(kb.b, b)
 			kb.ends = append(kb.ends, len(kb.b))
@@ -142,15 +144,44 @@ func readWindows(c *sdk.Ctx, ss []slider, withCurrent bool) ([]window, error) {
 	}
 	for k, w := range want {
 		s := ss[w.i]
-		var v int64
-		if vals[k] != nil {
-			if v, err = strconv.ParseInt(string(vals[k]), 10, 64); err != nil {
-				out[w.i].err = fmt.Errorf("counter %s holds %q, not a number", s.key(w.b), vals[k])
-				continue
-			}
+		v, ok := parseCount(vals[k])
+		if !ok {
+			out[w.i].err = fmt.Errorf("counter %s holds %q, not a number", s.key(w.b), vals[k])
+			continue
 		}
 		out[w.i].counts[w.j] = v
 		closed.put(s, w.b, v)
 	}
 	return out, nil
+}
+
+// parseCount parses a counter's decimal value (nil: a bucket never
+// counted, 0) as strconv.ParseInt does, without the string it would
+// allocate for a plain run of digits.
+func parseCount(v []byte) (int64, bool) {
+	if v == nil {
+		return 0, true
+	}
+	d := v
+	if len(d) > 0 && d[0] == '-' {
+		d = d[1:]
+	}
+	var n int64
+	for _, ch := range d {
+		if ch < '0' || ch > '9' {
+			n = -1
+			break
+		}
+		n = n*10 + int64(ch-'0')
+	}
+	if len(d) == 0 || len(d) > 18 || n < 0 {
+		// Empty, long enough to overflow, or not plain digits: strconv
+		// decides.
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		return n, err == nil
+	}
+	if len(d) < len(v) {
+		n = -n
+	}
+	return n, true
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -87,4 +88,21 @@ func TestWindowSlidesWithCache(t *testing.T) {
 	now.Add(10 * time.Second) // 03:05:12: the message of 03:04:11 left too
 	expect("B after the next slide, 03:05:12", b, 0)
 	expect("A over it, 03:05:12", a, 451)
+}
+
+// FuzzParseCount: parseCount agrees with strconv.ParseInt.
+func FuzzParseCount(f *testing.F) {
+	for _, s := range []string{"0", "7", "-3", "+5", "", "-", "12a", "999999999999999999", "9223372036854775807", "-9223372036854775808", "9223372036854775808", " 1"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		if v == nil {
+			v = []byte{} // nil is a bucket never counted, not a value
+		}
+		n, ok := parseCount(v)
+		want, err := strconv.ParseInt(string(v), 10, 64)
+		if ok != (err == nil) || ok && n != want {
+			t.Fatalf("parseCount(%q) = %d, %v; strconv: %d, %v", v, n, ok, want, err)
+		}
+	})
 }

@@ -57,7 +57,7 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 	}
 	now := c.Now()
 	w := who{c: c}
-	var ss []slider
+	ss := make([]slider, 0, 2*len(ls))
 	for _, l := range ls {
 		subj := w.subject(l.Key)
 		if subj == "" {
@@ -102,17 +102,10 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 	return count(c, kindMessages)
 }
 
-// counted is one limit's window after this event's increment.
-type counted struct {
-	s slider
-	// mine is the current bucket's count as our increment returned it.
-	mine int64
-}
-
 // count adds one event of kind to every applicable limit (one increment
 // per distinct counter), reads the older buckets of every window in one
-// host call (none once they are final and cached), checks each limit in order, and on the first one over takes
-// back the counts made.
+// host call (none once they are final and cached), checks each limit in
+// order, and on the first one over takes back the counts made.
 func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	ls, ok := limits(c)
 	if !ok {
@@ -120,8 +113,11 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	}
 	now := c.Now()
 	w := who{c: c}
-	var cs []counted
-	var done []slider // the counters incremented, each once
+	// ss are the limits counted, mine the current bucket's count as our
+	// increment returned it, done the counters incremented (each once).
+	ss := make([]slider, 0, len(ls))
+	mine := make([]int64, 0, len(ls))
+	var done []int
 	for _, l := range ls {
 		subj := w.subject(l.Key)
 		if subj == "" {
@@ -133,9 +129,9 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		}
 		// Two limits sharing key and window share a counter: count once.
 		shared := false
-		for _, d := range cs {
-			if d.s.sameCounter(s) {
-				cs, shared = append(cs, counted{s: s, mine: d.mine}), true
+		for i := range ss {
+			if ss[i].sameCounter(s) {
+				ss, mine, shared = append(ss, s), append(mine, mine[i]), true
 				break
 			}
 		}
@@ -147,21 +143,20 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 			c.KVFailed(err, "ratelimit: %v; not limiting", err)
 			continue
 		}
-		cs, done = append(cs, counted{s: s, mine: n}), append(done, s)
+		if done == nil {
+			done = make([]int, 0, len(ls))
+		}
+		ss, mine, done = append(ss, s), append(mine, n), append(done, len(ss))
 	}
-	if len(cs) == 0 {
+	if len(ss) == 0 {
 		return sdk.Continue()
-	}
-	ss := make([]slider, len(cs))
-	for i, d := range cs {
-		ss[i] = d.s
 	}
 	ws, err := readWindows(c, ss, false)
 	if err != nil {
 		c.KVFailed(err, "ratelimit: %v; not limiting", err)
 		return sdk.Continue()
 	}
-	for i, d := range cs {
+	for i := range ss {
 		if ws[i].err != nil {
 			c.KVFailed(ws[i].err, "ratelimit: %v; not limiting", ws[i].err)
 			continue
@@ -172,14 +167,14 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		// gives each concurrent event once, on every node sharing it. A
 		// fresh read would also see increments made after ours, some of
 		// them about to be taken back, and refuse events that fit.
-		counts[subWindows-1] = d.mine
-		if sum(counts) > d.s.max() {
-			for _, s := range done {
-				if _, err := s.incr(c, -1); err != nil {
+		counts[subWindows-1] = mine[i]
+		if sum(counts) > ss[i].max() {
+			for _, j := range done {
+				if _, err := ss[j].incr(c, -1); err != nil {
 					c.KVFailed(err, "ratelimit: taking back a count: %v", err)
 				}
 			}
-			return exceeded(c, d.s, sum(counts)-1, d.s.retryAfter(counts))
+			return exceeded(c, ss[i], sum(counts)-1, ss[i].retryAfter(counts))
 		}
 	}
 	return sdk.Continue()

@@ -41,10 +41,13 @@ func (w *who) subject(key string) string {
 		w.user = strings.ToLower(w.c.AuthUser())
 		w.sender = strings.ToLower(w.c.MailFrom())
 		w.dom = sdk.Domain(w.sender)
-		ip := w.c.ClientIP()
+		raw, _ := w.c.Prop(pluginapi.PropClientIP)
+		ip, _ := netip.ParseAddr(raw)
 		switch {
 		case !ip.IsValid():
-		case ip.Is4() || ip.Is4In6():
+		case ip.Is4():
+			w.ip = raw // already in its one textual form: no copy
+		case ip.Is4In6():
 			w.ip = ip.Unmap().String()
 		default:
 			w.ip = netip.PrefixFrom(ip, 64).Masked().String()

@@ -158,8 +158,12 @@ func sameOrg(a, b string) bool {
 // checkAuth reads an Authentication-Results value:
 // "authserv-id; spf=fail smtp.mailfrom=…; dkim=pass …; dmarc=fail …".
 func checkAuth(ar string, hits map[string]bool) {
-	parts := strings.Split(ar, ";")
-	for _, p := range parts[min(1, len(parts)):] {
+	// The authserv-id first, then "method=result …" parts: cut one at a
+	// time (strings.Split would allocate the list).
+	_, rest, more := strings.Cut(ar, ";")
+	for more {
+		var p string
+		p, rest, more = strings.Cut(rest, ";")
 		method, result, ok := strings.Cut(strings.TrimSpace(p), "=")
 		if !ok {
 			continue
