@@ -106,3 +106,20 @@ func FuzzParseCount(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyForms: a bucket's key is the same whether built alone (key, for
+// an increment) or among others (appendKey, for a read).
+func TestKeyForms(t *testing.T) {
+	l := limit{Key: keySender, window: 24 * time.Hour, prefix: [2]string{"m/sender/86400000/", "r/sender/86400000/"}}
+	for _, subj := range []string{"a@example.org", ""} {
+		s := newSlider(kindRecipients, l, subj, t0)
+		for _, idx := range []int64{s.idx, -1, 0} {
+			if got, want := s.key(idx), string(s.appendKey([]byte("x"), idx)[1:]); got != want {
+				t.Errorf("key(%d) = %q, appendKey %q", idx, got, want)
+			}
+		}
+	}
+	if got := newSlider(kindMessages, l, "a@example.org", t0).key(3); got != "m/sender/86400000/3/a@example.org" {
+		t.Errorf("key(3) = %q", got)
+	}
+}
