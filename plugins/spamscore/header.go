@@ -155,25 +155,29 @@ func simpleAddress(s string) (*mail.Address, bool) {
 	if !strings.HasSuffix(s, ">") || !addrSpec(s[lt+1:len(s)-1]) {
 		return nil, false
 	}
-	var name strings.Builder
-	for _, w := range strings.Split(s[:lt], " ") {
-		if w == "" {
-			continue
-		}
-		for i := 0; i < len(w); i++ {
-			if c := w[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-				return nil, false
+	// The name: words of letters and digits separated by spaces. Joined
+	// by single spaces it is the text before '<' less its trailing
+	// spaces (no copy); only a run of spaces inside needs a new string.
+	raw := s[:lt]
+	single := true
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == ' ':
+			if i > 0 && raw[i-1] == ' ' && strings.TrimRight(raw[i:], " ") != "" {
+				single = false
 			}
+		case !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'):
+			return nil, false
 		}
-		if name.Len() > 0 {
-			name.WriteByte(' ')
-		}
-		name.WriteString(w)
 	}
-	if lt > 0 && (s[0] == ' ' || name.Len() == 0) {
+	name := strings.TrimRight(raw, " ")
+	if lt > 0 && (s[0] == ' ' || name == "") {
 		return nil, false
 	}
-	return &mail.Address{Name: name.String(), Address: s[lt+1 : len(s)-1]}, true
+	if !single {
+		name = strings.Join(strings.Fields(name), " ")
+	}
+	return &mail.Address{Name: name, Address: s[lt+1 : len(s)-1]}, true
 }
 
 // addrSpec reports whether s is local@domain, each part atoms of letters,

@@ -78,6 +78,9 @@ func authResults(c *sdk.Ctx, r *rules) string {
 	return ar
 }
 
+// wordDecoder decodes RFC 2047 words in the Subject; it keeps no state.
+var wordDecoder mime.WordDecoder
+
 // checkHeaders looks at the header fields and the envelope sender.
 func checkHeaders(r *rules, h headerGetter, mailFrom string, hits map[string]bool) {
 	if strings.TrimSpace(h.Get("Date")) == "" {
@@ -86,10 +89,10 @@ func checkHeaders(r *rules, h headerGetter, mailFrom string, hits map[string]boo
 	if strings.TrimSpace(h.Get("Message-Id")) == "" {
 		hits[symMissingMsgID] = true
 	}
-	dec := new(mime.WordDecoder)
-	subj, err := dec.DecodeHeader(h.Get("Subject"))
+	raw := h.Get("Subject")
+	subj, err := wordDecoder.DecodeHeader(raw)
 	if err != nil {
-		subj = h.Get("Subject")
+		subj = raw
 	}
 	if strings.TrimSpace(subj) == "" {
 		hits[symSubjectEmpty] = true
