@@ -1,6 +1,6 @@
 //go:build !wasip1
 
-package main
+package ratelimit
 
 // cacheClosedBuckets is false natively: one test process runs many
 // scenarios, each with its own store and clock, through the same handlers,

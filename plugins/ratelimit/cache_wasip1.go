@@ -1,6 +1,6 @@
 //go:build wasip1
 
-package main
+package ratelimit
 
 // cacheClosedBuckets turns the closed-bucket cache on: a wasm instance
 // serves one server, one store, for its life.
