@@ -50,8 +50,33 @@ func BenchmarkHookGoGuest(b *testing.B) {
 // scripts/benchplugin, the sluice-6quiet run of make bench in a test: a
 // session's connect and helo, then mail, rcpt and data, and the deliver
 // stage of the queued message, with the metrics registry as the Observer
-// as in the server. Per message: 36 hook calls.
+// as in the server. Per message: 36 hook calls. /parallel sends messages
+// from every P at once, as a loaded server does.
 func BenchmarkMessageGoGuest6(b *testing.B) {
+	h := sixQuiet(b)
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 := processCPU()
+		for b.Loop() {
+			benchMessage(b, h)
+		}
+		reportCPU(b, cpu0)
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 := processCPU()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				benchMessage(b, h)
+			}
+		})
+		reportCPU(b, cpu0)
+	})
+}
+
+// sixQuiet loads scripts/benchplugin six times, as 10-a … 60-f, with the
+// metrics registry as the Observer.
+func sixQuiet(b *testing.B) *Host {
 	bin := buildGoPlugin(b, "./scripts/benchplugin")
 	dir := b.TempDir()
 	for _, n := range []string{"10-a", "20-b", "30-c", "40-d", "50-e", "60-f"} {
@@ -61,31 +86,31 @@ func BenchmarkMessageGoGuest6(b *testing.B) {
 	if len(h.Plugins()) != 6 {
 		b.Fatalf("%d plugins loaded, want 6:\n%s", len(h.Plugins()), logs)
 	}
+	return h
+}
+
+var benchMsg = []byte("Subject: x\r\nFrom: a@example.com\r\n\r\nbody\r\n")
+
+// benchMessage runs one message's stages through h as the server does.
+func benchMessage(b *testing.B, h *Host) {
 	ctx := context.Background()
-	msg := []byte("Subject: x\r\nFrom: a@example.com\r\n\r\nbody\r\n")
-	queued := &mail.Message{Envelope: mail.Envelope{ID: "q1", From: "a@example.com", Helo: "client.example",
-		ClientIP: "192.0.2.1", Rcpts: []mail.Recipient{{Addr: "b@example.org"}}}, Body: msg}
-	rcpts := []string{"b@example.org"}
-	b.ReportAllocs()
-	cpu0 := processCPU()
-	for b.Loop() {
-		conn := &Conn{Listener: "smtp", ClientIP: netip.MustParseAddr("192.0.2.1"), ClientPort: 40000,
-			LocalIP: netip.MustParseAddr("192.0.2.2"), RDNSStatus: "none"}
-		s := NewSession(h, conn, Spam{})
-		s.Connect(ctx)
-		s.Helo(ctx, "client.example")
-		s.Mail(ctx, "a@example.com")
-		got, _ := s.Rcpt(ctx, nil, mail.Recipient{Addr: "b@example.org"})
-		env := &mail.Envelope{ID: "q1", From: "a@example.com", Rcpts: got}
-		hdr, body := mail.ParseHeader(msg)
-		if o := s.Data(ctx, env, &hdr, body); o.Reply != nil || len(hdr.Fields) != 8 {
-			b.Fatalf("data: %+v, %d fields", o, len(hdr.Fields))
-		}
-		if out, o := Deliver(ctx, h, queued, "example.org", rcpts); out == nil {
-			b.Fatalf("deliver: %+v", o)
-		}
+	conn := &Conn{Listener: "smtp", ClientIP: netip.MustParseAddr("192.0.2.1"), ClientPort: 40000,
+		LocalIP: netip.MustParseAddr("192.0.2.2"), RDNSStatus: "none"}
+	s := NewSession(h, conn, Spam{})
+	s.Connect(ctx)
+	s.Helo(ctx, "client.example")
+	s.Mail(ctx, "a@example.com")
+	got, _ := s.Rcpt(ctx, nil, mail.Recipient{Addr: "b@example.org"})
+	env := &mail.Envelope{ID: "q1", From: "a@example.com", Rcpts: got}
+	hdr, body := mail.ParseHeader(benchMsg)
+	if o := s.Data(ctx, env, &hdr, body); o.Reply != nil || len(hdr.Fields) != 8 {
+		b.Fatalf("data: %+v, %d fields", o, len(hdr.Fields))
 	}
-	reportCPU(b, cpu0)
+	queued := &mail.Message{Envelope: mail.Envelope{ID: "q1", From: "a@example.com", Helo: "client.example",
+		ClientIP: "192.0.2.1", Rcpts: []mail.Recipient{{Addr: "b@example.org"}}}, Body: benchMsg}
+	if out, o := Deliver(ctx, h, queued, "example.org", []string{"b@example.org"}); out == nil {
+		b.Fatalf("deliver: %+v", o)
+	}
 }
 
 // reportCPU adds the process's CPU time per operation since cpu0 to the
