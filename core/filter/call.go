@@ -25,29 +25,27 @@ var (
 // plugin's timeout counts from the call's start: waiting for an instance
 // uses it up, and the host functions that can block (DNS, KV) end at it.
 // A suspended plugin (see breaker) is not run: its failure policy answers.
-// t0 is the host clock at the call's start (Host.nanotime, read by the
-// caller); end is the clock at its end, where the next call starts.
-func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn, t0 int64) (_ Result, end int64) {
+func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result {
+	t0 := p.h.nanotime()
 	if ok, resumed := p.brk.allow(t0); !ok {
-		end = p.h.nanotime()
-		p.observeFailure(hook, pluginapi.FailSuspended, end-t0)
-		return p.policy(), end
+		p.observeFailure(hook, pluginapi.FailSuspended, p.h.nanotime()-t0)
+		return p.policy()
 	} else if resumed {
 		p.log.InfoContext(ctx, "plugin resumed after its suspension", "plugin", p.name, "hook", hook.String())
 	}
 	deadline := t0 + int64(p.timeout)
 	in, idle, err := p.pool.take(ctx, deadline)
 	if err != nil {
-		end = p.h.nanotime()
 		if errors.Is(err, errPoolClosed) {
-			return Result{}, end // replaced or removed under us: the new chain runs it
+			return Result{} // replaced or removed under us: the new chain runs it
 		}
-		p.stats.observe(end - t0)
-		p.observeFailure(hook, notRunKind(err), end-t0)
-		return p.notRun(ctx, hook, txn, err.Error()), p.h.nanotime()
+		t1 := p.h.nanotime()
+		p.stats.observe(t1 - t0)
+		p.observeFailure(hook, notRunKind(err), t1-t0)
+		return p.notRun(ctx, hook, txn, err.Error())
 	}
-	// An instance taken idle at once starts the call at t0: one clock
-	// read less a call (a read costs tens of nanoseconds in a VM).
+	// An instance taken idle at once starts the call at t0: a clock read
+	// less (one costs tens of nanoseconds in a VM).
 	start := t0
 	if !idle {
 		start = p.h.nanotime()
@@ -56,7 +54,7 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn, t0 int
 		p.pool.putAt(in, start)
 		p.stats.observe(start - t0)
 		p.observeFailure(hook, pluginapi.FailTimeout, start-t0)
-		return p.notRun(ctx, hook, txn, errWaitDeadline.Error()), p.h.nanotime()
+		return p.notRun(ctx, hook, txn, errWaitDeadline.Error())
 	}
 	in.parent = ctx
 	in.env = Env{ctx: ctx, hook: hook, txn: txn, spec: &p.spec, deadline: p.h.base.Add(time.Duration(deadline))}
@@ -74,30 +72,28 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn, t0 int
 		p.observeFailure(hook, pluginapi.FailTimeout, t1-t0)
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
-		return p.fail(ctx, hook, txn, fmt.Sprintf("deadline of %v exceeded (%v)", p.timeout, err)), p.h.nanotime()
+		return p.fail(ctx, hook, txn, fmt.Sprintf("deadline of %v exceeded (%v)", p.timeout, err))
 	case err != nil:
 		p.observeFailure(hook, in.trapKind(), t1-t0) // reads in: before discard
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
-		return p.fail(ctx, hook, txn, "trap: "+err.Error()), p.h.nanotime()
+		return p.fail(ctx, hook, txn, "trap: "+err.Error())
 	case !v.Valid():
 		p.observeFailure(hook, pluginapi.FailTrap, t1-t0)
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
-		return p.fail(ctx, hook, txn, fmt.Sprintf("invalid verdict %d", int32(v))), p.h.nanotime()
+		return p.fail(ctx, hook, txn, fmt.Sprintf("invalid verdict %d", int32(v)))
 	case in.grown.Get() != 0:
 		// Its table grew: what it took goes back now, not when the pool
 		// shrinks.
 		p.pool.discard(in)
-		end = p.h.nanotime() // closing it took time the next call must not lose
 	default:
 		p.pool.putAt(in, t1)
-		end = t1
 	}
 	p.brk.succeeded()
 	r := p.result(ctx, v, reply, txn)
 	p.observe(hook, r.Verdict, t1-t0)
-	return r, end
+	return r
 }
 
 // result checks the reply of a verdict that carries one, logging a reply

@@ -186,12 +186,8 @@ func (h *Host) Run(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result {
 	if hook < 0 || hook >= pluginapi.NumHooks {
 		return Result{}
 	}
-	// Each call ends at the clock reading the next one starts from: one
-	// read a call, not two.
-	now := h.nanotime()
 	for _, p := range h.chain.Load().byHook[hook] {
-		var r Result
-		switch r, now = p.call(ctx, hook, txn, now); r.Verdict {
+		switch r := p.call(ctx, hook, txn); r.Verdict {
 		case pluginapi.Continue:
 		case pluginapi.Accept:
 			return Result{}
