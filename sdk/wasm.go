@@ -19,8 +19,16 @@ func exportABIVersion() int32 { return int32(pluginapi.Version) }
 //go:wasmexport sluice_features
 func exportFeatures(hostFeatures int32) int32 { return int32(Features()) }
 
+// exportHooks answers the hooks of the plugin this instance runs: in a
+// bundle, the one the host names (pick).
+//
 //go:wasmexport sluice_hooks
-func exportHooks() int32 { return int32(Hooks()) }
+func exportHooks() int32 {
+	if r := running(); r != nil {
+		return int32(r.hooks())
+	}
+	return 0
+}
 
 //go:wasmexport sluice_init
 func exportInit() int32 {
@@ -32,8 +40,25 @@ func exportInit() int32 {
 
 //go:wasmexport sluice_on_hook
 func exportOnHook(hook int32) int32 {
+	r := running()
+	if r == nil {
+		return int32(pluginapi.Continue)
+	}
 	hookCtx = Ctx{host: wasm, hook: pluginapi.Hook(hook)}
-	return int32(dispatch(&hookCtx).Kind)
+	return int32(dispatch(r, &hookCtx).Kind)
+}
+
+// active is the plugin this instance runs, picked at its first call: the
+// host's answer does not change for the instance's life.
+var active *registry
+
+// running returns the plugin this instance runs, or nil when the module
+// cannot say (DispatchInit has refused the load with the reason).
+func running() *registry {
+	if active == nil {
+		active, _ = pick(wasm)
+	}
+	return active
 }
 
 // hookCtx is the Ctx of the call running: an instance runs one call at a

@@ -63,6 +63,9 @@ const (
 type EnvSpec struct {
 	// Plugin names the plugin, for logs, symbols and key namespaces.
 	Plugin string
+	// Entry is the plugin a module holding several runs (PropPlugin; the
+	// entry key of NAME.toml); "" means Plugin.
+	Entry string
 	// Config is the plugin's [config] table.
 	Config map[string]any
 	// Grants are the capabilities granted (pluginapi.Cap…).
@@ -268,6 +271,11 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 		return c.RDNSStatus, pluginapi.StatusOK
 	case pluginapi.PropClientPTR:
 		return c.PTR, pluginapi.StatusOK
+	case pluginapi.PropPlugin:
+		if e.spec.Entry != "" {
+			return e.spec.Entry, pluginapi.StatusOK
+		}
+		return e.spec.Plugin, pluginapi.StatusOK
 	}
 	return "", pluginapi.StatusNotFound
 }

@@ -428,7 +428,7 @@ func (pl *pool) close() {
 }
 
 func (pl *pool) finish() {
-	_ = pl.p.rt.Close(context.Background())
+	pl.p.h.runtimes.release(context.Background(), pl.p.shared)
 	close(pl.drained)
 }
 
