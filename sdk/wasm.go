@@ -73,7 +73,16 @@ var wasm = &wasmHost{buf: make([]byte, 4096)}
 // module.
 type wasmHost struct {
 	buf []byte
+	// props holds the value of each property last handed out, so that one
+	// read again unchanged (the client's address at every hook of a
+	// session, the sender at every hook of a transaction) is returned
+	// without allocating a string: an allocation is the dearest part of a
+	// small hook in a Go guest (BENCHMARKS.md, "The hook path").
+	props [pluginapi.NumProps]string
 }
+
+// maxCachedProp is the longest property value props keeps.
+const maxCachedProp = 256
 
 var _ Host = (*wasmHost)(nil)
 
@@ -109,7 +118,14 @@ func status(n int32) pluginapi.Status {
 func bytesPtr(b []byte) (*byte, int32) { return unsafe.SliceData(b), int32(len(b)) }
 
 func (h *wasmHost) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
-	return h.recvString(func(buf *byte, cap int32) int32 { return getProp(int32(p), buf, cap) })
+	b, st := h.recv(func(buf *byte, cap int32) int32 { return getProp(int32(p), buf, cap) })
+	if st != pluginapi.StatusOK || p < 0 || p >= pluginapi.NumProps || len(b) > maxCachedProp {
+		return string(b), st
+	}
+	if string(b) != h.props[p] { // compared without a copy
+		h.props[p] = string(b)
+	}
+	return h.props[p], st
 }
 
 func (h *wasmHost) Header(name string, index int) (string, pluginapi.Status) {

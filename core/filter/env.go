@@ -222,10 +222,7 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 	c, t := e.txn.Conn, e.txn
 	switch p {
 	case pluginapi.PropClientIP:
-		if !c.ClientIP.IsValid() {
-			return "", pluginapi.StatusOK
-		}
-		return c.ClientIP.String(), pluginapi.StatusOK
+		return c.clientIPText(), pluginapi.StatusOK
 	case pluginapi.PropClientPort:
 		return strconv.Itoa(c.ClientPort), pluginapi.StatusOK
 	case pluginapi.PropClientRDNS:
