@@ -122,7 +122,9 @@ func readWindows(c *sdk.Ctx, ss []slider, withCurrent bool) ([]window, error) {
 		e := closed.lookup(s)
 		for j := range n {
 			b := s.idx - subWindows + 1 + int64(j)
-			if v, ok := e.get(b); ok {
+			// The current bucket is always read: it is never final, even
+			// if a clock stepped back to a bucket kept as final.
+			if v, ok := e.get(b); ok && j < subWindows-1 {
 				out[i].counts[j] = v
 				continue
 			}
