@@ -31,7 +31,12 @@
 # queue-results.md), BENCH_DEEPQUEUE_N, BENCH_DEEPQUEUE_DIR (keep the
 # filled queue there and reuse it on the next run instead of filling
 # again; each run works on a copy; default: a temporary directory,
-# removed at the end). GOMEMLIMIT, when set, is passed to the servers.
+# removed at the end), BENCH_DEEPQUEUE_ROUNDS (default 1: run the empty
+# and the deep queue that many times, alternating, so that both see the
+# same load from whatever else runs on the machine). GOMEMLIMIT, when set,
+# is passed to the servers. BENCH_DEEPQUEUE_PPROF=1 records a CPU profile
+# of each server during its load (pprof from the admin socket, 9 s) in
+# $BENCH_OUT/queue-dq-KIND-ROUND.pprof.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -220,7 +225,10 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 	row ""
 	row "| queue | exec to banner | RSS at banner | settled after (peak RSS) | CPU in 10 s idle | msgs/s | CPU per msg | queue ls --limit 100 | RSS after | queue stats | RSS after | restart to banner |"
 	row "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-	for kind in empty deep; do
+	rounds=${BENCH_DEEPQUEUE_ROUNDS:-1}
+	for run in $(seq 1 "$rounds"); do for kind in empty deep; do
+		label=$kind
+		[ "$rounds" = 1 ] || label="$kind ($run/$rounds)"
 		data="$tmp/data-$kind"
 		rm -rf "$data"
 		if [ "$kind" = deep ]; then
@@ -245,7 +253,13 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 		sleep 10
 		idle_cpu=$(awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN { printf "%.2f s", b - a }')
 		c0=$(cpu "$pid")
+		prof=""
+		if [ "${BENCH_DEEPQUEUE_PPROF:-0}" != 0 ]; then
+			curl -s --unix-socket "$data/admin.sock" -o "$out/queue-dq-$kind-$run.pprof" 'http://sluice/debug/pprof/profile?seconds=9' &
+			prof=$!
+		fi
 		loadrun "dq-$kind" 50 1024 user@dead.test
+		[ -z "$prof" ] || wait "$prof" || true
 		per=$(awk -v a="$c0" -v b="$(cpu "$pid")" -v n="$accepted" 'BEGIN { printf "%.2f ms", (n > 0 ? (b - a) * 1000 / n : 0) }')
 		t0=$(now)
 		"$tmp/sluice" queue ls --limit 100 --socket "$data/admin.sock" >"$out/queue-dq-$kind-ls.txt" 2>&1 || failed=1
@@ -260,9 +274,9 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 		again=$startup
 		stop "$pid"
 		rm -rf "$data"
-		say "dq-$kind: banner after $up s ($at_banner), settled after $settled, idle CPU $idle_cpu, $msgs msgs/s, ls $ls_time, stats $stats_time, restart $again s"
-		row "| $kind | $up s | $at_banner | $settled | $idle_cpu | $msgs | $per | $ls_time | $ls_rss | $stats_time | $stats_rss | $again s |"
-	done
+		say "dq-$label: banner after $up s ($at_banner), settled after $settled, idle CPU $idle_cpu, $msgs msgs/s, ls $ls_time, stats $stats_time, restart $again s"
+		row "| $label | $up s | $at_banner | $settled | $idle_cpu | $msgs | $per | $ls_time | $ls_rss | $stats_time | $stats_rss | $again s |"
+	done; done
 	row ""
 fi
 

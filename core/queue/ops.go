@@ -101,13 +101,9 @@ func (q *Queue) Bounce(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		item, err := txn.Get(bodyKey(id))
+		body, err := getBody(txn, id)
 		if err != nil {
-			return fmt.Errorf("read body: %w", err)
-		}
-		body, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("read body: %w", err)
+			return err
 		}
 		now := q.opts.Now()
 		delay := now.Sub(env.Received).Round(time.Second)
