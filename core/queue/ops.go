@@ -34,7 +34,7 @@ func (q *Queue) FlushDomain(ctx context.Context, domain string) error {
 	f := newFilter(ListOptions{Domain: domain})
 	after := ""
 	for {
-		next, err := q.scan(ctx, after, q.budget(), func(env *mail.Envelope) bool {
+		next, err := q.scan(ctx, after, q.budget(), f.skipper(), func(env *mail.Envelope) bool {
 			if !env.Held && f.ok(env) {
 				ids = append(ids, env.ID)
 			}

@@ -122,7 +122,7 @@ func (q *Queue) expireHeld(txn *badger.Txn, fx *effects, env *mail.Envelope, now
 // with Page instead.
 func (q *Queue) List(ctx context.Context) ([]mail.Envelope, error) {
 	var out []mail.Envelope
-	_, err := q.scan(ctx, "", 0, func(env *mail.Envelope) bool {
+	_, err := q.scan(ctx, "", 0, nil, func(env *mail.Envelope) bool {
 		out = append(out, *env)
 		return true
 	})
