@@ -25,7 +25,9 @@
 # seconds once Badger's startup compactions are done (the scheduler),
 # sluice-load -c 50 with 1 KiB messages (msgs/s, CPU per message),
 # `sluice queue ls --limit 100` and `sluice queue stats` wall time and RSS
-# after them, and the time to the banner of a restart.
+# after them, and the time to the banner of a restart; and, once, on the
+# deep queue, `sluice queue ls` with --after and each filter, matching
+# much or nothing (a second table).
 #
 # Settings: BENCH_OUT (default /tmp/sluice-bench; results in
 # queue-results.md), BENCH_DEEPQUEUE_N, BENCH_DEEPQUEUE_DIR (keep the
@@ -204,6 +206,35 @@ if [ "${BENCH_MEMORY:-0}" != 0 ]; then
 	row ""
 fi
 
+# lsvariants SOCKET times `sluice queue ls` with paging and each filter,
+# some matching most of the deep queue, some nothing (a full scan), and
+# adds a row for each to lsrows.
+lsrows=()
+lsvariants() {
+	local sock=$1 after t0 lines
+	after=$("$tmp/sluice" queue ls --socket "$sock" --limit 1000 | awk '/^[0-9A-Z]+  / { id = $1 } END { print id }')
+	local variants=(
+		"--limit 100"
+		"--limit 100 --after $after"
+		"--limit 100 --state deferred"
+		"--limit 100 --state held"
+		"--limit 100 --state queued"
+		"--limit 100 --sender load@src.test"
+		"--limit 100 --sender nobody@nowhere.test"
+		"--limit 100 --rcpt user500000@dead0.test"
+		"--limit 100 --domain dead7.test"
+		"--limit 100 --domain nowhere.test"
+	)
+	for v in "${variants[@]}"; do
+		t0=$(now)
+		# shellcheck disable=SC2086 # v is several arguments
+		lines=$("$tmp/sluice" queue ls --socket "$sock" $v | wc -l) || failed=1
+		took=$(since "$t0")
+		lsrows+=("| \`queue ls $v\` | $took s | $lines | $(rss "$pid") ($(awk '/^RssAnon/ { a = $2 } /^RssFile/ { f = $2 } END { printf "%.0f + %.0f MiB", a / 1024, f / 1024 }' "/proc/$pid/status")) |")
+		say "deep: queue ls $v: $took s"
+	done
+}
+
 if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 	n=${BENCH_DEEPQUEUE_N:-1000000}
 	free_port dead # nothing listens there: every delivery is refused
@@ -234,6 +265,10 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 		if [ "$kind" = deep ]; then
 			cp -a "$deepdir" "$data" # the filled queue stays as it is for the next run
 			rm -f "$data"/*.sock
+			# Write the copy out now: the kernel would write its 1.2 GB
+			# back some 30 s later, in the middle of the load, and the
+			# group commit's fdatasyncs would queue behind it.
+			sync
 		fi
 		mkdir -p "$data"
 		config "dq-$kind" "$data" "$dead" $'[delivery]\nrelay_host = "127.0.0.1:'"$dead"$'"'
@@ -269,6 +304,9 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 		"$tmp/sluice" queue stats --socket "$data/admin.sock" >"$out/queue-dq-$kind-stats.txt" 2>&1 || failed=1
 		stats_time="$(since "$t0") s"
 		stats_rss=$(rss "$pid")
+		if [ "$kind" = deep ] && [ "$run" = 1 ]; then
+			lsvariants "$data/admin.sock"
+		fi
 		stop "$pid"
 		serve "dq-$kind" || continue
 		again=$startup
@@ -278,6 +316,14 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 		row "| $label | $up s | $at_banner | $settled | $idle_cpu | $msgs | $per | $ls_time | $ls_rss | $stats_time | $stats_rss | $again s |"
 	done; done
 	row ""
+	if [ ${#lsrows[@]} -gt 0 ]; then
+		row "\`sluice queue ls\` on the deep queue (first round; the server as the table above left it): wall time of the whole command, the server's VmRSS / VmHWM after it (of it RssAnon, RssFile: Badger's tables are mapped files)."
+		row ""
+		row "| command | time | lines out | server RSS after |"
+		row "| --- | ---: | ---: | ---: |"
+		for r in "${lsrows[@]}"; do row "$r"; done
+		row ""
+	fi
 fi
 
 cat "$results"
