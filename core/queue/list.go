@@ -93,7 +93,7 @@ type filter struct {
 	state, sender, rcpt, domain string
 	nullSender                  bool
 	match                       func(*mail.Envelope) bool
-	needles                     [][][]byte // see mayMatch
+	needles                     [][]needle // see mayMatch
 }
 
 func newFilter(o ListOptions) filter {

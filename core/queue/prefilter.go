@@ -27,7 +27,7 @@ func (f *filter) mayMatch(raw []byte) bool {
 	for _, alts := range f.needles {
 		found := false
 		for _, n := range alts {
-			if containsFold(raw, n) {
+			if n.fold && containsFold(raw, n.b) || !n.fold && bytes.Contains(raw, n.b) {
 				found = true
 				break
 			}
@@ -84,31 +84,39 @@ func containsFold(s, low []byte) bool {
 	return false
 }
 
-// rawNeedles are what a stored envelope must hold (in any case) to pass
-// f: for each entry, at least one of its byte strings. None when f has no
-// such test or one that needs the decoded envelope (Match).
-func (f *filter) rawNeedles() [][][]byte {
+// needle is a byte string a stored envelope must hold: as encoding/json
+// writes it (a key and its value), or, with fold, in any ASCII case (an
+// address as the sender wrote it).
+type needle struct {
+	b    []byte
+	fold bool
+}
+
+// rawNeedles are what a stored envelope must hold to pass f: for each
+// entry, at least one of its needles. None when f has no such test or one
+// that needs the decoded envelope (Match).
+func (f *filter) rawNeedles() [][]needle {
 	if f.match != nil {
 		return nil // the dashboard's own test needs the envelope
 	}
-	var needles [][][]byte
-	one := func(s string) { needles = append(needles, [][]byte{[]byte(s)}) }
+	var needles [][]needle
+	one := func(s string, fold bool) { needles = append(needles, []needle{{[]byte(s), fold}}) }
 	switch f.state {
 	case StateHeld:
-		one(`"held":true`)
+		one(`"held":true`, false)
 	case StateQueued: // no attempt: the envelope's count (or a recipient's) is 0, or below
-		needles = append(needles, [][]byte{[]byte(`"attempts":0`), []byte(`"attempts":-`)})
+		needles = append(needles, []needle{{[]byte(`"attempts":0`), false}, {[]byte(`"attempts":-`), false}})
 	}
 	if f.nullSender {
-		one(`"from":""`)
+		one(`"from":""`, false)
 	}
 	for _, s := range []string{f.sender, f.rcpt} {
 		if s != "" && plainNeedle(s) {
-			one(s)
+			one(s, true)
 		}
 	}
 	if f.domain != "" && plainNeedle(f.domain) {
-		one("@" + f.domain)
+		one("@"+f.domain, true)
 	}
 	return needles
 }
