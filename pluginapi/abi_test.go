@@ -195,7 +195,7 @@ func TestABIDocCodes(t *testing.T) {
 		"rcpts": pluginapi.PropRcpts, "queue ID": pluginapi.PropQueueID, "hook": pluginapi.PropHook,
 		"listener": pluginapi.PropListener, "body size": pluginapi.PropBodySize, "destination": pluginapi.PropDestination,
 		"attempt": pluginapi.PropAttempt, "local IP": pluginapi.PropLocalIP, "auth results": pluginapi.PropAuthResults,
-		"rDNS status": pluginapi.PropRDNSStatus, "client PTR": pluginapi.PropClientPTR}
+		"rDNS status": pluginapi.PropRDNSStatus, "client PTR": pluginapi.PropClientPTR, "plugin": pluginapi.PropPlugin}
 	if len(props) != int(pluginapi.NumProps) {
 		t.Errorf("pluginapi has %d properties, this test names %d: add the new one here and to ABI.md", pluginapi.NumProps, len(props))
 	}

@@ -30,10 +30,11 @@ func cDefines(t *testing.T, src string) map[string]int64 {
 // gives it.
 func wantCConstants() map[string]int64 {
 	want := map[string]int64{
-		"SLUICE_ABI_VERSION":  int64(pluginapi.Version),
-		"SLUICE_FEATURE_INIT": int64(pluginapi.FeatureInit),
-		"SLUICE_HOOK_INIT":    int64(pluginapi.HookInit),
-		"SLUICE_OK":           int64(pluginapi.StatusOK), "SLUICE_NOT_FOUND": int64(pluginapi.StatusNotFound),
+		"SLUICE_ABI_VERSION":   int64(pluginapi.Version),
+		"SLUICE_FEATURE_INIT":  int64(pluginapi.FeatureInit),
+		"SLUICE_FEATURE_ENTRY": int64(pluginapi.FeatureEntry),
+		"SLUICE_HOOK_INIT":     int64(pluginapi.HookInit),
+		"SLUICE_OK":            int64(pluginapi.StatusOK), "SLUICE_NOT_FOUND": int64(pluginapi.StatusNotFound),
 		"SLUICE_DENIED": int64(pluginapi.StatusDenied), "SLUICE_BAD_ARGUMENT": int64(pluginapi.StatusBadArgument),
 		"SLUICE_WRONG_STAGE": int64(pluginapi.StatusWrongStage), "SLUICE_TEMP_FAIL": int64(pluginapi.StatusTempFail),
 		"SLUICE_TOO_LARGE": int64(pluginapi.StatusTooLarge), "SLUICE_MAX_KV_GET_MANY": pluginapi.MaxKVGetMany,
@@ -49,7 +50,7 @@ func wantCConstants() map[string]int64 {
 		want["SLUICE_"+strings.ToUpper(v.String())] = int64(v)
 	}
 	props := []string{"CLIENT_IP", "CLIENT_PORT", "CLIENT_RDNS", "HELO", "TLS", "AUTH_USER", "MAIL_FROM", "RCPT", "RCPTS",
-		"QUEUE_ID", "HOOK", "LISTENER", "BODY_SIZE", "DESTINATION", "ATTEMPT", "LOCAL_IP", "AUTH_RESULTS", "RDNS_STATUS", "CLIENT_PTR"}
+		"QUEUE_ID", "HOOK", "LISTENER", "BODY_SIZE", "DESTINATION", "ATTEMPT", "LOCAL_IP", "AUTH_RESULTS", "RDNS_STATUS", "CLIENT_PTR", "PLUGIN"}
 	for i, p := range props {
 		want["SLUICE_PROP_"+p] = int64(i)
 	}

@@ -75,13 +75,21 @@ const (
 	// A module requiring it must export sluice_init.
 	FeatureInit Features = 1 << 0
 
+	// FeatureEntry: the module holds several plugins (a bundle) and runs
+	// the one named by PropPlugin, which the host answers at every export
+	// call after sluice_features (sluice_hooks, sluice_init and every
+	// hook). Plugins loaded from one module's bytes share its compiled
+	// code; each still has its own instances, memory, configuration and
+	// key-value namespace.
+	FeatureEntry Features = 1 << 1
+
 	// KnownFeatures is every feature this package defines. The filter
 	// host built with it supports all of them and passes this set to
 	// sluice_features.
-	KnownFeatures = FeatureInit
+	KnownFeatures = FeatureInit | FeatureEntry
 )
 
-var featureNames = [...]string{"init"}
+var featureNames = [...]string{"init", "entry"}
 
 // String names the features of the set, comma-separated ("init"); a bit
 // this package does not define is "bit N"; the empty set is "none".
@@ -256,6 +264,7 @@ const (
 	PropAuthResults             // Authentication-Results value we computed
 	PropRDNSStatus              // "confirmed", "unconfirmed", "none", "tempfail"; "" when not looked up
 	PropClientPTR               // the first PTR name of the client, unverified, "" if none
+	PropPlugin                  // the plugin's entry: its NAME.toml entry key, or NAME (FeatureEntry)
 	NumProps
 )
 

@@ -357,10 +357,13 @@ sluice_run() {
 firstparty() {
 	local dir=$1 p
 	mkdir -p "$dir"
+	# One module holds the seven (plugins/firstparty), installed under each name.
+	(cd plugins/firstparty && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$dir/firstparty.bin" .) || return 1
 	for p in dnsbl helo greylist ratelimit sender-policy spamscore headers; do
-		(cd "plugins/$p" && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$dir/$p.wasm" .) || return 1
+		cp "$dir/firstparty.bin" "$dir/$p.wasm"
 		sed -E 's/(messages|recipients) = [0-9]+/\1 = 1000000000/g' "examples/anti-abuse/plugins/$p.toml" >"$dir/$p.toml"
 	done
+	rm "$dir/firstparty.bin"
 }
 
 if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then

@@ -1,6 +1,7 @@
 #!/bin/sh
 # build-plugins.sh builds every Go plugin (a folder with main.go) under
-# examples/ and plugins/ to <dir>/<name>.wasm with standard Go for WASI, and
+# examples/ and plugins/ to <dir>/<name>.wasm (the first-party plugins are
+# one module, plugins/firstparty, copied to each plugins/NAME/NAME.wasm) with standard Go for WASI, and
 # examples/wat-minimal with wat2wasm (Debian package wabt) and every C
 # plugin (a folder with NAME.c) with clang and wasm-ld (Debian packages
 # clang and lld), and every Rust plugin (a folder with NAME.rs) with
@@ -22,6 +23,19 @@ for dir in examples/*/ plugins/*/; do
 	echo "build-plugins.sh: ${dir}${name}.wasm" >&2
 	(cd "$dir" && GOOS=wasip1 GOARCH=wasm "$GO" build -buildmode=c-shared -o "$name.wasm" .)
 	built="$built $dir$name.wasm"
+done
+
+# The first-party plugins are library packages (plugins/NAME, registered
+# by name with sdk.Plugin) built into one module, plugins/firstparty; each
+# plugins/NAME/NAME.wasm is a copy of it, so that a server loading several
+# compiles the code once (RATIONALE.md, "One module for the first-party
+# plugins").
+for dir in plugins/*/; do
+	name=$(basename "$dir")
+	[ "$name" != firstparty ] && [ ! -f "${dir}main.go" ] || continue
+	ls "$dir"*.go >/dev/null 2>&1 || continue
+	echo "build-plugins.sh: ${dir}${name}.wasm (plugins/firstparty)" >&2
+	cp plugins/firstparty/firstparty.wasm "$dir$name.wasm"
 done
 
 wat=examples/wat-minimal/wat-minimal.wat

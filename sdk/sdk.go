@@ -14,6 +14,10 @@
 //
 //	func main() {}
 //
+// A package may instead register its handlers inside Plugin, under a name,
+// so that one module can hold several plugins (see Plugin; the first-party
+// plugins are built that way into plugins/firstparty).
+//
 // On wasip1 the SDK exports sluice_abi_version, sluice_features,
 // sluice_hooks, sluice_init and sluice_on_hook and reaches the host through
 // the functions it imports from the "sluice" module. It declares the ABI
@@ -25,8 +29,6 @@
 package sdk
 
 import (
-	"fmt"
-
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -66,20 +68,6 @@ type Host interface {
 // Handler handles one hook and returns the plugin's verdict.
 type Handler func(c *Ctx) Verdict
 
-// handlers are the registered handlers, one per hook. They are set by the
-// plugin's init functions and only read afterwards.
-var handlers [pluginapi.NumHooks]Handler
-
-func register(h pluginapi.Hook, fn Handler) {
-	if fn == nil {
-		panic(fmt.Sprintf("sdk: nil handler for the %s hook", h))
-	}
-	if handlers[h] != nil {
-		panic(fmt.Sprintf("sdk: a handler for the %s hook is already registered; register each hook once", h))
-	}
-	handlers[h] = fn
-}
-
 // OnConnect registers the handler for the connect hook: a new SMTP session.
 // The server starts the session at the client's first HELO or EHLO (not at
 // the TCP connection), so the handler runs then, after the banner and just
@@ -106,10 +94,6 @@ func OnData(fn Handler) { register(pluginapi.HookData, fn) }
 // delivery attempt, per destination).
 func OnDeliver(fn Handler) { register(pluginapi.HookDeliver, fn) }
 
-// initFn validates the configuration when the plugin is loaded; nil if
-// none was registered.
-var initFn func(c *Ctx) error
-
 // OnInit registers the function the host calls once when it loads the
 // plugin, before any hook, to check the plugin's configuration (c.Config).
 // A non-nil error refuses the load: the host logs "plugin NAME refused to
@@ -121,21 +105,28 @@ func OnInit(fn func(c *Ctx) error) {
 	if fn == nil {
 		panic("sdk: nil init function")
 	}
-	if initFn != nil {
+	if current.initFn != nil {
 		panic("sdk: an init function is already registered; register it once")
 	}
-	initFn = fn
+	current.initFn = fn
 }
 
 // DispatchInit runs the registered init function with a Ctx bound to host:
 // nil when there is none or it accepted the configuration. A refusal is
 // also logged at error level, which is how the wasm host learns the reason.
+// In a module holding several plugins (Plugin) it runs the init function
+// of the one the host names, and refuses a name the module does not hold.
 func DispatchInit(host Host) error {
-	if initFn == nil {
+	c := &Ctx{host: host, hook: pluginapi.HookInit}
+	r, err := pick(host)
+	if err != nil {
+		c.Error("%v", err)
+		return err
+	}
+	if r.initFn == nil {
 		return nil
 	}
-	c := &Ctx{host: host, hook: pluginapi.HookInit}
-	if err := initFn(c); err != nil {
+	if err := r.initFn(c); err != nil {
 		c.Error("%v", err)
 		return err
 	}
@@ -144,23 +135,32 @@ func DispatchInit(host Host) error {
 
 // Features returns the ABI features the plugin requires, the value of the
 // sluice_features export: pluginapi.FeatureInit when an OnInit function is
-// registered, so that a host that would not call it refuses the plugin.
+// registered, so that a host that would not call it refuses the plugin,
+// and for a module holding several plugins pluginapi.FeatureEntry (the host
+// names the one to run) and FeatureInit (a name the module does not hold is
+// refused at load).
 func Features() pluginapi.Features {
+	if bundle() {
+		return pluginapi.FeatureEntry | pluginapi.FeatureInit
+	}
 	var f pluginapi.Features
-	if initFn != nil {
+	if r, _ := pick(nil); r != nil && r.initFn != nil {
 		f |= pluginapi.FeatureInit
 	}
 	return f
 }
 
 // Hooks returns the set of hooks with a registered handler (bit 1<<hook),
-// the value of the sluice_hooks export.
+// the value of the sluice_hooks export; for a module holding several
+// plugins, of all of them (the wasm export answers for the one the host
+// names).
 func Hooks() uint32 {
+	if r, _ := pick(nil); r != nil {
+		return r.hooks()
+	}
 	var set uint32
-	for h, fn := range handlers {
-		if fn != nil {
-			set |= 1 << h
-		}
+	for _, r := range named {
+		set |= r.hooks()
 	}
 	return set
 }
@@ -171,19 +171,25 @@ func Hooks() uint32 {
 // default reply applies and a warning is logged. A hook without a handler
 // continues.
 func Dispatch(hook pluginapi.Hook, host Host) Verdict {
-	return dispatch(&Ctx{host: host, hook: hook})
-}
-
-// dispatch is Dispatch with the Ctx given: a wasm instance passes the one
-// it reuses for every call (wasm.go), since a Go guest's first heap
-// allocation in a call costs far more than the rest of a small hook
-// (BENCHMARKS.md, "A Go guest's hook call").
-func dispatch(c *Ctx) Verdict {
-	hook, host := c.hook, c.host
-	if hook < 0 || hook >= pluginapi.NumHooks || handlers[hook] == nil {
+	c := &Ctx{host: host, hook: hook}
+	r, err := pick(host)
+	if err != nil {
+		c.Error("%v", err)
 		return Continue()
 	}
-	v := handlers[hook](c)
+	return dispatch(r, c)
+}
+
+// dispatch is Dispatch with the plugin and the Ctx given: a wasm instance
+// passes the one it reuses for every call (wasm.go), since a Go guest's
+// first heap allocation in a call costs far more than the rest of a small
+// hook (BENCHMARKS.md, "A Go guest's hook call").
+func dispatch(r *registry, c *Ctx) Verdict {
+	hook, host := c.hook, c.host
+	if hook < 0 || hook >= pluginapi.NumHooks || r.handlers[hook] == nil {
+		return Continue()
+	}
+	v := r.handlers[hook](c)
 	if !v.Kind.Valid() {
 		c.Error("sdk: handler for %s returned an invalid verdict %d; continuing", hook, v.Kind)
 		return Continue()

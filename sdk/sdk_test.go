@@ -8,7 +8,7 @@ import (
 
 // TestFeatures: OnInit makes the plugin require pluginapi.FeatureInit.
 func TestFeatures(t *testing.T) {
-	t.Cleanup(func() { initFn = nil })
+	t.Cleanup(func() { unnamed.initFn = nil })
 	if got := Features(); got != 0 {
 		t.Errorf("without OnInit: %v, want none", got)
 	}

@@ -19,8 +19,16 @@ func exportABIVersion() int32 { return int32(pluginapi.Version) }
 //go:wasmexport sluice_features
 func exportFeatures(hostFeatures int32) int32 { return int32(Features()) }
 
+// exportHooks answers the hooks of the plugin this instance runs: in a
+// bundle, the one the host names (pick).
+//
 //go:wasmexport sluice_hooks
-func exportHooks() int32 { return int32(Hooks()) }
+func exportHooks() int32 {
+	if r := running(); r != nil {
+		return int32(r.hooks())
+	}
+	return 0
+}
 
 //go:wasmexport sluice_init
 func exportInit() int32 {
@@ -32,8 +40,25 @@ func exportInit() int32 {
 
 //go:wasmexport sluice_on_hook
 func exportOnHook(hook int32) int32 {
+	r := running()
+	if r == nil {
+		return int32(pluginapi.Continue)
+	}
 	hookCtx = Ctx{host: wasm, hook: pluginapi.Hook(hook)}
-	return int32(dispatch(&hookCtx).Kind)
+	return int32(dispatch(r, &hookCtx).Kind)
+}
+
+// active is the plugin this instance runs, picked at its first call: the
+// host's answer does not change for the instance's life.
+var active *registry
+
+// running returns the plugin this instance runs, or nil when the module
+// cannot say (DispatchInit has refused the load with the reason).
+func running() *registry {
+	if active == nil {
+		active, _ = pick(wasm)
+	}
+	return active
 }
 
 // hookCtx is the Ctx of the call running: an instance runs one call at a
@@ -48,7 +73,16 @@ var wasm = &wasmHost{buf: make([]byte, 4096)}
 // module.
 type wasmHost struct {
 	buf []byte
+	// props holds the value of each property last handed out, so that one
+	// read again unchanged (the client's address at every hook of a
+	// session, the sender at every hook of a transaction) is returned
+	// without allocating a string: an allocation is the dearest part of a
+	// small hook in a Go guest (BENCHMARKS.md, "The hook path").
+	props [pluginapi.NumProps]string
 }
+
+// maxCachedProp is the longest property value props keeps.
+const maxCachedProp = 256
 
 var _ Host = (*wasmHost)(nil)
 
@@ -84,7 +118,14 @@ func status(n int32) pluginapi.Status {
 func bytesPtr(b []byte) (*byte, int32) { return unsafe.SliceData(b), int32(len(b)) }
 
 func (h *wasmHost) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
-	return h.recvString(func(buf *byte, cap int32) int32 { return getProp(int32(p), buf, cap) })
+	b, st := h.recv(func(buf *byte, cap int32) int32 { return getProp(int32(p), buf, cap) })
+	if st != pluginapi.StatusOK || p < 0 || p >= pluginapi.NumProps || len(b) > maxCachedProp {
+		return string(b), st
+	}
+	if string(b) != h.props[p] { // compared without a copy
+		h.props[p] = string(b)
+	}
+	return h.props[p], st
 }
 
 func (h *wasmHost) Header(name string, index int) (string, pluginapi.Status) {

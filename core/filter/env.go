@@ -63,6 +63,9 @@ const (
 type EnvSpec struct {
 	// Plugin names the plugin, for logs, symbols and key namespaces.
 	Plugin string
+	// Entry is the plugin a module holding several runs (PropPlugin; the
+	// entry key of NAME.toml); "" means Plugin.
+	Entry string
 	// Config is the plugin's [config] table.
 	Config map[string]any
 	// Grants are the capabilities granted (pluginapi.Cap…).
@@ -219,10 +222,7 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 	c, t := e.txn.Conn, e.txn
 	switch p {
 	case pluginapi.PropClientIP:
-		if !c.ClientIP.IsValid() {
-			return "", pluginapi.StatusOK
-		}
-		return c.ClientIP.String(), pluginapi.StatusOK
+		return c.clientIPText(), pluginapi.StatusOK
 	case pluginapi.PropClientPort:
 		return strconv.Itoa(c.ClientPort), pluginapi.StatusOK
 	case pluginapi.PropClientRDNS:
@@ -271,6 +271,11 @@ func (e *Env) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 		return c.RDNSStatus, pluginapi.StatusOK
 	case pluginapi.PropClientPTR:
 		return c.PTR, pluginapi.StatusOK
+	case pluginapi.PropPlugin:
+		if e.spec.Entry != "" {
+			return e.spec.Entry, pluginapi.StatusOK
+		}
+		return e.spec.Plugin, pluginapi.StatusOK
 	}
 	return "", pluginapi.StatusNotFound
 }

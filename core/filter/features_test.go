@@ -44,7 +44,7 @@ func TestFeaturesNegotiated(t *testing.T) {
 // that names the feature and what the host supports; the others load.
 func TestFeaturesRefused(t *testing.T) {
 	tests := []struct{ guest, want string }{
-		{"needfeature", "plugin bad requires ABI feature bit 30, which this host does not support (this host supports: init)"},
+		{"needfeature", "plugin bad requires ABI feature bit 30, which this host does not support (this host supports: init, entry)"},
 		{"initmissing", "plugin bad requires ABI feature init but does not export sluice_init"},
 	}
 	for _, tt := range tests {

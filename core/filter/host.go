@@ -70,6 +70,8 @@ type Host struct {
 	log   *slog.Logger
 	cache wazero.CompilationCache
 	base  time.Time
+	// runtimes shares a runtime between plugins of one module (bundles).
+	runtimes runtimes
 
 	chain atomic.Pointer[chain]
 

@@ -209,6 +209,7 @@ func TestRefusedModules(t *testing.T) {
 		{"verdict", "order = 1\ntimeuot = \"1s\"\n", `bad.toml:2: unknown key "timeuot"`},
 		{"verdict", "failure_policy = \"panic\"\n", `bad.toml:1: failure_policy: must be "continue" or "tempfail"`},
 		{"verdict", "grants = [\"fs\"]\n", `unknown grant "fs"`},
+		{"verdict", "order = 1\nentry = \"rate limit\"\n", `bad.toml:2: entry: must name one plugin of the module, in letters, digits, '-', '_' and '.', not "rate limit"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.guest, func(t *testing.T) {

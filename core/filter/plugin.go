@@ -54,6 +54,7 @@ type plugin struct {
 	spec     EnvSpec
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
+	shared   *sharedRuntime // rt and compiled, maybe shared with other plugins
 	modCfg   wazero.ModuleConfig
 	pool     *pool
 	stats    stats
@@ -102,14 +103,14 @@ func (h *Host) loadPlugin(ctx context.Context, path string, fp fingerprint, o lo
 	}
 	p := &plugin{h: h, name: name, file: path, conf: conf, log: h.log, timeout: conf.Timeout.D(), finger: fp}
 	p.brk.threshold, p.brk.cooldown = int64(conf.BreakerFailures), int64(conf.BreakerCooldown)
-	p.spec = EnvSpec{Plugin: name, Config: conf.Config, wholeConfig: &configJSON{}, Grants: conf.Grants, KV: h.opts.KV,
+	p.spec = EnvSpec{Plugin: name, Entry: conf.Entry, Config: conf.Config, wholeConfig: &configJSON{}, Grants: conf.Grants, KV: h.opts.KV,
 		Resolver: h.opts.Resolver, Metrics: h.opts.Metrics, Logger: h.log, Now: h.opts.Now, Quota: conf.Limits.quota()}
 	p.spec.Quota.onRefuse = func() { p.observeFailure(pluginapi.HookInit, pluginapi.FailQuota, 0) }
 	if err := p.compile(ctx, bin, h.cache); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := p.checkBudget(o.limited, o.budget); err != nil {
-		_ = p.rt.Close(ctx)
+		p.h.runtimes.release(ctx, p.shared)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	p.pool = newPool(p, conf.PoolMin, conf.PoolMax)
@@ -150,8 +151,9 @@ func (p *plugin) checkBudget(limited bool, budget int64) error {
 		sizeStr(p.memory()), p.info.PoolMax, sizeStr(p.info.InstanceMemory), sizeStr(budget))
 }
 
-// compile checks the binary, instruments it and compiles it in a runtime of
-// its own (the memory ceiling is a runtime setting) with the host modules.
+// compile checks the binary, instruments it and compiles it in a runtime
+// with the host modules, shared with every plugin loaded from the same
+// bytes with the same memory ceiling (runtimes).
 func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.CompilationCache) error {
 	info, secs, err := inspectBinary(bin, &p.conf)
 	if err != nil {
@@ -163,36 +165,47 @@ func (p *plugin) compile(ctx context.Context, bin []byte, cache wazero.Compilati
 	if err != nil {
 		return fmt.Errorf("cannot instrument module: %w", err)
 	}
-	cfg := wazero.NewRuntimeConfig().
-		WithMemoryLimitPages(uint32(int64(p.conf.MemoryLimit) / pageSize)).
-		WithCloseOnContextDone(false)
-	if cache != nil {
-		cfg = cfg.WithCompilationCache(cache)
-	}
-	p.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
-	ok := false
-	defer func() {
-		if !ok {
-			_ = p.rt.Close(ctx)
-		}
-	}()
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
-		return err
-	}
-	if err := instantiateHostModule(ctx, p.rt); err != nil {
-		return err
-	}
-	p.compiled, err = p.rt.CompileModule(ctx, inst)
+	pages := uint32(int64(p.conf.MemoryLimit) / pageSize)
+	p.shared, err = p.h.runtimes.acquire(inst, pages, func() (wazero.Runtime, wazero.CompiledModule, error) {
+		return newRuntime(ctx, inst, pages, cache)
+	})
 	if err != nil {
-		return fmt.Errorf("not a valid module: %w", err)
+		return err
 	}
+	p.rt, p.compiled = p.shared.rt, p.shared.compiled
 	if err := checkExports(p.compiled, isGoModule(secs)); err != nil {
+		p.h.runtimes.release(ctx, p.shared)
 		return withName(err, p.name)
 	}
 	p.modCfg = wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithSysWalltime().WithSysNanotime().WithRandSource(crand.Reader)
-	ok = true
 	return nil
+}
+
+// newRuntime makes a runtime (the memory ceiling is a runtime setting)
+// with the host modules and compiles the instrumented module inst in it.
+func newRuntime(ctx context.Context, inst []byte, memPages uint32, cache wazero.CompilationCache) (_ wazero.Runtime, _ wazero.CompiledModule, err error) {
+	cfg := wazero.NewRuntimeConfig().WithMemoryLimitPages(memPages).WithCloseOnContextDone(false)
+	if cache != nil {
+		cfg = cfg.WithCompilationCache(cache)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	defer func() {
+		if err != nil {
+			_ = rt.Close(ctx)
+		}
+	}()
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return nil, nil, err
+	}
+	if err := instantiateHostModule(ctx, rt); err != nil {
+		return nil, nil, err
+	}
+	compiled, err := rt.CompileModule(ctx, inst)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not a valid module: %w", err)
+	}
+	return rt, compiled, nil
 }
 
 // inspectBinary parses bin and refuses, with a message saying which key of
@@ -412,7 +425,11 @@ func (p *plugin) probe(in *instance) error {
 	p.info.ABIVersion = pluginapi.Version
 	p.info.Features = in.features
 	var st [1]uint64
+	// A module holding several plugins asks which one it is (PropPlugin)
+	// before it answers.
+	in.env = Env{ctx: context.Background(), hook: pluginapi.HookInit, txn: &Txn{Conn: &Conn{}, Notes: map[string]string{}}, spec: &p.spec}
 	err, killed := in.guarded(in.mod.ExportedFunction(pluginapi.ExportHooks), st[:], initTimeout)
+	in.env = Env{}
 	if err != nil || killed {
 		return fmt.Errorf("%s failed: %v", pluginapi.ExportHooks, err)
 	}

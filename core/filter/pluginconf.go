@@ -85,6 +85,9 @@ func (l *Limits) quota() *Quota {
 
 // pluginConf is a plugin's NAME.toml.
 type pluginConf struct {
+	// Entry names the plugin to run in a module that holds several (a
+	// bundle, pluginapi.FeatureEntry); "" means the file's NAME.
+	Entry         string          `toml:"entry"`
 	Order         int             `toml:"order"`
 	FailurePolicy string          `toml:"failure_policy"`
 	MemoryLimit   config.Size     `toml:"memory_limit"`
@@ -160,7 +163,7 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 		if errors.As(err, &strict) && len(strict.Errors) > 0 {
 			de := &strict.Errors[0]
 			line, _ := de.Position()
-			return c, fmt.Errorf("%s:%d: unknown key %q (known: order, failure_policy, memory_limit, timeout, pool_min, pool_max, grants, breaker_failures, breaker_cooldown, [limits] module_size, functions, globals, data_size, table_elements, log_lines, log_bytes, kv_bytes, log_bytes_per_minute, kv_bytes_per_minute, [config])",
+			return c, fmt.Errorf("%s:%d: unknown key %q (known: entry, order, failure_policy, memory_limit, timeout, pool_min, pool_max, grants, breaker_failures, breaker_cooldown, [limits] module_size, functions, globals, data_size, table_elements, log_lines, log_bytes, kv_bytes, log_bytes_per_minute, kv_bytes_per_minute, [config])",
 				file, line, strings.Join(de.Key(), "."))
 		}
 		var de *toml.DecodeError
@@ -180,6 +183,9 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 	}
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s: %s", file, lines[key], key, fmt.Sprintf(format, args...))
+	}
+	if _, set := lines["entry"]; set && !validEntry(c.Entry) {
+		return c, bad("entry", "must name one plugin of the module, in letters, digits, '-', '_' and '.', not %q", c.Entry)
 	}
 	switch c.FailurePolicy {
 	case "continue", "tempfail":
@@ -221,6 +227,22 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 		}
 	}
 	return c, nil
+}
+
+// validEntry reports whether s can name a plugin in a bundle: 1 to 64
+// letters, digits, '-', '_' and '.'.
+func validEntry(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // check refuses limits out of their range.

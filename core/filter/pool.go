@@ -137,6 +137,14 @@ func newPool(p *plugin, min, max int) *pool {
 // get returns an idle instance, creates one when none is idle and the pool
 // is below max, or waits for one until deadline (host clock; 0: none).
 func (pl *pool) get(ctx context.Context, deadline int64) (*instance, error) {
+	in, _, err := pl.take(ctx, deadline)
+	return in, err
+}
+
+// take is get, and reports whether it took an idle instance at once
+// (idle): otherwise it waited for one or made one, and the time that took
+// counts against the call's deadline.
+func (pl *pool) take(ctx context.Context, deadline int64) (_ *instance, idle bool, _ error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -144,11 +152,12 @@ func (pl *pool) get(ctx context.Context, deadline int64) (*instance, error) {
 		}
 	}()
 	var expired <-chan time.Time
+	waited := false
 	for {
 		pl.mu.Lock()
 		if pl.closed {
 			pl.mu.Unlock()
-			return nil, errPoolClosed
+			return nil, false, errPoolClosed
 		}
 		if n := len(pl.idle); n > 0 {
 			in := pl.idle[n-1]
@@ -158,7 +167,7 @@ func (pl *pool) get(ctx context.Context, deadline int64) (*instance, error) {
 			if more {
 				pl.signal()
 			}
-			return in, nil
+			return in, !waited, nil
 		}
 		if pl.total < pl.max {
 			pl.total++
@@ -166,12 +175,13 @@ func (pl *pool) get(ctx context.Context, deadline int64) (*instance, error) {
 			in, err := pl.p.newInstance(ctx)
 			if err != nil {
 				pl.release()
-				return nil, err
+				return nil, false, err
 			}
-			return in, nil
+			return in, false, nil
 		}
 		pl.waiters++
 		pl.mu.Unlock()
+		waited = true
 		if deadline > 0 && timer == nil {
 			timer = time.NewTimer(time.Duration(deadline - pl.p.h.nanotime()))
 			expired = timer.C
@@ -188,10 +198,10 @@ func (pl *pool) get(ctx context.Context, deadline int64) (*instance, error) {
 		pl.waiters--
 		pl.mu.Unlock()
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if timedOut {
-			return nil, errWaitDeadline
+			return nil, false, errWaitDeadline
 		}
 	}
 }
@@ -205,12 +215,14 @@ func (pl *pool) signal() {
 
 // put returns a healthy instance after a call; one whose memory grew past
 // keep is closed instead.
-func (pl *pool) put(in *instance) {
+func (pl *pool) put(in *instance) { pl.putAt(in, pl.p.h.nanotime()) }
+
+// putAt is put at host clock now (the end of the call just made).
+func (pl *pool) putAt(in *instance, now int64) {
 	if in.mem != nil && in.mem.Size() > in.keep {
 		pl.discard(in)
 		return
 	}
-	now := pl.p.h.nanotime()
 	pl.mu.Lock()
 	if pl.closed {
 		pl.mu.Unlock()
@@ -416,7 +428,7 @@ func (pl *pool) close() {
 }
 
 func (pl *pool) finish() {
-	_ = pl.p.rt.Close(context.Background())
+	pl.p.h.runtimes.release(context.Background(), pl.p.shared)
 	close(pl.drained)
 }
 

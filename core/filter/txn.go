@@ -37,6 +37,22 @@ type Conn struct {
 	LocalIP netip.Addr
 	// AuthResults is the Authentication-Results value computed for the message.
 	AuthResults string
+
+	// ipText is ClientIP as text, made from ipOf at the first get_prop of
+	// it: every plugin's connect hook asks, and each String allocates.
+	ipOf   netip.Addr
+	ipText string
+}
+
+// clientIPText returns ClientIP as text, "" when it is not valid.
+func (c *Conn) clientIPText() string {
+	if !c.ClientIP.IsValid() {
+		return ""
+	}
+	if c.ipText == "" || c.ipOf != c.ClientIP {
+		c.ipOf, c.ipText = c.ClientIP, c.ClientIP.String()
+	}
+	return c.ipText
 }
 
 // Symbol is one named spam-score contribution.

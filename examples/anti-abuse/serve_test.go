@@ -104,7 +104,7 @@ func TestServe(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(plugins, p.name+".toml"), toml, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		wasm := sdktest.Build(t, filepath.Join("..", "..", "plugins", p.name))
+		wasm := sdktest.Build(t, filepath.Join("..", "..", "plugins", "firstparty")) // one module, every first-party plugin
 		if err := os.WriteFile(filepath.Join(plugins, p.name+".wasm"), wasm, 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -30,6 +30,7 @@
 
 /* Feature bits for sluice_features. */
 #define SLUICE_FEATURE_INIT 1
+#define SLUICE_FEATURE_ENTRY 2
 
 /* Hooks; sluice_hooks returns a set of SLUICE_HOOK_BIT(hook). */
 #define SLUICE_HOOK_INIT (-1)
@@ -82,6 +83,7 @@
 #define SLUICE_PROP_AUTH_RESULTS 16
 #define SLUICE_PROP_RDNS_STATUS 17
 #define SLUICE_PROP_CLIENT_PTR 18
+#define SLUICE_PROP_PLUGIN 19
 
 /* DNS record types for sluice_dns_lookup. */
 #define SLUICE_DNS_A 1

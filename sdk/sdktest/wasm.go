@@ -3,6 +3,8 @@ package sdktest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -31,7 +33,9 @@ type build struct {
 // Build compiles the Go plugin in directory pkg (relative to the test's
 // working directory, "." for the package under test) with
 // GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared and returns the
-// module. Builds are cached per test binary.
+// module; a library package that registers its plugin with sdk.Plugin (a
+// bundle's part) is built alone with a main that imports it. Builds are
+// cached per test binary.
 func Build(t testing.TB, pkg string) []byte {
 	t.Helper()
 	dir, err := filepath.Abs(pkg)
@@ -41,8 +45,14 @@ func Build(t testing.TB, pkg string) []byte {
 	v, _ := builds.LoadOrStore(dir, &build{})
 	b := v.(*build)
 	b.once.Do(func() {
-		out := filepath.Join(t.TempDir(), filepath.Base(dir)+".wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
+		tmp := t.TempDir()
+		out := filepath.Join(tmp, filepath.Base(dir)+".wasm")
+		args, err := buildArgs(dir, tmp)
+		if err != nil {
+			b.err, b.wasm = err, nil
+			return
+		}
+		cmd := exec.Command("go", append([]string{"build", "-buildmode=c-shared", "-o", out}, args...)...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if msg, err := cmd.CombinedOutput(); err != nil {
@@ -56,6 +66,39 @@ func Build(t testing.TB, pkg string) []byte {
 		t.Fatalf("sdktest: building %s for wasip1: %v\n%s", dir, b.err, b.wasm)
 	}
 	return b.wasm
+}
+
+// buildArgs returns the package arguments of go build for the plugin in
+// dir: "." for a main package; for a library package that registers its
+// plugin with sdk.Plugin (as the first-party plugins do, so that a bundle
+// can import them), a main package importing it, added through go build's
+// -overlay with a file in tmp.
+func buildArgs(dir, tmp string) ([]string, error) {
+	cmd := exec.Command("go", "list", "-f", "{{.Name}} {{.ImportPath}}", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	o, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list in %s: %w", dir, err)
+	}
+	name, path, _ := strings.Cut(strings.TrimSpace(string(o)), " ")
+	if name == "main" {
+		return []string{"."}, nil
+	}
+	main := filepath.Join(tmp, "main.go")
+	src := fmt.Sprintf("// Command %s builds the plugin package %s alone.\npackage main\n\nimport _ %q\n\nfunc main() {}\n", name, path, path)
+	overlay, err := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(dir, "_sdktest_main", "main.go"): main}})
+	if err != nil {
+		return nil, err
+	}
+	ov := filepath.Join(tmp, "overlay.json")
+	if err := os.WriteFile(main, []byte(src), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(ov, overlay, 0o644); err != nil {
+		return nil, err
+	}
+	return []string{"-overlay", ov, "./_sdktest_main"}, nil
 }
 
 // Wasm builds the Go plugin in directory pkg (see Build) and runs it in the

@@ -24,8 +24,9 @@
 //     comes with it by design, hence a direct rule.
 //   - guest-sdk-only: plugins/..., examples/... and scripts/benchplugin
 //     (the benchmark's guest) link only the standard library, pluginapi
-//     and the SDK's guest packages (Deps): that is what ends up in the
-//     .wasm. Their _test files run natively on the host (sdk/sdktest, the
+//     and the SDK's guest packages (Deps), and plugins/... also other
+//     plugins/... packages (a bundle, plugins/firstparty): that is what
+//     ends up in the .wasm. Their _test files run natively on the host (sdk/sdktest, the
 //     real server through core/servertest) and are not checked.
 //   - core-no-guest-side: no core package links sdk/..., plugins/...,
 //     examples/..., cmd/... or scripts/... (Deps). Core test files may import

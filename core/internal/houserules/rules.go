@@ -89,7 +89,9 @@ func sdkGuest(rel string) bool { return under(rel, "sdk") && !under(rel, "sdk/sd
 
 // guestOK is what code compiled into a guest may link.
 func guestOK(_, rel string, std bool) bool {
-	return std || under(rel, "pluginapi") || sdkGuest(rel)
+	// A bundle (plugins/firstparty) links plugin packages, which this
+	// rule checks in turn.
+	return std || anyUnder(rel, "pluginapi", "plugins") || sdkGuest(rel)
 }
 
 // rules are the house rules; doc.go says why each looks where it does.

@@ -1,12 +1,13 @@
-// Command headers is a Sluice plugin that edits header fields by rules
+// Package headers is a Sluice plugin that edits header fields by rules
 // from its configuration: at the data stage it strips internal Received
 // lines and client addresses from authenticated submissions, stamps the
 // customer ID of the authenticated user, and adds, removes and rewrites
 // fields; at the deliver stage it tags the Subject of mail whose spam
-// score (the core's X-Spam-Status) passes a threshold. Build it with
-//
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o headers.wasm .
-package main
+// score (the core's X-Spam-Status) passes a threshold.
+// It registers itself as the plugin headers (sdk.Plugin); `make plugins`
+// builds it into the first-party module, plugins/firstparty, with the
+// others.
+package headers
 
 import (
 	"errors"
@@ -17,12 +18,14 @@ import (
 )
 
 func init() {
-	sdk.OnInit(func(c *sdk.Ctx) error {
-		_, err := loadRules(c)
-		return err
+	sdk.Plugin("headers", func() {
+		sdk.OnInit(func(c *sdk.Ctx) error {
+			_, err := loadRules(c)
+			return err
+		})
+		sdk.OnData(onData)
+		sdk.OnDeliver(onDeliver)
 	})
-	sdk.OnData(onData)
-	sdk.OnDeliver(onDeliver)
 }
 
 // clientIPHeaders carry the submitting client's address.
@@ -154,7 +157,6 @@ func check(c *sdk.Ctx, verb, field string, err error) {
 }
 
 // main is not called: the host calls the exported hooks.
-func main() {}
 
 // cfgCache is the configuration, decoded once per instance.
 var cfgCache = sdk.ConfigCache[*rules]{Load: loadRules}

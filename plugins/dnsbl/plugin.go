@@ -1,14 +1,14 @@
-// Command dnsbl is a Sluice plugin that looks the client's address up in
+// Package dnsbl is a Sluice plugin that looks the client's address up in
 // DNS blocklists when it connects, and scores or refuses its mail per list
-// and per return code. See README.md for its configuration. Build it with
-//
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o dnsbl.wasm .
-//
+// and per return code. See README.md for its configuration.
+// It registers itself as the plugin dnsbl (sdk.Plugin); `make plugins`
+// builds it into the first-party module, plugins/firstparty, with the
+// others.
 // The lookups happen at connect; their outcome is kept in the connection
 // note "dnsbl" and applied at MAIL FROM, when the host knows whether the
 // client authenticated (authenticated sessions are never scored nor
 // refused). With delay_reject = false a reject happens at connect already.
-package main
+package dnsbl
 
 import (
 	"fmt"
@@ -25,16 +25,17 @@ import (
 const noteKey = "dnsbl"
 
 func init() {
-	sdk.OnInit(func(c *sdk.Ctx) error {
-		_, err := loadConfig(c, true)
-		return err
+	sdk.Plugin("dnsbl", func() {
+		sdk.OnInit(func(c *sdk.Ctx) error {
+			_, err := loadConfig(c, true)
+			return err
+		})
+		sdk.OnConnect(onConnect)
+		sdk.OnMail(onMail)
 	})
-	sdk.OnConnect(onConnect)
-	sdk.OnMail(onMail)
 }
 
 // main is not called: the host calls the exported hooks.
-func main() {}
 
 // onConnect looks the client up and keeps the outcome in a note; it
 // refuses at once when delay_reject is off.

@@ -1,19 +1,19 @@
-// Command helo is a Sluice plugin that judges who a client says it is
+// Package helo is a Sluice plugin that judges who a client says it is
 // against who it is: it scores (or refuses) a client without reverse DNS,
 // with reverse DNS that is not forward-confirmed, greeting with a HELO/EHLO
 // name that is not a fully qualified domain name, claiming to be this
 // server (one of our names or addresses), or giving an address literal
 // that is not its own address. The server looks the reverse DNS up (the
 // properties RDNS, RDNSStatus and PTR); the plugin needs no grants. See
-// README.md for its configuration. Build it with
-//
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o helo.wasm .
-//
+// README.md for its configuration.
+// It registers itself as the plugin helo (sdk.Plugin); `make plugins`
+// builds it into the first-party module, plugins/firstparty, with the
+// others.
 // The rules run at MAIL FROM, like Postfix's smtpd_delay_reject: by then
 // the host knows whether the client authenticated (an authenticated
 // session is never judged), and the score belongs to the transaction
 // (the host starts each transaction's score afresh at MAIL FROM).
-package main
+package helo
 
 import (
 	"fmt"
@@ -31,15 +31,16 @@ const (
 )
 
 func init() {
-	sdk.OnInit(func(c *sdk.Ctx) error {
-		_, err := loadConfig(c)
-		return err
+	sdk.Plugin("helo", func() {
+		sdk.OnInit(func(c *sdk.Ctx) error {
+			_, err := loadConfig(c)
+			return err
+		})
+		sdk.OnMail(onMail)
 	})
-	sdk.OnMail(onMail)
 }
 
 // main is not called: the host calls the exported hooks.
-func main() {}
 
 // client is what the rules look at.
 type client struct {

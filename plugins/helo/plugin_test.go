@@ -1,4 +1,4 @@
-package main
+package helo
 
 import (
 	"net/netip"

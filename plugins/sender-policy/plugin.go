@@ -1,13 +1,14 @@
-// Command sender-policy is a Sluice plugin that enforces who may send as
+// Package senderpolicy is a Sluice plugin (sender-policy) that enforces who may send as
 // whom: an authenticated user may use only the envelope senders it owns
 // (owners), its header From must align with the envelope sender
 // (from_alignment), it may address at most so many recipients per message
 // (max_rcpts), and anyone's senders and recipients can be blocked by
 // wildcard patterns (block_senders, block_rcpts). It needs no grants.
-// Build it with
 //
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o sender-policy.wasm .
-package main
+// It registers itself as the plugin sender-policy (sdk.Plugin); `make plugins`
+// builds it into the first-party module, plugins/firstparty, with the
+// others.
+package senderpolicy
 
 import (
 	"fmt"
@@ -18,13 +19,15 @@ import (
 )
 
 func init() {
-	sdk.OnInit(func(c *sdk.Ctx) error {
-		_, err := loadPolicy(c)
-		return err
+	sdk.Plugin("sender-policy", func() {
+		sdk.OnInit(func(c *sdk.Ctx) error {
+			_, err := loadPolicy(c)
+			return err
+		})
+		sdk.OnMail(onMail)
+		sdk.OnRcpt(onRcpt)
+		sdk.OnData(onData)
 	})
-	sdk.OnMail(onMail)
-	sdk.OnRcpt(onRcpt)
-	sdk.OnData(onData)
 }
 
 // onMail checks the envelope sender: the block list for everyone, the
@@ -137,7 +140,6 @@ func sanitize(s string) string {
 }
 
 // main is not called: the host calls the exported hooks.
-func main() {}
 
 // cfgCache is the configuration, decoded once per instance.
 var cfgCache = sdk.ConfigCache[*policy]{Load: loadPolicy}

@@ -1,4 +1,4 @@
-// Command ratelimit is a Sluice plugin that limits how many messages and
+// Package ratelimit is a Sluice plugin that limits how many messages and
 // recipients an authenticated user, a sender address, a client IP or a
 // sender domain may send within sliding windows (per minute, hour, day),
 // the first defence against a compromised hosting account. Over a limit
@@ -9,10 +9,11 @@
 // checked at MAIL (room for one more message and one more recipient) and
 // at RCPT, so an over-limit sender is refused before it sends the message.
 // Counters live in the host's key-value store (grant "kv"); the only clock
-// is the host's (c.Now). Build it with
-//
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o ratelimit.wasm .
-package main
+// is the host's (c.Now).
+// It registers itself as the plugin ratelimit (sdk.Plugin); `make plugins`
+// builds it into the first-party module, plugins/firstparty, with the
+// others.
+package ratelimit
 
 import (
 	"errors"
@@ -27,10 +28,12 @@ import (
 const metricExceeded = "ratelimit_exceeded"
 
 func init() {
-	sdk.OnInit(onInit)
-	sdk.OnMail(onMail)
-	sdk.OnRcpt(onRcpt)
-	sdk.OnData(onData)
+	sdk.Plugin("ratelimit", func() {
+		sdk.OnInit(onInit)
+		sdk.OnMail(onMail)
+		sdk.OnRcpt(onRcpt)
+		sdk.OnData(onData)
+	})
 }
 
 // onInit refuses to load with a bad configuration or without the grants.
@@ -219,4 +222,3 @@ func exceeded(c *sdk.Ctx, s slider, n int64, retry time.Duration) sdk.Verdict {
 }
 
 // main is not called: the host calls the exported hooks.
-func main() {}

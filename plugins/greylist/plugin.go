@@ -1,16 +1,16 @@
-// Command greylist is a Sluice plugin that greylists: the first attempt of
+// Package greylist is a Sluice plugin that greylists: the first attempt of
 // a (client network, sender, recipient) triplet is deferred with 451, and a
 // retry after the delay (and before the expiry) is accepted and
 // whitelists the client network for a while. See README.md for its
-// configuration. Build it with
-//
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o greylist.wasm .
-//
+// configuration.
+// It registers itself as the plugin greylist (sdk.Plugin); `make plugins`
+// builds it into the first-party module, plugins/firstparty, with the
+// others.
 // State lives in the key-value store, with times taken from the plugin
 // clock (c.Now): "t:NET:HASH" holds a triplet's first attempt, "w:NET" the
 // end of a network's whitelisting. The stores' own TTLs only collect
 // garbage.
-package main
+package greylist
 
 import (
 	"crypto/sha256"
@@ -30,16 +30,17 @@ import (
 const noteKey = "greylist.defer"
 
 func init() {
-	sdk.OnInit(func(c *sdk.Ctx) error {
-		_, err := loadConfig(c, true)
-		return err
+	sdk.Plugin("greylist", func() {
+		sdk.OnInit(func(c *sdk.Ctx) error {
+			_, err := loadConfig(c, true)
+			return err
+		})
+		sdk.OnRcpt(onRcpt)
+		sdk.OnData(onData)
 	})
-	sdk.OnRcpt(onRcpt)
-	sdk.OnData(onData)
 }
 
 // main is not called: the host calls the exported hooks.
-func main() {}
 
 // onRcpt greylists the triplet of this recipient.
 func onRcpt(c *sdk.Ctx) sdk.Verdict {

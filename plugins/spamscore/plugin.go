@@ -1,13 +1,14 @@
-// Command spamscore is a Sluice plugin that scores a message at the data
+// Package spamscore is a Sluice plugin that scores a message at the data
 // stage with named heuristics — missing Date or Message-ID, mismatched
 // From/Reply-To/envelope, display names claiming a local domain, shouting
 // or empty subjects, HTML-only bodies, URLs with IP hosts or shorteners,
 // dangerous attachments, and failed SPF, DKIM or DMARC — and adds each
 // symbol's weight to the message's spam score. The core applies the
-// [spam] thresholds. Build it with
-//
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o spamscore.wasm .
-package main
+// [spam] thresholds.
+// It registers itself as the plugin spamscore (sdk.Plugin); `make plugins`
+// builds it into the first-party module, plugins/firstparty, with the
+// others.
+package spamscore
 
 import (
 	"mime"
@@ -19,11 +20,13 @@ import (
 )
 
 func init() {
-	sdk.OnInit(func(c *sdk.Ctx) error {
-		_, err := loadRules(c)
-		return err
+	sdk.Plugin("spamscore", func() {
+		sdk.OnInit(func(c *sdk.Ctx) error {
+			_, err := loadRules(c)
+			return err
+		})
+		sdk.OnData(onData)
 	})
-	sdk.OnData(onData)
 }
 
 // onData scores the message.
@@ -180,7 +183,6 @@ func checkAuth(ar string, hits map[string]bool) {
 }
 
 // main is not called: the host calls the exported hooks.
-func main() {}
 
 // cfgCache is the configuration, decoded once per instance.
 var cfgCache = sdk.ConfigCache[*rules]{Load: loadRules}
