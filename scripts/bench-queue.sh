@@ -25,13 +25,20 @@
 # seconds once Badger's startup compactions are done (the scheduler),
 # sluice-load -c 50 with 1 KiB messages (msgs/s, CPU per message),
 # `sluice queue ls --limit 100` and `sluice queue stats` wall time and RSS
-# after them, and the time to the banner of a restart.
+# after them, and the time to the banner of a restart; and, once, on the
+# deep queue, `sluice queue ls` with --after and each filter, matching
+# much or nothing (a second table).
 #
 # Settings: BENCH_OUT (default /tmp/sluice-bench; results in
 # queue-results.md), BENCH_DEEPQUEUE_N, BENCH_DEEPQUEUE_DIR (keep the
 # filled queue there and reuse it on the next run instead of filling
 # again; each run works on a copy; default: a temporary directory,
-# removed at the end). GOMEMLIMIT, when set, is passed to the servers.
+# removed at the end), BENCH_DEEPQUEUE_ROUNDS (default 1: run the empty
+# and the deep queue that many times, alternating, so that both see the
+# same load from whatever else runs on the machine). GOMEMLIMIT, when set,
+# is passed to the servers. BENCH_DEEPQUEUE_PPROF=1 records a CPU profile
+# of each server during its load (pprof from the admin socket, 9 s) in
+# $BENCH_OUT/queue-dq-KIND-ROUND.pprof.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -200,6 +207,35 @@ if [ "${BENCH_MEMORY:-0}" != 0 ]; then
 	row ""
 fi
 
+# lsvariants SOCKET times `sluice queue ls` with paging and each filter,
+# some matching most of the deep queue, some nothing (a full scan), and
+# adds a row for each to lsrows.
+lsrows=()
+lsvariants() {
+	local sock=$1 after t0 lines
+	after=$("$tmp/sluice" queue ls --socket "$sock" --limit 1000 | awk '/^[0-9A-Z]+  / { id = $1 } END { print id }')
+	local variants=(
+		"--limit 100"
+		"--limit 100 --after $after"
+		"--limit 100 --state deferred"
+		"--limit 100 --state held"
+		"--limit 100 --state queued"
+		"--limit 100 --sender load@src.test"
+		"--limit 100 --sender nobody@nowhere.test"
+		"--limit 100 --rcpt user500000@dead0.test"
+		"--limit 100 --domain dead7.test"
+		"--limit 100 --domain nowhere.test"
+	)
+	for v in "${variants[@]}"; do
+		t0=$(now)
+		# shellcheck disable=SC2086 # v is several arguments
+		lines=$("$tmp/sluice" queue ls --socket "$sock" $v | wc -l) || failed=1
+		took=$(since "$t0")
+		lsrows+=("| \`queue ls $v\` | $took s | $lines | $(rss "$pid") ($(awk '/^RssAnon/ { a = $2 } /^RssFile/ { f = $2 } END { printf "%.0f + %.0f MiB", a / 1024, f / 1024 }' "/proc/$pid/status")) |")
+		say "deep: queue ls $v: $took s"
+	done
+}
+
 if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 	n=${BENCH_DEEPQUEUE_N:-1000000}
 	free_port dead # nothing listens there: every delivery is refused
@@ -221,12 +257,19 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 	row ""
 	row "| queue | exec to banner | RSS at banner | settled after (peak RSS) | CPU in 10 s idle | msgs/s | CPU per msg | queue ls --limit 100 | RSS after | queue stats | RSS after | restart to banner |"
 	row "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-	for kind in empty deep; do
+	rounds=${BENCH_DEEPQUEUE_ROUNDS:-1}
+	for run in $(seq 1 "$rounds"); do for kind in empty deep; do
+		label=$kind
+		[ "$rounds" = 1 ] || label="$kind ($run/$rounds)"
 		data="$tmp/data-$kind"
 		rm -rf "$data"
 		if [ "$kind" = deep ]; then
 			cp -a "$deepdir" "$data" # the filled queue stays as it is for the next run
 			rm -f "$data"/*.sock
+			# Write the copy out now: the kernel would write its 1.2 GB
+			# back some 30 s later, in the middle of the load, and the
+			# group commit's fdatasyncs would queue behind it.
+			sync
 		fi
 		mkdir -p "$data"
 		config "dq-$kind" "$data" "$dead" $'[delivery]\nrelay_host = "127.0.0.1:'"$dead"$'"'
@@ -246,7 +289,13 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 		sleep 10
 		idle_cpu=$(awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN { printf "%.2f s", b - a }')
 		c0=$(cpu "$pid")
+		prof=""
+		if [ "${BENCH_DEEPQUEUE_PPROF:-0}" != 0 ]; then
+			curl -s --unix-socket "$data/admin.sock" -o "$out/queue-dq-$kind-$run.pprof" 'http://sluice/debug/pprof/profile?seconds=9' &
+			prof=$!
+		fi
 		loadrun "dq-$kind" 50 1024 user@dead.test
+		[ -z "$prof" ] || wait "$prof" || true
 		per=$(awk -v a="$c0" -v b="$(cpu "$pid")" -v n="$accepted" 'BEGIN { printf "%.2f ms", (n > 0 ? (b - a) * 1000 / n : 0) }')
 		t0=$(now)
 		"$tmp/sluice" queue ls --limit 100 --socket "$data/admin.sock" >"$out/queue-dq-$kind-ls.txt" 2>&1 || failed=1
@@ -256,15 +305,26 @@ if [ "${BENCH_DEEPQUEUE:-0}" != 0 ]; then
 		"$tmp/sluice" queue stats --socket "$data/admin.sock" >"$out/queue-dq-$kind-stats.txt" 2>&1 || failed=1
 		stats_time="$(since "$t0") s"
 		stats_rss=$(rss "$pid")
+		if [ "$kind" = deep ] && [ "$run" = 1 ]; then
+			lsvariants "$data/admin.sock"
+		fi
 		stop "$pid"
 		serve "dq-$kind" || continue
 		again=$startup
 		stop "$pid"
 		rm -rf "$data"
-		say "dq-$kind: banner after $up s ($at_banner), settled after $settled, idle CPU $idle_cpu, $msgs msgs/s, ls $ls_time, stats $stats_time, restart $again s"
-		row "| $kind | $up s | $at_banner | $settled | $idle_cpu | $msgs | $per | $ls_time | $ls_rss | $stats_time | $stats_rss | $again s |"
-	done
+		say "dq-$label: banner after $up s ($at_banner), settled after $settled, idle CPU $idle_cpu, $msgs msgs/s, ls $ls_time, stats $stats_time, restart $again s"
+		row "| $label | $up s | $at_banner | $settled | $idle_cpu | $msgs | $per | $ls_time | $ls_rss | $stats_time | $stats_rss | $again s |"
+	done; done
 	row ""
+	if [ ${#lsrows[@]} -gt 0 ]; then
+		row "\`sluice queue ls\` on the deep queue (first round; the server as the table above left it): wall time of the whole command, the server's VmRSS / VmHWM after it (of it RssAnon, RssFile: Badger's tables are mapped files)."
+		row ""
+		row "| command | time | lines out | server RSS after |"
+		row "| --- | ---: | ---: | ---: |"
+		for r in "${lsrows[@]}"; do row "$r"; done
+		row ""
+	fi
 fi
 
 cat "$results"

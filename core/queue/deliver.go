@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -20,20 +19,25 @@ const (
 	expiredText = "delivery time expired"
 )
 
-// deliver makes one delivery attempt of the leased message id and records
-// its outcome. It reports whether the outcome may have scheduled work (a
-// retry, a bounce or a success notice), which the scheduler must then look
-// for; a message delivered to every recipient simply leaves the queue.
-func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, id string) (scheduled bool) {
-	m, err := q.Get(ctx, id)
+// deliver makes one delivery attempt of the leased message whose envelope
+// the lease read (an admin change since then applies when the outcome is
+// recorded: the delivery was in progress) and records its outcome. It
+// returns when the message is due again, zero when it was not
+// rescheduled; a bounce or a success notice it queued has woken the
+// scheduler already, and a message delivered to every recipient simply
+// leaves the queue.
+func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, env *mail.Envelope) (retry time.Time) {
+	id := env.ID
+	body, err := q.body(id)
 	if errors.Is(err, ErrNotFound) {
 		q.dropLease(id)
-		return false
+		return time.Time{}
 	}
 	if err != nil {
 		q.log.Error("queue: read leased message failed; it stays leased until restart", "id", id, "err", err)
-		return false
+		return time.Time{}
 	}
+	m := &mail.Message{Envelope: *env, Body: body}
 	var rcpts []string
 	for _, r := range m.Pending() {
 		rcpts = append(rcpts, r.Addr)
@@ -51,7 +55,9 @@ func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, id string) (sched
 	// reports, which is then retried. So it commits without waiting for the
 	// group sync; the next sync covers it.
 	rctx := context.WithoutCancel(ctx)
+	var committed *effects // the effects of the run that committed
 	if err := q.commitFx(rctx, func(txn *badger.Txn, fx *effects) error {
+		committed = fx
 		if err := q.record(txn, fx, id, m.Body, results, shutdown); err != nil {
 			return err
 		}
@@ -61,29 +67,9 @@ func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, id string) (sched
 		return nil
 	}); err != nil {
 		q.log.Error("queue: record delivery results failed; message stays leased until restart", "id", id, "err", err)
+		return time.Time{}
 	}
-	return !allSent(m, rcpts, results)
-}
-
-// allSent reports whether an attempt delivered every recipient it was given
-// and none of them asked for a success notice: then nothing was scheduled.
-func allSent(m *mail.Message, rcpts []string, results []mail.Result) bool {
-	if len(results) != len(rcpts) {
-		return false
-	}
-	for _, r := range results {
-		if r.Status != mail.Sent {
-			return false
-		}
-	}
-	for _, r := range m.Rcpts {
-		for _, n := range r.Notify {
-			if strings.EqualFold(n, "SUCCESS") {
-				return false
-			}
-		}
-	}
-	return true
+	return committed.retry
 }
 
 // dropLease deletes the lease of a message that has gone.
@@ -188,6 +174,7 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 		if err := txn.Delete(leaseKey(id)); err != nil {
 			return err
 		}
+		fx.kick = true
 		return q.dueNow(txn, env)
 	}
 	if err := txn.Delete(leaseKey(id)); err != nil {
@@ -200,12 +187,14 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 	}
 	if hold != "" {
 		fx.info("held", "id", id, "reason", hold)
+		fx.kick = true // its expiry may be scheduled (HoldLifetime)
 		return q.held(txn, env, hold, now)
 	}
 	env.NextAttempt = q.nextAttempt(env, now)
 	if err := putEnvelope(txn, env); err != nil {
 		return err
 	}
+	fx.retry = env.NextAttempt
 	return q.setSched(txn, env.NextAttempt, id)
 }
 

@@ -105,8 +105,8 @@ func TestRestartDeliversQueuedAndLeased(t *testing.T) {
 	if err != nil || len(es) != 1 {
 		t.Fatalf("due: %v %v", es, err)
 	}
-	if ok, err := q.lease(es[0]); !ok || err != nil {
-		t.Fatalf("lease: %v %v", ok, err)
+	if env, err := q.lease(es[0]); env == nil || err != nil {
+		t.Fatalf("lease: %v %v", env, err)
 	}
 	if _, es, _ := q.due(10); len(es) != 2 {
 		t.Fatalf("leased message still scheduled: %v", es)

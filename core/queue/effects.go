@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -16,6 +17,9 @@ type effects struct {
 	logs       []logLine
 	kick       bool
 	deliveries []Delivery // for Options.Observer
+	// retry is when a recorded attempt's message is due again (zero:
+	// not rescheduled); the worker tells the scheduler (wakeAt).
+	retry time.Time
 }
 
 // logLine is one line to log, its attributes taken when it was collected.

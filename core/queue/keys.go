@@ -75,6 +75,23 @@ func getEnvelope(txn *badger.Txn, id string) (*mail.Envelope, error) {
 	return env, nil
 }
 
+// getBody reads a copy of the message bytes of id (ErrNotFound when they
+// are gone).
+func getBody(txn *badger.Txn, id string) ([]byte, error) {
+	item, err := txn.Get(bodyKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read body of %s: %w", id, err)
+	}
+	body, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read body of %s: %w", id, err)
+	}
+	return body, nil
+}
+
 // decodeEnvelope decodes a stored envelope into env. Envelopes are
 // written by encoding/json (putEnvelope) and read with goccy/go-json, which
 // decodes them the same way about five times faster

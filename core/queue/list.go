@@ -93,6 +93,7 @@ type filter struct {
 	state, sender, rcpt, domain string
 	nullSender                  bool
 	match                       func(*mail.Envelope) bool
+	needles                     [][]needle // see mayMatch
 }
 
 func newFilter(o ListOptions) filter {
@@ -110,6 +111,7 @@ func newFilter(o ListOptions) filter {
 	if d := strings.TrimPrefix(strings.TrimSpace(o.Domain), "@"); d != "" {
 		f.domain = mail.NormDomain(d)
 	}
+	f.needles = f.rawNeedles()
 	return f
 }
 
@@ -153,7 +155,7 @@ func (q *Queue) Page(ctx context.Context, o ListOptions) (Page, error) {
 	limit = min(limit, MaxPageLimit)
 	f := newFilter(o)
 	p := Page{Messages: []mail.Envelope{}}
-	next, err := q.scan(ctx, o.After, q.budget(), func(env *mail.Envelope) bool {
+	next, err := q.scan(ctx, o.After, q.budget(), f.skipper(), func(env *mail.Envelope) bool {
 		if f.ok(env) {
 			p.Messages = append(p.Messages, *env)
 		}
@@ -168,13 +170,16 @@ func (q *Queue) Page(ctx context.Context, o ListOptions) (Page, error) {
 
 // scan decodes the envelopes after ID after, in ID order, and calls fn
 // with each (a fresh one each time) until fn returns false, budget
-// envelopes have been read (budget <= 0: no bound) or the queue ends. It
-// returns the ID of the last envelope read when the scan stopped before
-// the end, "" when it reached the end.
-func (q *Queue) scan(ctx context.Context, after string, budget int, fn func(*mail.Envelope) bool) (string, error) {
+// envelopes have been read (budget <= 0: no bound) or the queue ends.
+// With skip set, an envelope whose stored bytes skip rejects is not
+// decoded (nor given to fn), and counts a skipCost-th of one against the
+// budget. It returns the ID of the last envelope read when the scan
+// stopped before the end, "" when it reached the end.
+func (q *Queue) scan(ctx context.Context, after string, budget int, skip func(raw []byte) bool, fn func(*mail.Envelope) bool) (string, error) {
 	var last string
+	budget *= skipCost
 	err := q.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMsg), PrefetchValues: true, PrefetchSize: 100})
+		it := txn.NewIterator(envelopeScan)
 		defer it.Close()
 		if after == "" {
 			it.Rewind()
@@ -186,15 +191,27 @@ func (q *Queue) scan(ctx context.Context, after string, budget int, fn func(*mai
 				return err
 			}
 			item := it.Item()
-			env := new(mail.Envelope)
-			if err := item.Value(func(v []byte) error { return decodeEnvelope(v, env) }); err != nil {
+			var env *mail.Envelope
+			err := item.Value(func(v []byte) error {
+				if skip != nil && skip(v) {
+					return nil
+				}
+				env = new(mail.Envelope)
+				return decodeEnvelope(v, env)
+			})
+			if err != nil {
 				return fmt.Errorf("decode envelope %s: %w", item.Key()[len(prefixMsg):], err)
 			}
-			n++
-			if !fn(env) || (budget > 0 && n >= budget) {
+			if env == nil {
+				n++
+			} else {
+				n += skipCost
+			}
+			if (env != nil && !fn(env)) || (budget > 0 && n >= budget) {
+				id := string(item.Key()[len(prefixMsg):])
 				it.Next()
 				if it.Valid() {
-					last = env.ID
+					last = id
 				}
 				return nil
 			}
@@ -203,6 +220,28 @@ func (q *Queue) scan(ctx context.Context, after string, budget int, fn func(*mai
 	})
 	return last, err
 }
+
+// skipCost is how many envelopes skipped by their stored bytes cost one
+// decoded envelope of a scan's budget. The byte test takes 0.3 µs, the
+// decoding 4.5 µs (BenchmarkScanSkip), and reading the next item from
+// Badger is the same for both.
+const skipCost = 8
+
+// skipper returns the scan's skip test for f (mayMatch), nil when f has
+// none.
+func (f *filter) skipper() func(raw []byte) bool {
+	if len(f.needles) == 0 {
+		return nil
+	}
+	return func(raw []byte) bool { return !f.mayMatch(raw) }
+}
+
+// envelopeScan iterates over the envelopes without prefetching their
+// values: envelopes are stored inline in the LSM tree (under
+// bodyThreshold), so Value reads them in place, whereas a prefetch copies
+// each into a buffer of its own from a goroutine of its own (a third of a
+// deep queue's full scan went to starting those goroutines).
+var envelopeScan = badger.IteratorOptions{Prefix: []byte(prefixMsg)}
 
 // budget is how many envelopes one Page reads at most.
 func (q *Queue) budget() int {
@@ -226,7 +265,7 @@ func (q *Queue) scanAll(ctx context.Context, fn func(*mail.Envelope)) error {
 	go func() {
 		defer close(raw)
 		readErr = q.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixMsg), PrefetchValues: true, PrefetchSize: 100})
+			it := txn.NewIterator(envelopeScan)
 			defer it.Close()
 			var b []record
 			send := func() error {

@@ -34,7 +34,7 @@ func (q *Queue) FlushDomain(ctx context.Context, domain string) error {
 	f := newFilter(ListOptions{Domain: domain})
 	after := ""
 	for {
-		next, err := q.scan(ctx, after, q.budget(), func(env *mail.Envelope) bool {
+		next, err := q.scan(ctx, after, q.budget(), f.skipper(), func(env *mail.Envelope) bool {
 			if !env.Held && f.ok(env) {
 				ids = append(ids, env.ID)
 			}
@@ -101,13 +101,9 @@ func (q *Queue) Bounce(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		item, err := txn.Get(bodyKey(id))
+		body, err := getBody(txn, id)
 		if err != nil {
-			return fmt.Errorf("read body: %w", err)
-		}
-		body, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("read body: %w", err)
+			return err
 		}
 		now := q.opts.Now()
 		delay := now.Sub(env.Received).Round(time.Second)

@@ -81,6 +81,9 @@ type Options struct {
 	// inRecord, when set, runs inside the transaction that records a
 	// delivery attempt, before it commits (tests force conflicts).
 	inRecord func(id string)
+	// onScan, when set, is called at each scan of the schedule index
+	// (tests count them).
+	onScan func()
 }
 
 // Defaults used for zero Options fields.
@@ -146,6 +149,10 @@ type Queue struct {
 	// rescan asks the scheduler to scan the schedule index: something may
 	// be due that it has not been handed (kick sets it; nudge does not).
 	rescan atomic.Bool
+	// soonest is the earliest due time (dueNanos; 0: none) of the retries
+	// scheduled since the scheduler last looked (wakeAt), so that it scans
+	// when they are due rather than at once.
+	soonest atomic.Uint64
 	// ready hands freshly enqueued messages, due now, straight to the
 	// scheduler, so that it need not scan the index for them. The durable
 	// schedule entry is written all the same; a full channel falls back
@@ -211,6 +218,10 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		WithNumMemtables(numMemtables).
 		WithBlockCacheSize(blockCacheSize).
 		WithNumCompactors(numCompactors).
+		// Badger's own expvar counters: nothing reads them (core/metrics
+		// counts what Sluice reports), and they cost a map update for every
+		// LSM level each point read visits, more levels in a deep queue.
+		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{logger})
 	bo.TableSizeMultiplier = tableSizeMultiplier
 	if opts.memTableSize > 0 {
@@ -280,6 +291,26 @@ func (q *Queue) Close() error {
 // kick wakes the scheduler without blocking.
 func (q *Queue) kick() {
 	q.rescan.Store(true)
+	q.nudge()
+}
+
+// wakeAt tells the scheduler that a schedule entry due at t has been
+// committed (a retry): it scans by t, not at once, unless t has come. A
+// deferral thus costs no scan of the schedule index (whose cost, though
+// not proportional, grows with the queue's LSM levels); the scan at t
+// finds the entry, since it was written before.
+func (q *Queue) wakeAt(t time.Time) {
+	if !t.After(q.opts.Now()) {
+		q.kick()
+		return
+	}
+	n := dueNanos(t)
+	for {
+		cur := q.soonest.Load()
+		if (cur != 0 && cur <= n) || q.soonest.CompareAndSwap(cur, n) {
+			break
+		}
+	}
 	q.nudge()
 }
 

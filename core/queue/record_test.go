@@ -79,7 +79,11 @@ func TestRecordConflictLogsOnce(t *testing.T) {
 	bounce := mail.DelivererFunc(func(_ context.Context, _ *mail.Message, rcpts []string) []mail.Result {
 		return []mail.Result{mail.BouncedResult(rcpts[0], "mx[192.0.2.1]:25", mail.Reply{Code: 550, Enhanced: mail.EnhancedCode{5, 1, 1}, Text: "no such user"})}
 	})
-	q.deliver(context.Background(), bounce, id)
+	m, err := q.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.deliver(context.Background(), bounce, &m.Envelope)
 	if conflicts != 1 {
 		t.Fatalf("%d conflicts forced, want 1", conflicts)
 	}

@@ -44,20 +44,20 @@ func (q *Queue) Run(ctx context.Context) error {
 	q.mu.Unlock()
 
 	var wg sync.WaitGroup
-	jobs := make(chan string)
+	jobs := make(chan *mail.Envelope)           // leased, as the lease read them
 	busy := make(chan struct{}, q.opts.Workers) // one token per busy worker
 	for range q.opts.Workers {
 		wg.Go(func() {
-			for id := range jobs {
-				scheduled := q.deliver(ctx, q.getDeliverer(), id)
+			for env := range jobs {
+				retry := q.deliver(ctx, q.getDeliverer(), env)
 				if sched.Err() != nil { // finished during a drain, or cut short
 					q.countDrained(ctx.Err() != nil)
 				}
 				<-busy
-				if scheduled {
-					q.kick()
-				} else {
+				if retry.IsZero() {
 					q.nudge() // a worker is free
+				} else {
+					q.wakeAt(retry)
 				}
 			}
 		})
@@ -74,7 +74,7 @@ func (q *Queue) Run(ctx context.Context) error {
 // Enqueue first, then, when something else may be due (a kick, the next due
 // time reached, a scan that filled every free worker), what a scan of the
 // schedule index finds. It sleeps until the next due time or a wake-up.
-func (q *Queue) schedule(ctx context.Context, jobs chan<- string, busy chan struct{}) {
+func (q *Queue) schedule(ctx context.Context, jobs chan<- *mail.Envelope, busy chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	q.rescan.Store(true) // whatever was due before Run
@@ -82,7 +82,7 @@ func (q *Queue) schedule(ctx context.Context, jobs chan<- string, busy chan stru
 	// take leases e and hands it to a worker; it reports false when the
 	// entry was gone, held or could not be leased.
 	take := func(e schedEntry) bool {
-		ok, err := q.lease(e)
+		env, err := q.lease(e)
 		switch {
 		case errors.Is(err, badger.ErrConflict):
 			q.rescan.Store(true) // changed under us: look again
@@ -90,12 +90,12 @@ func (q *Queue) schedule(ctx context.Context, jobs chan<- string, busy chan stru
 		case err != nil:
 			q.log.Error("queue: lease failed", "id", e.id, "err", err)
 			return false
-		case !ok:
+		case env == nil:
 			return false
 		}
 		busy <- struct{}{}
 		select {
-		case jobs <- e.id:
+		case jobs <- env:
 		case <-ctx.Done():
 			q.unlease(e.id) // no worker will have it
 		}
@@ -104,6 +104,11 @@ func (q *Queue) schedule(ctx context.Context, jobs chan<- string, busy chan stru
 	for {
 		if ctx.Err() != nil {
 			return
+		}
+		if s := q.soonest.Swap(0); s != 0 { // a retry scheduled since (wakeAt)
+			if t := time.Unix(0, int64(s)); next.IsZero() || t.Before(next) {
+				next = t
+			}
 		}
 		free := cap(busy) - len(busy)
 	fresh:
@@ -167,6 +172,9 @@ type schedEntry struct {
 // past the entries leased since (see schedLow), so its cost is the entries
 // it returns, not the queue's depth or the traffic.
 func (q *Queue) due(limit int) (time.Time, []schedEntry, error) {
+	if q.opts.onScan != nil {
+		q.opts.onScan()
+	}
 	start := q.low.begin()
 	now := dueNanos(q.opts.Now())
 	var ids []schedEntry
@@ -201,14 +209,17 @@ func (q *Queue) due(limit int) (time.Time, []schedEntry, error) {
 }
 
 // lease moves a schedule entry to a lease so no other worker takes the
-// message. It reports false when the entry is gone or stray (then removed),
-// and badger.ErrConflict when it changed meanwhile.
-func (q *Queue) lease(e schedEntry) (bool, error) {
+// message, and returns the message's envelope as the lease read it. It
+// returns nil when the entry is gone or stray (then removed) or the
+// message is held, and badger.ErrConflict when it changed meanwhile.
+func (q *Queue) lease(e schedEntry) (*mail.Envelope, error) {
 	now := q.opts.Now()
-	leased, stray := false, false
+	var leased *mail.Envelope
+	stray := false
 	var fx *effects
 	err := q.updateDB(func(txn *badger.Txn) error {
 		fx = new(effects)
+		leased = nil
 		if _, err := txn.Get(e.key); err != nil {
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				return nil
@@ -242,11 +253,11 @@ func (q *Queue) lease(e schedEntry) (bool, error) {
 			return nil
 		}
 		b, _ := now.MarshalText()
-		leased = true
+		leased = env
 		return txn.Set(leaseKey(e.id), b)
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	q.do(fx)
 	if stray {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,4 +172,48 @@ func TestScheduleIndexConcurrentWrites(t *testing.T) {
 	}
 	wg.Wait()
 	eventually(t, "every released message delivered", func() bool { return len(list(t, q)) == 0 })
+}
+
+// TestDeferralScansNothing: a deferred attempt tells the scheduler when
+// the retry is due instead of asking it to scan the schedule index at
+// once (a scan whose cost grows with a deep queue's LSM levels), and the
+// retry still comes when it is due, with nothing else waking the
+// scheduler.
+func TestDeferralScansNothing(t *testing.T) {
+	const backoff = time.Second
+	opts := testOptions(t, t.TempDir(), nil)
+	opts.Now = time.Now // the real clock: the retry waits on the scheduler's timer
+	opts.MinBackoff, opts.MaxBackoff = backoff, backoff
+	var scans atomic.Int64
+	opts.onScan = func() { scans.Add(1) }
+	d := deferFirst()
+	opts.Deliverer = d
+	q := openQueue(t, opts)
+	run(t, q)
+	eventually(t, "the scheduler's first scan", func() bool { return scans.Load() > 0 })
+
+	const n = 40
+	t0 := time.Now()
+	var ids []string
+	for i := range n {
+		ids = append(ids, enqueue(t, q, "a@src.test", fmt.Sprintf("r%d@dead.test", i)))
+	}
+	eventually(t, "every first attempt recorded", func() bool { return recorded(t, q, n) })
+	// Fresh messages are handed to the scheduler without a scan, and a
+	// deferral only says when its retry is due: the first scan was the
+	// one at the start. (Unless this machine took so long that retries
+	// were due already.)
+	if got := scans.Load(); got != 1 && time.Since(t0) < backoff*9/10 {
+		t.Errorf("%d scans of the schedule index for %d fresh messages deferred once, want only the first", got, n)
+	}
+	eventually(t, "every retry delivered", func() bool { return len(list(t, q)) == 0 })
+	if took := time.Since(t0); took < backoff*95/100 {
+		t.Errorf("retries delivered after %v, before their %v (±5 %%) backoff", took, backoff)
+	}
+	got := attempts(d)
+	for _, id := range ids {
+		if got[id] != 2 {
+			t.Errorf("message %s attempted %d times, want 2", id, got[id])
+		}
+	}
 }

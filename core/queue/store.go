@@ -94,13 +94,9 @@ const holdExpiredDSN = "5.7.1"
 // expireHeld bounces the pending recipients of a held message whose hold
 // lifetime has passed, with one DSN to the sender, and removes it.
 func (q *Queue) expireHeld(txn *badger.Txn, fx *effects, env *mail.Envelope, now time.Time) error {
-	item, err := txn.Get(bodyKey(env.ID))
+	body, err := getBody(txn, env.ID)
 	if err != nil {
-		return fmt.Errorf("read body: %w", err)
-	}
-	body, err := item.ValueCopy(nil)
-	if err != nil {
-		return fmt.Errorf("read body: %w", err)
+		return err
 	}
 	text := fmt.Sprintf("held and not released within %v", q.opts.HoldLifetime)
 	if env.HoldReason != "" {
@@ -126,7 +122,7 @@ func (q *Queue) expireHeld(txn *badger.Txn, fx *effects, env *mail.Envelope, now
 // with Page instead.
 func (q *Queue) List(ctx context.Context) ([]mail.Envelope, error) {
 	var out []mail.Envelope
-	_, err := q.scan(ctx, "", 0, func(env *mail.Envelope) bool {
+	_, err := q.scan(ctx, "", 0, nil, func(env *mail.Envelope) bool {
 		out = append(out, *env)
 		return true
 	})
@@ -144,13 +140,9 @@ func (q *Queue) Get(ctx context.Context, id string) (*mail.Message, error) {
 		if err != nil {
 			return err
 		}
-		item, err := txn.Get(bodyKey(id))
+		body, err := getBody(txn, id)
 		if err != nil {
-			return fmt.Errorf("read body of %s: %w", id, err)
-		}
-		body, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("read body of %s: %w", id, err)
+			return err
 		}
 		m = &mail.Message{Envelope: *env, Body: body}
 		return nil
@@ -159,6 +151,17 @@ func (q *Queue) Get(ctx context.Context, id string) (*mail.Message, error) {
 		return nil, wrapID("get", id, err)
 	}
 	return m, nil
+}
+
+// body reads the message bytes of id (ErrNotFound when it is gone).
+func (q *Queue) body(id string) ([]byte, error) {
+	var body []byte
+	err := q.db.View(func(txn *badger.Txn) error {
+		var err error
+		body, err = getBody(txn, id)
+		return err
+	})
+	return body, err
 }
 
 // Hold keeps a message from being scheduled until Release. A delivery
