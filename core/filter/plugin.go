@@ -427,7 +427,7 @@ func (p *plugin) probe(in *instance) error {
 	var st [1]uint64
 	// A module holding several plugins asks which one it is (PropPlugin)
 	// before it answers.
-	in.env = Env{ctx: context.Background(), hook: pluginapi.HookInit, txn: &Txn{Conn: &Conn{}, Notes: map[string]string{}}, spec: &p.spec}
+	in.env = loadEnv(&p.spec)
 	err, killed := in.guarded(in.mod.ExportedFunction(pluginapi.ExportHooks), st[:], initTimeout)
 	in.env = Env{}
 	if err != nil || killed {
@@ -442,6 +442,12 @@ func (p *plugin) probe(in *instance) error {
 	return p.init(in)
 }
 
+// loadEnv is the Env of the calls made while a plugin loads (sluice_hooks,
+// sluice_init): the init hook, on an empty transaction.
+func loadEnv(spec *EnvSpec) Env {
+	return Env{ctx: context.Background(), hook: pluginapi.HookInit, txn: &Txn{Conn: &Conn{}, Notes: map[string]string{}}, spec: spec}
+}
+
 // init runs the guest's optional sluice_init, which validates the plugin's
 // configuration; a refusal carries the last error the guest logged.
 func (p *plugin) init(in *instance) error {
@@ -452,7 +458,7 @@ func (p *plugin) init(in *instance) error {
 	lines := &LogLines{}
 	spec := p.spec
 	spec.Logger = slog.New(slog.NewMultiHandler(p.log.Handler(), lines))
-	in.env = Env{ctx: context.Background(), hook: pluginapi.HookInit, txn: &Txn{Conn: &Conn{}, Notes: map[string]string{}}, spec: &spec}
+	in.env = loadEnv(&spec)
 	var st [1]uint64
 	err, killed := in.guarded(f, st[:], initTimeout)
 	in.env = Env{}
