@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"mime"
+	"strings"
 	"net/mail"
 	"testing"
 )
@@ -56,6 +57,22 @@ func FuzzPlainMediaType(f *testing.F) {
 			if k != "charset" {
 				t.Fatalf("%q: ParseMediaType found the parameter %q", v, k)
 			}
+		}
+	})
+}
+
+// FuzzNamesLocal checks namesLocal's ASCII comparison against
+// lower-casing the name first.
+func FuzzNamesLocal(f *testing.F) {
+	for _, s := range [][2]string{{"Load Generator", "hosting.example"}, {"HOSTING.EXAMPLE Support", "hosting.example"},
+		{"xhosting.example", "hosting.example"}, {"Billing hosting.example-x", "hosting.example"}, {"\u212aelvin.test", "kelvin.test"},
+		{"a.b a.b", "a.b"}, {"", "a.b"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, name, domain string) {
+		domains := []string{strings.ToLower(domain), "hosting.example"}
+		if got, want := namesLocal(domains, name), namesLocalLower(domains, strings.ToLower(name)); got != want {
+			t.Fatalf("namesLocal(%q, %q) = %v, lower-cased first %v", domains, name, got, want)
 		}
 	})
 }

@@ -314,6 +314,19 @@ type lazyBody struct {
 	loaded bool
 }
 
+// keptBody is the lazyBody a wasm instance reuses (sdk.InstanceCache):
+// one allocation less a message.
+var keptBody lazyBody
+
+// newLazyBody returns the call's body reader, at most limit bytes.
+func newLazyBody(c *sdk.Ctx, limit int64) *lazyBody {
+	if !sdk.InstanceCache {
+		return &lazyBody{c: c, limit: limit}
+	}
+	keptBody = lazyBody{c: c, limit: limit}
+	return &keptBody
+}
+
 // bodyBuf is the body buffer, kept from call to call (an instance runs one
 // call at a time) up to keepBody bytes.
 var bodyBuf []byte

@@ -42,7 +42,7 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 	var hits hitSet
 	// The header section alone: the body is read at once, and only when
 	// the MIME walk gets to it.
-	body := &lazyBody{c: c, limit: r.maxScan}
+	body := newLazyBody(c, r.maxScan)
 	hdrBuf = c.AppendHeaders(hdrBuf[:0])
 	h, err := readHeader(hdrBuf)
 	if err != nil {
@@ -114,8 +114,11 @@ func checkHeaders(r *rules, h headerGetter, mailFrom string, hits *hitSet) {
 		return
 	}
 	fromDom := sdk.Domain(from.Address)
-	if rt, err := parseAddress(h.Get("Reply-To")); err == nil && !sameOrg(sdk.Domain(rt.Address), fromDom) {
-		hits.set(symReplyToMismatch)
+	// No Reply-To (nearly all mail) cannot parse: net/mail need not say so.
+	if v := h.Get("Reply-To"); v != "" {
+		if rt, err := parseAddress(v); err == nil && !sameOrg(sdk.Domain(rt.Address), fromDom) {
+			hits.set(symReplyToMismatch)
+		}
 	}
 	if mailFrom != "" && !sameOrg(sdk.Domain(mailFrom), fromDom) {
 		hits.set(symEnvMismatch)
@@ -128,16 +131,39 @@ func checkHeaders(r *rules, h headerGetter, mailFrom string, hits *hitSet) {
 // spoofsLocal reports whether the display name names a local domain while
 // the address is not in one.
 func spoofsLocal(r *rules, from *mail.Address, fromDom string) bool {
-	name := strings.ToLower(from.Name)
-	if name == "" {
+	if from.Name == "" || len(r.localDomains) == 0 {
 		return false
 	}
 	for _, d := range r.localDomains {
-		if fromDom == d || strings.HasSuffix(fromDom, "."+d) {
+		if fromDom == d || subdomain(fromDom, d) {
 			return false
 		}
 	}
-	for _, d := range r.localDomains {
+	return namesLocal(r.localDomains, from.Name)
+}
+
+// namesLocal reports whether the display name contains one of the local
+// domains (lower case) as a word of its own, compared in lower case at
+// the domain's first occurrence. An ASCII name is compared without
+// lower-casing a copy; FuzzNamesLocal checks the two ways agree.
+func namesLocal(domains []string, name string) bool {
+	if !isASCII(name) {
+		return namesLocalLower(domains, strings.ToLower(name))
+	}
+	for _, d := range domains {
+		if i := indexFoldASCII(name, d); i >= 0 {
+			before, after := i == 0 || !isDomainChar(lowerASCII(name[i-1])), i+len(d) == len(name) || !isDomainChar(lowerASCII(name[i+len(d)]))
+			if before && after {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// namesLocalLower is namesLocal for a name already in lower case.
+func namesLocalLower(domains []string, name string) bool {
+	for _, d := range domains {
 		if i := strings.Index(name, d); i >= 0 {
 			before, after := i == 0 || !isDomainChar(name[i-1]), i+len(d) == len(name) || !isDomainChar(name[i+len(d)])
 			if before && after {
@@ -146,6 +172,38 @@ func spoofsLocal(r *rules, from *mail.Address, fromDom string) bool {
 		}
 	}
 	return false
+}
+
+// isASCII reports whether s is ASCII only.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII lower-cases an ASCII letter.
+func lowerASCII(b byte) byte {
+	if b >= 'A' && b <= 'Z' {
+		return b + 'a' - 'A'
+	}
+	return b
+}
+
+// indexFoldASCII is strings.Index(strings.ToLower(s), sub) for an ASCII s.
+func indexFoldASCII(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for j < len(sub) && lowerASCII(s[i+j]) == sub[j] {
+			j++
+		}
+		if j == len(sub) {
+			return i
+		}
+	}
+	return -1
 }
 
 func isDomainChar(b byte) bool {
@@ -170,7 +228,12 @@ func allCaps(s string) bool {
 // other (without a public suffix list: news.example.com matches
 // example.com).
 func sameOrg(a, b string) bool {
-	return a == b || strings.HasSuffix(a, "."+b) || strings.HasSuffix(b, "."+a)
+	return a == b || subdomain(a, b) || subdomain(b, a)
+}
+
+// subdomain reports whether a ends in "."+b, without building that string.
+func subdomain(a, b string) bool {
+	return len(a) > len(b) && a[len(a)-len(b)-1] == '.' && a[len(a)-len(b):] == b
 }
 
 // checkAuth reads an Authentication-Results value:
