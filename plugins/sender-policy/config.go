@@ -45,7 +45,7 @@ type blockList struct {
 	// star marks the patterns whose only special character is '*'.
 	star []bool
 
-	asked      bool
+	asked     bool
 	last, ans string
 }
 

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"io"
 	"mime"
-	"strings"
 	"net/mail"
+	"strings"
 	"testing"
 )
 
