@@ -66,8 +66,8 @@ func parseIxKey(k []byte) (kind byte, field, id string, ok bool) {
 		return 0, "", "", false
 	}
 	n, w := binary.Uvarint(rest)
-	if w <= 0 || n > uint64(len(rest)-w) {
-		return 0, "", "", false
+	if w <= 0 || w != len(binary.AppendUvarint(nil, n)) || n > uint64(len(rest)-w) {
+		return 0, "", "", false // not as ixKey writes it
 	}
 	rest = rest[w:]
 	return kind, string(rest[:n]), string(rest[n:]), true
