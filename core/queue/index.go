@@ -76,34 +76,58 @@ func parseIxKey(k []byte) (kind byte, field, id string, ok bool) {
 // ixEntry is one index key and its value.
 type ixEntry struct{ key, val []byte }
 
-// ixEntries are the index entries of env as stored, sorted by key.
+// ixEntries are the index entries of env as stored, sorted by key: its
+// destination domains (ixDomain sorts first), sender, state. Their keys
+// and values share one allocation: this runs for every envelope written.
 func ixEntries(env *mail.Envelope) []ixEntry {
-	out := []ixEntry{
-		{key: ixKey(ixState, State(env), env.ID)},
-		{key: ixKey(ixSender, mail.Key(env.From), env.ID)},
-	}
-	var doms []string // the domain of out[2+i]
-	add := func(domain, key string) {
-		if i := slices.Index(doms, domain); i >= 0 {
-			out[2+i].val = appendIxAddr(out[2+i].val, key)
-			return
-		}
-		doms = append(doms, domain)
-		out = append(out, ixEntry{key: ixKey(ixDomain, domain, env.ID), val: appendIxAddr(nil, key)})
-	}
+	type addr struct{ domain, key string }
+	var small [4]addr
+	addrs := small[:0]
 	for _, r := range env.Pending() {
 		key := mail.Key(r.Addr)
 		d := mail.Domain(r.Addr)
-		add(d, key)
+		addrs = append(addrs, addr{d, key})
 		// A filter's address is compared as its key, and its domain
 		// looked up as the key's: the two differ only for odd domains
 		// ("a@b.." loses one dot more).
 		if kd := mail.Domain(key); kd != d {
-			add(kd, key)
+			addrs = append(addrs, addr{kd, key})
 		}
 	}
-	slices.SortFunc(out, func(a, b ixEntry) int { return bytes.Compare(a.key, b.key) })
-	return out
+	state, sender := State(env), mail.Key(env.From)
+	const perKey = len(prefixIndex) + 1 + binary.MaxVarintLen64
+	size := 2*(perKey+len(env.ID)) + len(state) + len(sender)
+	for _, a := range addrs {
+		size += perKey + len(env.ID) + len(a.domain) + binary.MaxVarintLen64 + len(a.key)
+	}
+	buf := make([]byte, 0, size) // never grown: the slices below stay put
+	key := func(kind byte, field string) []byte {
+		start := len(buf)
+		buf = append(buf, prefixIndex...)
+		buf = append(buf, kind)
+		buf = binary.AppendUvarint(buf, uint64(len(field)))
+		buf = append(buf, field...)
+		buf = append(buf, env.ID...)
+		return buf[start:len(buf):len(buf)]
+	}
+	out := make([]ixEntry, 0, len(addrs)+2)
+	for i, a := range addrs {
+		if slices.ContainsFunc(addrs[:i], func(b addr) bool { return b.domain == a.domain }) {
+			continue // its entry is written
+		}
+		k := key(ixDomain, a.domain)
+		start := len(buf)
+		for _, b := range addrs[i:] {
+			if b.domain == a.domain {
+				buf = appendIxAddr(buf, b.key)
+			}
+		}
+		out = append(out, ixEntry{key: k, val: buf[start:len(buf):len(buf)]})
+	}
+	if len(out) > 1 {
+		slices.SortFunc(out, func(a, b ixEntry) int { return bytes.Compare(a.key, b.key) })
+	}
+	return append(out, ixEntry{key: key(ixSender, sender)}, ixEntry{key: key(ixState, state)})
 }
 
 // appendIxAddr appends address key to a domain entry's value: each

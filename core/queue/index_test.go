@@ -340,3 +340,31 @@ func TestPageRareFilterIndexed(t *testing.T) {
 		}
 	}
 }
+
+// TestIxEntriesSorted: the entries of an envelope are sorted by key, one
+// per domain with its pending recipients in order, as writeIndex needs.
+func TestIxEntriesSorted(t *testing.T) {
+	env := &mail.Envelope{ID: "D84WVHER12ABNX31", From: "S@Src.Test", Attempts: 1, Rcpts: []mail.Recipient{
+		{Addr: "z@b.test"}, {Addr: "Y@A.Test."}, {Addr: "done@a.test", State: mail.Delivered}, {Addr: "x@b.test"}, {Addr: "w@c.test.."},
+	}}
+	got := ixEntries(env)
+	if !slices.IsSortedFunc(got, func(a, b ixEntry) int { return bytes.Compare(a.key, b.key) }) {
+		t.Errorf("entries not sorted: %q", got)
+	}
+	want := map[string]string{
+		string(ixKey(ixDomain, "a.test", env.ID)):     string(appendIxAddr(nil, "y@a.test")),
+		string(ixKey(ixDomain, "b.test", env.ID)):     string(appendIxAddr(appendIxAddr(nil, "z@b.test"), "x@b.test")),
+		string(ixKey(ixDomain, "c.test.", env.ID)):    string(appendIxAddr(nil, "w@c.test.")),
+		string(ixKey(ixDomain, "c.test", env.ID)):     string(appendIxAddr(nil, "w@c.test.")),
+		string(ixKey(ixSender, "s@src.test", env.ID)): "",
+		string(ixKey(ixState, StateDeferred, env.ID)): "",
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d entries, want %d: %q", len(got), len(want), got)
+	}
+	for _, e := range got {
+		if v, ok := want[string(e.key)]; !ok || v != string(e.val) {
+			t.Errorf("entry %q = %q; want present %v, %q", e.key, e.val, ok, v)
+		}
+	}
+}
