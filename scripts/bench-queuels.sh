@@ -42,19 +42,7 @@ done
 say "settled after $(since "$t0") s, RSS $(rss "$pid"), load average $(cut -d ' ' -f 1-3 /proc/loadavg)"
 grep -h "indexed the queue" "$data/queuels-serve.log" >&2
 after=$("$bin" queue ls --socket "$data/admin.sock" --limit 1000 | awk '/^[0-9A-Z]+  / { id = $1 } END { print id }')
-variants=(
-	"--limit 100"
-	"--limit 100 --after $after"
-	"--limit 100 --state deferred"
-	"--limit 100 --state held"
-	"--limit 100 --state queued"
-	"--limit 100 --sender load@src.test"
-	"--limit 100 --sender nobody@nowhere.test"
-	"--limit 100 --rcpt user500000@dead0.test"
-	"--limit 100 --domain dead7.test"
-	"--limit 100 --domain nowhere.test"
-	"--limit 100 --state queued --domain dead7.test"
-)
+mapfile -t variants < <(ls_variants "$after")
 echo "| command | time | lines out | server RSS after |"
 echo "| --- | ---: | ---: | ---: |"
 for round in 1 2; do

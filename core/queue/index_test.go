@@ -324,16 +324,7 @@ func TestPageRareFilterIndexed(t *testing.T) {
 	opts.scanBudget = 50
 	opts.Logger = nil
 	q := openQueue(t, opts)
-	var want string
-	for i := range 2000 {
-		rcpt := fmt.Sprintf("user%d@dead%d.test", i, i%10)
-		if i == 1234 {
-			rcpt = "Needle@Rare.Test."
-		}
-		if id := enqueue(t, q, "a@src.test", rcpt); i == 1234 {
-			want = id
-		}
-	}
+	want := enqueueRare(t, q)
 	for _, o := range []ListOptions{{Domain: "rare.test"}, {Rcpt: "needle@rare.test"}, {Rcpt: "user1235@dead5.test"}} {
 		ids, pages := pageAll(t, q, o)
 		if len(ids) != 1 || (o.Rcpt != "user1235@dead5.test" && ids[0] != want) || pages != 1 {

@@ -86,6 +86,23 @@ func FuzzMayMatch(f *testing.F) {
 	})
 }
 
+// enqueueRare queues 2,000 messages to userN@deadN%10.test, all but one,
+// whose ID it returns: that one is to Needle@Rare.Test. (user1234's turn).
+func enqueueRare(t *testing.T, q *Queue) string {
+	t.Helper()
+	var want string
+	for i := range 2000 {
+		rcpt := fmt.Sprintf("user%d@dead%d.test", i, i%10)
+		if i == 1234 {
+			rcpt = "Needle@Rare.Test."
+		}
+		if id := enqueue(t, q, "a@src.test", rcpt); i == 1234 {
+			want = id
+		}
+	}
+	return want
+}
+
 // TestPageRareFilter: without the index (as while an older queue is being
 // indexed), a filter that passes one message in thousands pages through
 // them (short pages with a Next, each within its budget) and finds exactly
@@ -96,17 +113,7 @@ func TestPageRareFilter(t *testing.T) {
 	opts.scanBudget = 50
 	opts.listScan = true
 	q := openQueue(t, opts)
-	var want string
-	for i := range 2000 {
-		rcpt := fmt.Sprintf("user%d@dead%d.test", i, i%10)
-		if i == 1234 {
-			rcpt = "Needle@Rare.Test."
-		}
-		id := enqueue(t, q, "a@src.test", rcpt)
-		if i == 1234 {
-			want = id
-		}
-	}
+	want := enqueueRare(t, q)
 	var got []string
 	pages := 0
 	o := ListOptions{Domain: "rare.test", Limit: 10}
