@@ -11,7 +11,8 @@
 # `smtp-source -s 20`, waits until each was attempted and dumps. Route
 # dead: every delivery goes to a dead loopback port (accepted, attempted,
 # deferred, as in the deep-queue benchmark); sink: relayed to smtp-sink
-# (accepted, delivered, removed). Prints the instructions a message.
+# (accepted, delivered, removed). Prints the instructions a message; the
+# dump stays in the /tmp/sluice-callgrind.* directory it names.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/benchlib.sh
