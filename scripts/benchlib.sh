@@ -111,3 +111,14 @@ socket = "{data_dir}/admin.sock"
 ${6:-}
 EOF
 }
+
+# ls_variants AFTER prints the argument lists of `sluice queue ls` that the
+# deep-queue benchmarks time (bench-queue.sh, bench-queuels.sh), one a
+# line; AFTER is a queue ID for --after.
+ls_variants() {
+	printf '%s\n' "--limit 100" "--limit 100 --after $1" "--limit 100 --state deferred" \
+		"--limit 100 --state held" "--limit 100 --state queued" "--limit 100 --sender load@src.test" \
+		"--limit 100 --sender nobody@nowhere.test" "--limit 100 --rcpt user500000@dead0.test" \
+		"--limit 100 --domain dead7.test" "--limit 100 --domain nowhere.test" \
+		"--limit 100 --state queued --domain dead7.test"
+}
