@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -125,22 +124,7 @@ func TestQueueLsFilters(t *testing.T) {
 	dir := t.TempDir()
 	addr, dead := reserveAddr(t), reserveAddr(t)
 	data := filepath.Join(dir, "data")
-	cfgPath := filepath.Join(dir, "sluice.toml")
-	conf := fmt.Sprintf(`hostname = "ls.test"
-data_dir = %q
-local_domains = ["localhost"]
-trusted_networks = ["127.0.0.0/8"]
-
-[smtp]
-listen = [%q]
-
-[submission]
-listen = []
-tls_listen = []
-
-[local]
-maildir = "{data_dir}/mail/{domain}/{user}"
-
+	cfgPath := procConfig(t, dir, addr, `trusted_networks = ["127.0.0.0/8"]`, fmt.Sprintf(`
 [queue]
 min_backoff = "1h"
 max_backoff = "1h"
@@ -150,10 +134,7 @@ relay_host = %q
 
 [admin]
 socket = "{data_dir}/admin.sock"
-`, data, addr, dead)
-	if err := os.WriteFile(cfgPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, dead))
 	proc := startProcess(t, cfgPath, addr)
 	sock := "--socket=" + filepath.Join(data, "admin.sock")
 
