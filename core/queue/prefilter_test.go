@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -114,23 +113,7 @@ func TestPageRareFilter(t *testing.T) {
 	opts.listScan = true
 	q := openQueue(t, opts)
 	want := enqueueRare(t, q)
-	var got []string
-	pages := 0
-	o := ListOptions{Domain: "rare.test", Limit: 10}
-	for {
-		p, err := q.Page(context.Background(), o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pages++
-		for _, env := range p.Messages {
-			got = append(got, env.ID)
-		}
-		if p.Next == "" {
-			break
-		}
-		o.After = p.Next
-	}
+	got, pages := pageAll(t, q, ListOptions{Domain: "rare.test", Limit: 10})
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("found %v, want [%s]", got, want)
 	}
