@@ -51,7 +51,7 @@ run() {
 	fi
 	free_port smtp_port
 	free_port sub_port
-	bench_toml "$tmp/sluice.toml" "$data" "$smtp_port" "$sub_port" "$down_port" $'[dns]\nservers = ["127.0.0.1:'"$dns_port"'"]'
+	bench_toml "$tmp/sluice.toml" "$data" "$smtp_port" "$sub_port" "$down_port" $'[dns]\nservers = ["127.0.0.1:'"$dns_port"'"]'$'\n\n'"${PLUGIN_CPU_TOML:-}"
 	"$tmp/sluice" serve --config "$tmp/sluice.toml" >"$tmp/server.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
