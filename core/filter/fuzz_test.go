@@ -200,6 +200,7 @@ func FuzzPluginConf(f *testing.F) {
 		"pool_min = 100\n",
 		"pool_min = -1\n",
 		"pool_max = 0\n",
+		"init_timeout = \"0s\"\n",
 		"grants = [\"fs\"]\n",
 		"grants = \"dns\"\n",
 		"colour = \"blue\"\n",

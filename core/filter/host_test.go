@@ -209,6 +209,8 @@ func TestRefusedModules(t *testing.T) {
 		{"verdict", "order = 1\ntimeuot = \"1s\"\n", `bad.toml:2: unknown key "timeuot"`},
 		{"verdict", "failure_policy = \"panic\"\n", `bad.toml:1: failure_policy: must be "continue" or "tempfail"`},
 		{"verdict", "grants = [\"fs\"]\n", `unknown grant "fs"`},
+		{"initloop", "init_timeout = \"50ms\"\n", "_initialize ran longer than 50ms (init_timeout)"},
+		{"verdict", "init_timeout = \"0s\"\n", `bad.toml:1: init_timeout: must be more than 0 and at most 10m`},
 		{"verdict", "order = 1\nentry = \"rate limit\"\n", `bad.toml:2: entry: must name one plugin of the module, in letters, digits, '-', '_' and '.', not "rate limit"`},
 	}
 	for _, tt := range tests {

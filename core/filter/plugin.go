@@ -40,8 +40,15 @@ func init() {
 
 const wasiModule = "wasi_snapshot_preview1"
 
-// initTimeout bounds _initialize (Go's runtime start-up) in every instance.
-const initTimeout = 2 * time.Second
+// initTimeout bounds _initialize (Go's runtime start-up) and each
+// load-time export (the ABI version, the features, sluice_hooks,
+// sluice_init) in every instance: NAME.toml's init_timeout.
+func (p *plugin) initTimeout() time.Duration {
+	if d := p.conf.InitTimeout.D(); d > 0 {
+		return d
+	}
+	return defaultInitTimeout
+}
 
 // plugin is one loaded module with its configuration, runtime and pool.
 // It is immutable once loaded except for its pool and stats.
@@ -361,12 +368,12 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	p.pool.register(in)
 	if f := mod.ExportedFunction(pluginapi.ExportInitialize); f != nil {
-		err, killed := in.guarded(f, nil, initTimeout)
+		err, killed := in.guarded(f, nil, p.initTimeout())
 		if err != nil || killed {
 			p.pool.unregister(in)
 			_ = mod.Close(ctx)
 			if killed {
-				return nil, fmt.Errorf("_initialize ran longer than %v", initTimeout)
+				return nil, fmt.Errorf("_initialize ran longer than %v (init_timeout)", p.initTimeout())
 			}
 			return nil, fmt.Errorf("_initialize failed: %w", err)
 		}
@@ -389,7 +396,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 // sluice_init export.
 func (p *plugin) negotiate(in *instance) error {
 	var st [1]uint64
-	err, killed := in.guarded(in.mod.ExportedFunction(pluginapi.ExportABIVersion), st[:], initTimeout)
+	err, killed := in.guarded(in.mod.ExportedFunction(pluginapi.ExportABIVersion), st[:], p.initTimeout())
 	if err != nil || killed {
 		return fmt.Errorf("%s failed: %v", pluginapi.ExportABIVersion, err)
 	}
@@ -401,7 +408,7 @@ func (p *plugin) negotiate(in *instance) error {
 		return nil
 	}
 	st[0] = uint64(pluginapi.KnownFeatures)
-	err, killed = in.guarded(f, st[:], initTimeout)
+	err, killed = in.guarded(f, st[:], p.initTimeout())
 	if err != nil || killed {
 		return fmt.Errorf("%s failed: %v", pluginapi.ExportFeatures, err)
 	}
@@ -426,7 +433,7 @@ func (p *plugin) probe(in *instance) error {
 	// A module holding several plugins asks which one it is (PropPlugin)
 	// before it answers.
 	in.env = loadEnv(&p.spec)
-	err, killed := in.guarded(in.mod.ExportedFunction(pluginapi.ExportHooks), st[:], initTimeout)
+	err, killed := in.guarded(in.mod.ExportedFunction(pluginapi.ExportHooks), st[:], p.initTimeout())
 	in.env = Env{}
 	if err != nil || killed {
 		return fmt.Errorf("%s failed: %v", pluginapi.ExportHooks, err)
@@ -458,11 +465,11 @@ func (p *plugin) init(in *instance) error {
 	spec.Logger = slog.New(slog.NewMultiHandler(p.log.Handler(), lines))
 	in.env = loadEnv(&spec)
 	var st [1]uint64
-	err, killed := in.guarded(f, st[:], initTimeout)
+	err, killed := in.guarded(f, st[:], p.initTimeout())
 	in.env = Env{}
 	switch {
 	case killed:
-		return fmt.Errorf("%s ran longer than %v", pluginapi.ExportInit, initTimeout)
+		return fmt.Errorf("%s ran longer than %v (init_timeout)", pluginapi.ExportInit, p.initTimeout())
 	case err != nil:
 		return fmt.Errorf("%s failed: %v", pluginapi.ExportInit, err)
 	case int32(uint32(st[0])) != 0:

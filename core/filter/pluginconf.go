@@ -23,6 +23,10 @@ const (
 	defaultPoolMin     = 1
 	maxMemoryLimit     = 4 << 30 // the wasm32 address space
 	maxTimeout         = time.Minute
+	// defaultInitTimeout bounds an instance's start (init_timeout): a Go
+	// guest's runtime starts in tens of milliseconds.
+	defaultInitTimeout = 2 * time.Second
+	maxInitTimeout     = 10 * time.Minute
 	pageSize           = 64 << 10
 	// tableElemSize is what one table element costs the host (wazero keeps
 	// a pointer per element); tables count in a plugin's memory.
@@ -92,9 +96,12 @@ type pluginConf struct {
 	FailurePolicy string          `toml:"failure_policy"`
 	MemoryLimit   config.Size     `toml:"memory_limit"`
 	Timeout       config.Duration `toml:"timeout"`
-	PoolMin       int             `toml:"pool_min"`
-	PoolMax       int             `toml:"pool_max"`
-	Grants        []string        `toml:"grants"`
+	// InitTimeout bounds each instance's start: the runtime's
+	// _initialize, the load-time exports and sluice_init.
+	InitTimeout config.Duration `toml:"init_timeout"`
+	PoolMin     int             `toml:"pool_min"`
+	PoolMax     int             `toml:"pool_max"`
+	Grants      []string        `toml:"grants"`
 	// BreakerFailures failed calls (at least half of the calls) within
 	// 10s suspend the plugin for BreakerCooldown; 0 never suspends it.
 	BreakerFailures int             `toml:"breaker_failures"`
@@ -109,6 +116,7 @@ func defaultConf() pluginConf {
 		FailurePolicy:   "continue",
 		MemoryLimit:     defaultMemoryLimit,
 		Timeout:         config.Duration(defaultTimeout),
+		InitTimeout:     config.Duration(defaultInitTimeout),
 		PoolMin:         defaultPoolMin,
 		PoolMax:         defaultPoolMax(nil),
 		BreakerFailures: defaultBreakerFailures,
@@ -197,6 +205,9 @@ func parseConf(file string, data []byte) (pluginConf, error) {
 	}
 	if c.Timeout <= 0 || c.Timeout.D() > maxTimeout {
 		return c, bad("timeout", "must be more than 0 and at most 1m, like \"100ms\"")
+	}
+	if c.InitTimeout <= 0 || c.InitTimeout.D() > maxInitTimeout {
+		return c, bad("init_timeout", "must be more than 0 and at most 10m, like \"2s\"")
 	}
 	if c.PoolMin < 0 {
 		return c, bad("pool_min", "must not be negative")

@@ -46,8 +46,10 @@ type Recipient struct {
 	// so that SPF passes at the next hop.
 	Forward bool `json:"forward,omitempty"`
 
-	State    RcptState `json:"state"`
-	Attempts int       `json:"attempts"`
+	State RcptState `json:"state"`
+	// Attempts counts the delivery attempts made to this recipient,
+	// whatever their outcome (a hold counts none).
+	Attempts int `json:"attempts"`
 	// LastError is the last failure's text (remote reply or local reason).
 	LastError string `json:"last_error,omitempty"`
 	// DSNCode is the last enhanced status code, e.g. "4.4.1" or "5.1.1".

@@ -119,10 +119,12 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 		switch res.Status {
 		case mail.Sent:
 			r.State = mail.Delivered
+			r.Attempts++
 			r.LastError = ""
 			delivered = append(delivered, reportRcpt(r, "delivered", res.Reply.Code, res.Reply.Text))
 		case mail.Bounced:
 			r.State = mail.Failed
+			r.Attempts++
 			code := res.Reply.Code
 			if res.Ours {
 				code = 0 // our words, not a server's reply

@@ -170,6 +170,11 @@ func TestMixedResults(t *testing.T) {
 		if r.Addr == "later@dst.test" && (r.Attempts != 1 || r.LastError == "") {
 			t.Errorf("deferred recipient = %+v, want 1 attempt and an error", r)
 		}
+		// The delivered and the bounced recipient were tried once too:
+		// `queue ls` must not show them as never attempted.
+		if r.Attempts != 1 {
+			t.Errorf("%s: %d attempts, want 1", r.Addr, r.Attempts)
+		}
 	}
 	b := bounces(d)[0]
 	if !slices.Equal(b.Rcpts, []string{"a@src.test"}) {

@@ -1,0 +1,133 @@
+#!/bin/bash
+# plugin-instr.sh counts the server's user-space instructions per message
+# with a set of plugins loaded: a count that other work on the machine
+# does not change, unlike the CPU times of scripts/plugin-cpu.sh. The real
+# server runs under `valgrind --tool=callgrind` (sink.test relayed to a
+# downstream smtp-sink, bench DNS from scripts/benchdns.py); smtp-source
+# sends 20 messages of 10 KiB to warm it up, the counters are zeroed, then
+# it sends MESSAGES more (default 200) over 2 sessions; once all of them
+# have been relayed the counts are dumped and divided by MESSAGES.
+#
+#   scripts/plugin-instr.sh [-m MESSAGES] DIR|none ...
+#
+# Each DIR holds NAME.wasm files with their NAME.toml, as for
+# plugin-cpu.sh. The copies the server loads get init_timeout = "10m" and
+# timeout = "30s" (under valgrind a Go guest starts in seconds and its
+# collections take tens of milliseconds), and the modules are compiled
+# once by a server started without valgrind into a [plugins] cache_dir
+# that the measured one reuses. It prints one line a DIR:
+# "DIR instructions_per_msg=… messages=…"; PLUGIN_INSTR_KEEP=OUTDIR keeps
+# each callgrind profile (OUTDIR/callgrind-NAME.out) for callgrind_annotate.
+set -eu
+cd "$(dirname "$0")/.."
+messages=200
+if [ "${1:-}" = -m ]; then
+	messages=$2
+	shift 2
+fi
+[ $# -gt 0 ] || {
+	sed -n '2,21p' "$0" >&2
+	exit 2
+}
+say() { echo "plugin-instr: $*" >&2; }
+command -v valgrind >/dev/null || {
+	say "valgrind is not installed (apt-get install valgrind)"
+	exit 1
+}
+pids=()
+source scripts/benchlib.sh
+tmp=$(mktemp -d /tmp/sluice-plugin-instr.XXXXXX)
+trap 'kill_pids; rm -rf "$tmp"' EXIT
+PATH=$PATH:/usr/sbin
+go build -o "$tmp/sluice" ./cmd/sluice
+
+free_port down_port
+sink_user=()
+[ "$(id -u)" = 0 ] && sink_user=(-u nobody)
+smtp-sink "${sink_user[@]}" -c "127.0.0.1:$down_port" 1000 >"$tmp/sink.log" 2>&1 &
+pids+=("$!")
+free_port dns_port
+python3 scripts/benchdns.py "$dns_port" >"$tmp/dns.log" 2>&1 &
+pids+=("$!")
+wait_port "$down_port" "${pids[0]}" || {
+	say "smtp-sink did not start"
+	exit 1
+}
+
+# serve WRAPPER... starts the server (under WRAPPER, if any) and waits
+# until it listens with every plugin loaded; it sets pid.
+serve() {
+	"$@" "$tmp/sluice" serve --config "$tmp/sluice.toml" >"$tmp/server.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	wait_port "$smtp_port" "$pid" 1800 || {
+		say "the server did not start; $(tail -n 3 "$tmp/server.log")"
+		return 1
+	}
+	for _ in $(seq 1 18000); do
+		[ "$(grep -c 'msg="plugin loaded"' "$tmp/server.log")" -ge "$want" ] && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	say "plugins did not load; $(grep -m 3 'level=ERROR' "$tmp/server.log")"
+	return 1
+}
+
+# relayed waits until the server has finished N messages.
+relayed() {
+	for _ in $(seq 1 6000); do
+		[ "$(grep -c 'msg=removed' "$tmp/server.log")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	say "only $(grep -c 'msg=removed' "$tmp/server.log") of $1 messages relayed"
+	return 1
+}
+
+run() {
+	local dir=$1 data="$tmp/data" name f
+	name=$(basename "$dir")
+	want=0
+	rm -rf "$data"
+	mkdir -p "$data/plugins" "$tmp/cache"
+	if [ "$dir" != none ]; then
+		for f in "$dir"/*.wasm; do
+			cp "$f" "$data/plugins/"
+			want=$((want + 1))
+		done
+		for f in "$dir"/*.toml; do
+			[ -e "$f" ] || continue
+			{
+				printf 'init_timeout = "10m"\ntimeout = "30s"\n'
+				grep -Ev '^(init_)?timeout *=' "$f"
+			} >"$data/plugins/$(basename "$f")"
+		done
+	fi
+	free_port smtp_port
+	free_port sub_port
+	bench_toml "$tmp/sluice.toml" "$data" "$smtp_port" "$sub_port" "$down_port" \
+		$'[dns]\nservers = ["127.0.0.1:'"$dns_port"$'"]\n\n[plugins]\ncache_dir = "'"$tmp/cache"'"'
+	# Compile the modules into the cache without valgrind.
+	serve || return 1
+	stop "$pid"
+	rm -rf "$data/queue"
+	serve env GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" || return 1
+	smtp-source -s 1 -m 20 -l 10240 -f a@client.test -t u@sink.test "127.0.0.1:$smtp_port"
+	relayed 20 || return 1
+	callgrind_control -z "$pid" >/dev/null
+	smtp-source -s 2 -m "$messages" -l 10240 -f a@client.test -t u@sink.test "127.0.0.1:$smtp_port"
+	relayed $((20 + messages)) || return 1
+	callgrind_control -d "$pid" >/dev/null
+	local out
+	out=$(ls -t "$tmp"/cg.out.* | head -n 1)
+	echo "$dir instructions_per_msg=$(awk -v m="$messages" '/^summary:/ {printf "%.0f", $2 / m}' "$out") messages=$messages $(grep -c 'level=ERROR' "$tmp/server.log") errors"
+	if [ -n "${PLUGIN_INSTR_KEEP:-}" ]; then
+		mkdir -p "$PLUGIN_INSTR_KEEP"
+		cp "$out" "$PLUGIN_INSTR_KEEP/callgrind-$name.out"
+	fi
+	stop "$pid"
+	rm -f "$tmp"/cg.out*
+}
+
+for d in "$@"; do
+	run "$d"
+done
