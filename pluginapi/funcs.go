@@ -161,23 +161,30 @@ func AppendKVValue(dst, value []byte) []byte {
 // nil for a missing key, a non-nil slice (aliasing b) for a present one.
 // It fails when b does not hold exactly n entries.
 func ParseKVValues(b []byte, n int) ([][]byte, error) {
-	out := make([][]byte, n)
-	for i := range out {
+	return AppendKVValues(make([][]byte, 0, n), b, n)
+}
+
+// AppendKVValues is ParseKVValues appending the values to dst, so that a
+// caller can reuse one slice from call to call (a wasm guest pays dearly
+// for every allocation).
+func AppendKVValues(dst [][]byte, b []byte, n int) ([][]byte, error) {
+	for i := range n {
 		if len(b) < 4 {
 			return nil, fmt.Errorf("kv_get_many result: entry %d of %d missing", i+1, n)
 		}
 		l := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 		b = b[4:]
 		if l == 0xFFFFFFFF {
+			dst = append(dst, nil)
 			continue
 		}
 		if uint64(l) > uint64(len(b)) {
 			return nil, fmt.Errorf("kv_get_many result: entry %d of %d is %d bytes, %d left", i+1, n, l, len(b))
 		}
-		out[i], b = b[:l:l], b[l:]
+		dst, b = append(dst, b[:l:l]), b[l:]
 	}
 	if len(b) != 0 {
 		return nil, fmt.Errorf("kv_get_many result: %d bytes after %d entries", len(b), n)
 	}
-	return out, nil
+	return dst, nil
 }

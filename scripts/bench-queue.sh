@@ -214,18 +214,8 @@ lsrows=()
 lsvariants() {
 	local sock=$1 after t0 lines
 	after=$("$tmp/sluice" queue ls --socket "$sock" --limit 1000 | awk '/^[0-9A-Z]+  / { id = $1 } END { print id }')
-	local variants=(
-		"--limit 100"
-		"--limit 100 --after $after"
-		"--limit 100 --state deferred"
-		"--limit 100 --state held"
-		"--limit 100 --state queued"
-		"--limit 100 --sender load@src.test"
-		"--limit 100 --sender nobody@nowhere.test"
-		"--limit 100 --rcpt user500000@dead0.test"
-		"--limit 100 --domain dead7.test"
-		"--limit 100 --domain nowhere.test"
-	)
+	local variants
+	mapfile -t variants < <(ls_variants "$after")
 	for v in "${variants[@]}"; do
 		t0=$(now)
 		# shellcheck disable=SC2086 # v is several arguments

@@ -111,3 +111,33 @@ socket = "{data_dir}/admin.sock"
 ${6:-}
 EOF
 }
+
+# ls_variants AFTER prints the argument lists of `sluice queue ls` that the
+# deep-queue benchmarks time (bench-queue.sh, bench-queuels.sh), one a
+# line; AFTER is a queue ID for --after.
+ls_variants() {
+	printf '%s\n' "--limit 100" "--limit 100 --after $1" "--limit 100 --state deferred" \
+		"--limit 100 --state held" "--limit 100 --state queued" "--limit 100 --sender load@src.test" \
+		"--limit 100 --sender nobody@nowhere.test" "--limit 100 --rcpt user500000@dead0.test" \
+		"--limit 100 --domain dead7.test" "--limit 100 --domain nowhere.test" \
+		"--limit 100 --state queued --domain dead7.test"
+}
+
+# start_peers DIR starts the peers a measured server relays to and asks:
+# a downstream smtp-sink (port in down_port) and scripts/benchdns.py (port
+# in dns_port), their logs in DIR.
+start_peers() {
+	local sink_user=() sink_pid
+	[ "$(id -u)" = 0 ] && sink_user=(-u nobody)
+	free_port down_port || return 1
+	smtp-sink "${sink_user[@]}" -c "127.0.0.1:$down_port" 1000 >"$1/sink.log" 2>&1 &
+	sink_pid=$!
+	pids+=("$sink_pid")
+	free_port dns_port || return 1
+	python3 scripts/benchdns.py "$dns_port" >"$1/dns.log" 2>&1 &
+	pids+=("$!")
+	wait_port "$down_port" "$sink_pid" || {
+		say "smtp-sink did not start; $(tail -n 2 "$1/sink.log")"
+		return 1
+	}
+}

@@ -38,18 +38,7 @@ PATH=$PATH:/usr/sbin
 go build ${PLUGIN_CPU_PERF:+-tags perfmap} -o "$tmp/sluice" ./cmd/sluice
 go build -o "$tmp/sluice-load" ./cmd/sluice-load
 
-free_port down_port
-sink_user=()
-[ "$(id -u)" = 0 ] && sink_user=(-u nobody)
-smtp-sink "${sink_user[@]}" -c "127.0.0.1:$down_port" 1000 >"$tmp/sink.log" 2>&1 &
-pids+=("$!")
-free_port dns_port
-python3 scripts/benchdns.py "$dns_port" >"$tmp/dns.log" 2>&1 &
-pids+=("$!")
-wait_port "$down_port" "${pids[0]}" || {
-	say "smtp-sink did not start"
-	exit 1
-}
+start_peers "$tmp" || exit 1
 
 # run DIR: one server with the plugins of DIR under the load.
 run() {

@@ -17,7 +17,9 @@
 # once by a server started without valgrind into a [plugins] cache_dir
 # that the measured one reuses. It prints one line a DIR:
 # "DIR instructions_per_msg=… messages=…"; PLUGIN_INSTR_KEEP=OUTDIR keeps
-# each callgrind profile (OUTDIR/callgrind-NAME.out) for callgrind_annotate.
+# each callgrind profile (OUTDIR/callgrind-NAME.out) for callgrind_annotate;
+# PLUGIN_INSTR_VALGRIND adds options to valgrind (e.g.
+# --separate-callers20=runtime.newstack).
 set -eu
 cd "$(dirname "$0")/.."
 messages=200
@@ -26,7 +28,7 @@ if [ "${1:-}" = -m ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,21p' "$0" >&2
+	sed -n '2,24p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-instr: $*" >&2; }
@@ -38,21 +40,11 @@ pids=()
 source scripts/benchlib.sh
 tmp=$(mktemp -d /tmp/sluice-plugin-instr.XXXXXX)
 trap 'kill_pids; rm -rf "$tmp"' EXIT
+trap 'say "failed at line $LINENO: $BASH_COMMAND; the server said: $(tail -n 3 "$tmp/server.log" 2>/dev/null)"' ERR
 PATH=$PATH:/usr/sbin
 go build -o "$tmp/sluice" ./cmd/sluice
 
-free_port down_port
-sink_user=()
-[ "$(id -u)" = 0 ] && sink_user=(-u nobody)
-smtp-sink "${sink_user[@]}" -c "127.0.0.1:$down_port" 1000 >"$tmp/sink.log" 2>&1 &
-pids+=("$!")
-free_port dns_port
-python3 scripts/benchdns.py "$dns_port" >"$tmp/dns.log" 2>&1 &
-pids+=("$!")
-wait_port "$down_port" "${pids[0]}" || {
-	say "smtp-sink did not start"
-	exit 1
-}
+start_peers "$tmp" || exit 1
 
 # serve WRAPPER... starts the server (under WRAPPER, if any) and waits
 # until it listens with every plugin loaded; it sets pid.
@@ -110,7 +102,7 @@ run() {
 	serve || return 1
 	stop "$pid"
 	rm -rf "$data/queue"
-	serve env GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" || return 1
+	serve env GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind ${PLUGIN_INSTR_VALGRIND:-} --callgrind-out-file="$tmp/cg.out" || return 1
 	smtp-source -s 1 -m 20 -l 10240 -f a@client.test -t u@sink.test "127.0.0.1:$smtp_port"
 	relayed 20 || return 1
 	callgrind_control -z "$pid" >/dev/null

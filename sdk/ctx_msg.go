@@ -34,7 +34,20 @@ func (c *Ctx) Headers() []byte {
 	if st != pluginapi.StatusOK {
 		return nil
 	}
-	return b
+	return append([]byte(nil), b...)
+}
+
+// AppendHeaders appends the raw header section (as Headers returns it) to
+// dst and returns the extended slice, dst unchanged when there is none
+// (a hook before data). A plugin that reads the section at every call
+// keeps its buffer from call to call (an instance runs one call at a time)
+// and passes it back as dst[:0]: no allocation once it has grown.
+func (c *Ctx) AppendHeaders(dst []byte) []byte {
+	b, st := c.host.Headers()
+	if st != pluginapi.StatusOK {
+		return dst
+	}
+	return append(dst, b...)
 }
 
 // Body returns a reader over the message body (after the header section),

@@ -75,6 +75,21 @@ func (c *Ctx) KVGetMany(keys ...string) ([][]byte, error) {
 	return out, nil
 }
 
+// KVGetManyFunc reads keys as KVGetMany does and hands fn each key's
+// value in order (nil for a missing or expired key) without copying it:
+// v is valid only during fn's call. A plugin that parses the values at
+// once (counters, say) saves KVGetMany's copies; needs "kv".
+func (c *Ctx) KVGetManyFunc(keys []string, fn func(i int, v []byte)) error {
+	vs, st := c.host.KVGetMany(keys)
+	if st != pluginapi.StatusOK {
+		return st
+	}
+	for i, v := range vs {
+		fn(i, v)
+	}
+	return nil
+}
+
 // KVSet writes a key that expires after ttl (0: never); needs "kv".
 func (c *Ctx) KVSet(key string, value []byte, ttl time.Duration) error {
 	return statusErr(c.host.KVSet(key, value, ttl.Milliseconds()))

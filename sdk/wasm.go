@@ -95,6 +95,10 @@ type wasmHost struct {
 	// without allocating a string: an allocation is the dearest part of a
 	// small hook in a Go guest (BENCHMARKS.md, "The hook path").
 	props [pluginapi.NumProps]string
+	// keys is kv_get_many's joined key list and vals the values it
+	// returned, kept from call to call (no allocation once grown).
+	keys []byte
+	vals [][]byte
 }
 
 // maxCachedProp is the longest property value props keeps.
@@ -164,10 +168,9 @@ func (h *wasmHost) Header(name string, index int) (string, pluginapi.Status) {
 	return h.recvString(func(buf *byte, cap int32) int32 { return getHeader(name, int32(index), buf, cap) })
 }
 
-func (h *wasmHost) Headers() ([]byte, pluginapi.Status) {
-	b, st := h.recv(getHeaders)
-	return append([]byte(nil), b...), st
-}
+// Headers aliases the receive buffer: Ctx.Headers copies, and
+// Ctx.AppendHeaders copies into the caller's buffer.
+func (h *wasmHost) Headers() ([]byte, pluginapi.Status) { return h.recv(getHeaders) }
 
 func (h *wasmHost) ReadBody(off int64, p []byte) (int, pluginapi.Status) {
 	ptr, n := bytesPtr(p)
@@ -232,14 +235,11 @@ func (h *wasmHost) KVGet(key string) ([]byte, pluginapi.Status) {
 	return h.recv(func(buf *byte, cap int32) int32 { return kvGet(key, buf, cap) })
 }
 
-// KVGetMany reads the keys in one kv_get_many call; the values alias
-// the receive buffer until the next call.
+// KVGetMany reads the keys in one kv_get_many call; the values, and the
+// slice holding them, alias buffers kept for the next call: Ctx.KVGetMany
+// copies.
 func (h *wasmHost) KVGetMany(keys []string) ([][]byte, pluginapi.Status) {
-	n := len(keys)
-	for _, k := range keys {
-		n += len(k)
-	}
-	joined := make([]byte, 0, n)
+	joined := h.keys[:0]
 	for i, k := range keys {
 		if strings.IndexByte(k, '\n') >= 0 {
 			return nil, pluginapi.StatusBadArgument
@@ -249,15 +249,17 @@ func (h *wasmHost) KVGetMany(keys []string) ([][]byte, pluginapi.Status) {
 		}
 		joined = append(joined, k...)
 	}
+	h.keys = joined
 	s := unsafe.String(unsafe.SliceData(joined), len(joined))
 	b, st := h.recv(func(buf *byte, cap int32) int32 { return kvGetMany(s, buf, cap) })
 	if st != pluginapi.StatusOK {
 		return nil, st
 	}
-	vs, err := pluginapi.ParseKVValues(b, len(keys))
+	vs, err := pluginapi.AppendKVValues(h.vals[:0], b, len(keys))
 	if err != nil {
 		return nil, pluginapi.StatusBadArgument
 	}
+	h.vals = vs
 	return vs, pluginapi.StatusOK
 }
 

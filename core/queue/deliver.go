@@ -94,6 +94,7 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 	if err != nil {
 		return err
 	}
+	was := ixEntries(env) // as stored, before the results change it
 	now := q.opts.Now()
 	delay := now.Sub(env.Received).Round(time.Second)
 	take := resultsByRcpt(results)
@@ -170,14 +171,14 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 
 	if len(env.Pending()) == 0 {
 		fx.info("removed", "id", id, "reason", "done")
-		return deleteMessage(txn, env)
+		return deleteMessage(txn, was, env)
 	}
 	if shutdown {
 		if err := txn.Delete(leaseKey(id)); err != nil {
 			return err
 		}
 		fx.kick = true
-		return q.dueNow(txn, env)
+		return q.dueNow(txn, was, env)
 	}
 	if err := txn.Delete(leaseKey(id)); err != nil {
 		return err
@@ -185,15 +186,15 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 	if env.Held {
 		// Held by an administrator during the attempt: it keeps the
 		// schedule entry Hold gave it (its expiry, if any).
-		return putEnvelope(txn, env)
+		return putEnvelope(txn, was, env)
 	}
 	if hold != "" {
 		fx.info("held", "id", id, "reason", hold)
 		fx.kick = true // its expiry may be scheduled (HoldLifetime)
-		return q.held(txn, env, hold, now)
+		return q.held(txn, was, env, hold, now)
 	}
 	env.NextAttempt = q.nextAttempt(env, now)
-	if err := putEnvelope(txn, env); err != nil {
+	if err := putEnvelope(txn, was, env); err != nil {
 		return err
 	}
 	fx.retry = env.NextAttempt

@@ -101,23 +101,29 @@ func getBody(txn *badger.Txn, id string) ([]byte, error) {
 // encoding/json.
 func decodeEnvelope(v []byte, env *mail.Envelope) error { return gojson.Unmarshal(v, env) }
 
-// putEnvelope encodes and stores env.
-func putEnvelope(txn *badger.Txn, env *mail.Envelope) error {
+// putEnvelope encodes and stores env, and moves its listing index entries
+// from was (ixEntries of env as it was read, before any change; nil for a
+// new message) to what env now holds.
+func putEnvelope(txn *badger.Txn, was []ixEntry, env *mail.Envelope) error {
 	b, err := json.Marshal(env)
 	if err != nil {
 		return err
 	}
-	return txn.Set(msgKey(env.ID), b)
+	if err := txn.Set(msgKey(env.ID), b); err != nil {
+		return err
+	}
+	return writeIndex(txn, was, ixEntries(env))
 }
 
-// deleteMessage removes every record of the message whose envelope is env.
-func deleteMessage(txn *badger.Txn, env *mail.Envelope) error {
+// deleteMessage removes every record of the message whose envelope is env,
+// stored with index entries was.
+func deleteMessage(txn *badger.Txn, was []ixEntry, env *mail.Envelope) error {
 	for _, k := range [][]byte{msgKey(env.ID), bodyKey(env.ID), leaseKey(env.ID), schedKey(env.NextAttempt, env.ID)} {
 		if err := txn.Delete(k); err != nil {
 			return err
 		}
 	}
-	return nil
+	return writeIndex(txn, was, nil)
 }
 
 // idGen makes queue IDs: 12 base-36 digits of a strictly increasing

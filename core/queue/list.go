@@ -141,9 +141,10 @@ func (f *filter) ok(env *mail.Envelope) bool {
 }
 
 // Page returns one page of the queued messages that pass o's filters, in
-// ID order. It reads at most a fixed number of envelopes whatever the
-// queue's depth, so its cost and memory do not grow with the queue: page
-// through it with Next.
+// ID order. It reads at most a fixed number of envelopes (and index
+// entries) whatever the queue's depth, so its cost and memory do not grow
+// with the queue: page through it with Next. A state, sender, recipient or
+// domain filter seeks the listing index (find).
 func (q *Queue) Page(ctx context.Context, o ListOptions) (Page, error) {
 	if err := CheckListOptions(o); err != nil {
 		return Page{}, fmt.Errorf("queue: list: %w", err)
@@ -155,10 +156,8 @@ func (q *Queue) Page(ctx context.Context, o ListOptions) (Page, error) {
 	limit = min(limit, MaxPageLimit)
 	f := newFilter(o)
 	p := Page{Messages: []mail.Envelope{}}
-	next, err := q.scan(ctx, o.After, q.budget(), f.skipper(), func(env *mail.Envelope) bool {
-		if f.ok(env) {
-			p.Messages = append(p.Messages, *env)
-		}
+	next, err := q.find(ctx, o.After, &f, func(env *mail.Envelope) bool {
+		p.Messages = append(p.Messages, *env)
 		return len(p.Messages) < limit
 	})
 	if err != nil {

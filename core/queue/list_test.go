@@ -60,9 +60,10 @@ func TestPageFilters(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		was := ixEntries(env)
 		env.Rcpts[0].State = mail.Delivered
 		env.Attempts, env.Rcpts[0].Attempts, env.Rcpts[1].Attempts = 1, 1, 1
-		return putEnvelope(txn, env)
+		return putEnvelope(txn, was, env)
 	})
 	if err != nil {
 		t.Fatal(err)

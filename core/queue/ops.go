@@ -34,8 +34,8 @@ func (q *Queue) FlushDomain(ctx context.Context, domain string) error {
 	f := newFilter(ListOptions{Domain: domain})
 	after := ""
 	for {
-		next, err := q.scan(ctx, after, q.budget(), f.skipper(), func(env *mail.Envelope) bool {
-			if !env.Held && f.ok(env) {
+		next, err := q.find(ctx, after, &f, func(env *mail.Envelope) bool {
+			if !env.Held {
 				ids = append(ids, env.ID)
 			}
 			return true
@@ -101,6 +101,7 @@ func (q *Queue) Bounce(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		was := ixEntries(env) // as stored, before the recipients fail
 		body, err := getBody(txn, id)
 		if err != nil {
 			return err
@@ -118,7 +119,7 @@ func (q *Queue) Bounce(ctx context.Context, id string) error {
 		}
 		fx.info("removed", "id", id, "reason", "bounced by the administrator")
 		fx.kick = true
-		return deleteMessage(txn, env)
+		return deleteMessage(txn, was, env)
 	})
 	if err != nil {
 		return wrapID("bounce", id, err)

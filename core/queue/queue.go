@@ -10,6 +10,7 @@
 //	b/<id>                        message bytes
 //	s/<8-byte BE due nanos><id>   schedule index, in due order
 //	l/<id>                        lease held by a worker
+//	x/<kind><len><field><id>      listing index (index.go)
 //	kv/…                          reserved for the plugin key-value store
 package queue
 
@@ -78,6 +79,9 @@ type Options struct {
 	onFileSync func(path string)
 	// scanBudget overrides how many envelopes one Page reads (tests).
 	scanBudget int
+	// listScan has listings read the envelopes in turn, as before the
+	// index is complete, instead of seeking it (tests of the scan).
+	listScan bool
 	// inRecord, when set, runs inside the transaction that records a
 	// delivery attempt, before it commits (tests force conflicts).
 	inRecord func(id string)
@@ -142,6 +146,12 @@ type Queue struct {
 
 	// files is what the group commit syncs (syncfiles.go).
 	files syncFiles
+
+	// indexed is set once every envelope has its listing index entries
+	// (index.go); ixStop and ixDone stop and await a rebuild of them.
+	indexed atomic.Bool
+	ixStop  context.CancelFunc
+	ixDone  chan struct{}
 
 	// wake nudges the scheduler (Flush, Release, Enqueue, a finished
 	// delivery); it holds at most one pending signal.
@@ -248,6 +258,12 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := q.openIndex(ctx); err != nil {
+		q.gs.close()
+		q.files.close()
+		db.Close()
+		return nil, err
+	}
 	return q, nil
 }
 
@@ -280,6 +296,7 @@ func (q *Queue) Close() error {
 		cancel()
 		<-done
 	}
+	q.stopIndex()
 	q.gs.close()
 	q.files.close()
 	if err := q.db.Close(); err != nil {
@@ -371,7 +388,7 @@ func (q *Queue) recoverLeases(ctx context.Context) error {
 				return nil
 			}
 			env.NextAttempt = now
-			if err := putEnvelope(txn, env); err != nil {
+			if err := putEnvelope(txn, ixEntries(env), env); err != nil {
 				return err
 			}
 			return q.setSched(txn, now, id)

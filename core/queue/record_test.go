@@ -68,7 +68,7 @@ func TestRecordConflictLogsOnce(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return putEnvelope(txn, env)
+			return putEnvelope(txn, ixEntries(env), env)
 		})
 		if err != nil {
 			t.Errorf("conflicting write: %v", err)

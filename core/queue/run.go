@@ -242,13 +242,13 @@ func (q *Queue) lease(e schedEntry) (*mail.Envelope, error) {
 			// a reload may have changed since).
 			switch {
 			case q.holdExpired(env, now):
-				return q.expireHeld(txn, fx, env, now)
+				return q.expireHeld(txn, fx, ixEntries(env), env, now)
 			case q.opts.HoldLifetime > 0:
 				env.NextAttempt = env.HeldAt.Add(q.opts.HoldLifetime)
 				if err := q.setSched(txn, env.NextAttempt, e.id); err != nil {
 					return err
 				}
-				return putEnvelope(txn, env)
+				return putEnvelope(txn, ixEntries(env), env)
 			}
 			return nil
 		}
@@ -350,17 +350,18 @@ func (q *Queue) unlease(id string) {
 		if err != nil {
 			return err
 		}
-		return q.dueNow(txn, env)
+		return q.dueNow(txn, ixEntries(env), env)
 	})
 	if err != nil {
 		q.log.Error("queue: releasing a lease failed; the message is due at the next start", "id", id, "err", err)
 	}
 }
 
-// dueNow schedules env, leased, for now (unless it is held).
-func (q *Queue) dueNow(txn *badger.Txn, env *mail.Envelope) error {
+// dueNow schedules env, leased and stored with index entries was, for now
+// (unless it is held).
+func (q *Queue) dueNow(txn *badger.Txn, was []ixEntry, env *mail.Envelope) error {
 	env.NextAttempt = q.opts.Now()
-	if err := putEnvelope(txn, env); err != nil {
+	if err := putEnvelope(txn, was, env); err != nil {
 		return err
 	}
 	if env.Held {

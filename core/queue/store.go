@@ -49,23 +49,23 @@ func (q *Queue) NewID() string { return q.ids.next(q.opts.Now()) }
 
 // insert writes envelope, body and schedule entry of a new message.
 func (q *Queue) insert(txn *badger.Txn, env *mail.Envelope, body []byte) error {
-	if err := putEnvelope(txn, env); err != nil {
-		return err
-	}
 	if err := txn.Set(bodyKey(env.ID), body); err != nil {
 		return err
 	}
 	if env.Held {
-		return q.held(txn, env, env.HoldReason, env.Received)
+		return q.held(txn, nil, env, env.HoldReason, env.Received)
+	}
+	if err := putEnvelope(txn, nil, env); err != nil {
+		return err
 	}
 	return q.setSched(txn, env.NextAttempt, env.ID)
 }
 
-// held puts env on hold at now for reason (kept if it has one) and stores
-// it: without a schedule entry until released, or, when held mail expires
+// held puts env (stored with index entries was) on hold at now for reason
+// (kept if it has one) and stores it: without a schedule entry until released, or, when held mail expires
 // (HoldLifetime), scheduled at its expiry. The caller has removed any
 // other schedule entry.
-func (q *Queue) held(txn *badger.Txn, env *mail.Envelope, reason string, now time.Time) error {
+func (q *Queue) held(txn *badger.Txn, was []ixEntry, env *mail.Envelope, reason string, now time.Time) error {
 	env.Held = true
 	if env.HoldReason == "" {
 		env.HoldReason = reason
@@ -79,7 +79,7 @@ func (q *Queue) held(txn *badger.Txn, env *mail.Envelope, reason string, now tim
 			return err
 		}
 	}
-	return putEnvelope(txn, env)
+	return putEnvelope(txn, was, env)
 }
 
 // holdExpired reports whether held env has passed its hold lifetime at now.
@@ -92,8 +92,9 @@ func (q *Queue) holdExpired(env *mail.Envelope, now time.Time) bool {
 const holdExpiredDSN = "5.7.1"
 
 // expireHeld bounces the pending recipients of a held message whose hold
-// lifetime has passed, with one DSN to the sender, and removes it.
-func (q *Queue) expireHeld(txn *badger.Txn, fx *effects, env *mail.Envelope, now time.Time) error {
+// lifetime has passed, with one DSN to the sender, and removes it (stored
+// with index entries was).
+func (q *Queue) expireHeld(txn *badger.Txn, fx *effects, was []ixEntry, env *mail.Envelope, now time.Time) error {
 	body, err := getBody(txn, env.ID)
 	if err != nil {
 		return err
@@ -114,7 +115,7 @@ func (q *Queue) expireHeld(txn *badger.Txn, fx *effects, env *mail.Envelope, now
 	}
 	fx.info("removed", "id", env.ID, "reason", "hold expired")
 	fx.kick = true
-	return deleteMessage(txn, env)
+	return deleteMessage(txn, was, env)
 }
 
 // List returns every queued envelope, ordered by ID (arrival). It holds
@@ -178,7 +179,7 @@ func (q *Queue) Hold(ctx context.Context, id string) error {
 		if err := txn.Delete(schedKey(env.NextAttempt, id)); err != nil {
 			return err
 		}
-		return q.held(txn, env, "held by the administrator", q.opts.Now())
+		return q.held(txn, ixEntries(env), env, "held by the administrator", q.opts.Now())
 	})
 	if err != nil {
 		return wrapID("hold", id, err)
@@ -208,6 +209,7 @@ func (q *Queue) Release(ctx context.Context, id string) error {
 // message's is its expiry) to now, unless a worker holds it leased (the
 // worker reschedules it when done).
 func (q *Queue) makeDue(txn *badger.Txn, env *mail.Envelope) error {
+	was := ixEntries(env)
 	if err := txn.Delete(schedKey(env.NextAttempt, env.ID)); err != nil {
 		return err
 	}
@@ -223,7 +225,7 @@ func (q *Queue) makeDue(txn *badger.Txn, env *mail.Envelope) error {
 			return err
 		}
 	}
-	return putEnvelope(txn, env)
+	return putEnvelope(txn, was, env)
 }
 
 // Remove deletes a message and everything recorded about it.
@@ -233,7 +235,7 @@ func (q *Queue) Remove(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		return deleteMessage(txn, env)
+		return deleteMessage(txn, ixEntries(env), env)
 	})
 	if err != nil {
 		return wrapID("remove", id, err)

@@ -46,12 +46,21 @@ type closedCache struct {
 // closed is this instance's cache.
 var closed = closedCache{on: cacheClosedBuckets}
 
-// lookup returns the window's entry, nil when there is none.
-func (cc *closedCache) lookup(s slider) *closedCounts {
+// lookup returns the window's entry, nil when there is none. A slider
+// with a window state finds it there after the first lookup: an entry
+// stays valid for its window even after the cache started afresh.
+func (cc *closedCache) lookup(s *slider) *closedCounts {
 	if !cc.on {
 		return nil
 	}
-	return cc.m[windowID{s.prefix, s.subj}]
+	if s.win != nil && s.win.e != nil {
+		return s.win.e
+	}
+	e := cc.m[windowID{s.prefix, s.subj}]
+	if s.win != nil {
+		s.win.e = e
+	}
+	return e
 }
 
 // get returns bucket b's final count if known.
@@ -68,17 +77,20 @@ func (e *closedCounts) get(b int64) (int64, bool) {
 
 // put keeps bucket b's count n when the bucket is final at the slider's
 // instant.
-func (cc *closedCache) put(s slider, b, n int64) {
+func (cc *closedCache) put(s *slider, b, n int64) {
 	if !cc.on || s.nowMS < (b+1)*s.bucketMS+closedGrace.Milliseconds() {
 		return
 	}
-	e := cc.m[windowID{s.prefix, s.subj}]
+	e := cc.lookup(s)
 	if e == nil {
 		if len(cc.m) >= maxClosedWindows || cc.m == nil {
 			cc.m = make(map[windowID]*closedCounts)
 		}
 		e = new(closedCounts)
 		cc.m[windowID{s.prefix, s.subj}] = e
+		if s.win != nil {
+			s.win.e = e
+		}
 	}
 	i := slot(b)
 	e.idx[i], e.n[i], e.ok[i] = b, n, true
@@ -101,24 +113,57 @@ type window struct {
 	err error
 }
 
-// readWindows returns the bucket counts of every slider's window, the
-// current bucket included when withCurrent is set: the final ones from
-// the cache, the rest read in one host call (none when the cache knows
-// them all).
-func readWindows(c *sdk.Ctx, ss []slider, withCurrent bool) ([]window, error) {
-	out := make([]window, len(ss))
+// scratch holds a call's working slices. A wasm instance runs one call
+// at a time and keeps one scratch from call to call, so that a call
+// allocates nothing once they have grown; natively each call has its own.
+type scratch struct {
+	ss   []slider
+	mine []int64
+	done []int
+	ws   []window
+	want []wanted
+	kb   keyBuf
+	keys []string
+}
+
+// wanted is a bucket readWindows reads: slider i, place j, bucket index b.
+type wanted struct {
+	i, j int
+	b    int64
+}
+
+// kept is the scratch a wasm instance keeps.
+var kept scratch
+
+// newScratch returns a call's scratch, its slices empty.
+func newScratch() *scratch {
+	if !cacheClosedBuckets {
+		return new(scratch)
+	}
+	k := &kept
+	k.ss, k.mine, k.done, k.ws, k.want, k.keys = k.ss[:0], k.mine[:0], k.done[:0], k.ws[:0], k.want[:0], k.keys[:0]
+	k.kb.b, k.kb.ends = k.kb.b[:0], k.kb.ends[:0]
+	return k
+}
+
+// readWindows returns the bucket counts of every slider's window in
+// sc.ss, the current bucket included when withCurrent is set: the final
+// ones from the cache, the rest read in one host call (none when the
+// cache knows them all). The result is sc.ws.
+func readWindows(c *sdk.Ctx, sc *scratch, withCurrent bool) ([]window, error) {
+	ss := sc.ss
+	out := sc.ws[:0]
+	for range ss {
+		out = append(out, window{})
+	}
+	sc.ws = out
 	n := subWindows - 1
 	if withCurrent {
 		n = subWindows
 	}
-	// want are the buckets to read: slider i, place j, bucket index b.
-	type wanted struct {
-		i, j int
-		b    int64
-	}
-	var want []wanted
-	var kb keyBuf
-	for i, s := range ss {
+	want, kb := sc.want[:0], &sc.kb
+	for i := range ss {
+		s := &ss[i]
 		e := closed.lookup(s)
 		for j := range n {
 			b := s.idx - subWindows + 1 + int64(j)
@@ -128,31 +173,29 @@ func readWindows(c *sdk.Ctx, ss []slider, withCurrent bool) ([]window, error) {
 				out[i].counts[j] = v
 				continue
 			}
-			if want == nil {
-				want = make([]wanted, 0, len(ss)*n)
-				kb = keyBuf{b: make([]byte, 0, 64*len(ss)*n), ends: make([]int, 0, len(ss)*n)}
-			}
 			kb.b = s.appendKey(kb.b, b)
 			kb.ends = append(kb.ends, len(kb.b))
 			want = append(want, wanted{i, j, b})
 		}
 	}
+	sc.want = want
 	if len(want) == 0 {
 		return out, nil
 	}
-	vals, err := getMany(c, kb.keys())
+	sc.keys = kb.keys(sc.keys[:0])
+	err := getMany(c, sc.keys, func(k int, v []byte) {
+		w := want[k]
+		s := &ss[w.i]
+		n, ok := parseCount(v)
+		if !ok {
+			out[w.i].err = fmt.Errorf("counter %s holds %q, not a number", s.key(w.b), v)
+			return
+		}
+		out[w.i].counts[w.j] = n
+		closed.put(s, w.b, n)
+	})
 	if err != nil {
 		return nil, err
-	}
-	for k, w := range want {
-		s := ss[w.i]
-		v, ok := parseCount(vals[k])
-		if !ok {
-			out[w.i].err = fmt.Errorf("counter %s holds %q, not a number", s.key(w.b), vals[k])
-			continue
-		}
-		out[w.i].counts[w.j] = v
-		closed.put(s, w.b, v)
 	}
 	return out, nil
 }

@@ -17,11 +17,11 @@ import (
 // buckets later in the same slot), and the cache starts afresh when full.
 func TestClosedCache(t *testing.T) {
 	l := limit{Key: keyIP, Window: "1m", Messages: 3, window: time.Minute, prefix: [2]string{"m/ip/60000/", "r/ip/60000/"}}
-	s := newSlider(kindMessages, l, "192.0.2.1", t0) // 03:04:05, bucket [03:04:00, 03:04:10)
+	s := newSlider(kindMessages, &l, "192.0.2.1", t0) // 03:04:05, bucket [03:04:00, 03:04:10)
 	cc := closedCache{on: true}
-	cc.put(s, s.idx, 7)   // the current bucket: never final
-	cc.put(s, s.idx-1, 2) // closed at 03:04:00, 5 s ago: final
-	e := cc.lookup(s)
+	cc.put(&s, s.idx, 7)   // the current bucket: never final
+	cc.put(&s, s.idx-1, 2) // closed at 03:04:00, 5 s ago: final
+	e := cc.lookup(&s)
 	if _, ok := e.get(s.idx); ok {
 		t.Error("the current bucket was kept")
 	}
@@ -31,21 +31,22 @@ func TestClosedCache(t *testing.T) {
 	if _, ok := e.get(s.idx - 1 + subWindows); ok {
 		t.Error("a later bucket in the same slot found the closed one's count")
 	}
-	early := newSlider(kindMessages, l, "192.0.2.1", t0.Add(-time.Second)) // 4 s after the close
-	cc.put(early, early.idx-1, 9)
-	if n, _ := cc.lookup(early).get(early.idx - 1); n != 2 {
+	early := newSlider(kindMessages, &l, "192.0.2.1", t0.Add(-time.Second)) // 4 s after the close
+	cc.put(&early, early.idx-1, 9)
+	if n, _ := cc.lookup(&early).get(early.idx - 1); n != 2 {
 		t.Errorf("a count read within the grace replaced the final one: %d", n)
 	}
-	if (&closedCache{}).lookup(s) != nil {
+	if (&closedCache{}).lookup(&s) != nil {
 		t.Error("a cache that is off found an entry")
 	}
 	for i := range maxClosedWindows {
-		cc.put(newSlider(kindMessages, l, fmt.Sprintf("198.51.100.%d/%d", i%250, i), t0), s.idx-1, 1)
+		o := newSlider(kindMessages, &l, fmt.Sprintf("198.51.100.%d/%d", i%250, i), t0)
+		cc.put(&o, s.idx-1, 1)
 	}
 	if len(cc.m) > maxClosedWindows {
 		t.Errorf("%d windows kept, over %d", len(cc.m), maxClosedWindows)
 	}
-	if cc.lookup(s) != nil {
+	if cc.lookup(&s) != nil {
 		t.Error("the first window survived the cache starting afresh")
 	}
 }
@@ -112,14 +113,22 @@ func FuzzParseCount(f *testing.F) {
 func TestKeyForms(t *testing.T) {
 	l := limit{Key: keySender, window: 24 * time.Hour, prefix: [2]string{"m/sender/86400000/", "r/sender/86400000/"}}
 	for _, subj := range []string{"a@example.org", ""} {
-		s := newSlider(kindRecipients, l, subj, t0)
+		s := newSlider(kindRecipients, &l, subj, t0)
 		for _, idx := range []int64{s.idx, -1, 0} {
 			if got, want := s.key(idx), string(s.appendKey([]byte("x"), idx)[1:]); got != want {
 				t.Errorf("key(%d) = %q, appendKey %q", idx, got, want)
 			}
 		}
 	}
-	if got := newSlider(kindMessages, l, "a@example.org", t0).key(3); got != "m/sender/86400000/3/a@example.org" {
-		t.Errorf("key(3) = %q", got)
+	if s := newSlider(kindMessages, &l, "a@example.org", t0); s.key(3) != "m/sender/86400000/3/a@example.org" {
+		t.Errorf("key(3) = %q", s.key(3))
+	}
+	// The increment's key kept in a window's state follows the bucket.
+	var win winState
+	for _, at := range []time.Time{t0, t0, t0.Add(4 * time.Hour), t0.Add(4 * time.Hour), t0} {
+		s := newSliderIn(kindMessages, &l, "a@example.org", at, &win)
+		if got, want := s.incrKey(), s.key(s.idx); got != want {
+			t.Errorf("at %v: incrKey %q, key %q", at, got, want)
+		}
 	}
 }

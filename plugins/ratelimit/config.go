@@ -118,6 +118,14 @@ func (l *limit) check() error {
 	return nil
 }
 
+// max is the limit's maximum for events of kind (0: none).
+func (l *limit) max(kind byte) int64 {
+	if kind == kindMessages {
+		return l.Messages
+	}
+	return l.Recipients
+}
+
 // parseWindow parses a Go duration ("90s", "1h30m") or a number of days
 // ("1d", "7d").
 func parseWindow(s string) (time.Duration, error) {

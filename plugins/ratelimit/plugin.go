@@ -59,28 +59,30 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 		return sdk.Continue()
 	}
 	now := c.Now()
-	w := who{c: c}
-	ss := make([]slider, 0, 2*len(ls))
-	for _, l := range ls {
+	w := sessionSubjects(c, ls)
+	sc := newScratch()
+	for li := range ls {
+		l := &ls[li]
 		subj := w.subject(l.Key)
 		if subj == "" {
 			continue
 		}
 		for _, kind := range [...]byte{kindMessages, kindRecipients} {
-			if s := newSlider(kind, l, subj, now); s.max() != 0 {
-				ss = append(ss, s)
+			if l.max(kind) != 0 {
+				sc.ss = append(sc.ss, newSliderIn(kind, l, subj, now, w.win(li, kind)))
 			}
 		}
 	}
-	if len(ss) == 0 {
+	if len(sc.ss) == 0 {
 		return sdk.Continue()
 	}
-	ws, err := readWindows(c, ss, true)
+	ws, err := readWindows(c, sc, true)
 	if err != nil {
 		c.KVFailed(err, "ratelimit: %v; not limiting", err)
 		return sdk.Continue()
 	}
-	for i, s := range ss {
+	for i := range sc.ss {
+		s := &sc.ss[i]
 		if ws[i].err != nil {
 			c.KVFailed(ws[i].err, "ratelimit: %v; not limiting", ws[i].err)
 			continue
@@ -115,26 +117,23 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		return sdk.Continue()
 	}
 	now := c.Now()
-	w := who{c: c}
-	// ss are the limits counted, mine the current bucket's count as our
-	// increment returned it, done the counters incremented (each once).
-	ss := make([]slider, 0, len(ls))
-	mine := make([]int64, 0, len(ls))
-	var done []int
-	for _, l := range ls {
+	w := sessionSubjects(c, ls)
+	// sc.ss are the limits counted, sc.mine the current bucket's count as
+	// our increment returned it, sc.done the counters incremented (each
+	// once).
+	sc := newScratch()
+	for li := range ls {
+		l := &ls[li]
 		subj := w.subject(l.Key)
-		if subj == "" {
+		if subj == "" || l.max(kind) == 0 {
 			continue
 		}
-		s := newSlider(kind, l, subj, now)
-		if s.max() == 0 {
-			continue
-		}
+		s := newSliderIn(kind, l, subj, now, w.win(li, kind))
 		// Two limits sharing key and window share a counter: count once.
 		shared := false
-		for i := range ss {
-			if ss[i].sameCounter(s) {
-				ss, mine, shared = append(ss, s), append(mine, mine[i]), true
+		for i := range sc.ss {
+			if sc.ss[i].sameCounter(&s) {
+				sc.ss, sc.mine, shared = append(sc.ss, s), append(sc.mine, sc.mine[i]), true
 				break
 			}
 		}
@@ -146,15 +145,13 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 			c.KVFailed(err, "ratelimit: %v; not limiting", err)
 			continue
 		}
-		if done == nil {
-			done = make([]int, 0, len(ls))
-		}
-		ss, mine, done = append(ss, s), append(mine, n), append(done, len(ss))
+		sc.ss, sc.mine, sc.done = append(sc.ss, s), append(sc.mine, n), append(sc.done, len(sc.ss))
 	}
-	if len(ss) == 0 {
+	if len(sc.ss) == 0 {
 		return sdk.Continue()
 	}
-	ws, err := readWindows(c, ss, false)
+	ss, mine := sc.ss, sc.mine
+	ws, err := readWindows(c, sc, false)
 	if err != nil {
 		c.KVFailed(err, "ratelimit: %v; not limiting", err)
 		return sdk.Continue()
@@ -172,12 +169,12 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		// them about to be taken back, and refuse events that fit.
 		counts[subWindows-1] = mine[i]
 		if sum(counts) > ss[i].max() {
-			for _, j := range done {
+			for _, j := range sc.done {
 				if _, err := ss[j].incr(c, -1); err != nil {
 					c.KVFailed(err, "ratelimit: taking back a count: %v", err)
 				}
 			}
-			return exceeded(c, ss[i], sum(counts)-1, ss[i].retryAfter(counts))
+			return exceeded(c, &ss[i], sum(counts)-1, ss[i].retryAfter(counts))
 		}
 	}
 	return sdk.Continue()
@@ -198,7 +195,7 @@ func limits(c *sdk.Ctx) ([]limit, bool) {
 var cfgCache = sdk.ConfigCache[[]limit]{Load: loadLimits}
 
 // exceeded logs the refusal, counts it and returns the 451 reply.
-func exceeded(c *sdk.Ctx, s slider, n int64, retry time.Duration) sdk.Verdict {
+func exceeded(c *sdk.Ctx, s *slider, n int64, retry time.Duration) sdk.Verdict {
 	what := "messages"
 	if s.kind == kindRecipients {
 		what = "recipients"

@@ -244,3 +244,28 @@ func TestExampleTOML(t *testing.T) {
 		t.Errorf("ratelimit.toml refused: %s", got)
 	}
 }
+
+// TestSessionsShareInstance: one instance serving sessions of two senders
+// in turn (as a pool's instance does) counts each sender apart, though it
+// keeps the last session's subjects and window state between calls.
+func TestSessionsShareInstance(t *testing.T) {
+	cfg := limitsConf(map[string]any{"key": "sender", "window": "1m", "messages": 2},
+		map[string]any{"key": "ip", "window": "1m", "recipients": 100})
+	forModes(t, cfg, func(t *testing.T, s session) {
+		r := s.run(t0, sdktest.Txn{From: "a@example.org"})
+		for i, from := range []string{"a@example.org", "B@example.org", "A@Example.org", "b@example.org", "a@example.org", "b@EXAMPLE.org"} {
+			r.Reset()
+			r.Txn().From = from
+			got := ""
+			for _, res := range []sdktest.Result{r.Run(pluginapi.HookMail), r.RunRcpt("rcpt@example.com"), r.Run(pluginapi.HookData)} {
+				if res.Verdict != pluginapi.Continue {
+					got = res.Reply()
+					break
+				}
+			}
+			if refused := strings.HasPrefix(got, "451 4.7.1 Rate limit exceeded for sender"); refused != (i >= 4) {
+				t.Errorf("message %d from %s: %q", i+1, from, got)
+			}
+		}
+	})
+}

@@ -22,37 +22,74 @@ const (
 // ones are hashed so that keys stay under the host's 256-byte limit.
 const maxSubjectLen = 128
 
-// who is what the limits of one call count by, read from the host once
-// per call (each property is a host call).
-type who struct {
-	c                 *sdk.Ctx
-	read              bool
-	user, sender, dom string
-	ip                string
+// subjects are what the limits of a call count by, derived from the
+// session's properties (each a host call), and per limit and kind the
+// state of its window in this instance.
+type subjects struct {
+	valid bool
+	// The properties as the host gave them.
+	rawUser, rawSender, rawIP string
+	// What the limits count by: see subject.
+	user, sender, dom, ip string
+	// ls is the configuration wins was made for; wins[i][k] is limit
+	// ls[i]'s window of kind k (kindIndex) for these subjects.
+	ls   []limit
+	wins [][2]winState
+}
+
+// winState is one window's state kept with its subjects: the subject as
+// its keys hold it, its entry in the closed-bucket cache, and the key of
+// the bucket last incremented.
+type winState struct {
+	subj   string
+	e      *closedCounts
+	keyIdx int64
+	key    string
+}
+
+// lastSubjects is, in a wasm instance, the subjects of the call before.
+// The host hands back the same property strings while a session's do not
+// change (sdk's property cache), so a call of the same session — or of
+// another with the same sender and client, as under a load — compares
+// three strings instead of lower-casing and parsing them again and
+// finds its windows' cache entries without a map lookup.
+var lastSubjects subjects
+
+// sessionSubjects reads the properties the limits ls count by and returns
+// their subjects: lastSubjects when unchanged (a wasm instance), else
+// derived afresh.
+func sessionSubjects(c *sdk.Ctx, ls []limit) *subjects {
+	user, sender := c.AuthUser(), c.MailFrom()
+	rawIP, _ := c.Prop(pluginapi.PropClientIP)
+	w := &lastSubjects
+	if !cacheClosedBuckets {
+		w = new(subjects) // natively calls run in parallel: nothing kept
+	} else if w.valid && w.rawUser == user && w.rawSender == sender && w.rawIP == rawIP &&
+		len(w.ls) == len(ls) && len(ls) > 0 && &w.ls[0] == &ls[0] {
+		return w
+	}
+	*w = subjects{valid: true, rawUser: user, rawSender: sender, rawIP: rawIP, ls: ls, wins: make([][2]winState, len(ls))}
+	w.user = strings.ToLower(user)
+	w.sender = strings.ToLower(sender)
+	w.dom = sdk.Domain(w.sender)
+	ip, _ := netip.ParseAddr(rawIP)
+	switch {
+	case !ip.IsValid():
+	case ip.Is4():
+		w.ip = rawIP // already in its one textual form: no copy
+	case ip.Is4In6():
+		w.ip = ip.Unmap().String()
+	default:
+		w.ip = netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return w
 }
 
 // subject is the value a limit counts by for this session ("" when the
 // key does not apply: no login, the null sender, no client address).
 // Addresses and users are compared in lower case; an IPv6 client counts by
 // its /64, which is what one host usually controls.
-func (w *who) subject(key string) string {
-	if !w.read {
-		w.read = true
-		w.user = strings.ToLower(w.c.AuthUser())
-		w.sender = strings.ToLower(w.c.MailFrom())
-		w.dom = sdk.Domain(w.sender)
-		raw, _ := w.c.Prop(pluginapi.PropClientIP)
-		ip, _ := netip.ParseAddr(raw)
-		switch {
-		case !ip.IsValid():
-		case ip.Is4():
-			w.ip = raw // already in its one textual form: no copy
-		case ip.Is4In6():
-			w.ip = ip.Unmap().String()
-		default:
-			w.ip = netip.PrefixFrom(ip, 64).Masked().String()
-		}
-	}
+func (w *subjects) subject(key string) string {
 	switch key {
 	case keyUser:
 		return w.user
@@ -66,6 +103,9 @@ func (w *who) subject(key string) string {
 	return ""
 }
 
+// win is the state of limit ls[i]'s window of kind.
+func (w *subjects) win(i int, kind byte) *winState { return &w.wins[i][kindIndex(kind)] }
+
 // slider is one limit's sliding window for one subject at one instant.
 //
 // The window is cut into subWindows buckets of window/6, each a store
@@ -75,42 +115,52 @@ func (w *who) subject(key string) string {
 // window: an event stops counting at most window/6 early, never late.
 type slider struct {
 	kind     byte
-	l        limit
+	l        *limit
 	subj     string
 	bucketMS int64
 	nowMS    int64
 	idx      int64
 	// prefix is every bucket key's text before its index.
 	prefix string
+	// win is the window's state kept with its subjects (nil: none kept).
+	win *winState
 }
 
 // newSlider places limit l for subj at the instant now.
-func newSlider(kind byte, l limit, subj string, now time.Time) slider {
+func newSlider(kind byte, l *limit, subj string, now time.Time) slider {
+	return newSliderIn(kind, l, subj, now, nil)
+}
+
+// newSliderIn is newSlider keeping the window's state in win (nil: none):
+// the hashed form of a long subject is computed once.
+func newSliderIn(kind byte, l *limit, subj string, now time.Time, win *winState) slider {
 	b := l.window.Milliseconds() / subWindows
 	ms := now.UnixMilli()
 	idx := ms / b
 	if ms < 0 && ms%b != 0 {
 		idx-- // floor, for clocks before 1970
 	}
-	if len(subj) > maxSubjectLen {
-		h := fnv.New64a()
-		h.Write([]byte(subj))
-		subj = fmt.Sprintf("#%016x", h.Sum64())
+	if win != nil && win.subj != "" {
+		subj = win.subj
+	} else {
+		if len(subj) > maxSubjectLen {
+			h := fnv.New64a()
+			h.Write([]byte(subj))
+			subj = fmt.Sprintf("#%016x", h.Sum64())
+		}
+		if win != nil {
+			win.subj = subj
+		}
 	}
-	return slider{kind: kind, l: l, subj: subj, bucketMS: b, nowMS: ms, idx: idx, prefix: l.prefix[kindIndex(kind)]}
+	return slider{kind: kind, l: l, subj: subj, bucketMS: b, nowMS: ms, idx: idx, prefix: l.prefix[kindIndex(kind)], win: win}
 }
 
 // max is the configured limit for the slider's kind.
-func (s slider) max() int64 {
-	if s.kind == kindMessages {
-		return s.l.Messages
-	}
-	return s.l.Recipients
-}
+func (s *slider) max() int64 { return s.l.max(s.kind) }
 
 // key is the store key of bucket idx, built in one allocation (appending
 // to nil and converting would make four: a guest pays dearly for each).
-func (s slider) key(idx int64) string {
+func (s *slider) key(idx int64) string {
 	var num [20]byte
 	n := strconv.AppendInt(num[:0], idx, 10)
 	var b strings.Builder
@@ -122,8 +172,20 @@ func (s slider) key(idx int64) string {
 	return b.String()
 }
 
+// incrKey is the current bucket's key, kept in the window's state so that
+// the calls of one bucket build it once.
+func (s *slider) incrKey() string {
+	if s.win == nil {
+		return s.key(s.idx)
+	}
+	if s.win.key == "" || s.win.keyIdx != s.idx {
+		s.win.key, s.win.keyIdx = s.key(s.idx), s.idx
+	}
+	return s.win.key
+}
+
 // appendKey appends the store key of bucket idx to dst.
-func (s slider) appendKey(dst []byte, idx int64) []byte {
+func (s *slider) appendKey(dst []byte, idx int64) []byte {
 	dst = append(dst, s.prefix...)
 	dst = strconv.AppendInt(dst, idx, 10)
 	dst = append(dst, '/')
@@ -132,7 +194,7 @@ func (s slider) appendKey(dst []byte, idx int64) []byte {
 
 // sameCounter reports whether s and o count in the same store counter
 // now: two limits with the same key and window.
-func (s slider) sameCounter(o slider) bool {
+func (s *slider) sameCounter(o *slider) bool {
 	return s.prefix == o.prefix && s.subj == o.subj && s.idx == o.idx
 }
 
@@ -146,7 +208,7 @@ func kindIndex(kind byte) int {
 
 // ttl is how long a bucket counter must live: until its bucket has left
 // the window.
-func (s slider) ttl() time.Duration {
+func (s *slider) ttl() time.Duration {
 	return s.l.window + time.Duration(s.bucketMS)*time.Millisecond
 }
 
@@ -158,33 +220,33 @@ type keyBuf struct {
 	ends []int
 }
 
-// keys returns the keys added, in order.
-func (k *keyBuf) keys() []string {
-	all, out, start := string(k.b), make([]string, len(k.ends)), 0
-	for i, e := range k.ends {
-		out[i], start = all[start:e], e
+// keys appends the keys added, in order, to dst.
+func (k *keyBuf) keys(dst []string) []string {
+	all, start := string(k.b), 0
+	for _, e := range k.ends {
+		dst, start = append(dst, all[start:e]), e
 	}
-	return out
+	return dst
 }
 
 // getMany reads keys in as few host calls as the host's per-call limit
-// allows: one for every configuration of a reasonable size.
-func getMany(c *sdk.Ctx, keys []string) ([][]byte, error) {
-	out := make([][]byte, 0, len(keys))
-	for len(keys) > 0 {
-		n := min(len(keys), pluginapi.MaxKVGetMany)
-		vs, err := c.KVGetMany(keys[:n]...)
-		if err != nil {
-			return nil, fmt.Errorf("reading %d window counters: %w", len(keys), err)
+// allows (one for every configuration of a reasonable size) and hands
+// each value to fn in order, uncopied: v is valid only during fn.
+func getMany(c *sdk.Ctx, keys []string, fn func(i int, v []byte)) error {
+	for off := 0; off < len(keys); {
+		n := min(len(keys)-off, pluginapi.MaxKVGetMany)
+		base := off
+		if err := c.KVGetManyFunc(keys[off:off+n], func(i int, v []byte) { fn(base+i, v) }); err != nil {
+			return fmt.Errorf("reading %d window counters: %w", len(keys), err)
 		}
-		out, keys = append(out, vs...), keys[n:]
+		off += n
 	}
-	return out, nil
+	return nil
 }
 
 // incr adds delta to the current bucket and returns its new count.
-func (s slider) incr(c *sdk.Ctx, delta int64) (int64, error) {
-	k := s.key(s.idx)
+func (s *slider) incr(c *sdk.Ctx, delta int64) (int64, error) {
+	k := s.incrKey()
 	n, err := c.KVIncr(k, delta, s.ttl())
 	if err != nil {
 		return 0, fmt.Errorf("counting %s: %w", k, err)
@@ -195,7 +257,7 @@ func (s slider) incr(c *sdk.Ctx, delta int64) (int64, error) {
 // retryAfter is how long until the window, counted as counts, has room for
 // one more event: when enough of the oldest buckets have slid out. It is
 // at least one second.
-func (s slider) retryAfter(counts [subWindows]int64) time.Duration {
+func (s *slider) retryAfter(counts [subWindows]int64) time.Duration {
 	var total int64
 	for _, n := range counts {
 		total += n

@@ -32,8 +32,21 @@ type policy struct {
 	// message.
 	maxRcpts map[string]int
 	// blockSenders and blockRcpts are path.Match patterns, lower case.
-	blockSenders []string
-	blockRcpts   []string
+	blockSenders blockList
+	blockRcpts   blockList
+}
+
+// blockList is a block list's patterns and, in a wasm instance
+// (sdk.InstanceCache), the address it was asked about last with its
+// answer: the sender is asked about at every MAIL of a session, and a
+// load's messages share their addresses.
+type blockList struct {
+	pats []string
+	// star marks the patterns whose only special character is '*'.
+	star []bool
+
+	asked     bool
+	last, ans string
 }
 
 // loadPolicy reads and checks the configuration. The init check and every
@@ -63,9 +76,11 @@ func parsePolicy(top map[string]json.RawMessage) (*policy, error) {
 		case "max_rcpts":
 			err = p.parseMaxRcpts(raw)
 		case "block_senders":
-			p.blockSenders, err = parsePatterns(raw)
+			p.blockSenders.pats, err = parsePatterns(raw)
+			p.blockSenders.classify()
 		case "block_rcpts":
-			p.blockRcpts, err = parsePatterns(raw)
+			p.blockRcpts.pats, err = parsePatterns(raw)
+			p.blockRcpts.classify()
 		default:
 			return nil, fmt.Errorf("[config]: unknown key %q; keys are owners, from_alignment, max_rcpts, block_senders, block_rcpts", k)
 		}
@@ -154,30 +169,44 @@ func (p *policy) maxFor(user string) int {
 	return p.maxRcpts[defaultUser]
 }
 
-// blocked returns the first pattern that matches addr (any case), "" if
-// none. Matching is path.Match on the lower-case address: "*" is any run
-// of characters but "/", "?" one character, "[a-z]" a class.
-func blocked(patterns []string, addr string) string {
-	addr = strings.ToLower(addr)
-	for _, pat := range patterns {
-		if match(pat, addr) {
-			return pat
-		}
+// classify marks the patterns starMatch can match, once at load.
+func (b *blockList) classify() {
+	b.star = make([]bool, len(b.pats))
+	for i, pat := range b.pats {
+		b.star[i] = !strings.ContainsAny(pat, "?[\\")
 	}
-	return ""
 }
 
-// match is path.Match for a checked pattern. A pattern whose only special
+// blocked returns the first pattern that matches addr (any case), "" if
+// none, answered from the last call's when addr is the same. Matching is
+// path.Match on the lower-case address: "*" is any run of characters but
+// "/", "?" one character, "[a-z]" a class. A pattern whose only special
 // character is '*' (nearly every one: "*@spam.example") is matched by
-// starMatch, without path.Match's backtracking, which is most of a MAIL
+// starMatch, without path.Match's backtracking, which was most of a MAIL
 // call's guest time with two such patterns; FuzzStarMatch checks the two
 // against each other.
-func match(pat, addr string) bool {
-	if !strings.ContainsAny(pat, "?[\\") {
-		return starMatch(pat, addr)
+func (b *blockList) blocked(addr string) string {
+	if sdk.InstanceCache && b.asked && addr == b.last {
+		return b.ans
 	}
-	ok, _ := path.Match(pat, addr)
-	return ok
+	lower := strings.ToLower(addr)
+	ans := ""
+	for i, pat := range b.pats {
+		ok := false
+		if b.star[i] {
+			ok = starMatch(pat, lower)
+		} else {
+			ok, _ = path.Match(pat, lower)
+		}
+		if ok {
+			ans = pat
+			break
+		}
+	}
+	if sdk.InstanceCache {
+		b.asked, b.last, b.ans = true, addr, ans
+	}
+	return ans
 }
 
 // starMatch reports whether name matches pat, in which '*' stands for any

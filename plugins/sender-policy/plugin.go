@@ -39,7 +39,7 @@ func onMail(c *sdk.Ctx) sdk.Verdict {
 	}
 	from := c.MailFrom()
 	if from != "" {
-		if pat := blocked(p.blockSenders, from); pat != "" {
+		if pat := p.blockSenders.blocked(from); pat != "" {
 			c.Info("sender-policy: sender <%s> blocked by %q", from, pat)
 			return sdk.Reject(550, "5.7.1", "<"+from+">: sender blocked by policy")
 		}
@@ -68,7 +68,7 @@ func onRcpt(c *sdk.Ctx) sdk.Verdict {
 		return sdk.Continue()
 	}
 	rcpt := c.Rcpt()
-	if pat := blocked(p.blockRcpts, rcpt); pat != "" {
+	if pat := p.blockRcpts.blocked(rcpt); pat != "" {
 		c.Info("sender-policy: recipient <%s> blocked by %q", rcpt, pat)
 		return sdk.Reject(550, "5.7.1", "<"+rcpt+">: recipient blocked by policy")
 	}

@@ -157,3 +157,31 @@ func TestExampleTOML(t *testing.T) {
 		t.Errorf("sender-policy.toml refused: %s", got)
 	}
 }
+
+// TestBlockListAnswerKept: one wasm instance asked about a blocked and an
+// unblocked address in turn, each twice running (the instance keeps the
+// last address's answer), refuses exactly the blocked ones.
+func TestBlockListAnswerKept(t *testing.T) {
+	tx := sdktest.Txn{ClientIP: "192.0.2.1", Config: map[string]any{"block_senders": []any{"*@spam.test"}, "block_rcpts": []any{"trap@*"}}}
+	for mode, r := range map[string]*sdktest.Runner{"native": sdktest.Native(t, tx), "wasm": sdktest.Wasm(t, ".", tx)} {
+		for _, from := range []string{"a@spam.test", "a@spam.test", "a@ham.test", "a@ham.test", "A@SPAM.test", "a@ham.test"} {
+			r.Txn().From = from
+			want := ""
+			if strings.HasSuffix(strings.ToLower(from), "@spam.test") {
+				want = "550 5.7.1 <" + from + ">: sender blocked by policy"
+			}
+			if got := r.Run(pluginapi.HookMail).Reply(); got != want {
+				t.Errorf("%s: MAIL FROM:<%s>: %q, want %q", mode, from, got, want)
+			}
+		}
+		for _, rcpt := range []string{"x@a.test", "trap@a.test", "trap@a.test", "x@a.test"} {
+			want := ""
+			if strings.HasPrefix(rcpt, "trap@") {
+				want = "550 5.7.1 <" + rcpt + ">: recipient blocked by policy"
+			}
+			if got := r.RunRcpt(rcpt).Reply(); got != want {
+				t.Errorf("%s: RCPT TO:<%s>: %q, want %q", mode, rcpt, got, want)
+			}
+		}
+	}
+}

@@ -9,31 +9,82 @@ import (
 	"github.com/sluice-mta/sluice/sdk"
 )
 
-// The symbols spamscore adds, each at most once per message.
+// sym is one of the symbols spamscore adds, each at most once per
+// message; a message's symbols are a hitSet.
+type sym uint8
+
+// The symbols.
 const (
-	symMissingDate     = "MISSING_DATE"
-	symMissingMsgID    = "MISSING_MESSAGE_ID"
-	symMissingFrom     = "MISSING_FROM"
-	symReplyToMismatch = "FROM_REPLYTO_MISMATCH"
-	symEnvMismatch     = "FROM_ENVELOPE_MISMATCH"
-	symDisplaySpoof    = "DISPLAY_NAME_SPOOF"
-	symSubjectCaps     = "SUBJECT_ALL_CAPS"
-	symSubjectEmpty    = "SUBJECT_EMPTY"
-	symHTMLOnly        = "HTML_ONLY"
-	symURLIP           = "URL_IP_HOST"
-	symURLShortener    = "URL_SHORTENER"
-	symAttachExe       = "ATTACH_EXECUTABLE"
-	symAttachDoubleExt = "ATTACH_DOUBLE_EXT"
-	symAttachMacro     = "ATTACH_MACRO"
-	symSPFFail         = "SPF_FAIL"
-	symSPFSoftfail     = "SPF_SOFTFAIL"
-	symDKIMFail        = "DKIM_FAIL"
-	symDMARCFail       = "DMARC_FAIL"
+	symMissingDate sym = iota
+	symMissingMsgID
+	symMissingFrom
+	symReplyToMismatch
+	symEnvMismatch
+	symDisplaySpoof
+	symSubjectCaps
+	symSubjectEmpty
+	symHTMLOnly
+	symURLIP
+	symURLShortener
+	symAttachExe
+	symAttachDoubleExt
+	symAttachMacro
+	symSPFFail
+	symSPFSoftfail
+	symDKIMFail
+	symDMARCFail
+	numSyms
 )
+
+// symNames are the symbols' names, as the host's score and the
+// configuration's weights name them.
+var symNames = [numSyms]string{
+	symMissingDate:     "MISSING_DATE",
+	symMissingMsgID:    "MISSING_MESSAGE_ID",
+	symMissingFrom:     "MISSING_FROM",
+	symReplyToMismatch: "FROM_REPLYTO_MISMATCH",
+	symEnvMismatch:     "FROM_ENVELOPE_MISMATCH",
+	symDisplaySpoof:    "DISPLAY_NAME_SPOOF",
+	symSubjectCaps:     "SUBJECT_ALL_CAPS",
+	symSubjectEmpty:    "SUBJECT_EMPTY",
+	symHTMLOnly:        "HTML_ONLY",
+	symURLIP:           "URL_IP_HOST",
+	symURLShortener:    "URL_SHORTENER",
+	symAttachExe:       "ATTACH_EXECUTABLE",
+	symAttachDoubleExt: "ATTACH_DOUBLE_EXT",
+	symAttachMacro:     "ATTACH_MACRO",
+	symSPFFail:         "SPF_FAIL",
+	symSPFSoftfail:     "SPF_SOFTFAIL",
+	symDKIMFail:        "DKIM_FAIL",
+	symDMARCFail:       "DMARC_FAIL",
+}
+
+// String is the symbol's name.
+func (s sym) String() string { return symNames[s] }
+
+// symByName returns the symbol called name.
+func symByName(name string) (sym, bool) {
+	for s, n := range symNames {
+		if n == name {
+			return sym(s), true
+		}
+	}
+	return 0, false
+}
+
+// hitSet is the symbols a message hit, one bit each: no map to allocate
+// and no string to hash per message (dear in a Go guest).
+type hitSet uint32
+
+// set adds s.
+func (h *hitSet) set(s sym) { *h |= 1 << s }
+
+// has reports whether s is in h.
+func (h hitSet) has(s sym) bool { return h&(1<<s) != 0 }
 
 // defaultWeights are the scores of the symbols; config "weights" overrides
 // single entries, and a weight of 0 switches a symbol off.
-var defaultWeights = map[string]float64{
+var defaultWeights = [numSyms]float64{
 	symMissingDate:     1.0,
 	symMissingMsgID:    1.0,
 	symMissingFrom:     2.0,
@@ -85,7 +136,7 @@ type settings struct {
 // rules is the validated configuration, derived anew on every call (the
 // plugin keeps no state between calls).
 type rules struct {
-	weights            map[string]float64
+	weights            [numSyms]float64
 	localDomains       []string
 	shorteners         map[string]bool
 	maxScan            int64
@@ -105,19 +156,17 @@ func loadRules(c *sdk.Ctx) (*rules, error) {
 
 // newRules validates s over the defaults.
 func newRules(s settings) (*rules, error) {
-	r := &rules{weights: map[string]float64{}, maxScan: defaultMaxScan,
+	r := &rules{weights: defaultWeights, maxScan: defaultMaxScan,
 		scoreAuthenticated: s.ScoreAuthenticated, trustHeader: s.TrustHeader}
-	for k, v := range defaultWeights {
-		r.weights[k] = v
-	}
 	for k, v := range s.Weights {
-		if _, ok := defaultWeights[k]; !ok {
+		sy, ok := symByName(k)
+		if !ok {
 			return nil, fmt.Errorf("spamscore: weights: unknown symbol %q; known symbols are %s", k, strings.Join(symbolNames(), ", "))
 		}
 		if v < -100 || v > 100 {
 			return nil, fmt.Errorf("spamscore: weights: %s = %v is out of range (-100 to 100)", k, v)
 		}
-		r.weights[k] = v
+		r.weights[sy] = v
 	}
 	for _, d := range s.LocalDomains {
 		d = strings.ToLower(strings.Trim(strings.TrimSpace(d), "."))
@@ -147,15 +196,22 @@ func newRules(s settings) (*rules, error) {
 	return r, nil
 }
 
-// sortedSymbols is symbolNames, computed once.
-var sortedSymbols = symbolNames()
+// sortedSymbols are the symbols in the order of their names: the order
+// their scores are added in.
+var sortedSymbols = func() []sym {
+	out := make([]sym, numSyms)
+	for i := range out {
+		out[i] = sym(i)
+	}
+	sort.Slice(out, func(i, j int) bool { return symNames[out[i]] < symNames[out[j]] })
+	return out
+}()
 
 // symbolNames lists the known symbols, sorted.
 func symbolNames() []string {
-	names := make([]string, 0, len(defaultWeights))
-	for k := range defaultWeights {
-		names = append(names, k)
+	names := make([]string, 0, numSyms)
+	for _, s := range sortedSymbols {
+		names = append(names, s.String())
 	}
-	sort.Strings(names)
 	return names
 }

@@ -25,7 +25,11 @@ type simpleField struct{ name, raw []byte }
 // parseSimpleHeader reads hdr (the section without its blank line) when
 // it is simple; ok is false when it is not, and textproto must read it.
 func parseSimpleHeader(hdr []byte) (h simpleHeader, ok bool) {
-	h = make(simpleHeader, 0, 16)
+	return appendSimpleHeader(make(simpleHeader, 0, 16), hdr)
+}
+
+// appendSimpleHeader is parseSimpleHeader appending the fields to h.
+func appendSimpleHeader(h simpleHeader, hdr []byte) (simpleHeader, bool) {
 	for len(hdr) > 0 {
 		nl := bytes.IndexByte(hdr, '\n')
 		if nl < 1 || hdr[nl-1] != '\r' {
@@ -118,11 +122,18 @@ func equalFoldASCII(a []byte, b string) bool {
 	return true
 }
 
+// keptHeader holds the fields of the header section readHeader read last,
+// kept from call to call (an instance runs one call at a time) so that a
+// simple section is read without an allocation once it has grown.
+var keptHeader simpleHeader
+
 // readHeader reads the header section hdr (without its blank line): the
-// simple way when it can, else with net/mail.
+// simple way when it can, else with net/mail. A simple section's fields
+// are keptHeader's: valid until the next call.
 func readHeader(hdr []byte) (headerGetter, error) {
-	if h, ok := parseSimpleHeader(hdr); ok {
-		return h, nil
+	if h, ok := appendSimpleHeader(keptHeader[:0], hdr); ok {
+		keptHeader = h
+		return &keptHeader, nil
 	}
 	msg, err := mail.ReadMessage(bytes.NewReader(append(hdr[:len(hdr):len(hdr)], '\r', '\n')))
 	if err != nil {

@@ -104,11 +104,11 @@ func FuzzURLs(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, text []byte) {
-		got, want := &scan{r: r, hits: map[string]bool{}}, &scan{r: r, hits: map[string]bool{}}
+		got, want := &scan{r: r, hits: new(hitSet)}, &scan{r: r, hits: new(hitSet)}
 		got.urls(text)
 		urlsBefore(want, text)
-		if len(got.hits) != len(want.hits) || got.hits[symURLIP] != want.hits[symURLIP] || got.hits[symURLShortener] != want.hits[symURLShortener] {
-			t.Fatalf("%q: hits %v, before %v", text, got.hits, want.hits)
+		if *got.hits != *want.hits {
+			t.Fatalf("%q: hits %b, before %b", text, *got.hits, *want.hits)
 		}
 	})
 }

@@ -43,7 +43,7 @@ type headerGetter interface{ Get(string) string }
 // scan is the state of one body walk.
 type scan struct {
 	r           *rules
-	hits        map[string]bool
+	hits        *hitSet
 	parts       int
 	sawPlain    bool
 	sawHTML     bool
@@ -53,11 +53,11 @@ type scan struct {
 // scanBody walks the MIME tree of a message whose body is body (already
 // bounded by max_scan_bytes). A truncated body ends the walk quietly: what
 // was read has been scored.
-func scanBody(r *rules, h headerGetter, body io.Reader, hits map[string]bool) error {
+func scanBody(r *rules, h headerGetter, body io.Reader, hits *hitSet) error {
 	s := &scan{r: r, hits: hits}
 	err := s.part(h, body, 0)
 	if s.sawHTML && !s.sawPlain {
-		hits[symHTMLOnly] = true
+		hits.set(symHTMLOnly)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return nil
@@ -71,9 +71,14 @@ func (s *scan) part(h headerGetter, body io.Reader, depth int) error {
 	if s.parts > maxParts || depth > maxDepth {
 		return nil
 	}
-	ctype, params, err := mime.ParseMediaType(h.Get("Content-Type"))
-	if err != nil {
-		ctype, params = "text/plain", nil
+	ct := h.Get("Content-Type")
+	ctype, ok := plainMediaType(ct)
+	var params map[string]string
+	if !ok {
+		var err error
+		if ctype, params, err = mime.ParseMediaType(ct); err != nil {
+			ctype, params = "text/plain", nil
+		}
 	}
 	if name := filename(h, params); name != "" {
 		s.attachment(name, ctype)
@@ -112,7 +117,7 @@ func (s *scan) part(h headerGetter, body io.Reader, depth int) error {
 		s.urls(text)
 		return err
 	case ctype == "application/x-msdownload" || ctype == "application/x-dosexec" || ctype == "application/x-msdos-program":
-		s.hits[symAttachExe] = true
+		s.hits.set(symAttachExe)
 	}
 	return nil
 }
@@ -132,16 +137,58 @@ func decode(cte string, r io.Reader) io.Reader {
 // Content-Type name parameter, RFC 2047 and 2231 encodings decoded.
 func filename(h headerGetter, ctParams map[string]string) string {
 	name := ""
-	if _, p, err := mime.ParseMediaType(h.Get("Content-Disposition")); err == nil {
-		name = p["filename"]
+	if cd := h.Get("Content-Disposition"); cd != "" { // "" does not parse
+		if _, p, err := mime.ParseMediaType(cd); err == nil {
+			name = p["filename"]
+		}
 	}
 	if name == "" {
 		name = ctParams["name"]
 	}
-	if dec, err := new(mime.WordDecoder).DecodeHeader(name); err == nil {
+	if name == "" {
+		return ""
+	}
+	if dec, err := wordDecoder.DecodeHeader(name); err == nil {
 		name = dec
 	}
 	return strings.TrimSpace(name)
+}
+
+// plainMediaType reads the common plain forms of a Content-Type value,
+// "type/subtype" and "type/subtype; charset=token", without
+// mime.ParseMediaType's map: the media type in lower case, and ok. ok is
+// false for any other value, which ParseMediaType must read. When ok,
+// ParseMediaType gives the same media type and no parameter but charset
+// (so neither a boundary nor a name); FuzzPlainMediaType checks it.
+func plainMediaType(v string) (string, bool) {
+	typ, rest, _ := strings.Cut(v, ";")
+	slash := strings.IndexByte(typ, '/')
+	if slash <= 0 || slash == len(typ)-1 || !isToken(typ[:slash]) || !isToken(typ[slash+1:]) {
+		return "", false
+	}
+	if len(typ) < len(v) {
+		rest = strings.TrimLeft(rest, " ")
+		name, val, ok := strings.Cut(rest, "=")
+		if !ok || !strings.EqualFold(name, "charset") || !isToken(val) {
+			return "", false
+		}
+	}
+	return strings.ToLower(typ), true
+}
+
+// isToken reports whether s is a non-empty RFC 2045 token: printable
+// ASCII but for space and the tspecials.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // attachment scores one attachment's file name and type.
@@ -150,14 +197,14 @@ func (s *scan) attachment(name, ctype string) {
 	ext := strings.TrimPrefix(path.Ext(base), ".")
 	switch {
 	case executableExts[ext]:
-		s.hits[symAttachExe] = true
+		s.hits.set(symAttachExe)
 		if prev := strings.TrimPrefix(path.Ext(strings.TrimSuffix(base, "."+ext)), "."); prev != "" && len(prev) <= 5 {
-			s.hits[symAttachDoubleExt] = true
+			s.hits.set(symAttachDoubleExt)
 		}
 	case macroExts[ext]:
-		s.hits[symAttachMacro] = true
+		s.hits.set(symAttachMacro)
 	case ctype == "application/x-msdownload" || ctype == "application/x-dosexec":
-		s.hits[symAttachExe] = true
+		s.hits.set(symAttachExe)
 	}
 }
 
@@ -198,10 +245,10 @@ func (s *scan) url(lower []byte) {
 	}
 	host := strings.TrimSuffix(u.Hostname(), ".")
 	if _, err := netip.ParseAddr(host); err == nil || isNumericHost(host) {
-		s.hits[symURLIP] = true
+		s.hits.set(symURLIP)
 	}
 	if s.r.shorteners[strings.TrimPrefix(host, "www.")] {
-		s.hits[symURLShortener] = true
+		s.hits.set(symURLShortener)
 	}
 }
 
@@ -265,6 +312,19 @@ type lazyBody struct {
 	b      []byte // not yet read
 	err    error  // the read error after b; nil: io.EOF
 	loaded bool
+}
+
+// keptBody is the lazyBody a wasm instance reuses (sdk.InstanceCache):
+// one allocation less a message.
+var keptBody lazyBody
+
+// newLazyBody returns the call's body reader, at most limit bytes.
+func newLazyBody(c *sdk.Ctx, limit int64) *lazyBody {
+	if !sdk.InstanceCache {
+		return &lazyBody{c: c, limit: limit}
+	}
+	keptBody = lazyBody{c: c, limit: limit}
+	return &keptBody
 }
 
 // bodyBuf is the body buffer, kept from call to call (an instance runs one

@@ -39,37 +39,43 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 	if c.AuthUser() != "" && !r.scoreAuthenticated {
 		return sdk.Continue()
 	}
-	hits := make(map[string]bool, 4)
+	var hits hitSet
 	// The header section alone: the body is read at once, and only when
 	// the MIME walk gets to it.
-	body := &lazyBody{c: c, limit: r.maxScan}
-	h, err := readHeader(c.Headers())
+	body := newLazyBody(c, r.maxScan)
+	hdrBuf = c.AppendHeaders(hdrBuf[:0])
+	h, err := readHeader(hdrBuf)
 	if err != nil {
 		c.Warn("spamscore: header section does not parse, scoring envelope only: %v", err)
 		h = mail.Header{}
 		body.loaded = true
 	}
-	checkHeaders(r, h, c.MailFrom(), hits)
-	checkAuth(authResults(c, r), hits)
-	if err := scanBody(r, h, body, hits); err != nil {
+	checkHeaders(r, h, c.MailFrom(), &hits)
+	checkAuth(authResults(c, r), &hits)
+	if err := scanBody(r, h, body, &hits); err != nil {
 		c.Warn("spamscore: body scan stopped: %v", err)
 	}
 	body.release()
-	for i := 0; len(hits) > 0 && i < len(sortedSymbols); i++ {
-		// Most messages hit nothing: no lookups then (a string's hash is
-		// dear in Go's wasm port, which has no AES hashing).
-		name := sortedSymbols[i]
-		if !hits[name] {
+	if cap(hdrBuf) > keepBody {
+		hdrBuf, keptHeader = nil, nil
+	}
+	for i := 0; hits != 0 && i < len(sortedSymbols); i++ {
+		s := sortedSymbols[i]
+		if !hits.has(s) {
 			continue
 		}
-		if w := r.weights[name]; w != 0 {
-			if err := c.AddScore(name, w); err != nil {
-				c.Error("spamscore: adding %s: %v", name, err)
+		if w := r.weights[s]; w != 0 {
+			if err := c.AddScore(s.String(), w); err != nil {
+				c.Error("spamscore: adding %s: %v", s, err)
 			}
 		}
 	}
 	return sdk.Continue()
 }
+
+// hdrBuf is the header section buffer, kept from call to call (an
+// instance runs one call at a time), as bodyBuf is.
+var hdrBuf []byte
 
 // authResults is the host's Authentication-Results value, or with
 // trust_header the message's first Authentication-Results field.
@@ -85,12 +91,12 @@ func authResults(c *sdk.Ctx, r *rules) string {
 var wordDecoder mime.WordDecoder
 
 // checkHeaders looks at the header fields and the envelope sender.
-func checkHeaders(r *rules, h headerGetter, mailFrom string, hits map[string]bool) {
+func checkHeaders(r *rules, h headerGetter, mailFrom string, hits *hitSet) {
 	if strings.TrimSpace(h.Get("Date")) == "" {
-		hits[symMissingDate] = true
+		hits.set(symMissingDate)
 	}
 	if strings.TrimSpace(h.Get("Message-Id")) == "" {
-		hits[symMissingMsgID] = true
+		hits.set(symMissingMsgID)
 	}
 	raw := h.Get("Subject")
 	subj, err := wordDecoder.DecodeHeader(raw)
@@ -98,40 +104,66 @@ func checkHeaders(r *rules, h headerGetter, mailFrom string, hits map[string]boo
 		subj = raw
 	}
 	if strings.TrimSpace(subj) == "" {
-		hits[symSubjectEmpty] = true
+		hits.set(symSubjectEmpty)
 	} else if allCaps(subj) {
-		hits[symSubjectCaps] = true
+		hits.set(symSubjectCaps)
 	}
 	from, err := parseAddress(h.Get("From"))
 	if err != nil {
-		hits[symMissingFrom] = true
+		hits.set(symMissingFrom)
 		return
 	}
 	fromDom := sdk.Domain(from.Address)
-	if rt, err := parseAddress(h.Get("Reply-To")); err == nil && !sameOrg(sdk.Domain(rt.Address), fromDom) {
-		hits[symReplyToMismatch] = true
+	// No Reply-To (nearly all mail) cannot parse: net/mail need not say so.
+	if v := h.Get("Reply-To"); v != "" {
+		if rt, err := parseAddress(v); err == nil && !sameOrg(sdk.Domain(rt.Address), fromDom) {
+			hits.set(symReplyToMismatch)
+		}
 	}
 	if mailFrom != "" && !sameOrg(sdk.Domain(mailFrom), fromDom) {
-		hits[symEnvMismatch] = true
+		hits.set(symEnvMismatch)
 	}
 	if spoofsLocal(r, from, fromDom) {
-		hits[symDisplaySpoof] = true
+		hits.set(symDisplaySpoof)
 	}
 }
 
 // spoofsLocal reports whether the display name names a local domain while
 // the address is not in one.
 func spoofsLocal(r *rules, from *mail.Address, fromDom string) bool {
-	name := strings.ToLower(from.Name)
-	if name == "" {
+	if from.Name == "" || len(r.localDomains) == 0 {
 		return false
 	}
 	for _, d := range r.localDomains {
-		if fromDom == d || strings.HasSuffix(fromDom, "."+d) {
+		if fromDom == d || subdomain(fromDom, d) {
 			return false
 		}
 	}
-	for _, d := range r.localDomains {
+	return namesLocal(r.localDomains, from.Name)
+}
+
+// namesLocal reports whether the display name contains one of the local
+// domains (lower case) as a word of its own, compared in lower case at
+// the domain's first occurrence. An ASCII name is compared without
+// lower-casing a copy; FuzzNamesLocal checks the two ways agree.
+func namesLocal(domains []string, name string) bool {
+	if !isASCII(name) {
+		return namesLocalLower(domains, strings.ToLower(name))
+	}
+	for _, d := range domains {
+		if i := indexFoldASCII(name, d); i >= 0 {
+			before, after := i == 0 || !isDomainChar(lowerASCII(name[i-1])), i+len(d) == len(name) || !isDomainChar(lowerASCII(name[i+len(d)]))
+			if before && after {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// namesLocalLower is namesLocal for a name already in lower case.
+func namesLocalLower(domains []string, name string) bool {
+	for _, d := range domains {
 		if i := strings.Index(name, d); i >= 0 {
 			before, after := i == 0 || !isDomainChar(name[i-1]), i+len(d) == len(name) || !isDomainChar(name[i+len(d)])
 			if before && after {
@@ -140,6 +172,38 @@ func spoofsLocal(r *rules, from *mail.Address, fromDom string) bool {
 		}
 	}
 	return false
+}
+
+// isASCII reports whether s is ASCII only.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII lower-cases an ASCII letter.
+func lowerASCII(b byte) byte {
+	if b >= 'A' && b <= 'Z' {
+		return b + 'a' - 'A'
+	}
+	return b
+}
+
+// indexFoldASCII is strings.Index(strings.ToLower(s), sub) for an ASCII s.
+func indexFoldASCII(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for j < len(sub) && lowerASCII(s[i+j]) == sub[j] {
+			j++
+		}
+		if j == len(sub) {
+			return i
+		}
+	}
+	return -1
 }
 
 func isDomainChar(b byte) bool {
@@ -164,12 +228,17 @@ func allCaps(s string) bool {
 // other (without a public suffix list: news.example.com matches
 // example.com).
 func sameOrg(a, b string) bool {
-	return a == b || strings.HasSuffix(a, "."+b) || strings.HasSuffix(b, "."+a)
+	return a == b || subdomain(a, b) || subdomain(b, a)
+}
+
+// subdomain reports whether a ends in "."+b, without building that string.
+func subdomain(a, b string) bool {
+	return len(a) > len(b) && a[len(a)-len(b)-1] == '.' && a[len(a)-len(b):] == b
 }
 
 // checkAuth reads an Authentication-Results value:
 // "authserv-id; spf=fail smtp.mailfrom=…; dkim=pass …; dmarc=fail …".
-func checkAuth(ar string, hits map[string]bool) {
+func checkAuth(ar string, hits *hitSet) {
 	// The authserv-id first, then "method=result …" parts: cut one at a
 	// time (strings.Split would allocate the list).
 	_, rest, more := strings.Cut(ar, ";")
@@ -184,13 +253,13 @@ func checkAuth(ar string, hits map[string]bool) {
 		method, result = strings.ToLower(strings.TrimSpace(method)), strings.ToLower(strings.TrimSpace(result))
 		switch {
 		case method == "spf" && result == "fail":
-			hits[symSPFFail] = true
+			hits.set(symSPFFail)
 		case method == "spf" && result == "softfail":
-			hits[symSPFSoftfail] = true
+			hits.set(symSPFSoftfail)
 		case method == "dkim" && result == "fail":
-			hits[symDKIMFail] = true
+			hits.set(symDKIMFail)
 		case method == "dmarc" && result == "fail":
-			hits[symDMARCFail] = true
+			hits.set(symDMARCFail)
 		}
 	}
 }

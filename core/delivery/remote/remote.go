@@ -355,6 +355,13 @@ func (d *Deliverer) Deliver(ctx context.Context, m *mail.Message, rcpts []string
 	for i, g := range groups {
 		g.Rcpts = distinct(g.Rcpts)
 		groups[i] = g
+		if len(groups) == 1 {
+			// One domain runs on the caller's goroutine: a new one would
+			// start with a small stack and grow it (copying it) on the
+			// way down to the dial, every message.
+			res[i] = d.deliverDomain(ctx, m, g.Domain, g.Rcpts)
+			break
+		}
 		wg.Go(func() { res[i] = d.deliverDomain(ctx, m, g.Domain, g.Rcpts) })
 	}
 	wg.Wait()

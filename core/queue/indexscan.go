@@ -1,0 +1,183 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/mail"
+)
+
+// ixRange is the run of index entries a filter's candidates lie in: those
+// with prefix, and, when rcpt is set, a domain entry naming that address.
+type ixRange struct {
+	prefix []byte
+	rcpt   string
+}
+
+// ranges are the index ranges a message must appear in to pass f: one for
+// each of its state, sender, recipient and domain tests; none when f has
+// none of them.
+func (f *filter) ranges() []ixRange {
+	var rs []ixRange
+	if f.state != "" {
+		rs = append(rs, ixRange{prefix: ixKey(ixState, f.state, "")})
+	}
+	switch {
+	case f.nullSender:
+		rs = append(rs, ixRange{prefix: ixKey(ixSender, "", "")})
+	case f.sender != "":
+		rs = append(rs, ixRange{prefix: ixKey(ixSender, f.sender, "")})
+	}
+	if f.rcpt != "" {
+		rs = append(rs, ixRange{prefix: ixKey(ixDomain, mail.Domain(f.rcpt), ""), rcpt: f.rcpt})
+	}
+	if f.domain != "" {
+		rs = append(rs, ixRange{prefix: ixKey(ixDomain, f.domain, "")})
+	}
+	return rs
+}
+
+// find calls fn with each envelope after ID after that passes f, in ID
+// order, until fn returns false, the page's budget is spent or the queue
+// ends. It returns the ID to go on after ("" at the end). A filter with
+// an indexed test seeks the index (seekIndex); one without, or before the
+// index is complete, reads the envelopes in turn (scan).
+func (q *Queue) find(ctx context.Context, after string, f *filter, fn func(*mail.Envelope) bool) (string, error) {
+	if rs := f.ranges(); len(rs) > 0 && q.indexReady() {
+		return q.seekIndex(ctx, after, q.budget()*skipCost, rs, f, fn)
+	}
+	return q.scan(ctx, after, q.budget(), f.skipper(), func(env *mail.Envelope) bool {
+		return !f.ok(env) || fn(env)
+	})
+}
+
+// seekIndex is find over the index: it walks the ranges together, each
+// seeking to the greatest ID another one stands at (a leapfrog join), so
+// that a test few messages pass costs about as many steps as they are.
+// An ID in every range is a candidate, and its envelope is read and
+// checked with f. Each index step costs 1 of budget and each envelope read
+// skipCost.
+func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs []ixRange, f *filter, fn func(*mail.Envelope) bool) (string, error) {
+	var next string
+	err := q.db.View(func(txn *badger.Txn) error {
+		its := make([]*badger.Iterator, len(rs))
+		for i, r := range rs {
+			its[i] = txn.NewIterator(badger.IteratorOptions{Prefix: r.prefix})
+			defer its[i].Close()
+		}
+		// id is the message ID its[i] stands at; ok is false once it ran out.
+		id := func(i int) (string, bool) {
+			if !its[i].Valid() {
+				return "", false
+			}
+			return string(its[i].Item().Key()[len(rs[i].prefix):]), true
+		}
+		seek := func(i int, to string, past bool) {
+			k := append(append([]byte(nil), rs[i].prefix...), to...)
+			if past {
+				k = append(k, 0)
+			}
+			its[i].Seek(k)
+		}
+		for i := range its {
+			if after == "" {
+				its[i].Rewind()
+			} else {
+				seek(i, after, true)
+			}
+		}
+		spent := 0
+		decided := after // every ID up to it is done with
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if spent >= budget && decided > after {
+				next = decided
+				return nil
+			}
+			// The candidate is the greatest ID a range stands at.
+			cand, ok := id(0)
+			if !ok {
+				return nil
+			}
+			for i := 1; i < len(its); i++ {
+				v, ok := id(i)
+				if !ok {
+					return nil
+				}
+				cand = max(cand, v)
+			}
+			aligned := true
+			for i := range its {
+				if v, _ := id(i); v < cand {
+					seek(i, cand, false)
+					spent++
+					v, ok := id(i)
+					if !ok {
+						return nil
+					}
+					if v != cand {
+						aligned = false
+					}
+				}
+			}
+			if !aligned {
+				// No message below the new greatest ID is in every range:
+				// cand is decided, and all before it.
+				decided = cand
+				continue
+			}
+			keep, read, err := q.candidate(txn, its, rs, cand, f, fn)
+			if err != nil {
+				return err
+			}
+			spent++
+			if read {
+				spent += skipCost
+			}
+			decided = cand
+			its[0].Next()
+			if !keep {
+				if _, ok := id(0); ok {
+					next = cand
+				}
+				return nil
+			}
+		}
+	})
+	return next, err
+}
+
+// candidate checks message id, in every range (its stand at it): its
+// recipient tests against the index values, then its envelope (read tells
+// whether it was read) against f, and calls fn if it passes. keep is fn's
+// answer, true when it did not pass.
+func (q *Queue) candidate(txn *badger.Txn, its []*badger.Iterator, rs []ixRange, id string, f *filter, fn func(*mail.Envelope) bool) (keep, read bool, err error) {
+	for i, r := range rs {
+		if r.rcpt == "" {
+			continue
+		}
+		has := false
+		if err := its[i].Item().Value(func(v []byte) error { has = ixHasAddr(v, r.rcpt); return nil }); err != nil {
+			return false, false, fmt.Errorf("read index entry %s: %w", bytes.TrimPrefix(its[i].Item().Key(), []byte(prefixIndex)), err)
+		}
+		if !has {
+			return true, false, nil
+		}
+	}
+	env, err := getEnvelope(txn, id)
+	if errors.Is(err, ErrNotFound) {
+		return true, true, nil // an entry without an envelope passes nothing
+	}
+	if err != nil {
+		return false, true, err
+	}
+	if !f.ok(env) {
+		return true, true, nil
+	}
+	return fn(env), true, nil
+}
