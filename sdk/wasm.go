@@ -53,10 +53,10 @@ func exportOnHook(hook int32) int32 {
 	if h == nil {
 		return int32(pluginapi.Continue)
 	}
-	// The verdict is read where the handler left it: no Verdict is
-	// returned or stored, each a 48-byte memory.copy in a wasm guest (a
-	// call to memmove in wazero), two of them a call (BENCHMARKS.md, "The
-	// hook path: the host's share").
+	// The verdict is read where the handler left it and not passed on as
+	// a Verdict: each copy of one is a 48-byte memory.copy in a wasm
+	// guest, a call to memmove in wazero (three a call before;
+	// BENCHMARKS.md, "The hook path: the host's share").
 	v := h(c)
 	if !settle(c, v.Kind, v.Code, v.Enhanced, v.Text) {
 		return int32(pluginapi.Continue)
