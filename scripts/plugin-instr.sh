@@ -90,7 +90,7 @@ run() {
 			[ -e "$f" ] || continue
 			{
 				printf 'init_timeout = "10m"\ntimeout = "30s"\n'
-				grep -Ev '^(init_)?timeout *=' "$f"
+				grep -Ev '^(init_)?timeout *=' "$f" || true # an empty NAME.toml is no error
 			} >"$data/plugins/$(basename "$f")"
 		done
 	fi

@@ -180,24 +180,42 @@ func Dispatch(hook pluginapi.Hook, host Host) Verdict {
 	return dispatch(r, c)
 }
 
-// dispatch is Dispatch with the plugin and the Ctx given: a wasm instance
-// passes the one it reuses for every call (wasm.go), since a Go guest's
-// first heap allocation in a call costs far more than the rest of a small
-// hook (BENCHMARKS.md, "A Go guest's hook call").
+// dispatch is Dispatch with the plugin and the Ctx given.
 func dispatch(r *registry, c *Ctx) Verdict {
-	hook, host := c.hook, c.host
-	if hook < 0 || hook >= pluginapi.NumHooks || r.handlers[hook] == nil {
+	h := r.handler(c.hook)
+	if h == nil {
 		return Continue()
 	}
-	v := r.handlers[hook](c)
-	if !v.Kind.Valid() {
-		c.Error("sdk: handler for %s returned an invalid verdict %d; continuing", hook, v.Kind)
+	v := h(c)
+	if !settle(c, v.Kind, v.Code, v.Enhanced, v.Text) {
 		return Continue()
-	}
-	if v.Code != 0 {
-		if st := host.SetReply(int32(v.Code), v.Enhanced, v.Text); st != pluginapi.StatusOK {
-			c.Warn("sdk: reply %d %s %q refused (%v); the host's default reply applies", v.Code, v.Enhanced, v.Text, st)
-		}
 	}
 	return v
+}
+
+// handler is the handler registered for hook, nil if none.
+func (r *registry) handler(hook pluginapi.Hook) Handler {
+	if hook < 0 || hook >= pluginapi.NumHooks {
+		return nil
+	}
+	return r.handlers[hook]
+}
+
+// settle checks a handler's verdict and hands the reply of one that
+// carries it to the host (set_reply); false for an invalid verdict, which
+// continues. It takes the verdict's fields, not the Verdict: a wasm
+// guest copies a 48-byte struct with memory.copy (wazero: a call to
+// memmove), and the hook's export reads the handler's answer in place
+// (wasm.go).
+func settle(c *Ctx, kind pluginapi.Verdict, code int, enhanced, text string) bool {
+	if !kind.Valid() {
+		c.Error("sdk: handler for %s returned an invalid verdict %d; continuing", c.hook, kind)
+		return false
+	}
+	if code != 0 {
+		if st := c.host.SetReply(int32(code), enhanced, text); st != pluginapi.StatusOK {
+			c.Warn("sdk: reply %d %s %q refused (%v); the host's default reply applies", code, enhanced, text, st)
+		}
+	}
+	return true
 }

@@ -44,8 +44,24 @@ func exportOnHook(hook int32) int32 {
 	if r == nil {
 		return int32(pluginapi.Continue)
 	}
-	hookCtx = Ctx{host: wasm, hook: pluginapi.Hook(hook)}
-	return int32(dispatch(r, &hookCtx).Kind)
+	c := &hookCtx
+	if c.host == nil {
+		c.host = wasm
+	}
+	c.hook = pluginapi.Hook(hook)
+	h := r.handler(c.hook)
+	if h == nil {
+		return int32(pluginapi.Continue)
+	}
+	// The verdict is read where the handler left it and not passed on as
+	// a Verdict: each copy of one is a 48-byte memory.copy in a wasm
+	// guest, a call to memmove in wazero (three a call before;
+	// BENCHMARKS.md, "The hook path: the host's share").
+	v := h(c)
+	if !settle(c, v.Kind, v.Code, v.Enhanced, v.Text) {
+		return int32(pluginapi.Continue)
+	}
+	return int32(v.Kind)
 }
 
 // active is the plugin this instance runs, picked at its first call: the
@@ -126,10 +142,26 @@ func (h *wasmHost) Prop(p pluginapi.Prop) (string, pluginapi.Status) {
 	if st != pluginapi.StatusOK || p < 0 || p >= pluginapi.NumProps || len(b) > maxCachedProp {
 		return string(b), st
 	}
-	if string(b) != h.props[p] { // compared without a copy
+	if !same(b, h.props[p]) {
 		h.props[p] = string(b)
 	}
 	return h.props[p], st
+}
+
+// same reports whether b holds s. A loop, not string(b) == s: a property
+// is short, and the runtime's memequal is two calls in a wasm guest,
+// which cost more than comparing a few dozen bytes in place.
+func same(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	s = s[:len(b)]
+	for i, c := range b {
+		if s[i] != c {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *wasmHost) Header(name string, index int) (string, pluginapi.Status) {

@@ -2,11 +2,13 @@ package filter
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -91,9 +93,13 @@ func sixQuiet(b *testing.B) *Host {
 
 var benchMsg = []byte("Subject: x\r\nFrom: a@example.com\r\n\r\nbody\r\n")
 
-// benchMessage runs one message's stages through h as the server does.
+// benchMessage runs one message's stages through h as the server does,
+// with a context like its sessions' (core/smtpd: the server's, cancellable,
+// carrying the session ID for log lines).
 func benchMessage(b *testing.B, h *Host) {
-	ctx := context.Background()
+	srv, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx := logctx.With(srv, slog.String("session", "bench"))
 	conn := &Conn{Listener: "smtp", ClientIP: netip.MustParseAddr("192.0.2.1"), ClientPort: 40000,
 		LocalIP: netip.MustParseAddr("192.0.2.2"), RDNSStatus: "none"}
 	s := NewSession(h, conn, Spam{})

@@ -25,11 +25,19 @@ var (
 // plugin's timeout counts from the call's start: waiting for an instance
 // uses it up, and the host functions that can block (DNS, KV) end at it.
 // A suspended plugin (see breaker) is not run: its failure policy answers.
-func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result {
-	t0 := p.h.nanotime()
+//
+// t0 is the host clock at the call's start when the caller has it (the
+// chain's previous call just ended at it: Host.Run), 0 to read it. end is
+// the clock at the call's end for the chain's next call, 0 after a call
+// that failed or logged (a log line may wait on its writer, which is not
+// the next plugin's time).
+func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn, t0 int64) (_ Result, end int64) {
+	if t0 == 0 {
+		t0 = p.h.nanotime()
+	}
 	if ok, resumed := p.brk.allow(t0); !ok {
 		p.observeFailure(hook, pluginapi.FailSuspended, p.h.nanotime()-t0)
-		return p.policy()
+		return p.policy(), 0
 	} else if resumed {
 		p.log.InfoContext(ctx, "plugin resumed after its suspension", "plugin", p.name, "hook", hook.String())
 	}
@@ -37,12 +45,12 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	in, idle, err := p.pool.take(ctx, deadline)
 	if err != nil {
 		if errors.Is(err, errPoolClosed) {
-			return Result{} // replaced or removed under us: the new chain runs it
+			return Result{}, 0 // replaced or removed under us: the new chain runs it
 		}
 		t1 := p.h.nanotime()
 		p.stats.observe(t1 - t0)
 		p.observeFailure(hook, notRunKind(err), t1-t0)
-		return p.notRun(ctx, hook, txn, err.Error())
+		return p.notRun(ctx, hook, txn, err.Error()), 0
 	}
 	// An instance taken idle at once starts the call at t0: a clock read
 	// less (one costs tens of nanoseconds in a VM).
@@ -54,9 +62,8 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 		p.pool.putAt(in, start)
 		p.stats.observe(start - t0)
 		p.observeFailure(hook, pluginapi.FailTimeout, start-t0)
-		return p.notRun(ctx, hook, txn, errWaitDeadline.Error())
+		return p.notRun(ctx, hook, txn, errWaitDeadline.Error()), 0
 	}
-	in.parent = ctx
 	in.env = Env{ctx: ctx, hook: hook, txn: txn, spec: &p.spec, deadline: p.h.base.Add(time.Duration(deadline))}
 	in.stack[0] = uint64(uint32(hook))
 	err, killed := in.run(in.onHook, in.stack[:], start, deadline-start)
@@ -66,34 +73,39 @@ func (p *plugin) call(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result
 	reply := in.env.reply
 	in.env.release()
 	in.env = Env{}
-	in.parent = nil
 	switch {
 	case killed:
 		p.observeFailure(hook, pluginapi.FailTimeout, t1-t0)
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
-		return p.fail(ctx, hook, txn, fmt.Sprintf("deadline of %v exceeded (%v)", p.timeout, err))
+		return p.fail(ctx, hook, txn, fmt.Sprintf("deadline of %v exceeded (%v)", p.timeout, err)), 0
 	case err != nil:
 		p.observeFailure(hook, in.trapKind(), t1-t0) // reads in: before discard
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
-		return p.fail(ctx, hook, txn, "trap: "+err.Error())
+		return p.fail(ctx, hook, txn, "trap: "+err.Error()), 0
 	case !v.Valid():
 		p.observeFailure(hook, pluginapi.FailTrap, t1-t0)
 		p.pool.discard(in)
 		p.recordFailure(ctx, hook, t1)
-		return p.fail(ctx, hook, txn, fmt.Sprintf("invalid verdict %d", int32(v)))
+		return p.fail(ctx, hook, txn, fmt.Sprintf("invalid verdict %d", int32(v))), 0
 	case in.grown.Get() != 0:
 		// Its table grew: what it took goes back now, not when the pool
 		// shrinks.
 		p.pool.discard(in)
 	default:
-		p.pool.putAt(in, t1)
+		if p.pool.putAt(in, t1) {
+			end = t1 // not after closing it, which takes time
+		}
 	}
 	p.brk.succeeded()
+	if v == pluginapi.Continue {
+		p.observe(hook, v, t1-t0)
+		return Result{}, end
+	}
 	r := p.result(ctx, v, reply, txn)
 	p.observe(hook, r.Verdict, t1-t0)
-	return r
+	return r, 0
 }
 
 // result checks the reply of a verdict that carries one, logging a reply

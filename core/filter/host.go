@@ -188,8 +188,10 @@ func (h *Host) Run(ctx context.Context, hook pluginapi.Hook, txn *Txn) Result {
 	if hook < 0 || hook >= pluginapi.NumHooks {
 		return Result{}
 	}
+	var t int64 // the previous call's end: the next one starts there
 	for _, p := range h.chain.Load().byHook[hook] {
-		switch r := p.call(ctx, hook, txn); r.Verdict {
+		var r Result
+		switch r, t = p.call(ctx, hook, txn, t); r.Verdict {
 		case pluginapi.Continue:
 		case pluginapi.Accept:
 			return Result{}

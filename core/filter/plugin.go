@@ -368,9 +368,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	p.pool.register(in)
 	if f := mod.ExportedFunction(pluginapi.ExportInitialize); f != nil {
-		in.parent = ctx
 		err, killed := in.guarded(f, nil, p.initTimeout())
-		in.parent = nil
 		if err != nil || killed {
 			p.pool.unregister(in)
 			_ = mod.Close(ctx)

@@ -48,9 +48,8 @@ type instance struct {
 	start atomic.Int64
 	limit atomic.Int64
 
-	// parent is the caller's context during a call; env the call's Env.
-	parent context.Context
-	env    Env
+	// env is the running call's Env; its ctx is the caller's context.
+	env Env
 
 	lastUsed int64 // host clock, under the pool's mutex
 	// keep is the largest linear memory (bytes) put keeps in the pool:
@@ -79,14 +78,15 @@ func (in *instance) Done() <-chan struct{} { return nil }
 // Err implements context.Context.
 func (in *instance) Err() error { return nil }
 
-// Value implements context.Context, answering instKey with the instance and
-// everything else from the caller's context.
+// Value implements context.Context, answering instKey with the instance
+// and nothing else. It does not hand other keys to the caller's context:
+// wazero asks the context for its snapshotter key at every call, which
+// would walk the session's whole chain of contexts (logging values,
+// cancellations) to find nothing, and no one else reads values from it —
+// the host functions take the caller's context from the call's Env.
 func (in *instance) Value(key any) any {
 	if key == (instKey{}) {
 		return in
-	}
-	if in.parent != nil {
-		return in.parent.Value(key)
 	}
 	return nil
 }
@@ -217,17 +217,19 @@ func (pl *pool) signal() {
 // keep is closed instead.
 func (pl *pool) put(in *instance) { pl.putAt(in, pl.p.h.nanotime()) }
 
-// putAt is put at host clock now (the end of the call just made).
-func (pl *pool) putAt(in *instance, now int64) {
+// putAt is put at host clock now (the end of the call just made). It
+// reports whether the instance went back to the pool (false: it was
+// closed).
+func (pl *pool) putAt(in *instance, now int64) bool {
 	if in.mem != nil && in.mem.Size() > in.keep {
 		pl.discard(in)
-		return
+		return false
 	}
 	pl.mu.Lock()
 	if pl.closed {
 		pl.mu.Unlock()
 		pl.discard(in)
-		return
+		return false
 	}
 	in.lastUsed = now
 	pl.idle = append(pl.idle, in)
@@ -236,6 +238,7 @@ func (pl *pool) putAt(in *instance, now int64) {
 	if w {
 		pl.signal()
 	}
+	return true
 }
 
 // discard closes an instance that trapped, timed out or misbehaved (or of a

@@ -89,7 +89,7 @@ type Registry struct {
 	dests            *destinations
 
 	pluginCalls    *prometheus.CounterVec
-	pluginSeconds  *prometheus.HistogramVec
+	pluginSeconds  *pluginCallSeconds
 	pluginFailures *prometheus.CounterVec
 	counters       *pluginCounters
 	// plugins caches each plugin's call series (plugins.go); pluginsMu
@@ -173,10 +173,7 @@ func New(opts Options) *Registry {
 
 	r.pluginCalls = counter("sluice_plugin_calls_total",
 		"Plugin hook calls by plugin, hook and verdict (\"error\" for a failed call).", "plugin", "hook", "verdict")
-	r.pluginSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_plugin_call_seconds",
-		Help:    "Time of plugin hook calls by plugin and hook.",
-		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}},
-		[]string{"plugin", "hook"})
+	r.pluginSeconds = newPluginCallSeconds(r)
 	r.reg.MustRegister(r.pluginSeconds)
 	r.pluginFailures = counter("sluice_plugin_failures_total",
 		"Plugin failures by plugin and kind (trap, timeout, memory, load; suspended: a call answered by the failure policy of a plugin suspended for failing; quota: a call that had a log line or KV write refused by its quotas).", "plugin", "kind")

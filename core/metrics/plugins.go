@@ -25,7 +25,7 @@ const verdictSlots = int(pluginapi.Disconnect) + 2
 // atomic loads and the updates, with neither a label hash nor a lock.
 type pluginSeries struct {
 	calls   [pluginapi.NumHooks][verdictSlots]atomic.Pointer[prometheus.Counter]
-	seconds [pluginapi.NumHooks]atomic.Pointer[prometheus.Observer]
+	seconds [pluginapi.NumHooks]atomic.Pointer[callHist]
 }
 
 // pluginSet maps plugin names to their series; it is replaced, never
@@ -92,12 +92,11 @@ func (r *Registry) pluginCall(plugin string, hook pluginapi.Hook, v int, d time.
 	}
 	o := s.seconds[hook].Load()
 	if o == nil {
-		oo := r.pluginSeconds.WithLabelValues(plugin, hook.String())
-		s.seconds[hook].CompareAndSwap(nil, &oo)
+		s.seconds[hook].CompareAndSwap(nil, &callHist{})
 		o = s.seconds[hook].Load()
 	}
 	(*c).Inc()
-	(*o).Observe(d.Seconds())
+	o.observe(d)
 }
 
 // Add adds delta to the counter name of plugin (the plugins' metric_add,
