@@ -84,7 +84,7 @@ func sixQuiet(b *testing.B) *Host {
 	for _, n := range []string{"10-a", "20-b", "30-c", "40-d", "50-e", "60-f"} {
 		writeAtomic(b, filepath.Join(dir, n+".wasm"), bin)
 	}
-	h, logs := newHost(b, dir, Options{Observer: metrics.New(metrics.Options{})})
+	h, logs := newHost(b, dir, Options{Observer: metricsObserver{metrics.New(metrics.Options{})}})
 	if len(h.Plugins()) != 6 {
 		b.Fatalf("%d plugins loaded, want 6:\n%s", len(h.Plugins()), logs)
 	}

@@ -13,8 +13,13 @@ import (
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
-// The metrics registry is the server's Observer.
-var _ Observer = (*metrics.Registry)(nil)
+// metricsObserver hands out the metrics registry's recorders, as the
+// server does.
+type metricsObserver struct{ r *metrics.Registry }
+
+func (o metricsObserver) Plugin(name string) PluginObserver { return o.r.Plugin(name) }
+
+var _ Observer = metricsObserver{}
 
 // recorder is an Observer that keeps what it is told.
 type recorder struct {
@@ -23,7 +28,24 @@ type recorder struct {
 	calls  atomic.Int64
 }
 
-func (r *recorder) PluginCall(plugin string, hook pluginapi.Hook, v pluginapi.Verdict, d time.Duration) {
+// Plugin returns a recorder of plugin's events into r.
+func (r *recorder) Plugin(name string) PluginObserver { return recorderOf{r, name} }
+
+// recorderOf is one plugin's recorder in a recorder.
+type recorderOf struct {
+	r    *recorder
+	name string
+}
+
+func (o recorderOf) Call(hook pluginapi.Hook, v pluginapi.Verdict, d time.Duration) {
+	o.r.call(o.name, hook, v, d)
+}
+
+func (o recorderOf) Failure(hook pluginapi.Hook, kind string, d time.Duration) {
+	o.r.failure(o.name, hook, kind, d)
+}
+
+func (r *recorder) call(plugin string, hook pluginapi.Hook, v pluginapi.Verdict, d time.Duration) {
 	r.calls.Add(1)
 	if d <= 0 {
 		r.add(fmt.Sprintf("call %s %s %s: no time", plugin, hook, v))
@@ -32,7 +54,7 @@ func (r *recorder) PluginCall(plugin string, hook pluginapi.Hook, v pluginapi.Ve
 	r.add(fmt.Sprintf("call %s %s %s", plugin, hook, v))
 }
 
-func (r *recorder) PluginFailure(plugin string, hook pluginapi.Hook, kind string, d time.Duration) {
+func (r *recorder) failure(plugin string, hook pluginapi.Hook, kind string, d time.Duration) {
 	if hook != pluginapi.HookInit && d <= 0 {
 		r.add(fmt.Sprintf("failure %s %s %s: no time", plugin, hook, kind))
 		return
@@ -124,17 +146,18 @@ func TestObserverNoAlloc(t *testing.T) {
 // quietObserver counts calls and keeps nothing.
 type quietObserver struct{ n *atomic.Int64 }
 
-func (o quietObserver) PluginCall(string, pluginapi.Hook, pluginapi.Verdict, time.Duration) {
+func (o quietObserver) Plugin(string) PluginObserver { return o }
+func (o quietObserver) Call(pluginapi.Hook, pluginapi.Verdict, time.Duration) {
 	o.n.Add(1)
 }
-func (o quietObserver) PluginFailure(string, pluginapi.Hook, string, time.Duration) {}
+func (o quietObserver) Failure(pluginapi.Hook, string, time.Duration) {}
 
 // BenchmarkHookEmptyMetrics is BenchmarkHookEmpty with the metrics registry
 // as the Observer: the cost of recording a call.
 func BenchmarkHookEmptyMetrics(b *testing.B) {
 	dir := b.TempDir()
 	install(b, dir, "bench", "bench", "")
-	h, _ := newHost(b, dir, Options{Observer: metrics.New(metrics.Options{})})
+	h, _ := newHost(b, dir, Options{Observer: metricsObserver{metrics.New(metrics.Options{})}})
 	txn := newTxn()
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -65,6 +65,7 @@ type plugin struct {
 	modCfg   wazero.ModuleConfig
 	pool     *pool
 	stats    stats
+	obs      PluginObserver // h's Observer's for this plugin; nil without one
 	brk      breaker
 	log      *slog.Logger
 	timeout  time.Duration
@@ -108,7 +109,7 @@ func (h *Host) loadPlugin(ctx context.Context, path string, fp fingerprint, o lo
 	if err != nil {
 		return nil, err
 	}
-	p := &plugin{h: h, name: name, file: path, conf: conf, log: h.log, timeout: conf.Timeout.D(), finger: fp}
+	p := &plugin{h: h, name: name, file: path, conf: conf, log: h.log, timeout: conf.Timeout.D(), finger: fp, obs: h.observer(name)}
 	p.brk.threshold, p.brk.cooldown = int64(conf.BreakerFailures), int64(conf.BreakerCooldown)
 	p.spec = EnvSpec{Plugin: name, Entry: conf.Entry, Config: conf.Config, wholeConfig: &configJSON{}, Grants: conf.Grants, KV: h.opts.KV,
 		Resolver: h.opts.Resolver, Metrics: h.opts.Metrics, Logger: h.log, Now: h.opts.Now, Quota: conf.Limits.quota()}

@@ -21,19 +21,24 @@ const verdictError = "error"
 // hook can have: every pluginapi verdict and verdictError (the last).
 const verdictSlots = int(pluginapi.Disconnect) + 2
 
-// pluginSeries caches one plugin's series, so that recording a call is two
-// atomic loads and the updates, with neither a label hash nor a lock.
-type pluginSeries struct {
+// PluginRecorder records one plugin's calls and failures: its series,
+// cached, so that recording a call is two atomic loads and the updates,
+// with neither a lookup by name, a label hash nor a lock. Registry.Plugin
+// returns it; the filter host keeps it for each plugin it loads.
+type PluginRecorder struct {
+	r       *Registry
+	name    string
 	calls   [pluginapi.NumHooks][verdictSlots]atomic.Pointer[prometheus.Counter]
 	seconds [pluginapi.NumHooks]atomic.Pointer[callHist]
 }
 
 // pluginSet maps plugin names to their series; it is replaced, never
 // changed, when a plugin is first seen (plugins are few and change rarely).
-type pluginSet map[string]*pluginSeries
+type pluginSet map[string]*PluginRecorder
 
-// series returns plugin's series, making them on its first call.
-func (r *Registry) series(plugin string) *pluginSeries {
+// Plugin returns the recorder of plugin's calls and failures, the same
+// one for the same name, making it on the first call.
+func (r *Registry) Plugin(plugin string) *PluginRecorder {
 	if s := (*r.plugins.Load())[plugin]; s != nil {
 		return s
 	}
@@ -47,46 +52,56 @@ func (r *Registry) series(plugin string) *pluginSeries {
 	for k, v := range cur {
 		next[k] = v
 	}
-	s := &pluginSeries{}
+	s := &PluginRecorder{r: r, name: plugin}
 	next[plugin] = s
 	r.plugins.Store(&next)
 	return s
 }
 
-// PluginCall records a call of plugin at hook that ran to verdict (the
-// verdict label is its name, pluginapi.Verdict.String) in d. It implements
-// filter.Observer and does not allocate once the series exist.
+// PluginCall records a call of plugin at hook that ran to verdict in d:
+// Plugin(plugin).Call.
 func (r *Registry) PluginCall(plugin string, hook pluginapi.Hook, verdict pluginapi.Verdict, d time.Duration) {
+	r.Plugin(plugin).Call(hook, verdict, d)
+}
+
+// PluginFailure records a failure of plugin: Plugin(plugin).Failure.
+func (r *Registry) PluginFailure(plugin string, hook pluginapi.Hook, kind string, d time.Duration) {
+	r.Plugin(plugin).Failure(hook, kind, d)
+}
+
+// Call records a call at hook that ran to verdict (the verdict label is
+// its name, pluginapi.Verdict.String) in d. It does not allocate once the
+// series exist.
+func (s *PluginRecorder) Call(hook pluginapi.Hook, verdict pluginapi.Verdict, d time.Duration) {
 	v := int(verdict)
 	if !verdict.Valid() {
 		v = verdictSlots - 1
 	}
-	r.pluginCall(plugin, hook, v, d)
+	s.call(hook, v, d)
 }
 
-// PluginFailure records a failure of plugin of kind trap, timeout, memory,
-// load, suspended or quota (anything else counts as trap). A failed call (a hook other
-// than pluginapi.HookInit) also counts as a call with the verdict "error"
-// and its time d. It implements filter.Observer.
-func (r *Registry) PluginFailure(plugin string, hook pluginapi.Hook, kind string, d time.Duration) {
-	r.pluginFailures.WithLabelValues(plugin, oneOf(kind, failKinds, pluginapi.FailTrap)).Inc()
-	r.pluginCall(plugin, hook, verdictSlots-1, d)
+// Failure records a failure of kind trap, timeout, memory, load,
+// suspended or quota (anything else counts as trap). A failed call (a
+// hook other than pluginapi.HookInit) also counts as a call with the
+// verdict "error" and its time d.
+func (s *PluginRecorder) Failure(hook pluginapi.Hook, kind string, d time.Duration) {
+	s.r.pluginFailures.WithLabelValues(s.name, oneOf(kind, failKinds, pluginapi.FailTrap)).Inc()
+	s.call(hook, verdictSlots-1, d)
 }
 
-// pluginCall counts a call with verdict slot v and observes its time. A
-// hook outside the hooks (pluginapi.HookInit) is no call.
-func (r *Registry) pluginCall(plugin string, hook pluginapi.Hook, v int, d time.Duration) {
+// call counts a call with verdict slot v and observes its time. A hook
+// outside the hooks (pluginapi.HookInit) is no call.
+func (s *PluginRecorder) call(hook pluginapi.Hook, v int, d time.Duration) {
 	if hook < 0 || hook >= pluginapi.NumHooks {
 		return
 	}
-	s := r.series(plugin)
 	c := s.calls[hook][v].Load()
 	if c == nil {
 		name := verdictError
 		if v < verdictSlots-1 {
 			name = pluginapi.Verdict(v).String()
 		}
-		cc := r.pluginCalls.WithLabelValues(plugin, hook.String(), name)
+		cc := s.r.pluginCalls.WithLabelValues(s.name, hook.String(), name)
 		s.calls[hook][v].CompareAndSwap(nil, &cc)
 		c = s.calls[hook][v].Load()
 	}

@@ -30,7 +30,7 @@ type observers struct {
 	plugins filter.Observer
 }
 
-var _ filter.Observer = (*metrics.Registry)(nil)
+var _ filter.Observer = pluginObserver{}
 
 // observers returns the metrics registry for each, or none at all (nil:
 // no cost on the message path) with [metrics] enabled = false.
@@ -38,8 +38,15 @@ func (s *Server) observers() observers {
 	if !s.cfg.Metrics.Enabled {
 		return observers{}
 	}
-	return observers{smtp: s.metrics, queue: queueObserver{s.metrics}, plugins: s.metrics}
+	return observers{smtp: s.metrics, queue: queueObserver{s.metrics}, plugins: pluginObserver{s.metrics}}
 }
+
+// pluginObserver hands the filter host each plugin's recorder in the
+// metrics registry.
+type pluginObserver struct{ m *metrics.Registry }
+
+// Plugin returns the recorder of the plugin named name.
+func (o pluginObserver) Plugin(name string) filter.PluginObserver { return o.m.Plugin(name) }
 
 // queueObserver passes the queue's events to the metrics registry.
 type queueObserver struct{ m *metrics.Registry }
