@@ -112,15 +112,20 @@ func (in *instance) run(fn api.Function, stack []uint64, t0, limit int64) (err e
 
 // pool keeps a plugin's idle instances (a stack, so the coldest sink and are
 // closed first), grows to max on demand and shrinks to min when idle.
+// The warmest idle instance may sit in hot instead, handed from a call to
+// the next with one atomic swap each way and no lock.
 type pool struct {
-	p       *plugin
-	min     int
-	max     int
+	p   *plugin
+	min int
+	max int
+	// hot is an idle instance outside idle (nil: none); put fills it when
+	// empty, take empties it first.
+	hot     atomic.Pointer[instance]
 	mu      sync.Mutex
 	idle    []*instance
-	total   int // live instances, including ones being created
-	waiters int
-	closed  bool
+	total   int          // live instances, including ones being created
+	waiters atomic.Int32 // takers waiting for an instance
+	closed  atomic.Bool  // set under mu
 	avail   chan struct{}
 	stop    chan struct{} // closed by close, wakes every waiter
 	filling atomic.Bool
@@ -154,15 +159,18 @@ func (pl *pool) take(ctx context.Context, deadline int64) (_ *instance, idle boo
 	var expired <-chan time.Time
 	waited := false
 	for {
+		if in := pl.takeHot(); in != nil {
+			return in, !waited, nil
+		}
 		pl.mu.Lock()
-		if pl.closed {
+		if pl.closed.Load() {
 			pl.mu.Unlock()
 			return nil, false, errPoolClosed
 		}
 		if n := len(pl.idle); n > 0 {
 			in := pl.idle[n-1]
 			pl.idle = pl.idle[:n-1]
-			more := n > 1 && pl.waiters > 0
+			more := n > 1 && pl.waiters.Load() > 0
 			pl.mu.Unlock()
 			if more {
 				pl.signal()
@@ -179,9 +187,16 @@ func (pl *pool) take(ctx context.Context, deadline int64) (_ *instance, idle boo
 			}
 			return in, false, nil
 		}
-		pl.waiters++
+		pl.waiters.Add(1)
 		pl.mu.Unlock()
 		waited = true
+		// A put that filled hot before it saw this waiter signals no one:
+		// look again (waiters is written before hot is read here, and hot
+		// before waiters is read in putAt, so one of the two sees the other).
+		if in := pl.takeHot(); in != nil {
+			pl.waiters.Add(-1)
+			return in, false, nil
+		}
 		if deadline > 0 && timer == nil {
 			timer = time.NewTimer(time.Duration(deadline - pl.p.h.nanotime()))
 			expired = timer.C
@@ -194,9 +209,7 @@ func (pl *pool) take(ctx context.Context, deadline int64) (_ *instance, idle boo
 		case <-expired:
 			timedOut = true
 		}
-		pl.mu.Lock()
-		pl.waiters--
-		pl.mu.Unlock()
+		pl.waiters.Add(-1)
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
 		}
@@ -204,6 +217,20 @@ func (pl *pool) take(ctx context.Context, deadline int64) (_ *instance, idle boo
 			return nil, false, errWaitDeadline
 		}
 	}
+}
+
+// takeHot empties hot; nil if it was empty. An instance taken from a
+// closed pool is discarded (close may have missed it) and nil returned.
+func (pl *pool) takeHot() *instance {
+	if pl.hot.Load() == nil {
+		return nil
+	}
+	in := pl.hot.Swap(nil)
+	if in != nil && pl.closed.Load() {
+		pl.discard(in)
+		return nil
+	}
+	return in
 }
 
 func (pl *pool) signal() {
@@ -225,15 +252,28 @@ func (pl *pool) putAt(in *instance, now int64) bool {
 		pl.discard(in)
 		return false
 	}
+	in.lastUsed = now
+	if !pl.closed.Load() && pl.hot.CompareAndSwap(nil, in) {
+		if pl.closed.Load() {
+			// close may have emptied hot before in went in.
+			if x := pl.hot.Swap(nil); x != nil {
+				pl.discard(x)
+			}
+			return false // in is closed, or a take has it (and closes it)
+		}
+		if pl.waiters.Load() > 0 {
+			pl.signal()
+		}
+		return true
+	}
 	pl.mu.Lock()
-	if pl.closed {
+	if pl.closed.Load() {
 		pl.mu.Unlock()
 		pl.discard(in)
 		return false
 	}
-	in.lastUsed = now
 	pl.idle = append(pl.idle, in)
-	w := pl.waiters > 0
+	w := pl.waiters.Load() > 0
 	pl.mu.Unlock()
 	if w {
 		pl.signal()
@@ -253,8 +293,8 @@ func (pl *pool) discard(in *instance) {
 func (pl *pool) release() {
 	pl.mu.Lock()
 	pl.total--
-	last := pl.closed && pl.total == 0
-	w := pl.waiters > 0
+	last := pl.closed.Load() && pl.total == 0
+	w := pl.waiters.Load() > 0
 	pl.mu.Unlock()
 	if w {
 		pl.signal()
@@ -350,7 +390,7 @@ func (in *instance) fire(s int64) {
 // instance idle for longer than idleTimeout while above min.
 func (pl *pool) maintain(now int64) {
 	pl.mu.Lock()
-	if pl.closed {
+	if pl.closed.Load() {
 		pl.mu.Unlock()
 		return
 	}
@@ -378,7 +418,7 @@ func (pl *pool) maintain(now int64) {
 func (pl *pool) fill(ctx context.Context) error {
 	for {
 		pl.mu.Lock()
-		if pl.closed || pl.total >= pl.min {
+		if pl.closed.Load() || pl.total >= pl.min {
 			pl.mu.Unlock()
 			return nil
 		}
@@ -394,11 +434,15 @@ func (pl *pool) fill(ctx context.Context) error {
 	}
 }
 
-// idleCount returns the number of idle instances.
+// idleCount returns the number of idle instances (hot included).
 func (pl *pool) idleCount() int {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	return len(pl.idle)
+	n := len(pl.idle)
+	if pl.hot.Load() != nil {
+		n++
+	}
+	return n
 }
 
 // size returns the number of live instances.
@@ -412,16 +456,19 @@ func (pl *pool) size() int {
 // are closed as their calls finish, then the plugin's runtime.
 func (pl *pool) close() {
 	pl.mu.Lock()
-	if pl.closed {
+	if pl.closed.Load() {
 		pl.mu.Unlock()
 		return
 	}
-	pl.closed = true
+	pl.closed.Store(true)
 	idle := pl.idle
 	pl.idle = nil
 	empty := pl.total == 0
 	pl.mu.Unlock()
 	close(pl.stop) // wake every waiter; get sees closed
+	if in := pl.hot.Swap(nil); in != nil {
+		idle = append(idle, in)
+	}
 	for _, in := range idle {
 		pl.discard(in)
 	}

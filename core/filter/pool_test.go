@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -48,5 +49,36 @@ func TestPluginWithoutMemory(t *testing.T) {
 	}
 	if info, ok := pluginNamed(h, "nomem"); !ok || info.Pool != 1 {
 		t.Errorf("pool %+v, want one instance kept", info)
+	}
+}
+
+// TestPoolHandOff: one instance shared by many sessions at once goes from
+// call to call (through the pool's lock-free slot or its idle stack) with
+// no call left waiting for it until its deadline, and after the last call
+// it is idle, not lost or doubled.
+func TestPoolHandOff(t *testing.T) {
+	dir := t.TempDir()
+	install(t, dir, "one", "bench", "pool_min = 1\npool_max = 1\ntimeout = \"20s\"\n")
+	h, _ := newHost(t, dir, Options{})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				if r := h.Run(context.Background(), pluginapi.HookConnect, newTxn()); r.Verdict != pluginapi.Continue {
+					t.Errorf("Run = %+v", r)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	info, _ := pluginNamed(h, "one")
+	if info.Calls != 1600 || info.Errors != 0 || info.Pool != 1 {
+		t.Errorf("stats %+v, want 1600 calls, no error, one instance", info)
+	}
+	if n := h.chain.Load().plugins[0].pool.idleCount(); n != 1 {
+		t.Errorf("%d idle instances after the calls, want 1", n)
 	}
 }
