@@ -38,6 +38,19 @@ func BenchmarkPluginCall(b *testing.B) {
 	})
 }
 
+// BenchmarkPluginRecorderCall is BenchmarkPluginCall through the
+// plugin's recorder, as the filter host records: no lookup by name.
+func BenchmarkPluginRecorderCall(b *testing.B) {
+	r := New(Options{})
+	p := r.Plugin("ratelimit")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p.Call(pluginapi.HookRcpt, pluginapi.Continue, 3*time.Microsecond)
+		}
+	})
+}
+
 // BenchmarkScrape renders a populated registry in the text format and
 // reports its size (bytes/scrape).
 func BenchmarkScrape(b *testing.B) {
