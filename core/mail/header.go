@@ -84,7 +84,10 @@ func ParseHeader(msg []byte) (Header, []byte) {
 		}
 		name := ""
 		if i := bytes.IndexByte(line, ':'); i > 0 {
-			name = strings.TrimRight(string(line[:i]), " \t")
+			for i > 0 && (line[i-1] == ' ' || line[i-1] == '\t') { // strings.TrimRight builds its cutset's table at every call
+				i--
+			}
+			name = string(line[:i])
 		}
 		h.Fields = append(h.Fields, Field{Name: name, raw: msg[:len(line):len(msg)]})
 		msg = msg[len(line):]

@@ -18,6 +18,8 @@ func TestParseHeaderRoundTrip(t *testing.T) {
 		{"bare LF", "From: a@b\nSubject: x\n\nbody\n", []string{"From", "Subject"}, "body\n"},
 		{"not a field", "From: a\r\nnonsense line\r\n\r\nb", []string{"From", ""}, "b"},
 		{"space before colon", "Subject : x\r\n\r\n", []string{"Subject"}, ""},
+		{"blanks before colon", "Subject \t \t: x\r\nX:y\r\n\r\n", []string{"Subject", "X"}, ""},
+		{"only blanks before colon", " \t: x\r\n\r\n", []string{""}, ""},
 		{"empty", "", nil, ""},
 		{"only separator", "\r\nbody", nil, "body"},
 		{"leading continuation", " cont\r\nA: b\r\n\r\n", []string{"", "A"}, ""},
