@@ -100,7 +100,7 @@ func (b *breaker) failed(now int64, calls uint64) (open bool, fails int64, inWin
 
 // recordFailure counts a failed call in the breaker and logs a suspension.
 func (p *plugin) recordFailure(ctx context.Context, hook pluginapi.Hook, now int64) {
-	open, fails, calls := p.brk.failed(now, p.stats.calls.Load())
+	open, fails, calls := p.brk.failed(now, p.stats.calls())
 	if open {
 		p.log.ErrorContext(ctx, "plugin suspended: its calls keep failing; its failure policy answers every call until it resumes",
 			"plugin", p.name, "hook", hook.String(), "failures", fails, "calls", calls, "window", breakerWindow.String(),

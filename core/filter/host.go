@@ -214,7 +214,7 @@ func (h *Host) Plugins() []PluginInfo {
 		out = append(out, PluginInfo{
 			Name: p.name, File: p.file, Order: p.conf.Order, Hooks: p.hooks,
 			Grants: append([]string(nil), p.conf.Grants...), FailurePolicy: p.conf.FailurePolicy,
-			Calls: p.stats.calls.Load(), Errors: p.stats.errors.Load(),
+			Calls: p.stats.calls(), Errors: p.stats.errors.Load(),
 			P50: p.stats.quantile(0.5), P99: p.stats.quantile(0.99),
 			Pool: p.pool.size(), PoolMin: p.pool.min, PoolMax: p.pool.max,
 			Suspended: p.brk.openUntil.Load() > now, Suspensions: p.brk.suspensions.Load(), Skipped: p.brk.skipped.Load(),
