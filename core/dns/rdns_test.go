@@ -59,6 +59,51 @@ func TestLookupReverse(t *testing.T) {
 	}
 }
 
+// TestCachedReverse: once LookupReverse has looked an address up, the
+// cache alone gives the same outcome without a query; an address whose
+// answers are not all cached (never asked, or a failure) is not answered.
+func TestCachedReverse(t *testing.T) {
+	srv := dnstest.Start(t, dnstest.Zone(
+		"1.2.0.192.in-addr.arpa. 300 IN PTR other.test.",
+		"1.2.0.192.in-addr.arpa. 300 IN PTR Host.Test.",
+		"other.test. 300 IN A 192.0.2.99",
+		"host.test. 300 IN A 192.0.2.1",
+		"2.2.0.192.in-addr.arpa. 300 IN PTR forged.test.",
+		"forged.test. 300 IN A 198.51.100.1",
+		"4.2.0.192.in-addr.arpa. 300 IN PTR 192.0.2.4.",
+		"5.2.0.192.in-addr.arpa. 300 IN PTR broken.test.",
+		"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. 300 IN PTR v6.test.",
+		"v6.test. 300 IN AAAA 2001:db8::1",
+	))
+	srv.SetRcode("broken.test.", mdns.RcodeServerFailure)
+	srv.SetRcode("6.2.0.192.in-addr.arpa.", mdns.RcodeServerFailure)
+	r := newResolver(t, Options{Attempts: 1}, srv)
+	ips := []string{"192.0.2.1", "::ffff:192.0.2.1", "192.0.2.2", "192.0.2.4", "192.0.2.8", "2001:db8::1", "192.0.2.5", "192.0.2.6"}
+	for _, s := range ips {
+		if got, ok := r.CachedReverse(netip.MustParseAddr(s)); ok {
+			t.Errorf("CachedReverse(%s) before any lookup = %+v, true; want not cached", s, got)
+		}
+	}
+	for _, s := range ips {
+		ip := netip.MustParseAddr(s)
+		want := r.LookupReverse(t.Context(), ip)
+		before := srv.Queries()
+		got, ok := r.CachedReverse(ip)
+		if n := srv.Queries() - before; n != 0 {
+			t.Errorf("CachedReverse(%s) sent %d queries", s, n)
+		}
+		if want.Status == ReverseTempFail {
+			if ok {
+				t.Errorf("CachedReverse(%s) = %+v, true after a failed lookup; want not cached", s, got)
+			}
+			continue
+		}
+		if !ok || got != want {
+			t.Errorf("CachedReverse(%s) = %+v, %v; want %+v, true (LookupReverse's)", s, got, ok, want)
+		}
+	}
+}
+
 func TestLookupReverseDeadline(t *testing.T) {
 	srv := dnstest.Start(t, dnstest.Zone("1.2.0.192.in-addr.arpa. 300 IN PTR host.test."))
 	r := newResolver(t, Options{Timeout: 5 * time.Second}, srv)
