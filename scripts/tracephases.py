@@ -15,7 +15,8 @@ returning to the banner written; the banner to the DATA body read and its
 commit begun (the client's HELO, MAIL, RCPT, DATA and body included); the
 commit to the 250 written (Badger's write, the group commit's fdatasyncs
 and what is around them); the 250 to the connection closed (the client's
-QUIT included); each fdatasync. Then the goroutine wake-ups a message, by
+QUIT included); each fdatasync, and how long after the first of a commit's
+two the second started (the wake of a second thread). Then the goroutine wake-ups a message, by
 what the woken goroutine runs. With --timeline N it prints every goroutine
 state change from just before the Nth banner to the next one instead.
 Trace times are the runtime's, so the tracer's own cost is in them (a few
@@ -155,8 +156,12 @@ def main():
             span = max(s[1] for s in inside) - min(s[0] for s in inside)
             ph["  the fdatasyncs (first start to last end)"].append(span)
             ph["  the rest of commit -> 250"].append(r[0] - c[0] - span)
+            starts = sorted(s[0] for s in inside)
+            if len(starts) > 1:
+                ph["  second fdatasync's start after the first's"].append(starts[1] - starts[0])
     order = ["accept4 returned -> banner written", "banner -> body read, commit begun", "commit begun -> 250 written",
-             "  the fdatasyncs (first start to last end)", "  the rest of commit -> 250", "250 written -> connection closed",
+             "  the fdatasyncs (first start to last end)", "  second fdatasync's start after the first's",
+             "  the rest of commit -> 250", "250 written -> connection closed",
              "banner -> connection closed", "fdatasync, each"]
     for k in order:
         if ph[k]:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+
+	mdns "github.com/miekg/dns"
 )
 
 // Outcomes of LookupReverse, as Reverse.Status; plugins read them as the
@@ -129,4 +131,66 @@ func validHostName(name string) bool {
 		}
 	}
 	return !numeric
+}
+
+// CachedReverse is LookupReverse answered from the cache alone, without a
+// query, a goroutine or a wait: ok is false when an answer it needs (the
+// PTR question, or A or AAAA of a PTR name it would try) is not cached,
+// and the caller looks up as usual. A cached outcome is never
+// ReverseTempFail (failures are not cached).
+func (r *Resolver) CachedReverse(ip netip.Addr) (rev Reverse, ok bool) {
+	if r.cache == nil || !ip.IsValid() {
+		return Reverse{}, false
+	}
+	ip = ip.Unmap()
+	arpa, err := mdns.ReverseAddr(ip.String())
+	if err != nil {
+		return Reverse{}, false
+	}
+	now := r.now()
+	cached := func(qtype uint16, name string) (*answer, bool) {
+		fq, err := canonName(name)
+		if err != nil {
+			return nil, false
+		}
+		return r.cache.get(qkey{name: fq, qtype: qtype}, now)
+	}
+	ptr, ok := cached(mdns.TypePTR, arpa)
+	if !ok {
+		return Reverse{}, false
+	}
+	var names []string
+	if !ptr.nx {
+		for _, rr := range ptr.rrs {
+			if p, isPTR := rr.(*mdns.PTR); isPTR && p.Ptr != "" {
+				names = append(names, hostName(p.Ptr))
+			}
+		}
+	}
+	if len(names) == 0 {
+		return Reverse{Status: ReverseNone}, true
+	}
+	out := Reverse{PTR: names[0], Status: ReverseUnconfirmed}
+	for _, name := range names[:min(len(names), MaxReverseNames)] {
+		if !validHostName(name) {
+			continue
+		}
+		var addrs []netip.Addr
+		for _, qtype := range []uint16{mdns.TypeA, mdns.TypeAAAA} {
+			ans, ok := cached(qtype, name)
+			if !ok {
+				return Reverse{}, false
+			}
+			for _, rr := range ans.rrs {
+				if a, isAddr := rrAddr(rr); isAddr {
+					addrs = append(addrs, a)
+				}
+			}
+		}
+		if containsAddr(addrs, ip) {
+			out.Name, out.Status = name, ReverseConfirmed
+			return out, true
+		}
+	}
+	return out, true
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/sluice-mta/sluice/core/dns/dnstest"
 )
 
-func TestLookupReverse(t *testing.T) {
+// reverseZone serves the addresses the reverse lookup tests ask about.
+func reverseZone(t *testing.T) *dnstest.Server {
+	t.Helper()
 	srv := dnstest.Start(t, dnstest.Zone(
 		// 192.0.2.1: confirmed by its second name.
 		"1.2.0.192.in-addr.arpa. 300 IN PTR other.test.",
@@ -36,6 +38,11 @@ func TestLookupReverse(t *testing.T) {
 	))
 	srv.SetRcode("broken.test.", mdns.RcodeServerFailure)
 	srv.SetRcode("6.2.0.192.in-addr.arpa.", mdns.RcodeServerFailure)
+	return srv
+}
+
+func TestLookupReverse(t *testing.T) {
+	srv := reverseZone(t)
 	r := newResolver(t, Options{Attempts: 1}, srv)
 	for _, tc := range []struct {
 		ip   string
@@ -55,6 +62,38 @@ func TestLookupReverse(t *testing.T) {
 		got := r.LookupReverse(t.Context(), netip.MustParseAddr(tc.ip))
 		if got != tc.want {
 			t.Errorf("LookupReverse(%s) = %+v, want %+v", tc.ip, got, tc.want)
+		}
+	}
+}
+
+// TestCachedReverse: once LookupReverse has looked an address up, the
+// cache alone gives the same outcome without a query; an address whose
+// answers are not all cached (never asked, or a failure) is not answered.
+func TestCachedReverse(t *testing.T) {
+	srv := reverseZone(t)
+	r := newResolver(t, Options{Attempts: 1}, srv)
+	ips := []string{"192.0.2.1", "::ffff:192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.7", "192.0.2.8", "2001:db8::1", "192.0.2.5", "192.0.2.6"}
+	for _, s := range ips {
+		if got, ok := r.CachedReverse(netip.MustParseAddr(s)); ok {
+			t.Errorf("CachedReverse(%s) before any lookup = %+v, true; want not cached", s, got)
+		}
+	}
+	for _, s := range ips {
+		ip := netip.MustParseAddr(s)
+		want := r.LookupReverse(t.Context(), ip)
+		before := srv.Queries()
+		got, ok := r.CachedReverse(ip)
+		if n := srv.Queries() - before; n != 0 {
+			t.Errorf("CachedReverse(%s) sent %d queries", s, n)
+		}
+		if want.Status == ReverseTempFail {
+			if ok {
+				t.Errorf("CachedReverse(%s) = %+v, true after a failed lookup; want not cached", s, got)
+			}
+			continue
+		}
+		if !ok || got != want {
+			t.Errorf("CachedReverse(%s) = %+v, %v; want %+v, true (LookupReverse's)", s, got, ok, want)
 		}
 	}
 }

@@ -16,13 +16,22 @@ type ReverseResolver interface {
 
 var _ ReverseResolver = (*dns.Resolver)(nil)
 
+// cachedReverser is a ReverseResolver that can answer from its cache
+// alone (*dns.Resolver): a client whose answers are cached — a client that
+// connects again within their TTL — costs no goroutine at connect.
+type cachedReverser interface {
+	CachedReverse(ip netip.Addr) (dns.Reverse, bool)
+}
+
+var _ cachedReverser = (*dns.Resolver)(nil)
+
 // DefaultRDNSTimeout is the reverse DNS budget when Listener.RDNSTimeout
 // is zero.
 const DefaultRDNSTimeout = 2 * time.Second
 
 // rdnsLookup is the reverse DNS lookup of one connection's client, started
 // when the connection is accepted so that it runs while the banner is sent
-// and the client greets. The session waits for it, within what is left of
+// and the client greets (or answered at once from the resolver's cache). The session waits for it, within what is left of
 // the budget, when it first needs the name (the connect hook, the Received
 // header).
 type rdnsLookup struct {
@@ -35,6 +44,13 @@ type rdnsLookup struct {
 func (s *Server) startRDNS(ip netip.Addr) *rdnsLookup {
 	if s.opts.Resolver == nil || !ip.IsValid() {
 		return nil
+	}
+	if cr, ok := s.opts.Resolver.(cachedReverser); ok {
+		if res, ok := cr.CachedReverse(ip); ok {
+			l := &rdnsLookup{done: make(chan struct{}), res: res}
+			close(l.done)
+			return l
+		}
 	}
 	budget := s.lc.RDNSTimeout.D()
 	l := &rdnsLookup{done: make(chan struct{}), deadline: time.Now().Add(budget)}

@@ -36,8 +36,16 @@ func (s *seenConn) at(hook string) filter.Conn {
 }
 
 // rdnsServer starts a server whose reverse DNS asks a dnstest server
-// holding the zone of the loopback clients below, with the given budget.
+// holding the zone of the loopback clients below, with the given budget,
+// its resolver without a cache.
 func rdnsServer(t *testing.T, budget time.Duration) (addr string, q *fakeQueue, seen *seenConn, srv *dnstest.Server) {
+	t.Helper()
+	return rdnsServerCache(t, budget, -1)
+}
+
+// rdnsServerCache is rdnsServer with a resolver cache of cacheSize
+// answers (dns.Options.CacheSize).
+func rdnsServerCache(t *testing.T, budget time.Duration, cacheSize int) (addr string, q *fakeQueue, seen *seenConn, srv *dnstest.Server) {
 	t.Helper()
 	srv = dnstest.Start(t, dnstest.Zone(
 		// 127.0.0.1: confirmed.
@@ -50,7 +58,7 @@ func rdnsServer(t *testing.T, budget time.Duration) (addr string, q *fakeQueue, 
 		"4.0.0.127.in-addr.arpa. 300 IN PTR slow.test.",
 	))
 	srv.SetDrop("4.0.0.127.in-addr.arpa.", true)
-	r, err := dns.New(dns.Options{Servers: []string{srv.Addr}, Timeout: 10 * time.Second, CacheSize: -1})
+	r, err := dns.New(dns.Options{Servers: []string{srv.Addr}, Timeout: 10 * time.Second, CacheSize: cacheSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +73,27 @@ func rdnsServer(t *testing.T, budget time.Duration) (addr string, q *fakeQueue, 
 
 func TestReverseDNS(t *testing.T) {
 	addr, q, seen, _ := rdnsServer(t, 2*time.Second)
+	checkReverseDNS(t, addr, q, seen, 0)
+}
+
+// TestReverseDNSCached: with the resolver's cache, clients that connect
+// again are answered from it at connect (no goroutine, no query) and
+// named exactly as the first time.
+func TestReverseDNSCached(t *testing.T) {
+	addr, q, seen, srv := rdnsServerCache(t, 2*time.Second, 0)
+	checkReverseDNS(t, addr, q, seen, 0)
+	asked := srv.Queries()
+	checkReverseDNS(t, addr, q, seen, 3)
+	if n := srv.Queries() - asked; n != 0 {
+		t.Errorf("%d DNS queries for clients whose answers are cached", n)
+	}
+}
+
+// checkReverseDNS sends a message from each of three loopback clients and
+// checks what the plugins, the Received header and the envelope say of
+// its reverse DNS; queued is how many messages q held before.
+func checkReverseDNS(t *testing.T, addr string, q *fakeQueue, seen *seenConn, queued int) {
+	t.Helper()
 	for i, tc := range []struct {
 		client            string
 		name, status, ptr string
@@ -90,6 +119,7 @@ func TestReverseDNS(t *testing.T) {
 			}
 		}
 		envs, bodies := q.got()
+		i += queued
 		if len(envs) != i+1 {
 			t.Fatalf("%s: %d messages queued, want %d", tc.client, len(envs), i+1)
 		}
