@@ -16,6 +16,8 @@
 # PLUGIN_CPU_PERF=OUTDIR, each measured load is also recorded by
 # `perf record -g` (OUTDIR/perf-N-NAME.data, N counting the runs), with a
 # server built with wazero's perfmap tag, which names guest functions.
+# PLUGIN_CPU_CONNS sets sluice-load's connections (default 20);
+# PLUGIN_CPU_TOML is appended to the server's configuration.
 set -eu
 cd "$(dirname "$0")/.."
 rounds=1
@@ -63,7 +65,7 @@ run() {
 		[ "$(grep -c 'msg="plugin loaded"' "$tmp/server.log")" -ge "$want" ] && break
 		sleep 0.1
 	done
-	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c 20 -d 2s -size 10240 -to user@sink.test -timeout 20s >/dev/null 2>&1 || true
+	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c ${PLUGIN_CPU_CONNS:-20} -d 2s -size 10240 -to user@sink.test -timeout 20s >/dev/null 2>&1 || true
 	local perf_pid=""
 	if [ -n "${PLUGIN_CPU_PERF:-}" ]; then
 		runs=$((runs + 1))
@@ -72,7 +74,7 @@ run() {
 		perf_pid=$!
 	fi
 	read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c 20 -d 8s -size 10240 -to user@sink.test -timeout 20s >"$tmp/load.txt" 2>&1 || true
+	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c ${PLUGIN_CPU_CONNS:-20} -d 8s -size 10240 -to user@sink.test -timeout 20s >"$tmp/load.txt" 2>&1 || true
 	read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
 	[ -z "$perf_pid" ] || wait "$perf_pid" || true
 	acc=$(grep -o 'accepted [0-9]*' "$tmp/load.txt" | awk '{print $2}')
