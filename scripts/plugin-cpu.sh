@@ -26,7 +26,7 @@ if [ "${1:-}" = -r ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,15p' "$0" >&2
+	sed -n '2,20p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-cpu: $*" >&2; }
