@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/internal/testwait"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -129,8 +130,8 @@ func compareListings(t *testing.T, q *Queue, when string) {
 // quiet waits until q has no lease and nothing due at the test clock's now.
 func quiet(t *testing.T, q *Queue, now func() time.Time) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute) // only against a hang: 2,000 attempts under -race on a busy box
-	for !func() bool {
+	// The deadline is only against a hang: 2,000 attempts under -race on a busy box.
+	testwait.Until(t, 3*time.Minute, "the queue to settle", func() bool {
 		busy := false
 		err := q.db.View(func(txn *badger.Txn) error {
 			for _, p := range []string{prefixLease, prefixSched} {
@@ -150,12 +151,7 @@ func quiet(t *testing.T, q *Queue, now func() time.Time) {
 			return nil
 		})
 		return err == nil && !busy
-	}() {
-		if time.Now().After(deadline) {
-			t.Fatal("gave up waiting for the queue to settle")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	})
 }
 
 // TestIndexInStep: the listing index stays exactly in step with the

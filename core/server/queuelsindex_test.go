@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testwait"
 	"github.com/sluice-mta/sluice/core/servertest"
 )
 
@@ -152,7 +153,7 @@ socket = "{data_dir}/admin.sock"
 		return len(lsIDs(t, "--state", "queued", sock)) == 0 &&
 			!slices.ContainsFunc(parseLs(t, mustCLI(t, "queue", "ls", sock)), func(m lsMessage) bool { return m.state == "queued" })
 	}
-	waitFor(t, "every message attempted", settled)
+	testwait.Until(t, time.Minute, "every message attempted", settled)
 	checkLsFilters(t, sock, "attempted")
 
 	every := func(from, step int) []string {
@@ -165,7 +166,7 @@ socket = "{data_dir}/admin.sock"
 	mustCLI(t, append([]string{"queue", "hold", sock}, every(0, 12)...)...)
 	mustCLI(t, append([]string{"queue", "rm", sock}, every(1, 20)...)...)
 	mustCLI(t, append([]string{"queue", "bounce", sock}, every(2, 30)...)...) // DSNs from <> to the senders
-	waitFor(t, "the bounces attempted", settled)
+	testwait.Until(t, time.Minute, "the bounces attempted", settled)
 	checkLsFilters(t, sock, "after hold, rm and bounce")
 
 	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
@@ -173,18 +174,6 @@ socket = "{data_dir}/admin.sock"
 	}
 	_ = proc.Wait()
 	startProcess(t, cfgPath, addr)
-	waitFor(t, "recovered messages attempted", settled)
+	testwait.Until(t, time.Minute, "recovered messages attempted", settled)
 	checkLsFilters(t, sock, "after kill -9 and restart")
-}
-
-// waitFor polls cond; the deadline only guards against a hang.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
