@@ -19,22 +19,29 @@ const (
 	expiredText = "delivery time expired"
 )
 
-// deliver makes one delivery attempt of the leased message whose envelope
-// the lease read (an admin change since then applies when the outcome is
-// recorded: the delivery was in progress) and records its outcome. It
-// returns when the message is due again, zero when it was not
-// rescheduled; a bounce or a success notice it queued has woken the
-// scheduler already, and a message delivered to every recipient simply
-// leaves the queue.
-func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, env *mail.Envelope) (retry time.Time) {
-	id := env.ID
-	body, err := q.body(id)
+// deliver makes one delivery attempt of the leased message of j, with its
+// envelope as the lease read it or Enqueue stored it (an admin change
+// since then applies when the outcome is recorded: the delivery was in
+// progress; but a message leased at enqueue and held before its worker
+// started is not delivered), and records its outcome. It returns when
+// the message is due again, zero when it was not rescheduled; a bounce
+// or a success notice it queued has woken the scheduler already, and a
+// message delivered to every recipient simply leaves the queue.
+func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, j job) (retry time.Time) {
+	id := j.env.ID
+	env, body, err := q.startLeased(j)
 	if errors.Is(err, ErrNotFound) {
 		q.dropLease(id)
 		return time.Time{}
 	}
 	if err != nil {
 		q.log.Error("queue: read leased message failed; it stays leased until restart", "id", id, "err", err)
+		return time.Time{}
+	}
+	if env.Held { // held after Enqueue leased it
+		if q.unlease(id) { // released since
+			q.kick()
+		}
 		return time.Time{}
 	}
 	m := &mail.Message{Envelope: *env, Body: body}

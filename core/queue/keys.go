@@ -105,14 +105,20 @@ func decodeEnvelope(v []byte, env *mail.Envelope) error { return gojson.Unmarsha
 // from was (ixEntries of env as it was read, before any change; nil for a
 // new message) to what env now holds.
 func putEnvelope(txn *badger.Txn, was []ixEntry, env *mail.Envelope) error {
+	_, err := putEnvelopeEnc(txn, was, env)
+	return err
+}
+
+// putEnvelopeEnc is putEnvelope, returning the envelope's encoding.
+func putEnvelopeEnc(txn *badger.Txn, was []ixEntry, env *mail.Envelope) ([]byte, error) {
 	b, err := json.Marshal(env)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := txn.Set(msgKey(env.ID), b); err != nil {
-		return err
+		return nil, err
 	}
-	return writeIndex(txn, was, ixEntries(env))
+	return b, writeIndex(txn, was, ixEntries(env))
 }
 
 // deleteMessage removes every record of the message whose envelope is env,

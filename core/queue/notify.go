@@ -180,7 +180,7 @@ func (q *Queue) report(txn *badger.Txn, fx *effects, env *mail.Envelope, body []
 	}
 	b.ID = q.ids.next(now)
 	b.Received, b.NextAttempt, b.Size = now, now, int64(len(msg))
-	if err := q.insert(txn, b, msg); err != nil {
+	if _, err := q.insert(txn, b, msg, false); err != nil {
 		return err
 	}
 	fx.info(what+" queued", "id", env.ID, "dsn_id", b.ID, "to", env.From, "nrcpt", len(want))

@@ -163,11 +163,13 @@ type Queue struct {
 	// scheduled since the scheduler last looked (wakeAt), so that it scans
 	// when they are due rather than at once.
 	soonest atomic.Uint64
-	// ready hands freshly enqueued messages, due now, straight to the
-	// scheduler, so that it need not scan the index for them. The durable
-	// schedule entry is written all the same; a full channel falls back
-	// to a scan.
-	ready chan schedEntry
+	// ready hands messages leased at enqueue to the scheduler
+	// (handoff.go); handN counts the places reserved in it, and handOn is
+	// set while the scheduler takes them.
+	ready  chan handed
+	handMu sync.Mutex
+	handN  int
+	handOn bool
 	// low is where the scan of the schedule index starts.
 	low *schedLow
 }
@@ -248,7 +250,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		deliverer: opts.Deliverer,
 		wake:      make(chan struct{}, 1),
 		low:       newSchedLow(),
-		ready:     make(chan schedEntry, readyBacklog),
+		ready:     make(chan handed, readyBacklog),
 	}
 	q.files.open(dir)
 	q.gs = newGroupSync(q.syncAll)
@@ -337,23 +339,6 @@ func (q *Queue) nudge() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
-	}
-}
-
-// readyBacklog is how many fresh messages wait in memory for a worker
-// before the scheduler has to find them by scanning.
-const readyBacklog = 4096
-
-// offer hands a freshly stored message to the scheduler.
-func (q *Queue) offer(env *mail.Envelope) {
-	if env.Held {
-		return
-	}
-	select {
-	case q.ready <- schedEntry{id: env.ID, key: schedKey(env.NextAttempt, env.ID)}:
-		q.nudge()
-	default:
-		q.kick()
 	}
 }
 

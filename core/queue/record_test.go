@@ -83,7 +83,7 @@ func TestRecordConflictLogsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.deliver(context.Background(), bounce, &m.Envelope)
+	q.deliver(context.Background(), bounce, job{env: &m.Envelope})
 	if conflicts != 1 {
 		t.Fatalf("%d conflicts forced, want 1", conflicts)
 	}

@@ -44,12 +44,12 @@ func (q *Queue) Run(ctx context.Context) error {
 	q.mu.Unlock()
 
 	var wg sync.WaitGroup
-	jobs := make(chan *mail.Envelope)           // leased, as the lease read them
+	jobs := make(chan job)                      // leased messages
 	busy := make(chan struct{}, q.opts.Workers) // one token per busy worker
 	for range q.opts.Workers {
 		wg.Go(func() {
-			for env := range jobs {
-				retry := q.deliver(ctx, q.getDeliverer(), env)
+			for j := range jobs {
+				retry := q.deliver(ctx, q.getDeliverer(), j)
 				if sched.Err() != nil { // finished during a drain, or cut short
 					q.countDrained(ctx.Err() != nil)
 				}
@@ -64,21 +64,32 @@ func (q *Queue) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { q.gcLoop(sched) })
 
+	q.startHandOff()
 	q.schedule(sched, jobs, busy)
+	q.endHandOff()
 	close(jobs)
 	wg.Wait()
 	return nil
 }
 
-// schedule leases due messages to idle workers: fresh ones handed over by
-// Enqueue first, then, when something else may be due (a kick, the next due
-// time reached, a scan that filled every free worker), what a scan of the
-// schedule index finds. It sleeps until the next due time or a wake-up.
-func (q *Queue) schedule(ctx context.Context, jobs chan<- *mail.Envelope, busy chan struct{}) {
+// schedule leases due messages to idle workers: fresh ones Enqueue leased
+// and handed over first, then, when something else may be due (a kick,
+// the next due time reached, a scan that filled every free worker), what
+// a scan of the schedule index finds. It sleeps until the next due time or a wake-up.
+func (q *Queue) schedule(ctx context.Context, jobs chan<- job, busy chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	q.rescan.Store(true) // whatever was due before Run
 	var next time.Time   // the next due time the last scan saw; zero if none
+	// give hands a leased message to a worker; a free one is waiting.
+	give := func(j job) {
+		busy <- struct{}{}
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+			q.unlease(j.env.ID) // no worker will have it
+		}
+	}
 	// take leases e and hands it to a worker; it reports false when the
 	// entry was gone, held or could not be leased.
 	take := func(e schedEntry) bool {
@@ -93,12 +104,7 @@ func (q *Queue) schedule(ctx context.Context, jobs chan<- *mail.Envelope, busy c
 		case env == nil:
 			return false
 		}
-		busy <- struct{}{}
-		select {
-		case jobs <- env:
-		case <-ctx.Done():
-			q.unlease(e.id) // no worker will have it
-		}
+		give(job{env: env})
 		return true
 	}
 	for {
@@ -114,8 +120,10 @@ func (q *Queue) schedule(ctx context.Context, jobs chan<- *mail.Envelope, busy c
 	fresh:
 		for free > 0 {
 			select {
-			case e := <-q.ready:
-				if take(e) {
+			case h := <-q.ready:
+				q.tookHanded()
+				if h.env != nil { // leased at enqueue
+					give(job{h.env, h.stored})
 					free--
 				}
 			default:
@@ -337,9 +345,13 @@ func (q *Queue) countDrained(cut bool) {
 	}
 }
 
-// unlease makes a leased message due at once again.
-func (q *Queue) unlease(id string) {
+// unlease ends the lease of a message no worker delivers now: it is due
+// at once again, or, held meanwhile, keeps the schedule entry Hold gave it
+// (its expiry, if any). It reports whether the message is due.
+func (q *Queue) unlease(id string) bool {
+	due := false
 	err := q.commit(context.Background(), func(txn *badger.Txn) error {
+		due = false
 		if err := txn.Delete(leaseKey(id)); err != nil {
 			return err
 		}
@@ -350,11 +362,17 @@ func (q *Queue) unlease(id string) {
 		if err != nil {
 			return err
 		}
+		if env.Held {
+			return nil
+		}
+		due = true
 		return q.dueNow(txn, ixEntries(env), env)
 	})
 	if err != nil {
 		q.log.Error("queue: releasing a lease failed; the message is due at the next start", "id", id, "err", err)
+		return false
 	}
+	return due
 }
 
 // dueNow schedules env, leased and stored with index entries was, for now

@@ -28,16 +28,46 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 	env.Received = now
 	env.NextAttempt = now
 	env.Size = int64(len(body))
+	// Lease the message to the scheduler in this transaction (handoff.go)
+	// when it takes messages and has room for it.
+	hand := !env.Held && q.reserveHandOff()
+	var stored []byte
 	t0 := time.Now()
-	err := q.update(ctx, func(txn *badger.Txn) error { return q.insert(txn, env, body) })
+	err := q.commit(ctx, func(txn *badger.Txn) error {
+		var err error
+		stored, err = q.insert(txn, env, body, hand)
+		return err
+	})
+	committed := err == nil
+	if committed && !q.opts.badgerSyncWrites {
+		err = q.gs.wait()
+	}
 	if err != nil {
+		if hand {
+			// Committed but not synced, it is delivered all the same, as
+			// a scan would find its schedule entry.
+			q.handOver(committedEnv(committed, env), stored)
+		}
 		return "", fmt.Errorf("queue: store message in %s: %w (check free disk space)", q.opts.Dir, err)
 	}
 	q.observeCommit(time.Since(t0))
 	// With ctx: a message taken over SMTP names its session (core/logctx).
 	q.log.InfoContext(ctx, "queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
-	q.offer(env)
+	switch {
+	case hand:
+		q.handOver(env, stored)
+	case !env.Held:
+		q.kick() // its schedule entry is due
+	}
 	return env.ID, nil
+}
+
+// committedEnv is env when its enqueue committed, else nil.
+func committedEnv(committed bool, env *mail.Envelope) *mail.Envelope {
+	if committed {
+		return env
+	}
+	return nil
 }
 
 // DB returns the queue's Badger database, for stores that share it under
@@ -47,18 +77,24 @@ func (q *Queue) DB() *badger.DB { return q.db }
 // NewID returns a fresh queue ID: unique, and ordered by time.
 func (q *Queue) NewID() string { return q.ids.next(q.opts.Now()) }
 
-// insert writes envelope, body and schedule entry of a new message.
-func (q *Queue) insert(txn *badger.Txn, env *mail.Envelope, body []byte) error {
+// insert writes the body, the envelope and either the schedule entry of
+// a new message or, with leased, its lease (handoff.go); it returns the
+// envelope's encoding.
+func (q *Queue) insert(txn *badger.Txn, env *mail.Envelope, body []byte, leased bool) ([]byte, error) {
 	if err := txn.Set(bodyKey(env.ID), body); err != nil {
-		return err
+		return nil, err
 	}
 	if env.Held {
-		return q.held(txn, nil, env, env.HoldReason, env.Received)
+		return nil, q.held(txn, nil, env, env.HoldReason, env.Received)
 	}
-	if err := putEnvelope(txn, nil, env); err != nil {
-		return err
+	stored, err := putEnvelopeEnc(txn, nil, env)
+	if err != nil {
+		return nil, err
 	}
-	return q.setSched(txn, env.NextAttempt, env.ID)
+	if leased {
+		return stored, txn.Set(leaseKey(env.ID), nil)
+	}
+	return stored, q.setSched(txn, env.NextAttempt, env.ID)
 }
 
 // held puts env (stored with index entries was) on hold at now for reason

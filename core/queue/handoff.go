@@ -1,0 +1,140 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"maps"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/mail"
+)
+
+// A fresh message is leased at enqueue: while Run's scheduler takes
+// messages and the backlog of ready has room, Enqueue writes the
+// message's lease in its own transaction instead of a schedule entry and,
+// once that is durable, hands the message to the scheduler through ready,
+// which gives it to a worker without a transaction of its own. A crash
+// before the delivery is recorded leaves the lease, which recoverLeases
+// turns into a schedule entry at the next start, as it does any lease.
+// The worker checks that the envelope is still the one Enqueue stored
+// (not held, removed or changed by an administrator meanwhile) before it
+// delivers. See RATIONALE.md "Queue: lease at enqueue".
+
+// readyBacklog is how many fresh messages wait in memory for a worker,
+// leased, before Enqueue falls back to a schedule entry that the
+// scheduler finds by scanning.
+const readyBacklog = 4096
+
+// handed is a message leased at enqueue, on its way to a worker; a nil
+// env is a reservation whose enqueue failed.
+type handed struct {
+	env *mail.Envelope
+	// stored is the envelope's encoding as Enqueue stored it.
+	stored []byte
+}
+
+// job is a leased message for a worker.
+type job struct {
+	// env is the envelope as the lease read it, or as Enqueue stored it.
+	env *mail.Envelope
+	// stored is set for a message leased at enqueue: the encoding Enqueue
+	// stored, which the worker compares with what is stored now.
+	stored []byte
+}
+
+// reserveHandOff reserves a place in ready for a message about to be
+// enqueued; it reports false when the scheduler does not take messages
+// (before Run, after Drain) or the backlog is full. A reservation is
+// ended by exactly one handOver.
+func (q *Queue) reserveHandOff() bool {
+	q.handMu.Lock()
+	defer q.handMu.Unlock()
+	if !q.handOn || q.handN >= readyBacklog {
+		return false
+	}
+	q.handN++
+	return true
+}
+
+// handOver ends a reservation: it gives the scheduler the message env,
+// stored (durably, or at least committed) with its lease and encoded as
+// stored, or, with env nil, tells it that the enqueue failed.
+func (q *Queue) handOver(env *mail.Envelope, stored []byte) {
+	var h handed
+	if env != nil {
+		// The caller keeps its envelope; the worker gets its own.
+		c := *env
+		c.Rcpts = slices.Clone(env.Rcpts)
+		c.Notes = maps.Clone(env.Notes)
+		h = handed{&c, stored}
+	}
+	q.ready <- h // never blocks: the reservation holds a place
+	q.nudge()
+}
+
+// tookHanded frees the place of a message the scheduler received.
+func (q *Queue) tookHanded() {
+	q.handMu.Lock()
+	q.handN--
+	q.handMu.Unlock()
+}
+
+// startHandOff has Enqueue lease fresh messages to the scheduler (Run).
+func (q *Queue) startHandOff() {
+	q.handMu.Lock()
+	q.handOn = true
+	q.handMu.Unlock()
+}
+
+// endHandOff stops leasing at enqueue once the scheduler has stopped, and
+// makes every message handed to it but not taken (and those of enqueues
+// still in flight) due at once again, as a lease cut short is.
+func (q *Queue) endHandOff() {
+	q.handMu.Lock()
+	q.handOn = false
+	n := q.handN
+	q.handMu.Unlock()
+	for range n {
+		h := <-q.ready
+		q.tookHanded()
+		if h.env != nil {
+			q.unlease(h.env.ID)
+		}
+	}
+}
+
+// startLeased reads what a worker needs to deliver the leased message of
+// j: its body and its envelope. The envelope of a message leased at
+// enqueue is the one Enqueue stored unless an administrator changed it
+// since (then the one stored now: the caller must not deliver a held
+// one). ErrNotFound: the message has gone.
+func (q *Queue) startLeased(j job) (*mail.Envelope, []byte, error) {
+	env := j.env
+	var body []byte
+	err := q.db.View(func(txn *badger.Txn) error {
+		if j.stored != nil {
+			item, err := txn.Get(msgKey(env.ID))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			err = item.Value(func(v []byte) error {
+				if bytes.Equal(v, j.stored) {
+					return nil
+				}
+				env = new(mail.Envelope)
+				return decodeEnvelope(v, env)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		var err error
+		body, err = getBody(txn, env.ID)
+		return err
+	})
+	return env, body, err
+}
