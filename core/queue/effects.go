@@ -69,11 +69,13 @@ func (q *Queue) commitFx(ctx context.Context, fn func(txn *badger.Txn, fx *effec
 }
 
 // updateFx is update for a function with effects; they are done once the
-// transaction has committed, before waiting for it to be synced.
+// transaction has committed, before waiting for it to be synced. It counts
+// the commit in q.gen (handoff.go).
 func (q *Queue) updateFx(ctx context.Context, fn func(txn *badger.Txn, fx *effects) error) error {
 	if err := q.commitFx(ctx, fn); err != nil {
 		return err
 	}
+	q.gen.Add(1)
 	if q.opts.badgerSyncWrites {
 		return nil
 	}

@@ -26,12 +26,20 @@ import (
 // scheduler finds by scanning.
 const readyBacklog = 4096
 
+// A message handed over keeps its body in memory, so that its worker need
+// not read it back, when it is at most handBodyMax bytes and the bodies
+// waiting in ready stay within handBodyBudget bytes.
+const (
+	handBodyMax    = 256 << 10
+	handBodyBudget = 4 << 20
+)
+
 // handed is a message leased at enqueue, on its way to a worker; a nil
 // env is a reservation whose enqueue failed.
 type handed struct {
-	env *mail.Envelope
-	// stored is the envelope's encoding as Enqueue stored it.
-	stored []byte
+	job
+	// kept is the body size the reservation counted in handBytes.
+	kept int
 }
 
 // job is a leased message for a worker.
@@ -41,42 +49,54 @@ type job struct {
 	// stored is set for a message leased at enqueue: the encoding Enqueue
 	// stored, which the worker compares with what is stored now.
 	stored []byte
+	// body, when set, is the body Enqueue stored, and gen the value of
+	// q.gen before it committed: while q.gen has not moved, no
+	// administrator has changed the message, and the worker uses env and
+	// body without reading the database.
+	body []byte
+	gen  uint64
 }
 
-// reserveHandOff reserves a place in ready for a message about to be
-// enqueued; it reports false when the scheduler does not take messages
-// (before Run, after Drain) or the backlog is full. A reservation is
-// ended by exactly one handOver.
-func (q *Queue) reserveHandOff() bool {
+// reserveHandOff reserves a place in ready for a message of size bytes
+// about to be enqueued; it reports false when the scheduler does not take
+// messages (before Run, after Drain) or the backlog is full, and whether
+// the body may be kept in memory. A reservation is ended by exactly one
+// handOver.
+func (q *Queue) reserveHandOff(size int) (ok, keep bool) {
 	q.handMu.Lock()
 	defer q.handMu.Unlock()
 	if !q.handOn || q.handN >= readyBacklog {
-		return false
+		return false, false
 	}
 	q.handN++
-	return true
+	if size <= handBodyMax && q.handBytes+size <= handBodyBudget {
+		q.handBytes += size
+		keep = true
+	}
+	return true, keep
 }
 
-// handOver ends a reservation: it gives the scheduler the message env,
-// stored (durably, or at least committed) with its lease and encoded as
-// stored, or, with env nil, tells it that the enqueue failed.
-func (q *Queue) handOver(env *mail.Envelope, stored []byte) {
-	var h handed
-	if env != nil {
+// handOver ends a reservation: it gives the scheduler the message j.env,
+// stored (durably, or at least committed) with its lease, or, with j.env
+// nil, tells it that the enqueue failed. kept is the body size the
+// reservation counted.
+func (q *Queue) handOver(j job, kept int) {
+	if j.env != nil {
 		// The caller keeps its envelope; the worker gets its own.
-		c := *env
-		c.Rcpts = slices.Clone(env.Rcpts)
-		c.Notes = maps.Clone(env.Notes)
-		h = handed{&c, stored}
+		c := *j.env
+		c.Rcpts = slices.Clone(j.env.Rcpts)
+		c.Notes = maps.Clone(j.env.Notes)
+		j.env = &c
 	}
-	q.ready <- h // never blocks: the reservation holds a place
+	q.ready <- handed{j, kept} // never blocks: the reservation holds a place
 	q.nudge()
 }
 
-// tookHanded frees the place of a message the scheduler received.
-func (q *Queue) tookHanded() {
+// tookHanded frees the place of h, which the scheduler received.
+func (q *Queue) tookHanded(h handed) {
 	q.handMu.Lock()
 	q.handN--
+	q.handBytes -= h.kept
 	q.handMu.Unlock()
 }
 
@@ -97,7 +117,7 @@ func (q *Queue) endHandOff() {
 	q.handMu.Unlock()
 	for range n {
 		h := <-q.ready
-		q.tookHanded()
+		q.tookHanded(h)
 		if h.env != nil {
 			q.unlease(h.env.ID)
 		}
@@ -108,8 +128,13 @@ func (q *Queue) endHandOff() {
 // j: its body and its envelope. The envelope of a message leased at
 // enqueue is the one Enqueue stored unless an administrator changed it
 // since (then the one stored now: the caller must not deliver a held
-// one). ErrNotFound: the message has gone.
+// one); while no administrator's operation has committed since the
+// enqueue (q.gen), it is that one for sure, and a kept body is used as
+// it is. ErrNotFound: the message has gone.
 func (q *Queue) startLeased(j job) (*mail.Envelope, []byte, error) {
+	if j.body != nil && q.gen.Load() == j.gen {
+		return j.env, j.body, nil
+	}
 	env := j.env
 	var body []byte
 	err := q.db.View(func(txn *badger.Txn) error {

@@ -170,6 +170,13 @@ type Queue struct {
 	handMu sync.Mutex
 	handN  int
 	handOn bool
+	// handBytes is the size of the bodies the messages in ready carry.
+	handBytes int
+	// gen counts the commits of update and updateFx: the administrator's
+	// operations (and recoverLeases). Unchanged since before a message
+	// was enqueued, it says that the message's envelope is as Enqueue
+	// stored it (handoff.go).
+	gen atomic.Uint64
 	// low is where the scan of the schedule index starts.
 	low *schedLow
 }

@@ -121,9 +121,9 @@ func (q *Queue) schedule(ctx context.Context, jobs chan<- job, busy chan struct{
 		for free > 0 {
 			select {
 			case h := <-q.ready:
-				q.tookHanded()
+				q.tookHanded(h)
 				if h.env != nil { // leased at enqueue
-					give(job{h.env, h.stored})
+					give(h.job)
 					free--
 				}
 			default:

@@ -13,7 +13,9 @@ import (
 
 // Enqueue stores a new message and returns its ID once the message is
 // durable on disk. It keeps an ID the caller took from NewID (or assigns
-// one) and sets env's Received, NextAttempt (now) and Size.
+// one) and sets env's Received, NextAttempt (now) and Size. The queue may
+// keep body (to deliver it without reading it back): the caller must not
+// change it afterwards.
 func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (string, error) {
 	if env == nil || len(env.Rcpts) == 0 {
 		return "", errors.New("queue: message has no recipients")
@@ -30,23 +32,38 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 	env.Size = int64(len(body))
 	// Lease the message to the scheduler in this transaction (handoff.go)
 	// when it takes messages and has room for it.
-	hand := !env.Held && q.reserveHandOff()
-	var stored []byte
+	hand, keep := false, false
+	if !env.Held {
+		hand, keep = q.reserveHandOff(len(body))
+	}
+	j := job{gen: q.gen.Load()}
 	t0 := time.Now()
 	err := q.commit(ctx, func(txn *badger.Txn) error {
 		var err error
-		stored, err = q.insert(txn, env, body, hand)
+		j.stored, err = q.insert(txn, env, body, hand)
 		return err
 	})
 	committed := err == nil
 	if committed && !q.opts.badgerSyncWrites {
 		err = q.gs.wait()
 	}
+	kept := 0
+	if hand {
+		if committed {
+			j.env = env
+		}
+		if keep {
+			kept = len(body)
+			if committed {
+				j.body = body[:len(body):len(body)] // appending copies
+			}
+		}
+	}
 	if err != nil {
 		if hand {
 			// Committed but not synced, it is delivered all the same, as
 			// a scan would find its schedule entry.
-			q.handOver(committedEnv(committed, env), stored)
+			q.handOver(j, kept)
 		}
 		return "", fmt.Errorf("queue: store message in %s: %w (check free disk space)", q.opts.Dir, err)
 	}
@@ -55,19 +72,11 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 	q.log.InfoContext(ctx, "queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
 	switch {
 	case hand:
-		q.handOver(env, stored)
+		q.handOver(j, kept)
 	case !env.Held:
 		q.kick() // its schedule entry is due
 	}
 	return env.ID, nil
-}
-
-// committedEnv is env when its enqueue committed, else nil.
-func committedEnv(committed bool, env *mail.Envelope) *mail.Envelope {
-	if committed {
-		return env
-	}
-	return nil
 }
 
 // DB returns the queue's Badger database, for stores that share it under
