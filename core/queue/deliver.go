@@ -44,7 +44,15 @@ func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, j job) (retry tim
 		}
 		return time.Time{}
 	}
+	// enc is the encoding env is stored with, when known: then record
+	// need not decode the envelope again while it is unchanged, and the
+	// deliverer gets a copy of env, which stays as stored.
+	var enc []byte
 	m := &mail.Message{Envelope: *env, Body: body}
+	if env == j.env && j.stored != nil {
+		enc = j.stored
+		m.Envelope = *cloneEnvelope(env)
+	}
 	var rcpts []string
 	for _, r := range m.Pending() {
 		rcpts = append(rcpts, r.Addr)
@@ -65,7 +73,7 @@ func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, j job) (retry tim
 	var committed *effects // the effects of the run that committed
 	if err := q.commitFx(rctx, func(txn *badger.Txn, fx *effects) error {
 		committed = fx
-		if err := q.record(txn, fx, id, m.Body, results, shutdown); err != nil {
+		if err := q.record(txn, fx, env, enc, m.Body, results, shutdown); err != nil {
 			return err
 		}
 		if q.opts.inRecord != nil {
@@ -87,14 +95,16 @@ func (q *Queue) dropLease(id string) {
 	}
 }
 
-// record applies an attempt's results to the current envelope of id (an
-// admin may have held or removed it meanwhile) in txn: it finishes, bounces
-// or reschedules the message. With shutdown set, recipients without a final
+// record applies an attempt's results to the current envelope of the
+// message leased as leased (an admin may have held or removed it
+// meanwhile), stored as enc when known (nil: not known), in txn: it
+// finishes, bounces or reschedules the message. With shutdown set, recipients without a final
 // result neither count an attempt nor get a backoff: the message is
 // released, due again at once (at the next Run). It runs again when txn
 // conflicts, so it logs only through fx.
-func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, results []mail.Result, shutdown bool) error {
-	env, err := getEnvelope(txn, id)
+func (q *Queue) record(txn *badger.Txn, fx *effects, leased *mail.Envelope, enc, body []byte, results []mail.Result, shutdown bool) error {
+	id := leased.ID
+	env, err := getEnvelopeKnown(txn, id, leased, enc)
 	if errors.Is(err, ErrNotFound) {
 		return txn.Delete(leaseKey(id)) // removed during delivery
 	}
@@ -178,7 +188,12 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, id string, body []byte, res
 
 	if len(env.Pending()) == 0 {
 		fx.info("removed", "id", id, "reason", "done")
-		return deleteMessage(txn, was, env)
+		if env.Held {
+			return deleteMessage(txn, was, env) // and its hold expiry
+		}
+		// Leased, it has no schedule entry (Hold gives one, makeDue
+		// writes none while it is leased).
+		return deleteLeased(txn, was, env)
 	}
 	if shutdown {
 		if err := txn.Delete(leaseKey(id)); err != nil {

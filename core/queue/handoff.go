@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 
@@ -82,11 +83,7 @@ func (q *Queue) reserveHandOff(size int) (ok, keep bool) {
 // reservation counted.
 func (q *Queue) handOver(j job, kept int) {
 	if j.env != nil {
-		// The caller keeps its envelope; the worker gets its own.
-		c := *j.env
-		c.Rcpts = slices.Clone(j.env.Rcpts)
-		c.Notes = maps.Clone(j.env.Notes)
-		j.env = &c
+		j.env = cloneEnvelope(j.env) // the caller keeps its envelope
 	}
 	q.ready <- handed{j, kept} // never blocks: the reservation holds a place
 	q.nudge()
@@ -162,4 +159,43 @@ func (q *Queue) startLeased(j job) (*mail.Envelope, []byte, error) {
 		return err
 	})
 	return env, body, err
+}
+
+// cloneEnvelope copies env deep enough that a change to the copy's
+// recipients or notes (as record and a deliverer may make) leaves env as
+// it was.
+func cloneEnvelope(env *mail.Envelope) *mail.Envelope {
+	c := *env
+	c.Rcpts = slices.Clone(env.Rcpts)
+	c.Notes = maps.Clone(env.Notes)
+	return &c
+}
+
+// getEnvelopeKnown is getEnvelope for a caller that knows an envelope of
+// id, known, and its encoding enc (nil: none): when the envelope stored is
+// still that, it returns a copy of known instead of decoding it again.
+func getEnvelopeKnown(txn *badger.Txn, id string, known *mail.Envelope, enc []byte) (*mail.Envelope, error) {
+	if enc == nil {
+		return getEnvelope(txn, id)
+	}
+	item, err := txn.Get(msgKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var env *mail.Envelope
+	err = item.Value(func(v []byte) error {
+		if bytes.Equal(v, enc) {
+			env = cloneEnvelope(known)
+			return nil
+		}
+		env = new(mail.Envelope)
+		return decodeEnvelope(v, env)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decode envelope %s: %w", id, err)
+	}
+	return env, nil
 }

@@ -50,6 +50,14 @@ func leaseState(q *Queue, id string) (lease, sched bool, err error) {
 	return lease, sched, err
 }
 
+// handingOff reports whether Run has started leasing fresh messages at
+// enqueue.
+func handingOff(q *Queue) bool {
+	q.handMu.Lock()
+	defer q.handMu.Unlock()
+	return q.handOn
+}
+
 // crashChild runs a queue in dir with one worker whose delivery never
 // ends, enqueues three messages (the first goes to the worker, the others
 // wait for it, leased at enqueue), prints "queued ID" for each and
@@ -71,6 +79,9 @@ func crashChild(dir string) {
 		fail(err)
 	}
 	go q.Run(context.Background())
+	for !handingOff(q) {
+		time.Sleep(time.Millisecond)
+	}
 	var ids []string
 	for i := range 3 {
 		env := &mail.Envelope{From: "a@src.test", Rcpts: []mail.Recipient{{Addr: fmt.Sprintf("r%d@dst.test", i)}}}
@@ -165,6 +176,7 @@ func TestAdminWhileLeasedAtEnqueue(t *testing.T) {
 	opts.Deliverer = b
 	q := openQueue(t, opts)
 	run(t, q)
+	eventually(t, "Run leasing at enqueue", func() bool { return handingOff(q) })
 	ctx := context.Background()
 
 	first := enqueue(t, q, "a@src.test", "first@dst.test")
@@ -245,6 +257,7 @@ func TestDrainUnleasesHanded(t *testing.T) {
 	opts.Deliverer = b
 	q := openQueue(t, opts)
 	done := startRun(t, q)
+	eventually(t, "Run leasing at enqueue", func() bool { return handingOff(q) })
 	first := enqueue(t, q, "a@src.test", "first@dst.test")
 	<-b.started
 	waiting := []string{enqueue(t, q, "a@src.test", "w1@dst.test"), enqueue(t, q, "a@src.test", "w2@dst.test")}
@@ -277,5 +290,36 @@ func TestDrainUnleasesHanded(t *testing.T) {
 	eventually(t, "the waiting messages delivered", func() bool { return len(list(t, q)) == 0 })
 	if calls := d.Calls(); len(calls) != 2 || callsFor(d, first) != 0 {
 		t.Errorf("calls after restart %v, want one each for %v", calls, waiting)
+	}
+}
+
+// TestHoldDuringDeliveryLeasedAtEnqueue: a message leased at enqueue and
+// held by the administrator while its delivery runs is recorded as held:
+// a deferred recipient waits for the release, not for a retry.
+func TestHoldDuringDeliveryLeasedAtEnqueue(t *testing.T) {
+	c := newClock()
+	opts := testOptions(t, t.TempDir(), c)
+	b := &blockingDeliverer{started: make(chan string, 4), finish: make(chan bool)}
+	opts.Deliverer = b
+	q := openQueue(t, opts)
+	run(t, q)
+	eventually(t, "Run leasing at enqueue", func() bool { return handingOff(q) })
+	id := enqueue(t, q, "a@src.test", "r@dst.test")
+	<-b.started
+	if err := q.Hold(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	b.finish <- false // deferred
+	eventually(t, "the attempt recorded", func() bool {
+		env := envOf(t, q, id)
+		lease, _, err := leaseState(q, id)
+		return env != nil && env.Rcpts[0].Attempts == 1 && err == nil && !lease
+	})
+	env := envOf(t, q, id)
+	if State(env) != StateHeld {
+		t.Errorf("after the attempt: %s (%+v), want held", State(env), env)
+	}
+	if _, sched, _ := leaseState(q, id); sched {
+		t.Errorf("held message %s scheduled for a retry", id)
 	}
 }

@@ -124,7 +124,16 @@ func putEnvelopeEnc(txn *badger.Txn, was []ixEntry, env *mail.Envelope) ([]byte,
 // deleteMessage removes every record of the message whose envelope is env,
 // stored with index entries was.
 func deleteMessage(txn *badger.Txn, was []ixEntry, env *mail.Envelope) error {
-	for _, k := range [][]byte{msgKey(env.ID), bodyKey(env.ID), leaseKey(env.ID), schedKey(env.NextAttempt, env.ID)} {
+	if err := txn.Delete(schedKey(env.NextAttempt, env.ID)); err != nil {
+		return err
+	}
+	return deleteLeased(txn, was, env)
+}
+
+// deleteLeased is deleteMessage for a leased message that has no schedule
+// entry.
+func deleteLeased(txn *badger.Txn, was []ixEntry, env *mail.Envelope) error {
+	for _, k := range [][]byte{msgKey(env.ID), bodyKey(env.ID), leaseKey(env.ID)} {
 		if err := txn.Delete(k); err != nil {
 			return err
 		}
