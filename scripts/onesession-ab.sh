@@ -6,7 +6,8 @@
 # alternately ROUNDS times (default 8; MSGS default 1000). Each run waits
 # for the previous run's messages to be relayed first. Prints ms a message
 # per run, then the median and range of each, and the server's CPU time a
-# message (utime+stime from /proc/PID/stat) per run.
+# message (utime+stime from /proc/PID/stat) per run. AB_SESSIONS=N runs
+# smtp-source -s N instead of -s 1 (the 20-session load: AB_SESSIONS=20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=$1 head=$2 rounds=${3:-8} msgs=${4:-1000}
@@ -38,7 +39,7 @@ for r in $(seq 1 "$rounds"); do
 		for _ in $(seq 1 600); do [ "$(left base)" -le 0 ] && [ "$(left head)" -le 0 ] && break; sleep 0.1; done
 		c0=$(awk '{ print $14 + $15 }' "/proc/${pid[$t]}/stat")
 		t0=$(date +%s.%N)
-		smtp-source -s 1 -m "$msgs" -l 10240 -f bench@client.test -t user@sink.test "127.0.0.1:${port[$t]}"
+		smtp-source -s "${AB_SESSIONS:-1}" -m "$msgs" -l 10240 -f bench@client.test -t user@sink.test "127.0.0.1:${port[$t]}"
 		t1=$(date +%s.%N)
 		for _ in $(seq 1 600); do [ "$(left "$t")" -le 0 ] && break; sleep 0.1; done
 		c1=$(awk '{ print $14 + $15 }' "/proc/${pid[$t]}/stat")
