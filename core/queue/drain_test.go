@@ -139,14 +139,7 @@ func TestDrainReleases(t *testing.T) {
 	}
 
 	// The next start delivers it.
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d := &fakeDeliverer{fn: sendAll}
-	opts.Deliverer = d
-	q = openQueue(t, opts)
-	run(t, q)
-	eventually(t, "released message delivered", func() bool { return len(list(t, q)) == 0 })
+	d := restartDelivering(t, q, opts)
 	if calls := d.Calls(); len(calls) != 1 || calls[0].ID != id {
 		t.Errorf("calls after restart %v, want one for %s", calls, id)
 	}

@@ -111,15 +111,7 @@ func TestRestartDeliversQueuedAndLeased(t *testing.T) {
 	if _, es, _ := q.due(10); len(es) != 2 {
 		t.Fatalf("leased message still scheduled: %v", es)
 	}
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	d := &fakeDeliverer{fn: sendAll}
-	opts.Deliverer = d
-	q = openQueue(t, opts)
-	run(t, q)
-	eventually(t, "all delivered after restart", func() bool { return len(list(t, q)) == 0 })
+	d := restartDelivering(t, q, opts)
 	got := map[string]bool{}
 	for _, c := range d.Calls() {
 		got[c.ID] = true

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/mail"
+	"github.com/sluice-mta/sluice/core/testclock"
 )
 
 // crashChildEnv names the queue directory of the child process
@@ -56,6 +57,21 @@ func handingOff(q *Queue) bool {
 	q.handMu.Lock()
 	defer q.handMu.Unlock()
 	return q.handOn
+}
+
+// handingQueue opens a queue with testOptions (changed by edit) whose
+// deliveries wait for b.finish, starts Run (done reports its end) and
+// waits until Run leases at enqueue.
+func handingQueue(t *testing.T, c *testclock.Clock, edit func(*Options)) (q *Queue, b *blockingDeliverer, opts Options, done <-chan error) {
+	t.Helper()
+	opts = testOptions(t, t.TempDir(), c)
+	edit(&opts)
+	b = &blockingDeliverer{started: make(chan string, 8), finish: make(chan bool)}
+	opts.Deliverer = b
+	q = openQueue(t, opts)
+	done = startRun(t, q)
+	eventually(t, "Run leasing at enqueue", func() bool { return handingOff(q) })
+	return q, b, opts, done
 }
 
 // crashChild runs a queue in dir with one worker whose delivery never
@@ -151,11 +167,7 @@ func TestKillLeasedAtEnqueue(t *testing.T) {
 
 	opts := testOptions(t, dir, newClock())
 	opts.Now = nil // the child's messages were received at the real time
-	d := &fakeDeliverer{fn: sendAll}
-	opts.Deliverer = d
-	q := openQueue(t, opts)
-	run(t, q)
-	eventually(t, "every message delivered after the restart", func() bool { return len(list(t, q)) == 0 })
+	d := restartDelivering(t, nil, opts)
 	for _, id := range ids {
 		if n := callsFor(d, id); n != 1 {
 			t.Errorf("%s delivered %d times after the restart, want once", id, n)
@@ -169,14 +181,7 @@ func TestKillLeasedAtEnqueue(t *testing.T) {
 // is not delivered; held and released, it is delivered once.
 func TestAdminWhileLeasedAtEnqueue(t *testing.T) {
 	c := newClock()
-	opts := testOptions(t, t.TempDir(), c)
-	opts.Workers = 1
-	opts.HoldLifetime = 48 * time.Hour
-	b := &blockingDeliverer{started: make(chan string, 8), finish: make(chan bool)}
-	opts.Deliverer = b
-	q := openQueue(t, opts)
-	run(t, q)
-	eventually(t, "Run leasing at enqueue", func() bool { return handingOff(q) })
+	q, b, opts, _ := handingQueue(t, c, func(o *Options) { o.Workers, o.HoldLifetime = 1, 48*time.Hour })
 	ctx := context.Background()
 
 	first := enqueue(t, q, "a@src.test", "first@dst.test")
@@ -250,14 +255,7 @@ func TestAdminWhileLeasedAtEnqueue(t *testing.T) {
 // for a worker when a drain stops the scheduler are due again at once,
 // not leased, and the next start delivers them.
 func TestDrainUnleasesHanded(t *testing.T) {
-	c := newClock()
-	opts := testOptions(t, t.TempDir(), c)
-	opts.Workers = 1
-	b := &blockingDeliverer{started: make(chan string, 4), finish: make(chan bool)}
-	opts.Deliverer = b
-	q := openQueue(t, opts)
-	done := startRun(t, q)
-	eventually(t, "Run leasing at enqueue", func() bool { return handingOff(q) })
+	q, b, opts, done := handingQueue(t, newClock(), func(o *Options) { o.Workers = 1 })
 	first := enqueue(t, q, "a@src.test", "first@dst.test")
 	<-b.started
 	waiting := []string{enqueue(t, q, "a@src.test", "w1@dst.test"), enqueue(t, q, "a@src.test", "w2@dst.test")}
@@ -280,14 +278,7 @@ func TestDrainUnleasesHanded(t *testing.T) {
 		}
 	}
 
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d := &fakeDeliverer{fn: sendAll}
-	opts.Deliverer = d
-	q = openQueue(t, opts)
-	run(t, q)
-	eventually(t, "the waiting messages delivered", func() bool { return len(list(t, q)) == 0 })
+	d := restartDelivering(t, q, opts)
 	if calls := d.Calls(); len(calls) != 2 || callsFor(d, first) != 0 {
 		t.Errorf("calls after restart %v, want one each for %v", calls, waiting)
 	}
@@ -297,13 +288,7 @@ func TestDrainUnleasesHanded(t *testing.T) {
 // held by the administrator while its delivery runs is recorded as held:
 // a deferred recipient waits for the release, not for a retry.
 func TestHoldDuringDeliveryLeasedAtEnqueue(t *testing.T) {
-	c := newClock()
-	opts := testOptions(t, t.TempDir(), c)
-	b := &blockingDeliverer{started: make(chan string, 4), finish: make(chan bool)}
-	opts.Deliverer = b
-	q := openQueue(t, opts)
-	run(t, q)
-	eventually(t, "Run leasing at enqueue", func() bool { return handingOff(q) })
+	q, b, _, _ := handingQueue(t, newClock(), func(*Options) {})
 	id := enqueue(t, q, "a@src.test", "r@dst.test")
 	<-b.started
 	if err := q.Hold(context.Background(), id); err != nil {

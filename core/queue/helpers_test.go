@@ -96,6 +96,24 @@ func run(t *testing.T, q *Queue) {
 	})
 }
 
+// restartDelivering closes q (nil: closed already), opens the queue of
+// opts again with a deliverer that delivers every recipient, runs it until
+// the queue is empty and returns that deliverer.
+func restartDelivering(t *testing.T, q *Queue, opts Options) *fakeDeliverer {
+	t.Helper()
+	if q != nil {
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &fakeDeliverer{fn: sendAll}
+	opts.Deliverer = d
+	q = openQueue(t, opts)
+	run(t, q)
+	eventually(t, "every message delivered after the restart", func() bool { return len(list(t, q)) == 0 })
+	return d
+}
+
 // eventually waits for cond; the deadline only guards against a hang.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -95,8 +95,10 @@ func getBody(txn *badger.Txn, id string) ([]byte, error) {
 // decodeEnvelope decodes a stored envelope into env. Envelopes are
 // written by encoding/json (putEnvelope) and read with goccy/go-json, which
 // decodes them the same way about five times faster
-// (BenchmarkEnvelopeDecode): a delivered message's envelope is read three
-// times (lease, delivery, record), and `queue stats` reads every one.
+// (BenchmarkEnvelopeDecode): a scheduled message's envelope is decoded by
+// its lease and again when its attempt is recorded (one leased at enqueue
+// and unchanged since, not at all: handoff.go), and `queue stats` reads
+// every one.
 // TestDecodeEnvelopeAsEncodingJSON and FuzzDecodeEnvelope hold it to
 // encoding/json.
 func decodeEnvelope(v []byte, env *mail.Envelope) error { return gojson.Unmarshal(v, env) }
