@@ -58,8 +58,8 @@ type job struct {
 	gen  uint64
 }
 
-// reserveHandOff reserves a place in ready for a message of size bytes
-// about to be enqueued; it reports false when the scheduler does not take
+// reserveHandOff reserves a place in ready for a message whose body takes
+// size bytes of memory, about to be enqueued; it reports false when the scheduler does not take
 // messages (before Run, after Drain) or the backlog is full, and whether
 // the body may be kept in memory. A reservation is ended by exactly one
 // handOver.

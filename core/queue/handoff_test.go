@@ -308,3 +308,29 @@ func TestHoldDuringDeliveryLeasedAtEnqueue(t *testing.T) {
 		t.Errorf("held message %s scheduled for a retry", id)
 	}
 }
+
+// TestBodyNotKeptLeasedAtEnqueue: a message leased at enqueue whose body
+// is too large to keep in memory is delivered with its body read back,
+// and one small enough with the body it was given.
+func TestBodyNotKeptLeasedAtEnqueue(t *testing.T) {
+	opts := testOptions(t, t.TempDir(), newClock())
+	d := &fakeDeliverer{fn: sendAll}
+	opts.Deliverer = d
+	q := openQueue(t, opts)
+	run(t, q)
+	eventually(t, "Run leasing at enqueue", func() bool { return handingOff(q) })
+	large := "Subject: large\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", handBodyMax/18+1)
+	small := "Subject: small\r\n\r\nhello\r\n"
+	for _, body := range []string{large, small} {
+		env := &mail.Envelope{From: "a@src.test", Rcpts: []mail.Recipient{{Addr: "r@dst.test"}}}
+		if _, err := q.Enqueue(context.Background(), env, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "both delivered", func() bool { return len(d.Calls()) == 2 })
+	for i, want := range []string{large, small} {
+		if got := d.Calls()[i].Body; got != want {
+			t.Errorf("delivered body %d: %d bytes %.40q…, want %d bytes %.40q…", i, len(got), got, len(want), want)
+		}
+	}
+}

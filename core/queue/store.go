@@ -34,7 +34,8 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 	// when it takes messages and has room for it.
 	hand, keep := false, false
 	if !env.Held {
-		hand, keep = q.reserveHandOff(len(body))
+		// The memory kept is the body's array (the caller's buffer).
+		hand, keep = q.reserveHandOff(cap(body))
 	}
 	j := job{gen: q.gen.Load()}
 	t0 := time.Now()
@@ -53,7 +54,7 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 			j.env = env
 		}
 		if keep {
-			kept = len(body)
+			kept = cap(body)
 			if committed {
 				j.body = body[:len(body):len(body)] // appending copies
 			}
