@@ -58,11 +58,11 @@ type job struct {
 	gen  uint64
 }
 
-// reserveHandOff reserves a place in ready for a message whose body takes
-// size bytes of memory, about to be enqueued; it reports false when the scheduler does not take
-// messages (before Run, after Drain) or the backlog is full, and whether
-// the body may be kept in memory. A reservation is ended by exactly one
-// handOver.
+// reserveHandOff reserves a place in ready for a message about to be
+// enqueued whose body takes size bytes of memory; it reports false when
+// the scheduler does not take messages (before Run, after Drain) or the
+// backlog is full, and whether the body may be kept in memory. A
+// reservation is ended by exactly one handOver.
 func (q *Queue) reserveHandOff(size int) (ok, keep bool) {
 	q.handMu.Lock()
 	defer q.handMu.Unlock()
