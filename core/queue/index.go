@@ -178,17 +178,19 @@ func writeIndex(txn *badger.Txn, was, now []ixEntry) error {
 // envelope has its entries.
 func (q *Queue) indexReady() bool { return q.indexed.Load() && !q.opts.listScan }
 
-// openIndex sets the index up when the queue opens: a database that has
-// the marker is ready; an empty one gets the marker; one written by an
-// older Sluice (envelopes without entries) is indexed in the background,
-// the listing reading envelopes until that is done.
+// openIndex sets the index up when the queue opens: a database whose
+// marker names this format is ready; an empty one gets the marker; one
+// written by an older Sluice (envelopes without entries, or entries in an
+// older format) is indexed in the background, the listing reading
+// envelopes until that is done.
 func (q *Queue) openIndex(ctx context.Context) error {
 	var done, empty bool
+	var format string // the marker's value: the complete index's format
 	err := q.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(indexDoneKey)
 		switch {
 		case err == nil:
-			return item.Value(func(v []byte) error { done = string(v) == indexVersion; return nil })
+			return item.Value(func(v []byte) error { format = string(v); done = format == indexVersion; return nil })
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
 		}
@@ -211,6 +213,9 @@ func (q *Queue) openIndex(ctx context.Context) error {
 		}
 		q.indexed.Store(true)
 		return nil
+	}
+	if format != "" {
+		q.log.Info("queue: upgrading the listing index in the background; `sluice queue ls` reads every envelope until it is done", "from_format", format, "format", indexVersion)
 	}
 	ictx, cancel := context.WithCancel(context.Background())
 	q.ixStop, q.ixDone = cancel, make(chan struct{})
@@ -281,7 +286,7 @@ func (q *Queue) rebuildIndex(ctx context.Context) error {
 		return err
 	}
 	q.indexed.Store(true)
-	q.log.Info("queue: indexed the queue for listing", "messages", n)
+	q.log.Info("queue: indexed the queue for listing", "messages", n, "format", indexVersion)
 	return nil
 }
 
