@@ -81,8 +81,8 @@ func parseIxKey(k []byte) (kind byte, field, id string, ok bool) {
 	return kind, string(rest[:n]), string(rest[n:]), true
 }
 
-// ixEntry is one index key and its value.
-type ixEntry struct{ key, val []byte }
+// ixEntry is one index entry: its key (entries have no value).
+type ixEntry struct{ key []byte }
 
 // ixEntries are the index entries of env as stored, sorted by key: the
 // destination domains of its pending recipients, its sender, its pending
@@ -136,8 +136,8 @@ func sortedSet(es []ixEntry) []ixEntry {
 }
 
 // writeIndex changes the stored index entries was (nil for a new message)
-// to now, both sorted by key: it deletes what is gone and sets what is new
-// or changed, and writes nothing for an entry that stays.
+// to now, both sorted by key: it deletes what is gone and sets what is
+// new, and writes nothing for an entry that stays.
 func writeIndex(txn *badger.Txn, was, now []ixEntry) error {
 	i, j := 0, 0
 	for i < len(was) || j < len(now) {
@@ -157,16 +157,11 @@ func writeIndex(txn *badger.Txn, was, now []ixEntry) error {
 			}
 			i++
 		case c > 0:
-			if err := txn.Set(now[j].key, now[j].val); err != nil {
+			if err := txn.Set(now[j].key, nil); err != nil {
 				return err
 			}
 			j++
 		default:
-			if !bytes.Equal(was[i].val, now[j].val) {
-				if err := txn.Set(now[j].key, now[j].val); err != nil {
-					return err
-				}
-			}
 			i++
 			j++
 		}
