@@ -369,6 +369,50 @@ func (e *Env) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
 	return n, pluginapi.StatusOK
 }
 
+// KVIncrMany atomically adds to several counters in one operation: args
+// holds each key's delta and TTL in milliseconds in turn; it returns the
+// new values in order. More than pluginapi.MaxKVIncrMany keys, a bad key
+// or a negative TTL is StatusBadArgument.
+func (e *Env) KVIncrMany(keys []string, args []int64) ([]int64, pluginapi.Status) {
+	if st := e.kvPermit(rowKVIncrMany); st != pluginapi.StatusOK {
+		return nil, st
+	}
+	if len(keys) == 0 || len(keys) > pluginapi.MaxKVIncrMany || len(args) != 2*len(keys) {
+		return nil, pluginapi.StatusBadArgument
+	}
+	ks := make([]string, len(keys))
+	deltas := make([]int64, len(keys))
+	ttls := make([]time.Duration, len(keys))
+	n := 0
+	for i, key := range keys {
+		if strings.IndexByte(key, '\n') >= 0 { // the wire separates keys with it
+			return nil, pluginapi.StatusBadArgument
+		}
+		k, st := e.nsKey(key)
+		if st != pluginapi.StatusOK {
+			return nil, st
+		}
+		if args[2*i+1] < 0 {
+			return nil, pluginapi.StatusBadArgument
+		}
+		ks[i], deltas[i], ttls[i] = k, args[2*i], time.Duration(args[2*i+1])*time.Millisecond
+		n += len(key) + 8
+	}
+	if !e.allowKV(n) {
+		return nil, pluginapi.StatusTooLarge
+	}
+	ctx, cancel, ok := e.blockingCtx()
+	if !ok {
+		return nil, pluginapi.StatusTempFail
+	}
+	defer cancel()
+	vs, err := e.spec.KV.IncrMany(ctx, ks, deltas, ttls)
+	if err != nil {
+		return nil, e.kvFailed(err)
+	}
+	return vs, pluginapi.StatusOK
+}
+
 // KVDel deletes a key.
 func (e *Env) KVDel(key string) pluginapi.Status {
 	k, st := e.kvKey(rowKVDel, key)
