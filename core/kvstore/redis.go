@@ -152,9 +152,22 @@ func (r *Redis) Close() error { return r.c.Close() }
 // tag, so that a cluster places it by key alone.
 func (r *Redis) Key(key string) string { return r.prefix + "{" + key + "}" }
 
-// opCtx bounds one operation by the store's timeout within ctx.
+// opCtx bounds one operation by the store's timeout within ctx. go-redis
+// bounds its socket reads and writes by the context's deadline
+// (ContextTimeoutEnabled), so a caller's deadline that comes first needs
+// no context of the operation's own: ctx serves as it is. Otherwise the
+// operation's context has the timeout's deadline but not ctx's
+// cancellation (a caller canceled during an operation waits for it, at
+// most the timeout): deriving a cancellation from a context of a type of
+// its own, as the plugin host's call context is, costs the context
+// package a goroutine per operation. A ctx canceled already serves as it
+// is, so the operation fails at once.
 func (r *Redis) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, r.timeout)
+	end := time.Now().Add(r.timeout)
+	if d, ok := ctx.Deadline(); (ok && !d.After(end)) || ctx.Err() != nil {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), end)
 }
 
 // done classifies the outcome of op: Redis's own error replies (a wrong
