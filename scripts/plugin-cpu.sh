@@ -23,7 +23,11 @@
 # PLUGIN_CPU_REDIS=HOST:PORT (the Redis of PLUGIN_CPU_TOML), each run
 # resets that Redis's statistics first and ends its line with the Redis
 # commands a message ("redis/msg: evalsha=… mget=…", over the warm-up and
-# the measured load) and redis-server's CPU a message.
+# the measured load) and redis-server's CPU a message. With
+# PLUGIN_CPU_SYSCALLS=1, `perf stat` counts the server's system calls and
+# context switches over the measured load (and redis-server's, with
+# PLUGIN_CPU_REDIS): "sys/msg=… cs/msg=…", counts other work on the
+# machine does not change.
 set -eu
 cd "$(dirname "$0")/.."
 rounds=1
@@ -32,7 +36,7 @@ if [ "${1:-}" = -r ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,28p' "$0" >&2
+	sed -n '2,32p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-cpu: $*" >&2; }
@@ -85,11 +89,28 @@ run() {
 		perf record -q -g -F 499 -p "$pid" -o "$PLUGIN_CPU_PERF/perf-$runs-$(basename "$dir").data" -- sleep 8 2>/dev/null &
 		perf_pid=$!
 	fi
+	local stat_pids=() stat_line="" f p
+	if [ -n "${PLUGIN_CPU_SYSCALLS:-}" ]; then
+		for p in "$pid" $rpid; do
+			perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$p" -o "$tmp/stat-$p.txt" &
+			stat_pids+=($!)
+		done
+	fi
 	read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
 	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c ${PLUGIN_CPU_CONNS:-20} -d 8s -size 10240 -to user@sink.test -timeout 20s >"$tmp/load.txt" 2>&1 || true
 	read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
 	[ -z "$perf_pid" ] || wait "$perf_pid" || true
 	acc=$(grep -o 'accepted [0-9]*' "$tmp/load.txt" | awk '{print $2}')
+	if [ ${#stat_pids[@]} -gt 0 ]; then
+		kill -INT "${stat_pids[@]}"
+		wait "${stat_pids[@]}" || true
+		for p in "$pid" $rpid; do
+			f="$tmp/stat-$p.txt"
+			[ "$p" = "$pid" ] || stat_line+=" redis"
+			stat_line+=" sys/msg=$(awk -F, -v a="${acc:-0}" '/raw_syscalls/ && a > 0 {printf "%.1f", $1/a}' "$f")"
+			stat_line+=" cs/msg=$(awk -F, -v a="${acc:-0}" '/context-switches/ && a > 0 {printf "%.1f", $1/a}' "$f")"
+		done
+	fi
 	if [ -n "$rpid" ]; then
 		warm=$(grep -o 'accepted [0-9]*' "$tmp/warm.txt" | awk '{print $2}')
 		r1=$(awk '{print $14 + $15}' "/proc/$rpid/stat")
@@ -99,7 +120,7 @@ run() {
 	fi
 	rate=$(grep -o '[0-9.]* msgs/s' "$tmp/load.txt" | awk '{print $1}')
 	echo "$dir msgs/s=$rate accepted=$acc cpu_ms_per_msg=$(awk -v a="${acc:-0}" -v c=$((u1 - u0 + s1 - s0)) -v t="$(getconf CLK_TCK)" \
-		'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}') $(grep -o 'errors: .*' "$tmp/load.txt")$redis_line"
+		'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}') $(grep -o 'errors: .*' "$tmp/load.txt")$redis_line$stat_line"
 	stop "$pid"
 }
 
