@@ -252,7 +252,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ABIVersion != 1 || info.Hooks != 63 || info.MemoryMinPages != 4 || len(info.Imports) != 23 {
+	if info.ABIVersion != 1 || info.Hooks != 63 || info.MemoryMinPages != 4 || len(info.Imports) != 24 {
 		t.Errorf("info = %+v", info)
 	}
 	if got := strings.Join(info.HookNames(), ","); got != "connect,helo,mail,rcpt,data,deliver" {

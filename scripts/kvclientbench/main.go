@@ -29,6 +29,8 @@ import (
 	"github.com/redis/rueidis"
 )
 
+// src is core/kvstore's incrScript, the operation measured, copied: a
+// module of its own cannot import it (keep the two the same).
 const src = `
 local existed = redis.call('EXISTS', KEYS[1])
 local n = redis.call('INCRBY', KEYS[1], ARGV[1])
