@@ -19,10 +19,12 @@
 # "DIR instructions_per_msg=… messages=…"; PLUGIN_INSTR_KEEP=OUTDIR keeps
 # each callgrind profile (OUTDIR/callgrind-NAME.out) for callgrind_annotate;
 # PLUGIN_INSTR_VALGRIND adds options to valgrind (e.g.
-# --separate-callers20=runtime.newstack). As with plugin-cpu.sh, a DIR
-# that holds an executable named sluice runs that server instead of the
-# one built from this tree, and PLUGIN_INSTR_TOML is appended to the
-# server's configuration (a [kv] table on Redis, say).
+# --separate-callers20=runtime.newstack); PLUGIN_INSTR_BIN=PATH measures
+# that sluice binary instead of one built from the tree (an A/B of two
+# builds, e.g. two PGO profiles). As with plugin-cpu.sh, a DIR that holds
+# an executable named sluice runs that server instead, and
+# PLUGIN_INSTR_TOML is appended to the server's configuration (a [kv]
+# table on Redis, say).
 set -eu
 cd "$(dirname "$0")/.."
 messages=200
@@ -45,7 +47,11 @@ tmp=$(mktemp -d /tmp/sluice-plugin-instr.XXXXXX)
 trap 'kill_pids; rm -rf "$tmp"' EXIT
 trap 'say "failed at line $LINENO: $BASH_COMMAND; the server said: $(tail -n 3 "$tmp/server.log" 2>/dev/null)"' ERR
 PATH=$PATH:/usr/sbin
-go build -o "$tmp/sluice" ./cmd/sluice
+if [ -n "${PLUGIN_INSTR_BIN:-}" ]; then
+	cp "$PLUGIN_INSTR_BIN" "$tmp/sluice"
+else
+	go build -o "$tmp/sluice" ./cmd/sluice
+fi
 
 start_peers "$tmp" || exit 1
 
