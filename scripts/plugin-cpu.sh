@@ -36,7 +36,7 @@ if [ "${1:-}" = -r ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,32p' "$0" >&2
+	sed -n '2,30p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-cpu: $*" >&2; }
