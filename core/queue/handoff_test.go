@@ -321,16 +321,19 @@ func TestBodyNotKeptLeasedAtEnqueue(t *testing.T) {
 	eventually(t, "Run leasing at enqueue", func() bool { return handingOff(q) })
 	large := "Subject: large\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", handBodyMax/18+1)
 	small := "Subject: small\r\n\r\nhello\r\n"
+	want := map[string]string{} // by queue ID
 	for _, body := range []string{large, small} {
 		env := &mail.Envelope{From: "a@src.test", Rcpts: []mail.Recipient{{Addr: "r@dst.test"}}}
-		if _, err := q.Enqueue(context.Background(), env, []byte(body)); err != nil {
+		id, err := q.Enqueue(context.Background(), env, []byte(body))
+		if err != nil {
 			t.Fatal(err)
 		}
+		want[id] = body
 	}
 	eventually(t, "both delivered", func() bool { return len(d.Calls()) == 2 })
-	for i, want := range []string{large, small} {
-		if got := d.Calls()[i].Body; got != want {
-			t.Errorf("delivered body %d: %d bytes %.40q…, want %d bytes %.40q…", i, len(got), got, len(want), want)
+	for _, c := range d.Calls() {
+		if c.Body != want[c.ID] {
+			t.Errorf("delivered %s with %d bytes %.40q…, want %d bytes %.40q…", c.ID, len(c.Body), c.Body, len(want[c.ID]), want[c.ID])
 		}
 	}
 }
