@@ -28,8 +28,9 @@ import (
 const readyBacklog = 4096
 
 // A message handed over keeps its body in memory, so that its worker need
-// not read it back, when it is at most handBodyMax bytes and the bodies
-// waiting in ready stay within handBodyBudget bytes.
+// not read it back, when the body's array (the caller's buffer) takes at
+// most handBodyMax bytes and those of the bodies waiting in ready stay
+// within handBodyBudget bytes.
 const (
 	handBodyMax    = 256 << 10
 	handBodyBudget = 4 << 20
@@ -39,7 +40,7 @@ const (
 // env is a reservation whose enqueue failed.
 type handed struct {
 	job
-	// kept is the body size the reservation counted in handBytes.
+	// kept is the body memory the reservation counted in handBytes.
 	kept int
 }
 
@@ -79,7 +80,7 @@ func (q *Queue) reserveHandOff(size int) (ok, keep bool) {
 
 // handOver ends a reservation: it gives the scheduler the message j.env,
 // stored (durably, or at least committed) with its lease, or, with j.env
-// nil, tells it that the enqueue failed. kept is the body size the
+// nil, tells it that the enqueue failed. kept is the body memory the
 // reservation counted.
 func (q *Queue) handOver(j job, kept int) {
 	if j.env != nil {
