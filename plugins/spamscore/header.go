@@ -97,7 +97,7 @@ func (f simpleField) value() string {
 	raw := f.raw
 	i := bytes.IndexByte(raw, '\r')
 	if i < 0 {
-		v := bytes.TrimLeft(trimBlanks(raw), " \t")
+		v := trimBlanks(raw) // no blank left to drop before it
 		return unsafe.String(unsafe.SliceData(v), len(v))
 	}
 	v := append([]byte(nil), trimBlanks(raw[:i])...)
@@ -114,8 +114,18 @@ func (f simpleField) value() string {
 	}
 }
 
-// trimBlanks trims spaces and tabs at both ends (textproto's trim).
-func trimBlanks(s []byte) []byte { return bytes.Trim(s, " \t") }
+// trimBlanks trims spaces and tabs at both ends (textproto's trim), in a
+// loop: bytes.Trim builds its cutset's table at every call.
+func trimBlanks(s []byte) []byte {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
+}
 
 // equalFoldASCII compares a field name with name, ASCII letters in any case.
 func equalFoldASCII(a []byte, b string) bool {
