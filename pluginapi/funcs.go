@@ -78,6 +78,13 @@ const (
 	// FuncKVIncr (key i32, key_len i32, delta i64, ttl_ms i64, out i32) -> i32:
 	// atomically add delta, write the new value (i64, little-endian) at out; needs "kv".
 	FuncKVIncr = "kv_incr"
+	// FuncKVIncrMany (keys i32, keys_len i32, args i32, out i32) -> i32:
+	// several kv_incr in one call (one round trip to a shared store). keys
+	// are "\n"-separated, at most MaxKVIncrMany of them; args holds, for
+	// each key in order, its delta and its ttl_ms (two little-endian i64,
+	// 16 bytes a key); the new values go to out (one little-endian i64, 8
+	// bytes, a key), only when every increment succeeded; needs "kv".
+	FuncKVIncrMany = "kv_incr_many"
 	// FuncKVDel (key i32, key_len i32) -> i32; needs "kv".
 	FuncKVDel = "kv_del"
 	// FuncMetricAdd (name i32, name_len i32, delta f64) -> i32; needs "metrics".
@@ -86,6 +93,9 @@ const (
 
 // MaxKVGetMany is the most keys one kv_get_many call may read.
 const MaxKVGetMany = 64
+
+// MaxKVIncrMany is the most counters one kv_incr_many call may add to.
+const MaxKVIncrMany = 64
 
 // Func describes one host function: its signature and who may call it.
 // The host enforces Cap and Hooks from this table: a call at a hook not in
@@ -140,6 +150,7 @@ func Funcs() []Func {
 		{Name: FuncKVGetMany, Params: []ValType{i, i, i, i}, Results: []ValType{i}, Cap: CapKV},
 		{Name: FuncKVSet, Params: []ValType{i, i, i, i, l}, Results: []ValType{i}, Cap: CapKV},
 		{Name: FuncKVIncr, Params: []ValType{i, i, l, l, i}, Results: []ValType{i}, Cap: CapKV},
+		{Name: FuncKVIncrMany, Params: []ValType{i, i, i, i}, Results: []ValType{i}, Cap: CapKV},
 		{Name: FuncKVDel, Params: []ValType{i, i}, Results: []ValType{i}, Cap: CapKV},
 		{Name: FuncMetricAdd, Params: []ValType{i, i, f}, Results: []ValType{i}, Cap: CapMetrics},
 	}

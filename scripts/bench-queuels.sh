@@ -5,10 +5,14 @@
 #   bash scripts/bench-queuels.sh DATA_DIR SLUICE_BINARY
 #
 # DATA_DIR holds queue/ (as scripts/deepqueue fills it: 1 KiB messages
-# from load@src.test to userN@deadN%100.test); the binary serves it with
+# from load@src.test to userN@deadN%100.test, or all to userN@dead0.test
+# with -domains 1, the recipient filter's worst case before recipient
+# entries); the binary serves it with
 # every delivery routed to a dead loopback port, the script waits until
 # its CPU settles (startup compaction; an older queue's indexing), then
-# runs each listing twice and prints a table row for each: wall time of
+# runs each listing twice (ls_variants and three more recipient filters:
+# none matching, combined with a state, after an ID) and prints a table
+# row for each: wall time of
 # the whole command, lines printed, the server's VmRSS / VmHWM after it.
 # The server's log is DATA_DIR/queuels-serve.log.
 set -uo pipefail
@@ -40,9 +44,11 @@ for _ in $(seq 1 150); do
 	awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN { exit !(b - a < 0.2) }' && break
 done
 say "settled after $(since "$t0") s, RSS $(rss "$pid"), load average $(cut -d ' ' -f 1-3 /proc/loadavg)"
-grep -h "indexed the queue" "$data/queuels-serve.log" >&2
+grep -h "listing index\|indexed the queue" "$data/queuels-serve.log" >&2
 after=$("$bin" queue ls --socket "$data/admin.sock" --limit 1000 | awk '/^[0-9A-Z]+  / { id = $1 } END { print id }')
 mapfile -t variants < <(ls_variants "$after")
+variants+=("--limit 100 --rcpt nobody@dead0.test" "--limit 100 --rcpt user500000@dead0.test --state deferred"
+	"--limit 100 --rcpt user500000@dead0.test --after $after")
 echo "| command | time | lines out | server RSS after |"
 echo "| --- | ---: | ---: | ---: |"
 for round in 1 2; do

@@ -17,7 +17,17 @@
 # `perf record -g` (OUTDIR/perf-N-NAME.data, N counting the runs), with a
 # server built with wazero's perfmap tag, which names guest functions.
 # PLUGIN_CPU_CONNS sets sluice-load's connections (default 20);
-# PLUGIN_CPU_TOML is appended to the server's configuration.
+# PLUGIN_CPU_TOML is appended to the server's configuration. A DIR that
+# holds an executable named sluice runs that server instead of the one
+# built from this tree (A/B of two builds: -r 3 /tmp/a /tmp/b). With
+# PLUGIN_CPU_REDIS=HOST:PORT (the Redis of PLUGIN_CPU_TOML), each run
+# resets that Redis's statistics first and ends its line with the Redis
+# commands a message ("redis/msg: evalsha=… mget=…", over the warm-up and
+# the measured load) and redis-server's CPU a message. With
+# PLUGIN_CPU_SYSCALLS=1, `perf stat` counts the server's system calls and
+# context switches over the measured load (and redis-server's, with
+# PLUGIN_CPU_REDIS): "sys/msg=… cs/msg=…", counts other work on the
+# machine does not change.
 set -eu
 cd "$(dirname "$0")/.."
 rounds=1
@@ -26,7 +36,7 @@ if [ "${1:-}" = -r ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,20p' "$0" >&2
+	sed -n '2,30p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-cpu: $*" >&2; }
@@ -44,17 +54,23 @@ start_peers "$tmp" || exit 1
 
 # run DIR: one server with the plugins of DIR under the load.
 run() {
-	local dir=$1 data="$tmp/data" want=0 pid u0 s0 u1 s1 acc rate
+	local dir=$1 data="$tmp/data" want=0 pid u0 s0 u1 s1 acc rate bin="$tmp/sluice" warm redis_line="" rpid="" r0=0 r1=0
 	rm -rf "$data"
 	mkdir -p "$data/plugins"
 	if [ "$dir" != none ]; then
-		cp "$dir"/* "$data/plugins/"
+		cp "$dir"/*.wasm "$dir"/*.toml "$data/plugins/"
 		want=$(find "$dir" -name '*.wasm' | wc -l)
+		[ ! -x "$dir/sluice" ] || bin="$dir/sluice"
+	fi
+	if [ -n "${PLUGIN_CPU_REDIS:-}" ]; then
+		redis-cli -h "${PLUGIN_CPU_REDIS%:*}" -p "${PLUGIN_CPU_REDIS##*:}" config resetstat >/dev/null
+		rpid=$(redis-cli -h "${PLUGIN_CPU_REDIS%:*}" -p "${PLUGIN_CPU_REDIS##*:}" info server | tr -d '\r' | sed -n 's/^process_id://p')
+		r0=$(awk '{print $14 + $15}' "/proc/$rpid/stat")
 	fi
 	free_port smtp_port
 	free_port sub_port
 	bench_toml "$tmp/sluice.toml" "$data" "$smtp_port" "$sub_port" "$down_port" $'[dns]\nservers = ["127.0.0.1:'"$dns_port"'"]'$'\n\n'"${PLUGIN_CPU_TOML:-}"
-	"$tmp/sluice" serve --config "$tmp/sluice.toml" >"$tmp/server.log" 2>&1 &
+	"$bin" serve --config "$tmp/sluice.toml" >"$tmp/server.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
 	wait_port "$smtp_port" "$pid" 600 || {
@@ -65,7 +81,7 @@ run() {
 		[ "$(grep -c 'msg="plugin loaded"' "$tmp/server.log")" -ge "$want" ] && break
 		sleep 0.1
 	done
-	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c ${PLUGIN_CPU_CONNS:-20} -d 2s -size 10240 -to user@sink.test -timeout 20s >/dev/null 2>&1 || true
+	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c ${PLUGIN_CPU_CONNS:-20} -d 2s -size 10240 -to user@sink.test -timeout 20s >"$tmp/warm.txt" 2>&1 || true
 	local perf_pid=""
 	if [ -n "${PLUGIN_CPU_PERF:-}" ]; then
 		runs=$((runs + 1))
@@ -73,14 +89,38 @@ run() {
 		perf record -q -g -F 499 -p "$pid" -o "$PLUGIN_CPU_PERF/perf-$runs-$(basename "$dir").data" -- sleep 8 2>/dev/null &
 		perf_pid=$!
 	fi
+	local stat_pids=() stat_line="" f p
+	if [ -n "${PLUGIN_CPU_SYSCALLS:-}" ]; then
+		for p in "$pid" $rpid; do
+			perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$p" -o "$tmp/stat-$p.txt" &
+			stat_pids+=($!)
+		done
+	fi
 	read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
 	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c ${PLUGIN_CPU_CONNS:-20} -d 8s -size 10240 -to user@sink.test -timeout 20s >"$tmp/load.txt" 2>&1 || true
 	read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
 	[ -z "$perf_pid" ] || wait "$perf_pid" || true
 	acc=$(grep -o 'accepted [0-9]*' "$tmp/load.txt" | awk '{print $2}')
+	if [ ${#stat_pids[@]} -gt 0 ]; then
+		kill -INT "${stat_pids[@]}"
+		wait "${stat_pids[@]}" || true
+		for p in "$pid" $rpid; do
+			f="$tmp/stat-$p.txt"
+			[ "$p" = "$pid" ] || stat_line+=" redis"
+			stat_line+=" sys/msg=$(awk -F, -v a="${acc:-0}" '/raw_syscalls/ && a > 0 {printf "%.1f", $1/a}' "$f")"
+			stat_line+=" cs/msg=$(awk -F, -v a="${acc:-0}" '/context-switches/ && a > 0 {printf "%.1f", $1/a}' "$f")"
+		done
+	fi
+	if [ -n "$rpid" ]; then
+		warm=$(grep -o 'accepted [0-9]*' "$tmp/warm.txt" | awk '{print $2}')
+		r1=$(awk '{print $14 + $15}' "/proc/$rpid/stat")
+		redis_line=" redis/msg:$(redis-cli -h "${PLUGIN_CPU_REDIS%:*}" -p "${PLUGIN_CPU_REDIS##*:}" info commandstats | tr -d '\r' |
+			awk -F'[:,=]' -v n=$((${warm:-0} + ${acc:-0})) '/^cmdstat_/ && n > 0 {sub("cmdstat_", "", $1); printf " %s=%.2f", $1, $3/n}')"
+		redis_line+=" redis_cpu_ms_per_msg=$(awk -v a=$((${warm:-0} + ${acc:-0})) -v c=$((r1 - r0)) -v t="$(getconf CLK_TCK)" 'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}')"
+	fi
 	rate=$(grep -o '[0-9.]* msgs/s' "$tmp/load.txt" | awk '{print $1}')
 	echo "$dir msgs/s=$rate accepted=$acc cpu_ms_per_msg=$(awk -v a="${acc:-0}" -v c=$((u1 - u0 + s1 - s0)) -v t="$(getconf CLK_TCK)" \
-		'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}') $(grep -o 'errors: .*' "$tmp/load.txt")"
+		'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}') $(grep -o 'errors: .*' "$tmp/load.txt")$redis_line$stat_line"
 	stop "$pid"
 }
 

@@ -24,7 +24,12 @@
 # "DIR instructions_per_msg=… messages=…"; PLUGIN_INSTR_KEEP=OUTDIR keeps
 # each callgrind profile (OUTDIR/callgrind-NAME.out) for callgrind_annotate;
 # PLUGIN_INSTR_VALGRIND adds options to valgrind (e.g.
-# --separate-callers20=runtime.newstack).
+# --separate-callers20=runtime.newstack); PLUGIN_INSTR_BIN=PATH measures
+# that sluice binary instead of one built from the tree (an A/B of two
+# builds, e.g. two PGO profiles). As with plugin-cpu.sh, a DIR that holds
+# an executable named sluice runs that server instead, and
+# PLUGIN_INSTR_TOML is appended to the server's configuration (a [kv]
+# table on Redis, say).
 set -eu
 cd "$(dirname "$0")/.."
 messages=200
@@ -33,7 +38,7 @@ if [ "${1:-}" = -m ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,24p' "$0" >&2
+	sed -n '2,27p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-instr: $*" >&2; }
@@ -47,14 +52,18 @@ tmp=$(mktemp -d /tmp/sluice-plugin-instr.XXXXXX)
 trap 'kill_pids; rm -rf "$tmp"' EXIT
 trap 'say "failed at line $LINENO: $BASH_COMMAND; the server said: $(tail -n 3 "$tmp/server.log" 2>/dev/null)"' ERR
 PATH=$PATH:/usr/sbin
-go build -o "$tmp/sluice" ./cmd/sluice
+if [ -n "${PLUGIN_INSTR_BIN:-}" ]; then
+	cp "$PLUGIN_INSTR_BIN" "$tmp/sluice"
+else
+	go build -o "$tmp/sluice" ./cmd/sluice
+fi
 
 start_peers "$tmp" || exit 1
 
 # serve WRAPPER... starts the server (under WRAPPER, if any) and waits
 # until it listens with every plugin loaded; it sets pid.
 serve() {
-	"$@" "$tmp/sluice" serve --config "$tmp/sluice.toml" >"$tmp/server.log" 2>&1 &
+	"$@" "$bin" serve --config "$tmp/sluice.toml" >"$tmp/server.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
 	wait_port "$smtp_port" "$pid" 1800 || {
@@ -83,6 +92,8 @@ relayed() {
 run() {
 	local dir=$1 data="$tmp/data" name f
 	name=$(basename "$dir")
+	bin="$tmp/sluice"
+	[ "$dir" = none ] || [ ! -x "$dir/sluice" ] || bin="$dir/sluice"
 	want=0
 	rm -rf "$data"
 	mkdir -p "$data/plugins" "$tmp/cache"
@@ -102,7 +113,7 @@ run() {
 	free_port smtp_port
 	free_port sub_port
 	bench_toml "$tmp/sluice.toml" "$data" "$smtp_port" "$sub_port" "$down_port" \
-		$'[dns]\nservers = ["127.0.0.1:'"$dns_port"$'"]\n\n[plugins]\ncache_dir = "'"$tmp/cache"'"'
+		$'[dns]\nservers = ["127.0.0.1:'"$dns_port"$'"]\n\n[plugins]\ncache_dir = "'"$tmp/cache"$'"\n\n'"${PLUGIN_INSTR_TOML:-}"
 	# Compile the modules into the cache without valgrind.
 	serve || return 1
 	stop "$pid"

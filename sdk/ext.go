@@ -90,16 +90,74 @@ func (c *Ctx) KVGetManyFunc(keys []string, fn func(i int, v []byte)) error {
 	return nil
 }
 
+// ttlMS is ttl in the ABI's milliseconds: a positive ttl under one
+// millisecond is one, not 0, which would mean "never expires".
+func ttlMS(ttl time.Duration) int64 {
+	if ttl > 0 && ttl < time.Millisecond {
+		return 1
+	}
+	return ttl.Milliseconds()
+}
+
 // KVSet writes a key that expires after ttl (0: never); needs "kv".
 func (c *Ctx) KVSet(key string, value []byte, ttl time.Duration) error {
-	return statusErr(c.host.KVSet(key, value, ttl.Milliseconds()))
+	return statusErr(c.host.KVSet(key, value, ttlMS(ttl)))
 }
 
 // KVIncr atomically adds delta to a counter (a missing key counts from 0)
 // with time to live ttl (0: none) and returns the new value; needs "kv".
 func (c *Ctx) KVIncr(key string, delta int64, ttl time.Duration) (int64, error) {
-	n, st := c.host.KVIncr(key, delta, ttl.Milliseconds())
+	n, st := c.host.KVIncr(key, delta, ttlMS(ttl))
 	return n, statusErr(st)
+}
+
+// KVIncrOp is one counter of KVIncrMany: Delta is added to the counter
+// Key (a missing key counts from 0 and takes TTL, 0: none; an existing one
+// keeps its expiry), and N receives its new value.
+type KVIncrOp struct {
+	Key   string
+	Delta int64
+	TTL   time.Duration
+	N     int64
+}
+
+// incrArgs is KVIncrMany's keys and arguments, kept from call to call in
+// a wasm instance (InstanceCache), which runs one call at a time.
+var incrArgs struct {
+	keys []string
+	args []int64
+}
+
+// KVIncrMany makes every increment of ops in one host call — one round
+// trip to a shared store such as Redis, where a KVIncr per counter costs
+// one each — and sets each op's N. Each increment is atomic as KVIncr's
+// is. On an error no N is set, and some of the increments may have been
+// made (as a KVIncr that times out may have been). At most
+// pluginapi.MaxKVIncrMany ops, no key containing a newline; needs "kv".
+func (c *Ctx) KVIncrMany(ops []KVIncrOp) error {
+	var keys []string
+	var args []int64
+	if InstanceCache {
+		keys, args = incrArgs.keys[:0], incrArgs.args[:0]
+	}
+	for i := range ops {
+		keys = append(keys, ops[i].Key)
+		args = append(args, ops[i].Delta, ttlMS(ops[i].TTL))
+	}
+	if InstanceCache {
+		incrArgs.keys, incrArgs.args = keys, args
+	}
+	ns, st := c.host.KVIncrMany(keys, args)
+	if InstanceCache {
+		clear(incrArgs.keys) // no key kept alive past its call
+	}
+	if st != pluginapi.StatusOK {
+		return st
+	}
+	for i := range ops {
+		ops[i].N = ns[i]
+	}
+	return nil
 }
 
 // KVDel deletes a key; needs "kv".

@@ -74,6 +74,9 @@ func kvSet(key string, value *byte, valueLen int32, ttlMS int64) int32
 //go:wasmimport sluice kv_incr
 func kvIncr(key string, delta, ttlMS int64, out *int64) int32
 
+//go:wasmimport sluice kv_incr_many
+func kvIncrMany(keys string, args *int64, out *int64) int32
+
 //go:wasmimport sluice kv_del
 func kvDel(key string) int32
 

@@ -61,6 +61,10 @@ type Host interface {
 	KVGetMany(keys []string) ([][]byte, pluginapi.Status)
 	KVSet(key string, value []byte, ttlMS int64) pluginapi.Status
 	KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status)
+	// KVIncrMany adds to several counters in one call: args holds each
+	// key's delta and TTL in milliseconds in turn. The result may alias a
+	// buffer the next call reuses.
+	KVIncrMany(keys []string, args []int64) ([]int64, pluginapi.Status)
 	KVDel(key string) pluginapi.Status
 	MetricAdd(name string, delta float64) pluginapi.Status
 }

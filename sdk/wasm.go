@@ -99,6 +99,8 @@ type wasmHost struct {
 	// returned, kept from call to call (no allocation once grown).
 	keys []byte
 	vals [][]byte
+	// counts is kv_incr_many's new values, kept likewise.
+	counts []int64
 }
 
 // maxCachedProp is the longest property value props keeps.
@@ -239,18 +241,10 @@ func (h *wasmHost) KVGet(key string) ([]byte, pluginapi.Status) {
 // slice holding them, alias buffers kept for the next call: Ctx.KVGetMany
 // copies.
 func (h *wasmHost) KVGetMany(keys []string) ([][]byte, pluginapi.Status) {
-	joined := h.keys[:0]
-	for i, k := range keys {
-		if strings.IndexByte(k, '\n') >= 0 {
-			return nil, pluginapi.StatusBadArgument
-		}
-		if i > 0 {
-			joined = append(joined, '\n')
-		}
-		joined = append(joined, k...)
+	s, ok := h.joinKeys(keys)
+	if !ok {
+		return nil, pluginapi.StatusBadArgument
 	}
-	h.keys = joined
-	s := unsafe.String(unsafe.SliceData(joined), len(joined))
 	b, st := h.recv(func(buf *byte, cap int32) int32 { return kvGetMany(s, buf, cap) })
 	if st != pluginapi.StatusOK {
 		return nil, st
@@ -272,6 +266,44 @@ func (h *wasmHost) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Stat
 	var out int64
 	st := status(kvIncr(key, delta, ttlMS, &out))
 	return out, st
+}
+
+// joinKeys joins keys with "\n" in the buffer kept for it and returns
+// them as a string aliasing it, valid until the next call; false when a
+// key holds a newline.
+func (h *wasmHost) joinKeys(keys []string) (string, bool) {
+	joined := h.keys[:0]
+	for i, k := range keys {
+		if strings.IndexByte(k, '\n') >= 0 {
+			return "", false
+		}
+		if i > 0 {
+			joined = append(joined, '\n')
+		}
+		joined = append(joined, k...)
+	}
+	h.keys = joined
+	return unsafe.String(unsafe.SliceData(joined), len(joined)), true
+}
+
+// KVIncrMany makes the increments in one kv_incr_many call; the values
+// alias a buffer kept for the next call: Ctx.KVIncrMany copies them.
+func (h *wasmHost) KVIncrMany(keys []string, args []int64) ([]int64, pluginapi.Status) {
+	if len(keys) == 0 || len(args) != 2*len(keys) {
+		return nil, pluginapi.StatusBadArgument
+	}
+	s, ok := h.joinKeys(keys)
+	if !ok {
+		return nil, pluginapi.StatusBadArgument
+	}
+	if cap(h.counts) < len(keys) {
+		h.counts = make([]int64, len(keys))
+	}
+	out := h.counts[:len(keys)]
+	if st := status(kvIncrMany(s, unsafe.SliceData(args), unsafe.SliceData(out))); st != pluginapi.StatusOK {
+		return nil, st
+	}
+	return out, pluginapi.StatusOK
 }
 
 func (h *wasmHost) KVDel(key string) pluginapi.Status { return status(kvDel(key)) }

@@ -25,6 +25,11 @@ type KV interface {
 	GetMany(ctx context.Context, keys []string) ([][]byte, error)
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
+	// IncrMany adds deltas[i] to the counter keys[i] (ttls[i] for a
+	// counter it creates) for every i, as Incr does each, in one operation
+	// (one round trip to a shared store), and returns the new values in
+	// order. On an error some of the increments may have been made.
+	IncrMany(ctx context.Context, keys []string, deltas []int64, ttls []time.Duration) ([]int64, error)
 	Del(ctx context.Context, key string) error
 }
 
@@ -192,6 +197,7 @@ var (
 	rowKVGetMany   = row(pluginapi.FuncKVGetMany)
 	rowKVSet       = row(pluginapi.FuncKVSet)
 	rowKVIncr      = row(pluginapi.FuncKVIncr)
+	rowKVIncrMany  = row(pluginapi.FuncKVIncrMany)
 	rowKVDel       = row(pluginapi.FuncKVDel)
 	rowMetricAdd   = row(pluginapi.FuncMetricAdd)
 )

@@ -268,6 +268,26 @@ func (e *Env) nsKey(key string) (string, pluginapi.Status) {
 	return e.spec.Plugin + "/" + key, pluginapi.StatusOK
 }
 
+// nsKeys checks the keys of a call that takes at most max of them and
+// puts each in the plugin's namespace.
+func (e *Env) nsKeys(keys []string, max int) ([]string, pluginapi.Status) {
+	if len(keys) == 0 || len(keys) > max {
+		return nil, pluginapi.StatusBadArgument
+	}
+	ks := make([]string, len(keys))
+	for i, key := range keys {
+		if strings.IndexByte(key, '\n') >= 0 { // the wire separates keys with it
+			return nil, pluginapi.StatusBadArgument
+		}
+		k, st := e.nsKey(key)
+		if st != pluginapi.StatusOK {
+			return nil, st
+		}
+		ks[i] = k
+	}
+	return ks, pluginapi.StatusOK
+}
+
 // kvFailed turns a KV error into the plugin's status: StatusTempFail, or,
 // for an error wrapping ErrAbortHook, a panic that ends the guest's call
 // (the host function traps), so the hook fails as a plugin failure.
@@ -306,19 +326,9 @@ func (e *Env) KVGetMany(keys []string) ([][]byte, pluginapi.Status) {
 	if st := e.kvPermit(rowKVGetMany); st != pluginapi.StatusOK {
 		return nil, st
 	}
-	if len(keys) == 0 || len(keys) > pluginapi.MaxKVGetMany {
-		return nil, pluginapi.StatusBadArgument
-	}
-	ks := make([]string, len(keys))
-	for i, key := range keys {
-		if strings.IndexByte(key, '\n') >= 0 { // the wire separates keys with it
-			return nil, pluginapi.StatusBadArgument
-		}
-		k, st := e.nsKey(key)
-		if st != pluginapi.StatusOK {
-			return nil, st
-		}
-		ks[i] = k
+	ks, st := e.nsKeys(keys, pluginapi.MaxKVGetMany)
+	if st != pluginapi.StatusOK {
+		return nil, st
 	}
 	ctx, cancel, live := e.blockingCtx()
 	if !live {
@@ -377,6 +387,46 @@ func (e *Env) KVIncr(key string, delta, ttlMS int64) (int64, pluginapi.Status) {
 		return 0, e.kvFailed(err)
 	}
 	return n, pluginapi.StatusOK
+}
+
+// KVIncrMany atomically adds to several counters in one operation: args
+// holds each key's delta and TTL in milliseconds in turn; it returns the
+// new values in order. More than pluginapi.MaxKVIncrMany keys, a bad key
+// or a negative TTL is StatusBadArgument.
+func (e *Env) KVIncrMany(keys []string, args []int64) ([]int64, pluginapi.Status) {
+	if st := e.kvPermit(rowKVIncrMany); st != pluginapi.StatusOK {
+		return nil, st
+	}
+	if len(args) != 2*len(keys) {
+		return nil, pluginapi.StatusBadArgument
+	}
+	ks, st := e.nsKeys(keys, pluginapi.MaxKVIncrMany)
+	if st != pluginapi.StatusOK {
+		return nil, st
+	}
+	deltas := make([]int64, len(keys))
+	ttls := make([]time.Duration, len(keys))
+	n := 0
+	for i, key := range keys {
+		if args[2*i+1] < 0 {
+			return nil, pluginapi.StatusBadArgument
+		}
+		deltas[i], ttls[i] = args[2*i], time.Duration(args[2*i+1])*time.Millisecond
+		n += len(key) + 8
+	}
+	if !e.allowKV(n) {
+		return nil, pluginapi.StatusTooLarge
+	}
+	ctx, cancel, ok := e.blockingCtx()
+	if !ok {
+		return nil, pluginapi.StatusTempFail
+	}
+	defer cancel()
+	vs, err := e.spec.KV.IncrMany(ctx, ks, deltas, ttls)
+	if err != nil {
+		return nil, e.kvFailed(err)
+	}
+	return vs, pluginapi.StatusOK
 }
 
 // KVDel deletes a key.

@@ -165,6 +165,14 @@ func (k *fakeKV) Incr(_ context.Context, key string, d int64, _ time.Duration) (
 	return k.n[key], nil
 }
 
+func (k *fakeKV) IncrMany(ctx context.Context, keys []string, ds []int64, ttls []time.Duration) ([]int64, error) {
+	out := make([]int64, len(keys))
+	for i, key := range keys {
+		out[i], _ = k.Incr(ctx, key, ds[i], ttls[i])
+	}
+	return out, nil
+}
+
 func (k *fakeKV) Del(_ context.Context, key string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -96,6 +96,7 @@ greeting = "hi"
 	i32 := map[string]pluginapi.Status{
 		"connect_addheader": pluginapi.StatusWrongStage, "kvset": ok, "kvincr": ok, "kvdel": ok, "metric": ok,
 		"badptr": pluginapi.StatusBadArgument, "badkey": pluginapi.StatusBadArgument,
+		"kvincrmany": ok, "kvincrmany_bad": pluginapi.StatusBadArgument,
 		"route_mail": pluginapi.StatusWrongStage, "addrcpt": ok, "rewrite": ok, "delrcpt": ok, "score": ok,
 		"addheader": ok, "setheader": ok, "delheader": ok, "badheader": pluginapi.StatusBadArgument, "route": ok,
 	}
@@ -123,6 +124,14 @@ greeting = "hi"
 	}
 	if got := binary.LittleEndian.Uint64([]byte(txn.Notes["kvincr_val"])); got != 5 {
 		t.Errorf("kv_incr value %d, want 5", got)
+	}
+	// kv_incr_many: c (5 from kv_incr) +2, a new d +7, once: the call
+	// whose out lies outside memory counted nothing.
+	if v := []byte(txn.Notes["kvincrmany_val"]); len(v) != 16 || binary.LittleEndian.Uint64(v) != 7 || binary.LittleEndian.Uint64(v[8:]) != 7 {
+		t.Errorf("kv_incr_many values %x, want 7 and 7", v)
+	}
+	if kv.n["probe/c"] != 7 || kv.n["probe/d"] != 7 {
+		t.Errorf("counters after kv_incr_many: c %d, d %d; want 7, 7", kv.n["probe/c"], kv.n["probe/d"])
 	}
 	if txn.Score != 2.5 || len(txn.Symbols) != 1 || txn.Symbols[0] != (Symbol{Plugin: "probe", Name: "PROBE", Score: 2.5}) {
 		t.Errorf("score %v symbols %+v", txn.Score, txn.Symbols)
@@ -248,7 +257,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ABIVersion != 1 || info.Hooks != 63 || info.MemoryMinPages != 4 || len(info.Imports) != 23 {
+	if info.ABIVersion != 1 || info.Hooks != 63 || info.MemoryMinPages != 4 || len(info.Imports) != 24 {
 		t.Errorf("info = %+v", info)
 	}
 	if got := strings.Join(info.HookNames(), ","); got != "connect,helo,mail,rcpt,data,deliver" {

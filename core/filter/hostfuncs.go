@@ -2,6 +2,7 @@ package filter
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
@@ -155,6 +156,35 @@ func hostFuncs() map[string]hostFunc {
 			n, st := in.env.KVIncr(key, int64(s[2]), int64(s[3]))
 			if st == pluginapi.StatusOK {
 				in.mem.WriteUint64Le(out, uint64(n))
+			}
+			s[0] = result(0, st)
+		},
+		pluginapi.FuncKVIncrMany: func(in *instance, s []uint64) {
+			keys, ok := in.str(s[0], s[1])
+			if !ok {
+				s[0] = bad
+				return
+			}
+			ks := strings.Split(keys, "\n")
+			if len(ks) > pluginapi.MaxKVIncrMany {
+				s[0] = bad
+				return
+			}
+			argPtr, outPtr := uint32(s[2]), uint32(s[3])
+			raw, okArgs := in.read(argPtr, uint32(16*len(ks)))
+			if _, okOut := in.read(outPtr, uint32(8*len(ks))); !okArgs || !okOut {
+				s[0] = bad
+				return
+			}
+			args := make([]int64, 2*len(ks))
+			for i := range args {
+				args[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
+			}
+			vs, st := in.env.KVIncrMany(ks, args)
+			if st == pluginapi.StatusOK {
+				for i, v := range vs {
+					in.mem.WriteUint64Le(outPtr+uint32(8*i), uint64(v))
+				}
 			}
 			s[0] = result(0, st)
 		},

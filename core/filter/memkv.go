@@ -2,6 +2,7 @@ package filter
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -113,6 +114,38 @@ func (s *MemKV) Incr(_ context.Context, key string, delta int64, ttl time.Durati
 	e.v = strconv.AppendInt(nil, n, 10)
 	s.put(key, e)
 	return n, nil
+}
+
+// IncrMany implements KV: the increments in order, under one lock; a
+// key that is not a counter fails the call with none made.
+func (s *MemKV) IncrMany(_ context.Context, keys []string, deltas []int64, ttls []time.Duration) ([]int64, error) {
+	if len(deltas) != len(keys) || len(ttls) != len(keys) {
+		return nil, fmt.Errorf("incr of %d keys with %d deltas and %d TTLs", len(keys), len(deltas), len(ttls))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		if e, ok := s.get(k); ok {
+			if _, err := strconv.ParseInt(string(e.v), 10, 64); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]int64, len(keys))
+	for i, k := range keys {
+		e, ok := s.get(k)
+		var n int64
+		if ok {
+			n, _ = strconv.ParseInt(string(e.v), 10, 64)
+		} else {
+			e.exp = s.expiry(ttls[i])
+		}
+		n += deltas[i]
+		e.v = strconv.AppendInt(nil, n, 10)
+		s.put(k, e)
+		out[i] = n
+	}
+	return out, nil
 }
 
 // Del implements KV.

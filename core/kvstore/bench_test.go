@@ -57,6 +57,21 @@ func BenchmarkKVLatency(b *testing.B) {
 			_, err := kv.Incr(ctx, "ratelimit/k"+strconv.Itoa(i%64), 1, time.Hour)
 			return err
 		}},
+		{"incr3", func(ctx context.Context, kv filter.KV, i int) error {
+			// Three ratelimit counters one at a time: incrmany3's baseline.
+			for j := range 3 {
+				if _, err := kv.Incr(ctx, "ratelimit/k"+strconv.Itoa((i+j)%64), 1, time.Hour); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"incrmany3", func(ctx context.Context, kv filter.KV, i int) error {
+			// The same three in one operation, as ratelimit counts a hook.
+			keys := []string{"ratelimit/k" + strconv.Itoa(i%64), "ratelimit/k" + strconv.Itoa((i+1)%64), "ratelimit/k" + strconv.Itoa((i+2)%64)}
+			_, err := kv.IncrMany(ctx, keys, []int64{1, 1, 1}, []time.Duration{time.Hour, time.Hour, time.Hour})
+			return err
+		}},
 	}
 	for _, st := range stores {
 		for _, op := range ops {

@@ -160,6 +160,91 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	return nil
 }
 
+// IncrMany adds deltas[i] to the counter under keys[i], with ttls[i] for a
+// counter it creates, for every i, as Incr does each, in one Badger
+// transaction: the counts are all made or, on an error, none. It returns
+// the new values in order; a key listed twice is counted twice. It is
+// atomic as Incr is.
+func (s *Store) IncrMany(ctx context.Context, keys []string, deltas []int64, ttls []time.Duration) ([]int64, error) {
+	if len(deltas) != len(keys) || len(ttls) != len(keys) {
+		return nil, fmt.Errorf("kvstore: incr of %d keys with %d deltas and %d TTLs", len(keys), len(deltas), len(ttls))
+	}
+	exps := make([]uint64, len(keys))
+	var held [stripes]bool
+	for i, key := range keys {
+		exp, err := s.expiresAt(ttls[i])
+		if err != nil {
+			return nil, err
+		}
+		exps[i] = exp
+		held[maphash.String(s.seed, key)%stripes] = true
+	}
+	// The stripes in their order, so that two calls never wait for each
+	// other's.
+	for i := range held {
+		if held[i] {
+			s.locks[i].Lock()
+			defer s.locks[i].Unlock()
+		}
+	}
+	out := make([]int64, len(keys))
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		err := s.db.Update(func(txn *badger.Txn) error {
+			for i, key := range keys {
+				n, err := incrIn(txn, key, deltas[i], exps[i])
+				if err != nil {
+					return fmt.Errorf("%q: %w", key, err)
+				}
+				out[i] = n
+			}
+			return nil
+		})
+		if errors.Is(err, badger.ErrConflict) {
+			continue // another transaction changed a key first: count again
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kvstore: incr %w", err)
+		}
+		return out, nil
+	}
+}
+
+// incrIn adds delta to the counter under key within txn: see Incr; exp
+// is the expiry of a counter it creates.
+func incrIn(txn *badger.Txn, key string, delta int64, exp uint64) (int64, error) {
+	k := dbKey(key)
+	e := badger.NewEntry(k, nil)
+	e.ExpiresAt = exp
+	item, err := txn.Get(k)
+	var n int64
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		n = delta
+	case err != nil:
+		return 0, err
+	default:
+		var old int64
+		err := item.Value(func(v []byte) error {
+			var perr error
+			old, perr = strconv.ParseInt(string(v), 10, 64)
+			return perr
+		})
+		if err != nil {
+			return 0, fmt.Errorf("key holds a value that is not a decimal integer (%w); Incr only counters, or Del the key first", err)
+		}
+		n = old + delta
+		if (delta > 0 && n < old) || (delta < 0 && n > old) {
+			return 0, fmt.Errorf("counter %d %+d overflows int64", old, delta)
+		}
+		e.ExpiresAt = item.ExpiresAt()
+	}
+	e.Value = strconv.AppendInt(nil, n, 10)
+	return n, txn.SetEntry(e)
+}
+
 // Incr adds delta to the integer counter under key and returns the new
 // value. A missing or expired key counts from 0 and takes ttl (0: none); an
 // existing key keeps the expiry it has, so a fixed window ends when it
@@ -183,33 +268,9 @@ func (s *Store) Incr(ctx context.Context, key string, delta int64, ttl time.Dura
 		}
 		var n int64
 		err := s.db.Update(func(txn *badger.Txn) error {
-			k := dbKey(key)
-			e := badger.NewEntry(k, nil)
-			e.ExpiresAt = exp
-			item, err := txn.Get(k)
-			switch {
-			case errors.Is(err, badger.ErrKeyNotFound):
-				n = delta
-			case err != nil:
-				return err
-			default:
-				var old int64
-				err := item.Value(func(v []byte) error {
-					var perr error
-					old, perr = strconv.ParseInt(string(v), 10, 64)
-					return perr
-				})
-				if err != nil {
-					return fmt.Errorf("key holds a value that is not a decimal integer (%w); Incr only counters, or Del the key first", err)
-				}
-				n = old + delta
-				if (delta > 0 && n < old) || (delta < 0 && n > old) {
-					return fmt.Errorf("counter %d %+d overflows int64", old, delta)
-				}
-				e.ExpiresAt = item.ExpiresAt()
-			}
-			e.Value = strconv.AppendInt(nil, n, 10)
-			return txn.SetEntry(e)
+			var err error
+			n, err = incrIn(txn, key, delta, exp)
+			return err
 		})
 		if errors.Is(err, badger.ErrConflict) {
 			continue // another transaction changed the key first: count again

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,10 +242,18 @@ func TestIncrConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			s := stores[g%len(stores)]
-			for range each {
+			for i := range each {
 				if _, err := s.Incr(ctx, "hits", 1, time.Hour); err != nil {
 					errs <- err
 					return
+				}
+				// IncrMany's transactions, over the stores' stripes in
+				// turn, conflict with the Incr calls and with each other.
+				if i%2 == 0 {
+					if _, err := s.IncrMany(ctx, []string{"pair-b", "pair-a"}, []int64{1, 2}, []time.Duration{time.Hour, time.Hour}); err != nil {
+						errs <- err
+						return
+					}
 				}
 			}
 		}()
@@ -260,6 +269,49 @@ func TestIncrConcurrent(t *testing.T) {
 	}
 	if want := fmt.Sprint(goroutines * each); string(v) != want {
 		t.Errorf("counter = %s; want %s", v, want)
+	}
+	if vs, err := stores[0].GetMany(ctx, []string{"pair-a", "pair-b"}); err != nil || string(vs[0]) != fmt.Sprint(goroutines*each) || string(vs[1]) != fmt.Sprint(goroutines*each/2) {
+		t.Errorf("IncrMany's counters = %q, %v; want [%d %d]", vs, err, goroutines*each, goroutines*each/2)
+	}
+}
+
+// TestIncrMany: the Badger store's IncrMany is one transaction: all its
+// counts or, when a key is not a counter, none; new counters take their
+// TTLs, existing ones keep theirs.
+func TestIncrMany(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	s := New(db)
+	if _, err := s.Incr(ctx, "old", 5, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	oldExp := expiry(t, db, "old")
+	ns, err := s.IncrMany(ctx, []string{"old", "new", "forever"}, []int64{1, 3, 1}, []time.Duration{48 * time.Hour, time.Minute, 0})
+	if err != nil || len(ns) != 3 || ns[0] != 6 || ns[1] != 3 || ns[2] != 1 {
+		t.Fatalf("IncrMany = %v, %v; want [6 3 1]", ns, err)
+	}
+	if got := expiry(t, db, "old"); got != oldExp {
+		t.Errorf("IncrMany changed an existing counter's expiry from %d to %d", oldExp, got)
+	}
+	if e := expiry(t, db, "new"); e == 0 || e > uint64(time.Now().Add(time.Minute+time.Second).Unix()) {
+		t.Errorf("new counter expires at %d; want within a minute", e)
+	}
+	if e := expiry(t, db, "forever"); e != 0 {
+		t.Errorf("counter created with TTL 0 expires at %d", e)
+	}
+	if err := s.Set(ctx, "text", []byte("hello"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.IncrMany(ctx, []string{"old", "text"}, []int64{1, 1}, []time.Duration{0, 0}); err == nil || !strings.Contains(err.Error(), `"text"`) {
+		t.Errorf("IncrMany over a text value: %v; want an error naming the key", err)
+	}
+	if v, _, _ := s.Get(ctx, "old"); string(v) != "6" {
+		t.Errorf("a failed IncrMany left old at %q; want 6 (none of its counts)", v)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.IncrMany(cctx, []string{"old"}, []int64{1}, []time.Duration{0}); !errors.Is(err, context.Canceled) {
+		t.Errorf("IncrMany on a canceled context: %v", err)
 	}
 }
 

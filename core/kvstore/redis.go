@@ -81,6 +81,23 @@ end
 return n
 `)
 
+// incrManyScript is incrScript for every key of KEYS in order, ARGV
+// holding each key's delta and TTL in turn, in one atomic step; it returns
+// the new values. A key that is not a counter stops it with Redis's error,
+// the keys before it counted.
+var incrManyScript = redis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+  local ttl = tonumber(ARGV[2*i])
+  local existed = redis.call('EXISTS', k)
+  out[i] = redis.call('INCRBY', k, ARGV[2*i-1])
+  if existed == 0 and ttl > 0 then
+    redis.call('PEXPIRE', k, ttl)
+  end
+end
+return out
+`)
+
 // NewRedis connects to Redis as opts says; it does not wait for the server
 // to answer (a store that cannot reach it fails its operations, and
 // recovers by itself when Redis is back).
@@ -135,9 +152,22 @@ func (r *Redis) Close() error { return r.c.Close() }
 // tag, so that a cluster places it by key alone.
 func (r *Redis) Key(key string) string { return r.prefix + "{" + key + "}" }
 
-// opCtx bounds one operation by the store's timeout within ctx.
+// opCtx bounds one operation by the store's timeout within ctx. go-redis
+// bounds its socket reads and writes by the context's deadline
+// (ContextTimeoutEnabled), so a caller's deadline that comes first needs
+// no context of the operation's own: ctx serves as it is. Otherwise the
+// operation's context has the timeout's deadline but not ctx's
+// cancellation (a caller canceled during an operation waits for it, at
+// most the timeout): deriving a cancellation from a context of a type of
+// its own, as the plugin host's call context is, costs the context
+// package a goroutine per operation. A ctx canceled already serves as it
+// is, so the operation fails at once.
 func (r *Redis) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, r.timeout)
+	end := time.Now().Add(r.timeout)
+	if d, ok := ctx.Deadline(); (ok && !d.After(end)) || ctx.Err() != nil {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), end)
 }
 
 // done classifies the outcome of op: Redis's own error replies (a wrong
@@ -302,12 +332,9 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 // its expiry (see Store.Incr). It is one Lua script, atomic across every
 // node sharing the Redis.
 func (r *Redis) Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
-	if ttl < 0 {
-		return 0, fmt.Errorf("kvstore: negative TTL %v; use 0 for a key that never expires", ttl)
-	}
-	ms := ttl.Milliseconds()
-	if ttl > 0 && ms == 0 {
-		ms = 1
+	ms, err := ttlMS(ttl)
+	if err != nil {
+		return 0, err
 	}
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
@@ -316,6 +343,93 @@ func (r *Redis) Incr(ctx context.Context, key string, delta int64, ttl time.Dura
 		return 0, err
 	}
 	return n, nil
+}
+
+// ttlMS is ttl in Redis's milliseconds, at least 1 for a positive ttl.
+func ttlMS(ttl time.Duration) (int64, error) {
+	if ttl < 0 {
+		return 0, fmt.Errorf("kvstore: negative TTL %v; use 0 for a key that never expires", ttl)
+	}
+	ms := ttl.Milliseconds()
+	if ttl > 0 && ms == 0 {
+		ms = 1
+	}
+	return ms, nil
+}
+
+// IncrMany adds deltas[i] to the counter under keys[i] (ttls[i] for one it
+// creates) for every i, as Incr does each, in one round trip: on a
+// standalone Redis one script, atomic as a whole; in a cluster, whose keys
+// lie in different slots, one Incr script per key in a pipeline that sends
+// each node its share at once, each atomic on its own. It returns the new
+// values in order. On an error, some of the increments may have been made
+// (those before a key that is not a counter, or those a node made before
+// the connection failed), as an Incr that times out may have been.
+func (r *Redis) IncrMany(ctx context.Context, keys []string, deltas []int64, ttls []time.Duration) ([]int64, error) {
+	if len(deltas) != len(keys) || len(ttls) != len(keys) {
+		return nil, fmt.Errorf("kvstore: incr of %d keys with %d deltas and %d TTLs", len(keys), len(deltas), len(ttls))
+	}
+	if len(keys) == 0 {
+		return []int64{}, nil
+	}
+	rkeys := make([]string, len(keys))
+	args := make([]any, 2*len(keys))
+	for i, k := range keys {
+		ms, err := ttlMS(ttls[i])
+		if err != nil {
+			return nil, err
+		}
+		rkeys[i] = r.Key(k)
+		args[2*i], args[2*i+1] = strconv.FormatInt(deltas[i], 10), strconv.FormatInt(ms, 10)
+	}
+	ctx, cancel := r.opCtx(ctx)
+	defer cancel()
+	out := make([]int64, len(keys))
+	if _, cluster := r.c.(*redis.ClusterClient); !cluster || len(keys) == 1 {
+		var vals []int64
+		var err error
+		if len(keys) == 1 {
+			var n int64
+			n, err = incrScript.Run(ctx, r.c, rkeys, args...).Int64()
+			vals = []int64{n}
+		} else {
+			vals, err = incrManyScript.Run(ctx, r.c, rkeys, args...).Int64Slice()
+		}
+		if err := r.done(ctx, "incr", keys[0], err); err != nil {
+			return nil, err
+		}
+		if len(vals) != len(keys) {
+			return nil, fmt.Errorf("kvstore: incr %q: %d values for %d keys", keys[0], len(vals), len(keys))
+		}
+		return vals, nil
+	}
+	// A cluster: one single-key script per key. EVALSHA in the pipeline; a
+	// node that lacks the script (NOSCRIPT: restarted, or new) runs the
+	// key again with Run, which loads it: a NOSCRIPT reply counted
+	// nothing.
+	cmds := make([]*redis.Cmd, len(keys))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range keys {
+			cmds[i] = incrScript.EvalSha(ctx, p, rkeys[i:i+1], args[2*i:2*i+2]...)
+		}
+		return nil
+	})
+	if err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := r.done(ctx, "incr", keys[0], err); err != nil {
+			return nil, err
+		}
+	}
+	for i, c := range cmds {
+		n, err := c.Int64()
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			n, err = incrScript.Run(ctx, r.c, rkeys[i:i+1], args[2*i:2*i+2]...).Int64()
+		}
+		if err := r.done(ctx, "incr", keys[i], err); err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
 }
 
 // Del removes key; removing a missing key is not an error.

@@ -132,6 +132,28 @@ func testOps(t *testing.T, kv filter.KV) {
 	if len(vs) != 5 || string(vs[0]) != "6" || vs[1] != nil || string(vs[2]) != "abc" || vs[3] == nil || len(vs[3]) != 0 || string(vs[4]) != "6" {
 		t.Errorf("GetMany = %q (nil at 1: %v, empty at 3: %v); want [6 <nil> abc \"\" 6]", vs, vs[1] == nil, vs[3] != nil)
 	}
+	// IncrMany: every counter in order, a key listed twice counted twice,
+	// a new counter with its TTL, an old one keeping its value's course; in
+	// a cluster the keys lie in different slots.
+	ns, err := kv.IncrMany(ctx, []string{"n", "m1", "m2", "n"}, []int64{1, 7, -3, 10}, []time.Duration{0, time.Hour, time.Minute, 0})
+	if err != nil || len(ns) != 4 || ns[0] != 7 || ns[1] != 7 || ns[2] != -3 || ns[3] != 17 {
+		t.Fatalf("IncrMany = %v, %v; want [7 7 -3 17]", ns, err)
+	}
+	if vs, err := kv.GetMany(ctx, []string{"n", "m1", "m2"}); err != nil || string(vs[0]) != "17" || string(vs[1]) != "7" || string(vs[2]) != "-3" {
+		t.Errorf("after IncrMany: GetMany = %q, %v; want [17 7 -3]", vs, err)
+	}
+	if ns, err := kv.IncrMany(ctx, []string{"m1"}, []int64{1}, []time.Duration{time.Hour}); err != nil || len(ns) != 1 || ns[0] != 8 {
+		t.Errorf("IncrMany of one key = %v, %v; want [8]", ns, err)
+	}
+	if _, err := kv.IncrMany(ctx, []string{"m1", "text"}, []int64{1, 1}, []time.Duration{0, 0}); err == nil {
+		t.Error("IncrMany over a text value: no error")
+	}
+	if _, err := kv.IncrMany(ctx, []string{"m1"}, []int64{1}, []time.Duration{-time.Second}); err == nil {
+		t.Error("IncrMany with a negative TTL: no error")
+	}
+	if _, err := kv.IncrMany(ctx, []string{"m1", "m2"}, []int64{1}, []time.Duration{0, 0}); err == nil {
+		t.Error("IncrMany with fewer deltas than keys: no error")
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, _, err := kv.Get(cctx, "n"); err == nil {
@@ -224,7 +246,19 @@ func TestRedisConcurrentIncr(t *testing.T) {
 		go func(s *Redis) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				n, err := s.Incr(ctx, "hot", 1, time.Minute)
+				// Every other count goes with another counter's in one
+				// IncrMany script, which is as atomic.
+				var n int64
+				var err error
+				if i%2 == 0 {
+					n, err = s.Incr(ctx, "hot", 1, time.Minute)
+				} else {
+					var ns []int64
+					ns, err = s.IncrMany(ctx, []string{"other", "hot"}, []int64{1, 1}, []time.Duration{time.Minute, time.Minute})
+					if err == nil {
+						n = ns[1]
+					}
+				}
 				if err != nil {
 					t.Error(err)
 					return
@@ -241,6 +275,13 @@ func TestRedisConcurrentIncr(t *testing.T) {
 	v, ok, err := stores[0].Get(ctx, "hot")
 	if want := strconv.Itoa(clients * workers * each); err != nil || !ok || string(v) != want {
 		t.Fatalf("counter = %q, %v, %v; want %s", v, ok, err, want)
+	}
+	v, _, err = stores[0].Get(ctx, "other")
+	if want := strconv.Itoa(clients * workers * each / 2); err != nil || string(v) != want {
+		t.Fatalf("counter other = %q, %v; want %s", v, err, want)
+	}
+	if pttl, _ := stores[0].c.PTTL(ctx, stores[0].Key("other")).Result(); pttl <= 0 {
+		t.Errorf("IncrMany's counter has no TTL: PTTL %v", pttl)
 	}
 	if pttl, _ := stores[0].c.PTTL(ctx, stores[0].Key("hot")).Result(); pttl <= 0 {
 		t.Errorf("counter lost its TTL: PTTL %v", pttl)

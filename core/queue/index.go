@@ -14,29 +14,37 @@ import (
 
 // The listing index: keys under prefixIndex that `sluice queue ls` seeks to
 // instead of reading every envelope (RATIONALE.md "The queue listing
-// seeks"). A message has one entry for its state, one for its sender and
-// one for each destination domain of its pending recipients:
+// seeks"). A message has one entry for its state, one for its sender, one
+// for each destination domain of its pending recipients and one for each
+// pending recipient:
 //
-//	x/s<len><state><id>    (no value)
-//	x/f<len><sender><id>   (no value; the sender as mail.Key, "" for <>)
-//	x/d<len><domain><id>   the pending recipients there (ixAddrs)
+//	x/s<len><state><id>    the state (StateQueued, …)
+//	x/f<len><sender><id>   the sender as mail.Key, "" for <>
+//	x/d<len><domain><id>   a pending recipient's domain
+//	x/r<len><rcpt><id>     a pending recipient as mail.Key
 //
-// <len> is the field's length as a uvarint, so a field never runs into the
-// ID. Entries are written in the transaction that writes the envelope, so
-// the two never disagree; a listing still checks every envelope it returns.
-// x/v marks a database whose index is complete (rebuildIndex).
+// No entry has a value. <len> is the field's length as a uvarint, so a
+// field never runs into the ID, and a field's entries are in ID order, as
+// a listing pages. Entries are written in the transaction that writes the
+// envelope, so the two never disagree; a listing still checks every
+// envelope it returns. x/v marks a database whose index is complete and
+// of which format (indexVersion; rebuildIndex).
 const prefixIndex = "x/"
 
-// Index kinds: the byte after prefixIndex.
+// Index kinds: the byte after prefixIndex. Their order ('d' < 'f' < 'r' <
+// 's') is the order of a message's entries (ixEntries).
 const (
-	ixState  = 's'
-	ixSender = 'f'
 	ixDomain = 'd'
+	ixSender = 'f'
+	ixRcpt   = 'r'
+	ixState  = 's'
 )
 
 // indexVersion is the value of indexDoneKey once every envelope has its
-// entries.
-const indexVersion = "1"
+// entries in this format. "1" had no recipient entries and listed a
+// domain entry's recipients in its value; a database marked "1" is
+// brought up to date by rebuildIndex.
+const indexVersion = "2"
 
 // indexDoneKey marks a complete index.
 var indexDoneKey = []byte(prefixIndex + "v")
@@ -61,7 +69,7 @@ func parseIxKey(k []byte) (kind byte, field, id string, ok bool) {
 	}
 	kind, rest = rest[0], rest[1:]
 	switch kind {
-	case ixState, ixSender, ixDomain:
+	case ixState, ixSender, ixDomain, ixRcpt:
 	default:
 		return 0, "", "", false
 	}
@@ -73,34 +81,27 @@ func parseIxKey(k []byte) (kind byte, field, id string, ok bool) {
 	return kind, string(rest[:n]), string(rest[n:]), true
 }
 
-// ixEntry is one index key and its value.
-type ixEntry struct{ key, val []byte }
+// ixEntry is one index entry: its key (entries have no value).
+type ixEntry struct{ key []byte }
 
-// ixEntries are the index entries of env as stored, sorted by key: its
-// destination domains (ixDomain sorts first), sender, state. Their keys
-// and values share one allocation: this runs for every envelope written.
+// ixEntries are the index entries of env as stored, sorted by key: the
+// destination domains of its pending recipients, its sender, its pending
+// recipients, its state. Their keys share one allocation: this runs for
+// every envelope written.
 func ixEntries(env *mail.Envelope) []ixEntry {
 	type addr struct{ domain, key string }
 	var small [4]addr
 	addrs := small[:0]
 	for _, r := range env.Pending() {
-		key := mail.Key(r.Addr)
-		d := mail.Domain(r.Addr)
-		addrs = append(addrs, addr{d, key})
-		// A filter's address is compared as its key, and its domain
-		// looked up as the key's: the two differ only for odd domains
-		// ("a@b.." loses one dot more).
-		if kd := mail.Domain(key); kd != d {
-			addrs = append(addrs, addr{kd, key})
-		}
+		addrs = append(addrs, addr{mail.Domain(r.Addr), mail.Key(r.Addr)})
 	}
 	state, sender := State(env), mail.Key(env.From)
 	const perKey = len(prefixIndex) + 1 + binary.MaxVarintLen64
 	size := 2*(perKey+len(env.ID)) + len(state) + len(sender)
 	for _, a := range addrs {
-		size += perKey + len(env.ID) + len(a.domain) + binary.MaxVarintLen64 + len(a.key)
+		size += 2*(perKey+len(env.ID)) + len(a.domain) + len(a.key)
 	}
-	buf := make([]byte, 0, size) // never grown: the slices below stay put
+	buf := make([]byte, 0, size) // never grown: one allocation
 	key := func(kind byte, field string) []byte {
 		start := len(buf)
 		buf = append(buf, prefixIndex...)
@@ -110,52 +111,33 @@ func ixEntries(env *mail.Envelope) []ixEntry {
 		buf = append(buf, env.ID...)
 		return buf[start:len(buf):len(buf)]
 	}
-	out := make([]ixEntry, 0, len(addrs)+2)
-	for i, a := range addrs {
-		if slices.ContainsFunc(addrs[:i], func(b addr) bool { return b.domain == a.domain }) {
-			continue // its entry is written
-		}
-		k := key(ixDomain, a.domain)
-		start := len(buf)
-		for _, b := range addrs[i:] {
-			if b.domain == a.domain {
-				buf = appendIxAddr(buf, b.key)
-			}
-		}
-		out = append(out, ixEntry{key: k, val: buf[start:len(buf):len(buf)]})
+	out := make([]ixEntry, 0, 2*len(addrs)+2)
+	for _, a := range addrs {
+		out = append(out, ixEntry{key: key(ixDomain, a.domain)})
 	}
-	if len(out) > 1 {
-		slices.SortFunc(out, func(a, b ixEntry) int { return bytes.Compare(a.key, b.key) })
+	out = sortedSet(out)
+	out = append(out, ixEntry{key: key(ixSender, sender)})
+	n := len(out)
+	for _, a := range addrs {
+		out = append(out, ixEntry{key: key(ixRcpt, a.key)})
 	}
-	return append(out, ixEntry{key: key(ixSender, sender)}, ixEntry{key: key(ixState, state)})
+	out = out[:n+len(sortedSet(out[n:]))]
+	return append(out, ixEntry{key: key(ixState, state)})
 }
 
-// appendIxAddr appends address key to a domain entry's value: each
-// address as a uvarint length and its bytes.
-func appendIxAddr(v []byte, key string) []byte {
-	v = binary.AppendUvarint(v, uint64(len(key)))
-	return append(v, key...)
-}
-
-// ixHasAddr reports whether a domain entry's value v holds address key. A
-// value it cannot read holds nothing.
-func ixHasAddr(v []byte, key string) bool {
-	for len(v) > 0 {
-		n, w := binary.Uvarint(v)
-		if w <= 0 || n > uint64(len(v)-w) {
-			return false
-		}
-		if string(v[w:w+int(n)]) == key {
-			return true
-		}
-		v = v[w+int(n):]
+// sortedSet sorts es by key and drops repeated keys, in place.
+func sortedSet(es []ixEntry) []ixEntry {
+	if len(es) < 2 {
+		return es
 	}
-	return false
+	cmp := func(a, b ixEntry) int { return bytes.Compare(a.key, b.key) }
+	slices.SortFunc(es, cmp)
+	return slices.CompactFunc(es, func(a, b ixEntry) bool { return cmp(a, b) == 0 })
 }
 
 // writeIndex changes the stored index entries was (nil for a new message)
-// to now, both sorted by key: it deletes what is gone and sets what is new
-// or changed, and writes nothing for an entry that stays.
+// to now, both sorted by key: it deletes what is gone and sets what is
+// new, and writes nothing for an entry that stays.
 func writeIndex(txn *badger.Txn, was, now []ixEntry) error {
 	i, j := 0, 0
 	for i < len(was) || j < len(now) {
@@ -175,16 +157,11 @@ func writeIndex(txn *badger.Txn, was, now []ixEntry) error {
 			}
 			i++
 		case c > 0:
-			if err := txn.Set(now[j].key, now[j].val); err != nil {
+			if err := txn.Set(now[j].key, nil); err != nil {
 				return err
 			}
 			j++
 		default:
-			if !bytes.Equal(was[i].val, now[j].val) {
-				if err := txn.Set(now[j].key, now[j].val); err != nil {
-					return err
-				}
-			}
 			i++
 			j++
 		}
@@ -196,17 +173,19 @@ func writeIndex(txn *badger.Txn, was, now []ixEntry) error {
 // envelope has its entries.
 func (q *Queue) indexReady() bool { return q.indexed.Load() && !q.opts.listScan }
 
-// openIndex sets the index up when the queue opens: a database that has
-// the marker is ready; an empty one gets the marker; one written by an
-// older Sluice (envelopes without entries) is indexed in the background,
-// the listing reading envelopes until that is done.
+// openIndex sets the index up when the queue opens: a database whose
+// marker names this format is ready; an empty one gets the marker; one
+// written by an older Sluice (envelopes without entries, or entries in an
+// older format) is indexed in the background, the listing reading
+// envelopes until that is done.
 func (q *Queue) openIndex(ctx context.Context) error {
 	var done, empty bool
+	var format string // the marker's value: the complete index's format
 	err := q.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(indexDoneKey)
 		switch {
 		case err == nil:
-			return item.Value(func(v []byte) error { done = string(v) == indexVersion; return nil })
+			return item.Value(func(v []byte) error { format = string(v); done = format == indexVersion; return nil })
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
 		}
@@ -230,6 +209,9 @@ func (q *Queue) openIndex(ctx context.Context) error {
 		q.indexed.Store(true)
 		return nil
 	}
+	if format != "" {
+		q.log.Info("queue: upgrading the listing index in the background; `sluice queue ls` reads every envelope until it is done", "from_format", format, "format", indexVersion)
+	}
 	ictx, cancel := context.WithCancel(context.Background())
 	q.ixStop, q.ixDone = cancel, make(chan struct{})
 	go func() {
@@ -244,7 +226,8 @@ func (q *Queue) openIndex(ctx context.Context) error {
 // rebuildIndex writes the entries of every envelope, a batch at a time,
 // then the marker. A writer that changes an envelope meanwhile keeps its
 // entries in step as always; a batch that read an envelope changed since
-// conflicts and runs again.
+// conflicts and runs again. On a database indexed in an older format
+// (indexVersion "1") it is the upgrade: see reindex.
 func (q *Queue) rebuildIndex(ctx context.Context) error {
 	const batch = 256
 	var after []byte
@@ -280,7 +263,7 @@ func (q *Queue) rebuildIndex(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				if err := writeIndex(txn, nil, ixEntries(env)); err != nil {
+				if err := reindex(txn, env); err != nil {
 					return err
 				}
 			}
@@ -298,8 +281,38 @@ func (q *Queue) rebuildIndex(ctx context.Context) error {
 		return err
 	}
 	q.indexed.Store(true)
-	q.log.Info("queue: indexed the queue for listing", "messages", n)
+	q.log.Info("queue: indexed the queue for listing", "messages", n, "format", indexVersion)
 	return nil
+}
+
+// reindex writes the index entries of env, stored or not, over whatever
+// entries of env are stored: all of them are set, replacing a format-1
+// domain entry's value (its recipients) with none, and the format-1 entry
+// the new format has no counterpart for is deleted. That one is the domain
+// of a recipient's key where it is not the recipient's domain ("w@c.test.."
+// had entries for "c.test." and "c.test"): a filter by recipient used to
+// look up that domain, and now seeks the recipient's own entry. Every
+// other format-1 key is a format-2 key of the same envelope, so a writer
+// that deletes or changes a message before the upgrade reaches it, from
+// the entries the new format calls for, leaves nothing behind but such a
+// domain entry (a stale entry costs a listing one envelope read, never a
+// wrong line).
+func reindex(txn *badger.Txn, env *mail.Envelope) error {
+	now := ixEntries(env)
+	for _, r := range env.Pending() {
+		d := mail.Domain(mail.Key(r.Addr))
+		if d == mail.Domain(r.Addr) {
+			continue
+		}
+		k := ixKey(ixDomain, d, env.ID)
+		if slices.ContainsFunc(now, func(e ixEntry) bool { return bytes.Equal(e.key, k) }) {
+			continue
+		}
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return writeIndex(txn, nil, now)
 }
 
 // stopIndex stops a rebuild still running and waits for it.

@@ -1,41 +1,32 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
-// ixRange is the run of index entries a filter's candidates lie in: those
-// with prefix, and, when rcpt is set, a domain entry naming that address.
-type ixRange struct {
-	prefix []byte
-	rcpt   string
-}
-
-// ranges are the index ranges a message must appear in to pass f: one for
-// each of its state, sender, recipient and domain tests; none when f has
-// none of them.
-func (f *filter) ranges() []ixRange {
-	var rs []ixRange
+// ranges are the prefixes of the index ranges a message must appear in
+// to pass f: one for each of its state, sender, recipient and domain
+// tests; none when f has none of them.
+func (f *filter) ranges() [][]byte {
+	var rs [][]byte
 	if f.state != "" {
-		rs = append(rs, ixRange{prefix: ixKey(ixState, f.state, "")})
+		rs = append(rs, ixKey(ixState, f.state, ""))
 	}
 	switch {
 	case f.nullSender:
-		rs = append(rs, ixRange{prefix: ixKey(ixSender, "", "")})
+		rs = append(rs, ixKey(ixSender, "", ""))
 	case f.sender != "":
-		rs = append(rs, ixRange{prefix: ixKey(ixSender, f.sender, "")})
+		rs = append(rs, ixKey(ixSender, f.sender, ""))
 	}
 	if f.rcpt != "" {
-		rs = append(rs, ixRange{prefix: ixKey(ixDomain, mail.Domain(f.rcpt), ""), rcpt: f.rcpt})
+		rs = append(rs, ixKey(ixRcpt, f.rcpt, ""))
 	}
 	if f.domain != "" {
-		rs = append(rs, ixRange{prefix: ixKey(ixDomain, f.domain, "")})
+		rs = append(rs, ixKey(ixDomain, f.domain, ""))
 	}
 	return rs
 }
@@ -60,12 +51,12 @@ func (q *Queue) find(ctx context.Context, after string, f *filter, fn func(*mail
 // An ID in every range is a candidate, and its envelope is read and
 // checked with f. Each index step costs 1 of budget and each envelope read
 // skipCost.
-func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs []ixRange, f *filter, fn func(*mail.Envelope) bool) (string, error) {
+func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs [][]byte, f *filter, fn func(*mail.Envelope) bool) (string, error) {
 	var next string
 	err := q.db.View(func(txn *badger.Txn) error {
 		its := make([]*badger.Iterator, len(rs))
 		for i, r := range rs {
-			its[i] = txn.NewIterator(badger.IteratorOptions{Prefix: r.prefix})
+			its[i] = txn.NewIterator(badger.IteratorOptions{Prefix: r})
 			defer its[i].Close()
 		}
 		// id is the message ID its[i] stands at; ok is false once it ran out.
@@ -73,10 +64,10 @@ func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs []ix
 			if !its[i].Valid() {
 				return "", false
 			}
-			return string(its[i].Item().Key()[len(rs[i].prefix):]), true
+			return string(its[i].Item().Key()[len(rs[i]):]), true
 		}
 		seek := func(i int, to string, past bool) {
-			k := append(append([]byte(nil), rs[i].prefix...), to...)
+			k := append(append([]byte(nil), rs[i]...), to...)
 			if past {
 				k = append(k, 0)
 			}
@@ -131,14 +122,11 @@ func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs []ix
 				decided = cand
 				continue
 			}
-			keep, read, err := q.candidate(txn, its, rs, cand, f, fn)
+			keep, err := q.candidate(txn, cand, f, fn)
 			if err != nil {
 				return err
 			}
-			spent++
-			if read {
-				spent += skipCost
-			}
+			spent += 1 + skipCost
 			decided = cand
 			its[0].Next()
 			if !keep {
@@ -152,32 +140,19 @@ func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs []ix
 	return next, err
 }
 
-// candidate checks message id, in every range (its stand at it): its
-// recipient tests against the index values, then its envelope (read tells
-// whether it was read) against f, and calls fn if it passes. keep is fn's
-// answer, true when it did not pass.
-func (q *Queue) candidate(txn *badger.Txn, its []*badger.Iterator, rs []ixRange, id string, f *filter, fn func(*mail.Envelope) bool) (keep, read bool, err error) {
-	for i, r := range rs {
-		if r.rcpt == "" {
-			continue
-		}
-		has := false
-		if err := its[i].Item().Value(func(v []byte) error { has = ixHasAddr(v, r.rcpt); return nil }); err != nil {
-			return false, false, fmt.Errorf("read index entry %s: %w", bytes.TrimPrefix(its[i].Item().Key(), []byte(prefixIndex)), err)
-		}
-		if !has {
-			return true, false, nil
-		}
-	}
+// candidate reads the envelope of message id, in every range, checks it
+// against f and calls fn if it passes. keep is fn's answer, true when it
+// did not pass.
+func (q *Queue) candidate(txn *badger.Txn, id string, f *filter, fn func(*mail.Envelope) bool) (keep bool, err error) {
 	env, err := getEnvelope(txn, id)
 	if errors.Is(err, ErrNotFound) {
-		return true, true, nil // an entry without an envelope passes nothing
+		return true, nil // an entry without an envelope passes nothing
 	}
 	if err != nil {
-		return false, true, err
+		return false, err
 	}
 	if !f.ok(env) {
-		return true, true, nil
+		return true, nil
 	}
-	return fn(env), true, nil
+	return fn(env), nil
 }

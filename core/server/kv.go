@@ -113,6 +113,11 @@ func (o outage) Incr(ctx context.Context, key string, delta int64, ttl time.Dura
 	return n, o.wrap(err)
 }
 
+func (o outage) IncrMany(ctx context.Context, keys []string, deltas []int64, ttls []time.Duration) ([]int64, error) {
+	ns, err := o.KV.IncrMany(ctx, keys, deltas, ttls)
+	return ns, o.wrap(err)
+}
+
 func (o outage) Del(ctx context.Context, key string) error {
 	return o.wrap(o.KV.Del(ctx, key))
 }

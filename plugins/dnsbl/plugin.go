@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-mta/sluice/pluginapi"
 	"github.com/sluice-mta/sluice/sdk"
 )
 
@@ -120,8 +121,22 @@ func rejectVerdict(ip netip.Addr, hits []hit) (sdk.Verdict, bool) {
 func check(c *sdk.Ctx, cfg *config, ip netip.Addr) []hit {
 	var hits []hit
 	now := c.Now()
-	for _, z := range cfg.zones {
-		answers, err := lookup(c, cfg, z.name, ip, now)
+	// Every list's cached answer in one host call: one round trip to a
+	// shared store. A store that cannot be read is no cache.
+	var cached [][]byte
+	if cfg.cacheTTL > 0 && len(cfg.zones) <= pluginapi.MaxKVGetMany {
+		keys := make([]string, len(cfg.zones))
+		for i, z := range cfg.zones {
+			keys[i] = cacheKey(z.name, ip)
+		}
+		cached, _ = c.KVGetMany(keys...)
+	}
+	for i, z := range cfg.zones {
+		var v []byte
+		if cached != nil {
+			v = cached[i]
+		}
+		answers, err := lookup(c, cfg, z.name, ip, now, v)
 		if err != nil {
 			c.Warn("dnsbl: %s: looking up [%s]: %v; skipping the list this time", z.name, ip, err)
 			continue
@@ -163,18 +178,20 @@ func judge(z zone, answers []string) (hit, bool) {
 	return h, true
 }
 
+// cacheKey is the store key of zone's cached answer for ip.
+func cacheKey(zoneName string, ip netip.Addr) string { return "c:" + zoneName + ":" + ip.String() }
+
 // lookup returns the A records of ip's name in zone, from the cache when
-// it holds a fresh answer. The cache lives in the key-value store under
-// "c:ZONE:IP" as "EXPIRY ANSWER,ANSWER" (EXPIRY in Unix seconds of the
+// it holds a fresh answer: cached is the value check read under the key
+// (nil: none). The cache lives in the key-value store under "c:ZONE:IP"
+// (cacheKey) as "EXPIRY ANSWER,ANSWER" (EXPIRY in Unix seconds of the
 // plugin clock, so a cached answer ages with the host's clock); now is
 // that clock, read once per check.
-func lookup(c *sdk.Ctx, cfg *config, zoneName string, ip netip.Addr, now time.Time) ([]string, error) {
-	key := "c:" + zoneName + ":" + ip.String()
-	if cfg.cacheTTL > 0 {
-		if v, ok, err := c.KVGet(key); err == nil && ok {
-			if answers, fresh := parseCached(string(v), now); fresh {
-				return answers, nil
-			}
+func lookup(c *sdk.Ctx, cfg *config, zoneName string, ip netip.Addr, now time.Time, cached []byte) ([]string, error) {
+	key := cacheKey(zoneName, ip)
+	if cfg.cacheTTL > 0 && cached != nil {
+		if answers, fresh := parseCached(string(cached), now); fresh {
+			return answers, nil
 		}
 	}
 	answers, err := c.LookupA(queryName(ip, zoneName))

@@ -58,11 +58,18 @@ func onRcpt(c *sdk.Ctx) sdk.Verdict {
 	}
 	network := clientNet(ip)
 	now := c.Now()
-	if whitelisted(c, network, now) {
+	from, rcpt := c.MailFrom(), c.Rcpt()
+	// The network's whitelisting and the triplet in one host call: one
+	// round trip to a shared store.
+	key := tripletKey(network, from, rcpt)
+	vs, err := c.KVGetMany("w:"+network, key)
+	if err == nil && whitelisted(vs[0], now) {
 		return sdk.Continue()
 	}
-	from, rcpt := c.MailFrom(), c.Rcpt()
-	wait, err := check(c, cfg, network, from, rcpt, now)
+	var wait time.Duration
+	if err == nil {
+		wait, err = check(c, cfg, key, vs[1], network, from, rcpt, now)
+	}
 	if err != nil {
 		// The store is down: let mail through rather than defer it all.
 		c.KVFailed(err, "greylist: %s <%s> <%s>: %v; not greylisting", network, from, rcpt, err)
@@ -114,15 +121,11 @@ func greylisted(secs int64) sdk.Verdict {
 }
 
 // check records the attempt and returns how long the client must still
-// wait (0: go ahead). A retry between delay and expiry after the first
+// wait (0: go ahead); v is the triplet's stored value under key (nil: no
+// attempt recorded). A retry between delay and expiry after the first
 // attempt passes and whitelists the network.
-func check(c *sdk.Ctx, cfg *config, network, from, rcpt string, now time.Time) (time.Duration, error) {
-	key := tripletKey(network, from, rcpt)
-	v, ok, err := c.KVGet(key)
-	if err != nil {
-		return 0, err
-	}
-	if ok {
+func check(c *sdk.Ctx, cfg *config, key string, v []byte, network, from, rcpt string, now time.Time) (time.Duration, error) {
+	if v != nil {
 		if sec, err := strconv.ParseInt(string(v), 10, 64); err == nil {
 			age := now.Sub(time.Unix(sec, 0))
 			switch {
@@ -156,10 +159,10 @@ func pass(c *sdk.Ctx, cfg *config, key, network, from, rcpt string, now time.Tim
 	}
 }
 
-// whitelisted reports whether network passed greylisting recently.
-func whitelisted(c *sdk.Ctx, network string, now time.Time) bool {
-	v, ok, err := c.KVGet("w:" + network)
-	if err != nil || !ok {
+// whitelisted reports whether v, the value stored under a network's
+// whitelisting key (nil: none), whitelists it at now.
+func whitelisted(v []byte, now time.Time) bool {
+	if v == nil {
 		return false
 	}
 	until, err := strconv.ParseInt(string(v), 10, 64)

@@ -118,8 +118,8 @@ type window struct {
 // allocates nothing once they have grown; natively each call has its own.
 type scratch struct {
 	ss   []slider
-	mine []int64
-	done []int
+	ctr  []int
+	ops  []sdk.KVIncrOp
 	ws   []window
 	want []wanted
 	kb   keyBuf
@@ -141,7 +141,7 @@ func newScratch() *scratch {
 		return new(scratch)
 	}
 	k := &kept
-	k.ss, k.mine, k.done, k.ws, k.want, k.keys = k.ss[:0], k.mine[:0], k.done[:0], k.ws[:0], k.want[:0], k.keys[:0]
+	k.ss, k.ctr, k.ops, k.ws, k.want, k.keys = k.ss[:0], k.ctr[:0], k.ops[:0], k.ws[:0], k.want[:0], k.keys[:0]
 	k.kb.b, k.kb.ends = k.kb.b[:0], k.kb.ends[:0]
 	return k
 }

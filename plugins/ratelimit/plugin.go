@@ -108,9 +108,10 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 }
 
 // count adds one event of kind to every applicable limit (one increment
-// per distinct counter), reads the older buckets of every window in one
-// host call (none once they are final and cached), checks each limit in
-// order, and on the first one over takes back the counts made.
+// per distinct counter, all in one host call), reads the older buckets of
+// every window in one host call (none once they are final and cached),
+// checks each limit in order, and on the first one over takes back the
+// counts made (again in one call).
 func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	ls, ok := limits(c)
 	if !ok {
@@ -118,9 +119,9 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 	}
 	now := c.Now()
 	w := sessionSubjects(c, ls)
-	// sc.ss are the limits counted, sc.mine the current bucket's count as
-	// our increment returned it, sc.done the counters incremented (each
-	// once).
+	// sc.ss are the limits counted, sc.ctr[i] the index in sc.ops of the
+	// counter limit i counts in (two limits sharing key and window share
+	// one), sc.ops the increments.
 	sc := newScratch()
 	for li := range ls {
 		l := &ls[li]
@@ -129,28 +130,26 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 			continue
 		}
 		s := newSliderIn(kind, l, subj, now, w.win(li, kind))
-		// Two limits sharing key and window share a counter: count once.
-		shared := false
+		ctr := len(sc.ops)
 		for i := range sc.ss {
 			if sc.ss[i].sameCounter(&s) {
-				sc.ss, sc.mine, shared = append(sc.ss, s), append(sc.mine, sc.mine[i]), true
+				ctr = sc.ctr[i]
 				break
 			}
 		}
-		if shared {
-			continue
+		if ctr == len(sc.ops) {
+			sc.ops = append(sc.ops, sdk.KVIncrOp{Key: s.incrKey(), Delta: 1, TTL: s.ttl()})
 		}
-		n, err := s.incr(c, 1)
-		if err != nil {
-			c.KVFailed(err, "ratelimit: %v; not limiting", err)
-			continue
-		}
-		sc.ss, sc.mine, sc.done = append(sc.ss, s), append(sc.mine, n), append(sc.done, len(sc.ss))
+		sc.ss, sc.ctr = append(sc.ss, s), append(sc.ctr, ctr)
 	}
 	if len(sc.ss) == 0 {
 		return sdk.Continue()
 	}
-	ss, mine := sc.ss, sc.mine
+	if err := incrMany(c, sc.ops); err != nil {
+		c.KVFailed(err, "ratelimit: %v; not limiting", err)
+		return sdk.Continue()
+	}
+	ss := sc.ss
 	ws, err := readWindows(c, sc, false)
 	if err != nil {
 		c.KVFailed(err, "ratelimit: %v; not limiting", err)
@@ -167,12 +166,13 @@ func count(c *sdk.Ctx, kind byte) sdk.Verdict {
 		// gives each concurrent event once, on every node sharing it. A
 		// fresh read would also see increments made after ours, some of
 		// them about to be taken back, and refuse events that fit.
-		counts[subWindows-1] = mine[i]
+		counts[subWindows-1] = sc.ops[sc.ctr[i]].N
 		if sum(counts) > ss[i].max() {
-			for _, j := range sc.done {
-				if _, err := ss[j].incr(c, -1); err != nil {
-					c.KVFailed(err, "ratelimit: taking back a count: %v", err)
-				}
+			for j := range sc.ops {
+				sc.ops[j].Delta = -1
+			}
+			if err := incrMany(c, sc.ops); err != nil {
+				c.KVFailed(err, "ratelimit: taking back a count: %v", err)
 			}
 			return exceeded(c, &ss[i], sum(counts)-1, ss[i].retryAfter(counts))
 		}

@@ -244,14 +244,17 @@ func getMany(c *sdk.Ctx, keys []string, fn func(i int, v []byte)) error {
 	return nil
 }
 
-// incr adds delta to the current bucket and returns its new count.
-func (s *slider) incr(c *sdk.Ctx, delta int64) (int64, error) {
-	k := s.incrKey()
-	n, err := c.KVIncr(k, delta, s.ttl())
-	if err != nil {
-		return 0, fmt.Errorf("counting %s: %w", k, err)
+// incrMany makes the increments of ops in as few host calls as the host's
+// per-call limit allows (one for every configuration of a reasonable
+// size), setting each op's N.
+func incrMany(c *sdk.Ctx, ops []sdk.KVIncrOp) error {
+	for off := 0; off < len(ops); off += pluginapi.MaxKVIncrMany {
+		part := ops[off:min(len(ops), off+pluginapi.MaxKVIncrMany)]
+		if err := c.KVIncrMany(part); err != nil {
+			return fmt.Errorf("counting %s and %d more: %w", part[0].Key, len(part)-1, err)
+		}
 	}
-	return n, nil
+	return nil
 }
 
 // retryAfter is how long until the window, counted as counts, has room for

@@ -62,6 +62,8 @@
 
 /* The most keys one sluice_kv_get_many call may read. */
 #define SLUICE_MAX_KV_GET_MANY 64
+/* The most counters one sluice_kv_incr_many call may add to. */
+#define SLUICE_MAX_KV_INCR_MANY 64
 
 /* Properties for sluice_get_prop. */
 #define SLUICE_PROP_CLIENT_IP 0
@@ -138,6 +140,8 @@ SLUICE_IMPORT("kv_get") int32_t sluice_kv_get(const char *key, int32_t key_len, 
 SLUICE_IMPORT("kv_get_many") int32_t sluice_kv_get_many(const char *keys, int32_t keys_len, char *buf, int32_t cap);
 SLUICE_IMPORT("kv_set") int32_t sluice_kv_set(const char *key, int32_t key_len, const char *value, int32_t value_len, int64_t ttl_ms);
 SLUICE_IMPORT("kv_incr") int32_t sluice_kv_incr(const char *key, int32_t key_len, int64_t delta, int64_t ttl_ms, int64_t *out);
+/* keys "\n"-separated (at most SLUICE_MAX_KV_INCR_MANY); args holds per key in order its delta and ttl_ms; out receives per key its new value. */
+SLUICE_IMPORT("kv_incr_many") int32_t sluice_kv_incr_many(const char *keys, int32_t keys_len, const int64_t *args, int64_t *out);
 SLUICE_IMPORT("kv_del") int32_t sluice_kv_del(const char *key, int32_t key_len);
 SLUICE_IMPORT("metric_add") int32_t sluice_metric_add(const char *name, int32_t name_len, double delta);
 

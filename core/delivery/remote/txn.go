@@ -19,7 +19,7 @@ import (
 // reason given, rather than a later connection failure.
 func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts []string) []mail.Result {
 	domain := ds.domain
-	last := deferred("4.4.1", "none", "no mail exchanger of %s could be reached", domain)
+	var last *failure // nil: nothing tried failed yet (formatted only when needed)
 	var policyFail *failure
 	for _, t := range ds.targets {
 		addrs, secure, f := d.addrs(ctx, t, domain)
@@ -38,7 +38,11 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts [
 		}
 		for _, a := range addrs {
 			if err := ctx.Err(); err != nil {
-				return deferred("4.4.1", last.relay, "delivery to %s interrupted: %v", domain, err).all(rcpts)
+				relay := "none"
+				if last != nil {
+					relay = last.relay
+				}
+				return deferred("4.4.1", relay, "delivery to %s interrupted: %v", domain, err).all(rcpts)
 			}
 			ap := netip.AddrPortFrom(a.Unmap(), uint16(t.port))
 			fresh := false
@@ -66,6 +70,9 @@ func (d *Deliverer) send(ctx context.Context, m *mail.Message, ds *dest, rcpts [
 	}
 	if policyFail != nil {
 		return policyFail.all(rcpts)
+	}
+	if last == nil {
+		last = deferred("4.4.1", "none", "no mail exchanger of %s could be reached", domain)
 	}
 	return last.all(rcpts)
 }

@@ -131,6 +131,17 @@ func mail(c *sdk.Ctx) sdk.Verdict {
 	note(c, "getmany.toomany", errText(err))
 	_, err = c.KVGetMany("a\nb")
 	note(c, "getmany.newline", errText(err))
+	ops := []sdk.KVIncrOp{{Key: "count", Delta: 3, TTL: time.Minute}, {Key: "fresh", Delta: -1, TTL: time.Hour}, {Key: "count", Delta: 1}}
+	err = c.KVIncrMany(ops)
+	note(c, "incrmany", join(ops[0].N, ops[1].N, ops[2].N, errText(err)))
+	note(c, "incrmany.text", errText(c.KVIncrMany([]sdk.KVIncrOp{{Key: "k", Delta: 1}})))
+	toomany := make([]sdk.KVIncrOp, pluginapi.MaxKVIncrMany+1)
+	for i := range toomany {
+		toomany[i].Key = fmt.Sprint("k", i)
+	}
+	note(c, "incrmany.toomany", errText(c.KVIncrMany(toomany)))
+	note(c, "incrmany.newline", errText(c.KVIncrMany([]sdk.KVIncrOp{{Key: "a\nb", Delta: 1}})))
+	note(c, "incrmany.negttl", errText(c.KVIncrMany([]sdk.KVIncrOp{{Key: "a", Delta: 1, TTL: -time.Second}})))
 	note(c, "del", errText(c.KVDel("k")))
 	_, ok, err = c.KVGet("k")
 	note(c, "get2", join(ok, errText(err)))
