@@ -4,9 +4,10 @@
 # does not change, unlike the CPU times of scripts/plugin-cpu.sh. The real
 # server runs under `valgrind --tool=callgrind` (sink.test relayed to a
 # downstream smtp-sink, bench DNS from scripts/benchdns.py); smtp-source
-# sends 40 messages of 10 KiB to warm it up, the counters are zeroed, then
-# it sends MESSAGES more (default 200) over 2 sessions; once all of them
-# have been relayed the counts are dumped and divided by MESSAGES.
+# sends 40 messages of 10 KiB over 2 sessions to warm it up, the counters
+# are zeroed, then it sends MESSAGES more (default 200) over 2 sessions;
+# once all of them have been relayed the counts are dumped and divided by
+# MESSAGES.
 #
 #   scripts/plugin-instr.sh [-m MESSAGES] DIR|none ...
 #
@@ -38,7 +39,7 @@ if [ "${1:-}" = -m ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,27p' "$0" >&2
+	sed -n '2,32p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-instr: $*" >&2; }
