@@ -39,7 +39,7 @@ if [ "${1:-}" = -m ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,32p' "$0" >&2
+	sed -n '2,33p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-instr: $*" >&2; }
