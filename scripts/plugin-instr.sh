@@ -4,16 +4,22 @@
 # does not change, unlike the CPU times of scripts/plugin-cpu.sh. The real
 # server runs under `valgrind --tool=callgrind` (sink.test relayed to a
 # downstream smtp-sink, bench DNS from scripts/benchdns.py); smtp-source
-# sends 20 messages of 10 KiB to warm it up, the counters are zeroed, then
-# it sends MESSAGES more (default 200) over 2 sessions; once all of them
-# have been relayed the counts are dumped and divided by MESSAGES.
+# sends 40 messages of 10 KiB over 2 sessions to warm it up, the counters
+# are zeroed, then it sends MESSAGES more (default 200) over 2 sessions;
+# once all of them have been relayed the counts are dumped and divided by
+# MESSAGES.
 #
 #   scripts/plugin-instr.sh [-m MESSAGES] DIR|none ...
 #
 # Each DIR holds NAME.wasm files with their NAME.toml, as for
 # plugin-cpu.sh. The copies the server loads get init_timeout = "10m" and
 # timeout = "30s" (under valgrind a Go guest starts in seconds and its
-# collections take tens of milliseconds), and the modules are compiled
+# collections take tens of milliseconds) and pool_min = pool_max = 2: two
+# instances a plugin, made at load and warmed up by the first messages,
+# sent over two sessions like the measured ones (a second instance made
+# when the two sessions first overlapped in a call put its start, 0.1-0.2
+# M instructions a message, into some counts and not others; one instance
+# a plugin made the sessions queue for it). The modules are compiled
 # once by a server started without valgrind into a [plugins] cache_dir
 # that the measured one reuses. It prints one line a DIR:
 # "DIR instructions_per_msg=… messages=…"; PLUGIN_INSTR_KEEP=OUTDIR keeps
@@ -33,7 +39,7 @@ if [ "${1:-}" = -m ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,27p' "$0" >&2
+	sed -n '2,33p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-instr: $*" >&2; }
@@ -100,8 +106,8 @@ run() {
 		for f in "$dir"/*.toml; do
 			[ -e "$f" ] || continue
 			{
-				printf 'init_timeout = "10m"\ntimeout = "30s"\n'
-				grep -Ev '^(init_)?timeout *=' "$f" || true # an empty NAME.toml is no error
+				printf 'init_timeout = "10m"\ntimeout = "30s"\npool_min = 2\npool_max = 2\n'
+				grep -Ev '^((init_)?timeout|pool_min|pool_max) *=' "$f" || true # an empty NAME.toml is no error
 			} >"$data/plugins/$(basename "$f")"
 		done
 	fi
@@ -114,11 +120,11 @@ run() {
 	stop "$pid"
 	rm -rf "$data/queue"
 	serve env GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind ${PLUGIN_INSTR_VALGRIND:-} --callgrind-out-file="$tmp/cg.out" || return 1
-	smtp-source -s 1 -m 20 -l 10240 -f a@client.test -t u@sink.test "127.0.0.1:$smtp_port"
-	relayed 20 || return 1
+	smtp-source -s 2 -m 40 -l 10240 -f a@client.test -t u@sink.test "127.0.0.1:$smtp_port"
+	relayed 40 || return 1
 	callgrind_control -z "$pid" >/dev/null
 	smtp-source -s 2 -m "$messages" -l 10240 -f a@client.test -t u@sink.test "127.0.0.1:$smtp_port"
-	relayed $((20 + messages)) || return 1
+	relayed $((40 + messages)) || return 1
 	callgrind_control -d "$pid" >/dev/null
 	local out
 	out=$(ls -t "$tmp"/cg.out.* | head -n 1)

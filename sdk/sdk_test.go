@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/sluice-mta/sluice/pluginapi"
@@ -17,3 +18,26 @@ func TestFeatures(t *testing.T) {
 		t.Errorf("with OnInit: %v, want %v", got, pluginapi.FeatureInit)
 	}
 }
+
+// TestStatusErr: every failure status comes back as an error that is the
+// status (errors.Is, and the value itself), StatusOK as nil, and the known
+// ones without an allocation.
+func TestStatusErr(t *testing.T) {
+	if err := statusErr(pluginapi.StatusOK); err != nil {
+		t.Fatalf("StatusOK: %v", err)
+	}
+	for _, st := range []pluginapi.Status{pluginapi.StatusNotFound, pluginapi.StatusDenied, pluginapi.StatusBadArgument,
+		pluginapi.StatusWrongStage, pluginapi.StatusTempFail, pluginapi.StatusTooLarge, -7, -100} {
+		err := statusErr(st)
+		if got, ok := err.(pluginapi.Status); !ok || got != st || !errors.Is(err, st) {
+			t.Errorf("status %d: error %#v", st, err)
+		}
+	}
+	var err error
+	if n := testing.AllocsPerRun(100, func() { err = statusErr(notFound) }); n != 0 || err != ErrNotFound {
+		t.Errorf("statusErr(StatusNotFound) allocates %v times (%v)", n, err)
+	}
+}
+
+// notFound is a status the compiler cannot see as a constant.
+var notFound = pluginapi.StatusNotFound

@@ -81,10 +81,20 @@ const (
 	ErrTooLarge = pluginapi.StatusTooLarge
 )
 
-// statusErr turns a status into an error (nil for StatusOK).
+// statusErr turns a status into an error (nil for StatusOK). The known
+// ones are boxed once: converting a negative Status to an error at each
+// call is a heap allocation in a Go guest (a header delete that finds
+// nothing, at every message of a load, was one; BENCHMARKS.md, "The
+// non-KV host path").
 func statusErr(st pluginapi.Status) error {
 	if st == pluginapi.StatusOK {
 		return nil
 	}
+	if i := -int(st); i > 0 && i < len(statusErrs) {
+		return statusErrs[i]
+	}
 	return st
 }
+
+// statusErrs holds each known failure Status as an error, by -Status.
+var statusErrs = [...]error{nil, ErrNotFound, ErrDenied, ErrBadArgument, ErrWrongStage, ErrTempFail, ErrTooLarge}

@@ -28,10 +28,20 @@ func (e *Env) Header(name string, index int) (string, pluginapi.Status) {
 // Headers returns the header section as it stands, without the empty line
 // that ends it.
 func (e *Env) Headers() ([]byte, pluginapi.Status) {
+	h, st := e.headerSection()
+	if st != pluginapi.StatusOK {
+		return nil, st
+	}
+	return h.Bytes(), pluginapi.StatusOK
+}
+
+// headerSection is the header that Headers hands out, or the status that
+// refuses it: get_headers writes its bytes straight into guest memory.
+func (e *Env) headerSection() (*mail.Header, pluginapi.Status) {
 	if st := e.permit(rowGetHeaders); st != pluginapi.StatusOK {
 		return nil, st
 	}
-	return e.header().Bytes(), pluginapi.StatusOK
+	return e.header(), pluginapi.StatusOK
 }
 
 // header returns the transaction's header, empty when there is none.

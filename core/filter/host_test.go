@@ -114,6 +114,11 @@ greeting = "hi"
 	if got, want := noteI32(t, txn, "hdrlen"), int32(txn.Header.Len()); got != want {
 		t.Errorf("get_headers length %d, want %d", got, want)
 	}
+	// The section as it stood when read: the subject set, X-Remove
+	// deleted, X-Probe added before it.
+	if got, want := txn.Notes["headers"], "X-Probe: yes\r\nSubject: changed\r\n"; got != want {
+		t.Errorf("get_headers wrote %q, want %q", got, want)
+	}
 	if got := int64(binary.LittleEndian.Uint64([]byte(txn.Notes["now"]))); got != now.UnixNano() {
 		t.Errorf("now = %d, want %d", got, now.UnixNano())
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -38,8 +39,12 @@ func hostFuncs() map[string]hostFunc {
 			s[0] = in.outString(v, st, s[3], s[4])
 		},
 		pluginapi.FuncGetHeaders: func(in *instance, s []uint64) {
-			v, st := in.env.Headers()
-			s[0] = in.outBytes(v, st, s[0], s[1])
+			h, st := in.env.headerSection()
+			if st != pluginapi.StatusOK {
+				s[0] = result(0, st)
+				return
+			}
+			s[0] = in.outHeader(h, s[0], s[1])
 		},
 		pluginapi.FuncReadBody: func(in *instance, s []uint64) {
 			buf, ok := in.read(uint32(s[1]), uint32(s[2]))
@@ -255,6 +260,24 @@ func (in *instance) outBytes(v []byte, st pluginapi.Status, buf, capacity uint64
 		in.mem.Write(uint32(buf), v)
 	}
 	return uint64(uint32(len(v)))
+}
+
+// outHeader is outBytes for the header section, written into the guest
+// buffer (buf, cap) without a copy on the host first: one allocation and
+// one copy of the section less a read.
+func (in *instance) outHeader(h *mail.Header, buf, capacity uint64) uint64 {
+	n := h.Len()
+	if uint64(n) > math.MaxInt32 {
+		return result(0, pluginapi.StatusTooLarge)
+	}
+	dst, ok := in.read(uint32(buf), uint32(capacity))
+	if !ok {
+		return bad
+	}
+	if n <= len(dst) && n > 0 {
+		h.AppendTo(dst[:0:n]) // fills dst: Len is what AppendTo appends
+	}
+	return uint64(uint32(n))
 }
 
 func str1(f func(e *Env, a string) pluginapi.Status) hostFunc {

@@ -44,7 +44,12 @@ func onData(c *sdk.Ctx) sdk.Verdict {
 		stripReceived(c)
 	}
 	if len(r.CustomerIDs) > 0 {
-		if id, ok := r.CustomerIDs[user]; ok && user != "" {
+		var id string
+		ok := false
+		if user != "" { // mail from outside: no map lookup
+			id, ok = r.CustomerIDs[user]
+		}
+		if ok {
 			check(c, "setting", r.CustomerIDHeader, c.SetHeader(r.CustomerIDHeader, id))
 		} else {
 			check(c, "removing", r.CustomerIDHeader, c.DelHeader(r.CustomerIDHeader))

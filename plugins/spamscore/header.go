@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/mail"
 	"strings"
+	"unsafe"
 )
 
 // simpleHeader is a header section read without net/textproto when every
@@ -15,7 +16,10 @@ import (
 // space; blanks trimmed as textproto trims them), and reading it cannot
 // fail, where textproto's reader is most of the guest time of a message
 // built by a plain mail client or sluice-load. FuzzSimpleHeader checks the
-// two against each other.
+// two against each other. A value on one line, nearly all of them, is a
+// string over the section's bytes, not a copy: it is valid until those
+// bytes change, which for readHeader's is the next call (spamscore keeps
+// no value from one call to the next).
 type simpleHeader []simpleField
 
 // simpleField is one field: its name and the raw lines after the colon,
@@ -87,12 +91,14 @@ func (h simpleHeader) Get(name string) string {
 
 // value unfolds raw as textproto does: each line trimmed of blanks at both
 // ends, the lines joined with one space, then the blanks before the first
-// character dropped.
+// character dropped. A value on one line is not copied (see simpleHeader):
+// a copy was a guest allocation for every field read, six a message.
 func (f simpleField) value() string {
 	raw := f.raw
 	i := bytes.IndexByte(raw, '\r')
 	if i < 0 {
-		return string(bytes.TrimLeft(trimBlanks(raw), " \t"))
+		v := trimBlanks(raw) // no blank left to drop before it
+		return unsafe.String(unsafe.SliceData(v), len(v))
 	}
 	v := append([]byte(nil), trimBlanks(raw[:i])...)
 	for raw = raw[i+2:]; ; raw = raw[i+2:] {
@@ -108,8 +114,18 @@ func (f simpleField) value() string {
 	}
 }
 
-// trimBlanks trims spaces and tabs at both ends (textproto's trim).
-func trimBlanks(s []byte) []byte { return bytes.Trim(s, " \t") }
+// trimBlanks trims spaces and tabs at both ends (textproto's trim), in a
+// loop: bytes.Trim builds its cutset's table at every call.
+func trimBlanks(s []byte) []byte {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
+}
 
 // equalFoldASCII compares a field name with name, ASCII letters in any case.
 func equalFoldASCII(a []byte, b string) bool {
@@ -147,24 +163,29 @@ func readHeader(hdr []byte) (headerGetter, error) {
 // "Words Of A Name <local@domain>", where the name's words are letters and
 // digits and the address's atoms letters, digits, '_', '+' and '-'.
 // FuzzSimpleAddress checks the two against each other.
-func parseAddress(s string) (*mail.Address, error) {
+func parseAddress(s string) (mail.Address, error) {
 	if a, ok := simpleAddress(s); ok {
 		return a, nil
 	}
-	return mail.ParseAddress(s)
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return mail.Address{}, err
+	}
+	return *a, nil
 }
 
-// simpleAddress reads s when it has one of parseAddress's plain forms.
-func simpleAddress(s string) (*mail.Address, bool) {
+// simpleAddress reads s when it has one of parseAddress's plain forms. The
+// address is a value: a pointer to it was a guest allocation a message.
+func simpleAddress(s string) (mail.Address, bool) {
 	lt := strings.IndexByte(s, '<')
 	if lt < 0 {
 		if !addrSpec(s) {
-			return nil, false
+			return mail.Address{}, false
 		}
-		return &mail.Address{Address: s}, true
+		return mail.Address{Address: s}, true
 	}
 	if !strings.HasSuffix(s, ">") || !addrSpec(s[lt+1:len(s)-1]) {
-		return nil, false
+		return mail.Address{}, false
 	}
 	// The name: words of letters and digits separated by spaces. Joined
 	// by single spaces it is the text before '<' less its trailing
@@ -178,17 +199,17 @@ func simpleAddress(s string) (*mail.Address, bool) {
 				single = false
 			}
 		case !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'):
-			return nil, false
+			return mail.Address{}, false
 		}
 	}
 	name := strings.TrimRight(raw, " ")
 	if lt > 0 && (s[0] == ' ' || name == "") {
-		return nil, false
+		return mail.Address{}, false
 	}
 	if !single {
 		name = strings.Join(strings.Fields(name), " ")
 	}
-	return &mail.Address{Name: name, Address: s[lt+1 : len(s)-1]}, true
+	return mail.Address{Name: name, Address: s[lt+1 : len(s)-1]}, true
 }
 
 // addrSpec reports whether s is local@domain, each part atoms of letters,

@@ -129,7 +129,7 @@ func FuzzSimpleAddress(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q: read as %+v, mail.ParseAddress: %v", s, got, err)
 		}
-		if *got != *want {
+		if got != *want {
 			t.Fatalf("%q: %+v, mail.ParseAddress %+v", s, got, want)
 		}
 	})

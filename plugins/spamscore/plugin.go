@@ -123,7 +123,7 @@ func checkHeaders(r *rules, h headerGetter, mailFrom string, hits *hitSet) {
 	if mailFrom != "" && !sameOrg(sdk.Domain(mailFrom), fromDom) {
 		hits.set(symEnvMismatch)
 	}
-	if spoofsLocal(r, from, fromDom) {
+	if spoofsLocal(r, &from, fromDom) {
 		hits.set(symDisplaySpoof)
 	}
 }
