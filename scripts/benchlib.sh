@@ -19,6 +19,36 @@ kill_pids() {
 	done
 }
 
+# bench_tmp NAME makes the script's scratch directory (in tmp, readable by
+# the nobody that smtp-sink runs as), removed with the processes in pids
+# at exit, and puts /usr/sbin (smtp-source, smtp-sink) on PATH.
+bench_tmp() {
+	tmp=$(mktemp -d "/tmp/sluice-$1.XXXXXX")
+	chmod 755 "$tmp"
+	trap 'kill_pids; rm -rf "$tmp"' EXIT
+	PATH=$PATH:/usr/sbin
+}
+
+# serve_bench BIN starts sluice binary BIN on an empty $tmp/data with the
+# bench configuration (bench_toml; [dns] at the peers' benchdns.py, so
+# start_peers first), its log in $tmp/s.log; sets pid and smtp_port, and
+# fails, saying why, when it does not listen within 120 s.
+serve_bench() {
+	free_port smtp_port || return 1
+	free_port sub_port || return 1
+	rm -rf "$tmp/data"
+	mkdir -p "$tmp/data"
+	bench_toml "$tmp/s.toml" "$tmp/data" "$smtp_port" "$sub_port" "$down_port" $'[dns]\nservers = ["127.0.0.1:'"$dns_port"$'"]'
+	"$1" serve --config "$tmp/s.toml" >"$tmp/s.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	wait_port "$smtp_port" "$pid" 120 || { say "$1 did not start: $(tail -n 3 "$tmp/s.log")"; return 1; }
+}
+
+# proc_ticks PID prints the user + system CPU time PID has used, in clock
+# ticks (getconf CLK_TCK a second).
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 # port_open PORT succeeds when something listens on 127.0.0.1:PORT.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

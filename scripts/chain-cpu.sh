@@ -19,12 +19,8 @@ bin=$1 sessions=${2:-20} msgs=${3:-6000}
 pids=()
 say() { echo "chain-cpu: $*" >&2; }
 . scripts/benchlib.sh
-tmp=$(mktemp -d /tmp/sluice-chain.XXXXXX)
-chmod 755 "$tmp"
-trap 'kill_pids; rm -rf "$tmp"' EXIT
-PATH=$PATH:/usr/sbin
+bench_tmp chain
 hz=$(getconf CLK_TCK)
-cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ms() { awk -v t="$1" -v n="$msgs" -v hz="$hz" 'BEGIN { printf "%.3f", t / hz * 1000 / n }'; }
 send() { # send PORT: the measured smtp-source run; sets src_ms and rate
 	local t0 t1 u s
@@ -42,27 +38,20 @@ warm() { smtp-source -s "$sessions" -m 500 -l 10240 -f bench@client.test -t user
 
 # smtp-source → smtp-sink
 warm "$down_port"
-k0=$(cpu "$sink_pid")
+k0=$(proc_ticks "$sink_pid")
 send "$down_port"
-k1=$(cpu "$sink_pid")
+k1=$(proc_ticks "$sink_pid")
 echo "smtp-source → smtp-sink, $sessions sessions: $rate msgs/s; ms a message: smtp-source $src_ms, smtp-sink $(ms $((k1 - k0)))"
 
 # smtp-source → sluice → smtp-sink
-free_port smtp_port
-free_port sub_port
-mkdir -p "$tmp/data"
-bench_toml "$tmp/s.toml" "$tmp/data" "$smtp_port" "$sub_port" "$down_port" $'[dns]\nservers = ["127.0.0.1:'"$dns_port"$'"]'
-"$bin" serve --config "$tmp/s.toml" >"$tmp/s.log" 2>&1 &
-pid=$!
-pids+=("$pid")
-wait_port "$smtp_port" "$pid" 120 || { say "sluice did not start: $(tail -n 3 "$tmp/s.log")"; exit 1; }
+serve_bench "$bin" || exit 1
 sent() { grep -c 'status=sent' "$tmp/s.log" || true; }
 warm "$smtp_port"
 for _ in $(seq 1 600); do [ "$(sent)" -ge 500 ] && break; sleep 0.1; done
-a0=$(cpu "$pid")
-k0=$(cpu "$sink_pid")
+a0=$(proc_ticks "$pid")
+k0=$(proc_ticks "$sink_pid")
 send "$smtp_port"
 for _ in $(seq 1 1200); do [ "$(sent)" -ge $((msgs + 500)) ] && break; sleep 0.1; done
-a1=$(cpu "$pid")
-k1=$(cpu "$sink_pid")
+a1=$(proc_ticks "$pid")
+k1=$(proc_ticks "$sink_pid")
 echo "smtp-source → sluice → smtp-sink, $sessions sessions: $rate msgs/s; ms a message: smtp-source $src_ms, sluice $(ms $((a1 - a0))), smtp-sink $(ms $((k1 - k0)))"

@@ -30,37 +30,25 @@ shift $((OPTIND - 1))
 pids=()
 say() { echo "drain-ab: $*" >&2; }
 . scripts/benchlib.sh
-tmp=$(mktemp -d /tmp/sluice-drain.XXXXXX)
-chmod 755 "$tmp"
-trap 'kill_pids; rm -rf "$tmp"' EXIT
-PATH=$PATH:/usr/sbin
+bench_tmp drain
 go build -o "$tmp/sluice-load" ./cmd/sluice-load
 start_peers "$tmp"
 hz=$(getconf CLK_TCK)
-cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 inbox() { find "$tmp/data/mail" -path '*/new/*' -type f 2>/dev/null | wc -l; }
 for _ in $(seq 1 "$rounds"); do
 	for bin in "$@"; do
-		free_port smtp_port
-		free_port sub_port
-		rm -rf "$tmp/data"
-		mkdir -p "$tmp/data"
-		bench_toml "$tmp/s.toml" "$tmp/data" "$smtp_port" "$sub_port" "$down_port" $'[dns]\nservers = ["127.0.0.1:'"$dns_port"$'"]'
-		"$bin" serve --config "$tmp/s.toml" >"$tmp/s.log" 2>&1 &
-		pid=$!
-		pids+=("$pid")
-		wait_port "$smtp_port" "$pid" 120 || { say "$bin did not start: $(tail -n 3 "$tmp/s.log")"; exit 1; }
-		c0=$(cpu "$pid")
+		serve_bench "$bin" || exit 1
+		c0=$(proc_ticks "$pid")
 		t0=$(date +%s.%N)
 		"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c "$conns" -d 8s -size 10240 -to user@bench.test >"$tmp/l.out" 2>&1
 		t1=$(date +%s.%N)
-		c1=$(cpu "$pid")
+		c1=$(proc_ticks "$pid")
 		acc=$(grep -o 'accepted [0-9]*' "$tmp/l.out" | awk '{ print $2 }')
 		rate=$(grep -o '[0-9.]* msgs/s' "$tmp/l.out" | awk '{ print $1 }')
 		early=$(inbox)
 		for _ in $(seq 1 3000); do [ "$(inbox)" -ge "$acc" ] && break; sleep 0.1; done
 		t2=$(date +%s.%N)
-		c2=$(cpu "$pid")
+		c2=$(proc_ticks "$pid")
 		awk -v b="$bin" -v r="$rate" -v a="$acc" -v e="$early" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
 			-v c0="$c0" -v c1="$c1" -v c2="$c2" -v hz="$hz" 'BEGIN {
 			printf "%s: %s msgs/s accepted=%d delivered_when_load_ended=%d rest_delivered_in=%.1fs cpu_during_load=%.3f cpu_until_delivered=%.3f ms/msg accepted_and_delivered=%.0f msgs/s\n",
