@@ -365,18 +365,22 @@ func (q *Queue) recoverLeases(ctx context.Context) error {
 	}
 	now := q.opts.Now()
 	for _, id := range ids {
+		outcome := "due now" // what became of the leased message, for the log
 		err := q.update(ctx, func(txn *badger.Txn) error {
+			outcome = "due now"
 			if err := txn.Delete(leaseKey(id)); err != nil {
 				return err
 			}
 			env, err := getEnvelope(txn, id)
 			if errors.Is(err, ErrNotFound) {
+				outcome = "message gone"
 				return nil
 			}
 			if err != nil {
 				return err
 			}
 			if env.Held {
+				outcome = "still held"
 				return nil
 			}
 			env.NextAttempt = now
@@ -388,7 +392,7 @@ func (q *Queue) recoverLeases(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("queue: recover lease of %s: %w", id, err)
 		}
-		q.log.Info("lease recovered, due now", "id", id)
+		q.log.Info("lease recovered, "+outcome, "id", id)
 	}
 	return nil
 }
