@@ -25,9 +25,7 @@
 # "DIR instructions_per_msg=… messages=…"; PLUGIN_INSTR_KEEP=OUTDIR keeps
 # each callgrind profile (OUTDIR/callgrind-NAME.out) for callgrind_annotate;
 # PLUGIN_INSTR_VALGRIND adds options to valgrind (e.g.
-# --separate-callers20=runtime.newstack); PLUGIN_INSTR_BIN=PATH measures
-# that sluice binary instead of one built from the tree (an A/B of two
-# builds, e.g. two PGO profiles). As with plugin-cpu.sh, a DIR that holds
+# --separate-callers20=runtime.newstack). As with plugin-cpu.sh, a DIR that holds
 # an executable named sluice runs that server instead, and
 # PLUGIN_INSTR_TOML is appended to the server's configuration (a [kv]
 # table on Redis, say).
@@ -39,7 +37,7 @@ if [ "${1:-}" = -m ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,33p' "$0" >&2
+	sed -n '2,31p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-instr: $*" >&2; }
@@ -53,11 +51,7 @@ tmp=$(mktemp -d /tmp/sluice-plugin-instr.XXXXXX)
 trap 'kill_pids; rm -rf "$tmp"' EXIT
 trap 'say "failed at line $LINENO: $BASH_COMMAND; the server said: $(tail -n 3 "$tmp/server.log" 2>/dev/null)"' ERR
 PATH=$PATH:/usr/sbin
-if [ -n "${PLUGIN_INSTR_BIN:-}" ]; then
-	cp "$PLUGIN_INSTR_BIN" "$tmp/sluice"
-else
-	go build -o "$tmp/sluice" ./cmd/sluice
-fi
+go build -o "$tmp/sluice" ./cmd/sluice
 
 start_peers "$tmp" || exit 1
 
