@@ -95,8 +95,11 @@ func crashChild(dir string) {
 		fail(err)
 	}
 	go q.Run(context.Background())
-	for !handingOff(q) {
-		time.Sleep(time.Millisecond)
+	// No testing.T in the child: poll with a deadline of its own.
+	for deadline := time.Now().Add(20 * time.Second); !handingOff(q); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail(errors.New("Run did not start leasing at enqueue within 20 s"))
+		}
 	}
 	var ids []string
 	for i := range 3 {
