@@ -136,26 +136,12 @@ func (q *Queue) startLeased(j job) (*mail.Envelope, []byte, error) {
 	env := j.env
 	var body []byte
 	err := q.db.View(func(txn *badger.Txn) error {
+		var err error
 		if j.stored != nil {
-			item, err := txn.Get(msgKey(env.ID))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				return ErrNotFound
-			}
-			if err != nil {
-				return err
-			}
-			err = item.Value(func(v []byte) error {
-				if bytes.Equal(v, j.stored) {
-					return nil
-				}
-				env = new(mail.Envelope)
-				return decodeEnvelope(v, env)
-			})
-			if err != nil {
+			if env, err = getEnvelopeKnown(txn, env.ID, env, j.stored); err != nil {
 				return err
 			}
 		}
-		var err error
 		body, err = getBody(txn, env.ID)
 		return err
 	})
