@@ -99,21 +99,7 @@ func (s *MemKV) Set(_ context.Context, key string, value []byte, ttl time.Durati
 func (s *MemKV) Incr(_ context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.get(key)
-	var n int64
-	if ok {
-		old, err := strconv.ParseInt(string(e.v), 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		n = old
-	} else {
-		e.exp = s.expiry(ttl)
-	}
-	n += delta
-	e.v = strconv.AppendInt(nil, n, 10)
-	s.put(key, e)
-	return n, nil
+	return s.incr(key, delta, ttl)
 }
 
 // IncrMany implements KV: the increments in order, under one lock; a
@@ -133,19 +119,28 @@ func (s *MemKV) IncrMany(_ context.Context, keys []string, deltas []int64, ttls 
 	}
 	out := make([]int64, len(keys))
 	for i, k := range keys {
-		e, ok := s.get(k)
-		var n int64
-		if ok {
-			n, _ = strconv.ParseInt(string(e.v), 10, 64)
-		} else {
-			e.exp = s.expiry(ttls[i])
-		}
-		n += deltas[i]
-		e.v = strconv.AppendInt(nil, n, 10)
-		s.put(k, e)
-		out[i] = n
+		out[i], _ = s.incr(k, deltas[i], ttls[i]) // every key checked above
 	}
 	return out, nil
+}
+
+// incr is Incr for a caller holding s.mu.
+func (s *MemKV) incr(key string, delta int64, ttl time.Duration) (int64, error) {
+	e, ok := s.get(key)
+	var n int64
+	if ok {
+		old, err := strconv.ParseInt(string(e.v), 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		n = old
+	} else {
+		e.exp = s.expiry(ttl)
+	}
+	n += delta
+	e.v = strconv.AppendInt(nil, n, 10)
+	s.put(key, e)
+	return n, nil
 }
 
 // Del implements KV.
