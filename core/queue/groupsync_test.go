@@ -156,31 +156,19 @@ func TestRotationBeforeSyncCovered(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
-		mems := memFiles(t, dir)
-		found := false
-		for j, name := range mems {
-			data, err := os.ReadFile(filepath.Join(dir, name))
-			if errors.Is(err, os.ErrNotExist) {
-				continue // flushed to an L0 table meanwhile
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Contains(data, msgKey(id)) {
-				continue
-			}
-			found = true
-			if j == len(mems)-1 {
-				t.Errorf("%s: its WAL %s is still the newest; the hook did not rotate it", id, name)
+		holders, _ := walsHolding(t, dir, id)
+		for _, w := range holders {
+			if w.newest {
+				t.Errorf("%s: its WAL %s is still the newest; the hook did not rotate it", id, w.name)
 			}
 			mu.Lock()
-			last := synced[name]
+			last := synced[w.name]
 			mu.Unlock()
 			if last <= start {
-				t.Errorf("%s acknowledged while %s, which holds it and was rotated before the sync, was not synced since", id, name)
+				t.Errorf("%s acknowledged while %s, which holds it and was rotated before the sync, was not synced since", id, w.name)
 			}
 		}
-		if !found {
+		if len(holders) == 0 {
 			t.Errorf("%s: no WAL holds it", id)
 		}
 		mu.Lock()
@@ -188,6 +176,41 @@ func TestRotationBeforeSyncCovered(t *testing.T) {
 		unpin = func() {}
 		mu.Unlock()
 	}
+	reopenFinds(t, q, opts, ids)
+}
+
+// walHolder is a WAL (.mem) file found holding a message.
+type walHolder struct {
+	name   string
+	newest bool // the active memtable's
+}
+
+// walsHolding returns the WAL files in dir that hold message id, and
+// the WAL files there (those flushed and deleted meanwhile are skipped).
+func walsHolding(t *testing.T, dir, id string) ([]walHolder, []string) {
+	t.Helper()
+	mems := memFiles(t, dir)
+	var out []walHolder
+	for j, name := range mems {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // flushed to an L0 table meanwhile
+		}
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if bytes.Contains(data, msgKey(id)) {
+			out = append(out, walHolder{name: name, newest: j == len(mems)-1})
+		}
+	}
+	return out, mems
+}
+
+// reopenFinds closes q, opens the queue again and checks that every
+// message in ids is there.
+func reopenFinds(t *testing.T, q *Queue, opts Options, ids []string) {
+	t.Helper()
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
