@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/internal/testwait"
 )
 
 // recorder is an underlying writer that keeps every write it is given.
@@ -32,20 +34,15 @@ func (r *recorder) got() []string {
 	return append([]string(nil), r.writes...)
 }
 
-// waitWrites polls until r has n writes, failing after 5 s.
+// waitWrites waits until r has n writes and returns them.
 func waitWrites(t *testing.T, r *recorder, n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		w := r.got()
-		if len(w) >= n {
-			return w
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes after 5 s, want %d: %q", len(w), n, w)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	var w []string
+	testwait.Until(t, 5*time.Second, fmt.Sprintf("%d writes", n), func() bool {
+		w = r.got()
+		return len(w) >= n
+	})
+	return w
 }
 
 // TestLinesShareOneWrite: lines logged within the delay reach the
@@ -128,19 +125,11 @@ func TestWriteErrorReported(t *testing.T) {
 	b := New(r, time.Millisecond, 0)
 	fmt.Fprintf(b, "x\n")
 	waitWrites(t, r, 1)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Until(t, 5*time.Second, "the timed write's error kept", func() bool {
 		b.mu.Lock()
-		err := b.err
-		b.mu.Unlock()
-		if err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the timed write's error was not kept")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer b.mu.Unlock()
+		return b.err != nil
+	})
 	if _, err := b.Write([]byte("y\n")); !errors.Is(err, boom) {
 		t.Fatalf("Write after a failed write = %v, want %v", err, boom)
 	}

@@ -2,31 +2,13 @@ package server_test
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testlog"
 	"github.com/sluice-mta/sluice/core/logbatch"
 	"github.com/sluice-mta/sluice/core/server"
 )
-
-// lockedBuf is a strings.Builder safe for the logbatch timer's goroutine.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestLoggerFlushesWarnings: over a writer that holds lines back (the
 // server's log as `sluice serve` makes it), info lines wait, and a warning
@@ -35,7 +17,7 @@ func (l *lockedBuf) String() string {
 func TestLoggerFlushesWarnings(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
-			out := &lockedBuf{}
+			out := &testlog.Buffer{}
 			w := logbatch.New(out, time.Hour, 0)
 			log, _ := server.NewLogger(w, "info", format)
 			log = log.With("session", "s1")
