@@ -91,6 +91,10 @@ type Options struct {
 	// onScan, when set, is called at each scan of the schedule index
 	// (tests count them).
 	onScan func()
+	// vlogTrim overrides vlogTrimInterval (tests).
+	vlogTrim time.Duration
+	// vlogFileSize overrides valueLogFileSize (tests rotate files sooner).
+	vlogFileSize int64
 }
 
 // Defaults used for zero Options fields.
@@ -100,6 +104,9 @@ const (
 	defaultMaxLifetime = 5 * 24 * time.Hour
 	defaultWorkers     = 8
 	defaultGCInterval  = 10 * time.Minute
+	// vlogTrimInterval is how often the pages of the rotated value-log
+	// files are dropped from the process's mappings (trimVlog).
+	vlogTrimInterval = 2 * time.Second
 	// bodyThreshold: values of at least this size (message bodies) go to the
 	// value log; envelopes and index entries stay in the LSM tree. See
 	// RATIONALE.md "Queue durability: group commit".
@@ -248,6 +255,9 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	bo.TableSizeMultiplier = tableSizeMultiplier
 	if opts.memTableSize > 0 {
 		bo = bo.WithMemTableSize(opts.memTableSize)
+	}
+	if opts.vlogFileSize > 0 {
+		bo = bo.WithValueLogFileSize(opts.vlogFileSize)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {

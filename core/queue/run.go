@@ -274,31 +274,75 @@ func (q *Queue) lease(e schedEntry) (*mail.Envelope, error) {
 	return leased, nil
 }
 
-// gcLoop runs value-log garbage collection every GCInterval.
+// gcLoop runs value-log garbage collection every GCInterval and, every
+// vlogTrimInterval, drops the pages of the rotated value-log files from
+// the process's mappings (trimVlog). Both run here, on one goroutine, so
+// that no trim runs while a file that GC rewrote may still be unmapped.
 func (q *Queue) gcLoop(ctx context.Context) {
-	t := time.NewTicker(q.opts.GCInterval)
-	defer t.Stop()
+	gc := time.NewTicker(q.opts.GCInterval)
+	defer gc.Stop()
+	every := q.opts.vlogTrim
+	if every <= 0 {
+		every = vlogTrimInterval
+	}
+	trim := time.NewTicker(every)
+	defer trim.Stop()
+	// A GC pass that rewrote n files deletes them, at once or when the
+	// last open iterator closes; until n of the files mapped before it
+	// (before) are unmapped, trimming waits.
+	var before map[int64]bool
+	n := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		n := 0
-		for ctx.Err() == nil {
-			err := q.db.RunValueLogGC(0.5)
-			if err != nil {
-				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-					q.log.Warn("queue: value-log GC failed", "err", err)
-				}
-				break
+		case <-gc.C:
+			if n > 0 {
+				break // the last pass's files are not gone yet
 			}
-			n++
+			before = make(map[int64]bool)
+			for _, m := range vlogMappings(q.opts.Dir) {
+				before[m.fid] = true
+			}
+			n = q.runGC(ctx)
+			continue
+		case <-trim.C:
 		}
+		maps := vlogMappings(q.opts.Dir)
 		if n > 0 {
-			q.log.Info("queue: value-log GC rewrote files", "files", n)
+			still := make(map[int64]bool)
+			for _, m := range maps {
+				if before[m.fid] {
+					still[m.fid] = true
+				}
+			}
+			if len(still) > len(before)-n {
+				continue
+			}
+			n = 0
 		}
+		trimVlog(maps)
 	}
+}
+
+// runGC rewrites value-log files while Badger finds one at least half
+// garbage, and returns how many it rewrote.
+func (q *Queue) runGC(ctx context.Context) int {
+	n := 0
+	for ctx.Err() == nil {
+		err := q.db.RunValueLogGC(0.5)
+		if err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				q.log.Warn("queue: value-log GC failed", "err", err)
+			}
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		q.log.Info("queue: value-log GC rewrote files", "files", n)
+	}
+	return n
 }
 
 // DrainStats is what Drain did with the deliveries in flight.
