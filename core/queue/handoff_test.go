@@ -170,6 +170,7 @@ func TestKillLeasedAtEnqueue(t *testing.T) {
 
 	opts := testOptions(t, dir, newClock())
 	opts.Now = nil // the child's messages were received at the real time
+	checkRecovered(t, opts, ids)
 	d := restartDelivering(t, nil, opts)
 	for _, id := range ids {
 		if n := callsFor(d, id); n != 1 {

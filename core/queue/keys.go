@@ -113,14 +113,21 @@ func putEnvelope(txn *badger.Txn, was []ixEntry, env *mail.Envelope) error {
 
 // putEnvelopeEnc is putEnvelope, returning the envelope's encoding.
 func putEnvelopeEnc(txn *badger.Txn, was []ixEntry, env *mail.Envelope) ([]byte, error) {
+	b, err := setEnvelope(txn, env)
+	if err != nil {
+		return nil, err
+	}
+	return b, writeIndex(txn, was, ixEntries(env))
+}
+
+// setEnvelope encodes and stores env without its index entries (a
+// message leased at enqueue: index.go), returning the encoding.
+func setEnvelope(txn *badger.Txn, env *mail.Envelope) ([]byte, error) {
 	b, err := json.Marshal(env)
 	if err != nil {
 		return nil, err
 	}
-	if err := txn.Set(msgKey(env.ID), b); err != nil {
-		return nil, err
-	}
-	return b, writeIndex(txn, was, ixEntries(env))
+	return b, txn.Set(msgKey(env.ID), b)
 }
 
 // deleteMessage removes every record of the message whose envelope is env,

@@ -368,23 +368,28 @@ func (q *Queue) recoverLeases(ctx context.Context) error {
 		outcome := "due now" // what became of the leased message, for the log
 		err := q.update(ctx, func(txn *badger.Txn) error {
 			outcome = "due now"
-			if err := txn.Delete(leaseKey(id)); err != nil {
-				return err
-			}
 			env, err := getEnvelope(txn, id)
 			if errors.Is(err, ErrNotFound) {
 				outcome = "message gone"
-				return nil
+				return txn.Delete(leaseKey(id))
 			}
 			if err != nil {
 				return err
 			}
+			// A message leased at enqueue gets its index entries here.
+			was, _, err := storedEntries(txn, env)
+			if err != nil {
+				return err
+			}
+			if err := txn.Delete(leaseKey(id)); err != nil {
+				return err
+			}
 			if env.Held {
 				outcome = "still held"
-				return nil
+				return writeIndex(txn, was, ixEntries(env))
 			}
 			env.NextAttempt = now
-			if err := putEnvelope(txn, ixEntries(env), env); err != nil {
+			if err := putEnvelope(txn, was, env); err != nil {
 				return err
 			}
 			return q.setSched(txn, now, id)
