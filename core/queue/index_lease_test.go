@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// leasedFilters are the filters TestIndexLeasedAtEnqueue compares, on
-// its messages: every kind, alone and combined.
+// leasedFilters are the filters TestIndexLeasedAtEnqueue compares
+// (compareFilters, in pages of 3), on its messages: every kind, alone and
+// combined.
 var leasedFilters = []ListOptions{
 	{State: StateQueued}, {State: StateDeferred}, {State: StateHeld},
 	{Sender: "a@src.test"}, {Sender: "<B@SRC.TEST>"}, {Sender: "<>"},
@@ -17,27 +18,6 @@ var leasedFilters = []ListOptions{
 	{Rcpt: "r3@d3.test"}, {Rcpt: "R4@D1.TEST"},
 	{State: StateQueued, Domain: "d0.test"}, {State: StateHeld, Sender: "a@src.test"},
 	{State: StateDeferred, Domain: "d1.test"}, {Sender: "b@src.test", Domain: "d3.test"},
-}
-
-// compareLeasedListings fails unless each of leasedFilters lists, seeking
-// the index in pages of 3, exactly the messages that pass it by their
-// envelopes, each once, in ID order.
-func compareLeasedListings(t *testing.T, q *Queue, when string) {
-	t.Helper()
-	all := list(t, q)
-	for _, o := range leasedFilters {
-		f := newFilter(o)
-		var want []string
-		for _, env := range all {
-			if f.ok(&env) {
-				want = append(want, env.ID)
-			}
-		}
-		o.Limit = 3
-		if got, _ := pageAll(t, q, o); !slices.Equal(got, want) {
-			t.Errorf("%s: %+v: listed %v, want %v", when, o, got, want)
-		}
-	}
 }
 
 // TestIndexLeasedAtEnqueue: a message leased at enqueue has no listing
@@ -71,7 +51,7 @@ func TestIndexLeasedAtEnqueue(t *testing.T) {
 	if n := checkIndex(t, q, "leased at enqueue"); n != len(ids) {
 		t.Errorf("%d messages leased at enqueue without index entries, want all %d", n, len(ids))
 	}
-	compareLeasedListings(t, q, "leased at enqueue")
+	compareFilters(t, q, "leased at enqueue", leasedFilters, 3)
 	if got, _ := pageAll(t, q, ListOptions{State: StateQueued, Limit: 7}); !slices.Equal(got, ids) {
 		t.Errorf("queued: listed %v, want every message %v", got, ids)
 	}
@@ -94,7 +74,7 @@ func TestIndexLeasedAtEnqueue(t *testing.T) {
 	if n := checkIndex(t, q, "after hold and release"); n != len(ids)-2 {
 		t.Errorf("%d messages without index entries after hold and release, want %d", n, len(ids)-2)
 	}
-	compareLeasedListings(t, q, "after hold and release")
+	compareFilters(t, q, "after hold and release", leasedFilters, 3)
 	if got, _ := pageAll(t, q, ListOptions{State: StateHeld}); !slices.Equal(got, []string{held}) {
 		t.Errorf("held: listed %v, want [%s]", got, held)
 	}
@@ -122,7 +102,7 @@ func TestIndexLeasedAtEnqueue(t *testing.T) {
 	if n := checkIndex(t, q, "attempted"); n != 0 {
 		t.Errorf("%d messages without index entries after their attempts, want none", n)
 	}
-	compareLeasedListings(t, q, "attempted")
+	compareFilters(t, q, "attempted", leasedFilters, 3)
 	var want []string
 	for _, id := range ids {
 		if deferred[id] {

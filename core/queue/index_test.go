@@ -120,13 +120,19 @@ var listFilters = []ListOptions{
 	{Sender: "<>", Rcpt: "later2@d2.test"}, {Rcpt: "later4@d4.test", Domain: "D4.test"}, {State: StateQueued, Sender: "c@other.test", Rcpt: "hold6@d6.test"},
 }
 
-// compareListings fails unless every filter lists the same messages, page
-// by page, seeking the index as reading every envelope, and as the
-// envelopes themselves say.
+// compareListings fails unless every filter of listFilters lists the
+// same messages, page by page, seeking the index as reading every
+// envelope, and as the envelopes themselves say.
 func compareListings(t *testing.T, q *Queue, when string) {
 	t.Helper()
+	compareFilters(t, q, when, listFilters, 7)
+}
+
+// compareFilters is compareListings for filters, in pages of limit.
+func compareFilters(t *testing.T, q *Queue, when string, filters []ListOptions, limit int) {
+	t.Helper()
 	all := list(t, q)
-	for _, o := range listFilters {
+	for _, o := range filters {
 		f := newFilter(o)
 		var want []string
 		for _, env := range all {
@@ -134,7 +140,7 @@ func compareListings(t *testing.T, q *Queue, when string) {
 				want = append(want, env.ID)
 			}
 		}
-		o.Limit = 7
+		o.Limit = limit
 		got, _ := pageAll(t, q, o)
 		q.opts.listScan = true
 		scanned, _ := pageAll(t, q, o)
