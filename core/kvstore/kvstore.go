@@ -39,6 +39,8 @@ type Store struct {
 	locks [stripes]sync.Mutex
 	// now is the clock for expiry times.
 	now func() time.Time
+	// owned is set when Open opened db, which Close then closes.
+	owned bool
 }
 
 // New returns a Store over db, which the caller opened (normally the queue's
