@@ -23,8 +23,12 @@ const (
 	ownNumMemtables = 2
 	// ownBlockCacheSize caches table blocks read back once flushed.
 	ownBlockCacheSize = 1 << 20
-	// ownValueLogFileSize bounds the value log's mmapped file; values
-	// stay in the LSM tree (all are far under Badger's threshold).
+	// ownValueThreshold keeps every value in the LSM tree: a plugin's
+	// value is at most 64 KiB (core/filter), an MTA-STS policy as small,
+	// and Badger requires the threshold under 15 % of a memtable.
+	ownValueThreshold = 128 << 10
+	// ownValueLogFileSize bounds the value log's mmapped file, which the
+	// threshold above leaves empty.
 	ownValueLogFileSize = 16 << 20
 	// ownBaseTableSize: tables as small as the memtables.
 	ownBaseTableSize = 4 << 20
@@ -54,6 +58,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		WithMemTableSize(ownMemTableSize).
 		WithNumMemtables(ownNumMemtables).
 		WithBlockCacheSize(ownBlockCacheSize).
+		WithValueThreshold(ownValueThreshold).
 		WithValueLogFileSize(ownValueLogFileSize).
 		WithBaseTableSize(ownBaseTableSize).
 		WithNumCompactors(2). // Badger's minimum
