@@ -49,6 +49,9 @@ func New(db *badger.DB) *Store {
 	return &Store{db: db, seed: maphash.MakeSeed(), now: time.Now}
 }
 
+// lock is the stripe lock of key.
+func (s *Store) lock(key string) *sync.Mutex { return &s.locks[maphash.String(s.seed, key)%stripes] }
+
 func dbKey(key string) []byte { return []byte(Prefix + key) }
 
 // expiresAt is the Badger expiry (Unix seconds) of a key written now with
@@ -156,6 +159,11 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	e := badger.NewEntry(dbKey(key), value)
 	e.ExpiresAt = exp
+	// Under the key's lock, so that an Incr in a database without
+	// conflict detection (Open) does not count over it.
+	mu := s.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
 		return fmt.Errorf("kvstore: set %q: %w", key, err)
 	}
@@ -261,7 +269,7 @@ func (s *Store) Incr(ctx context.Context, key string, delta int64, ttl time.Dura
 	if err != nil {
 		return 0, err
 	}
-	mu := &s.locks[maphash.String(s.seed, key)%stripes]
+	mu := s.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
 	for {
@@ -289,6 +297,9 @@ func (s *Store) Del(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	mu := s.lock(key) // as Set
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(dbKey(key)) }); err != nil {
 		return fmt.Errorf("kvstore: del %q: %w", key, err)
 	}

@@ -42,7 +42,10 @@ const (
 //
 // The store keeps its keys under Prefix, as in a shared database, so that
 // Migrate copies records as they are.
-func Open(dir string, logger *slog.Logger) (*Store, error) {
+func Open(dir string, logger *slog.Logger) (*Store, error) { return open(dir, logger, nil) }
+
+// open is Open with adjust, if not nil, changing Badger's options last.
+func open(dir string, logger *slog.Logger, adjust func(badger.Options) badger.Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -64,8 +67,14 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		WithNumCompactors(2). // Badger's minimum
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(8).
+		// Every write is this Store's, and its stripe locks order those
+		// on one key: Badger's conflict detection would find nothing.
+		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{logger})
+	if adjust != nil {
+		bo = adjust(bo)
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("kvstore: open database in %s: %w (check its permissions and that no other sluice process uses it)", abs, err)
