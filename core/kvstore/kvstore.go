@@ -1,10 +1,13 @@
 // Package kvstore is the plugins' persistent key-value store: values with an
-// optional time to live and atomic integer counters, kept in the queue's
-// Badger database under the key prefix "kv/".
+// optional time to live and atomic integer counters, kept in a Badger
+// database under the key prefix "kv/" — one of its own (Open: the server's
+// data_dir/kv), or one the caller shares with it (New) — or in Redis
+// (NewRedis). Migrate moves the records out of the queue's database, where
+// earlier versions kept them.
 //
-// Writes here are ordinary Badger commits, not the queue's synced group
-// commits: they hold rate-limit counters and greylisting marks, which a crash
-// may lose without harm, so the store never waits for an fsync.
+// Writes here are ordinary Badger commits, never synced: they hold
+// rate-limit counters and greylisting marks, which a power loss may lose
+// without harm, so the store never waits for an fsync.
 //
 // Expiry has Badger's one-second resolution. A TTL is rounded up to the next
 // whole second, so a key lives at least as long as asked and at most about
