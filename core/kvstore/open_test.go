@@ -246,40 +246,5 @@ func TestMigrateResumes(t *testing.T) {
 // it off), the store's own locks keep every count of concurrent Incr and
 // IncrMany calls.
 func TestOpenIncrConcurrent(t *testing.T) {
-	ctx := context.Background()
-	s := openOwn(t, t.TempDir())
-	const goroutines, each = 50, 40
-	errs := make(chan error, goroutines)
-	for range goroutines {
-		go func() {
-			for i := range each {
-				if _, err := s.Incr(ctx, "hits", 1, time.Hour); err != nil {
-					errs <- err
-					return
-				}
-				if i%2 == 0 {
-					if _, err := s.IncrMany(ctx, []string{"pair-b", "pair-a"}, []int64{1, 2}, []time.Duration{time.Hour, time.Hour}); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range goroutines {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	vs, err := s.GetMany(ctx, []string{"hits", "pair-a", "pair-b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{fmt.Sprint(goroutines * each), fmt.Sprint(goroutines * each), fmt.Sprint(goroutines * each / 2)}
-	for i := range want {
-		if string(vs[i]) != want[i] {
-			t.Errorf("counter %d = %s; want %s", i, vs[i], want[i])
-		}
-	}
+	countConcurrently(t, openOwn(t, t.TempDir()))
 }
