@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sluice-mta/sluice/core/config"
+	"github.com/sluice-mta/sluice/core/logbatch"
 	"github.com/sluice-mta/sluice/core/server"
 )
 
@@ -39,7 +40,11 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			log, logCtl := server.NewLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+			// Log lines share write system calls (a few milliseconds'
+			// worth at a time); warnings and errors go out at once.
+			logw := logbatch.New(os.Stderr, 0, 0)
+			defer logw.Close()
+			log, logCtl := server.NewLogger(logw, cfg.LogLevel, cfg.LogFormat)
 			var runAs *account
 			if name := c.String("user"); name != "" {
 				if runAs, err = lookupAccount(name); err != nil {

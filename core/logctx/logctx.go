@@ -13,6 +13,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"time"
 )
 
 // ctxKey is the context key of the attribute list.
@@ -89,4 +90,21 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 // WithGroup returns a Handler over the wrapped handler's WithGroup.
 func (h *Handler) WithGroup(name string) slog.Handler {
 	return &Handler{next: h.next.WithGroup(name)}
+}
+
+// Info writes the line l.InfoContext(ctx, msg, args...) writes, without
+// first recording the caller's program counter (runtime.Callers), which
+// slog does on every line for handlers that print the source and which
+// the server's handlers never print: a few thousand instructions a line,
+// for lines logged for every connection or message (issue 17).
+func Info(ctx context.Context, l *slog.Logger, msg string, args ...any) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !l.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
+	r.Add(args...)
+	_ = l.Handler().Handle(ctx, r)
 }

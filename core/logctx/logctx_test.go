@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-mta/sluice/core/logctx"
 )
@@ -90,5 +91,39 @@ func TestWithDoesNotShare(t *testing.T) {
 	}
 	if logctx.Attrs(context.Background()) != nil {
 		t.Error("a bare context carries attributes")
+	}
+}
+
+// TestInfoWritesTheSameLine: logctx.Info writes what InfoContext writes,
+// in text and JSON, with the logger's and the context's attributes, and
+// nothing below the logger's level.
+func TestInfoWritesTheSameLine(t *testing.T) {
+	ctx := logctx.With(context.Background(), slog.String("session", "s1"))
+	noTime := func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	for _, format := range []string{"text", "json"} {
+		var a, b bytes.Buffer
+		mk := func(w *bytes.Buffer, level slog.Level) *slog.Logger {
+			opts := &slog.HandlerOptions{ReplaceAttr: noTime, Level: level}
+			var h slog.Handler = slog.NewTextHandler(w, opts)
+			if format == "json" {
+				h = slog.NewJSONHandler(w, opts)
+			}
+			return logctx.Logger(slog.New(h)).With("client", "192.0.2.1")
+		}
+		mk(&a, slog.LevelInfo).InfoContext(ctx, "disconnect", "duration", 1500*time.Millisecond, "tls", true)
+		logctx.Info(ctx, mk(&b, slog.LevelInfo), "disconnect", "duration", 1500*time.Millisecond, "tls", true)
+		if a.String() != b.String() || !strings.Contains(b.String(), "s1") || !strings.Contains(b.String(), "192.0.2.1") {
+			t.Errorf("%s: InfoContext wrote %q, Info %q", format, a.String(), b.String())
+		}
+		var c bytes.Buffer
+		logctx.Info(nil, mk(&c, slog.LevelWarn), "connect")
+		if c.Len() != 0 {
+			t.Errorf("%s: an info line at level warn: %q", format, c.String())
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -224,30 +223,19 @@ func TestRotatedMemtablesSynced(t *testing.T) {
 				idsMu.Lock()
 				ids = append(ids, id)
 				idsMu.Unlock()
-				mems := memFiles(t, dir)
-				for j, name := range mems {
-					data, err := os.ReadFile(filepath.Join(dir, name))
-					if errors.Is(err, os.ErrNotExist) {
-						continue // flushed to an L0 table meanwhile
-					}
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if !bytes.Contains(data, msgKey(id)) {
-						continue
-					}
+				holders, mems := walsHolding(t, dir, id)
+				for _, w := range holders {
 					mu.Lock()
-					last := synced[name]
+					last := synced[w.name]
 					mu.Unlock()
 					wg.Lock()
 					checked++
-					if j < len(mems)-1 {
+					if !w.newest {
 						inOld++
 					}
 					wg.Unlock()
 					if last <= start {
-						t.Errorf("%s acknowledged while %s, which holds it, was not synced since", id, name)
+						t.Errorf("%s acknowledged while %s, which holds it, was not synced since", id, w.name)
 					}
 				}
 				wg.Lock()
@@ -263,17 +251,5 @@ func TestRotatedMemtablesSynced(t *testing.T) {
 	if len(seen) < 3 || inOld == 0 {
 		t.Errorf("test did not exercise rotation: %d memtables, %d messages found in rotated ones", len(seen), inOld)
 	}
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	q = openQueue(t, opts)
-	got := map[string]bool{}
-	for _, e := range list(t, q) {
-		got[e.ID] = true
-	}
-	for _, id := range ids {
-		if !got[id] {
-			t.Errorf("%s lost after reopen", id)
-		}
-	}
+	reopenFinds(t, q, opts, ids)
 }

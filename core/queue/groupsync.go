@@ -127,6 +127,9 @@ func (g *groupSync) close() {
 // the creating call returns, so a rotation that happened before this sync
 // began is seen by it. Without inotify the directory is listed every time.
 func (q *Queue) syncAll() error {
+	if q.opts.beforeSync != nil {
+		q.opts.beforeSync()
+	}
 	st := &q.files
 	st.mu.Lock()
 	defer st.mu.Unlock()

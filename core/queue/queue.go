@@ -77,6 +77,9 @@ type Options struct {
 	// onFileSync, when set, is called with the path of every WAL,
 	// value-log file and directory the group commit has made durable.
 	onFileSync func(path string)
+	// beforeSync, when set, runs at the start of every group sync, before
+	// it looks at the directory (tests rotate a memtable there).
+	beforeSync func()
 	// scanBudget overrides how many envelopes one Page reads (tests).
 	scanBudget int
 	// listScan has listings read the envelopes in turn, as before the

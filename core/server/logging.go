@@ -27,14 +27,22 @@ func (c *LogControl) Set(level, format string) {
 }
 
 // NewLogger returns a logger writing to w at level, as "text" (slog's
-// key=value lines) or "json" lines, and its control.
+// key=value lines) or "json" lines, and its control. When w holds lines
+// back (it has a Flush method, as a logbatch.Writer does), the logger
+// flushes it after every warning or error, so those are out at once.
 func NewLogger(w io.Writer, level, format string) (*slog.Logger, *LogControl) {
 	c := &LogControl{}
 	c.Set(level, format)
 	opts := &slog.HandlerOptions{Level: &c.level}
 	h := &switchHandler{c: c, text: slog.NewTextHandler(w, opts), json: slog.NewJSONHandler(w, opts)}
+	if f, ok := w.(flusher); ok {
+		h.flush = f
+	}
 	return slog.New(h), c
 }
+
+// flusher is a writer that holds lines back until Flush.
+type flusher interface{ Flush() error }
 
 // WithLogControl lets a reload change the level and format of the logger
 // given to New, made with NewLogger and c.
@@ -47,6 +55,7 @@ func WithLogControl(c *LogControl) Option {
 type switchHandler struct {
 	c          *LogControl
 	text, json slog.Handler
+	flush      flusher // nil, or flushed after each warning or error
 }
 
 func (h *switchHandler) Enabled(_ context.Context, l slog.Level) bool {
@@ -54,16 +63,24 @@ func (h *switchHandler) Enabled(_ context.Context, l slog.Level) bool {
 }
 
 func (h *switchHandler) Handle(ctx context.Context, r slog.Record) error {
+	var err error
 	if h.c.json.Load() {
-		return h.json.Handle(ctx, r)
+		err = h.json.Handle(ctx, r)
+	} else {
+		err = h.text.Handle(ctx, r)
 	}
-	return h.text.Handle(ctx, r)
+	if h.flush != nil && r.Level >= slog.LevelWarn {
+		if ferr := h.flush.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	return err
 }
 
 func (h *switchHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &switchHandler{c: h.c, text: h.text.WithAttrs(attrs), json: h.json.WithAttrs(attrs)}
+	return &switchHandler{c: h.c, text: h.text.WithAttrs(attrs), json: h.json.WithAttrs(attrs), flush: h.flush}
 }
 
 func (h *switchHandler) WithGroup(name string) slog.Handler {
-	return &switchHandler{c: h.c, text: h.text.WithGroup(name), json: h.json.WithGroup(name)}
+	return &switchHandler{c: h.c, text: h.text.WithGroup(name), json: h.json.WithGroup(name), flush: h.flush}
 }

@@ -155,7 +155,15 @@ relay_password = "secret"
 			t.Errorf("sluice tls-report lacks %s:\n%s%s", re, rep.stdout, rep.stderr)
 		}
 	}
-	log := p.log()
+	// The log is written a few milliseconds behind (logbatch): wait for
+	// the last of the lines below.
+	var log string
+	testwait.Until(t, 10*time.Second, "the delivery lines in the log", func() bool {
+		log = p.log()
+		return strings.Contains(log, "status=sent tls=TLSv1.3 verified=pkix tls_policy=relay") &&
+			strings.Contains(log, "status=sent tls=TLSv1.3 verified=dane tls_policy=dane") &&
+			strings.Contains(log, "status=deferred tls_policy=mta-sts")
+	})
 	for _, want := range []string{
 		"to=x@dane.test relay=mx.dane.test[127.0.0.1]:" + mxPort,
 		"status=sent tls=TLSv1.3 verified=dane tls_policy=dane",

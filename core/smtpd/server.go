@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-mta/sluice/core/addressing"
 	"github.com/sluice-mta/sluice/core/config"
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -338,7 +339,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		obs.SMTPSession(name, 1)
 		start := time.Now()
 		session, log := connLogger(s.log, ip.String())
-		log.Info("connect")
+		logctx.Info(context.Background(), log, "connect")
 		var timer atomic.Pointer[time.Timer]
 		var g *guardConn
 		g = newGuardConn(c, s.opts.Hostname, s.lc.MaxLineLength, s.lc.DataTimeout.D(), s.postmaster(),
@@ -348,7 +349,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 				}
 				s.release(ip)
 				obs.SMTPSession(name, -1)
-				log.Info("disconnect", append([]any{"duration", time.Since(start).Round(time.Millisecond)}, sessionTLSAttrs(g.secured.Load())...)...)
+				logctx.Info(context.Background(), log, "disconnect", append([]any{"duration", time.Since(start).Round(time.Millisecond)}, sessionTLSAttrs(g.secured.Load())...)...)
 			})
 		g.session, g.line.log, g.line.pace = session, log, s.newPace()
 		g.rdns = s.startRDNS(ip)
