@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -182,5 +183,69 @@ func rateWork(ctx context.Context, b *testing.B, s *Store, i int) {
 	}
 	if _, err := s.IncrMany(ctx, []string{keys[0], "ratelimit/r/" + keys[0]}, []int64{1, 1}, hour); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkBusyQueue: the KV work of one message at a time while another
+// goroutine keeps writing messages into the queue-like database (an
+// envelope and a 10 KiB body a commit, as fast as Badger takes them),
+// with the store in that database ("shared") or its own ("own"): the
+// latency of the KV work, which in the shared database includes waiting
+// for Badger's one write goroutine behind the queue's commits:
+//
+//	for i in 1 2 3; do for m in shared own; do
+//	  go test -run '^$' -bench "BusyQueue/$m\$" -benchtime 5000x ./core/kvstore; done; done
+func BenchmarkBusyQueue(b *testing.B) {
+	for _, mode := range []string{"shared", "own"} {
+		b.Run(mode, func(b *testing.B) {
+			ctx := context.Background()
+			qdb, err := badger.Open(badger.DefaultOptions(b.TempDir()).
+				WithMemTableSize(16 << 20).WithNumMemtables(3).WithValueThreshold(1 << 10).
+				WithValueLogFileSize(16 << 20).WithBlockCacheSize(16 << 20).WithNumCompactors(2).
+				WithMetricsEnabled(false).WithLogger(nil))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { qdb.Close() })
+			s := New(qdb)
+			if mode == "own" {
+				if s, err = Open(filepath.Join(b.TempDir(), "kv"), nil); err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { s.Close() })
+			}
+			stop, done := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(done)
+				body, env := make([]byte, 10<<10), make([]byte, 300)
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					id := fmt.Sprintf("%016d", i)
+					_ = qdb.Update(func(txn *badger.Txn) error {
+						if err := txn.Set([]byte("m/"+id), env); err != nil {
+							return err
+						}
+						return txn.Set([]byte("b/"+id), body)
+					})
+				}
+			}()
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				rateWork(ctx, b, s, i)
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			close(stop)
+			<-done
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+		})
 	}
 }
