@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/internal/badgerlog"
 )
 
 // The own database's sizes: the plugins' KV holds small counters and
@@ -71,7 +71,7 @@ func open(dir string, logger *slog.Logger, adjust func(badger.Options) badger.Op
 		// on one key: Badger's conflict detection would find nothing.
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{logger})
+		WithLogger(badgerlog.New(logger, "kv"))
 	if adjust != nil {
 		bo = adjust(bo)
 	}
@@ -95,20 +95,3 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
-
-// badgerLogger sends Badger's logs to slog; its chatty info lines become
-// debug lines.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "kv")
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "kv")
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "kv")
-}
-func (b badgerLogger) Debugf(string, ...any) {}
-
-func trimNL(s string) string { return strings.TrimRight(s, "\n") }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/internal/badgerlog"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -244,7 +245,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		// counts what Sluice reports), and they cost a map update for every
 		// LSM level each point read visits, more levels in a deep queue.
 		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{logger})
+		WithLogger(badgerlog.New(logger, "queue"))
 	bo.TableSizeMultiplier = tableSizeMultiplier
 	if opts.memTableSize > 0 {
 		bo = bo.WithMemTableSize(opts.memTableSize)
@@ -425,26 +426,4 @@ func (q *Queue) commit(ctx context.Context, fn func(txn *badger.Txn) error) erro
 			return ctx.Err()
 		}
 	}
-}
-
-// badgerLogger sends Badger's logs to slog; its chatty info lines become
-// debug lines.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "queue")
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "queue")
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "queue")
-}
-func (b badgerLogger) Debugf(f string, a ...any) {}
-
-func trimNL(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '\n' {
-		s = s[:len(s)-1]
-	}
-	return s
 }
