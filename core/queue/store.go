@@ -8,6 +8,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/dsn"
+	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -70,7 +71,7 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 	}
 	q.observeCommit(time.Since(t0))
 	// With ctx: a message taken over SMTP names its session (core/logctx).
-	q.log.InfoContext(ctx, "queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
+	logctx.Info(ctx, q.log, "queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
 	switch {
 	case hand:
 		q.handOver(j, kept)
