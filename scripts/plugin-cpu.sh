@@ -27,7 +27,10 @@
 # PLUGIN_CPU_SYSCALLS=1, `perf stat` counts the server's system calls and
 # context switches over the measured load (and redis-server's, with
 # PLUGIN_CPU_REDIS): "sys/msg=… cs/msg=…", counts other work on the
-# machine does not change.
+# machine does not change. With PLUGIN_CPU_IO=1, the bytes the server
+# caused to be written to storage over the measured load (/proc/PID/io
+# write_bytes: its writes and the page-cache pages its syncs flushed) a
+# message: "wbytes/msg=…".
 set -eu
 cd "$(dirname "$0")/.."
 rounds=1
@@ -36,7 +39,7 @@ if [ "${1:-}" = -r ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,30p' "$0" >&2
+	sed -n '2,34p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-cpu: $*" >&2; }
@@ -96,9 +99,12 @@ run() {
 			stat_pids+=($!)
 		done
 	fi
+	local w0=0 w1=0 io_line=""
+	[ -z "${PLUGIN_CPU_IO:-}" ] || w0=$(awk '/^write_bytes:/ {print $2}' "/proc/$pid/io")
 	read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
 	"$tmp/sluice-load" -addr "127.0.0.1:$smtp_port" -c ${PLUGIN_CPU_CONNS:-20} -d 8s -size 10240 -to user@sink.test -timeout 20s >"$tmp/load.txt" 2>&1 || true
 	read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+	[ -z "${PLUGIN_CPU_IO:-}" ] || w1=$(awk '/^write_bytes:/ {print $2}' "/proc/$pid/io")
 	[ -z "$perf_pid" ] || wait "$perf_pid" || true
 	acc=$(grep -o 'accepted [0-9]*' "$tmp/load.txt" | awk '{print $2}')
 	if [ ${#stat_pids[@]} -gt 0 ]; then
@@ -118,9 +124,10 @@ run() {
 			awk -F'[:,=]' -v n=$((${warm:-0} + ${acc:-0})) '/^cmdstat_/ && n > 0 {sub("cmdstat_", "", $1); printf " %s=%.2f", $1, $3/n}')"
 		redis_line+=" redis_cpu_ms_per_msg=$(awk -v a=$((${warm:-0} + ${acc:-0})) -v c=$((r1 - r0)) -v t="$(getconf CLK_TCK)" 'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}')"
 	fi
+	[ -z "${PLUGIN_CPU_IO:-}" ] || io_line=" wbytes/msg=$(awk -v a="${acc:-0}" -v w=$((w1 - w0)) 'BEGIN{if (a > 0) printf "%.0f", w/a; else print "-"}')"
 	rate=$(grep -o '[0-9.]* msgs/s' "$tmp/load.txt" | awk '{print $1}')
 	echo "$dir msgs/s=$rate accepted=$acc cpu_ms_per_msg=$(awk -v a="${acc:-0}" -v c=$((u1 - u0 + s1 - s0)) -v t="$(getconf CLK_TCK)" \
-		'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}') $(grep -o 'errors: .*' "$tmp/load.txt")$redis_line$stat_line"
+		'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}') $(grep -o 'errors: .*' "$tmp/load.txt")$redis_line$stat_line$io_line"
 	stop "$pid"
 }
 

@@ -1,10 +1,13 @@
 // Package kvstore is the plugins' persistent key-value store: values with an
-// optional time to live and atomic integer counters, kept in the queue's
-// Badger database under the key prefix "kv/".
+// optional time to live and atomic integer counters, kept in a Badger
+// database under the key prefix "kv/" — one of its own (Open: the server's
+// data_dir/kv), or one the caller shares with it (New) — or in Redis
+// (NewRedis). Migrate moves the records out of the queue's database, where
+// earlier versions kept them.
 //
-// Writes here are ordinary Badger commits, not the queue's synced group
-// commits: they hold rate-limit counters and greylisting marks, which a crash
-// may lose without harm, so the store never waits for an fsync.
+// Writes here are ordinary Badger commits, never synced: they hold
+// rate-limit counters and greylisting marks, which a power loss may lose
+// without harm, so the store never waits for an fsync.
 //
 // Expiry has Badger's one-second resolution. A TTL is rounded up to the next
 // whole second, so a key lives at least as long as asked and at most about
@@ -39,6 +42,8 @@ type Store struct {
 	locks [stripes]sync.Mutex
 	// now is the clock for expiry times.
 	now func() time.Time
+	// owned is set when Open opened db, which Close then closes.
+	owned bool
 }
 
 // New returns a Store over db, which the caller opened (normally the queue's
@@ -46,6 +51,9 @@ type Store struct {
 func New(db *badger.DB) *Store {
 	return &Store{db: db, seed: maphash.MakeSeed(), now: time.Now}
 }
+
+// lock is the stripe lock of key.
+func (s *Store) lock(key string) *sync.Mutex { return &s.locks[maphash.String(s.seed, key)%stripes] }
 
 func dbKey(key string) []byte { return []byte(Prefix + key) }
 
@@ -154,6 +162,11 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	e := badger.NewEntry(dbKey(key), value)
 	e.ExpiresAt = exp
+	// Under the key's lock, so that an Incr in a database without
+	// conflict detection (Open) does not count over it.
+	mu := s.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
 		return fmt.Errorf("kvstore: set %q: %w", key, err)
 	}
@@ -259,7 +272,7 @@ func (s *Store) Incr(ctx context.Context, key string, delta int64, ttl time.Dura
 	if err != nil {
 		return 0, err
 	}
-	mu := &s.locks[maphash.String(s.seed, key)%stripes]
+	mu := s.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
 	for {
@@ -287,6 +300,9 @@ func (s *Store) Del(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	mu := s.lock(key) // as Set
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(dbKey(key)) }); err != nil {
 		return fmt.Errorf("kvstore: del %q: %w", key, err)
 	}

@@ -229,11 +229,18 @@ func TestIncr(t *testing.T) {
 }
 
 func TestIncrConcurrent(t *testing.T) {
-	ctx := context.Background()
 	db := openDB(t)
 	// Two Stores over one database do not share locks, so their commits
 	// conflict in Badger and exercise the retry.
-	stores := []*Store{New(db), New(db)}
+	countConcurrently(t, New(db), New(db))
+}
+
+// countConcurrently counts from 50 goroutines spread over stores, with
+// Incr and IncrMany (over the stores' stripes in turn), and checks that
+// no count is lost.
+func countConcurrently(t *testing.T, stores ...*Store) {
+	t.Helper()
+	ctx := context.Background()
 	const goroutines, each = 50, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
@@ -247,8 +254,6 @@ func TestIncrConcurrent(t *testing.T) {
 					errs <- err
 					return
 				}
-				// IncrMany's transactions, over the stores' stripes in
-				// turn, conflict with the Incr calls and with each other.
 				if i%2 == 0 {
 					if _, err := s.IncrMany(ctx, []string{"pair-b", "pair-a"}, []int64{1, 2}, []time.Duration{time.Hour, time.Hour}); err != nil {
 						errs <- err

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluice-mta/sluice/core/mail"
 )
@@ -48,5 +50,64 @@ func BenchmarkEnqueue(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 			})
 		}
+	}
+}
+
+// countingDeliverer delivers every recipient and counts the messages.
+type countingDeliverer struct {
+	n    atomic.Int64
+	fate mail.Status
+}
+
+func (c *countingDeliverer) Deliver(ctx context.Context, m *mail.Message, rcpts []string) []mail.Result {
+	out := make([]mail.Result, 0, len(rcpts))
+	for _, r := range rcpts {
+		if c.fate == mail.Deferred {
+			out = append(out, mail.DeferredResult(r, "127.0.0.1:9", mail.Reply{Code: 451, Enhanced: mail.EnhancedCode{4, 4, 1}, Text: "connection refused"}))
+			continue
+		}
+		out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, Reply: mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: "ok"}, Relay: "127.0.0.1:25"})
+	}
+	c.n.Add(1)
+	return out
+}
+
+// BenchmarkRelayed is the queue's part of a message relayed (sent: enqueued,
+// leased at enqueue, delivered, removed) or deferred (its attempt failed,
+// rescheduled), 20 writers at a time, 1 KiB each; allocs/op is what core/queue and Badger
+// allocate a message (BENCHMARKS.md).
+func BenchmarkRelayed(b *testing.B) {
+	for _, fate := range []mail.Status{mail.Sent, mail.Deferred} {
+		b.Run(fate.String(), func(b *testing.B) {
+			d := &countingDeliverer{fate: fate}
+			q, err := Open(context.Background(), Options{Dir: b.TempDir(), Hostname: "bench.test", Deliverer: d, Workers: 8})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer q.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- q.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			for !handingOff(q) {
+				runtime.Gosched()
+			}
+			body := bytes.Repeat([]byte("0123456789abcde\n"), 1<<10/16)
+			b.SetParallelism(max(1, 20/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					env := &mail.Envelope{From: "load@src.test", Rcpts: []mail.Recipient{{Addr: "user@sink.test"}}}
+					if _, err := q.Enqueue(context.Background(), env, body); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			for d.n.Load() < int64(b.N) {
+				time.Sleep(time.Millisecond)
+			}
+		})
 	}
 }

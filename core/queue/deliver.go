@@ -111,7 +111,10 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, leased *mail.Envelope, enc,
 	if err != nil {
 		return err
 	}
-	was := ixEntries(env) // as stored, before the results change it
+	was, _, err := storedEntries(txn, env) // before the results change it
+	if err != nil {
+		return err
+	}
 	now := q.opts.Now()
 	delay := now.Sub(env.Received).Round(time.Second)
 	take := resultsByRcpt(results)

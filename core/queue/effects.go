@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sluice-mta/sluice/core/logctx"
 )
 
 // effects are what a transaction does besides reading and writing: log
@@ -41,6 +43,10 @@ func (fx *effects) log(level slog.Level, msg string, args ...any) {
 // the observer of the deliveries recorded.
 func (q *Queue) do(fx *effects) {
 	for _, l := range fx.logs {
+		if l.level == slog.LevelInfo { // the lines of every message: no caller lookup
+			logctx.Info(context.Background(), q.log, l.msg, l.args...)
+			continue
+		}
 		q.log.Log(context.Background(), l.level, l.msg, l.args...)
 	}
 	if fx.kick {

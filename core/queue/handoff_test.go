@@ -170,6 +170,7 @@ func TestKillLeasedAtEnqueue(t *testing.T) {
 
 	opts := testOptions(t, dir, newClock())
 	opts.Now = nil // the child's messages were received at the real time
+	checkRecovered(t, opts, ids)
 	d := restartDelivering(t, nil, opts)
 	for _, id := range ids {
 		if n := callsFor(d, id); n != 1 {
@@ -235,6 +236,7 @@ func TestAdminWhileLeasedAtEnqueue(t *testing.T) {
 	if lease, _, _ := leaseState(q, removed); lease {
 		t.Errorf("removed message %s still leased", removed)
 	}
+	checkIndex(t, q, "held, removed and released while leased at enqueue")
 
 	// Its hold expires: it bounces to the sender, with a DSN.
 	c.Add(49 * time.Hour)
@@ -309,6 +311,10 @@ func TestHoldDuringDeliveryLeasedAtEnqueue(t *testing.T) {
 	}
 	if _, sched, _ := leaseState(q, id); sched {
 		t.Errorf("held message %s scheduled for a retry", id)
+	}
+	checkIndex(t, q, "held during its delivery")
+	if got, _ := pageAll(t, q, ListOptions{State: StateHeld}); len(got) != 1 || got[0] != id {
+		t.Errorf("held: listed %v, want [%s]", got, id)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/mail"
@@ -29,6 +30,19 @@ import (
 // envelope, so the two never disagree; a listing still checks every
 // envelope it returns. x/v marks a database whose index is complete and
 // of which format (indexVersion; rebuildIndex).
+//
+// One kind of message has no entries: one leased at enqueue (handoff.go)
+// and not yet out of that lease, which its lease says by having no value
+// (storedEntries). Most are delivered and removed milliseconds later, so
+// writing their entries at enqueue and deleting them at delivery cost
+// two Badger writes an entry for nothing. Their entries are written when
+// the message leaves the lease (deferred, held by a plugin, released at a
+// stop, recovered at a start) or an administrator's operation writes its
+// envelope while it keeps the lease (Hold: keepLease); and a
+// listing that seeks the index also reads, in the same snapshot, the
+// messages leased without entries (unindexedAfter: at most the places of
+// ready and the workers). See RATIONALE.md "Queue: no index entries for a
+// message leased at enqueue".
 const prefixIndex = "x/"
 
 // Index kinds: the byte after prefixIndex. Their order ('d' < 'f' < 'r' <
@@ -169,6 +183,80 @@ func writeIndex(txn *badger.Txn, was, now []ixEntry) error {
 	return nil
 }
 
+// leaseKind is what a message's lease says about its index entries.
+type leaseKind int
+
+const (
+	// notLeased: no worker has the message; its entries are stored.
+	notLeased leaseKind = iota
+	// leasedIndexed: leased (by the scheduler, or at enqueue and indexed
+	// since), its entries stored; the lease's value is the time it was
+	// taken or indexed.
+	leasedIndexed
+	// leasedUnindexed: leased at enqueue without entries; the lease has
+	// no value.
+	leasedUnindexed
+)
+
+// indexedLease is the value of the lease of a message whose entries are
+// stored, leased or indexed at now: never empty.
+func indexedLease(now time.Time) []byte {
+	b, _ := now.MarshalText()
+	if len(b) == 0 {
+		b = []byte{'0'}
+	}
+	return b
+}
+
+// storedEntries returns the index entries stored for env, as read in txn
+// (before any change): ixEntries(env), or none while it is leased at
+// enqueue without them; and what its lease is. It must run before the
+// transaction deletes the lease.
+func storedEntries(txn *badger.Txn, env *mail.Envelope) ([]ixEntry, leaseKind, error) {
+	item, err := txn.Get(leaseKey(env.ID))
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return ixEntries(env), notLeased, nil
+	case err != nil:
+		return nil, 0, err
+	case item.ValueSize() == 0:
+		return nil, leasedUnindexed, nil
+	}
+	return ixEntries(env), leasedIndexed, nil
+}
+
+// keepLease is for an operation that writes the envelope of message id,
+// whose lease is lk (storedEntries), with putEnvelope and keeps its lease:
+// a message leased at enqueue without entries gets them with that write
+// (from none), and its lease says so from then on.
+func keepLease(txn *badger.Txn, id string, lk leaseKind, now time.Time) error {
+	if lk != leasedUnindexed {
+		return nil
+	}
+	return txn.Set(leaseKey(id), indexedLease(now))
+}
+
+// unindexedAfter returns the IDs after after, in ID order, of the
+// messages leased at enqueue without index entries, as txn sees them.
+// They are at most the places of ready and the workers, so the listing
+// that seeks the index reads each of their envelopes too.
+func unindexedAfter(txn *badger.Txn, after string) []string {
+	var ids []string
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLease)})
+	defer it.Close()
+	if after == "" {
+		it.Rewind()
+	} else {
+		it.Seek(append(leaseKey(after), 0))
+	}
+	for ; it.Valid(); it.Next() {
+		if it.Item().ValueSize() == 0 {
+			ids = append(ids, string(it.Item().Key()[len(prefixLease):]))
+		}
+	}
+	return ids
+}
+
 // indexReady reports whether the listing may seek the index: every
 // envelope has its entries.
 func (q *Queue) indexReady() bool { return q.indexed.Load() && !q.opts.listScan }
@@ -223,8 +311,9 @@ func (q *Queue) openIndex(ctx context.Context) error {
 	return nil
 }
 
-// rebuildIndex writes the entries of every envelope, a batch at a time,
-// then the marker. A writer that changes an envelope meanwhile keeps its
+// rebuildIndex writes the entries of every envelope (but those of
+// messages leased at enqueue without them), a batch at a time, then the
+// marker. A writer that changes an envelope meanwhile keeps its
 // entries in step as always; a batch that read an envelope changed since
 // conflicts and runs again. On a database indexed in an older format
 // (indexVersion "1") it is the upgrade: see reindex.
@@ -262,6 +351,13 @@ func (q *Queue) rebuildIndex(ctx context.Context) error {
 				}
 				if err != nil {
 					return err
+				}
+				_, lk, err := storedEntries(txn, env)
+				if err != nil {
+					return err
+				}
+				if lk == leasedUnindexed {
+					continue // without entries until it leaves its lease
 				}
 				if err := reindex(txn, env); err != nil {
 					return err

@@ -49,11 +49,14 @@ func (q *Queue) find(ctx context.Context, after string, f *filter, fn func(*mail
 // seeking to the greatest ID another one stands at (a leapfrog join), so
 // that a test few messages pass costs about as many steps as they are.
 // An ID in every range is a candidate, and its envelope is read and
-// checked with f. Each index step costs 1 of budget and each envelope read
+// checked with f. The messages leased at enqueue without index entries
+// (unindexedAfter) are candidates too, taken in ID order among the
+// others. Each index step costs 1 of budget and each envelope read
 // skipCost.
 func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs [][]byte, f *filter, fn func(*mail.Envelope) bool) (string, error) {
 	var next string
 	err := q.db.View(func(txn *badger.Txn) error {
+		pend := unindexedAfter(txn, after)
 		its := make([]*badger.Iterator, len(rs))
 		for i, r := range rs {
 			its[i] = txn.NewIterator(badger.IteratorOptions{Prefix: r})
@@ -82,6 +85,28 @@ func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs [][]
 		}
 		spent := 0
 		decided := after // every ID up to it is done with
+		// unindexed takes the candidates of pend before below ("": all of
+		// them); it reports false when fn asked to stop (next is set).
+		unindexed := func(below string) (bool, error) {
+			for len(pend) > 0 && (below == "" || pend[0] < below) {
+				cand := pend[0]
+				pend = pend[1:]
+				keep, err := q.candidate(txn, cand, f, fn)
+				if err != nil {
+					return false, err
+				}
+				spent += skipCost
+				decided = cand
+				if !keep {
+					if below != "" || len(pend) > 0 {
+						next = cand
+					}
+					return false, nil
+				}
+			}
+			return true, nil
+		}
+	walk:
 		for {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -93,12 +118,12 @@ func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs [][]
 			// The candidate is the greatest ID a range stands at.
 			cand, ok := id(0)
 			if !ok {
-				return nil
+				break walk
 			}
 			for i := 1; i < len(its); i++ {
 				v, ok := id(i)
 				if !ok {
-					return nil
+					break walk
 				}
 				cand = max(cand, v)
 			}
@@ -109,18 +134,30 @@ func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs [][]
 					spent++
 					v, ok := id(i)
 					if !ok {
-						return nil
+						break walk
 					}
 					if v != cand {
 						aligned = false
 					}
 				}
 			}
+			// No message below cand is in every range: the unindexed
+			// ones below it come first (and cand, when it is not in
+			// every range either).
+			below := cand
 			if !aligned {
-				// No message below the new greatest ID is in every range:
+				below += "\x00"
+			}
+			if more, err := unindexed(below); !more || err != nil {
+				return err
+			}
+			if !aligned {
 				// cand is decided, and all before it.
 				decided = cand
 				continue
+			}
+			if len(pend) > 0 && pend[0] == cand {
+				pend = pend[1:] // in the index after all: taken once
 			}
 			keep, err := q.candidate(txn, cand, f, fn)
 			if err != nil {
@@ -130,12 +167,15 @@ func (q *Queue) seekIndex(ctx context.Context, after string, budget int, rs [][]
 			decided = cand
 			its[0].Next()
 			if !keep {
-				if _, ok := id(0); ok {
+				if _, ok := id(0); ok || len(pend) > 0 {
 					next = cand
 				}
 				return nil
 			}
 		}
+		// The index has no more candidates: the unindexed ones left.
+		_, err := unindexed("")
+		return err
 	})
 	return next, err
 }

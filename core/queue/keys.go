@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -113,14 +111,21 @@ func putEnvelope(txn *badger.Txn, was []ixEntry, env *mail.Envelope) error {
 
 // putEnvelopeEnc is putEnvelope, returning the envelope's encoding.
 func putEnvelopeEnc(txn *badger.Txn, was []ixEntry, env *mail.Envelope) ([]byte, error) {
+	b, err := setEnvelope(txn, env)
+	if err != nil {
+		return nil, err
+	}
+	return b, writeIndex(txn, was, ixEntries(env))
+}
+
+// setEnvelope encodes and stores env without its index entries (a
+// message leased at enqueue: index.go), returning the encoding.
+func setEnvelope(txn *badger.Txn, env *mail.Envelope) ([]byte, error) {
 	b, err := json.Marshal(env)
 	if err != nil {
 		return nil, err
 	}
-	if err := txn.Set(msgKey(env.ID), b); err != nil {
-		return nil, err
-	}
-	return b, writeIndex(txn, was, ixEntries(env))
+	return b, txn.Set(msgKey(env.ID), b)
 }
 
 // deleteMessage removes every record of the message whose envelope is env,
@@ -153,6 +158,9 @@ type idGen struct {
 
 const idTimeDigits, idRandDigits = 12, 4
 
+// idRandSpace is how many values idRandDigits base-36 digits hold.
+const idRandSpace = 36 * 36 * 36 * 36
+
 func (g *idGen) next(now time.Time) string {
 	n := now.UnixNano()
 	g.mu.Lock()
@@ -164,14 +172,31 @@ func (g *idGen) next(now time.Time) string {
 	if n < 0 {
 		n = 0
 	}
-	ts := strings.ToUpper(strconv.FormatInt(n, 36))
-	if len(ts) < idTimeDigits {
-		ts = strings.Repeat("0", idTimeDigits-len(ts)) + ts
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		r = [4]byte{}
 	}
-	r, err := rand.Int(rand.Reader, big.NewInt(36*36*36*36))
-	if err != nil {
-		r = big.NewInt(0)
+	// Formatted in place: one allocation, the string (every message
+	// takes an ID).
+	b := make([]byte, 0, 2*idTimeDigits)
+	b = appendBase36(b, n, idTimeDigits)
+	b = appendBase36(b, int64(binary.BigEndian.Uint32(r[:])%idRandSpace), idRandDigits)
+	return string(b)
+}
+
+// appendBase36 appends n (not negative) to b in upper-case base 36,
+// zero-padded to width digits.
+func appendBase36(b []byte, n int64, width int) []byte {
+	var buf [16]byte // an int64 has at most 13 base-36 digits
+	d := strconv.AppendInt(buf[:0], n, 36)
+	for range width - len(d) {
+		b = append(b, '0')
 	}
-	rs := strings.ToUpper(strconv.FormatInt(r.Int64(), 36))
-	return ts + strings.Repeat("0", idRandDigits-len(rs)) + rs
+	for _, c := range d {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }

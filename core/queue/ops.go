@@ -101,7 +101,10 @@ func (q *Queue) Bounce(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		was := ixEntries(env) // as stored, before the recipients fail
+		was, _, err := storedEntries(txn, env) // before the recipients fail
+		if err != nil {
+			return err
+		}
 		body, err := getBody(txn, id)
 		if err != nil {
 			return err

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sluice-mta/sluice/core/internal/badgerlog"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -255,7 +256,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		// counts what Sluice reports), and they cost a map update for every
 		// LSM level each point read visits, more levels in a deep queue.
 		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{logger})
+		WithLogger(badgerlog.New(logger, "queue"))
 	bo.TableSizeMultiplier = tableSizeMultiplier
 	if opts.memTableSize > 0 {
 		bo = bo.WithMemTableSize(opts.memTableSize)
@@ -385,23 +386,28 @@ func (q *Queue) recoverLeases(ctx context.Context) error {
 		outcome := "due now" // what became of the leased message, for the log
 		err := q.update(ctx, func(txn *badger.Txn) error {
 			outcome = "due now"
-			if err := txn.Delete(leaseKey(id)); err != nil {
-				return err
-			}
 			env, err := getEnvelope(txn, id)
 			if errors.Is(err, ErrNotFound) {
 				outcome = "message gone"
-				return nil
+				return txn.Delete(leaseKey(id))
 			}
 			if err != nil {
 				return err
 			}
+			// A message leased at enqueue gets its index entries here.
+			was, _, err := storedEntries(txn, env)
+			if err != nil {
+				return err
+			}
+			if err := txn.Delete(leaseKey(id)); err != nil {
+				return err
+			}
 			if env.Held {
 				outcome = "still held"
-				return nil
+				return writeIndex(txn, was, ixEntries(env))
 			}
 			env.NextAttempt = now
-			if err := putEnvelope(txn, ixEntries(env), env); err != nil {
+			if err := putEnvelope(txn, was, env); err != nil {
 				return err
 			}
 			return q.setSched(txn, now, id)
@@ -434,26 +440,4 @@ func (q *Queue) commit(ctx context.Context, fn func(txn *badger.Txn) error) erro
 			return ctx.Err()
 		}
 	}
-}
-
-// badgerLogger sends Badger's logs to slog; its chatty info lines become
-// debug lines.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "queue")
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "queue")
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug("badger: "+trimNL(fmt.Sprintf(f, a...)), "component", "queue")
-}
-func (b badgerLogger) Debugf(f string, a ...any) {}
-
-func trimNL(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '\n' {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -248,21 +248,24 @@ func (q *Queue) lease(e schedEntry) (*mail.Envelope, error) {
 		if env.Held {
 			// A held message's entry is its expiry (HoldLifetime, which
 			// a reload may have changed since).
+			was, _, err := storedEntries(txn, env)
+			if err != nil {
+				return err
+			}
 			switch {
 			case q.holdExpired(env, now):
-				return q.expireHeld(txn, fx, ixEntries(env), env, now)
+				return q.expireHeld(txn, fx, was, env, now)
 			case q.opts.HoldLifetime > 0:
 				env.NextAttempt = env.HeldAt.Add(q.opts.HoldLifetime)
 				if err := q.setSched(txn, env.NextAttempt, e.id); err != nil {
 					return err
 				}
-				return putEnvelope(txn, ixEntries(env), env)
+				return putEnvelope(txn, was, env)
 			}
 			return nil
 		}
-		b, _ := now.MarshalText()
 		leased = env
-		return txn.Set(leaseKey(e.id), b)
+		return txn.Set(leaseKey(e.id), indexedLease(now))
 	})
 	if err != nil {
 		return nil, err
@@ -396,21 +399,26 @@ func (q *Queue) unlease(id string) bool {
 	due := false
 	err := q.commit(context.Background(), func(txn *badger.Txn) error {
 		due = false
-		if err := txn.Delete(leaseKey(id)); err != nil {
-			return err
-		}
 		env, err := getEnvelope(txn, id)
 		if errors.Is(err, ErrNotFound) {
-			return nil
+			return txn.Delete(leaseKey(id))
 		}
 		if err != nil {
 			return err
 		}
+		// A message leased at enqueue gets its index entries here.
+		was, _, err := storedEntries(txn, env)
+		if err != nil {
+			return err
+		}
+		if err := txn.Delete(leaseKey(id)); err != nil {
+			return err
+		}
 		if env.Held {
-			return nil
+			return writeIndex(txn, was, ixEntries(env))
 		}
 		due = true
-		return q.dueNow(txn, ixEntries(env), env)
+		return q.dueNow(txn, was, env)
 	})
 	if err != nil {
 		q.log.Error("queue: releasing a lease failed; the message is due at the next start", "id", id, "err", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/dsn"
+	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/mail"
 )
 
@@ -70,7 +71,7 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 	}
 	q.observeCommit(time.Since(t0))
 	// With ctx: a message taken over SMTP names its session (core/logctx).
-	q.log.InfoContext(ctx, "queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
+	logctx.Info(ctx, q.log, "queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
 	switch {
 	case hand:
 		q.handOver(j, kept)
@@ -97,12 +98,19 @@ func (q *Queue) insert(txn *badger.Txn, env *mail.Envelope, body []byte, leased 
 	if env.Held {
 		return nil, q.held(txn, nil, env, env.HoldReason, env.Received)
 	}
+	if leased {
+		// Without index entries, which its lease without value says
+		// (index.go): most such messages are gone before they would
+		// matter.
+		stored, err := setEnvelope(txn, env)
+		if err != nil {
+			return nil, err
+		}
+		return stored, txn.Set(leaseKey(env.ID), nil)
+	}
 	stored, err := putEnvelopeEnc(txn, nil, env)
 	if err != nil {
 		return nil, err
-	}
-	if leased {
-		return stored, txn.Set(leaseKey(env.ID), nil)
 	}
 	return stored, q.setSched(txn, env.NextAttempt, env.ID)
 }
@@ -222,10 +230,18 @@ func (q *Queue) Hold(ctx context.Context, id string) error {
 		if env.Held {
 			return nil
 		}
+		now := q.opts.Now()
+		was, lk, err := storedEntries(txn, env)
+		if err != nil {
+			return err
+		}
+		if err := keepLease(txn, id, lk, now); err != nil {
+			return err
+		}
 		if err := txn.Delete(schedKey(env.NextAttempt, id)); err != nil {
 			return err
 		}
-		return q.held(txn, ixEntries(env), env, "held by the administrator", q.opts.Now())
+		return q.held(txn, was, env, "held by the administrator", now)
 	})
 	if err != nil {
 		return wrapID("hold", id, err)
@@ -253,19 +269,24 @@ func (q *Queue) Release(ctx context.Context, id string) error {
 
 // makeDue clears env's hold and moves its schedule entry (a held
 // message's is its expiry) to now, unless a worker holds it leased (the
-// worker reschedules it when done).
+// worker reschedules it when done: a leased message not held is left as
+// it is).
 func (q *Queue) makeDue(txn *badger.Txn, env *mail.Envelope) error {
-	was := ixEntries(env)
+	was, lk, err := storedEntries(txn, env)
+	if err != nil {
+		return err
+	}
+	if lk != notLeased && !env.Held {
+		return nil
+	}
+	if err := keepLease(txn, env.ID, lk, q.opts.Now()); err != nil {
+		return err
+	}
 	if err := txn.Delete(schedKey(env.NextAttempt, env.ID)); err != nil {
 		return err
 	}
 	env.Held, env.HoldReason, env.HeldAt = false, "", time.Time{}
-	_, err := txn.Get(leaseKey(env.ID))
-	leased := err == nil
-	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-		return err
-	}
-	if !leased {
+	if lk == notLeased {
 		env.NextAttempt = q.opts.Now()
 		if err := q.setSched(txn, env.NextAttempt, env.ID); err != nil {
 			return err
@@ -281,7 +302,11 @@ func (q *Queue) Remove(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		return deleteMessage(txn, ixEntries(env), env)
+		was, _, err := storedEntries(txn, env)
+		if err != nil {
+			return err
+		}
+		return deleteMessage(txn, was, env)
 	})
 	if err != nil {
 		return wrapID("remove", id, err)

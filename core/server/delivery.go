@@ -15,7 +15,6 @@ import (
 	"github.com/sluice-mta/sluice/core/delivery/local"
 	"github.com/sluice-mta/sluice/core/delivery/mtasts"
 	"github.com/sluice-mta/sluice/core/delivery/remote"
-	"github.com/sluice-mta/sluice/core/kvstore"
 	"github.com/sluice-mta/sluice/core/mail"
 	"github.com/sluice-mta/sluice/core/tlsconf"
 )
@@ -75,9 +74,9 @@ func (s *Server) newRouter() (*delivery.Router, error) {
 		opts.TLSObserver = s.metrics.DeliveryTLS
 	}
 	if dc.MTASTS {
-		// Policies are kept in the queue's Badger whatever [kv] says: they
-		// are this node's cache, not state to share.
-		opts.MTASTS = mtasts.New(mtasts.Options{Resolver: s.resolver, Store: kvstore.New(s.queue.DB()), Roots: roots,
+		// Policies are kept in the node's own KV database whatever [kv]
+		// says: they are this node's cache, not state to share.
+		opts.MTASTS = mtasts.New(mtasts.Options{Resolver: s.resolver, Store: s.kvLocal, Roots: roots,
 			Port: s.stsPort, Logger: s.log})
 	}
 	if s.remote, err = remote.New(opts); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sluice-mta/sluice/core/tlsconf"
@@ -18,13 +19,27 @@ import (
 	"github.com/sluice-mta/sluice/core/metrics"
 )
 
-// newKV opens the shared state's store as [kv] says: the queue's Badger
-// database, or a Redis shared with other nodes. The plugins' KV and the
-// AUTH throttle both use it.
-func (s *Server) newKV() error {
+// newKV opens the node's own Badger KV database (data_dir/kv), moving
+// into it the records an earlier version kept in the queue's database,
+// and the shared state's store as [kv] says: that database, or a Redis
+// shared with other nodes. The plugins' KV and the AUTH throttle both use
+// the shared store; the MTA-STS policy cache always uses the node's own.
+func (s *Server) newKV(ctx context.Context) error {
+	local, err := kvstore.Open(filepath.Join(s.cfg.DataDir, "kv"), s.log)
+	if err != nil {
+		return fmt.Errorf("[kv]: %w", err)
+	}
+	s.kvLocal = local
+	n, err := kvstore.Migrate(ctx, s.queue.DB(), local)
+	if err != nil {
+		return fmt.Errorf("[kv]: moving the plugins' KV out of the queue's database: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("kv: moved the plugins' KV records from the queue's database to its own", "records", n, "dir", filepath.Join(s.cfg.DataDir, "kv"))
+	}
 	k := s.cfg.KV
 	if k.Backend != config.KVRedis {
-		s.kv = kvstore.New(s.queue.DB())
+		s.kv = local
 		return nil
 	}
 	opts := kvstore.RedisOptions{

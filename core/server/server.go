@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-mta/sluice/core/delivery/remote"
 	"github.com/sluice-mta/sluice/core/dns"
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/kvstore"
 	"github.com/sluice-mta/sluice/core/logctx"
 	"github.com/sluice-mta/sluice/core/metrics"
 	"github.com/sluice-mta/sluice/core/queue"
@@ -58,10 +59,12 @@ type Server struct {
 	sh     *shared
 
 	// kv is the shared state's store ([kv]): the plugins' KV and the AUTH
-	// throttle's counts; kvClose closes it (nil for Badger, which the
-	// queue closes).
+	// throttle's counts; kvClose closes it (nil for Badger: kvLocal).
 	kv      filter.KV
 	kvClose func() error
+	// kvLocal is the node's own KV database (data_dir/kv): kv on Badger,
+	// and the MTA-STS policy cache whatever [kv] says.
+	kvLocal *kvstore.Store
 	// stsPort is the MTA-STS policy servers' HTTPS port (WithMTASTSPort);
 	// 0 is 443.
 	stsPort int
@@ -120,7 +123,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue: %w", err)
 	}
-	if err := s.newKV(); err != nil {
+	if err := s.newKV(ctx); err != nil {
 		return nil, err
 	}
 	if s.resolver, err = newResolver(cfg); err != nil {
@@ -326,6 +329,11 @@ func (s *Server) closeBack() {
 	if s.kvClose != nil {
 		if err := s.kvClose(); err != nil {
 			s.log.Warn("closing the KV store", "err", err)
+		}
+	}
+	if s.kvLocal != nil {
+		if err := s.kvLocal.Close(); err != nil {
+			s.log.Warn("closing the KV database", "err", err)
 		}
 	}
 	if s.tlsrpt != nil {

@@ -2,7 +2,7 @@
 // domains outbound mail goes to: the _mta-sts TXT record, the policy
 // fetched over verified HTTPS from mta-sts.<domain> (resolved through our
 // own resolver, never the system's), kept in a key-value store (the
-// queue's Badger) for its max_age and refreshed in the background: when
+// node's own KV database) for its max_age and refreshed in the background: when
 // the record's id changes, and, whether or not mail goes to the domain,
 // once a day while it is cached (RFC 8461 section 10.2), so that a policy
 // does not lapse between two messages. Parsing and MX matching are mox's
