@@ -124,14 +124,7 @@ func BenchmarkDeepQueue(b *testing.B) {
 	for _, mode := range []string{"shared", "own"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
-			qdb, err := badger.Open(badger.DefaultOptions(b.TempDir()).
-				WithMemTableSize(16 << 20).WithNumMemtables(3).WithValueThreshold(1 << 10).
-				WithValueLogFileSize(16 << 20).WithBlockCacheSize(16 << 20).WithNumCompactors(2).
-				WithMetricsEnabled(false).WithLogger(nil))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { qdb.Close() })
+			qdb := openQueueLike(b)
 			wb := qdb.NewWriteBatch()
 			env := make([]byte, 300)
 			for i := range 200_000 {
@@ -146,13 +139,7 @@ func BenchmarkDeepQueue(b *testing.B) {
 			if err := wb.Flush(); err != nil {
 				b.Fatal(err)
 			}
-			s := New(qdb)
-			if mode == "own" {
-				if s, err = Open(filepath.Join(b.TempDir(), "kv"), nil); err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { s.Close() })
-			}
+			s := storeFor(b, mode, qdb)
 			cpu0 := cpuTime(b)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -199,21 +186,8 @@ func BenchmarkBusyQueue(b *testing.B) {
 	for _, mode := range []string{"shared", "own"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
-			qdb, err := badger.Open(badger.DefaultOptions(b.TempDir()).
-				WithMemTableSize(16 << 20).WithNumMemtables(3).WithValueThreshold(1 << 10).
-				WithValueLogFileSize(16 << 20).WithBlockCacheSize(16 << 20).WithNumCompactors(2).
-				WithMetricsEnabled(false).WithLogger(nil))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { qdb.Close() })
-			s := New(qdb)
-			if mode == "own" {
-				if s, err = Open(filepath.Join(b.TempDir(), "kv"), nil); err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { s.Close() })
-			}
+			qdb := openQueueLike(b)
+			s := storeFor(b, mode, qdb)
 			stop, done := make(chan struct{}), make(chan struct{})
 			go func() {
 				defer close(done)
@@ -248,4 +222,32 @@ func BenchmarkBusyQueue(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
 		})
 	}
+}
+
+// openQueueLike opens a database with the queue's settings
+// (core/queue/queue.go), closed when b ends.
+func openQueueLike(b *testing.B) *badger.DB {
+	qdb, err := badger.Open(badger.DefaultOptions(b.TempDir()).
+		WithMemTableSize(16 << 20).WithNumMemtables(3).WithValueThreshold(1 << 10).
+		WithValueLogFileSize(16 << 20).WithBlockCacheSize(16 << 20).WithNumCompactors(2).
+		WithMetricsEnabled(false).WithLogger(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { qdb.Close() })
+	return qdb
+}
+
+// storeFor is the store of a benchmark's mode: in qdb ("shared") or in a
+// database of its own ("own"), closed when b ends.
+func storeFor(b *testing.B, mode string, qdb *badger.DB) *Store {
+	if mode != "own" {
+		return New(qdb)
+	}
+	s, err := Open(filepath.Join(b.TempDir(), "kv"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
 }
