@@ -3,6 +3,7 @@ package queue
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 // process.
 type vlogMapping struct {
 	fid        int64
+	path       string
 	start, end uintptr
 }
 
@@ -59,7 +61,7 @@ func vlogMappings(dir string) []vlogMapping {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		out = append(out, vlogMapping{fid: fid, start: uintptr(start), end: uintptr(end)})
+		out = append(out, vlogMapping{fid: fid, path: path, start: uintptr(start), end: uintptr(end)})
 	}
 	return out
 }
@@ -94,6 +96,13 @@ func trimVlog(maps []vlogMapping) int {
 		if m.fid == newest {
 			continue
 		}
+		// /proc/self/maps is not read in one piece: a line read before a
+		// change and one read after it can both be there. So the range
+		// must still map this file now (its map_files link) — a range
+		// that no longer does is left alone until the next round.
+		if !stillMaps(m) {
+			continue
+		}
 		// Errors (EINVAL on a range that is not mapped) leave the pages
 		// where they were; there is nothing to do about them.
 		_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_DONTNEED)
@@ -102,4 +111,12 @@ func trimVlog(maps []vlogMapping) int {
 		}
 	}
 	return n
+}
+
+// stillMaps reports whether m's range is, right now, one mapping of m's
+// file (/proc/self/map_files/START-END names the file a mapping of exactly
+// that range maps).
+func stillMaps(m vlogMapping) bool {
+	got, err := os.Readlink(fmt.Sprintf("/proc/self/map_files/%x-%x", m.start, m.end))
+	return err == nil && got == m.path
 }
