@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-mta/sluice/core/mail"
+	"golang.org/x/sys/unix"
 )
 
 // vlogRSS returns the resident KiB of each value-log file of dir mapped in
@@ -111,4 +112,42 @@ func mapKeys(m map[string]int) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestStillMaps checks the trim's last look before a madvise: a value-log
+// file's mapping as vlogMappings lists it is recognised, and the same
+// range is not once it maps another file or nothing.
+func TestStillMaps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "000007.vlog")
+	if err := os.WriteFile(path, make([]byte, 1<<16), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := unix.Mmap(int(f.Fd()), 0, 1<<16, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps := vlogMappings(dir)
+	if len(maps) != 1 || maps[0].fid != 7 || maps[0].path != path {
+		t.Fatalf("vlogMappings(%s) = %+v, want one mapping of %s", dir, maps, path)
+	}
+	if !stillMaps(maps[0]) {
+		t.Fatalf("stillMaps(%+v) = false for a live mapping", maps[0])
+	}
+	other := maps[0]
+	other.path = filepath.Join(dir, "000008.vlog")
+	if stillMaps(other) {
+		t.Errorf("stillMaps says the range maps %s", other.path)
+	}
+	if err := unix.Munmap(b); err != nil {
+		t.Fatal(err)
+	}
+	if stillMaps(maps[0]) {
+		t.Errorf("stillMaps(%+v) = true after munmap", maps[0])
+	}
 }
