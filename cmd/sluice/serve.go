@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -16,23 +15,6 @@ import (
 	"github.com/sluice-mta/sluice/core/logbatch"
 	"github.com/sluice-mta/sluice/core/server"
 )
-
-// serverGCPercent is the server's GOGC unless the environment sets one:
-// the heap grows to 1.5 times what is live between collections instead
-// of Go's 2. Under the 100-session load a memtable flush holds ~35 MB
-// more live for seconds (Badger's table builder, two memtables), and at
-// GOGC 100 the heap doubled that; the GC's CPU stayed within the noise
-// (BENCHMARKS.md "The value log's pages out of the RSS", the heap).
-// Unlike a GOMEMLIMIT, it has no ceiling to thrash against when a deep
-// queue's start-up holds much more.
-const serverGCPercent = 50
-
-// setServerGC applies serverGCPercent when GOGC is not in the environment.
-func setServerGC() {
-	if _, ok := os.LookupEnv("GOGC"); !ok {
-		debug.SetGCPercent(serverGCPercent)
-	}
-}
 
 var configFlag = &cli.StringFlag{
 	Name:    "config",
@@ -54,7 +36,6 @@ func serveCommand() *cli.Command {
 		Usage: "run the mail server",
 		Flags: []cli.Flag{configFlag, &cli.StringFlag{Name: "user", Usage: "after binding the ports as root, run as `NAME` (data_dir is given to it)"}},
 		Action: func(c *cli.Context) error {
-			setServerGC()
 			cfg, err := loadConfig(c)
 			if err != nil {
 				return err
