@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/sluice-mta/sluice/core/mail"
 )
@@ -53,9 +52,12 @@ func BenchmarkEnqueue(b *testing.B) {
 	}
 }
 
-// countingDeliverer delivers every recipient and counts the messages.
+// countingDeliverer delivers every recipient and counts the messages; all
+// is closed when want of them have been delivered.
 type countingDeliverer struct {
 	n    atomic.Int64
+	want int64
+	all  chan struct{}
 	fate mail.Status
 }
 
@@ -68,7 +70,9 @@ func (c *countingDeliverer) Deliver(ctx context.Context, m *mail.Message, rcpts 
 		}
 		out = append(out, mail.Result{Rcpt: r, Status: mail.Sent, Reply: mail.Reply{Code: 250, Enhanced: mail.EnhancedCode{2, 0, 0}, Text: "ok"}, Relay: "127.0.0.1:25"})
 	}
-	c.n.Add(1)
+	if c.n.Add(1) == c.want {
+		close(c.all)
+	}
 	return out
 }
 
@@ -79,7 +83,7 @@ func (c *countingDeliverer) Deliver(ctx context.Context, m *mail.Message, rcpts 
 func BenchmarkRelayed(b *testing.B) {
 	for _, fate := range []mail.Status{mail.Sent, mail.Deferred} {
 		b.Run(fate.String(), func(b *testing.B) {
-			d := &countingDeliverer{fate: fate}
+			d := &countingDeliverer{fate: fate, want: int64(b.N), all: make(chan struct{})}
 			q, err := Open(context.Background(), Options{Dir: b.TempDir(), Hostname: "bench.test", Deliverer: d, Workers: 8})
 			if err != nil {
 				b.Fatal(err)
@@ -105,9 +109,7 @@ func BenchmarkRelayed(b *testing.B) {
 					}
 				}
 			})
-			for d.n.Load() < int64(b.N) {
-				time.Sleep(time.Millisecond)
-			}
+			<-d.all
 		})
 	}
 }
