@@ -381,36 +381,11 @@ func (q *Queue) recoverLeases(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("queue: scan leases in %s: %w", q.opts.Dir, err)
 	}
-	now := q.opts.Now()
 	for _, id := range ids {
-		outcome := "due now" // what became of the leased message, for the log
-		err := q.update(ctx, func(txn *badger.Txn) error {
-			outcome = "due now"
-			env, err := getEnvelope(txn, id)
-			if errors.Is(err, ErrNotFound) {
-				outcome = "message gone"
-				return txn.Delete(leaseKey(id))
-			}
-			if err != nil {
-				return err
-			}
-			// A message leased at enqueue gets its index entries here.
-			was, _, err := storedEntries(txn, env)
-			if err != nil {
-				return err
-			}
-			if err := txn.Delete(leaseKey(id)); err != nil {
-				return err
-			}
-			if env.Held {
-				outcome = "still held"
-				return writeIndex(txn, was, ixEntries(env))
-			}
-			env.NextAttempt = now
-			if err := putEnvelope(txn, was, env); err != nil {
-				return err
-			}
-			return q.setSched(txn, now, id)
+		var outcome string // what became of the leased message, for the log
+		err := q.update(ctx, func(txn *badger.Txn) (err error) {
+			outcome, err = q.endLease(txn, id)
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("queue: recover lease of %s: %w", id, err)

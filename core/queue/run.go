@@ -396,35 +396,49 @@ func (q *Queue) countDrained(cut bool) {
 // at once again, or, held meanwhile, keeps the schedule entry Hold gave it
 // (its expiry, if any). It reports whether the message is due.
 func (q *Queue) unlease(id string) bool {
-	due := false
-	err := q.commit(context.Background(), func(txn *badger.Txn) error {
-		due = false
-		env, err := getEnvelope(txn, id)
-		if errors.Is(err, ErrNotFound) {
-			return txn.Delete(leaseKey(id))
-		}
-		if err != nil {
-			return err
-		}
-		// A message leased at enqueue gets its index entries here.
-		was, _, err := storedEntries(txn, env)
-		if err != nil {
-			return err
-		}
-		if err := txn.Delete(leaseKey(id)); err != nil {
-			return err
-		}
-		if env.Held {
-			return writeIndex(txn, was, ixEntries(env))
-		}
-		due = true
-		return q.dueNow(txn, was, env)
+	var outcome string
+	err := q.commit(context.Background(), func(txn *badger.Txn) (err error) {
+		outcome, err = q.endLease(txn, id)
+		return err
 	})
 	if err != nil {
 		q.log.Error("queue: releasing a lease failed; the message is due at the next start", "id", id, "err", err)
 		return false
 	}
-	return due
+	return outcome == leaseDue
+}
+
+// What endLease did with a leased message.
+const (
+	leaseDue  = "due now"
+	leaseHeld = "still held"
+	leaseGone = "message gone"
+)
+
+// endLease deletes the lease of message id, which no worker delivers:
+// the message is due now (leaseDue) or, held meanwhile, keeps the schedule
+// entry Hold gave it (leaseHeld); one leased at enqueue gets its index
+// entries here. An envelope gone leaves only the lease to delete
+// (leaseGone). Used by unlease at a stop and recoverLeases at a start.
+func (q *Queue) endLease(txn *badger.Txn, id string) (string, error) {
+	env, err := getEnvelope(txn, id)
+	if errors.Is(err, ErrNotFound) {
+		return leaseGone, txn.Delete(leaseKey(id))
+	}
+	if err != nil {
+		return "", err
+	}
+	was, _, err := storedEntries(txn, env)
+	if err != nil {
+		return "", err
+	}
+	if err := txn.Delete(leaseKey(id)); err != nil {
+		return "", err
+	}
+	if env.Held {
+		return leaseHeld, writeIndex(txn, was, ixEntries(env))
+	}
+	return leaseDue, q.dueNow(txn, was, env)
 }
 
 // dueNow schedules env, leased and stored with index entries was, for now
