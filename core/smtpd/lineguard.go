@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -55,6 +56,10 @@ type lineGuard struct {
 
 	raw  []byte // read buffer; raw[r:w] is unread
 	r, w int
+	// small is the command-line buffer while raw is big, a data buffer
+	// from dataBufs (growForData, releaseData).
+	small []byte
+	big   *[dataBufSize]byte
 
 	mode     int
 	data     dataScanner // in modeData
@@ -135,15 +140,38 @@ func (l *lineGuard) inMessage() bool {
 // read a system call; issue 17). Command lines keep the small buffer.
 const dataBufSize = 32 << 10
 
-// growForData enlarges the read buffer to dataBufSize, keeping the unread
-// bytes. A line handed out before stays valid: it refers to the old array.
+// dataBufs holds the read buffers of message data between messages: a
+// connection takes one when a DATA body or BDAT chunk starts and gives it
+// back at its next command line (releaseData), so that a message does
+// not cost a fresh 32 KiB to allocate, zero and collect (a third of the
+// bytes the server allocated a relayed message; BENCHMARKS.md, s28cpu).
+// A buffer is only ever touched by the goroutine reading its connection.
+var dataBufs = sync.Pool{New: func() any { return new([dataBufSize]byte) }}
+
+// growForData switches the read buffer to one of dataBufSize from
+// dataBufs, keeping the unread bytes. A line handed out before stays
+// valid: it refers to the command buffer, kept aside.
 func (l *lineGuard) growForData() {
-	if len(l.raw) >= dataBufSize {
+	if l.big != nil || len(l.raw) >= dataBufSize {
 		return
 	}
-	raw := make([]byte, dataBufSize)
-	l.w, l.r = copy(raw, l.raw[l.r:l.w]), 0
-	l.raw = raw
+	big := dataBufs.Get().(*[dataBufSize]byte)
+	l.w, l.r = copy(big[:], l.raw[l.r:l.w]), 0
+	l.small, l.raw, l.big = l.raw, big[:], big
+}
+
+// releaseData goes back to the command buffer once command lines are read
+// again, when the unread bytes fit in it, and gives the data buffer back
+// to dataBufs. Nothing refers to the data buffer then: message bytes were
+// copied out (readMessage) or used up by the session before go-smtp
+// reads the next command (bodyReader).
+func (l *lineGuard) releaseData() {
+	if l.big == nil || l.mode != modeCmd || l.w-l.r > len(l.small) {
+		return
+	}
+	l.w, l.r = copy(l.small, l.raw[l.r:l.w]), 0
+	dataBufs.Put(l.big)
+	l.raw, l.small, l.big = l.small, nil, nil
 }
 
 // frame looks at a command line go-smtp is about to read for the commands
@@ -178,6 +206,7 @@ func bdatChunk(args []byte) (int64, bool) {
 // readLine returns the next whole command line, CRLF included, after the
 // transport checks; the slice is valid until the next read.
 func (l *lineGuard) readLine() ([]byte, error) {
+	l.releaseData()
 	for {
 		if l.err != nil {
 			return nil, l.err
