@@ -98,7 +98,7 @@ func (d *Deliverer) rset(cn *conn) error {
 		return err
 	}
 	defer cn.raw.SetReadDeadline(time.Time{})
-	rr := newReplyReader(cn.raw)
+	rr := cn.replies()
 	if _, _, err := rr.read(2, d.opts.CommandTimeout); err != nil {
 		return err
 	}

@@ -42,8 +42,22 @@ type conn struct {
 	// cmds writes pipelined commands as c would (pipeline.go); made at
 	// the first pipelined transaction.
 	cmds *cmdFormatter
+	// rr reads replies beneath c (replies).
+	rr *replyReader
 	// timer closes the connection while it is idle in the pool.
 	timer *time.Timer
+}
+
+// replies returns the reader of replies to commands written beneath c:
+// the one of the last transaction, when it holds no bytes (it never does
+// after a transaction that ended well: replyReader.end), else a new one.
+// Kept for the next transaction: a bufio.Reader and textproto.Reader less
+// to allocate a message.
+func (cn *conn) replies() *replyReader {
+	if cn.rr == nil || cn.rr.br.Buffered() != 0 {
+		cn.rr = newReplyReader(cn.raw)
+	}
+	return cn.rr
 }
 
 // quit says QUIT, waiting at most timeout, and closes the connection.

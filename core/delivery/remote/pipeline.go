@@ -47,7 +47,7 @@ func (d *Deliverer) pipeline(cn *conn, m *mail.Message, rcpts []string, r *txnOu
 		raw.SetWriteDeadline(time.Now().Add(d.opts.CommandTimeout))
 		_, err = raw.Write(group)
 	}
-	rr := newReplyReader(raw)
+	rr := cn.replies()
 	if err == nil {
 		_, _, err = rr.read(250, d.opts.CommandTimeout)
 	}

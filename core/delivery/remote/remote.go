@@ -380,6 +380,9 @@ func (d *Deliverer) Deliver(ctx context.Context, m *mail.Message, rcpts []string
 
 // logResults writes one debug line per recipient.
 func (d *Deliverer) logResults(ctx context.Context, m *mail.Message, results []mail.Result) {
+	if !d.log.Enabled(ctx, slog.LevelDebug) {
+		return // the arguments below cost allocations for every message
+	}
 	for _, r := range results {
 		d.log.Log(ctx, slog.LevelDebug, "remote transport",
 			"id", m.ID, "to", r.Rcpt, "relay", r.Relay, "dsn", r.Reply.Enhanced.String(), "status", r.Status.String(), "text", r.Reply.Text)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-mta/sluice/core/delivery/mtasts"
@@ -154,7 +154,12 @@ func (d *Deliverer) isOwn(ap netip.AddrPort) bool {
 
 // relayName names a connection for logs: "mx.example.com[192.0.2.1]:25".
 func relayName(host string, a netip.Addr, port int) string {
-	return fmt.Sprintf("%s[%s]:%d", host, a.Unmap(), port)
+	// Appended rather than fmt.Sprintf'd: it is named for every message.
+	b := make([]byte, 0, len(host)+len("[]:65535")+len("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))
+	b = append(append(b, host...), '[')
+	b = a.Unmap().AppendTo(b)
+	b = strconv.AppendInt(append(b, "]:"...), int64(port), 10)
+	return string(b)
 }
 
 // acquire takes a slot for domain and then a global one, waiting no longer
