@@ -108,3 +108,19 @@ func Info(ctx context.Context, l *slog.Logger, msg string, args ...any) {
 	r.Add(args...)
 	_ = l.Handler().Handle(ctx, r)
 }
+
+// InfoAttrs is Info with the line's attributes given as slog.Attr, which
+// slog.String, slog.Int and the like make without an allocation, where
+// each value passed to Info as an argument is one (its conversion to
+// any): for the lines of every message (issue 17).
+func InfoAttrs(ctx context.Context, l *slog.Logger, msg string, attrs ...slog.Attr) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !l.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
+	r.AddAttrs(attrs...)
+	_ = l.Handler().Handle(ctx, r)
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -190,7 +191,7 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, leased *mail.Envelope, enc,
 	}
 
 	if len(env.Pending()) == 0 {
-		fx.info("removed", "id", id, "reason", "done")
+		fx.infoAttrs("removed", slog.String("id", id), slog.String("reason", "done"))
 		if env.Held {
 			return deleteMessage(txn, was, env) // and its hold expiry
 		}

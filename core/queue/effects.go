@@ -24,25 +24,37 @@ type effects struct {
 	retry time.Time
 }
 
-// logLine is one line to log, its attributes taken when it was collected.
+// logLine is one line to log, its attributes taken when it was collected:
+// as arguments (args) or, for the lines of every message, as attributes
+// (attrs: no allocation for each value).
 type logLine struct {
 	level slog.Level
 	msg   string
 	args  []any
+	attrs []slog.Attr
 }
 
 // info collects an info line.
 func (fx *effects) info(msg string, args ...any) { fx.log(slog.LevelInfo, msg, args...) }
 
+// infoAttrs collects an info line given as attributes.
+func (fx *effects) infoAttrs(msg string, attrs ...slog.Attr) {
+	fx.logs = append(fx.logs, logLine{level: slog.LevelInfo, msg: msg, attrs: attrs})
+}
+
 // log collects a line at level.
 func (fx *effects) log(level slog.Level, msg string, args ...any) {
-	fx.logs = append(fx.logs, logLine{level, msg, args})
+	fx.logs = append(fx.logs, logLine{level: level, msg: msg, args: args})
 }
 
 // do logs the collected lines, wakes the scheduler if asked to and tells
 // the observer of the deliveries recorded.
 func (q *Queue) do(fx *effects) {
 	for _, l := range fx.logs {
+		if l.attrs != nil {
+			logctx.InfoAttrs(context.Background(), q.log, l.msg, l.attrs...)
+			continue
+		}
 		if l.level == slog.LevelInfo { // the lines of every message: no caller lookup
 			logctx.Info(context.Background(), q.log, l.msg, l.args...)
 			continue

@@ -53,18 +53,20 @@ func (q *Queue) logDeliveryTLS(fx *effects, id string, r *mail.Recipient, delay 
 	if relay == "" {
 		relay = "none"
 	}
-	args := []any{"id", id, "to", r.Addr, "relay", relay, "delay", delay.String(), "dsn", r.DSNCode, "status", status.String()}
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("id", id), slog.String("to", r.Addr), slog.String("relay", relay),
+		slog.String("delay", delay.String()), slog.String("dsn", r.DSNCode), slog.String("status", status.String()))
 	// How the session was secured (outbound SMTP): tls=TLSv1.3 verified=dane.
 	if tls != "" {
-		args = append(args, "tls", tls)
+		attrs = append(attrs, slog.String("tls", tls))
 		if verified != "" {
-			args = append(args, "verified", verified)
+			attrs = append(attrs, slog.String("verified", verified))
 		}
 	}
 	if policy != "" {
-		args = append(args, "tls_policy", policy)
+		attrs = append(attrs, slog.String("tls_policy", policy))
 	}
-	fx.info("delivery", append(args, "text", text)...)
+	fx.infoAttrs("delivery", append(attrs, slog.String("text", text))...)
 	if q.opts.Observer != nil {
 		fx.deliveries = append(fx.deliveries, Delivery{ID: id, Rcpt: r.Addr, Status: status, Relay: r.Relay,
 			DSN: r.DSNCode, Text: text, Delay: delay, At: q.opts.Now()})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -71,7 +72,8 @@ func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) (s
 	}
 	q.observeCommit(time.Since(t0))
 	// With ctx: a message taken over SMTP names its session (core/logctx).
-	logctx.Info(ctx, q.log, "queued", "id", env.ID, "from", env.From, "rcpts", len(env.Rcpts), "size", env.Size)
+	logctx.InfoAttrs(ctx, q.log, "queued", slog.String("id", env.ID), slog.String("from", env.From),
+		slog.Int("rcpts", len(env.Rcpts)), slog.Int64("size", env.Size))
 	switch {
 	case hand:
 		q.handOver(j, kept)
