@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 )
 
@@ -34,7 +35,7 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, *LogControl) {
 	c := &LogControl{}
 	c.Set(level, format)
 	opts := &slog.HandlerOptions{Level: &c.level}
-	h := &switchHandler{c: c, text: slog.NewTextHandler(w, opts), json: slog.NewJSONHandler(w, opts)}
+	h := &switchHandler{c: c, text: &lazyHandler{h: slog.NewTextHandler(w, opts)}, json: &lazyHandler{h: slog.NewJSONHandler(w, opts)}}
 	if f, ok := w.(flusher); ok {
 		h.flush = f
 	}
@@ -51,10 +52,13 @@ func WithLogControl(c *LogControl) Option {
 }
 
 // switchHandler writes each record through the text or the JSON handler,
-// as its control says; both carry the same attributes and groups.
+// as its control says; both carry the same attributes and groups. Each
+// is made only when a record goes through it (lazyHandler): a logger
+// made for every connection (its session and client) costs the text
+// handler's attributes alone, not the JSON handler's too (issue 17).
 type switchHandler struct {
 	c          *LogControl
-	text, json slog.Handler
+	text, json *lazyHandler
 	flush      flusher // nil, or flushed after each warning or error
 }
 
@@ -65,9 +69,9 @@ func (h *switchHandler) Enabled(_ context.Context, l slog.Level) bool {
 func (h *switchHandler) Handle(ctx context.Context, r slog.Record) error {
 	var err error
 	if h.c.json.Load() {
-		err = h.json.Handle(ctx, r)
+		err = h.json.get().Handle(ctx, r)
 	} else {
-		err = h.text.Handle(ctx, r)
+		err = h.text.get().Handle(ctx, r)
 	}
 	if h.flush != nil && r.Level >= slog.LevelWarn {
 		if ferr := h.flush.Flush(); err == nil {
@@ -78,9 +82,39 @@ func (h *switchHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h *switchHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &switchHandler{c: h.c, text: h.text.WithAttrs(attrs), json: h.json.WithAttrs(attrs), flush: h.flush}
+	return &switchHandler{c: h.c, text: h.text.with(attrs, ""), json: h.json.with(attrs, ""), flush: h.flush}
 }
 
 func (h *switchHandler) WithGroup(name string) slog.Handler {
-	return &switchHandler{c: h.c, text: h.text.WithGroup(name), json: h.json.WithGroup(name), flush: h.flush}
+	return &switchHandler{c: h.c, text: h.text.with(nil, name), json: h.json.with(nil, name), flush: h.flush}
+}
+
+// lazyHandler is a handler, or the WithAttrs or WithGroup of its parent's
+// handler, made at its first use.
+type lazyHandler struct {
+	once   sync.Once
+	h      slog.Handler // set at once for a root, else at the first get
+	parent *lazyHandler
+	attrs  []slog.Attr // WithAttrs(attrs), or
+	group  string      // WithGroup(group)
+}
+
+// with is the lazyHandler of WithAttrs(attrs) (group "") or
+// WithGroup(group) on l.
+func (l *lazyHandler) with(attrs []slog.Attr, group string) *lazyHandler {
+	return &lazyHandler{parent: l, attrs: attrs, group: group}
+}
+
+// get returns the handler, making it (and its parents) if need be.
+func (l *lazyHandler) get() slog.Handler {
+	l.once.Do(func() {
+		switch {
+		case l.parent == nil:
+		case l.group != "":
+			l.h = l.parent.get().WithGroup(l.group)
+		default:
+			l.h = l.parent.get().WithAttrs(l.attrs)
+		}
+	})
+	return l.h
 }

@@ -58,3 +58,32 @@ func TestLoggerFlushesWarnings(t *testing.T) {
 		})
 	}
 }
+
+// TestLoggerFormatSwitch: a logger derived with attributes and a group
+// (as each connection's is) before the format changes writes them in the
+// new format after it, and in the old one again after a switch back: each
+// format's handler is made when first used, with the same attributes.
+func TestLoggerFormatSwitch(t *testing.T) {
+	out := &testlog.Buffer{}
+	log, ctl := server.NewLogger(out, "info", "text")
+	conn := log.With("session", "s1", "client", "192.0.2.9").WithGroup("tls").With("version", "TLSv1.3")
+	conn.Info("connect", "n", 1)
+	ctl.Set("info", "json")
+	conn.Info("queued", "n", 2)
+	ctl.Set("info", "text")
+	conn.Info("disconnect", "n", 3)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	want := []string{
+		"msg=connect session=s1 client=192.0.2.9 tls.version=TLSv1.3 tls.n=1",
+		`"msg":"queued","session":"s1","client":"192.0.2.9","tls":{"version":"TLSv1.3","n":2}}`,
+		"msg=disconnect session=s1 client=192.0.2.9 tls.version=TLSv1.3 tls.n=3",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), out.String())
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], w) {
+			t.Errorf("line %d = %q, want it to end in %q", i, lines[i], w)
+		}
+	}
+}
