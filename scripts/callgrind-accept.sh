@@ -2,12 +2,13 @@
 # callgrind-accept.sh counts the user-space instructions a message costs
 # the server (BENCHMARKS.md "Listing by index"):
 #
-#   bash scripts/callgrind-accept.sh SLUICE_BINARY dead|sink [N]
+#   bash scripts/callgrind-accept.sh SLUICE_BINARY dead|sink [N [SIZE]]
 #
 # It starts the binary under `valgrind --tool=callgrind` on an empty
 # data_dir (GODEBUG=asyncpreemptoff=1: callgrind aborts on Go's preemption
 # signal), sends 50 messages of warm-up, waits until the server is idle,
-# zeroes the counts, sends N (default 2,000) 1 KiB messages with
+# zeroes the counts, sends N (default 2,000) messages of SIZE bytes
+# (default 1024; make bench's smtp-source rows send 10240) with
 # `smtp-source -s 20`, waits until each was attempted and dumps. Route
 # dead: every delivery goes to a dead loopback port (accepted, attempted,
 # deferred, as in the deep-queue benchmark); sink: relayed to smtp-sink
@@ -17,8 +18,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/benchlib.sh
 say() { echo "callgrind: $*" >&2; }
-[ $# -ge 2 ] || { say "usage: callgrind-accept.sh SLUICE_BINARY dead|sink [N]"; exit 2; }
-bin=$1 route=$2 n=${3:-2000}
+[ $# -ge 2 ] || { say "usage: callgrind-accept.sh SLUICE_BINARY dead|sink [N [SIZE]]"; exit 2; }
+bin=$1 route=$2 n=${3:-2000} size=${4:-1024}
 pids=()
 tmp=$(mktemp -d /tmp/sluice-callgrind.XXXXXX)
 trap 'kill_pids; rm -rf "$tmp/data"' EXIT
@@ -57,7 +58,7 @@ for _ in $(seq 1 300); do
 	awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN { exit !(b - a < 0.25) }' && break
 done
 callgrind_control -z "$pid" >/dev/null
-/usr/sbin/smtp-source -s 20 -m "$n" -l 1024 -f load@src.test -t "$to" "127.0.0.1:$port" >/dev/null
+/usr/sbin/smtp-source -s 20 -m "$n" -l "$size" -f load@src.test -t "$to" "127.0.0.1:$port" >/dev/null
 for _ in $(seq 1 900); do [ "$(lines)" -ge $((50 + n)) ] && break; sleep 1; done
 callgrind_control -d "$pid" >/dev/null
 sleep 3
