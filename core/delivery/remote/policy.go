@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/mjl-/adns"
@@ -166,7 +167,7 @@ func (d *Deliverer) plan(ctx context.Context, ds *dest, t target, addrSecure boo
 // RelayRoots for its host name unless its policy says otherwise.
 func (d *Deliverer) relayPlan(ds *dest, t target) *tlsPlan {
 	p := &tlsPlan{mode: planRequired, serverName: t.host, metric: "relay", name: nameRelay, auth: ds.user != "",
-		why: fmt.Sprintf("relay %s", t.host), key: "relay/" + ds.user}
+		why: "relay " + t.host, key: "relay/" + ds.user} // no fmt: a plan a message
 	if ds.relayTLS == RelayImplicit {
 		p.mode = planImplicit
 	}
@@ -191,7 +192,7 @@ func (d *Deliverer) relayPlan(ds *dest, t target) *tlsPlan {
 		}
 		p.verify, p.verified = pkixVerify(roots, t.host), "pkix"
 	}
-	p.key += "/" + p.verified + fmt.Sprint(p.mode)
+	p.key += "/" + p.verified + strconv.Itoa(int(p.mode))
 	return p
 }
 
