@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"reflect"
@@ -133,14 +132,13 @@ func (u *unstuffer) run(dst, src []byte) (w, used int) {
 	s, i := u.state, 0
 	for i < len(src) && w < len(dst) && s != stateEOF {
 		if s == stateData {
-			run := src[i:min(len(src), i+len(dst)-w)]
-			if j := bytes.IndexByte(run, '\r'); j >= 0 {
-				run = run[:j+1]
-				s = stateCR
+			// Lines without a leading dot are copied in one run.
+			if n, rs := dataRun(src[i:min(len(src), i+len(dst)-w)]); n > 0 {
+				w += copy(dst[w:], src[i:i+n])
+				i += n
+				s = rs
+				continue
 			}
-			w += copy(dst[w:], run)
-			i += len(run)
-			continue
 		}
 		c := src[i]
 		i++

@@ -80,6 +80,9 @@ func FuzzGuardDataEnd(f *testing.F) {
 	for _, s := range []string{"a\r\n.\r\n", "\n.\n", "\r.\r\n", "\r\n.\rX", "x\r\r\n.\r\n"} {
 		f.Add([]byte(s), uint8(2))
 	}
+	// Runs of lines (dataRun) broken by dots, bare LFs and CR runs.
+	f.Add([]byte("one\r\ntwo\r\n..three\r\n\n.four\r\r\n.five\r\r\r\n.six\r\n.\r\n"), uint8(255))
+	f.Add([]byte("one\r\ntwo\r\n\r\n.\r\n"), uint8(6))
 	o := newSMTPOracle(f)
 	f.Fuzz(func(t *testing.T, b []byte, step uint8) {
 		if len(b) > 1<<14 {

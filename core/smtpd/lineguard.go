@@ -546,6 +546,38 @@ func dataStep(s int, c byte) (int, bool) {
 // ended reports whether the end marker was seen.
 func (d *dataScanner) ended() bool { return d.state == stateEOF }
 
+// dataRun is the fast path of go-smtp's dataReader from stateData: how
+// many bytes at the start of b it hands on as they are, in a run, and the
+// state after them. Bytes are only dropped, and the data only ends, at a
+// dot that starts a line, which follows an LF; up to the first "\n." the
+// reader visits stateData, stateCR and stateBeginLine only, handing on
+// every byte. The run stops before that LF, or before a last LF of b
+// (the next bytes decide what follows it), where the state is stateCR
+// after an odd run of CRs (CR, CR is CR then data: go-smtp's quirk) and
+// stateData otherwise; a run stopping before "\n." in stateBeginLine
+// (after a bare LF) is the same as stateData there, as the LF leads both
+// to stateData. A run of 0 leaves the byte to the state machine.
+func dataRun(b []byte) (n, state int) {
+	n = bytes.Index(b, lfDot)
+	if n < 0 {
+		n = len(b)
+		if n > 0 && b[n-1] == '\n' {
+			n--
+		}
+	}
+	crs := 0
+	for crs < n && b[n-1-crs] == '\r' {
+		crs++
+	}
+	if crs%2 == 1 {
+		return n, stateCR
+	}
+	return n, stateData
+}
+
+// lfDot is where a line may start with a dot.
+var lfDot = []byte("\n.")
+
 // scan runs the state machine over b and returns how many bytes belong to
 // the message (all of b, or up to and including the end marker).
 func (d *dataScanner) scan(b []byte) int {
@@ -553,15 +585,12 @@ func (d *dataScanner) scan(b []byte) int {
 	i := 0
 	for i < len(b) && s != stateEOF {
 		if s == stateData {
-			// Fast path: in the middle of a line only CR matters.
-			j := bytes.IndexByte(b[i:], '\r')
-			if j < 0 {
-				i = len(b)
-				break
+			// Fast path: lines without a leading dot in one run.
+			if n, rs := dataRun(b[i:]); n > 0 {
+				i += n
+				s = rs
+				continue
 			}
-			i += j + 1
-			s = stateCR
-			continue
 		}
 		c := b[i]
 		i++
