@@ -157,3 +157,46 @@ func TestSTARTTLSOnlyInTheGuard(t *testing.T) {
 		})
 	}
 }
+
+// longLineRef is the guard's DATA line check as it was, a line at a time:
+// the reference for longLine's windows.
+func longLineRef(lineLen *int, maxLine int, b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			*lineLen += len(b)
+			return *lineLen > maxLine+1
+		}
+		if *lineLen+i > maxLine+1 {
+			return true
+		}
+		*lineLen = 0
+		b = b[i+1:]
+	}
+}
+
+// FuzzLongLine: the guard's DATA line-length check, fed b in chunks of
+// step bytes, refuses at the same chunk as a check a line at a time, and
+// carries the same length of the open line between chunks.
+func FuzzLongLine(f *testing.F) {
+	f.Add([]byte("short\r\nlines\r\n"), uint8(3), uint8(4))
+	f.Add([]byte("0123456789\r\n01234\r\n0123456789ab\r\n"), uint8(255), uint8(10))
+	f.Add([]byte("\n\n\n0123456\n"), uint8(1), uint8(5))
+	f.Fuzz(func(t *testing.T, b []byte, step, maxLine uint8) {
+		l := lineGuard{maxLine: int(maxLine)}
+		ref := 0
+		for i := 0; i < len(b); i += int(step) + 1 {
+			chunk := b[i:min(len(b), i+int(step)+1)]
+			got, want := l.longLine(chunk), longLineRef(&ref, int(maxLine), chunk)
+			if got != want {
+				t.Fatalf("%q in chunks of %d, max %d: chunk at %d: long %v, want %v", b, step+1, maxLine, i, got, want)
+			}
+			if got {
+				return
+			}
+			if l.lineLen != ref {
+				t.Fatalf("%q in chunks of %d, max %d: after the chunk at %d the line has %d bytes, want %d", b, step+1, maxLine, i, l.lineLen, ref)
+			}
+		}
+	})
+}
