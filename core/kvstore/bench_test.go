@@ -11,7 +11,8 @@ import (
 )
 
 // BenchmarkKVLatency measures one operation's latency, one at a time, on
-// the Badger store and on the local Redis TestMain started, and reports
+// the Badger store and on the local Redis TestMain started (over loopback
+// TCP, and over its Unix domain socket: redis-unix), and reports
 // the median and 99th percentile besides the mean:
 //
 //	go test -run '^$' -bench KVLatency -benchtime 20000x ./core/kvstore
@@ -21,17 +22,8 @@ func BenchmarkKVLatency(b *testing.B) {
 		kv   func(b *testing.B) filter.KV
 	}{
 		{"badger", func(b *testing.B) filter.KV { return New(openDB(b)) }},
-		{"redis", func(b *testing.B) filter.KV {
-			if redisSrv == nil {
-				b.Skip("redis-server not installed")
-			}
-			r, err := NewRedis(RedisOptions{Addrs: []string{redisSrv.Addr}, Prefix: "bench:", Timeout: time.Second})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { r.Close() })
-			return r
-		}},
+		{"redis", func(b *testing.B) filter.KV { return benchRedis(b, false) }},
+		{"redis-unix", func(b *testing.B) filter.KV { return benchRedis(b, true) }},
 	}
 	ops := []struct {
 		name string
@@ -99,4 +91,21 @@ func BenchmarkKVLatency(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchRedis is a store on the package's Redis, over its socket when unix.
+func benchRedis(b *testing.B, unix bool) filter.KV {
+	if redisSrv == nil {
+		b.Skip("redis-server not installed")
+	}
+	addr := redisSrv.Addr
+	if unix {
+		addr = UnixPrefix + redisSrv.Socket
+	}
+	r, err := NewRedis(RedisOptions{Addrs: []string{addr}, Prefix: "bench:", Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	return r
 }

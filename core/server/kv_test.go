@@ -230,3 +230,27 @@ func TestKVOverTLS(t *testing.T) {
 		t.Error("the node that does not trust Redis's certificate did not say so, with the reason, at start")
 	}
 }
+
+// TestKVUnixSocket: two nodes given [kv] redis = ["unix:/path"] share the
+// AUTH throttle through the socket of a Redis that listens on no TCP port.
+func TestKVUnixSocket(t *testing.T) {
+	rd := redistest.StartUnixT(t, "--port", "0")
+	nodes := []string{
+		redisAuthNode(t, "unix:"+rd.Socket, config.KVFailClosed),
+		redisAuthNode(t, "unix:"+rd.Socket, config.KVFailClosed),
+	}
+	for i, st := range []struct {
+		node     int
+		password string
+		want     int
+	}{
+		{0, "guess1", 535},
+		{1, "guess2", 535},
+		{0, "guess3", 421}, // the third failure, counted over both nodes
+		{1, "alice-pw", 421},
+	} {
+		if got := login(t, nodes[st.node], "127.0.0.5", "alice@localhost", st.password); got != st.want {
+			t.Fatalf("step %d: node %d with %q: %d, want %d", i+1, st.node, st.password, got, st.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 // Package redistest starts real redis-server processes on free loopback
 // ports for tests: a standalone server that a test can stop and start again
-// on the same port, and a three-master Redis Cluster. Tests that need one
+// on the same port (and, with StartUnix, on a Unix domain socket too), and
+// a three-master Redis Cluster. Tests that need one
 // skip when redis-server is not installed (scripts/install-test-deps.sh
 // installs it).
 package redistest
@@ -25,6 +26,9 @@ import (
 type Server struct {
 	// Addr is "127.0.0.1:port"; it stays the same across Stop and Start.
 	Addr string
+	// Socket is the path of the server's Unix domain socket (StartUnix),
+	// "" for none; it too stays the same across Stop and Start.
+	Socket string
 	dir  string
 	args []string
 
@@ -70,6 +74,37 @@ func StartT(t testing.TB, extra ...string) *Server {
 		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
 	}
 	s, err := Start(t.TempDir(), extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartUnix starts a standalone redis-server like Start that also listens
+// on the Unix domain socket dir/redis.sock (Socket), readable by this user
+// only; Start waits for an answer on the socket.
+func StartUnix(dir string, extra ...string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(dir, "redis.sock")
+	s := newServer(dir, port, append([]string{"--unixsocket", sock, "--unixsocketperm", "700"}, extra...)...)
+	s.Socket = sock
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartUnixT is StartUnix for a test, as StartT is Start's.
+func StartUnixT(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	if !Available() {
+		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
+	}
+	s, err := StartUnix(t.TempDir(), extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +163,7 @@ func (s *Server) Start() error {
 	s.cmd = cmd
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := ping(s.Addr, s.tls); err == nil {
+		if err := ping(s.Addr, s.Socket, s.tls); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
@@ -152,11 +187,14 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
-// ping sends PING in the inline protocol and expects +PONG (or -NOAUTH).
-func ping(addr string, overTLS bool) error {
+// ping sends PING in the inline protocol and expects +PONG (or -NOAUTH),
+// on the Unix domain socket when socket is not "".
+func ping(addr, socket string, overTLS bool) error {
 	var c net.Conn
 	var err error
-	if overTLS {
+	if socket != "" {
+		c, err = net.DialTimeout("unix", socket, time.Second)
+	} else if overTLS {
 		// Readiness only: the test checks the certificate itself.
 		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
 	} else {
