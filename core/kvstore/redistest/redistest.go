@@ -29,8 +29,8 @@ type Server struct {
 	// Socket is the path of the server's Unix domain socket (StartUnix),
 	// "" for none; it too stays the same across Stop and Start.
 	Socket string
-	dir  string
-	args []string
+	dir    string
+	args   []string
 
 	// tls says the port speaks TLS (StartTLS).
 	tls bool
