@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,10 @@ import (
 // BenchmarkKVLatency measures one operation's latency, one at a time, on
 // the Badger store and on the local Redis TestMain started (over loopback
 // TCP, and over its Unix domain socket: redis-unix), and reports
-// the median and 99th percentile besides the mean:
+// the median and 99th percentile besides the mean, and the CPU an
+// operation costs: this process's (getrusage: the client's, Badger's
+// goroutines too) and, on Redis, redis-server's (/proc/PID/stat; 10 ms
+// ticks, so use thousands of operations):
 //
 //	go test -run '^$' -bench KVLatency -benchtime 20000x ./core/kvstore
 func BenchmarkKVLatency(b *testing.B) {
@@ -76,6 +80,17 @@ func BenchmarkKVLatency(b *testing.B) {
 					}
 				}
 				lat := make([]time.Duration, 0, b.N)
+				redisCPU := func() time.Duration { return 0 }
+				if strings.HasPrefix(st.name, "redis") {
+					redisCPU = func() time.Duration {
+						d, err := redisSrv.CPU()
+						if err != nil {
+							b.Fatal(err)
+						}
+						return d
+					}
+				}
+				cpu0, rcpu0 := cpuTime(b), redisCPU()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					t0 := time.Now()
@@ -85,9 +100,14 @@ func BenchmarkKVLatency(b *testing.B) {
 					lat = append(lat, time.Since(t0))
 				}
 				b.StopTimer()
+				cpu, rcpu := cpuTime(b)-cpu0, redisCPU()-rcpu0
 				slices.Sort(lat)
 				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+				if strings.HasPrefix(st.name, "redis") {
+					b.ReportMetric(float64(rcpu.Microseconds())/float64(b.N), "redis-cpu-µs/op")
+				}
 			})
 		}
 	}

@@ -8,6 +8,7 @@ package redistest
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -185,6 +186,33 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// CPU is the user and system time the running server has used (Linux:
+// /proc/PID/stat, in clock ticks of 10 ms).
+func (s *Server) CPU() (time.Duration, error) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return 0, errors.New("redistest: not running")
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("redistest: %w", err)
+	}
+	// The fields after the command name: state is the first, utime and
+	// stime the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("redistest: /proc/%d/stat has %d fields", cmd.Process.Pid, len(f))
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("redistest: /proc/%d/stat: utime %q, stime %q", cmd.Process.Pid, f[11], f[12])
+	}
+	return time.Duration(u+st) * 10 * time.Millisecond, nil
 }
 
 // ping sends PING in the inline protocol and expects +PONG (or -NOAUTH),
