@@ -202,20 +202,7 @@ func TestKVOverTLS(t *testing.T) {
 		redisAuthNode(t, rd.Addr, config.KVFailClosed, trusting(caFile)),
 		redisAuthNode(t, rd.Addr, config.KVFailClosed, trusting(caFile)),
 	}
-	for i, st := range []struct {
-		node     int
-		password string
-		want     int
-	}{
-		{0, "guess1", 535},
-		{1, "guess2", 535},
-		{0, "guess3", 421}, // the third failure, counted over both nodes
-		{1, "alice-pw", 421},
-	} {
-		if got := login(t, nodes[st.node], "127.0.0.5", "alice@localhost", st.password); got != st.want {
-			t.Fatalf("step %d: node %d with %q: %d, want %d", i+1, st.node, st.password, got, st.want)
-		}
-	}
+	throttledAcrossNodes(t, nodes)
 
 	other := testca.New(t, "another CA").WriteCA(t, t.TempDir())
 	srv, addr := redisAuthServer(t, rd.Addr, config.KVFailClosed, trusting(other))
@@ -231,14 +218,11 @@ func TestKVOverTLS(t *testing.T) {
 	}
 }
 
-// TestKVUnixSocket: two nodes given [kv] redis = ["unix:/path"] share the
-// AUTH throttle through the socket of a Redis that listens on no TCP port.
-func TestKVUnixSocket(t *testing.T) {
-	rd := redistest.StartUnixT(t, "--port", "0")
-	nodes := []string{
-		redisAuthNode(t, "unix:"+rd.Socket, config.KVFailClosed),
-		redisAuthNode(t, "unix:"+rd.Socket, config.KVFailClosed),
-	}
+// throttledAcrossNodes: alice's third failed login, the first and third
+// on nodes[0] and the second on nodes[1], blocks her on both, her right
+// password too.
+func throttledAcrossNodes(t *testing.T, nodes []string) {
+	t.Helper()
 	for i, st := range []struct {
 		node     int
 		password string
@@ -253,4 +237,15 @@ func TestKVUnixSocket(t *testing.T) {
 			t.Fatalf("step %d: node %d with %q: %d, want %d", i+1, st.node, st.password, got, st.want)
 		}
 	}
+}
+
+// TestKVUnixSocket: two nodes given [kv] redis = ["unix:/path"] share the
+// AUTH throttle through the socket of a Redis that listens on no TCP port.
+func TestKVUnixSocket(t *testing.T) {
+	rd := redistest.StartUnixT(t, "--port", "0")
+	nodes := []string{
+		redisAuthNode(t, "unix:"+rd.Socket, config.KVFailClosed),
+		redisAuthNode(t, "unix:"+rd.Socket, config.KVFailClosed),
+	}
+	throttledAcrossNodes(t, nodes)
 }

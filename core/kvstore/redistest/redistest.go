@@ -71,10 +71,16 @@ func Start(dir string, extra ...string) (*Server, error) {
 // server when the test ends.
 func StartT(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return startT(t, Start, extra)
+}
+
+// startT runs start for a test in a directory of its own, as StartT says.
+func startT(t testing.TB, start func(string, ...string) (*Server, error), extra []string) *Server {
+	t.Helper()
 	if !Available() {
 		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
 	}
-	s, err := Start(t.TempDir(), extra...)
+	s, err := start(t.TempDir(), extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,15 +108,7 @@ func StartUnix(dir string, extra ...string) (*Server, error) {
 // StartUnixT is StartUnix for a test, as StartT is Start's.
 func StartUnixT(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	if !Available() {
-		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
-	}
-	s, err := StartUnix(t.TempDir(), extra...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	return s
+	return startT(t, StartUnix, extra)
 }
 
 // StartTLS starts a standalone redis-server like Start whose port speaks
