@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -56,12 +55,7 @@ func TestServeKeepsSysmonAwake(t *testing.T) {
 	} {
 		t.Run(c.env, func(t *testing.T) {
 			dir := t.TempDir()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			ln.Close()
+			addr := freeAddr(t)
 			cfg := filepath.Join(dir, "sluice.toml")
 			conf := fmt.Sprintf("hostname = \"mx.test\"\ndata_dir = %q\nlocal_domains = [\"example.com\"]\n[smtp]\nlisten = [%q]\n[submission]\nlisten = []\ntls_listen = []\n", filepath.Join(dir, "data"), addr)
 			if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
