@@ -10,9 +10,9 @@ import (
 // GODEBUG names schedtrace itself. Go's runtime monitor thread (sysmon)
 // sleeps for good whenever every P is idle and is woken, with its polling
 // reset to every 20 µs, by the next system call: one SMTP session leaves
-// the server idle between the client's commands, so each message paid
-// for ~8 such wake-ups and ~6 more short sleeps of that thread (a
-// context switch each, costly in a VM). schedtrace > 0 is the runtime's
+// the server idle between the client's commands, so with one session the
+// setting saves ~6 of that thread's short sleeps and ~2 wake-ups a
+// message (a context switch each, costly in a VM). schedtrace > 0 is the runtime's
 // only switch that keeps sysmon from that deep sleep; it then backs off
 // to sleeping up to 10 ms while nothing needs it. At 2147483647 ms (24.8
 // days, the largest value) the trace line itself is printed only on a
