@@ -98,15 +98,10 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 // the server's handlers never print: a few thousand instructions a line,
 // for lines logged for every connection or message (issue 17).
 func Info(ctx context.Context, l *slog.Logger, msg string, args ...any) {
-	if ctx == nil {
-		ctx = context.Background()
+	if ctx, r, ok := infoRecord(ctx, l, msg); ok {
+		r.Add(args...)
+		_ = l.Handler().Handle(ctx, r)
 	}
-	if !l.Enabled(ctx, slog.LevelInfo) {
-		return
-	}
-	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
-	r.Add(args...)
-	_ = l.Handler().Handle(ctx, r)
 }
 
 // InfoAttrs is Info with the line's attributes given as slog.Attr, which
@@ -114,13 +109,20 @@ func Info(ctx context.Context, l *slog.Logger, msg string, args ...any) {
 // each value passed to Info as an argument is one (its conversion to
 // any): for the lines of every message (issue 17).
 func InfoAttrs(ctx context.Context, l *slog.Logger, msg string, attrs ...slog.Attr) {
+	if ctx, r, ok := infoRecord(ctx, l, msg); ok {
+		r.AddAttrs(attrs...)
+		_ = l.Handler().Handle(ctx, r)
+	}
+}
+
+// infoRecord starts an info line for Info and InfoAttrs (a nil ctx is
+// context.Background()); ok is false when l does not write info lines.
+func infoRecord(ctx context.Context, l *slog.Logger, msg string) (context.Context, slog.Record, bool) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if !l.Enabled(ctx, slog.LevelInfo) {
-		return
+		return ctx, slog.Record{}, false
 	}
-	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
-	r.AddAttrs(attrs...)
-	_ = l.Handler().Handle(ctx, r)
+	return ctx, slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0), true
 }

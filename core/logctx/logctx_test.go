@@ -94,7 +94,8 @@ func TestWithDoesNotShare(t *testing.T) {
 	}
 }
 
-// TestInfoWritesTheSameLine: logctx.Info writes what InfoContext writes,
+// TestInfoWritesTheSameLine: logctx.Info and InfoAttrs write what
+// InfoContext writes,
 // in text and JSON, with the logger's and the context's attributes, and
 // nothing below the logger's level.
 func TestInfoWritesTheSameLine(t *testing.T) {
@@ -120,8 +121,14 @@ func TestInfoWritesTheSameLine(t *testing.T) {
 		if a.String() != b.String() || !strings.Contains(b.String(), "s1") || !strings.Contains(b.String(), "192.0.2.1") {
 			t.Errorf("%s: InfoContext wrote %q, Info %q", format, a.String(), b.String())
 		}
+		var d bytes.Buffer
+		logctx.InfoAttrs(ctx, mk(&d, slog.LevelInfo), "disconnect", slog.Duration("duration", 1500*time.Millisecond), slog.Bool("tls", true))
+		if d.String() != a.String() {
+			t.Errorf("%s: InfoContext wrote %q, InfoAttrs %q", format, a.String(), d.String())
+		}
 		var c bytes.Buffer
 		logctx.Info(nil, mk(&c, slog.LevelWarn), "connect")
+		logctx.InfoAttrs(nil, mk(&c, slog.LevelWarn), "connect", slog.String("k", "v"))
 		if c.Len() != 0 {
 			t.Errorf("%s: an info line at level warn: %q", format, c.String())
 		}
