@@ -95,9 +95,8 @@ func TestWithDoesNotShare(t *testing.T) {
 }
 
 // TestInfoWritesTheSameLine: logctx.Info and InfoAttrs write what
-// InfoContext writes,
-// in text and JSON, with the logger's and the context's attributes, and
-// nothing below the logger's level.
+// InfoContext writes, in text and JSON, with the logger's and the
+// context's attributes, and nothing below the logger's level.
 func TestInfoWritesTheSameLine(t *testing.T) {
 	ctx := logctx.With(context.Background(), slog.String("session", "s1"))
 	noTime := func(_ []string, a slog.Attr) slog.Attr {
