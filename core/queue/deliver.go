@@ -238,6 +238,16 @@ func (q *Queue) record(txn *badger.Txn, fx *effects, leased *mail.Envelope, enc,
 // address given twice has a result for each time, taken in order. Building
 // the index and all the takes are linear in the number of results.
 func resultsByRcpt(results []mail.Result) func(addr string) (mail.Result, bool) {
+	if len(results) == 1 { // most messages: no map
+		r, k, taken := results[0], mail.Key(results[0].Rcpt), false
+		return func(addr string) (mail.Result, bool) {
+			if taken || mail.Key(addr) != k {
+				return mail.Result{}, false
+			}
+			taken = true
+			return r, true
+		}
+	}
 	byKey := make(map[string][]mail.Result, len(results))
 	for _, r := range results {
 		k := mail.Key(r.Rcpt)

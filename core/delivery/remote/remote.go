@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -365,6 +366,11 @@ func (d *Deliverer) Deliver(ctx context.Context, m *mail.Message, rcpts []string
 		wg.Go(func() { res[i] = d.deliverDomain(ctx, m, g.Domain, g.Rcpts) })
 	}
 	wg.Wait()
+	if len(groups) == 1 && slices.Equal(groups[0].Rcpts, rcpts) {
+		copy(results, res[0]) // one domain, no repeats: no map needed
+		d.logResults(ctx, m, results)
+		return results
+	}
 	byAddr := make(map[string]mail.Result, len(rcpts))
 	for i, g := range groups {
 		for j, rc := range g.Rcpts {
@@ -391,6 +397,9 @@ func (d *Deliverer) logResults(ctx context.Context, m *mail.Message, results []m
 
 // distinct returns addrs without repeats, in order of first appearance.
 func distinct(addrs []string) []string {
+	if len(addrs) < 2 {
+		return addrs
+	}
 	seen := make(map[string]bool, len(addrs))
 	out := make([]string, 0, len(addrs))
 	for _, a := range addrs {
