@@ -88,13 +88,3 @@ func TestBodyReaderStandsIn(t *testing.T) {
 		t.Error("a pipe (BDAT) taken for go-smtp's DATA reader")
 	}
 }
-
-// TestIndexLFDot: the search for a line-starting dot finds what
-// bytes.Index finds, with dots inside lines, at the start, at the end.
-func TestIndexLFDot(t *testing.T) {
-	for _, s := range []string{"", ".", "\n", "\n.", ".\n.", "a.b.c\n", "a.b\n.c", "...\n\n..", "x\r\n", "a\nb.\n.", "\n\n\n"} {
-		if got, want := indexLFDot([]byte(s)), bytes.Index([]byte(s), []byte("\n.")); got != want {
-			t.Errorf("indexLFDot(%q) = %d, want %d", s, got, want)
-		}
-	}
-}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // lineGuard is the transport half of the SMTP guard (the protocol half is
@@ -570,7 +572,7 @@ func (d *dataScanner) ended() bool { return d.state == stateEOF }
 // (after a bare LF) is the same as stateData there, as the LF leads both
 // to stateData. A run of 0 leaves the byte to the state machine.
 func dataRun(b []byte) (n, state int) {
-	n = indexLFDot(b)
+	n = mail.IndexLineDot(b)
 	if n < 0 {
 		n = len(b)
 		if n > 0 && b[n-1] == '\n' {
@@ -585,23 +587,6 @@ func dataRun(b []byte) (n, state int) {
 		return n, stateCR
 	}
 	return n, stateData
-}
-
-// indexLFDot returns the index of the first "\n." in b, or -1. It looks
-// for the dots: rarer than line ends in most mail (none in base64), where
-// bytes.Index would step from LF to LF.
-func indexLFDot(b []byte) int {
-	for i := 1; i < len(b); {
-		j := bytes.IndexByte(b[i:], '.')
-		if j < 0 {
-			return -1
-		}
-		if i += j; b[i-1] == '\n' {
-			return i - 1
-		}
-		i++
-	}
-	return -1
 }
 
 // scan runs the state machine over b and returns how many bytes belong to

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/textproto"
 	"time"
+
+	"github.com/sluice-mta/sluice/core/mail"
 )
 
 // A DATA body goes out dot-stuffed in runs, beneath go-smtp's client: its
@@ -104,23 +106,23 @@ var dotEnd = []byte(".\r\n")
 // ".\r\n" alone: body ends in LF, no line starts with ".", and every LF
 // ends an odd run of CRs (a CR is added before any other).
 func unstuffed(body []byte) bool {
-	if len(body) == 0 || body[0] == '.' || body[len(body)-1] != '\n' {
+	n := len(body)
+	if n == 0 || body[0] == '.' || body[n-1] != '\n' || mail.IndexLineDot(body) >= 0 {
 		return false
 	}
-	for i := 0; i < len(body); {
+	for i := 0; ; {
 		j := bytes.IndexByte(body[i:], '\n')
 		if j < 0 {
-			return false // cannot happen: body ends in LF
+			return true
 		}
-		if !oddCRs(body[i : i+j]) {
+		// The CRs before the LF cannot reach back past the line's start
+		// (an LF, or body's), so oddCRs over all of body[:p] is the line's.
+		p := i + j
+		if p == 0 || body[p-1] != '\r' || p >= 2 && body[p-2] == '\r' && !oddCRs(body[:p]) {
 			return false
 		}
-		i += j + 1
-		if i < len(body) && body[i] == '.' {
-			return false
-		}
+		i = p + 1
 	}
-	return true
 }
 
 // oddCRs reports that b ends in an odd number of CRs.
