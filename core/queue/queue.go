@@ -122,10 +122,13 @@ const (
 	// of about memTableSize × 1.3 (Badger's batch slack), resident once
 	// written; numMemtables of them may exist while flushes are behind,
 	// and with GOGC 100 the heap grows to twice what is live before a
-	// collection. 8 MiB (was 16): about 30 MiB less Go heap after the
-	// 100-session load, no throughput cost measured (RATIONALE.md "The
-	// value log's pages leave the RSS").
-	memTableSize = 8 << 20
+	// collection. 6 MiB (was 16, then 8): a flush writes the memtable
+	// through a table builder whose arena starts at twice Badger's base
+	// table size (4 MiB) and doubles, holding each 4 KiB block raw and
+	// compressed; a 6 MiB memtable (~4.8 MB of table) fits in 4 + 8 MiB,
+	// an 8 MiB one (~6.4 MB) took 4 + 8 + 16. RATIONALE.md "The Go heap
+	// under the load: memtables that fit the flush's arena".
+	memTableSize = 6 << 20
 	numMemtables = 3
 	// blockCacheSize caches decompressed table blocks (envelopes and the
 	// schedule index; bodies are in the value log, not cached).
