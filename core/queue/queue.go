@@ -125,9 +125,12 @@ const (
 	// collection. 6 MiB (was 16, then 8): a flush writes the memtable
 	// through a table builder whose arena starts at twice Badger's base
 	// table size (4 MiB) and doubles, holding each 4 KiB block raw and
-	// compressed; a 6 MiB memtable (~4.8 MB of table) fits in 4 + 8 MiB,
-	// an 8 MiB one (~6.4 MB) took 4 + 8 + 16. RATIONALE.md "The Go heap
-	// under the load: memtables that fit the flush's arena".
+	// compressed (~2.2 × the table): an 8 MiB memtable (6.4 MB of table
+	// under the bench's load) took 4 + 8 + 16 MiB, a 6 MiB one (4.8 MB)
+	// fits in 4 + 8. Not smaller: a transaction may take 15 % of a
+	// memtable (943 KB here), and Flush and FlushDomain rewrite 500
+	// envelopes (each under bodyThreshold) in one. RATIONALE.md
+	// "Memtables that fit the flush's arena".
 	memTableSize = 6 << 20
 	numMemtables = 3
 	// blockCacheSize caches decompressed table blocks (envelopes and the
