@@ -37,9 +37,10 @@
 #   BENCH_OUT       where outputs go                   (default /tmp/sluice-bench)
 #   BENCH_GO=0      skip the Go benchmarks
 #   BENCH_PLUGINS=0 skip the runs with six plugins
-#   BENCH_REDIS=0   skip the two runs with the seven first-party plugins
+#   BENCH_REDIS=0   skip the three runs with the seven first-party plugins
 #                   (examples/anti-abuse, limits raised), their state in
-#                   Badger and in a local redis-server ([kv])
+#                   Badger and in a local redis-server ([kv]), over its
+#                   Unix domain socket and over loopback TCP
 #   BENCH_POSTFIX=0 skip the Postfix run
 #   BENCH_PERF=1    record a CPU profile of each sluice run with perf
 #                   (perf-TARGET.txt: the top functions)
@@ -384,13 +385,17 @@ if go build -o "$tmp/sluice" ./cmd/sluice 2>"$out/sluice-build.txt"; then
 			# cost of shared state.
 			if [ "${BENCH_REDIS:-1}" != 0 ] && command -v redis-server >/dev/null 2>&1 && firstparty "$tmp/firstparty"; then
 				sluice_run sluice-plugins-badger "$tmp/firstparty" "" "" noheaders
+				# Redis on the same host: over its Unix domain socket (the
+				# row of issue 15's target), then over loopback TCP.
 				free_port redis_port
-				redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-					--dir "$tmp" --logfile "$out/redis.log" &
+				redis-server --port "$redis_port" --bind 127.0.0.1 --unixsocket "$tmp/redis.sock" --unixsocketperm 700 \
+					--save "" --appendonly no --dir "$tmp" --logfile "$out/redis.log" &
 				redis_pid=$!
 				pids+=("$redis_pid")
 				wait_port "$redis_port" "$redis_pid" || say "redis-server did not start; see $out/redis.log"
 				sluice_run sluice-plugins-redis "$tmp/firstparty" "" \
+					$'[kv]\nbackend = "redis"\nredis = ["unix:'"$tmp/redis.sock"$'"]\ntimeout = "1s"' noheaders nosource
+				sluice_run sluice-plugins-redis-tcp "$tmp/firstparty" "" \
 					$'[kv]\nbackend = "redis"\nredis = ["127.0.0.1:'"$redis_port"$'"]\ntimeout = "1s"' noheaders nosource
 				stop "$redis_pid" redis-server
 			fi
@@ -563,18 +568,19 @@ function or(x) { return x == "" ? "–" : x }'
 	fi
 	if [ -n "$(msgs sluice-plugins-badger "${conns%% *}")" ]; then
 		echo
-		echo "Shared state (same run): the seven first-party plugins of examples/anti-abuse (limits raised) with [kv] on Badger, then on a local redis-server; \"lost\" is the share of the no-plugin throughput (mean of sluice and sluice-again) each costs."
+		echo "Shared state (same run): the seven first-party plugins of examples/anti-abuse (limits raised) with [kv] on Badger, then on a local redis-server over its Unix domain socket (\"Redis\") and over loopback TCP; \"lost\" is the share of the no-plugin throughput (mean of sluice and sluice-again) each costs."
 		echo
-		echo "| conns | no plugins | plugins, Badger | lost | plugins, Redis | lost | Redis against Badger |"
-		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		echo "| conns | no plugins | plugins, Badger | lost | plugins, Redis | lost | Redis against Badger | Redis over TCP | lost |"
+		echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 		for c in $conns; do
 			base=$(msgs sluice "$c")
 			again=$(msgs sluice-again "$c")
 			[ -z "$again" ] || [ -z "$base" ] || base=$(awk -v a="$base" -v b="$again" 'BEGIN { printf "%.0f", (a + b) / 2 }')
-			awk -v b="$base" -v bg="$(msgs sluice-plugins-badger "$c")" -v rd="$(msgs sluice-plugins-redis "$c")" -v c="$c" '
+			awk -v b="$base" -v bg="$(msgs sluice-plugins-badger "$c")" -v rd="$(msgs sluice-plugins-redis "$c")" \
+				-v rt="$(msgs sluice-plugins-redis-tcp "$c")" -v c="$c" '
 				function cost(x, of) { return x > 0 && of > 0 ? sprintf("%.0f %%", (of - x) / of * 100) : "–" }
-				BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s |\n", c, (b == "" ? "–" : b), (bg == "" ? "–" : bg), cost(bg, b),
-					(rd == "" ? "–" : rd), cost(rd, b), cost(rd, bg) }'
+				BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c, (b == "" ? "–" : b), (bg == "" ? "–" : bg), cost(bg, b),
+					(rd == "" ? "–" : rd), cost(rd, b), cost(rd, bg), (rt == "" ? "–" : rt), cost(rt, b) }'
 		done
 	fi
 	if [ -n "$(msgs sluice-nometrics "${conns%% *}")" ]; then

@@ -44,7 +44,9 @@ dead)
 	;;
 esac
 log=$tmp/serve.log
-GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.%p.out" "$bin" serve --config "$tmp/cg.toml" >"$log" 2>&1 &
+# schedtrace as `sluice serve` sets it (cmd/sluice sysmon.go): without it
+# the server would exec itself again, out from under valgrind.
+GODEBUG=asyncpreemptoff=1,schedtrace=2147483647 valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.%p.out" "$bin" serve --config "$tmp/cg.toml" >"$log" 2>&1 &
 pid=$!
 pids+=("$pid")
 wait_port "$port" "$pid" 600 || { say "the server did not start; see $log"; exit 1; }

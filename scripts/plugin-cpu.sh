@@ -19,8 +19,12 @@
 # PLUGIN_CPU_CONNS sets sluice-load's connections (default 20);
 # PLUGIN_CPU_TOML is appended to the server's configuration. A DIR that
 # holds an executable named sluice runs that server instead of the one
-# built from this tree (A/B of two builds: -r 3 /tmp/a /tmp/b). With
-# PLUGIN_CPU_REDIS=HOST:PORT (the Redis of PLUGIN_CPU_TOML), each run
+# built from this tree (A/B of two builds: -r 3 /tmp/a /tmp/b), and a
+# DIR's server.toml is appended to its server's configuration after
+# PLUGIN_CPU_TOML (A/B of two configurations: the same plugins, [kv] in
+# each DIR's server.toml). With
+# PLUGIN_CPU_REDIS=HOST:PORT or unix:/PATH (the redis-server the server
+# uses, reached at either of its listeners), each run
 # resets that Redis's statistics first and ends its line with the Redis
 # commands a message ("redis/msg: evalsha=… mget=…", over the warm-up and
 # the measured load) and redis-server's CPU a message. With
@@ -39,10 +43,17 @@ if [ "${1:-}" = -r ]; then
 	shift 2
 fi
 [ $# -gt 0 ] || {
-	sed -n '2,34p' "$0" >&2
+	sed -n '2,39p' "$0" >&2
 	exit 2
 }
 say() { echo "plugin-cpu: $*" >&2; }
+# rcli runs redis-cli against PLUGIN_CPU_REDIS (host:port or unix:/path).
+rcli() {
+	case $PLUGIN_CPU_REDIS in
+	unix:*) redis-cli -s "${PLUGIN_CPU_REDIS#unix:}" "$@" ;;
+	*) redis-cli -h "${PLUGIN_CPU_REDIS%:*}" -p "${PLUGIN_CPU_REDIS##*:}" "$@" ;;
+	esac
+}
 pids=()
 source scripts/benchlib.sh
 tmp=$(mktemp -d /tmp/sluice-plugin-cpu.XXXXXX)
@@ -61,18 +72,21 @@ run() {
 	rm -rf "$data"
 	mkdir -p "$data/plugins"
 	if [ "$dir" != none ]; then
-		cp "$dir"/*.wasm "$dir"/*.toml "$data/plugins/"
+		for f in "$dir"/*.wasm; do
+			cp "$f" "$data/plugins/"
+			[ ! -f "${f%.wasm}.toml" ] || cp "${f%.wasm}.toml" "$data/plugins/"
+		done
 		want=$(find "$dir" -name '*.wasm' | wc -l)
 		[ ! -x "$dir/sluice" ] || bin="$dir/sluice"
 	fi
 	if [ -n "${PLUGIN_CPU_REDIS:-}" ]; then
-		redis-cli -h "${PLUGIN_CPU_REDIS%:*}" -p "${PLUGIN_CPU_REDIS##*:}" config resetstat >/dev/null
-		rpid=$(redis-cli -h "${PLUGIN_CPU_REDIS%:*}" -p "${PLUGIN_CPU_REDIS##*:}" info server | tr -d '\r' | sed -n 's/^process_id://p')
+		rcli config resetstat >/dev/null
+		rpid=$(rcli info server | tr -d '\r' | sed -n 's/^process_id://p')
 		r0=$(awk '{print $14 + $15}' "/proc/$rpid/stat")
 	fi
 	free_port smtp_port
 	free_port sub_port
-	bench_toml "$tmp/sluice.toml" "$data" "$smtp_port" "$sub_port" "$down_port" $'[dns]\nservers = ["127.0.0.1:'"$dns_port"'"]'$'\n\n'"${PLUGIN_CPU_TOML:-}"
+	bench_toml "$tmp/sluice.toml" "$data" "$smtp_port" "$sub_port" "$down_port" $'[dns]\nservers = ["127.0.0.1:'"$dns_port"'"]'$'\n\n'"${PLUGIN_CPU_TOML:-}"$'\n\n'"$(cat "$dir/server.toml" 2>/dev/null || true)"
 	"$bin" serve --config "$tmp/sluice.toml" >"$tmp/server.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
@@ -120,7 +134,7 @@ run() {
 	if [ -n "$rpid" ]; then
 		warm=$(grep -o 'accepted [0-9]*' "$tmp/warm.txt" | awk '{print $2}')
 		r1=$(awk '{print $14 + $15}' "/proc/$rpid/stat")
-		redis_line=" redis/msg:$(redis-cli -h "${PLUGIN_CPU_REDIS%:*}" -p "${PLUGIN_CPU_REDIS##*:}" info commandstats | tr -d '\r' |
+		redis_line=" redis/msg:$(rcli info commandstats | tr -d '\r' |
 			awk -F'[:,=]' -v n=$((${warm:-0} + ${acc:-0})) '/^cmdstat_/ && n > 0 {sub("cmdstat_", "", $1); printf " %s=%.2f", $1, $3/n}')"
 		redis_line+=" redis_cpu_ms_per_msg=$(awk -v a=$((${warm:-0} + ${acc:-0})) -v c=$((r1 - r0)) -v t="$(getconf CLK_TCK)" 'BEGIN{if (a > 0) printf "%.3f", c*1000/t/a; else print "-"}')"
 	fi

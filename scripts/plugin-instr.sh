@@ -113,7 +113,9 @@ run() {
 	serve || return 1
 	stop "$pid"
 	rm -rf "$data/queue"
-	serve env GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind ${PLUGIN_INSTR_VALGRIND:-} --callgrind-out-file="$tmp/cg.out" || return 1
+	# schedtrace as `sluice serve` sets it (cmd/sluice sysmon.go): without it
+	# the server would exec itself again, out from under valgrind.
+	serve env GODEBUG=asyncpreemptoff=1,schedtrace=2147483647 valgrind --tool=callgrind ${PLUGIN_INSTR_VALGRIND:-} --callgrind-out-file="$tmp/cg.out" || return 1
 	smtp-source -s 2 -m 40 -l 10240 -f a@client.test -t u@sink.test "127.0.0.1:$smtp_port"
 	relayed 40 || return 1
 	callgrind_control -z "$pid" >/dev/null

@@ -17,7 +17,8 @@ commit to the 250 written (Badger's write, the group commit's fdatasyncs
 and what is around them); the 250 to the connection closed (the client's
 QUIT included); each fdatasync, and how long after the first of a commit's
 two the second started (the wake of a second thread). Then the goroutine wake-ups a message, by
-what the woken goroutine runs. With --timeline N it prints every goroutine
+what the woken goroutine runs, and how long each session's goroutine was runnable but waited for a P
+(another goroutine ran on the P it was queued on: the previous message's delivery, say). With --timeline N it prints every goroutine
 state change from just before the Nth banner to the next one instead.
 Trace times are the runtime's, so the tracer's own cost is in them (a few
 per cent); compare runs taken the same way.
@@ -170,6 +171,20 @@ def main():
     wk = collections.Counter(kind.get(e[3], "other") for e in ev if e[3].startswith("GoID") and e[4] == "Waiting->Runnable")
     print("goroutine wake-ups a message:", ", ".join("%s %.1f" % (k, v / n) for k, v in wk.most_common()),
           "; all %.1f" % (sum(wk.values()) / n))
+    # How long a session's own goroutine (one whose stack, as it ran, held
+    # go-smtp's handleConn) was runnable and waited for a P, a session.
+    own = {e[3] for e in ev if e[3].startswith("GoID") and e[4].startswith("Running->") and any("handleConn" in x for x in e[7])}
+    since, waited = {}, collections.defaultdict(int)
+    for e in ev:
+        if e[3] not in own:
+            continue
+        if e[4].endswith("->Runnable"):
+            since[e[3]] = e[0]
+        elif e[4] == "Runnable->Running" and e[3] in since:
+            waited[e[3]] += e[0] - since.pop(e[3])
+    if waited:
+        w = list(waited.values())
+        print("%-44s %s, mean %.1f" % ("a session runnable, waiting for a P", stat(w), sum(w) / len(w) / 1e3))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,17 @@ func runIn(t *testing.T, dir string, args ...string) (string, int) {
 		t.Fatalf("sluice %s: %v", strings.Join(args, " "), err)
 	}
 	return string(out), 0
+}
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // addressingConfig writes a configuration with map files into a

@@ -19,6 +19,9 @@ func main() {
 	if filepath.Base(args[0]) == "sendmail" { // called as /usr/sbin/sendmail
 		args = append([]string{args[0], "sendmail"}, args[1:]...)
 	}
+	if len(args) > 1 && args[1] == "serve" {
+		keepSysmonAwake() // before anything is opened: it may exec
+	}
 	if err := app.Run(flagsFirst(app.Commands, args)); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice:", err)
 		os.Exit(exitCode(err))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,12 +90,7 @@ func TestPluginNewToServer(t *testing.T) {
 	if err := os.MkdirAll(plugins, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	smtpAddr := ln.Addr().String()
-	ln.Close()
+	smtpAddr := freeAddr(t)
 	cfg := filepath.Join(work, "sluice.toml")
 	conf := fmt.Sprintf(`hostname = "mx.test"
 data_dir = %q

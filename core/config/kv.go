@@ -19,7 +19,8 @@ type KV struct {
 	// "redis".
 	Backend string `toml:"backend"`
 	// Redis lists "host:port" addresses: one for a standalone server,
-	// several (seeds) with Cluster for a Redis Cluster.
+	// several (seeds) with Cluster for a Redis Cluster. A standalone
+	// server on this host may be "unix:/path", its Unix domain socket.
 	Redis []string `toml:"redis"`
 	// Cluster talks the Redis Cluster protocol.
 	Cluster bool `toml:"cluster"`
@@ -89,8 +90,20 @@ func (ck *checker) kv(c *Config) {
 		ck.bad("kv.redis", "lists %d addresses but kv.cluster is false; list one standalone server, or set cluster = true for a Redis Cluster", len(k.Redis))
 	}
 	for i, a := range k.Redis {
+		key := fmt.Sprintf("kv.redis[%d]", i)
+		if path, ok := strings.CutPrefix(a, "unix:"); ok {
+			switch {
+			case !strings.HasPrefix(path, "/"):
+				ck.bad(key, `socket %q: the path must be absolute, like "unix:/run/redis/redis.sock"`, a)
+			case k.Cluster:
+				ck.bad(key, "%q is a Unix domain socket but kv.cluster is true; a Redis Cluster's nodes are reached over TCP: list them as host:port", a)
+			case k.TLS:
+				ck.bad(key, "%q is a Unix domain socket but kv.tls is true; Redis speaks TLS on TCP ports only: drop tls, or list its TLS port as host:port", a)
+			}
+			continue
+		}
 		if why := checkHostPort(a); why != "" {
-			ck.bad(fmt.Sprintf("kv.redis[%d]", i), `bad address %q: %s; write it like "127.0.0.1:6379"`, a, why)
+			ck.bad(key, `bad address %q: %s; write it like "127.0.0.1:6379" or "unix:/run/redis/redis.sock"`, a, why)
 		}
 	}
 	if k.PasswordFile != "" {

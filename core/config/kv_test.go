@@ -38,6 +38,10 @@ func TestKVConfig(t *testing.T) {
 		{"tls ca", "[kv]\nbackend = \"redis\"\nredis = [\"10.0.0.5:6380\"]\ntls = true\ntls_ca_file = \"" + ca + "\"\n", ""},
 		{"ca without tls", "[kv]\nbackend = \"redis\"\nredis = [\"10.0.0.5:6380\"]\ntls_ca_file = \"" + ca + "\"\n", "cfg.toml:4: kv.tls_ca_file: is set but kv.tls is false"},
 		{"ca not pem", "[kv]\nbackend = \"redis\"\nredis = [\"10.0.0.5:6380\"]\ntls = true\ntls_ca_file = \"" + pw + "\"\n", "cfg.toml:5: kv.tls_ca_file: " + pw + " holds no PEM certificate"},
+		{"unix socket", "[kv]\nbackend = \"redis\"\nredis = [\"unix:/run/redis/redis.sock\"]\n", ""},
+		{"relative socket", "[kv]\nbackend = \"redis\"\nredis = [\"unix:redis.sock\"]\n", "cfg.toml:3: kv.redis[0]: socket \"unix:redis.sock\": the path must be absolute"},
+		{"socket in a cluster", "[kv]\nbackend = \"redis\"\ncluster = true\nredis = [\"10.0.0.5:7000\", \"unix:/run/redis/redis.sock\"]\n", "cfg.toml:4: kv.redis[1]: \"unix:/run/redis/redis.sock\" is a Unix domain socket but kv.cluster is true"},
+		{"socket with tls", "[kv]\nbackend = \"redis\"\nredis = [\"unix:/run/redis/redis.sock\"]\ntls = true\n", "cfg.toml:3: kv.redis[0]: \"unix:/run/redis/redis.sock\" is a Unix domain socket but kv.tls is true"},
 		{"bad on_error", "[kv]\nbackend = \"redis\"\non_error = \"ignore\"\n", "cfg.toml:3: kv.on_error: \"ignore\""},
 	}
 	for _, tt := range tests {

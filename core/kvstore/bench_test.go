@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,8 +12,12 @@ import (
 )
 
 // BenchmarkKVLatency measures one operation's latency, one at a time, on
-// the Badger store and on the local Redis TestMain started, and reports
-// the median and 99th percentile besides the mean:
+// the Badger store and on the local Redis TestMain started (over loopback
+// TCP, and over its Unix domain socket: redis-unix), and reports
+// the median and 99th percentile besides the mean, and the CPU an
+// operation costs: this process's (getrusage: the client's, Badger's
+// goroutines too) and, on Redis, redis-server's (/proc/PID/stat; 10 ms
+// ticks, so use thousands of operations):
 //
 //	go test -run '^$' -bench KVLatency -benchtime 20000x ./core/kvstore
 func BenchmarkKVLatency(b *testing.B) {
@@ -21,17 +26,8 @@ func BenchmarkKVLatency(b *testing.B) {
 		kv   func(b *testing.B) filter.KV
 	}{
 		{"badger", func(b *testing.B) filter.KV { return New(openDB(b)) }},
-		{"redis", func(b *testing.B) filter.KV {
-			if redisSrv == nil {
-				b.Skip("redis-server not installed")
-			}
-			r, err := NewRedis(RedisOptions{Addrs: []string{redisSrv.Addr}, Prefix: "bench:", Timeout: time.Second})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { r.Close() })
-			return r
-		}},
+		{"redis", func(b *testing.B) filter.KV { return benchRedis(b, false) }},
+		{"redis-unix", func(b *testing.B) filter.KV { return benchRedis(b, true) }},
 	}
 	ops := []struct {
 		name string
@@ -84,6 +80,17 @@ func BenchmarkKVLatency(b *testing.B) {
 					}
 				}
 				lat := make([]time.Duration, 0, b.N)
+				redisCPU := func() time.Duration { return 0 }
+				if strings.HasPrefix(st.name, "redis") {
+					redisCPU = func() time.Duration {
+						d, err := redisSrv.CPU()
+						if err != nil {
+							b.Fatal(err)
+						}
+						return d
+					}
+				}
+				cpu0, rcpu0 := cpuTime(b), redisCPU()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					t0 := time.Now()
@@ -93,10 +100,32 @@ func BenchmarkKVLatency(b *testing.B) {
 					lat = append(lat, time.Since(t0))
 				}
 				b.StopTimer()
+				cpu, rcpu := cpuTime(b)-cpu0, redisCPU()-rcpu0
 				slices.Sort(lat)
 				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+				if strings.HasPrefix(st.name, "redis") {
+					b.ReportMetric(float64(rcpu.Microseconds())/float64(b.N), "redis-cpu-µs/op")
+				}
 			})
 		}
 	}
+}
+
+// benchRedis is a store on the package's Redis, over its socket when unix.
+func benchRedis(b *testing.B, unix bool) filter.KV {
+	if redisSrv == nil {
+		b.Skip("redis-server not installed")
+	}
+	addr := redisSrv.Addr
+	if unix {
+		addr = UnixPrefix + redisSrv.Socket
+	}
+	r, err := NewRedis(RedisOptions{Addrs: []string{addr}, Prefix: "bench:", Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	return r
 }

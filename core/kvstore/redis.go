@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +22,9 @@ var ErrUnavailable = errors.New("kvstore: redis unavailable")
 // RedisOptions configure a Redis store.
 type RedisOptions struct {
 	// Addrs is one "host:port" for a standalone server, or the seeds of a
-	// Redis Cluster with Cluster set.
+	// Redis Cluster with Cluster set. A standalone server on the same host
+	// may be "unix:/path" instead: its Unix domain socket (redis.conf's
+	// unixsocket), which costs both sides less than loopback TCP.
 	Addrs   []string
 	Cluster bool
 	// Username and Password log in (AUTH); "" for none.
@@ -98,6 +101,10 @@ end
 return out
 `)
 
+// UnixPrefix starts an address that is a Unix domain socket's path
+// ("unix:/run/redis/redis.sock"), as [kv] redis and [local] lmtp write it.
+const UnixPrefix = "unix:"
+
 // NewRedis connects to Redis as opts says; it does not wait for the server
 // to answer (a store that cannot reach it fails its operations, and
 // recovers by itself when Redis is back).
@@ -107,6 +114,17 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	}
 	if len(opts.Addrs) > 1 && !opts.Cluster {
 		return nil, fmt.Errorf("kvstore: %d Redis addresses without cluster mode", len(opts.Addrs))
+	}
+	socket, unix := strings.CutPrefix(opts.Addrs[0], UnixPrefix)
+	if opts.Cluster {
+		for _, a := range opts.Addrs {
+			if strings.HasPrefix(a, UnixPrefix) {
+				return nil, fmt.Errorf("kvstore: Redis Cluster seed %q is a Unix domain socket; a cluster's nodes announce TCP addresses", a)
+			}
+		}
+	}
+	if unix && !strings.HasPrefix(socket, "/") {
+		return nil, fmt.Errorf("kvstore: Redis socket %q: the path must be absolute", opts.Addrs[0])
 	}
 	t := opts.Timeout
 	if t <= 0 {
@@ -128,8 +146,16 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		DisableIdentity: true,
 	}
 	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
+	var c redis.UniversalClient
+	if unix {
+		o := uo.Simple()
+		o.Network, o.Addr = "unix", socket
+		c = redis.NewClient(o)
+	} else {
+		c = redis.NewUniversalClient(uo)
+	}
 	return &Redis{
-		c:       redis.NewUniversalClient(uo),
+		c:       c,
 		prefix:  opts.Prefix,
 		timeout: t,
 		log:     opts.Logger,

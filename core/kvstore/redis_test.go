@@ -18,8 +18,9 @@ import (
 
 var _ filter.KV = (*Redis)(nil)
 
-// redisSrv is the redis-server TestMain starts for the package (nil when
-// redis-server is not installed).
+// redisSrv is the redis-server TestMain starts for the package, on a
+// loopback port and a Unix domain socket (nil when redis-server is not
+// installed).
 var redisSrv *redistest.Server
 
 func TestMain(m *testing.M) {
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			defer os.RemoveAll(dir)
-			redisSrv, err = redistest.Start(dir)
+			redisSrv, err = redistest.StartUnix(dir)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
@@ -167,6 +168,59 @@ func TestRedisOps(t *testing.T) {
 	testOps(t, r)
 	if r.Down() {
 		t.Error("a canceled context marked Redis down")
+	}
+}
+
+// TestRedisUnixSocket: a store given "unix:/path" keeps the whole
+// contract over the socket of a redis-server that listens on no TCP port
+// at all, and rides out that server's restart as it does over TCP.
+func TestRedisUnixSocket(t *testing.T) {
+	srv := redistest.StartUnixT(t, "--port", "0")
+	obs := &counter{}
+	r, err := NewRedis(RedisOptions{Addrs: []string{UnixPrefix + srv.Socket}, Prefix: "unix:", Timeout: time.Second, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	testOps(t, r)
+	ctx := context.Background()
+	srv.Stop()
+	if _, err := r.Incr(ctx, "k", 1, time.Minute); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Incr with the socket's server down: %v; want ErrUnavailable", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := r.Incr(ctx, "k", 1, time.Minute)
+		if err == nil {
+			if n != 1 {
+				t.Errorf("first count after a restart without persistence: %d, want 1", n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store never recovered after Redis came back on its socket: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r.Down() {
+		t.Error("the store still reports Redis down")
+	}
+}
+
+// TestRedisUnixSocketOptions: a socket is standalone only, and its path
+// absolute.
+func TestRedisUnixSocketOptions(t *testing.T) {
+	for _, o := range []RedisOptions{
+		{Addrs: []string{"unix:/run/redis.sock", "127.0.0.1:7000"}, Cluster: true},
+		{Addrs: []string{"unix:redis.sock"}},
+	} {
+		if r, err := NewRedis(o); err == nil {
+			r.Close()
+			t.Errorf("NewRedis(%v): no error", o.Addrs)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -61,6 +62,11 @@ func (q *Queue) deliver(ctx context.Context, d mail.Deliverer, j job) (retry tim
 	if len(rcpts) > 0 {
 		results = d.Deliver(ctx, m, rcpts)
 	}
+	// The record is background work, and the deliverer's last reply
+	// often readies it together with a session (the next command of
+	// the client this message came from): let what is runnable on this P
+	// go first, rather than hold it for the record's transaction.
+	runtime.Gosched()
 	shutdown := ctx.Err() != nil
 	// Record with a context of our own: a shutdown must not lose results of
 	// deliveries that already happened.

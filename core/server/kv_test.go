@@ -202,6 +202,27 @@ func TestKVOverTLS(t *testing.T) {
 		redisAuthNode(t, rd.Addr, config.KVFailClosed, trusting(caFile)),
 		redisAuthNode(t, rd.Addr, config.KVFailClosed, trusting(caFile)),
 	}
+	throttledAcrossNodes(t, nodes)
+
+	other := testca.New(t, "another CA").WriteCA(t, t.TempDir())
+	srv, addr := redisAuthServer(t, rd.Addr, config.KVFailClosed, trusting(other))
+	if got := login(t, addr, "127.0.0.6", "bob@localhost", "bob-pw"); got != 454 {
+		t.Fatalf("login through a node that does not trust Redis's certificate: %d, want 454", got)
+	}
+	said := false
+	for _, l := range srv.Logs() {
+		said = said || strings.Contains(l, "kv: redis does not answer at start") && strings.Contains(l, "certificate signed by unknown authority")
+	}
+	if !said {
+		t.Error("the node that does not trust Redis's certificate did not say so, with the reason, at start")
+	}
+}
+
+// throttledAcrossNodes: alice's third failed login, the first and third
+// on nodes[0] and the second on nodes[1], blocks her on both, her right
+// password too.
+func throttledAcrossNodes(t *testing.T, nodes []string) {
+	t.Helper()
 	for i, st := range []struct {
 		node     int
 		password string
@@ -216,17 +237,15 @@ func TestKVOverTLS(t *testing.T) {
 			t.Fatalf("step %d: node %d with %q: %d, want %d", i+1, st.node, st.password, got, st.want)
 		}
 	}
+}
 
-	other := testca.New(t, "another CA").WriteCA(t, t.TempDir())
-	srv, addr := redisAuthServer(t, rd.Addr, config.KVFailClosed, trusting(other))
-	if got := login(t, addr, "127.0.0.6", "bob@localhost", "bob-pw"); got != 454 {
-		t.Fatalf("login through a node that does not trust Redis's certificate: %d, want 454", got)
+// TestKVUnixSocket: two nodes given [kv] redis = ["unix:/path"] share the
+// AUTH throttle through the socket of a Redis that listens on no TCP port.
+func TestKVUnixSocket(t *testing.T) {
+	rd := redistest.StartUnixT(t, "--port", "0")
+	nodes := []string{
+		redisAuthNode(t, "unix:"+rd.Socket, config.KVFailClosed),
+		redisAuthNode(t, "unix:"+rd.Socket, config.KVFailClosed),
 	}
-	said := false
-	for _, l := range srv.Logs() {
-		said = said || strings.Contains(l, "kv: redis does not answer at start") && strings.Contains(l, "certificate signed by unknown authority")
-	}
-	if !said {
-		t.Error("the node that does not trust Redis's certificate did not say so, with the reason, at start")
-	}
+	throttledAcrossNodes(t, nodes)
 }

@@ -42,6 +42,7 @@ func RunWithBinary(m *testing.M, bin *string) int {
 type Process struct {
 	log  *testlog.Buffer
 	done chan error
+	pid  int
 }
 
 // ServeBinary runs `bin serve --config cfgPath` with env added to the
@@ -58,6 +59,7 @@ func ServeBinary(t testing.TB, bin, cfgPath string, env ...string) *Process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.pid = cmd.Process.Pid
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -73,6 +75,9 @@ func ServeBinary(t testing.TB, bin, cfgPath string, env ...string) *Process {
 	})
 	return p
 }
+
+// Pid is the process's ID.
+func (p *Process) Pid() int { return p.pid }
 
 // Log is what the process has written so far.
 func (p *Process) Log() string { return p.log.String() }

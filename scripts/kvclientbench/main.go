@@ -10,13 +10,18 @@
 //
 // It prints ops/s and the client's, redis-server's and their total CPU in
 // microseconds an operation (from getrusage and /proc/PID/stat, 10 ms
-// ticks: use tens of thousands of operations).
+// ticks: use tens of thousands of operations). -addr may be a Unix domain
+// socket's path (go-redis only). With -client goredis, -goredis-opt
+// changes one setting from core/kvstore's: nocheck (no health check of a
+// pooled connection), fifo (PoolFIFO), noctx (ContextTimeoutEnabled
+// off), bufs (4 KiB read and write buffers).
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -40,6 +45,11 @@ end
 return n
 `
 
+// plain hides its connection's SyscallConn, which turns off go-redis's
+// health check of a connection taken from the pool (a recvfrom with
+// MSG_PEEK each time).
+type plain struct{ net.Conn }
+
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -62,12 +72,35 @@ func main() {
 	g := flag.Int("g", 1, "")
 	ops := flag.Int("n", 100000, "")
 	op := flag.String("op", "incr", "incr|mget")
+	variant := flag.String("goredis-opt", "", "nocheck|fifo|noctx|bufs: one go-redis setting changed (see the package comment)")
 	flag.Parse()
 	ctx := context.Background()
 	var do func(i int) error
 	switch *client {
 	case "goredis":
-		c := goredis.NewClient(&goredis.Options{Addr: *addr, MaxRetries: -1, DisableIdentity: true, ContextTimeoutEnabled: true, ReadTimeout: time.Second, WriteTimeout: time.Second})
+		o := &goredis.Options{Addr: *addr, MaxRetries: -1, DisableIdentity: true, ContextTimeoutEnabled: true, ReadTimeout: time.Second, WriteTimeout: time.Second}
+		switch *variant {
+		case "nocheck":
+			o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				var d net.Dialer
+				c, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return plain{c}, nil
+			}
+		case "fifo":
+			o.PoolFIFO = true
+		case "noctx":
+			o.ContextTimeoutEnabled = false
+		case "bufs": // the default is 32 KiB each
+			o.ReadBufferSize, o.WriteBufferSize = 4096, 4096
+		case "":
+		default:
+			fmt.Fprintf(os.Stderr, "kvclientbench: unknown -goredis-opt %q\n", *variant)
+			os.Exit(2)
+		}
+		c := goredis.NewClient(o)
 		sc := goredis.NewScript(src)
 		do = func(i int) error {
 			cx, cancel := context.WithTimeout(ctx, time.Second)

@@ -1,12 +1,14 @@
 // Package redistest starts real redis-server processes on free loopback
 // ports for tests: a standalone server that a test can stop and start again
-// on the same port, and a three-master Redis Cluster. Tests that need one
+// on the same port (and, with StartUnix, on a Unix domain socket too), and
+// a three-master Redis Cluster. Tests that need one
 // skip when redis-server is not installed (scripts/install-test-deps.sh
 // installs it).
 package redistest
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -25,8 +27,11 @@ import (
 type Server struct {
 	// Addr is "127.0.0.1:port"; it stays the same across Stop and Start.
 	Addr string
-	dir  string
-	args []string
+	// Socket is the path of the server's Unix domain socket (StartUnix),
+	// "" for none; it too stays the same across Stop and Start.
+	Socket string
+	dir    string
+	args   []string
 
 	// tls says the port speaks TLS (StartTLS).
 	tls bool
@@ -66,15 +71,44 @@ func Start(dir string, extra ...string) (*Server, error) {
 // server when the test ends.
 func StartT(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return startT(t, Start, extra)
+}
+
+// startT runs start for a test in a directory of its own, as StartT says.
+func startT(t testing.TB, start func(string, ...string) (*Server, error), extra []string) *Server {
+	t.Helper()
 	if !Available() {
 		t.Skip("redis-server not installed (scripts/install-test-deps.sh)")
 	}
-	s, err := Start(t.TempDir(), extra...)
+	s, err := start(t.TempDir(), extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// StartUnix starts a standalone redis-server like Start that also listens
+// on the Unix domain socket dir/redis.sock (Socket), readable by this user
+// only; Start waits for an answer on the socket.
+func StartUnix(dir string, extra ...string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(dir, "redis.sock")
+	s := newServer(dir, port, append([]string{"--unixsocket", sock, "--unixsocketperm", "700"}, extra...)...)
+	s.Socket = sock
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartUnixT is StartUnix for a test, as StartT is Start's.
+func StartUnixT(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	return startT(t, StartUnix, extra)
 }
 
 // StartTLS starts a standalone redis-server like Start whose port speaks
@@ -128,7 +162,7 @@ func (s *Server) Start() error {
 	s.cmd = cmd
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := ping(s.Addr, s.tls); err == nil {
+		if err := ping(s.Addr, s.Socket, s.tls); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
@@ -152,11 +186,41 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
-// ping sends PING in the inline protocol and expects +PONG (or -NOAUTH).
-func ping(addr string, overTLS bool) error {
+// CPU is the user and system time the running server has used (Linux:
+// /proc/PID/stat, in clock ticks of 10 ms).
+func (s *Server) CPU() (time.Duration, error) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return 0, errors.New("redistest: not running")
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("redistest: %w", err)
+	}
+	// The fields after the command name: state is the first, utime and
+	// stime the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("redistest: /proc/%d/stat has %d fields", cmd.Process.Pid, len(f))
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("redistest: /proc/%d/stat: utime %q, stime %q", cmd.Process.Pid, f[11], f[12])
+	}
+	return time.Duration(u+st) * 10 * time.Millisecond, nil
+}
+
+// ping sends PING in the inline protocol and expects +PONG (or -NOAUTH),
+// on the Unix domain socket when socket is not "".
+func ping(addr, socket string, overTLS bool) error {
 	var c net.Conn
 	var err error
-	if overTLS {
+	if socket != "" {
+		c, err = net.DialTimeout("unix", socket, time.Second)
+	} else if overTLS {
 		// Readiness only: the test checks the certificate itself.
 		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
 	} else {
