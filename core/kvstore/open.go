@@ -17,8 +17,8 @@ import (
 const (
 	// ownMemTableSize: a memtable is a Go allocation of about this much ×
 	// 1.3, resident once written; a counter's entry is under 100 bytes, so
-	// 4 MiB holds some 40,000 writes before a flush.
-	ownMemTableSize = 4 << 20
+	// 2 MiB holds some 20,000 writes before a flush (~0.4 MB of table).
+	ownMemTableSize = 2 << 20
 	// ownNumMemtables: one being written, one being flushed.
 	ownNumMemtables = 2
 	// ownBlockCacheSize caches table blocks read back once flushed.
@@ -30,8 +30,10 @@ const (
 	// ownValueLogFileSize bounds the value log's mmapped file, which the
 	// threshold above leaves empty.
 	ownValueLogFileSize = 16 << 20
-	// ownBaseTableSize: tables as small as the memtables.
-	ownBaseTableSize = 4 << 20
+	// ownBaseTableSize: tables as small as the memtables. A flush's table
+	// builder starts with an arena of twice this (4 MiB), which a 2 MiB
+	// memtable's table, raw and compressed, fits with room to spare.
+	ownBaseTableSize = 2 << 20
 )
 
 // Open opens (or creates) a database of the store's own in dir and returns

@@ -122,10 +122,16 @@ const (
 	// of about memTableSize × 1.3 (Badger's batch slack), resident once
 	// written; numMemtables of them may exist while flushes are behind,
 	// and with GOGC 100 the heap grows to twice what is live before a
-	// collection. 8 MiB (was 16): about 30 MiB less Go heap after the
-	// 100-session load, no throughput cost measured (RATIONALE.md "The
-	// value log's pages leave the RSS").
-	memTableSize = 8 << 20
+	// collection. 6 MiB (was 16, then 8): a flush writes the memtable
+	// through a table builder whose arena starts at twice Badger's base
+	// table size (4 MiB) and doubles, holding each 4 KiB block raw and
+	// compressed (~2.2 × the table): an 8 MiB memtable (6.4 MB of table
+	// under the bench's load) took 4 + 8 + 16 MiB, a 6 MiB one (4.8 MB)
+	// fits in 4 + 8. Not smaller: a transaction may take 15 % of a
+	// memtable (943 KB here), and Flush and FlushDomain rewrite 500
+	// envelopes (each under bodyThreshold) in one. RATIONALE.md
+	// "Memtables that fit the flush's arena".
+	memTableSize = 6 << 20
 	numMemtables = 3
 	// blockCacheSize caches decompressed table blocks (envelopes and the
 	// schedule index; bodies are in the value log, not cached).
