@@ -54,10 +54,12 @@ wait_port "$port" "$pid" 600 || { say "the server did not start; see $log"; exit
 lines() { grep -c "$what" "$log" || true; }
 /usr/sbin/smtp-source -s 5 -m 50 -l 1024 -f load@src.test -t "$to" "127.0.0.1:$port" >/dev/null
 for _ in $(seq 1 300); do [ "$(lines)" -ge 50 ] && break; sleep 1; done
+# idle: under 0.6 s of CPU in 5 s (valgrind slows the runtime monitor's
+# 10 ms polls that `sluice serve` keeps up; 0.25 s was not always reached)
 for _ in $(seq 1 300); do
 	c0=$(cpu "$pid")
 	sleep 5
-	awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN { exit !(b - a < 0.25) }' && break
+	awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN { exit !(b - a < 0.6) }' && break
 done
 callgrind_control -z "$pid" >/dev/null
 /usr/sbin/smtp-source -s 20 -m "$n" -l "$size" -f load@src.test -t "$to" "127.0.0.1:$port" >/dev/null
