@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mta/sluice/core/internal/testwait"
 	"github.com/sluice-mta/sluice/pluginapi"
 )
 
@@ -78,4 +79,44 @@ func TestCloseLoopingGuest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWatchdogParks: with no call in flight the watchdog parks (an idle
+// server does not wake 500 times a second), and a call that starts then
+// wakes it at once: a call stuck in a host function past its deadline is
+// still stopped by the watchdog's fuse.
+func TestWatchdogParks(t *testing.T) {
+	bh := &blackhole{deaf: true, release: make(chan struct{})}
+	dir := t.TempDir()
+	install(t, dir, "dns", "dnswait", "grants = [\"dns\"]\ntimeout = \"100ms\"\nfailure_policy = \"tempfail\"\n")
+	h, _ := newHost(t, dir, Options{Resolver: bh})
+	testwait.Until(t, 5*time.Second, "the idle watchdog to park", h.wdParked.Load)
+	woken := h.wdWoken.Load()
+	// The guest waits in dns_lookup on a resolver that ignores its
+	// context: only the watchdog's fuse ends the call, past the deadline.
+	done := make(chan Result, 1)
+	go func() { r, _ := timed(h, pluginapi.HookData); done <- r }()
+	// Woken by the call, not by its maintenance timer.
+	testwait.Until(t, 5*time.Second, "the call to wake the watchdog", func() bool { return h.wdWoken.Load() > woken })
+	testwait.Until(t, 5*time.Second, "the watchdog to fire the call's fuse", func() bool { return fired(h) })
+	close(bh.release) // the lookup returns into a guest whose fuse fired
+	if r := <-done; r.Verdict != pluginapi.Tempfail || r.Reply.Code != 451 {
+		t.Errorf("result %+v, want the tempfail failure policy (the watchdog stopped the call)", r)
+	}
+	testwait.Until(t, 5*time.Second, "the watchdog to park again", h.wdParked.Load)
+}
+
+// fired reports whether the watchdog fired the fuse of a call still in
+// flight.
+func fired(h *Host) bool {
+	for _, pl := range h.livePools(nil) {
+		if list := pl.all.Load(); list != nil {
+			for _, in := range *list {
+				if in.start.Load() == -1 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

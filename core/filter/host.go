@@ -24,9 +24,14 @@ import (
 // deadline; a call overruns its timeout by at most about this much.
 const watchdogTick = 2 * time.Millisecond
 
-// maintainEvery is how often (in watchdog ticks) pools are topped up and
-// shrunk.
-const maintainEvery = 250
+// maintainPeriod is how often pools are topped up and shrunk.
+const maintainPeriod = 500 * time.Millisecond
+
+// idleTicks is how many watchdog ticks in a row without a call in flight
+// park the watchdog (100 ms): an idle server then wakes it only for pool
+// maintenance, not 500 times a second (RATIONALE.md, "The watchdog
+// parks while no call runs").
+const idleTicks = 50
 
 // closeGrace is how long Close lets calls in flight run on: a call still
 // running that long after Close began is killed by the watchdog, even
@@ -83,8 +88,13 @@ type Host struct {
 	// replaced plugins with calls in flight and of plugins being loaded.
 	pmu   sync.Mutex
 	pools map[*pool]struct{}
-	// poolAdded wakes a watchdog that found no pool to watch.
-	poolAdded chan struct{}
+	// wake wakes a parked watchdog: a pool was added, or a call started
+	// while wdParked was set.
+	wake chan struct{}
+	// wdParked is set while the watchdog waits without ticking; wdWoken
+	// counts the times a wake ended such a wait.
+	wdParked atomic.Bool
+	wdWoken  atomic.Int64
 
 	// cancel stops the directory watcher, wg waits for it.
 	cancel context.CancelFunc
@@ -140,7 +150,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	}
 	// The logger adds what the caller's context carries (logctx: the SMTP
 	// session ID) to the lines of calls made for it.
-	h := &Host{opts: opts, log: logctx.Logger(opts.Logger), base: time.Now(), pools: map[*pool]struct{}{}, poolAdded: make(chan struct{}, 1), failed: map[string]fingerprint{}}
+	h := &Host{opts: opts, log: logctx.Logger(opts.Logger), base: time.Now(), pools: map[*pool]struct{}{}, wake: make(chan struct{}, 1), failed: map[string]fingerprint{}}
 	if opts.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
 		if err != nil {
@@ -172,8 +182,13 @@ func (h *Host) addPool(pl *pool) {
 	h.pmu.Lock()
 	h.pools[pl] = struct{}{}
 	h.pmu.Unlock()
+	h.wakeWatchdog()
+}
+
+// wakeWatchdog wakes the watchdog if it is parked (or about to park).
+func (h *Host) wakeWatchdog() {
 	select {
-	case h.poolAdded <- struct{}{}:
+	case h.wake <- struct{}{}:
 	default:
 	}
 }
@@ -288,50 +303,102 @@ func (h *Host) startWatchdog(ctx context.Context) {
 }
 
 // watchdog fires the fuse of calls past their deadline (or, once Close
-// began, past closeBy) every tick and maintains the pools now and then. One
-// goroutine per Host.
+// began, past closeBy) every tick and maintains the pools every
+// maintainPeriod. After idleTicks ticks without a call in flight it parks
+// (park). One goroutine per Host.
 func (h *Host) watchdog(ctx context.Context) {
 	defer h.wdWG.Done()
 	t := time.NewTicker(watchdogTick)
 	defer t.Stop()
 	var pools []*pool
-	for n := 0; ; n++ {
+	maintained := h.nanotime() - int64(maintainPeriod) // at the first tick
+	idle := 0
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		pools = pools[:0]
-		h.pmu.Lock()
-		for pl := range h.pools {
-			select {
-			case <-pl.drained:
-				delete(h.pools, pl)
-			default:
-				pools = append(pools, pl)
-			}
-		}
-		h.pmu.Unlock()
-		if len(pools) == 0 {
-			// Nothing to watch (no plugins loaded): no tick until a pool
-			// is added, rather than a wake-up every 2 ms for nothing.
-			t.Stop()
-			select {
-			case <-ctx.Done():
-				return
-			case <-h.poolAdded:
-			}
-			t.Reset(watchdogTick)
-			continue
-		}
+		pools = h.livePools(pools[:0])
 		now, closeBy := h.nanotime(), h.closeBy.Load()
+		busy := false
 		for _, pl := range pools {
-			pl.watch(now, closeBy)
-			if n%maintainEvery == 0 {
+			if pl.watch(now, closeBy) {
+				busy = true
+			}
+		}
+		if now-maintained >= int64(maintainPeriod) {
+			for _, pl := range pools {
 				pl.maintain(now)
 			}
+			maintained = now
+		}
+		if busy {
+			idle = 0
+			continue
+		}
+		if idle++; idle < idleTicks {
+			continue
+		}
+		t.Stop()
+		if !h.park(ctx, &maintained) {
+			return
+		}
+		t.Reset(watchdogTick)
+		idle = 0
+	}
+}
+
+// park waits while no call is in flight, maintaining the pools every
+// maintainPeriod, until a call starts (run sees wdParked and wakes it), a
+// pool is added, or ctx ends (false). The flag is set before the pools
+// are looked at, and a call stores its start before it reads the flag, so
+// either park sees the call or the call sees the flag: none runs
+// unwatched.
+func (h *Host) park(ctx context.Context, maintained *int64) bool {
+	timer := time.NewTimer(maintainPeriod)
+	defer timer.Stop()
+	defer h.wdParked.Store(false)
+	var pools []*pool
+	for {
+		h.wdParked.Store(true)
+		pools = h.livePools(pools[:0])
+		for _, pl := range pools {
+			if pl.running() {
+				return true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-h.wake:
+			h.wdWoken.Add(1)
+			return true
+		case <-timer.C:
+			now := h.nanotime()
+			for _, pl := range pools {
+				pl.maintain(now)
+			}
+			*maintained = now
+			timer.Reset(maintainPeriod)
 		}
 	}
+}
+
+// livePools appends the pools not yet drained to pools, forgetting the
+// drained ones.
+func (h *Host) livePools(pools []*pool) []*pool {
+	h.pmu.Lock()
+	defer h.pmu.Unlock()
+	for pl := range h.pools {
+		select {
+		case <-pl.drained:
+			delete(h.pools, pl)
+		default:
+			pools = append(pools, pl)
+		}
+	}
+	return pools
 }
 
 // watchDir reloads the directory every ReloadInterval.

@@ -102,6 +102,9 @@ func (in *instance) run(fn api.Function, stack []uint64, t0, limit int64) (err e
 	h := in.p.h
 	in.limit.Store(limit)
 	in.start.Store(t0)
+	if h.wdParked.Load() {
+		h.wakeWatchdog() // after the start is stored: see Host.park
+	}
 	if h.killAll.Load() {
 		in.fire(t0) // the Host is closing and its watchdog may be gone
 	}
@@ -337,18 +340,39 @@ func (pl *pool) unregister(in *instance) {
 }
 
 // watch fires the fuse of every call in this pool past its deadline, or
-// running at all after closeBy (host clock; 0: not closing).
-func (pl *pool) watch(now, closeBy int64) {
+// running at all after closeBy (host clock; 0: not closing), and reports
+// whether a call was in flight.
+func (pl *pool) watch(now, closeBy int64) (busy bool) {
 	list := pl.all.Load()
 	if list == nil {
-		return
+		return false
 	}
 	closing := closeBy > 0 && now >= closeBy
 	for _, in := range *list {
-		if s := in.start.Load(); s > 0 && (closing || now-s > in.limit.Load()) {
+		s := in.start.Load()
+		if s == 0 {
+			continue
+		}
+		busy = true
+		if s > 0 && (closing || now-s > in.limit.Load()) {
 			in.fire(s)
 		}
 	}
+	return busy
+}
+
+// running reports whether a call of this pool is in flight.
+func (pl *pool) running() bool {
+	list := pl.all.Load()
+	if list == nil {
+		return false
+	}
+	for _, in := range *list {
+		if in.start.Load() != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // yieldAfter is how long a call runs before its ticks yield the thread:
