@@ -13,6 +13,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/internal/testwait"
 )
 
 var _ filter.KV = (*Store)(nil)
@@ -97,20 +98,13 @@ func TestExpiresAtRoundsUp(t *testing.T) {
 // waitGone polls until key is gone; expiry must come within limit.
 func waitGone(t *testing.T, s *Store, key string, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
+	testwait.Until(t, limit, fmt.Sprintf("%q to expire at its TTL", key), func() bool {
 		_, ok, err := s.Get(context.Background(), key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%q still present %v after its TTL should have passed", key, limit)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return !ok
+	})
 }
 
 func TestTTLExpiry(t *testing.T) {

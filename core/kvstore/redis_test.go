@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sluice-mta/sluice/core/filter"
+	"github.com/sluice-mta/sluice/core/internal/testwait"
 	"github.com/sluice-mta/sluice/core/kvstore/redistest"
 )
 
@@ -191,19 +192,14 @@ func TestRedisUnixSocket(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n, err := r.Incr(ctx, "k", 1, time.Minute)
-		if err == nil {
-			if n != 1 {
-				t.Errorf("first count after a restart without persistence: %d, want 1", n)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the store never recovered after Redis came back on its socket: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var n int64
+	testwait.Until(t, 5*time.Second, "the store to recover after Redis came back on its socket", func() bool {
+		var err error
+		n, err = r.Incr(ctx, "k", 1, time.Minute)
+		return err == nil
+	})
+	if n != 1 {
+		t.Errorf("first count after a restart without persistence: %d, want 1", n)
 	}
 	if r.Down() {
 		t.Error("the store still reports Redis down")
@@ -262,21 +258,14 @@ func TestRedisTTL(t *testing.T) {
 			t.Errorf("PTTL %s = %v, %v; want -1 (no expiry)", k, pttl, err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
 	for _, k := range []string{"short", "win"} {
-		for {
+		testwait.Until(t, 5*time.Second, k+" to expire at its TTL", func() bool {
 			_, ok, err := r.Get(ctx, k)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s outlived its TTL", k)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return !ok
+		})
 	}
 	if n, err := r.Incr(ctx, "win", 1, time.Minute); err != nil || n != 1 {
 		t.Errorf("Incr after expiry = %d, %v; want a new window from 1", n, err)
@@ -393,16 +382,10 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted = true
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := r.Incr(ctx, "k", 1, time.Minute); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the store never recovered after Redis came back")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, 5*time.Second, "the store to recover after Redis came back", func() bool {
+		_, err := r.Incr(ctx, "k", 1, time.Minute)
+		return err == nil
+	})
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	if len(obs.ups) != 2 || obs.ups[0] || !obs.ups[1] {
