@@ -352,19 +352,26 @@ func (h *Host) watchdog(ctx context.Context) {
 // park waits while no call is in flight, maintaining the pools every
 // maintainPeriod, until a call starts (run sees wdParked and wakes it), a
 // pool is added, or ctx ends (false). The flag is set before the pools
-// are looked at, and a call stores its start before it reads the flag, so
+// are watched, and a call stores its start before it reads the flag, so
 // either park sees the call or the call sees the flag: none runs
 // unwatched.
 func (h *Host) park(ctx context.Context, maintained *int64) bool {
 	timer := time.NewTimer(maintainPeriod)
 	defer timer.Stop()
 	defer h.wdParked.Store(false)
+	// A wake sent while the watchdog ticked (addPool's at load) is stale:
+	// the pools are watched below, after the flag is set.
+	select {
+	case <-h.wake:
+	default:
+	}
 	var pools []*pool
 	for {
 		h.wdParked.Store(true)
 		pools = h.livePools(pools[:0])
+		now, closeBy := h.nanotime(), h.closeBy.Load()
 		for _, pl := range pools {
-			if pl.running() {
+			if pl.watch(now, closeBy) {
 				return true
 			}
 		}

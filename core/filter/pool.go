@@ -361,19 +361,6 @@ func (pl *pool) watch(now, closeBy int64) (busy bool) {
 	return busy
 }
 
-// running reports whether a call of this pool is in flight.
-func (pl *pool) running() bool {
-	list := pl.all.Load()
-	if list == nil {
-		return false
-	}
-	for _, in := range *list {
-		if in.start.Load() != 0 {
-			return true
-		}
-	}
-	return false
-}
 
 // yieldAfter is how long a call runs before its ticks yield the thread:
 // a call of a well-behaved plugin never does; one that runs longer shares
